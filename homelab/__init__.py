@@ -1,0 +1,3 @@
+"""homelab: keep a home AI inference cluster healthy. The domain core; no Prefect here."""
+
+__all__: list[str] = []

@@ -1,0 +1,69 @@
+"""The exceptions homelab raises, one tree under `HomelabError`.
+
+    HomelabError
+    ├── InventoryError (ValueError)   the cluster file is unreadable or invalid
+    ├── RemoteError                   SSH to a node failed
+    │   ├── HostKeyMismatch           the node's host key is unknown or changed
+    │   └── CommandFailed             a remote command exited non-zero
+    └── DockerOpError                 a Docker engine refused or failed an operation
+
+Third-party errors are translated at one boundary each (`remote.py` for paramiko,
+`docker_ops` for docker-py, `blocks/` for hvac) with `raise ... from exc`.
+A dead endpoint is not an error: probes return it as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "HomelabError",
+    "InventoryError",
+    "Problem",
+    "RemoteError",
+    "HostKeyMismatch",
+    "CommandFailed",
+    "DockerOpError",
+]
+
+
+class HomelabError(Exception):
+    """Root of every error homelab raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a cluster file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class InventoryError(HomelabError, ValueError):
+    """The cluster file could not be read or is invalid; `problems` lists every finding."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RemoteError(HomelabError):
+    """Talking to a node over SSH failed."""
+
+
+class HostKeyMismatch(RemoteError):
+    """The node's SSH host key is not the one on record (or there is none on record)."""
+
+
+class CommandFailed(RemoteError):
+    """A remote command exited with a non-zero status."""
+
+
+class DockerOpError(HomelabError):
+    """A Docker engine did not answer, or refused or failed an operation."""

@@ -1,0 +1,462 @@
+"""The cluster file (`cluster.yaml`): the single description of a homelab cluster.
+
+Nodes sit in tiers and serve endpoints; endpoints serve models under cluster-wide aliases;
+experts map request categories to ordered aliases; secrets are referenced by name, never
+stored here. `load_inventory` validates structure with pydantic, then cross-references,
+and reports every problem as `FILE:LINE: field.path: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import sqlalchemy.engine
+import sqlalchemy.exc
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from homelab.errors import InventoryError, Problem
+from homelab.yaml_source import FieldPath, SourceMap, load_yaml
+
+__all__ = [
+    "Category",
+    "EndpointKind",
+    "ProbeSettings",
+    "ProbeOverride",
+    "ServedModel",
+    "Container",
+    "Endpoint",
+    "SSHSettings",
+    "DockerSettings",
+    "GPU",
+    "Wake",
+    "Node",
+    "VaultRef",
+    "SecretRef",
+    "Gateway",
+    "History",
+    "Defaults",
+    "Inventory",
+    "load_inventory",
+    "parse_inventory",
+]
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63),
+    Field(description="lower-case letters, digits, '-' and '_'; starts with a letter or digit"),
+]
+Alias = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", max_length=128),
+    Field(description="cluster-wide model handle used by experts and the gateway"),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Category(StrEnum):
+    """What a request is for; experts are chosen per category."""
+
+    CODE = "code"
+    REASON = "reason"
+    CHAT = "chat"
+    VISION = "vision"
+    FAST = "fast"
+    EMBED = "embed"
+
+
+class EndpointKind(StrEnum):
+    """The server software behind an endpoint; it decides how the endpoint is probed."""
+
+    OLLAMA = "ollama"
+    LLAMACPP = "llamacpp"
+    LITELLM = "litellm"
+    OPENAI = "openai"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProbeSettings(_Strict):
+    """How an endpoint is probed: timeouts in seconds, the slow threshold in milliseconds."""
+
+    connect_s: PositiveFloat = 2.0
+    total_s: PositiveFloat = 5.0
+    slow_ms: PositiveInt = 2000
+
+    @model_validator(mode="after")
+    def _connect_within_total(self) -> ProbeSettings:
+        if self.connect_s > self.total_s:
+            raise ValueError(f"connect_s ({self.connect_s}) must not exceed total_s ({self.total_s})")
+        return self
+
+
+class ProbeOverride(_Strict):
+    """Per-endpoint changes to the cluster's probe defaults; unset fields inherit."""
+
+    connect_s: PositiveFloat | None = None
+    total_s: PositiveFloat | None = None
+    slow_ms: PositiveInt | None = None
+
+
+class ServedModel(_Strict):
+    """A model as one endpoint serves it."""
+
+    name: str = Field(min_length=1, description="the backend's own name: an Ollama tag or a llama.cpp alias")
+    alias: Alias
+
+
+def _plain_file_name(value: str) -> str:
+    if "/" in value or "\\" in value or value in {".", ".."}:
+        raise ValueError(f"must be a file name inside the volume, not a path: {value!r}")
+    return value
+
+
+class Container(_Strict):
+    """A llama.cpp server container that backs a `llamacpp` endpoint (port from its URL)."""
+
+    image: str = Field(min_length=1)
+    model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)]
+    volume: Name = "models"
+    ctx_size: PositiveInt = 4096
+    gpu_layers: NonNegativeInt | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
+    parallel: PositiveInt = 1
+    start_order: int = Field(0, description="lower starts first; ties keep file order")
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"}:
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"has no host: {value!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"port is not a number in the range 1-65535: {value!r}") from None
+    if port == 0:
+        raise ValueError(f"port is not a number in the range 1-65535: {value!r}")
+    return value.rstrip("/")
+
+
+HttpURL = Annotated[str, AfterValidator(_http_url)]
+
+
+class Endpoint(_Strict):
+    """One server on a node that answers over HTTP."""
+
+    name: Name
+    kind: EndpointKind
+    url: HttpURL
+    probe: ProbeOverride | None = None
+    models: list[ServedModel] = []
+    container: Container | None = None
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class SSHSettings(_Strict):
+    """How to reach a node's shell. Host keys are always verified."""
+
+    user: str = Field(min_length=1)
+    port: Port = 22
+    key_secret: str | None = Field(None, description="name of a secret holding the private key")
+    password_secret: str | None = Field(None, description="name of a secret holding the login/sudo password")
+    known_hosts: str = "~/.ssh/known_hosts"
+    trust_on_first_use: bool = False
+
+
+def _docker_url(value: str) -> str:
+    if not re.match(r"^(unix|tcp|ssh|npipe)://.+", value):
+        raise ValueError(f"must start with unix://, tcp://, ssh:// or npipe://, got {value!r}")
+    return value
+
+
+class DockerSettings(_Strict):
+    """Where the node's Docker engine answers."""
+
+    url: Annotated[str, AfterValidator(_docker_url)] = "unix:///var/run/docker.sock"
+
+
+class GPU(_Strict):
+    """One GPU of a node."""
+
+    name: str = Field(min_length=1)
+    vram_gib: PositiveFloat
+    index: NonNegativeInt | None = Field(None, description="CUDA device index; defaults to the list position")
+
+
+def _mac(value: str) -> str:
+    if not re.fullmatch(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}", value):
+        raise ValueError(f"must be a MAC address like aa:bb:cc:dd:ee:ff, got {value!r}")
+    return value.lower().replace("-", ":")
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"must be an IPv4 address, got {value!r}") from None
+
+
+class Wake(_Strict):
+    """How to wake a node whose SSH is dead: a Wake-on-LAN packet, or a command."""
+
+    mac: Annotated[str, AfterValidator(_mac)] | None = None
+    broadcast: Annotated[str, AfterValidator(_ipv4)] = "255.255.255.255"
+    port: Port = 9
+    command: str | None = Field(None, description="run locally; reads command_secret on stdin")
+    command_secret: str | None = None
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> Wake:
+        if self.mac is None and self.command is None:
+            raise ValueError("needs a mac (Wake-on-LAN) or a command")
+        return self
+
+
+class Node(_Strict):
+    """A machine of the cluster."""
+
+    name: Name
+    tier: Name
+    host: str = Field(min_length=1)
+    os: Literal["linux", "windows"] = "linux"
+    ssh: SSHSettings | None = None
+    docker: DockerSettings | None = None
+    gpus: list[GPU] = []
+    wake: Wake | None = None
+    endpoints: list[Endpoint] = []
+
+
+class VaultRef(_Strict):
+    """A key of a KV v2 secret in Vault (or OpenBao)."""
+
+    path: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    mount: str = "secret"
+
+
+class SecretRef(_Strict):
+    """Where a secret lives: a Vault path and key, or a Prefect Secret block by name."""
+
+    vault: VaultRef | None = None
+    block: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.vault is None) == (self.block is None):
+            raise ValueError("give exactly one of vault or block")
+        return self
+
+
+class Gateway(_Strict):
+    """The LiteLLM proxy in front of the cluster."""
+
+    endpoint: str = Field(description="NODE/ENDPOINT of a litellm endpoint")
+    master_key_secret: str | None = None
+
+
+def _sqlalchemy_url(value: str) -> str:
+    try:
+        sqlalchemy.engine.make_url(value)
+    except sqlalchemy.exc.ArgumentError:
+        raise ValueError(f"is not a database URL such as sqlite:///history.db: {value!r}") from None
+    return value
+
+
+class History(_Strict):
+    """Where sweep results and other history are stored (any SQLAlchemy URL)."""
+
+    url: Annotated[str, AfterValidator(_sqlalchemy_url)] = "sqlite:///homelab-history.db"
+
+
+class Defaults(_Strict):
+    """Cluster-wide defaults that endpoints may override."""
+
+    probe: ProbeSettings = ProbeSettings()
+
+
+class Inventory(_Strict):
+    """The whole cluster."""
+
+    version: Literal[1] = 1
+    name: str = "homelab"
+    defaults: Defaults = Defaults()
+    nodes: Annotated[list[Node], Field(min_length=1)]
+    experts: dict[Category, Annotated[list[Alias], Field(min_length=1)]] = {}
+    gateway: Gateway | None = None
+    secrets: dict[Name, SecretRef] = {}
+    history: History = History()
+
+    def endpoints(self) -> Iterator[tuple[Node, Endpoint]]:
+        """Every endpoint with its node, in file order."""
+        for node in self.nodes:
+            for endpoint in node.endpoints:
+                yield node, endpoint
+
+    def tiers(self) -> list[str]:
+        """Tier names in the order they first appear."""
+        return list(dict.fromkeys(node.tier for node in self.nodes))
+
+    def probe_settings(self, endpoint: Endpoint) -> ProbeSettings:
+        """The cluster defaults with the endpoint's overrides applied."""
+        if endpoint.probe is None:
+            return self.defaults.probe
+        changes = endpoint.probe.model_dump(exclude_none=True)
+        return ProbeSettings.model_validate(self.defaults.probe.model_dump() | changes)
+
+    def serving(self, alias: str) -> tuple[Node, Endpoint, ServedModel] | None:
+        """The node, endpoint and model entry that serve `alias`, if any."""
+        for node, endpoint in self.endpoints():
+            for model in endpoint.models:
+                if model.alias == alias:
+                    return node, endpoint, model
+        return None
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate a cluster file.
+
+    Raises:
+        InventoryError: with every problem found, each naming file, line and field.
+    """
+    data, source = load_yaml(Path(path))
+    return parse_inventory(data, source)
+
+
+def parse_inventory(data: Any, source: SourceMap) -> Inventory:
+    """Validate already-parsed YAML data, locating problems through `source`."""
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise InventoryError([source.problem((), f"expected a mapping with 'nodes' at the top level, got {got}")])
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        raise InventoryError([_problem(error, source) for error in exc.errors()]) from None
+    problems = _cross_check(inventory, source)
+    if problems:
+        raise InventoryError(problems)
+    return inventory
+
+
+def _problem(error: Any, source: SourceMap) -> Problem:
+    """Turn one pydantic error into a located, readable problem."""
+    path: FieldPath = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(path[-1])
+        allowed = _allowed_keys(path[:-1])
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        message = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        message += f"; allowed: {', '.join(allowed)}" if allowed and not hint else ""
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+    return source.problem(path, message)
+
+
+def _allowed_keys(parent: FieldPath) -> list[str]:
+    """The field names of the model found at `parent` in the inventory tree."""
+    model: Any = Inventory
+    for part in parent:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if (found := _model_of(arg)) is not None:
+            return found
+    return None
+
+
+def _cross_check(inv: Inventory, source: SourceMap) -> list[Problem]:
+    """References and uniqueness that a single field cannot check."""
+    problems: list[Problem] = []
+
+    def report(path: FieldPath, message: str) -> None:
+        problems.append(source.problem(path, message))
+
+    def unique(items: list[tuple[str, FieldPath]], what: str) -> None:
+        first: dict[str, FieldPath] = {}
+        for value, path in items:
+            if value in first:
+                report(path, f"duplicate {what} {value!r} (first at line {source.line_of(first[value])})")
+            else:
+                first[value] = path
+
+    def secret(ref: str | None, path: FieldPath) -> None:
+        if ref is not None and ref not in inv.secrets:
+            known = ", ".join(inv.secrets) or "none defined"
+            report(path, f"no secret named {ref!r} in secrets ({known})")
+
+    unique([(n.name, ("nodes", i, "name")) for i, n in enumerate(inv.nodes)], "node name")
+    aliases: list[tuple[str, FieldPath]] = []
+    for i, node in enumerate(inv.nodes):
+        at: FieldPath = ("nodes", i)
+        unique([(e.name, (*at, "endpoints", j, "name")) for j, e in enumerate(node.endpoints)], "endpoint name")
+        unique([(str(e.port), (*at, "endpoints", j, "url")) for j, e in enumerate(node.endpoints)], "port")
+        unique(
+            [(str(g.index if g.index is not None else k), (*at, "gpus", k)) for k, g in enumerate(node.gpus)],
+            "GPU index",
+        )
+        if node.ssh:
+            secret(node.ssh.key_secret, (*at, "ssh", "key_secret"))
+            secret(node.ssh.password_secret, (*at, "ssh", "password_secret"))
+        if node.wake:
+            secret(node.wake.command_secret, (*at, "wake", "command_secret"))
+        for j, endpoint in enumerate(node.endpoints):
+            aliases += [(m.alias, (*at, "endpoints", j, "models", k, "alias")) for k, m in enumerate(endpoint.models)]
+            if endpoint.container and endpoint.kind is not EndpointKind.LLAMACPP:
+                report((*at, "endpoints", j, "container"), f"only llamacpp endpoints run in containers, not {endpoint.kind}")
+    unique(aliases, "model alias")
+    served = {alias for alias, _ in aliases}
+    for category, chain in inv.experts.items():
+        for k, alias in enumerate(chain):
+            if alias not in served:
+                report(("experts", category.value, k), f"no endpoint serves model alias {alias!r}")
+    if inv.gateway:
+        secret(inv.gateway.master_key_secret, ("gateway", "master_key_secret"))
+        if (message := _gateway_problem(inv, inv.gateway.endpoint)) is not None:
+            report(("gateway", "endpoint"), message)
+    return problems
+
+
+def _gateway_problem(inv: Inventory, ref: str) -> str | None:
+    node_name, _, endpoint_name = ref.partition("/")
+    for node, endpoint in inv.endpoints():
+        if (node.name, endpoint.name) == (node_name, endpoint_name):
+            if endpoint.kind is not EndpointKind.LITELLM:
+                return f"{ref!r} is a {endpoint.kind} endpoint, not litellm"
+            return None
+    if node_name not in {node.name for node in inv.nodes}:
+        return f"no node named {node_name!r} (expected NODE/ENDPOINT)"
+    return f"node {node_name!r} has no endpoint named {endpoint_name!r}"

