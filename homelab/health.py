@@ -1,0 +1,167 @@
+"""A health sweep: every endpoint probed at once, then judged per tier and for the whole cluster.
+
+Rules (the README's "Health" section says the same):
+- endpoint: UP (valid answer within its slow threshold), SLOW (valid but late, or loading),
+  DOWN (anything else). An endpoint *serves* when it is UP or merely late.
+- tier: HEALTHY when every endpoint is UP, DOWN when none serves, DEGRADED in between.
+- cluster: CRITICAL when the gateway is down (every client goes through it), when nothing
+  serves, or when a category loses its last serving expert; DEGRADED when anything else is
+  not UP; OPERATIONAL otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.inventory import Endpoint, Inventory, Node
+from homelab.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
+
+__all__ = [
+    "TierState",
+    "Prognosis",
+    "TierHealth",
+    "ClusterHealth",
+    "SweepReport",
+    "SweepLimits",
+    "DEFAULT_SWEEP_LIMITS",
+    "classify_tier",
+    "classify_cluster",
+    "sweep",
+    "open_probe_client",
+]
+
+
+class TierState(StrEnum):
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    DOWN = "DOWN"
+
+
+class Prognosis(StrEnum):
+    OPERATIONAL = "OPERATIONAL"
+    DEGRADED = "DEGRADED"
+    CRITICAL = "CRITICAL"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TierHealth(_Frozen):
+    name: str
+    state: TierState
+    up: int
+    slow: int
+    down: int
+
+
+class ClusterHealth(_Frozen):
+    prognosis: Prognosis
+    reasons: list[str] = Field(default_factory=list, description="why the prognosis is not OPERATIONAL")
+
+
+class SweepReport(_Frozen):
+    """The outcome of one sweep: what `homelab sweep --json` prints and the history stores."""
+
+    started_at: datetime
+    duration_ms: float
+    endpoints: list[ProbeResult]
+    tiers: list[TierHealth]
+    cluster: ClusterHealth
+
+    @property
+    def all_up(self) -> bool:
+        return all(r.state is EndpointState.UP for r in self.endpoints)
+
+
+class SweepLimits(_Frozen):
+    """How hard one sweep may hit the network."""
+
+    max_concurrency: int = Field(512, gt=0, description="endpoints probed at the same time")
+    probe: ProbeLimits = DEFAULT_PROBE_LIMITS
+
+
+DEFAULT_SWEEP_LIMITS = SweepLimits()
+
+
+def classify_tier(name: str, results: list[ProbeResult]) -> TierHealth:
+    """A tier's state from its endpoints' results."""
+    up = sum(r.state is EndpointState.UP for r in results)
+    slow = sum(r.state is EndpointState.SLOW for r in results)
+    down = len(results) - up - slow
+    if up == len(results):
+        state = TierState.HEALTHY
+    elif any(r.serving for r in results):
+        state = TierState.DEGRADED
+    else:
+        state = TierState.DOWN
+    return TierHealth(name=name, state=state, up=up, slow=slow, down=down)
+
+
+def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealth:
+    """One prognosis for the cluster, with the reasons behind it."""
+    by_endpoint = {(r.node, r.endpoint): r for r in results}
+    critical: list[str] = []
+    if inv.gateway is not None:
+        node, _, name = inv.gateway.endpoint.partition("/")
+        gateway = by_endpoint.get((node, name))
+        if gateway is not None and not gateway.serving:
+            critical.append(f"gateway {inv.gateway.endpoint} is {gateway.state}: every client goes through it")
+    if results and not any(r.serving for r in results):
+        critical.append("no endpoint serves")
+    for category, chain in inv.experts.items():
+        serving = [alias for alias in chain if _alias_serving(inv, alias, by_endpoint)]
+        if not serving:
+            critical.append(f"no serving expert for {category} ({', '.join(chain)} all down)")
+    if critical:
+        return ClusterHealth(prognosis=Prognosis.CRITICAL, reasons=critical)
+    degraded = [f"{r.node}/{r.endpoint} is {r.state} ({r.reason})" for r in results if r.state is not EndpointState.UP]
+    if degraded:
+        return ClusterHealth(prognosis=Prognosis.DEGRADED, reasons=degraded)
+    return ClusterHealth(prognosis=Prognosis.OPERATIONAL)
+
+
+def _alias_serving(inv: Inventory, alias: str, by_endpoint: dict[tuple[str, str], ProbeResult]) -> bool:
+    found = inv.serving(alias)
+    if found is None:
+        return False
+    node, endpoint, _ = found
+    result = by_endpoint.get((node.name, endpoint.name))
+    return result is not None and result.serving
+
+
+def open_probe_client(limits: SweepLimits = DEFAULT_SWEEP_LIMITS) -> httpx.AsyncClient:
+    """A client sized for one sweep; redirects are not followed (a health URL that moves is a fault)."""
+    pool = httpx.Limits(max_connections=limits.max_concurrency, max_keepalive_connections=0)
+    return httpx.AsyncClient(limits=pool, follow_redirects=False, trust_env=False)
+
+
+async def sweep(
+    inv: Inventory,
+    client: httpx.AsyncClient,
+    limits: SweepLimits = DEFAULT_SWEEP_LIMITS,
+) -> SweepReport:
+    """Probe every endpoint of the inventory concurrently, each within its own timeout."""
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(limits.max_concurrency)
+
+    async def one(node: Node, endpoint: Endpoint) -> ProbeResult:
+        async with gate:
+            return await probe_endpoint(client, node, endpoint, inv.probe_settings(endpoint), limits.probe)
+
+    results = list(await asyncio.gather(*(one(node, endpoint) for node, endpoint in inv.endpoints())))
+    tiers = [classify_tier(tier, [r for r in results if r.tier == tier]) for tier in inv.tiers()]
+    return SweepReport(
+        started_at=started_at,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        endpoints=results,
+        tiers=tiers,
+        cluster=classify_cluster(inv, results),
+    )
