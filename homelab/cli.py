@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from homelab.errors import InventoryError
@@ -58,6 +59,12 @@ def main(
     """Keep a home AI inference cluster healthy."""
 
 
+def _print_problems(exc: InventoryError) -> None:
+    # Problems quote what the user wrote; escape it so "[x]" is shown, not taken as markup.
+    for problem in exc.problems:
+        err.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+
+
 def _summary(inv: Inventory) -> dict[str, Any]:
     endpoints = list(inv.endpoints())
     return {
@@ -87,8 +94,7 @@ def validate(
             problems = [p.__dict__ for p in exc.problems]
             results.append({"file": str(path), "valid": False, "problems": problems})
             if not as_json:
-                for problem in exc.problems:
-                    err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+                _print_problems(exc)
             continue
         summary = _summary(inv)
         results.append({"file": str(path), "valid": True, "summary": summary})
@@ -97,6 +103,7 @@ def validate(
                 f"[green]✓[/] {path}: {summary['nodes']} nodes in {len(summary['tiers'])} tiers, "
                 f"{summary['endpoints']} endpoints, {summary['models']} models",
                 highlight=False,
+                soft_wrap=True,
             )
     if as_json:
         print(json.dumps(results, indent=2))
@@ -114,8 +121,7 @@ def _load_or_exit(path: Path) -> Inventory:
     try:
         return load_inventory(path)
     except InventoryError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        _print_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None
 
 
@@ -135,13 +141,13 @@ def _render_sweep(report: SweepReport) -> None:
                 r.kind,
                 f"[{_STATE_STYLE[r.state]}]{r.state}[/]",
                 f"{r.latency_ms:.0f} ms",
-                r.detail or r.reason,
+                escape(r.detail or r.reason),
             )
         out.print(table)
     prognosis = report.cluster.prognosis
     out.print(f"cluster: [{_PROGNOSIS_STYLE[prognosis]}]{prognosis}[/]  ({report.duration_ms:.0f} ms)")
     for reason in report.cluster.reasons:
-        out.print(f"  - {reason}", highlight=False)
+        out.print(f"  - {escape(reason)}", highlight=False)
 
 
 @app.command("sweep")

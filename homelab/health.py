@@ -3,10 +3,13 @@
 Rules (the README's "Health" section says the same):
 - endpoint: UP (valid answer within its slow threshold), SLOW (valid but late, or loading),
   DOWN (anything else). An endpoint *serves* when it is UP or merely late.
-- tier: HEALTHY when every endpoint is UP, DOWN when none serves, DEGRADED in between.
-- cluster: CRITICAL when the gateway is down (every client goes through it), when nothing
-  serves, or when a category loses its last serving expert; DEGRADED when anything else is
-  not UP; OPERATIONAL otherwise.
+  A loading llama-server is SLOW but does not serve yet.
+- tier: HEALTHY when every endpoint is UP (a tier without endpoints too), DOWN when none
+  serves, DEGRADED in between.
+- cluster: CRITICAL when the gateway does not serve (every client goes through it), when
+  nothing serves, or when a category has no serving expert left; DEGRADED when anything else
+  is not UP (a lost expert with a fallback, a slow or loading endpoint); OPERATIONAL otherwise.
+  So the prognosis is DEGRADED exactly when some endpoint is not UP and nothing is CRITICAL.
 """
 
 from __future__ import annotations
@@ -38,12 +41,16 @@ __all__ = [
 
 
 class TierState(StrEnum):
+    """A tier's state: all endpoints UP, some serving, or none serving."""
+
     HEALTHY = "HEALTHY"
     DEGRADED = "DEGRADED"
     DOWN = "DOWN"
 
 
 class Prognosis(StrEnum):
+    """The one word for the whole cluster; `homelab sweep` exits 0, 1 or 3 on it."""
+
     OPERATIONAL = "OPERATIONAL"
     DEGRADED = "DEGRADED"
     CRITICAL = "CRITICAL"
@@ -54,6 +61,8 @@ class _Frozen(BaseModel):
 
 
 class TierHealth(_Frozen):
+    """A tier's state and how many of its endpoints are UP, SLOW (late or loading) and DOWN."""
+
     name: str
     state: TierState
     up: int
@@ -62,6 +71,8 @@ class TierHealth(_Frozen):
 
 
 class ClusterHealth(_Frozen):
+    """The prognosis and every reason behind it, most severe first."""
+
     prognosis: Prognosis
     reasons: list[str] = Field(default_factory=list, description="why the prognosis is not OPERATIONAL")
 
@@ -77,6 +88,7 @@ class SweepReport(_Frozen):
 
     @property
     def all_up(self) -> bool:
+        """Every endpoint UP (then the prognosis is OPERATIONAL)."""
         return all(r.state is EndpointState.UP for r in self.endpoints)
 
 
@@ -105,23 +117,28 @@ def classify_tier(name: str, results: list[ProbeResult]) -> TierHealth:
 
 
 def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealth:
-    """One prognosis for the cluster, with the reasons behind it."""
+    """One prognosis for the cluster, with the reasons behind it (critical ones first)."""
     by_endpoint = {(r.node, r.endpoint): r for r in results}
     critical: list[str] = []
+    degraded: list[str] = []
     if inv.gateway is not None:
         node, _, name = inv.gateway.endpoint.partition("/")
         gateway = by_endpoint.get((node, name))
         if gateway is not None and not gateway.serving:
-            critical.append(f"gateway {inv.gateway.endpoint} is {gateway.state}: every client goes through it")
+            critical.append(
+                f"gateway {inv.gateway.endpoint} is {gateway.state} ({gateway.reason}): every client goes through it"
+            )
     if results and not any(r.serving for r in results):
         critical.append("no endpoint serves")
     for category, chain in inv.experts.items():
         serving = [alias for alias in chain if _alias_serving(inv, alias, by_endpoint)]
         if not serving:
-            critical.append(f"no serving expert for {category} ({', '.join(chain)} all down)")
+            critical.append(f"no serving expert for {category}: none of {', '.join(chain)} serves")
+        elif serving[0] != chain[0]:
+            degraded.append(f"{category} falls back to {serving[0]} ({chain[0]} does not serve)")
+    degraded += [f"{r.node}/{r.endpoint} is {r.state} ({r.reason})" for r in results if r.state is not EndpointState.UP]
     if critical:
-        return ClusterHealth(prognosis=Prognosis.CRITICAL, reasons=critical)
-    degraded = [f"{r.node}/{r.endpoint} is {r.state} ({r.reason})" for r in results if r.state is not EndpointState.UP]
+        return ClusterHealth(prognosis=Prognosis.CRITICAL, reasons=critical + degraded)
     if degraded:
         return ClusterHealth(prognosis=Prognosis.DEGRADED, reasons=degraded)
     return ClusterHealth(prognosis=Prognosis.OPERATIONAL)

@@ -3,7 +3,8 @@
 A dead endpoint is data, not an exception: every probe returns a `ProbeResult` saying UP,
 SLOW or DOWN, why, and how long it took. Each probe runs under its endpoint's own total
 timeout (a slowloris that sends one byte a second still ends on time) and reads at most
-`max_body_bytes` (a 100 MB answer costs no more memory than a small one).
+`max_body_bytes` of undecoded bytes (a 100 MB answer, or a gzip bomb, costs no more memory
+than a small one).
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
 
@@ -119,11 +122,53 @@ class _Loading(Exception):
     """Internal: the server answered that it is still loading its model."""
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP answer: its status, its JSON body (parsed only for 200) and where a redirect points."""
+
+    status: int
+    body: Any = None
+    location: str = ""
+
+
 _Found = tuple[list[str], list[LoadedModel]]
+# Ask for the body as sent: the cap then counts the bytes that cost memory, and a small
+# compressed answer cannot inflate past it.
+_HEADERS = {"accept": "application/json", "accept-encoding": "identity"}
+
+
+def _is_reset(exc: httpx.TransportError) -> bool:
+    """A connection the server dropped (RST, or closed before answering): worth one quick retry.
+
+    An RST that lands while the client is still finishing its connect surfaces as a
+    ConnectError caused by ECONNRESET, so the cause chain is checked too.
+    """
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return True
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "disconnected" in str(exc).lower()
+    return isinstance(exc, httpx.ConnectError) and any(
+        isinstance(cause, ConnectionResetError) for cause in _causes(exc)
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it was raised from, including the members of exception groups."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        cause = pending.pop()
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        yield cause
+        pending += [c for c in (cause.__cause__, cause.__context__) if c is not None]
+        if isinstance(cause, BaseExceptionGroup):
+            pending += cause.exceptions
 
 
 class _Fetcher:
-    """GETs JSON with a byte cap, a connection-reset retry and errors mapped to reasons."""
+    """GETs with a byte cap, a connection-reset retry and transport errors mapped to reasons."""
 
     def __init__(self, client: httpx.AsyncClient, base: str, settings: ProbeSettings, limits: ProbeLimits) -> None:
         self.client = client
@@ -131,42 +176,57 @@ class _Fetcher:
         self.timeout = httpx.Timeout(settings.total_s, connect=settings.connect_s)
         self.limits = limits
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        """Status code and parsed JSON body (None when the body is empty)."""
-        for attempt in range(self.limits.reset_retries + 1):
+    async def get(self, path: str) -> _Answer:
+        """The answer to GET `path`; raises `_Down` for anything that is not an HTTP answer."""
+        attempts = self.limits.reset_retries + 1
+        for attempt in range(1, attempts + 1):
             try:
                 return await self._get_once(path)
-            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:
-                if attempt == self.limits.reset_retries:
-                    raise _Down(Reason.RESET, f"connection reset on {path}: {exc or type(exc).__name__}") from exc
             except httpx.TimeoutException as exc:
                 raise _Down(Reason.TIMEOUT, f"{type(exc).__name__} on {path}") from exc
             except httpx.ConnectError as exc:
-                raise _connect_failure(exc) from exc
+                if not _is_reset(exc):
+                    raise _connect_failure(exc) from exc
+                if attempt == attempts:
+                    raise _reset(path, attempts, exc) from exc
+            except httpx.TransportError as exc:
+                if not _is_reset(exc):
+                    raise _Down(Reason.BAD_BODY, f"{path} answered something that is not HTTP: {exc}") from exc
+                if attempt == attempts:
+                    raise _reset(path, attempts, exc) from exc
             except httpx.HTTPError as exc:
-                raise _Down(Reason.ERROR, f"{type(exc).__name__}: {exc}") from exc
+                raise _Down(Reason.ERROR, f"{type(exc).__name__} on {path}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    async def _get_once(self, path: str) -> tuple[int, Any]:
-        async with self.client.stream("GET", self.base + path, timeout=self.timeout) as response:
+    async def _get_once(self, path: str) -> _Answer:
+        cap = self.limits.max_body_bytes
+        request = self.client.stream(
+            "GET", self.base + path, headers=_HEADERS, timeout=self.timeout, follow_redirects=False
+        )
+        async with request as response:
+            if response.status_code != 200:
+                # The body of an error or a redirect is not read: status and Location say enough.
+                return _Answer(response.status_code, location=response.headers.get("location", ""))
+            encoding = response.headers.get("content-encoding", "identity").lower()
+            if encoding != "identity":
+                raise _Down(Reason.BAD_BODY, f"{path} answered {encoding}-encoded despite Accept-Encoding: identity")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
-                raise _Down(Reason.TOO_LARGE, f"{path} announces {int(declared)} bytes (limit {self.limits.max_body_bytes})")
+            if declared.isdigit() and int(declared) > cap:
+                raise _Down(Reason.TOO_LARGE, f"{path} announces {int(declared)} bytes (limit {cap})")
             body = bytearray()
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 body += chunk
-                if len(body) > self.limits.max_body_bytes:
-                    raise _Down(Reason.TOO_LARGE, f"{path} sent more than {self.limits.max_body_bytes} bytes")
-            return response.status_code, _json_body(response, bytes(body), path)
+                if len(body) > cap:
+                    raise _Down(Reason.TOO_LARGE, f"{path} sent more than {cap} bytes")
+            return _Answer(200, _json_body(response.headers.get("content-type", ""), bytes(body), path))
 
 
-def _json_body(response: httpx.Response, body: bytes, path: str) -> Any:
-    if response.is_redirect:
-        return None
-    content_type = response.headers.get("content-type", "")
+def _json_body(content_type: str, body: bytes, path: str) -> Any:
+    """The parsed body; a 200 that is not JSON is a fault (a captive portal, a web UI, a proxy page)."""
     if not body:
         return None
-    if "json" not in content_type:
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
         raise _Down(Reason.BAD_BODY, f"{path} answered {content_type or 'no content type'}, expected JSON")
     try:
         return json.loads(body)
@@ -174,28 +234,31 @@ def _json_body(response: httpx.Response, body: bytes, path: str) -> Any:
         raise _Down(Reason.BAD_BODY, f"{path} answered invalid JSON: {exc}") from exc
 
 
+def _reset(path: str, attempts: int, exc: httpx.TransportError) -> _Down:
+    tries = f"{attempts} attempts" if attempts > 1 else "no retry"
+    return _Down(Reason.RESET, f"connection reset on {path} ({tries}): {exc or type(exc).__name__}")
+
+
 def _connect_failure(exc: httpx.ConnectError) -> _Down:
     """The most specific reason for a failed connection (httpx wraps the OS error)."""
-    cause: BaseException | None = exc
-    while cause is not None:
+    for cause in _causes(exc):
         if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
             return _Down(Reason.REFUSED, "connection refused")
         if isinstance(cause, ssl.SSLError):
-            return _Down(Reason.TLS, f"TLS: {cause.reason or cause}")
-        if isinstance(cause, OSError) and cause.__class__.__name__ == "gaierror":
+            return _Down(Reason.TLS, f"TLS handshake failed: {cause.reason or cause}")
+        if isinstance(cause, socket.gaierror):
             return _Down(Reason.DNS, f"name does not resolve: {cause}")
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc)
-    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-        return _Down(Reason.DNS, f"name does not resolve: {text}")
-    if "refused" in text.lower():
-        return _Down(Reason.REFUSED, "connection refused")
-    return _Down(Reason.ERROR, f"cannot connect: {text or type(exc).__name__}")
+    return _Down(Reason.ERROR, f"cannot connect: {exc or type(exc).__name__}")
 
 
-def _expect_status(status: int, path: str) -> None:
-    if status != 200:
-        raise _Down(Reason.HTTP_STATUS, f"{path} answered HTTP {status}")
+def _require_200(answer: _Answer, path: str) -> Any:
+    """The body of a 200 answer; any other status is a fault, redirects included."""
+    if 300 <= answer.status < 400:
+        target = f" to {answer.location}" if answer.location else ""
+        raise _Down(Reason.HTTP_STATUS, f"{path} redirects{target} (HTTP {answer.status}; health URLs must not move)")
+    if answer.status != 200:
+        raise _Down(Reason.HTTP_STATUS, f"{path} answered HTTP {answer.status}")
+    return answer.body
 
 
 def _model_list(body: Any, key: str, name_key: str, path: str) -> list[str]:
@@ -205,49 +268,56 @@ def _model_list(body: Any, key: str, name_key: str, path: str) -> list[str]:
     return [item[name_key] for item in items]
 
 
+class _Resident(BaseModel):
+    """One entry of Ollama's `/api/ps`: only the fields the probe keeps."""
+
+    name: str
+    size: int = 0
+    size_vram: int = 0
+
+
+class _Ps(BaseModel):
+    models: list[_Resident]
+
+
 async def _ollama(fetch: _Fetcher) -> _Found:
-    status, tags = await fetch.get("/api/tags")
-    _expect_status(status, "/api/tags")
-    models = _model_list(tags, "models", "name", "/api/tags")
-    status, ps = await fetch.get("/api/ps")
-    loaded: list[LoadedModel] = []
-    if status == 200 and isinstance(ps, dict) and isinstance(ps.get("models"), list):
-        loaded = [
-            LoadedModel(name=m["name"], size_bytes=int(m.get("size", 0)), size_vram_bytes=int(m.get("size_vram", 0)))
-            for m in ps["models"]
-            if isinstance(m, dict) and isinstance(m.get("name"), str)
-        ]
+    models = _model_list(_require_200(await fetch.get("/api/tags"), "/api/tags"), "models", "name", "/api/tags")
+    answer = await fetch.get("/api/ps")
+    if answer.status == 404:  # Ollama before 0.1.38 has no /api/ps: it serves, we just cannot see VRAM
+        return models, []
+    try:
+        ps = _Ps.model_validate(_require_200(answer, "/api/ps"))
+    except ValidationError as exc:
+        raise _Down(Reason.BAD_BODY, f"/api/ps has no valid 'models' list: {exc.errors()[0]['msg']}") from exc
+    loaded = [LoadedModel(name=m.name, size_bytes=m.size, size_vram_bytes=m.size_vram) for m in ps.models]
     return models, loaded
 
 
 async def _llamacpp(fetch: _Fetcher) -> _Found:
-    status, body = await fetch.get("/health")
-    if status == 503:
+    answer = await fetch.get("/health")
+    if answer.status == 503:  # llama-server answers 503 until its model is in memory
         raise _Loading()
-    if status == 404:  # servers without /health (llama-cpp-python) are judged by /v1/models
+    if answer.status == 404:  # servers without /health (llama-cpp-python) are judged by /v1/models
         return await _openai(fetch)
-    _expect_status(status, "/health")
+    body = _require_200(answer, "/health")
     if not isinstance(body, dict) or body.get("status") != "ok":
         raise _Down(Reason.BAD_BODY, f'/health answered {str(body)[:80]!r}, expected {{"status": "ok"}}')
-    status, listing = await fetch.get("/v1/models")
-    models = _model_list(listing, "data", "id", "/v1/models") if status == 200 else []
-    return models, []
+    return await _openai(fetch)
 
 
 async def _litellm(fetch: _Fetcher) -> _Found:
     # Never /health: LiteLLM answers it by calling every model, waiting up to 60 s on each
-    # dead one. /health/liveliness only says the proxy process is alive, which is the question.
-    status, body = await fetch.get("/health/liveliness")
-    _expect_status(status, "/health/liveliness")
+    # dead one. /health/liveliness only says the proxy process is alive, which is the question;
+    # the models behind it are probed on their own endpoints.
+    body = _require_200(await fetch.get("/health/liveliness"), "/health/liveliness")
     if not (isinstance(body, str) and "alive" in body.lower()):
         raise _Down(Reason.BAD_BODY, f"/health/liveliness answered {str(body)[:80]!r}, expected \"I'm alive!\"")
     return [], []
 
 
 async def _openai(fetch: _Fetcher) -> _Found:
-    status, listing = await fetch.get("/v1/models")
-    _expect_status(status, "/v1/models")
-    return _model_list(listing, "data", "id", "/v1/models"), []
+    body = _require_200(await fetch.get("/v1/models"), "/v1/models")
+    return _model_list(body, "data", "id", "/v1/models"), []
 
 
 _PROBES: dict[EndpointKind, Callable[[_Fetcher], Awaitable[_Found]]] = {
@@ -256,6 +326,12 @@ _PROBES: dict[EndpointKind, Callable[[_Fetcher], Awaitable[_Found]]] = {
     EndpointKind.LITELLM: _litellm,
     EndpointKind.OPENAI: _openai,
 }
+
+
+def _reserved_invalid(url: str) -> str | None:
+    """The host name if it is under `.invalid`, which never resolves (RFC 6761): no resolver is asked."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    return host if host == "invalid" or host.endswith(".invalid") else None
 
 
 async def probe_endpoint(
@@ -268,11 +344,14 @@ async def probe_endpoint(
     """Probe one endpoint within `settings.total_s`; never raises for a bad endpoint.
 
     Args:
-        client: shared async client; its own timeouts are overridden per request.
+        client: shared async client; its timeouts are overridden per request, redirects never followed.
         node: the node the endpoint belongs to (for the result's node and tier).
         endpoint: what to probe; its kind picks the probe.
         settings: the endpoint's effective timeouts and slow threshold.
         limits: body size cap and reset retries.
+
+    Returns:
+        The state, the reason and a readable detail, the latency, and the models the endpoint lists.
     """
     checked_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -280,9 +359,8 @@ async def probe_endpoint(
     models: list[str] = []
     loaded: list[LoadedModel] = []
     try:
-        if (urlsplit(endpoint.url).hostname or "").rstrip(".").endswith(".invalid"):
-            # RFC 6761: .invalid names never resolve; answer without asking a resolver.
-            raise _Down(Reason.DNS, f"name does not resolve: {urlsplit(endpoint.url).hostname} is under .invalid")
+        if (host := _reserved_invalid(endpoint.url)) is not None:
+            raise _Down(Reason.DNS, f"name does not resolve: {host} is under .invalid (RFC 6761)")
         async with asyncio.timeout(settings.total_s):
             models, loaded = await _PROBES[endpoint.kind](_Fetcher(client, endpoint.url, settings, limits))
     except _Loading:
@@ -293,7 +371,8 @@ async def probe_endpoint(
         state, reason, detail = EndpointState.DOWN, Reason.TIMEOUT, f"no complete answer within {settings.total_s:g} s"
     latency_ms = (time.perf_counter() - started) * 1000
     if state is EndpointState.UP and latency_ms > settings.slow_ms:
-        state, reason, detail = EndpointState.SLOW, Reason.SLOW, f"answered in {latency_ms:.0f} ms (slow over {settings.slow_ms} ms)"
+        state, reason = EndpointState.SLOW, Reason.SLOW
+        detail = f"answered in {latency_ms:.0f} ms (slow over {settings.slow_ms} ms)"
     return ProbeResult(
         node=node.name,
         tier=node.tier,

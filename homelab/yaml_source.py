@@ -60,7 +60,8 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
     except FileNotFoundError:
         raise InventoryError([Problem(name, None, "", "file not found")]) from None
     except UnicodeDecodeError as exc:
-        raise InventoryError([Problem(name, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from exc
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise InventoryError([Problem(name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from exc
     except OSError as exc:
         raise InventoryError([Problem(name, None, "", f"cannot read: {exc.strerror}")]) from exc
     return loads_yaml(text, name)
@@ -76,6 +77,8 @@ def loads_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark and line != exc.context_mark.line + 1:
+            what += f" ({exc.context} at line {exc.context_mark.line + 1})"
         raise InventoryError([Problem(name, line, "", f"YAML syntax error: {what}")]) from exc
     except yaml.YAMLError as exc:
         raise InventoryError([Problem(name, None, "", f"YAML error: {exc}")]) from exc

@@ -6,4 +6,7 @@ pytest_plugins = [
     "tests.fixtures.prefect_server",
     "tests.fixtures.docker_engine",
     "tests.fixtures.llama",
+    "tests.fixtures.fault_servers",
+    "tests.fixtures.ollama",
+    "tests.fixtures.litellm_proxy",
 ]

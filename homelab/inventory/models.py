@@ -1,20 +1,17 @@
-"""The cluster file (`cluster.yaml`): the single description of a homelab cluster.
+"""The cluster file's schema: pydantic models of nodes, endpoints, models, experts, secrets.
 
 Nodes sit in tiers and serve endpoints; endpoints serve models under cluster-wide aliases;
 experts map request categories to ordered aliases; secrets are referenced by name, never
-stored here. `load_inventory` validates structure with pydantic, then cross-references,
-and reports every problem as `FILE:LINE: field.path: what is wrong`.
+stored here. Single fields validate here; `load.py` adds the cross-references.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import sqlalchemy.engine
@@ -24,16 +21,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 
-from homelab.errors import InventoryError, Problem
-from homelab.yaml_source import FieldPath, SourceMap, load_yaml
 
 __all__ = [
     "Category",
@@ -54,21 +47,31 @@ __all__ = [
     "History",
     "Defaults",
     "Inventory",
-    "load_inventory",
-    "parse_inventory",
+    "NAME_PATTERN",
+    "NAME_RULE",
+    "ALIAS_PATTERN",
+    "ALIAS_RULE",
 ]
 
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_RULE = "lower-case letters, digits, '-' and '_'; starts with a letter or digit"
+ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+ALIAS_RULE = "letters, digits, '.', '_', ':' and '-'; starts with a letter or digit"
 Name = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63),
-    Field(description="lower-case letters, digits, '-' and '_'; starts with a letter or digit"),
+    StringConstraints(pattern=NAME_PATTERN, max_length=63),
+    Field(description=NAME_RULE),
 ]
 Alias = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", max_length=128),
+    StringConstraints(pattern=ALIAS_PATTERN, max_length=128),
     Field(description="cluster-wide model handle used by experts and the gateway"),
 ]
-Port = Annotated[int, Field(ge=1, le=65535)]
+# Numbers are strict: lax pydantic would read `vram_gib: true` as 1 and `port: "22"` as 22.
+StrictPositiveFloat = Annotated[StrictFloat, Field(gt=0)]
+StrictPositiveInt = Annotated[StrictInt, Field(gt=0)]
+StrictNonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 
 
 class Category(StrEnum):
@@ -98,9 +101,9 @@ class _Strict(BaseModel):
 class ProbeSettings(_Strict):
     """How an endpoint is probed: timeouts in seconds, the slow threshold in milliseconds."""
 
-    connect_s: PositiveFloat = 2.0
-    total_s: PositiveFloat = 5.0
-    slow_ms: PositiveInt = 2000
+    connect_s: StrictPositiveFloat = 2.0
+    total_s: StrictPositiveFloat = 5.0
+    slow_ms: StrictPositiveInt = 2000
 
     @model_validator(mode="after")
     def _connect_within_total(self) -> ProbeSettings:
@@ -112,9 +115,9 @@ class ProbeSettings(_Strict):
 class ProbeOverride(_Strict):
     """Per-endpoint changes to the cluster's probe defaults; unset fields inherit."""
 
-    connect_s: PositiveFloat | None = None
-    total_s: PositiveFloat | None = None
-    slow_ms: PositiveInt | None = None
+    connect_s: StrictPositiveFloat | None = None
+    total_s: StrictPositiveFloat | None = None
+    slow_ms: StrictPositiveInt | None = None
 
 
 class ServedModel(_Strict):
@@ -136,10 +139,10 @@ class Container(_Strict):
     image: str = Field(min_length=1)
     model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)]
     volume: Name = "models"
-    ctx_size: PositiveInt = 4096
-    gpu_layers: NonNegativeInt | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
-    parallel: PositiveInt = 1
-    start_order: int = Field(0, description="lower starts first; ties keep file order")
+    ctx_size: StrictPositiveInt = 4096
+    gpu_layers: StrictNonNegativeInt | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
+    parallel: StrictPositiveInt = 1
+    start_order: StrictInt = Field(0, description="lower starts first; ties keep file order")
 
 
 def _http_url(value: str) -> str:
@@ -203,8 +206,8 @@ class GPU(_Strict):
     """One GPU of a node."""
 
     name: str = Field(min_length=1)
-    vram_gib: PositiveFloat
-    index: NonNegativeInt | None = Field(None, description="CUDA device index; defaults to the list position")
+    vram_gib: StrictPositiveFloat
+    index: StrictNonNegativeInt | None = Field(None, description="CUDA device index; defaults to the list position")
 
 
 def _mac(value: str) -> str:
@@ -334,129 +337,3 @@ class Inventory(_Strict):
                 if model.alias == alias:
                     return node, endpoint, model
         return None
-
-
-def load_inventory(path: str | Path) -> Inventory:
-    """Read and validate a cluster file.
-
-    Raises:
-        InventoryError: with every problem found, each naming file, line and field.
-    """
-    data, source = load_yaml(Path(path))
-    return parse_inventory(data, source)
-
-
-def parse_inventory(data: Any, source: SourceMap) -> Inventory:
-    """Validate already-parsed YAML data, locating problems through `source`."""
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise InventoryError([source.problem((), f"expected a mapping with 'nodes' at the top level, got {got}")])
-    try:
-        inventory = Inventory.model_validate(data)
-    except ValidationError as exc:
-        raise InventoryError([_problem(error, source) for error in exc.errors()]) from None
-    problems = _cross_check(inventory, source)
-    if problems:
-        raise InventoryError(problems)
-    return inventory
-
-
-def _problem(error: Any, source: SourceMap) -> Problem:
-    """Turn one pydantic error into a located, readable problem."""
-    path: FieldPath = tuple(error["loc"])
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        key = str(path[-1])
-        allowed = _allowed_keys(path[:-1])
-        hint = difflib.get_close_matches(key, allowed, n=1)
-        message = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        message += f"; allowed: {', '.join(allowed)}" if allowed and not hint else ""
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-    return source.problem(path, message)
-
-
-def _allowed_keys(parent: FieldPath) -> list[str]:
-    """The field names of the model found at `parent` in the inventory tree."""
-    model: Any = Inventory
-    for part in parent:
-        if isinstance(part, int) or model is None:
-            continue
-        field = model.model_fields.get(str(part))
-        model = _model_of(field.annotation) if field else None
-    return list(model.model_fields) if model else []
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if (found := _model_of(arg)) is not None:
-            return found
-    return None
-
-
-def _cross_check(inv: Inventory, source: SourceMap) -> list[Problem]:
-    """References and uniqueness that a single field cannot check."""
-    problems: list[Problem] = []
-
-    def report(path: FieldPath, message: str) -> None:
-        problems.append(source.problem(path, message))
-
-    def unique(items: list[tuple[str, FieldPath]], what: str) -> None:
-        first: dict[str, FieldPath] = {}
-        for value, path in items:
-            if value in first:
-                report(path, f"duplicate {what} {value!r} (first at line {source.line_of(first[value])})")
-            else:
-                first[value] = path
-
-    def secret(ref: str | None, path: FieldPath) -> None:
-        if ref is not None and ref not in inv.secrets:
-            known = ", ".join(inv.secrets) or "none defined"
-            report(path, f"no secret named {ref!r} in secrets ({known})")
-
-    unique([(n.name, ("nodes", i, "name")) for i, n in enumerate(inv.nodes)], "node name")
-    aliases: list[tuple[str, FieldPath]] = []
-    for i, node in enumerate(inv.nodes):
-        at: FieldPath = ("nodes", i)
-        unique([(e.name, (*at, "endpoints", j, "name")) for j, e in enumerate(node.endpoints)], "endpoint name")
-        unique([(str(e.port), (*at, "endpoints", j, "url")) for j, e in enumerate(node.endpoints)], "port")
-        unique(
-            [(str(g.index if g.index is not None else k), (*at, "gpus", k)) for k, g in enumerate(node.gpus)],
-            "GPU index",
-        )
-        if node.ssh:
-            secret(node.ssh.key_secret, (*at, "ssh", "key_secret"))
-            secret(node.ssh.password_secret, (*at, "ssh", "password_secret"))
-        if node.wake:
-            secret(node.wake.command_secret, (*at, "wake", "command_secret"))
-        for j, endpoint in enumerate(node.endpoints):
-            aliases += [(m.alias, (*at, "endpoints", j, "models", k, "alias")) for k, m in enumerate(endpoint.models)]
-            if endpoint.container and endpoint.kind is not EndpointKind.LLAMACPP:
-                report((*at, "endpoints", j, "container"), f"only llamacpp endpoints run in containers, not {endpoint.kind}")
-    unique(aliases, "model alias")
-    served = {alias for alias, _ in aliases}
-    for category, chain in inv.experts.items():
-        for k, alias in enumerate(chain):
-            if alias not in served:
-                report(("experts", category.value, k), f"no endpoint serves model alias {alias!r}")
-    if inv.gateway:
-        secret(inv.gateway.master_key_secret, ("gateway", "master_key_secret"))
-        if (message := _gateway_problem(inv, inv.gateway.endpoint)) is not None:
-            report(("gateway", "endpoint"), message)
-    return problems
-
-
-def _gateway_problem(inv: Inventory, ref: str) -> str | None:
-    node_name, _, endpoint_name = ref.partition("/")
-    for node, endpoint in inv.endpoints():
-        if (node.name, endpoint.name) == (node_name, endpoint_name):
-            if endpoint.kind is not EndpointKind.LITELLM:
-                return f"{ref!r} is a {endpoint.kind} endpoint, not litellm"
-            return None
-    if node_name not in {node.name for node in inv.nodes}:
-        return f"no node named {node_name!r} (expected NODE/ENDPOINT)"
-    return f"node {node_name!r} has no endpoint named {endpoint_name!r}"

@@ -1,0 +1,49 @@
+"""The cluster file (`cluster.yaml`): the single description of a homelab cluster.
+
+`models` holds the schema, `load` reads a file and reports every problem with its line.
+"""
+
+from homelab.inventory.load import load_inventory, parse_inventory
+from homelab.inventory.models import (
+    GPU,
+    Category,
+    Container,
+    Defaults,
+    DockerSettings,
+    Endpoint,
+    EndpointKind,
+    Gateway,
+    History,
+    Inventory,
+    Node,
+    ProbeOverride,
+    ProbeSettings,
+    SecretRef,
+    ServedModel,
+    SSHSettings,
+    VaultRef,
+    Wake,
+)
+
+__all__ = [
+    "Category",
+    "EndpointKind",
+    "ProbeSettings",
+    "ProbeOverride",
+    "ServedModel",
+    "Container",
+    "Endpoint",
+    "SSHSettings",
+    "DockerSettings",
+    "GPU",
+    "Wake",
+    "Node",
+    "VaultRef",
+    "SecretRef",
+    "Gateway",
+    "History",
+    "Defaults",
+    "Inventory",
+    "load_inventory",
+    "parse_inventory",
+]

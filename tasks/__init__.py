@@ -1,0 +1,3 @@
+"""Prefect tasks: thin wrappers over `homelab`, with the retries, names and states the UI shows."""
+
+__all__: list[str] = []

@@ -1,0 +1,169 @@
+"""Prefect tasks of the health sweep: probe one node, record the sweep, emit events, publish the artifact.
+
+Each task calls into `homelab` and returns its model; what a task adds is what the Prefect UI
+and automations see: a task run per node that ends Failed when the node is down, the events
+that triggers (node recovery) listen for, and a table artifact of the sweep.
+
+None of these tasks retries: a DOWN endpoint is a finding, not a transient error to retry
+away, and a history write that failed may or may not have committed (a retry could store
+the sweep twice). Nothing is cached or persisted either: every sweep must look afresh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect import task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.states import Completed, Failed, State
+
+from homelab.health import SweepReport, sweep
+from homelab.history import EndpointChange, NodeDown, SweepChanges, compare_with_previous, down_node, open_history
+from homelab.inventory import Inventory
+from homelab.probe import ProbeResult
+
+__all__ = [
+    "ARTIFACT_KEY",
+    "probe_node",
+    "record_sweep_history",
+    "emit_sweep_events",
+    "publish_sweep_artifact",
+]
+
+ARTIFACT_KEY = "health-sweep"
+
+# Columns of the artifact table, in order.
+_ARTIFACT_COLUMNS = ("node", "tier", "endpoint", "kind", "state", "reason", "latency_ms", "detail")
+
+# The task options every health task shares (see the module docstring for why).
+_FRESH: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
+
+
+class _NodeResults(list[ProbeResult]):
+    """A node's results, with a short repr: Prefect logs a Failed state's data with `repr`."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} probe results>"
+
+
+@task(name="probe-node", task_run_name="probe-{node}", **_FRESH)
+async def probe_node(inv: Inventory, node: str, client: httpx.AsyncClient) -> State[list[ProbeResult]]:
+    """Probe every endpoint of one node; the run ends Failed, with the reason, when none answers.
+
+    Args:
+        inv: the cluster (for probe defaults); only `node` is probed.
+        node: the node's name (also the task run's name in the UI).
+        client: the sweep's shared client (one connection pool for all nodes).
+
+    Returns:
+        Completed with the node's results, or Failed with the same results as data and a
+        message naming each endpoint's failure, so the flow still records them.
+    """
+    one_node = inv.model_copy(update={"nodes": [n for n in inv.nodes if n.name == node]})
+    results = _NodeResults((await sweep(one_node, client)).endpoints)
+    down = down_node(results)
+    if down is not None:
+        return Failed(message=down.summary, data=results)
+    return Completed(message=f"{sum(r.serving for r in results)} of {len(results)} endpoints serve", data=results)
+
+
+@task(name="record-sweep-history", **_FRESH)
+def record_sweep_history(url: str, base_dir: str, report: SweepReport) -> SweepChanges:
+    """Store the sweep (one transaction) and compare it with the sweep before it.
+
+    Args:
+        url: the inventory's `history.url`.
+        base_dir: directory a relative SQLite path is taken from (the cluster file's).
+        report: the sweep to store.
+    """
+    with open_history(url, relative_to=Path(base_dir)) as history:
+        previous = history.latest_states()
+        sweep_id = history.record_sweep(report)
+    return compare_with_previous(sweep_id, previous, report)
+
+
+def _endpoint_event(change: EndpointChange, sweep_id: int) -> None:
+    result = change.result
+    emit_event(
+        event="homelab.endpoint.down" if change.went_down else "homelab.endpoint.recovered",
+        resource={
+            "prefect.resource.id": f"homelab.endpoint.{result.node}.{result.endpoint}",
+            "prefect.resource.name": f"{result.node}/{result.endpoint}",
+            "homelab.node": result.node,
+            "homelab.tier": result.tier,
+            "homelab.endpoint": result.endpoint,
+        },
+        payload={
+            "sweep_id": sweep_id,
+            "state": result.state.value,
+            "previous": change.previous.value if change.previous else None,
+            "reason": result.reason.value,
+            "detail": result.detail,
+            "url": result.url,
+            "latency_ms": result.latency_ms,
+        },
+    )
+
+
+def _node_down_event(down: NodeDown, sweep_id: int) -> None:
+    emit_event(
+        event="homelab.node.down",
+        resource={
+            "prefect.resource.id": f"homelab.node.{down.node}",
+            "prefect.resource.name": down.node,
+            "homelab.node": down.node,
+            "homelab.tier": down.tier,
+        },
+        payload={
+            "sweep_id": sweep_id,
+            "new": down.new,
+            "summary": down.summary,
+            "endpoints": [{"endpoint": r.endpoint, "reason": r.reason.value, "detail": r.detail} for r in down.results],
+        },
+    )
+
+
+@task(name="emit-sweep-events", **_FRESH)
+def emit_sweep_events(changes: SweepChanges) -> int:
+    """Emit `homelab.endpoint.down` / `.recovered` per change and `homelab.node.down` per down node.
+
+    `homelab.node.down` is emitted on every sweep while the node stays down (payload `new`
+    says whether it is the first), so a recovery trigger can retry; its resource carries
+    the node's name in `homelab.node` for the deployment's parameters.
+
+    Returns:
+        how many events were emitted.
+    """
+    for change in changes.endpoints:
+        _endpoint_event(change, changes.sweep_id)
+    for down in changes.nodes_down:
+        _node_down_event(down, changes.sweep_id)
+    return len(changes.endpoints) + len(changes.nodes_down)
+
+
+def _artifact_description(report: SweepReport, sweep_id: int) -> str:
+    tiers = ", ".join(f"{t.name} {t.state} ({t.up} up, {t.slow} slow, {t.down} down)" for t in report.tiers)
+    lines = [
+        f"**{report.cluster.prognosis}**: sweep {sweep_id}, {len(report.endpoints)} endpoints "
+        f"in {report.duration_ms:.0f} ms",
+        "",
+        f"Tiers: {tiers}",
+        "",
+        *(f"- {reason}" for reason in report.cluster.reasons),
+    ]
+    return "\n".join(lines).rstrip()
+
+
+@task(name="publish-sweep-artifact", **_FRESH)
+async def publish_sweep_artifact(report: SweepReport, sweep_id: int) -> UUID:
+    """A table artifact (key `health-sweep`): one row per endpoint, the prognosis above it."""
+    rows = [r.model_dump(mode="json", include=set(_ARTIFACT_COLUMNS)) for r in report.endpoints]
+    table = [{column: row[column] for column in _ARTIFACT_COLUMNS} for row in rows]
+    return await acreate_table_artifact(
+        table=table, key=ARTIFACT_KEY, description=_artifact_description(report, sweep_id)
+    )

@@ -1,0 +1,62 @@
+"""The cluster-file case corpus under tests/cases/inventory/ and the expectations in its headers.
+
+A bad case opens with a comment block saying what `load_inventory` must report:
+
+    # expect-line: 14                       (absent: the problem has no line)
+    # expect-path: nodes[1].endpoints[0].url (empty: the whole file)
+    # expect-message: port is not a number  (repeatable; each must appear)
+    # expect-count: 2                       (optional; the default is 1)
+
+Other comment lines describe the case and are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ROOT", "BAD", "GOOD", "EXAMPLES", "Expected", "read_expected"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "tests" / "cases" / "inventory"
+BAD = sorted((CASES / "bad").glob("*.yaml"))
+GOOD = sorted((CASES / "good").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The one problem a bad case must produce, and how many problems it produces in all."""
+
+    line: int | None
+    path: str
+    messages: tuple[str, ...]
+    count: int = 1
+
+
+def read_expected(case: Path) -> Expected:
+    """Parse the `# expect-KEY: value` lines of `case`'s leading comment block.
+
+    The block is read as bytes and decoded line by line, so that a case whose body is
+    not UTF-8 (on purpose) still has a readable header.
+
+    Raises:
+        ValueError: the header has no expect-path or no expect-message.
+    """
+    found: dict[str, list[str]] = {}
+    for raw in case.read_bytes().splitlines():
+        if not raw.startswith(b"#"):
+            break
+        key, colon, value = raw.decode("utf-8").removeprefix("#").strip().partition(":")
+        if colon and key.startswith("expect-"):
+            found.setdefault(key.removeprefix("expect-"), []).append(value.strip())
+    if "path" not in found or "message" not in found:
+        raise ValueError(f"{case}: the header needs expect-path and at least one expect-message")
+    line = found.get("line")
+    count = found.get("count")
+    return Expected(
+        line=int(line[0]) if line else None,
+        path=found["path"][0],
+        messages=tuple(found["message"]),
+        count=int(count[0]) if count else 1,
+    )
