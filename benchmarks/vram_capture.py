@@ -94,7 +94,7 @@ def capture(server: Path, model: Path, run: Run, log: Path, timeout_s: float) ->
         str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
         "-c", str(run.ctx), "-np", str(run.parallel), "-ctk", run.cache_type, "-ctv", run.cache_type,
         "-fa", "on" if run.flash_attn else "off", "-ngl", str(run.ngl), "--fit", "off",
-        "--no-warmup", "-t", "4",
+        "--no-warmup", "-t", "4", "--offline", "--no-webui", "-lv", "4",
     ]  # fmt: skip
     with log.open("w") as out:
         out.write("# " + " ".join(cmd[1:]) + "\n")
@@ -126,13 +126,19 @@ def main() -> None:
     parser.add_argument("--cases", type=Path, default=CASES)
     parser.add_argument("--gpu", action="store_true", help="also offload 0, half and all layers")
     parser.add_argument("--quick", action="store_true", help="only the two smallest contexts")
+    parser.add_argument("--models", nargs="*", help="only these model ids")
+    parser.add_argument("--prepare-only", action="store_true", help="write the models, run nothing")
     parser.add_argument("--timeout-s", type=float, default=60.0, help="per server start")
     args = parser.parse_args()
 
     cases = json.loads(args.cases.read_text())
+    if args.models:
+        cases["models"] = [m for m in cases["models"] if m["id"] in args.models]
     (args.out / "models").mkdir(parents=True, exist_ok=True)
     (args.out / "logs").mkdir(exist_ok=True)
     models = write_models(cases, args.out / "models")
+    if args.prepare_only:
+        return
     runs = runs_for(cases, args.gpu, args.quick)
     results = []
     started = time.monotonic()
@@ -141,7 +147,8 @@ def main() -> None:
         ok = capture(args.server, models[run.model], run, log, args.timeout_s)
         results.append({**asdict(run), "id": run.id, "loaded": ok, "log": f"logs/{log.name}"})
         print(f"[{i}/{len(runs)}] {run.id}: {'ok' if ok else 'FAILED'} ({time.monotonic() - started:.0f} s)", flush=True)
-    (args.out / "runs.json").write_text(json.dumps({"cases": cases, "runs": results}, indent=1))
+        # Written after every run, so a capture cut short by its time limit keeps what it has.
+        (args.out / "runs.json").write_text(json.dumps({"cases": cases, "runs": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,54 +1,37 @@
-"""The `health-sweep` flow: probe every node at once, record the sweep, tell the UI and triggers.
+"""The `health-sweep` flow: probe every endpoint at once, judge each node, record, tell the UI and triggers.
 
-Failure semantics: a node whose endpoints are all DOWN ends its own `probe-<node>` task run
-Failed with the reason, and a `homelab.node.down` event goes out; the flow still probes the
-other nodes, records every result and finishes Completed. The flow run stands for "the sweep
-was taken and stored", not for "the cluster is fine": the cluster's state is in the task
-runs, the artifact, the events and the history, and an automation on flow-run failure then
-means one thing only, that the monitoring itself is broken (invalid cluster file, history
-database unreachable), which does end the flow Failed.
+Failure semantics: a node whose endpoints are all DOWN ends its own `node-<name>` task run
+Failed with the reason, and a `homelab.node.down` event goes out; the flow still records every
+result and finishes Completed. The flow run stands for "the sweep was taken and stored", not
+for "the cluster is fine": the cluster's state is in the node task runs, the artifact, the
+events and the history. An automation on flow-run failure then means one thing only, that the
+monitoring itself is broken (invalid cluster file, history database unreachable), which does
+end the flow Failed.
+
+Order: the probes run first, all together in one task (the core sweep), and the per-node task
+runs come after, so Prefect's bookkeeping never competes with probes whose timeouts are running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
+from prefect.utilities.annotations import quote
 
-from homelab.health import SweepReport, classify_cluster, classify_tier, open_probe_client
-from homelab.inventory import Inventory, load_inventory
+from homelab.health import SweepReport
+from homelab.inventory import load_inventory
 from homelab.probe import ProbeResult
-from tasks.health import emit_sweep_events, probe_node, publish_sweep_artifact, record_sweep_history
+from tasks.health import (
+    emit_sweep_events,
+    probe_cluster,
+    publish_sweep_artifact,
+    record_sweep_history,
+    report_node_health,
+)
 
 __all__ = ["health_sweep"]
-
-
-async def _probe_all(inv: Inventory) -> SweepReport:
-    """One probe task per node, all at once over one client, judged as one sweep."""
-    started_at = datetime.now(UTC)
-    started = time.perf_counter()
-    async with open_probe_client() as client:
-        states = await asyncio.gather(
-            *(probe_node(inv, node.name, client, return_state=True) for node in inv.nodes)
-        )
-    # A down node's Failed state carries its results as data; only a crashed task raises here.
-    results: list[ProbeResult] = []
-    for state in states:
-        data = await state.result(raise_on_failure=False)
-        if isinstance(data, BaseException):
-            raise data
-        results.extend(data)
-    tiers = [classify_tier(tier, [r for r in results if r.tier == tier]) for tier in inv.tiers()]
-    return SweepReport(
-        started_at=started_at,
-        duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        endpoints=results,
-        tiers=tiers,
-        cluster=classify_cluster(inv, results),
-    )
 
 
 @flow(
@@ -59,17 +42,28 @@ async def _probe_all(inv: Inventory) -> SweepReport:
 async def health_sweep(inventory: str = "cluster.yaml") -> SweepReport:
     """Sweep the cluster described by the cluster file at `inventory`.
 
+    Big arguments are wrapped in `quote`: otherwise Prefect walks every field of every task
+    argument looking for upstream futures, which for a 500-endpoint inventory cost more CPU
+    than the probes themselves.
+
     Args:
         inventory: path of the cluster file, read at run time so a changed file needs no
             redeploy; a relative SQLite `history.url` is taken relative to its directory.
 
     Returns:
-        The sweep's report (also stored in the history, with the id in the artifact).
+        The sweep's report (also stored in the history; the artifact names its id).
     """
     path = Path(inventory)
     inv = load_inventory(path)
-    report = await _probe_all(inv)
-    changes = record_sweep_history(inv.history.url, str(path.resolve().parent), report)
-    emit_sweep_events(changes)
-    await publish_sweep_artifact(report, changes.sweep_id)
+    report = await probe_cluster(quote(inv))
+    by_node: dict[str, list[ProbeResult]] = {node.name: [] for node in inv.nodes}
+    for result in report.endpoints:
+        by_node[result.node].append(result)
+    # return_state: a Failed node is a finding to show, not an exception to stop the flow.
+    await asyncio.gather(
+        *(report_node_health(node, quote(results), return_state=True) for node, results in by_node.items())
+    )
+    changes = record_sweep_history(inv.history.url, str(path.resolve().parent), quote(report))
+    emit_sweep_events(quote(changes))
+    await publish_sweep_artifact(quote(report), changes.sweep_id)
     return report

@@ -34,6 +34,7 @@ __all__ = [
     "SweepLimits",
     "DEFAULT_SWEEP_LIMITS",
     "classify_tier",
+    "classify_tiers",
     "classify_cluster",
     "sweep",
     "open_probe_client",
@@ -116,6 +117,11 @@ def classify_tier(name: str, results: list[ProbeResult]) -> TierHealth:
     return TierHealth(name=name, state=state, up=up, slow=slow, down=down)
 
 
+def classify_tiers(inv: Inventory, results: list[ProbeResult]) -> list[TierHealth]:
+    """Every tier of the inventory, in file order, judged from its endpoints' results."""
+    return [classify_tier(tier, [r for r in results if r.tier == tier]) for tier in inv.tiers()]
+
+
 def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealth:
     """One prognosis for the cluster, with the reasons behind it (critical ones first)."""
     by_endpoint = {(r.node, r.endpoint): r for r in results}
@@ -174,11 +180,10 @@ async def sweep(
             return await probe_endpoint(client, node, endpoint, inv.probe_settings(endpoint), limits.probe)
 
     results = list(await asyncio.gather(*(one(node, endpoint) for node, endpoint in inv.endpoints())))
-    tiers = [classify_tier(tier, [r for r in results if r.tier == tier]) for tier in inv.tiers()]
     return SweepReport(
         started_at=started_at,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         endpoints=results,
-        tiers=tiers,
+        tiers=classify_tiers(inv, results),
         cluster=classify_cluster(inv, results),
     )

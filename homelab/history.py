@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -231,7 +231,7 @@ class HistoryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def __enter__(self) -> HistoryStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

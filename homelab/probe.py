@@ -137,7 +137,7 @@ _Found = tuple[list[str], list[LoadedModel]]
 _HEADERS = {"accept": "application/json", "accept-encoding": "identity"}
 
 
-def _is_reset(exc: httpx.TransportError) -> bool:
+def _is_reset(exc: httpx.HTTPError) -> bool:
     """A connection the server dropped (RST, or closed before answering): worth one quick retry.
 
     An RST that lands while the client is still finishing its connect surfaces as a
@@ -182,20 +182,9 @@ class _Fetcher:
         for attempt in range(1, attempts + 1):
             try:
                 return await self._get_once(path)
-            except httpx.TimeoutException as exc:
-                raise _Down(Reason.TIMEOUT, f"{type(exc).__name__} on {path}") from exc
-            except httpx.ConnectError as exc:
-                if not _is_reset(exc):
-                    raise _connect_failure(exc) from exc
-                if attempt == attempts:
-                    raise _reset(path, attempts, exc) from exc
-            except httpx.TransportError as exc:
-                if not _is_reset(exc):
-                    raise _Down(Reason.BAD_BODY, f"{path} answered something that is not HTTP: {exc}") from exc
-                if attempt == attempts:
-                    raise _reset(path, attempts, exc) from exc
             except httpx.HTTPError as exc:
-                raise _Down(Reason.ERROR, f"{type(exc).__name__} on {path}: {exc}") from exc
+                if attempt == attempts or not _is_reset(exc):
+                    raise _failure(exc, path, attempt) from exc
         raise AssertionError("unreachable")
 
     async def _get_once(self, path: str) -> _Answer:
@@ -234,9 +223,26 @@ def _json_body(content_type: str, body: bytes, path: str) -> Any:
         raise _Down(Reason.BAD_BODY, f"{path} answered invalid JSON: {exc}") from exc
 
 
-def _reset(path: str, attempts: int, exc: httpx.TransportError) -> _Down:
-    tries = f"{attempts} attempts" if attempts > 1 else "no retry"
-    return _Down(Reason.RESET, f"connection reset on {path} ({tries}): {exc or type(exc).__name__}")
+def _failure(exc: httpx.HTTPError, path: str, attempts: int) -> _Down:
+    """The one place httpx errors become reasons, the most specific first."""
+    if isinstance(exc, httpx.TimeoutException):
+        return _Down(Reason.TIMEOUT, f"{type(exc).__name__} on {path}")
+    if _is_reset(exc):
+        tries = f"{attempts} attempts" if attempts > 1 else "no retry"
+        return _Down(Reason.RESET, f"connection reset on {path} ({tries}): {_why(exc)}")
+    if isinstance(exc, httpx.ConnectError):
+        return _connect_failure(exc)
+    if isinstance(exc, httpx.TransportError):
+        return _Down(Reason.BAD_BODY, f"{path} answered something that is not HTTP: {exc}")
+    return _Down(Reason.ERROR, f"{type(exc).__name__} on {path}: {exc}")
+
+
+def _why(exc: BaseException) -> str:
+    """The operating system's words for a transport error, when httpx's message is empty."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _connect_failure(exc: httpx.ConnectError) -> _Down:
@@ -248,7 +254,7 @@ def _connect_failure(exc: httpx.ConnectError) -> _Down:
             return _Down(Reason.TLS, f"TLS handshake failed: {cause.reason or cause}")
         if isinstance(cause, socket.gaierror):
             return _Down(Reason.DNS, f"name does not resolve: {cause}")
-    return _Down(Reason.ERROR, f"cannot connect: {exc or type(exc).__name__}")
+    return _Down(Reason.ERROR, f"cannot connect: {_why(exc)}")
 
 
 def _require_200(answer: _Answer, path: str) -> Any:

@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType
+from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType, quants
 
 __all__ = ["Arch", "CHATML_TEMPLATE", "write_tiny_llama", "tiny_vocab"]
 
-Arch = Literal["llama", "qwen2"]
+Arch = Literal["llama", "qwen2", "gemma2"]
+
+# Weight types the writer can produce, with the file type llama.cpp reports for each.
+_FILE_TYPES = {
+    GGMLQuantizationType.F32: LlamaFileType.ALL_F32,
+    GGMLQuantizationType.F16: LlamaFileType.MOSTLY_F16,
+    GGMLQuantizationType.Q8_0: LlamaFileType.MOSTLY_Q8_0,
+    GGMLQuantizationType.Q4_0: LlamaFileType.MOSTLY_Q4_0,
+}
 
 # ChatML, the simplest widely understood template; llama-server renders it with its jinja engine.
 CHATML_TEMPLATE = (
@@ -55,7 +63,8 @@ def tiny_vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
 
     Layout as in Llama 2: `<unk>`, `<s>`, `</s>` at 0-2, then the ChatML markers, then the 256
     byte tokens `<0x00>`..`<0xFF>` (the byte fallback that lets any UTF-8 text tokenize, and
-    where llama.cpp looks up the newline token), then word pieces, padded with letter pairs.
+    where llama.cpp looks up the newline token), then word pieces, padded with letter pairs and,
+    for large vocabularies, numbered pieces.
 
     Raises:
         ValueError: `n_vocab` is too small to hold the specials, the bytes and one letter each.
@@ -67,8 +76,10 @@ def tiny_vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     pieces += [a + b for a in letters for b in letters]
     pieces = list(dict.fromkeys(p for p in pieces if p not in tokens))
     minimum = len(tokens) + 2 * len(letters) + 1
-    if not minimum <= n_vocab <= len(tokens) + len(pieces):
-        raise ValueError(f"n_vocab must be in [{minimum}, {len(tokens) + len(pieces)}], got {n_vocab}")
+    if n_vocab < minimum:
+        raise ValueError(f"n_vocab must be at least {minimum}, got {n_vocab}")
+    # Real vocabularies are 32k-256k entries; numbered pieces give the output layer its real size.
+    pieces += [f"{_SPACE}w{i}" for i in range(max(0, n_vocab - len(tokens) - len(pieces)))]
     pieces = pieces[: n_vocab - len(tokens)]
     tokens += pieces
     types += [int(TokenType.NORMAL)] * len(pieces)
@@ -91,6 +102,7 @@ def write_tiny_llama(
     dtype: GGMLQuantizationType = GGMLQuantizationType.F32,
     seed: int = 0,
     name: str = "homelab-tiny",
+    sliding_window: int = 4096,
 ) -> Path:
     """Write a random-weight GGUF that llama.cpp can load; same arguments, same bytes.
 
@@ -103,10 +115,13 @@ def write_tiny_llama(
         n_ff: Feed-forward width.
         n_vocab: Vocabulary size (see `tiny_vocab` for the allowed range).
         context_length: Training context recorded in the metadata; the server may use less.
-        arch: "llama", or "qwen2", which adds q/k/v biases: two architectures for the VRAM planner.
-        dtype: Type of the 2-D weights, F32 or F16. Norms and biases stay F32, as converters do.
+        arch: "llama"; "qwen2", which adds q/k/v biases; or "gemma2", with sliding-window
+            attention on every other layer, post-norms and a tied output layer.
+        dtype: Type of the 2-D weights: F32, F16, Q8_0 or Q4_0 (quantized rows need widths that
+            divide by 32). Norms and biases stay F32, as converters do.
         seed: Seed of the weights.
         name: `general.name` in the metadata.
+        sliding_window: gemma2's attention window in tokens.
 
     Returns:
         The path written.
@@ -114,10 +129,10 @@ def write_tiny_llama(
     Raises:
         ValueError: An unsupported dtype or architecture, or inconsistent head counts.
     """
-    if dtype not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
-        raise ValueError(f"dtype must be F32 or F16, got {dtype!r}")
-    if arch not in ("llama", "qwen2"):
-        raise ValueError(f"arch must be 'llama' or 'qwen2', got {arch!r}")
+    if dtype not in _FILE_TYPES:
+        raise ValueError(f"dtype must be one of {', '.join(t.name for t in _FILE_TYPES)}, got {dtype!r}")
+    if arch not in ("llama", "qwen2", "gemma2"):
+        raise ValueError(f"arch must be 'llama', 'qwen2' or 'gemma2', got {arch!r}")
     if n_embd % n_head or n_head % n_head_kv:
         raise ValueError(f"n_embd ({n_embd}) must divide by n_head ({n_head}), n_head by n_head_kv ({n_head_kv})")
     tokens, scores, types = tiny_vocab(n_vocab)
@@ -125,10 +140,17 @@ def write_tiny_llama(
     writer = GGUFWriter(out, arch)
     try:
         _add_metadata(writer, name, n_layer, n_embd, n_head, n_head_kv, n_ff, context_length, dtype)
+        if arch == "gemma2":
+            writer.add_sliding_window(sliding_window)
+            writer.add_attn_logit_softcapping(50.0)
+            writer.add_final_logit_softcapping(30.0)
         _add_tokenizer(writer, tokens, scores, types)
         n_embd_kv = n_embd // n_head * n_head_kv
         for tensor_name, array in _tensors(arch, n_layer, n_embd, n_embd_kv, n_ff, n_vocab, dtype, seed):
-            writer.add_tensor(tensor_name, array)
+            if array.ndim == 2 and dtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0):
+                writer.add_tensor(tensor_name, quants.quantize(array, dtype), raw_dtype=dtype)
+            else:
+                writer.add_tensor(tensor_name, array)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -149,7 +171,7 @@ def _add_metadata(
     dtype: GGMLQuantizationType,
 ) -> None:
     writer.add_name(name)
-    writer.add_file_type(LlamaFileType.ALL_F32 if dtype == GGMLQuantizationType.F32 else LlamaFileType.MOSTLY_F16)
+    writer.add_file_type(_FILE_TYPES[dtype])
     writer.add_block_count(n_layer)
     writer.add_context_length(context_length)
     writer.add_embedding_length(n_embd)
@@ -185,7 +207,8 @@ def _tensors(
 ) -> list[tuple[str, np.ndarray]]:
     """The tensors in llama.cpp's names and gguf-py's (reversed) shapes, in file order."""
     rng = np.random.default_rng(seed)
-    weight_dtype = np.float32 if dtype == GGMLQuantizationType.F32 else np.float16
+    # Quantized types are written from F32 by gguf's own quantizer.
+    weight_dtype = np.float16 if dtype == GGMLQuantizationType.F16 else np.float32
 
     def weight(*shape: int) -> np.ndarray:
         # Small weights keep activations finite through the random network.
@@ -212,12 +235,18 @@ def _tensors(
                 (f"{blk}.attn_k.bias", bias(n_embd_kv)),
                 (f"{blk}.attn_v.bias", bias(n_embd_kv)),
             ]
+        out += [(f"{blk}.attn_output.weight", weight(n_embd, n_embd))]
+        if arch == "gemma2":
+            out += [(f"{blk}.post_attention_norm.weight", ones())]
         out += [
-            (f"{blk}.attn_output.weight", weight(n_embd, n_embd)),
             (f"{blk}.ffn_norm.weight", ones()),
             (f"{blk}.ffn_gate.weight", weight(n_ff, n_embd)),
             (f"{blk}.ffn_up.weight", weight(n_ff, n_embd)),
             (f"{blk}.ffn_down.weight", weight(n_embd, n_ff)),
         ]
-    out += [("output_norm.weight", ones()), ("output.weight", weight(n_vocab, n_embd))]
+        if arch == "gemma2":
+            out += [(f"{blk}.post_ffw_norm.weight", ones())]
+    out += [("output_norm.weight", ones())]
+    if arch != "gemma2":  # gemma2 ties its output layer to token_embd
+        out += [("output.weight", weight(n_vocab, n_embd))]
     return out

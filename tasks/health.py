@@ -1,4 +1,4 @@
-"""Prefect tasks of the health sweep: probe one node, record the sweep, emit events, publish the artifact.
+"""Prefect tasks of the health sweep: probe, judge each node, record, emit events, publish the artifact.
 
 Each task calls into `homelab` and returns its model; what a task adds is what the Prefect UI
 and automations see: a task run per node that ends Failed when the node is down, the events
@@ -15,21 +15,28 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Completed, Failed, State
 
-from homelab.health import SweepReport, sweep
-from homelab.history import EndpointChange, NodeDown, SweepChanges, compare_with_previous, down_node, open_history
+from homelab.health import SweepReport, open_probe_client, sweep
+from homelab.history import (
+    EndpointChange,
+    NodeDown,
+    SweepChanges,
+    compare_with_previous,
+    down_node,
+    open_history,
+)
 from homelab.inventory import Inventory
 from homelab.probe import ProbeResult
 
 __all__ = [
     "ARTIFACT_KEY",
-    "probe_node",
+    "probe_cluster",
+    "report_node_health",
     "record_sweep_history",
     "emit_sweep_events",
     "publish_sweep_artifact",
@@ -51,21 +58,32 @@ class _NodeResults(list[ProbeResult]):
         return f"<{len(self)} probe results>"
 
 
-@task(name="probe-node", task_run_name="probe-{node}", **_FRESH)
-async def probe_node(inv: Inventory, node: str, client: httpx.AsyncClient) -> State[list[ProbeResult]]:
-    """Probe every endpoint of one node; the run ends Failed, with the reason, when none answers.
+@task(name="probe-cluster", **_FRESH)
+async def probe_cluster(inv: Inventory) -> SweepReport:
+    """Probe every endpoint at once: the core sweep, exactly as `homelab sweep` runs it.
+
+    One task for all nodes, not one per node: with a task per node, Prefect's own work for
+    50 task runs (in this event loop, and in the server on the other core) ran while the
+    probes' clocks were running, and on a busy two-core machine healthy endpoints timed out
+    (benchmarks/sweep_bench.py). The per-node verdicts come after, from `report_node_health`.
+    """
+    async with open_probe_client() as client:
+        return await sweep(inv, client)
+
+
+@task(name="report-node-health", task_run_name="node-{node}", **_FRESH)
+async def report_node_health(node: str, results: list[ProbeResult]) -> State[list[ProbeResult]]:
+    """One node's verdict in the UI: Failed, with every endpoint's reason, when none answered.
 
     Args:
-        inv: the cluster (for probe defaults); only `node` is probed.
-        node: the node's name (also the task run's name in the UI).
-        client: the sweep's shared client (one connection pool for all nodes).
+        node: the node's name (also the task run's name).
+        results: the node's results from the sweep.
 
     Returns:
-        Completed with the node's results, or Failed with the same results as data and a
-        message naming each endpoint's failure, so the flow still records them.
+        Completed with the results and how many serve, or Failed with the results as data
+        and a message naming each endpoint's failure.
     """
-    one_node = inv.model_copy(update={"nodes": [n for n in inv.nodes if n.name == node]})
-    results = _NodeResults((await sweep(one_node, client)).endpoints)
+    results = _NodeResults(results)
     down = down_node(results)
     if down is not None:
         return Failed(message=down.summary, data=results)
@@ -149,8 +167,10 @@ def emit_sweep_events(changes: SweepChanges) -> int:
 def _artifact_description(report: SweepReport, sweep_id: int) -> str:
     tiers = ", ".join(f"{t.name} {t.state} ({t.up} up, {t.slow} slow, {t.down} down)" for t in report.tiers)
     lines = [
-        f"**{report.cluster.prognosis}**: sweep {sweep_id}, {len(report.endpoints)} endpoints "
-        f"in {report.duration_ms:.0f} ms",
+        (
+            f"**{report.cluster.prognosis}**: sweep {sweep_id}, {len(report.endpoints)} endpoints "
+            f"in {report.duration_ms:.0f} ms"
+        ),
         "",
         f"Tiers: {tiers}",
         "",

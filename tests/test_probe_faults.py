@@ -26,6 +26,7 @@ from tests.fixtures.fault_servers import (
     blackhole,
     canned,
     endless_body,
+    hang_up,
     http_response,
     json_route,
     reset,
@@ -143,6 +144,7 @@ FAULTS = {
         Reason.BAD_BODY, "status",
     ),
     "connection-reset": Fault(EndpointKind.OLLAMA, reset, EndpointState.DOWN, Reason.RESET, "2 attempts"),
+    "hang-up-after-accept": Fault(EndpointKind.LITELLM, hang_up, EndpointState.DOWN, Reason.RESET, "2 attempts"),
     "not-http": Fault(EndpointKind.OPENAI, _not_http, EndpointState.DOWN, Reason.BAD_BODY, "not HTTP"),
     "tls-to-plain-http": Fault(
         EndpointKind.OPENAI, canned({"/v1/models": OPENAI_MODELS}), EndpointState.DOWN, Reason.TLS, "TLS", "https"
@@ -180,6 +182,14 @@ async def test_name_under_invalid_is_dns_without_a_resolver() -> None:
     assert "ollama.invalid" in result.detail
     assert result.latency_ms < 100  # answered locally: no resolver, no timeout
     _assert_on_time(result, wall_s)
+
+
+async def test_full_accept_queue_ends_at_the_connect_timeout(full_backlog: str) -> None:
+    settings = ProbeSettings(connect_s=0.5, total_s=5.0, slow_ms=1000)
+    result, wall_s = await _probe(EndpointKind.OLLAMA, full_backlog, settings)
+    assert (result.state, result.reason) == (EndpointState.DOWN, Reason.TIMEOUT)
+    assert "ConnectTimeout" in result.detail
+    assert wall_s < settings.connect_s + MARGIN_S  # the connect budget, not the whole total_s
 
 
 async def test_slowloris_ends_at_the_total_timeout_not_the_read_timeout(fault_server: StartServer) -> None:

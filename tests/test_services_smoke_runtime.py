@@ -102,7 +102,7 @@ def test_llama_server_image_serves_a_model_from_a_named_volume(
         container: Container | None = None
         try:
             _copy_into_volume(client, busybox_image, volume.name, tiny_gguf)
-            container = client.containers.run(
+            container = running = client.containers.run(
                 llama_server_image,
                 ["-m", f"/models/{tiny_gguf.name}", "--alias", "tiny-docker", "-c", "512", "-t", "1"],
                 volumes={volume.name: {"bind": "/models", "mode": "ro"}},
@@ -110,7 +110,7 @@ def test_llama_server_image_serves_a_model_from_a_named_volume(
                 detach=True,
             )
             url = f"http://{LOOPBACK}:{port}"
-            wait_until(lambda: _serving(container, url), HEALTH_TIMEOUT_S, "llama-server in docker")
+            wait_until(lambda: _serving(running, url), HEALTH_TIMEOUT_S, "llama-server in docker")
             models = httpx.get(f"{url}/v1/models", timeout=5.0).json()
         finally:
             if container is not None:
