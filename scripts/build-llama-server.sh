@@ -14,6 +14,15 @@ if [[ -x "$BIN" ]]; then
     exit 0
 fi
 
+# One build at a time (tests, the demo and a person may all ask at once); the others wait here.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/llama-build.lock"
+flock 9
+if [[ -x "$BIN" ]]; then
+    echo "$BIN"
+    exit 0
+fi
+
 SRC="$CACHE/src"
 BUILD="$CACHE/build-$VERSION"
 mkdir -p "$SRC"

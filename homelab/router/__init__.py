@@ -1,0 +1,3 @@
+"""Expert routing: classify a request, then pick the best healthy expert for its category."""
+
+__all__: list[str] = []

@@ -1,0 +1,94 @@
+"""What the classifier sees of a conversation: n-gram keys of the texts, plus hand-made cues.
+
+The keys are plain strings; the model maps the ones it knows to weights. Training
+(`training/router/train.py`) and inference call the same `feature_groups`, so the two cannot
+drift. Each group is scaled on its own (`Group.normalised`): n-gram groups by one over the
+square root of their size, so a long paste does not drown the cues; cues count 1 each.
+
+Why these groups:
+- character 3- and 4-grams of the last user message (digits folded to 0) carry meaning across
+  languages and spellings (`funct`, `beweis`, `cuánt`, `写一个`) and survive typos;
+- word unigrams and bigrams carry the asks (`write a`, `step by`, `in celsius`);
+- earlier turns and the system prompt add words in their own namespaces, so the model learns
+  how much they count; earlier turns count a second time, in another namespace, when the last
+  message is a short follow-up ("and in Swedish?") that cannot decide on its own;
+- cues are language-agnostic shapes: code fences, stack traces, operators, formulas, length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from homelab.router.cues import cue_keys, length_units
+from homelab.router.request import Conversation
+
+__all__ = ["Group", "CHAR_SPAN", "SHORT_FOLLOWUP_UNITS", "normalise", "feature_groups"]
+
+# Characters of the (already budgeted) last message that char n-grams read: head and tail.
+CHAR_SPAN = (700, 200)
+# A last message this short (in words) leans on the earlier turns to be understood.
+SHORT_FOLLOWUP_UNITS = 9
+_SEP = "\x00"  # namespaces word keys; never in normalised text, and no char n-gram holds it
+_FOLD = str.maketrans("123456789" + _SEP, "000000000 ")
+_WORD = re.compile(r"[^\W\d_]+|\d+|[^\w\s]")
+_MAX_WORDS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One bag of feature keys, scaled together."""
+
+    keys: list[str]
+    normalised: bool = True
+
+
+def normalise(text: str) -> str:
+    """Lower case, digits folded to 0, whitespace collapsed: `Port 8080?` -> `port 0000?`."""
+    return " ".join(text.lower().translate(_FOLD).split())
+
+
+def _char_grams(text: str) -> list[str]:
+    head, tail = CHAR_SPAN
+    if len(text) > head + tail:
+        text = text[:head] + " " + text[-tail:]
+    padded = f" {text} "
+    n = len(padded)
+    grams = [padded[i : i + 3] for i in range(n - 2)]
+    grams += [padded[i : i + 4] for i in range(n - 3)]
+    return grams
+
+
+def _words(text: str, prefix: str) -> list[str]:
+    return [prefix + w for w in _WORD.findall(text)[:_MAX_WORDS]]
+
+
+def _bigrams(words: list[str]) -> list[str]:
+    return [f"b{_SEP}{a}{_SEP}{b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def feature_groups(conv: Conversation) -> list[Group]:
+    """The feature groups of a chat conversation (vision and embedding are decided by rule).
+
+    Args:
+        conv: the request as `read_request` reduced it (texts already within their budget).
+
+    Returns:
+        Groups of string keys; unknown keys are simply ignored by the model.
+    """
+    last = normalise(conv.last_user)
+    words = _WORD.findall(last)[:_MAX_WORDS]
+    groups = [
+        Group(_char_grams(last)),
+        Group([f"w{_SEP}{w}" for w in words]),
+        Group(_bigrams(words)),
+        Group(cue_keys(conv), normalised=False),
+    ]
+    if conv.context:
+        context = normalise(" ".join(conv.context))
+        groups.append(Group(_words(context, f"c{_SEP}")))
+        if length_units(conv.last_user) <= SHORT_FOLLOWUP_UNITS:
+            groups.append(Group(_words(context, f"f{_SEP}")))
+    if conv.system:
+        groups.append(Group(_words(normalise(conv.system), f"s{_SEP}")))
+    return groups

@@ -1,0 +1,132 @@
+"""Compute buffers: the scratch memory of llama.cpp's worst-case graph (a full micro-batch).
+
+llama.cpp sizes them by allocating the graph of `n_ubatch` tokens against a full cache once, with
+ggml-alloc reusing memory as tensors die; the buffer is the high-water mark. This module models
+that mark as the largest of three phases of one layer, plus what lives through the whole graph:
+
+  whole graph  the KQ masks ([cells, n_ubatch], f32, or f16 with flash attention), and without
+               flash attention the index rows that scatter transposed V into the cache
+  attention    without flash attention the KQ matrix, cells x n_ubatch x n_head f32, which
+               dominates long contexts; five [n_embd, n_ubatch] f32 activations around it
+  feed-forward gate, up and their product ([n_ff, n_ubatch] each) plus four activations
+  output       the logits of the reserved outputs (one row per sequence in llama-server)
+
+What a CUDA build adds, learnt from ggml-cuda and checked against its logs:
+  * a flash-attention node with a quantized cache allocates F16 copies of K and V of the layer
+    (ggml_cuda_flash_attn_ext_get_alloc_size) inside the compute buffer;
+  * layers left on the CPU still compute on the GPU: a micro-batch of 512 tokens is offloaded op by
+    op (ggml_backend_sched op_offload), so their attention pulls the layer's K and V cache into the
+    GPU buffer (and the holes those copies leave make the feed-forward phase a little larger);
+  * the host side (CUDA_Host) keeps the graph inputs: masks, indices, the token embeddings rows.
+
+The phase sums are fitted to the captured logs in unit of whole tensors, not to bytes; they hold
+for the llama-style layers measured (llama, qwen2, gemma2). Allocator fragmentation is not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homelab.vram.kvcache import LayerCache
+from homelab.vram.settings import Context, RunSettings
+from homelab.vram.shape import ModelShape
+
+__all__ = ["ComputeSplit", "compute_buffers"]
+
+_F32 = 4
+_F16 = 2
+_I64 = 8
+_FLOAT_CACHE = ("f32", "f16", "bf16")
+_ATTN_ACTS = 5  # [n_embd, n_ubatch] f32 activations alive next to KQ
+_FFN_ACTS = 4  # ... next to the feed-forward intermediates
+_HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
+_FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
+
+
+
+
+
+
+@dataclass(frozen=True)
+class ComputeSplit:
+    """Compute buffer bytes on the GPU and in host memory (CUDA_Host, or CPU on a CPU-only build)."""
+
+    gpu_bytes: int
+    host_bytes: int
+
+
+@dataclass(frozen=True)
+class _Terms:
+    masks: int
+    v_idxs: int
+    small: int
+    kq: int
+    act: int  # one [n_embd, n_ubatch] f32 activation
+    ffn: int
+    logits: int
+
+
+def _ffn_width(shape: ModelShape) -> tuple[int, int]:
+    """(width of one intermediate, number of intermediates alive at once) of the feed-forward block."""
+    gated = any(t.name.endswith(("ffn_gate.weight", "ffn_gate_exps.weight")) for t in shape.tensors)
+    width = shape.n_ff
+    if shape.n_expert and shape.n_ff_expert:
+        width = max(width, shape.n_ff_expert * max(shape.n_expert_used, 1))
+    return width, 3 if gated else 2
+
+
+def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
+    t = ctx.n_ubatch
+    kinds = sorted(set(shape.swa_layers))  # which caches exist: dense (False), sliding (True)
+    mask_el = _F16 if settings.flash_attn else _F32
+    masks = sum(ctx.cells(swa) * t * mask_el for swa in kinds)
+    v_width = max(shape.n_embd_v_gqa(il) for il in range(shape.n_layer))
+    idx_rows = t if settings.flash_attn else t * v_width
+    v_idxs = 0 if settings.flash_attn else len(kinds) * idx_rows * _I64
+    small = 2 * t * _F32 + len(kinds) * t * _I64 * (2 if settings.flash_attn else 1) + ctx.n_outputs * _F32
+    kq = 0 if settings.flash_attn else max(ctx.cells(swa) for swa in kinds) * t * shape.n_head * _F32
+    act = shape.n_embd * t * _F32
+    width, n_inter = _ffn_width(shape)
+    return _Terms(
+        masks=masks,
+        v_idxs=v_idxs,
+        small=small,
+        kq=kq,
+        act=act,
+        ffn=n_inter * width * t * _F32 + _FFN_ACTS * act,
+        logits=shape.n_vocab * ctx.n_outputs * _F32,
+    )
+
+
+def _fa_f16_copies(shape: ModelShape, settings: RunSettings, ctx: Context, kv: list[LayerCache]) -> int:
+    """F16 copies of a quantized K/V that ggml-cuda's flash attention allocates with its output."""
+    if not settings.flash_attn:
+        return 0
+    need_k = settings.cache_type_k not in _FLOAT_CACHE
+    need_v = settings.cache_type_v not in _FLOAT_CACHE
+    return max(
+        layer.cells * ctx.n_stream * _F16 * (shape.n_embd_k_gqa(il) * need_k + shape.n_embd_v_gqa(il) * need_v)
+        for il, layer in enumerate(kv)
+    )
+
+
+def compute_buffers(
+    shape: ModelShape, settings: RunSettings, ctx: Context, kv: list[LayerCache], on_gpu: list[bool]
+) -> ComputeSplit:
+    """Compute buffer bytes on each side for this model, settings and layer placement."""
+    terms = _terms(shape, settings, ctx)
+    if settings.backend == "cpu":
+        # One buffer for everything: the GPU graph's peak plus the token embedding rows.
+        peak = max(terms.kq + _ATTN_ACTS * terms.act, terms.ffn, terms.logits)
+        return ComputeSplit(0, terms.masks + terms.v_idxs + terms.small + peak + terms.act)
+    output_on_gpu = on_gpu[shape.n_layer]
+    cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu) if not gpu]
+    kv_copy = max(cpu_kv, default=0)
+    attn = terms.kq + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy + _ATTN_ACTS * terms.act
+    # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
+    ffn = terms.ffn + min(kv_copy, _FFN_HOLE_ACTS * terms.act)
+    peak = max(attn, ffn, terms.logits if output_on_gpu else 0)
+    v_idxs_gpu = terms.v_idxs if any(on_gpu[: shape.n_layer]) else 0
+    gpu = terms.masks + v_idxs_gpu + peak
+    host = terms.masks + terms.v_idxs + terms.small + _HOST_ACTS * terms.act + (0 if output_on_gpu else terms.logits)
+    return ComputeSplit(gpu, host)

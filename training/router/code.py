@@ -1,0 +1,159 @@
+"""`code` prompts: write, fix, explain, review, refactor or translate code; shell, SQL, regex, config.
+
+Many carry no code at all ("bash one-liner to count lines", "regex for IPv4"), and many are
+in other languages ("¿Cómo hago un bucle for en Python...?"), so the model must learn the asks,
+not just the look of pasted code.
+"""
+
+from __future__ import annotations
+
+import random
+
+from training.router.common import Gen, pick
+from training.router.snippets import LANGUAGES, config, one_liner, snippet, traceback
+
+__all__ = ["GENERATORS", "TASKS"]
+
+TASKS = [
+    "returns the n-th prime number", "checks whether two strings are anagrams of each other",
+    "parses a CSV file and returns the average of the third column", "merges two sorted lists", "reverses a linked list",
+    "renames all photos in a folder by their EXIF date", "counts word frequencies in a text file",
+    "finds duplicate files by hash", "retries an HTTP request with exponential backoff", "flattens a nested dict",
+    "validates an email address", "converts Roman numerals to integers", "implements an LRU cache",
+    "watches a directory and uploads new files to S3", "reads a YAML config and validates required keys",
+    "pings every host in a subnet and prints the ones that answer", "deduplicates a list while keeping order",
+    "computes the SHA-256 of a large file in chunks", "sends me a Telegram message when disk usage is above 90%",
+    "parses nginx access logs and prints the top 10 IPs", "implements binary search", "does a topological sort",
+    "rate-limits calls to a function", "groups a list of dicts by a key", "scrapes the titles from a web page",
+    "converts a JSON file to CSV", "generates a random password with at least one digit and one symbol",
+    "backs up a PostgreSQL database and keeps the last 7 dumps", "resizes images in parallel",
+    "reads sensor data from MQTT and writes it to InfluxDB", "chunks a list into batches of n",
+    "computes the Levenshtein distance between two strings", "checks SSL certificate expiry dates for a list of domains",
+]
+_WRITE = ["Write a {lang} function that {task}.", "{lang} script that {task}", "Can you write me a {lang} program that {task}?",
+          "write a function in {lang} that {task}, with type hints", "Implement something in {lang} that {task}.",
+          "I need a small {lang} tool that {task}. Add error handling.", "how would I write code that {task} in {lang}?",
+          "Give me {lang} code that {task}", "Write a class in {lang} that {task}, plus a usage example."]
+_FIX = ["Why does this crash?\n\n{code}", "This doesn't work, can you fix it?\n\n```\n{code}\n```",
+        "I'm getting this error:\n\n{trace}\n\nhow do I fix it?", "{trace}\n\nwhy??", "fix this pls\n\n{code}",
+        "this {lang} works locally but fails in the container, no idea why:\n\n{code}",
+        "getting this when I run it:\n{trace}\n\ncode:\n{code}", "what's the bug here?\n```\n{code}\n```",
+        "{trace}\n\nany idea what causes this?", "The following {lang} gives the wrong result for an empty list:\n\n{code}"]
+_EXPLAIN = ["I inherited this {lang} and don't understand it, what is it doing?\n\n{code}", "what is `{one}` supposed to do?",
+            "explain this command: {one}", "Can you walk me through what this code does?\n\n```\n{code}\n```",
+            "What does `{one}` mean?", "ELI5 this snippet:\n{code}"]
+_REVIEW = ["Please review this before I merge it. Edge cases? Style?\n\n{code}",
+           "Could an attacker abuse this endpoint? What would you change?\n\n{code}",
+           "Code review please, I'm a beginner:\n\n```\n{code}\n```", "Is there a race condition here?\n\n{code}",
+           "Any obvious security holes in this script?\n\n{code}"]
+_REFACTOR = ["Convert these callbacks to promises:\n\n{code}", "make this faster:\n\n{code}",
+             "this loop is way too slow on big inputs, vectorize it?\n\n{code}", "Clean this up and add type hints:\n\n{code}",
+             "Rewrite this to be more idiomatic:\n```\n{code}\n```", "Add unit tests for this function:\n\n{code}",
+             "Add docstrings and error handling to this:\n\n{code}", "split this into smaller functions:\n{code}"]
+_TRANSLATE = ["Rewrite this in {lang2}, keeping the same behaviour:\n\n{code}", "port this to {lang2} please\n\n```\n{code}\n```",
+              "How would this look in {lang2}?\n\n{code}", "convert this {lang} code to {lang2}:\n{code}"]
+_SHELL = ["one-liner to find the 5 largest directories under /home", "how do I find which process is using port {port}?",
+          "command to list the 10 biggest files in /var", "how do I remove a secret I accidentally pushed to git history?",
+          "git: undo the last commit but keep the changes", "how to rsync a folder to my NAS over ssh, excluding node_modules",
+          "jq filter to get the ids of all items whose status is failed", "how do I tail logs of a docker container",
+          "powershell command to list services that are stopped", "curl command to POST json with a bearer token",
+          "how do I give group www-data write access to /var/www recursively", "ffmpeg command to convert mkv to mp4 without re-encoding",
+          "how to squash my last 3 commits", "sed command to replace foo with bar in all .txt files", "zfs command to snapshot pool tank recursively",
+          "how do I mount an NFS share at boot on ubuntu", "grep for lines containing ERROR but not DEBUG, with 2 lines of context",
+          "crontab line to run backup.sh every day at 3am", "how to check which kernel modules are loaded for my nvidia gpu",
+          "ssh: how do I set up key-based login and disable passwords?", "tmux: how do I split a pane vertically?"]
+_REGEX = ["regex for US phone numbers with optional area code", "regex to match times like 23:59", "regex for a UK postcode",
+          "regex that matches a hex color like #fff or #a1b2c3", "regex to extract the domain from a URL",
+          "Write a regex that matches words with a double letter", "regex to validate a semantic version like 1.2.3-beta",
+          "regular expression for lines that start with a timestamp [12:34:56]", "regex for MAC addresses"]
+_CONFIG = ["Write a docker-compose.yml for {app} with {need}.", "systemd service that runs my node app as user web and logs to journald",
+           "nginx reverse proxy config for {app} on port {port} with websockets", "helm values for {app} with an ingress and TLS",
+           "Kubernetes CronJob that runs a backup container every night at 2", "ansible role that hardens sshd on debian",
+           "Home Assistant script in YAML that dims the living room lights to 30% after 22:00",
+           "Caddyfile for {app} with automatic https", "CMake file for a library and a test executable",
+           "GitHub Actions workflow that runs pytest on every push", "Dockerfile for a {lang} app, multi-stage, small image",
+           "Prometheus alert rule for when a node is down for 5 minutes", "terraform config for a proxmox LXC container running {app}",
+           "wireguard config for a road warrior client and my home server", "logrotate config for /var/log/{app}/*.log, keep 14 days compressed",
+           "My config isn't working, what's wrong?\n\n{cfg}", "{cfg}\n\nthis container keeps restarting, any idea why?",
+           "how do I add a healthcheck to this compose file?\n\n{cfg}", "can you convert this to a podman quadlet?\n\n{cfg}",
+           "fail2ban jail for {app} login failures", "HAProxy config that balances two backends on port {port}"]
+_SQL = ["Postgres query: monthly active users per month for the last year from a logins(user_id, ts) table.",
+        "SQL to find duplicate emails in a users table", "how do I write a query that gets the latest row per user?",
+        "mysql query to delete rows older than 90 days in batches", "why is this query slow?\n\n{code}",
+        "SQLite: how do I add a column with a default value to an existing table?"]
+_CONCEPT = ["In TypeScript, what's the difference between an interface and a type alias?",
+            "what's the difference between a process and a thread in Python, and when should I use asyncio?",
+            "How do Rust lifetimes work in function signatures? Show an example.", "When should I use a list vs a tuple in Python?",
+            "how do I handle errors properly in Go?", "What's the difference between let, const and var in JavaScript?",
+            "How do I read a file line by line in {lang}?", "How do I make an HTTP request in {lang}?",
+            "how to parse command line arguments in {lang}", "what is a closure in JavaScript, with an example?",
+            "how do I mock a database call in pytest?", "How does Python's GIL affect multithreaded code?",
+            "how do I center a div with flexbox", "What's the idiomatic way to iterate over a map in Go?"]
+_FOREIGN = ["¿Cómo ordeno una lista de tuplas por el segundo elemento en {lang}?",
+            "Qu'est-ce que fait cette commande ? `{one}`", "Écris une fonction {lang} qui {task_fr}.",
+            "Schreib ein Python-Skript, das alle PDF-Dateien in einem Ordner zu einer Datei zusammenfügt.",
+            "用{lang}写一个函数，统计一个文本文件里每个单词出现的次数。", "Wie kann ich in {lang} eine Datei Zeile für Zeile lesen?",
+            "Escribe una función en {lang} que {task_es}.", "Mein Skript wirft diesen Fehler, was ist falsch?\n\n{trace}",
+            "J'ai cette erreur, comment la corriger ?\n\n{trace}", "¿Por qué este código no funciona?\n\n{code}",
+            "用SQL查询每个用户最近一次登录的记录", "Scrivi uno script Python che rinomina tutti i file di una cartella.",
+            "Como faço um loop em {lang} para ler um arquivo CSV?", "Corrige ce script bash :\n\n{code}",
+            "帮我写一个docker-compose.yml，运行{app}并映射端口{port}", "Kannst du diesen {lang}-Code refaktorieren?\n\n{code}",
+            "Comment écrire une regex qui valide une adresse e-mail ?", "¿Qué hace este comando? {one}",
+            "这段代码为什么报错？\n\n{trace}", "Erkläre mir diese SQL-Abfrage:\n\n{code}",
+            "Comment je fais un cron qui lance mon script toutes les heures ?", "Necesito un Dockerfile para una app de {lang}.",
+            "Wie richte ich einen nginx Reverse Proxy für {app} ein?", "怎么用git撤销上一次提交但保留修改？"]
+_TASKS_FR = ["vérifie si un nombre est premier", "lit un fichier CSV et calcule la moyenne", "trie une liste de dictionnaires par date"]
+_TASKS_ES = ["calcule el factorial de un número", "lea un archivo JSON y lo imprima", "elimine los duplicados de una lista"]
+_APPS = ["jellyfin", "nextcloud", "grafana", "vaultwarden", "immich", "paperless-ngx", "pihole", "gitea", "redis", "postgres"]
+_NEEDS = ["hardware transcoding and media at /mnt/media read-only", "a postgres sidecar and a named volume",
+          "a healthcheck and restart policy", "GPU access", "traefik labels and an internal network"]
+
+
+def _slots(rng: random.Random) -> dict[str, str]:
+    lang, code = snippet(rng)
+    return {
+        "lang": lang if rng.random() < 0.7 else pick(rng, LANGUAGES), "lang2": pick(rng, LANGUAGES), "code": code,
+        "trace": traceback(rng), "one": one_liner(rng), "cfg": config(rng), "task": pick(rng, TASKS),
+        "task_fr": pick(rng, _TASKS_FR), "task_es": pick(rng, _TASKS_ES), "app": pick(rng, _APPS),
+        "need": pick(rng, _NEEDS), "port": str(rng.choice([22, 80, 443, 3000, 5432, 8080, 9090])), "n": pick(rng, ["product", "country", "customer"]),
+    }
+
+
+def _from(table: list[str]) -> Gen:
+    def gen(rng: random.Random) -> str:
+        return pick(rng, table).format(**_slots(rng))
+
+    return gen
+
+
+def followup_code(rng: random.Random) -> str:
+    """An ask that names what to change in code the conversation does not show."""
+    return pick(rng, [
+        "now have it read the list of hosts from a file instead", "add a --verbose flag and log to a file",
+        "it breaks on filenames with spaces, can you fix that", "now make it async and add retries",
+        "can you add unit tests for that function", "it throws a KeyError when the field is missing, handle that",
+        "also group the result by month and sort by the total", "port it to TypeScript",
+        "make the script idempotent so I can run it twice", "add a healthcheck and a memory limit to the service",
+        "can the regex also accept lowercase letters?", "wrap that in a function that takes the path as an argument",
+    ])
+
+
+GENERATORS: list[tuple[float, Gen]] = [
+    (3.0, _from(_WRITE)), (2.5, _from(_FIX)), (1.5, _from(_EXPLAIN)), (1.2, _from(_REVIEW)), (1.5, _from(_REFACTOR)),
+    (1.0, _from(_TRANSLATE)), (2.0, _from(_SHELL)), (1.0, _from(_REGEX)), (2.5, _from(_CONFIG)), (1.0, _from(_SQL)),
+    (1.5, _from(_CONCEPT)), (2.0, _from(_FOREIGN)), (0.6, followup_code),
+]
+
+
+_ENV = [" I'm on Ubuntu {v}.04 with Python 3.{m}.", " The box has {g} GB of RAM and {c} cores.", " Port {p} is already taken.",
+        " It runs on a Raspberry Pi {c} with {g}GB.", " We use Postgres {m} and Node {n}.", " Target is Debian {m}, kernel 6.{c}.",
+        " It has to handle about {k}k requests a day.", " The files are around {g}00 MB each.", " Keep it under {k}0 lines.",
+        " My UPS is an APC {k}00VA model.", " The volume should be {g}Gi.", " Run it at {c}:{m}0 every night.",
+        " Dates look like 20{m}-0{c}-1{c}.", " I only need the rows from 20{m}.", " Timeout should be {k} seconds."]
+
+
+def environment(rng: random.Random) -> str:
+    """A detail about versions, sizes or times, as people add to code asks (digits are not math)."""
+    return pick(rng, _ENV).format(v=rng.choice([18, 20, 22, 24]), m=rng.randint(1, 24), g=rng.choice([2, 4, 8, 16, 32, 64]),
+                                  c=rng.randint(1, 9), p=rng.choice([80, 443, 3000, 8080, 8443, 9000]), n=rng.choice([16, 18, 20, 22]),
+                                  k=rng.randint(2, 90))
