@@ -10,17 +10,35 @@ import asyncio
 import json
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from homelab.errors import InventoryError
+from homelab.gateway.config import check_config, render_config
+from homelab.gateway.importer import DEFAULT_LLAMACPP_PORTS, import_litellm, load_litellm_config, render_inventory
 from homelab.health import Prognosis, SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, load_inventory
 from homelab.probe import EndpointState
+from homelab.vram import (
+    DEFAULT_GPU_OVERHEAD_BYTES,
+    Estimate,
+    Plan,
+    PlanPolicy,
+    RunSettings,
+    SettingsError,
+    VramError,
+    estimate,
+    max_gpu_layers,
+    plan_lineup,
+    shape_of,
+)
+from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
+from homelab.vram.settings import GIB, MIB
 
 __all__ = ["app"]
 
@@ -172,3 +190,240 @@ def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None
         raise typer.Exit(EXIT_CRITICAL)
     if not report.all_up:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+# -- VRAM planning: `homelab plan` (the inventory's lineup) and `homelab plan estimate` ------------
+
+plan_app = typer.Typer(
+    help="VRAM plans from GGUF metadata: the inventory's lineup on its GPUs, or one model's estimate.",
+    rich_markup_mode=None,
+)
+app.add_typer(plan_app, name="plan")
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def _size(n: int) -> str:
+    """GiB from 1 GiB up, MiB below: an estimate's small buffers stay visible."""
+    return _gib(n) if n >= GIB else f"{n / MIB:.0f} MiB"
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Print a planning error (no traceback) and exit 2."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    else:
+        message = str(exc)
+    err.print(f"[red]✗[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _render_plan(plan: Plan) -> None:
+    rows = [(p.model + (f" {p.file_type}" if p.file_type else "")) for g in plan.gpus for p in g.placements]
+    width = max([len(r) for r in rows] + [len("total")]) + 2
+    for gpu in plan.gpus:
+        slot = gpu.slot
+        out.print(f"{_gib(slot.vram_bytes)} GPU ({escape(slot.node)}, {escape(slot.name)})", highlight=False)
+        for p in gpu.placements:
+            label = p.model + (f" {p.file_type}" if p.file_type else "")
+            e = p.estimate
+            layers = f"all {e.n_layers_total} layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU"
+            out.print(f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {layers}", highlight=False)
+        if not gpu.placements:
+            out.print("  (nothing placed)", highlight=False)
+        out.print(
+            f"  {'total':<{width}}{_gib(gpu.used_bytes):>9}  ({gpu.used_percent:.0f}% of {_gib(slot.vram_bytes)}; "
+            f"{_gib(slot.reserve_bytes)} reserve, {_gib(max(gpu.free_bytes, 0))} free)",
+            highlight=False,
+        )
+    for c in plan.cpu_only:
+        out.print(f"CPU only: {escape(c.model)} ({escape(c.reason)})", highlight=False, soft_wrap=True)
+    for u in plan.unsized:
+        out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
+    if plan.estimated_models:
+        names = ", ".join(plan.estimated_models)
+        out.print(f"estimated from names, not GGUF files: {escape(names)} (--models-dir or a lineup file reads the files)", highlight=False, soft_wrap=True)
+
+
+@plan_app.callback(invoke_without_command=True)
+def plan_command(
+    ctx: typer.Context,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="The cluster file.", envvar="HOMELAB_INVENTORY")
+    ] = None,
+    lineup: Annotated[Path | None, typer.Option("--lineup", help="Priorities, GGUF paths, contexts (YAML).")] = None,
+    models_dir: Annotated[Path | None, typer.Option("--models-dir", help="Where the containers' GGUF files can be read.")] = None,
+    flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Plan with flash attention.")] = True,
+    cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
+    overhead_mib: Annotated[
+        int, typer.Option("--overhead-mib", min=0, help="Per model and GPU: CUDA context, cuBLAS, pools.")
+    ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
+    as_json: JsonFlag = False,
+) -> None:
+    """Place the inventory's llama.cpp models on its GPUs; without a subcommand, print the plan.
+
+    Exit codes: 0 a plan (CPU-only models included); 2 bad input.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if inventory is None:
+        _fail(ValueError("homelab plan needs --inventory FILE (or HOMELAB_INVENTORY)"))
+    inv = _load_or_exit(inventory)
+    try:
+        lineup_file = load_lineup_file(lineup) if lineup else None
+        built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file)
+        policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
+        plan = plan_lineup(built.entries, built.slots, policy, built.unsized)
+    except (VramError, ValidationError) as exc:
+        _fail(exc)
+    if as_json:
+        print(plan.model_dump_json(indent=2))
+    else:
+        _render_plan(plan)
+
+
+def _render_estimate(e: Estimate) -> None:
+    how = " (estimated from its name)" if e.estimated_shape else ""
+    out.print(
+        f"{escape(e.model)}{how}: context {e.n_ctx} ({e.n_ctx_seq} per sequence), "
+        f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table(show_edge=False, box=None)
+    for column in ("", "GPU", "host"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("weights", _size(e.weights_gpu_bytes), _size(e.weights_cpu_bytes))
+    table.add_row("KV cache", _size(e.kv_gpu_bytes), _size(e.kv_cpu_bytes))
+    table.add_row("compute", _size(e.compute_gpu_bytes), _size(e.compute_host_bytes))
+    table.add_row("output", "", _size(e.output_bytes))
+    table.add_row("overhead", _size(e.overhead_bytes), "")
+    table.add_row("total", _size(e.gpu_total_bytes), _size(e.cpu_total_bytes))
+    out.print(table)
+
+
+@plan_app.command("estimate")
+def estimate_command(
+    model: Annotated[str, typer.Argument(help="A GGUF file, or a name to estimate from: 'qwen2.5-14b Q4_K_M'.")],
+    ctx_size: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Context; default: the model's.")] = None,
+    ngl: Annotated[int, typer.Option("--ngl", min=-1, help="GPU layers, output layer included; -1: all.")] = -1,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Parallel sequences (-np).")] = 1,
+    cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
+    flash_attn: Annotated[bool, typer.Option("--flash-attn", help="With flash attention (-fa on).")] = False,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="A CPU-only llama.cpp build.")] = False,
+    ubatch: Annotated[int, typer.Option("--ubatch", min=1, help="Micro-batch (-ub).")] = 512,
+    overhead_mib: Annotated[
+        int, typer.Option("--overhead-mib", min=0, help="Per GPU: CUDA context, cuBLAS, pools.")
+    ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
+    fit_gib: Annotated[
+        float | None, typer.Option("--fit-gib", min=0.0, help="Instead of --ngl: the most layers that fit this budget.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bytes one llama-server run puts on the GPU and on the CPU (weights, KV cache, compute)."""
+    try:
+        shape = shape_of(model)
+        settings = RunSettings(
+            ctx_size=ctx_size, parallel=parallel, cache_type_k=cache_type, cache_type_v=cache_type,
+            flash_attn=flash_attn, n_gpu_layers=ngl, n_ubatch=ubatch, backend="cpu" if cpu_only else "cuda",
+            gpu_overhead_bytes=overhead_mib * MIB,
+        )  # fmt: skip
+        if fit_gib is None:
+            result = estimate(shape, settings)
+        elif (fitted := max_gpu_layers(shape, settings, int(fit_gib * GIB))) is None:
+            raise SettingsError(f"not even -ngl 0 fits {fit_gib} GiB: a CUDA build computes on the GPU anyway")
+        else:
+            result = fitted
+    except (VramError, ValidationError) as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(result.model_dump() | {"settings": settings.model_dump()}, indent=2))
+    else:
+        _render_estimate(result)
+
+
+# -- LiteLLM gateway: `homelab gateway config` and `homelab gateway import` -----------------------
+
+gateway_app = typer.Typer(
+    help="The LiteLLM gateway: its config from the cluster file, or a cluster file from its config.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(gateway_app, name="gateway")
+EXIT_OUT_OF_DATE = 1
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        print(text, end="")
+        return
+    output.write_text(text, encoding="utf-8")
+    err.print(f"[green]✓[/] wrote {escape(str(output))}", highlight=False, soft_wrap=True)
+
+
+@gateway_app.command("config")
+def gateway_config(
+    inventory: InventoryOption,
+    output: OutputOption = None,
+    check: Annotated[
+        Path | None, typer.Option("--check", help="Compare with this file (the proxy's) instead of writing.")
+    ] = None,
+    autoroute: Annotated[
+        bool,
+        typer.Option("--autoroute/--no-autoroute", help="Model 'auto' and its hook (needs homelab in the proxy)."),
+    ] = True,
+) -> None:
+    """Write the LiteLLM proxy config for the cluster.
+
+    Exit codes: 0 written, or --check found the file up to date; 1 --check found it out of
+    date (the unified diff is printed); 2 an invalid cluster file or an unreadable --check file.
+    """
+    if output is not None and check is not None:
+        err.print("[red]✗[/] give --output or --check, not both", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    text = render_config(_load_or_exit(inventory), autoroute=autoroute)
+    if check is None:
+        _emit(text, output)
+        return
+    try:
+        current = check.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]✗[/] {escape(str(check))}: cannot read: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    diff = check_config(text, current, str(check))
+    if diff:
+        print("".join(diff), end="")
+        err.print(f"[yellow]![/] {escape(str(check))} is out of date", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_OUT_OF_DATE)
+    out.print(f"[green]✓[/] {escape(str(check))} is up to date", highlight=False, soft_wrap=True)
+
+
+@gateway_app.command("import")
+def gateway_import(
+    config: Annotated[Path, typer.Argument(help="The LiteLLM proxy config to read.", show_default=False)],
+    output: OutputOption = None,
+    name: Annotated[str, typer.Option("--name", help="The cluster's name.")] = "homelab",
+    llamacpp_port: Annotated[
+        list[int] | None,
+        typer.Option("--llamacpp-port", help="An openai/ port that is a llama-server (repeat; default 8080)."),
+    ] = None,
+) -> None:
+    """Write a starting cluster file from an existing LiteLLM proxy config.
+
+    Exit codes: 0 written; 2 the config cannot be imported (each problem names its entry) or
+    the output file already exists.
+    """
+    if output is not None and output.exists():
+        err.print(f"[red]✗[/] {escape(str(output))} exists: choose another --output", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        data, source = load_litellm_config(config)
+        inv = import_litellm(data, source, name=name, llamacpp_ports=llamacpp_port or DEFAULT_LLAMACPP_PORTS)
+    except InventoryError as exc:
+        _print_problems(exc)
+        raise typer.Exit(EXIT_INVALID) from None
+    _emit(render_inventory(inv, config.name), output)

@@ -2,6 +2,7 @@
 
     HomelabError
     ├── InventoryError (ValueError)   the cluster file is unreadable or invalid
+    │   └── GatewayConfigError        a LiteLLM config cannot be read or imported
     ├── RemoteError                   SSH to a node failed
     │   ├── HostKeyMismatch           the node's host key is unknown or changed
     │   └── CommandFailed             a remote command exited non-zero
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 __all__ = [
     "HomelabError",
     "InventoryError",
+    "GatewayConfigError",
     "Problem",
     "RemoteError",
     "HostKeyMismatch",
@@ -51,6 +53,12 @@ class InventoryError(HomelabError, ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class GatewayConfigError(InventoryError):
+    """A LiteLLM proxy config could not be read or imported into a cluster file; each problem
+    names the file, line and `model_list` entry. Importing builds an inventory, so these are
+    reported (and caught) the way an invalid cluster file is."""
 
 
 class RemoteError(HomelabError):

@@ -20,19 +20,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from homelab.router.cues import cue_keys, length_units
+from homelab.router.cues import cue_keys, length_units, scan_window
 from homelab.router.request import Conversation
 
-__all__ = ["Group", "CHAR_SPAN", "SHORT_FOLLOWUP_UNITS", "normalise", "feature_groups"]
+__all__ = ["Group", "CHAR_SPAN", "SHORT_FOLLOWUP_UNITS", "MEDIUM_FOLLOWUP_UNITS", "normalise", "feature_groups"]
 
-# Characters of the (already budgeted) last message that char n-grams read: head and tail.
-CHAR_SPAN = (700, 200)
-# A last message this short (in words) leans on the earlier turns to be understood.
+# Characters of the scanned window that char n-grams read: head and tail.
+CHAR_SPAN = (400, 100)
+CHAR_SIZES = (4,)
+# A last message this short (in words) leans on the earlier turns to be understood; one of
+# middling length somewhat (it gets its own namespace, so the model learns how much).
 SHORT_FOLLOWUP_UNITS = 9
+MEDIUM_FOLLOWUP_UNITS = 24
 _SEP = "\x00"  # namespaces word keys; never in normalised text, and no char n-gram holds it
 _FOLD = str.maketrans("123456789" + _SEP, "000000000 ")
 _WORD = re.compile(r"[^\W\d_]+|\d+|[^\w\s]")
-_MAX_WORDS = 400
+_MAX_WORDS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +56,20 @@ def _char_grams(text: str) -> list[str]:
     if len(text) > head + tail:
         text = text[:head] + " " + text[-tail:]
     padded = f" {text} "
-    n = len(padded)
-    grams = [padded[i : i + 3] for i in range(n - 2)]
-    grams += [padded[i : i + 4] for i in range(n - 3)]
+    # zip + join keeps the per-gram loop in C: twice as fast as slicing in a comprehension.
+    shifted = [padded[i:] for i in range(max(CHAR_SIZES))]
+    grams: list[str] = []
+    for size in CHAR_SIZES:
+        grams += map("".join, zip(*shifted[:size]))
     return grams
 
 
 def _words(text: str, prefix: str) -> list[str]:
-    return [prefix + w for w in _WORD.findall(text)[:_MAX_WORDS]]
+    return list(map((prefix + _SEP).__add__, _WORD.findall(text)[:_MAX_WORDS]))
 
 
 def _bigrams(words: list[str]) -> list[str]:
-    return [f"b{_SEP}{a}{_SEP}{b}" for a, b in zip(words, words[1:], strict=False)]
+    return list(map(("b" + _SEP).__add__, map(_SEP.join, zip(words, words[1:], strict=False))))
 
 
 def feature_groups(conv: Conversation) -> list[Group]:
@@ -76,19 +81,22 @@ def feature_groups(conv: Conversation) -> list[Group]:
     Returns:
         Groups of string keys; unknown keys are simply ignored by the model.
     """
-    last = normalise(conv.last_user)
+    last = normalise(scan_window(conv.last_user))
     words = _WORD.findall(last)[:_MAX_WORDS]
     groups = [
         Group(_char_grams(last)),
-        Group([f"w{_SEP}{w}" for w in words]),
+        Group(list(map(("w" + _SEP).__add__, words))),
         Group(_bigrams(words)),
         Group(cue_keys(conv), normalised=False),
     ]
     if conv.context:
         context = normalise(" ".join(conv.context))
-        groups.append(Group(_words(context, f"c{_SEP}")))
-        if length_units(conv.last_user) <= SHORT_FOLLOWUP_UNITS:
-            groups.append(Group(_words(context, f"f{_SEP}")))
+        groups.append(Group(_words(context, "c")))
+        units = length_units(conv.last_user)
+        if units <= SHORT_FOLLOWUP_UNITS:
+            groups.append(Group(_words(context, "f")))
+        elif units <= MEDIUM_FOLLOWUP_UNITS:
+            groups.append(Group(_words(context, "g")))
     if conv.system:
-        groups.append(Group(_words(normalise(conv.system), f"s{_SEP}")))
+        groups.append(Group(_words(normalise(conv.system), "s")))
     return groups

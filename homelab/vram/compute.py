@@ -19,8 +19,10 @@ What a CUDA build adds, learnt from ggml-cuda and checked against its logs:
     GPU buffer (and the holes those copies leave make the feed-forward phase a little larger);
   * the host side (CUDA_Host) keeps the graph inputs: masks, indices, the token embeddings rows.
 
-The phase sums are fitted to the captured logs in unit of whole tensors, not to bytes; they hold
-for the llama-style layers measured (llama, qwen2, gemma2). Allocator fragmentation is not modelled.
+The activation counts were fitted to the captured logs in units of whole tensors, not bytes, so
+they scale with the model; they hold for the llama-style layers measured (llama, qwen2, gemma2).
+Mixture-of-experts feed-forward blocks are sized as their active experts' width, unmeasured.
+Allocator fragmentation is not modelled (docs/vram-accuracy.md lists where it shows).
 """
 
 from __future__ import annotations
@@ -41,10 +43,6 @@ _ATTN_ACTS = 5  # [n_embd, n_ubatch] f32 activations alive next to KQ
 _FFN_ACTS = 4  # ... next to the feed-forward intermediates
 _HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
 _FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
-
-
-
-
 
 
 @dataclass(frozen=True)
@@ -80,9 +78,10 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
     kinds = sorted(set(shape.swa_layers))  # which caches exist: dense (False), sliding (True)
     mask_el = _F16 if settings.flash_attn else _F32
     masks = sum(ctx.cells(swa) * t * mask_el for swa in kinds)
+    # Without flash attention V is stored transposed: one cache index per value, not per token.
     v_width = max(shape.n_embd_v_gqa(il) for il in range(shape.n_layer))
-    idx_rows = t if settings.flash_attn else t * v_width
-    v_idxs = 0 if settings.flash_attn else len(kinds) * idx_rows * _I64
+    v_idxs = 0 if settings.flash_attn else len(kinds) * t * v_width * _I64
+    # tokens and positions; K (and, with flash attention, V) cache indices per token; output rows
     small = 2 * t * _F32 + len(kinds) * t * _I64 * (2 if settings.flash_attn else 1) + ctx.n_outputs * _F32
     kq = 0 if settings.flash_attn else max(ctx.cells(swa) for swa in kinds) * t * shape.n_head * _F32
     act = shape.n_embd * t * _F32

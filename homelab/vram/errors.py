@@ -5,7 +5,8 @@
         ├── ModelFileError (ValueError)    a GGUF file is missing, truncated, corrupt or no GGUF
         ├── UnsupportedModel (ValueError)  the metadata is readable but not a model the estimator knows
         ├── MetadataUnavailable            a server (Ollama, llama-server) gave no usable metadata
-        └── SettingsError (ValueError)     run settings that llama.cpp itself would refuse
+        ├── SettingsError (ValueError)     run settings that llama.cpp itself would refuse
+        └── LineupError (ValueError)       a lineup file is unreadable or invalid
 
 A lineup that does not fit is not an error: the planner returns CPU-only verdicts with reasons.
 The lead may move `VramError` under `homelab/errors.py`; the names stay.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from homelab.errors import HomelabError
 
-__all__ = ["VramError", "ModelFileError", "UnsupportedModel", "MetadataUnavailable", "SettingsError"]
+__all__ = ["VramError", "ModelFileError", "UnsupportedModel", "MetadataUnavailable", "SettingsError", "LineupError"]
 
 
 class VramError(HomelabError):
@@ -36,3 +37,7 @@ class MetadataUnavailable(VramError):
 
 class SettingsError(VramError, ValueError):
     """Run settings that llama.cpp refuses (a quantized V cache without flash attention...)."""
+
+
+class LineupError(VramError, ValueError):
+    """A lineup file cannot be read, or names models the inventory does not serve."""

@@ -13,6 +13,7 @@ else (`CUDA0`, `ROCm1`, `Vulkan0`, `Metal`) lives on a GPU.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +40,7 @@ class LoggedBuffers(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     command: str = ""
+    backend: Literal["cuda", "cpu"] = "cpu"
     weights_gpu_bytes: int = 0
     weights_cpu_bytes: int = 0
     kv_gpu_bytes: int = 0
@@ -65,7 +67,8 @@ def parse_llama_log(text: str) -> LoggedBuffers:
     """Sum a llama-server log's buffer lines into components (bytes, rounded from MiB).
 
     The first line, when it starts with `# `, is taken as the command line (the capture script
-    writes it there). KV cells are the non-SWA cache's cells per stream; `swa_cells` is set only
+    writes it there). A log that names any buffer other than the CPU's came from a GPU build
+    (`backend="cuda"`; other GPU backends are reported as such too). KV cells are the non-SWA cache's cells per stream; `swa_cells` is set only
     for models with a sliding-window cache.
     """
     sums: dict[str, float] = {}
@@ -75,6 +78,8 @@ def parse_llama_log(text: str) -> LoggedBuffers:
         fields["command"] = lines[0][2:]
     for line in lines:
         if match := _BUFFER.search(line):
+            if match["name"] not in ("CPU", "CPU_Mapped", "CPU_REPACK"):
+                fields["backend"] = "cuda"
             key = _component(match["kind"], match["name"])
             sums[key] = sums.get(key, 0.0) + float(match["mib"])
         elif match := _CELLS.search(line):

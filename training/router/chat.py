@@ -75,7 +75,18 @@ _ROLEPLAY = ["Let's play a game: you are a suspicious border guard in a fantasy 
              "Commander, the dragon has breached the east wall! What do we do?", "Pretend you're a tour guide in ancient Athens and show me around.",
              "You are Sherlock Holmes. I've just walked into 221B with a strange letter.", "*pushes open the tavern door* Any rooms left for the night?",
              "Act as my job interviewer for a nursing position and ask me the first question.", "Be a pirate and tell me about your best treasure hunt.",
-             "You're a wise old tree in an enchanted forest. A lost child asks you the way home.", "roleplay as my strict but kind piano teacher"]
+             "You're a wise old tree in an enchanted forest. A lost child asks you the way home.", "roleplay as my strict but kind piano teacher",
+             "Detective, they found the butler in the wine cellar. What's your first move?", "*draws sword* Stand aside, troll, or face me!",
+             "Doctor, the patient in room 4 is asking for you again. Should I tell him the truth?",
+             "Your Majesty, the peasants are at the gates demanding bread. How do you answer them?",
+             "Stay in character as a 1920s radio host and introduce tonight's show.", "Mission control, we've lost cabin pressure. Please advise!"]
+_OPEN = ["What would happen if humans could photosynthesize? Let your imagination run.",
+         "If you could live in any decade, which would it be and why?", "What makes a friendship last for decades?",
+         "Why do some songs get stuck in our heads? Tell me what's known about it.", "How would the world be different if the printing press had never been invented?",
+         "What's the most underrated skill a person can learn, in your view?", "If cats could talk, what would they complain about? Make it funny.",
+         "How do I find meaning in a job that feels pointless?", "What are your favourite things about autumn and why?",
+         "Can you tell me about the life of Marie Curie and what drove her?", "What's it like to live on a research station in Antarctica?",
+         "How should I think about whether to have children? I'm really torn.", "Talk me through the history of tea, from China to Britain."]
 _REWRITE = ["Can you summarize this in two sentences for our community newsletter?\n\n{para}", "Summarize this:\n\n{para}",
             "Explain this paragraph to a child:\n\n{para}", "Polish this so I can send it to my boss:\n\n{draft}",
             "Turn these notes into a short summary email for the team:\n\n{notes}",
@@ -93,6 +104,49 @@ _FOREIGN = ["Explique-moi en détail comment fonctionne la démocratie athénien
             "Rédige un e-mail poli à mon propriétaire pour signaler une fuite d'eau.", "Wie kann ich meinen Garten insektenfreundlicher gestalten?",
             "Écris-moi un discours pour l'anniversaire de mon père.", "Cuéntame la historia de los mayas de forma amena.",
             "Was sind gute Tipps gegen Prüfungsangst?", "请给我推荐几本适合假期读的小说，并说说理由。"]
+
+
+_WRITE_INTL = [  # (language's ask, topics in that language)
+    ("Écris un {f} sur {t}.", ["poème", "conte", "petit texte", "histoire courte"], ["la mer", "mon grand-père", "l'automne", "un chat curieux", "Paris sous la pluie", "un robot jardinier"]),
+    ("Schreib ein {f} über {t}.", ["Gedicht", "Märchen", "kurzes Lied", "Gedicht für Kinder"], ["den Winter", "meine Katze", "den ersten Schultag", "einen mutigen Igel", "das Meer"]),
+    ("Escríbeme un {f} sobre {t}.", ["poema", "cuento corto", "relato", "cuento para niños"], ["un gato aventurero", "el verano", "mi abuela", "una tortuga valiente", "la lluvia"]),
+    ("Scrivi una {f} su {t}.", ["poesia", "storia breve", "favola"], ["il mare d'inverno", "un cane fedele", "Roma di notte"]),
+    ("Escreve um {f} sobre {t}.", ["poema", "conto curto"], ["o outono", "um gato preguiçoso", "Lisboa"]),
+    ("给我写一{f}关于{t}的作品。", ["首诗", "个故事", "篇短文"], ["春天", "大海", "我的家乡", "一只小猫", "月亮"]),
+    ("帮我写{f}，主题是{t}。", ["一首诗", "一个童话", "一段祝福语"], ["友情", "秋天", "妈妈的生日", "雪"]),
+]
+_DETAILS_INTL = [" Mi hija tiene {n} años.", " Elle a {n} ans.", " Er wird {age}.", " Environ {w} mots.", " Etwa {w} Wörter.",
+                 " 大概{w}字。", " Para {n} personas.", " Il compie {age} anni."]
+
+
+def creative_intl(rng: random.Random) -> str:
+    template, forms, topics = pick(rng, _WRITE_INTL)
+    text = template.format(f=pick(rng, forms), t=pick(rng, topics))
+    if rng.random() < 0.35:
+        text += pick(rng, _DETAILS_INTL).format(n=rng.randint(3, 12), age=rng.randint(30, 90), w=rng.choice([100, 200, 300, 500]))
+    return text
+
+
+_PAIRS = [("the Catholic and Protestant churches", "religion"), ("Impressionism and Expressionism", "art"),
+          ("capitalism and socialism", "economics"), ("the Greek and Roman gods", "myth"), ("baroque and classical music", "music"),
+          ("introverts and extroverts", "people"), ("the British and American school systems", "education"),
+          ("Sunni and Shia Islam", "religion"), ("stoicism and existentialism", "philosophy"), ("tea culture in Japan and England", "culture"),
+          ("the French and American revolutions", "history"), ("modern and classical architecture", "art")]
+_EVENTS = ["the fall of the Berlin Wall", "the Black Death", "the invention of the steam engine", "the moon race",
+           "the collapse of the Soviet Union", "the Renaissance", "the spread of smartphones", "the Dust Bowl",
+           "the end of the Mayan civilization", "the rise of social media", "the Meiji Restoration", "the abolition of slavery in Brazil"]
+
+
+def open_question(rng: random.Random) -> str:
+    pair, _ = pick(rng, _PAIRS)
+    event = pick(rng, _EVENTS)
+    return pick(rng, [
+        f"What are the main differences between {pair}?", f"How do {pair} differ, and why does it matter?",
+        f"Why did {event} happen?", f"What caused {event}, and what were the consequences?",
+        f"How did {event} change everyday life?", f"What was the impact of {event} on ordinary people?",
+        f"Can you compare {pair} for me?", f"What do historians think about {event}?",
+        f"Quelles sont les différences entre {pair} ?", f"Was waren die Folgen von {event}?", f"¿Por qué ocurrió {event}?",
+    ])
 
 
 def creative(rng: random.Random) -> str:
@@ -150,12 +204,17 @@ def followup_chat(rng: random.Random) -> str:
         "that sounds good but I'm worried about the money side. how do people usually deal with that?",
         "hmm I don't know, I feel like he just doesn't listen. what would you say to him in my place?",
         "can you make it more personal? she's been my friend since school",
+        "that's lovely but can you make the ending happier and mention our dog Max somewhere in the middle?",
+        "ok I like the tone, but it's too long for a card. can you cut it down and keep the joke about the cake?",
+        "thanks, that helps. but what if she says no? how do I handle that conversation without it getting awkward?",
+        "good ideas! which of those would work best if we only have one free evening and a small budget?",
+        "now tell the same story from the point of view of the villain, and make him a bit sympathetic",
     ])
 
 
 GENERATORS: list[tuple[float, Gen]] = [
-    (3.0, creative), (2.0, practical), (3.0, explain), (2.0, advice), (1.2, plans), (1.0, _table(_BRAINSTORM)),
-    (1.5, _table(_OPINION)), (1.2, _table(_ROLEPLAY)), (2.5, rewrite), (2.0, _table(_FOREIGN)), (0.6, followup_chat),
+    (3.0, creative), (1.5, creative_intl), (2.0, practical), (3.0, explain), (2.0, advice), (1.2, plans), (1.0, _table(_BRAINSTORM)),
+    (1.5, _table(_OPINION)), (1.5, _table(_ROLEPLAY)), (1.5, _table(_OPEN)), (2.0, open_question), (2.5, rewrite), (2.0, _table(_FOREIGN)), (0.6, followup_chat),
 ]
 
 

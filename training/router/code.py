@@ -77,7 +77,10 @@ _CONFIG = ["Write a docker-compose.yml for {app} with {need}.", "systemd service
            "My config isn't working, what's wrong?\n\n{cfg}", "{cfg}\n\nthis container keeps restarting, any idea why?",
            "how do I add a healthcheck to this compose file?\n\n{cfg}", "can you convert this to a podman quadlet?\n\n{cfg}",
            "fail2ban jail for {app} login failures", "HAProxy config that balances two backends on port {port}"]
-_SQL = ["Postgres query: monthly active users per month for the last year from a logins(user_id, ts) table.",
+_SQL = ["Write a SQL query to list {n}s that have no orders in the last 30 days.", "SQL for the second highest salary per department",
+        "query that counts signups per week in 2024 from a users table", "how do I pivot rows into columns in Postgres?",
+        "Write a query to find {n}s who bought in March but not in April.", "Join three tables in MySQL: users, orders, products, total per user",
+        "Postgres query: monthly active users per month for the last year from a logins(user_id, ts) table.",
         "SQL to find duplicate emails in a users table", "how do I write a query that gets the latest row per user?",
         "mysql query to delete rows older than 90 days in batches", "why is this query slow?\n\n{code}",
         "SQLite: how do I add a column with a default value to an existing table?"]
@@ -89,7 +92,12 @@ _CONCEPT = ["In TypeScript, what's the difference between an interface and a typ
             "how to parse command line arguments in {lang}", "what is a closure in JavaScript, with an example?",
             "how do I mock a database call in pytest?", "How does Python's GIL affect multithreaded code?",
             "how do I center a div with flexbox", "What's the idiomatic way to iterate over a map in Go?"]
-_FOREIGN = ["¿Cómo ordeno una lista de tuplas por el segundo elemento en {lang}?",
+_FOREIGN = ["Écris une requête SQL qui compte les commandes par client.", "Schreib eine SQL-Abfrage, die doppelte E-Mails findet.",
+            "¿Cómo hago una consulta SQL que sume las ventas por mes?", "写一个正则表达式匹配中国大陆手机号。",
+            "Comment parcourir un dictionnaire en {lang} ?", "Was ist der Unterschied zwischen einer Liste und einem Tupel in Python?",
+            "Explícame qué hace este código línea por línea:\n\n{code}", "这段{lang}代码是什么意思？\n\n{code}",
+            "Come faccio a leggere un file JSON in {lang}?", "Como corrigir este erro?\n\n{trace}",
+            "¿Cómo ordeno una lista de tuplas por el segundo elemento en {lang}?",
             "Qu'est-ce que fait cette commande ? `{one}`", "Écris une fonction {lang} qui {task_fr}.",
             "Schreib ein Python-Skript, das alle PDF-Dateien in einem Ordner zu einer Datei zusammenfügt.",
             "用{lang}写一个函数，统计一个文本文件里每个单词出现的次数。", "Wie kann ich in {lang} eine Datei Zeile für Zeile lesen?",
@@ -126,6 +134,13 @@ def _from(table: list[str]) -> Gen:
     return gen
 
 
+_ERRORS = ["ModuleNotFoundError: No module named 'requests'", "TypeError: unsupported operand type(s) for +: 'int' and 'str'",
+           "permission denied (publickey)", "Error: listen EADDRINUSE: address already in use", "KeyError: 'id'",
+           "SyntaxError: unexpected EOF while parsing", "fatal: not a git repository", "exec format error",
+           "ERROR 1064 (42000): You have an error in your SQL syntax", "undefined reference to `main'",
+           "NullPointerException", "CORS error in the browser console", "OOMKilled", "Segmentation fault"]
+
+
 def followup_code(rng: random.Random) -> str:
     """An ask that names what to change in code the conversation does not show."""
     return pick(rng, [
@@ -135,6 +150,17 @@ def followup_code(rng: random.Random) -> str:
         "also group the result by month and sort by the total", "port it to TypeScript",
         "make the script idempotent so I can run it twice", "add a healthcheck and a memory limit to the service",
         "can the regex also accept lowercase letters?", "wrap that in a function that takes the path as an argument",
+        f"make it retry {rng.randint(2, 9)} times and wait {rng.randint(1, 30)} seconds between tries",
+        f"only keep the last {rng.randint(3, 30)} backups", f"change the port to {rng.randint(1025, 9999)}",
+        f"it should only match years from 19{rng.randint(10, 99)} to 20{rng.randint(10, 30)}",
+        f"limit it to {rng.randint(5, 100)} rows and include the ones with 0 orders too",
+        f"it says {pick(rng, _ERRORS)}", f"now I get {pick(rng, _ERRORS)} on line {rng.randint(2, 200)}",
+        f"run it every {rng.randint(2, 59)} minutes instead", f"what if the file is bigger than {rng.randint(2, 64)} GB?",
+        f"can you change it so that the results are written to a csv as well, and skip rows where the amount is 0?",
+        f"ok that works, but can you change it so it also handles the case where the list is empty and returns None?",
+        f"nice. could it also show the totals per year for {rng.randint(2015, 2024)} and {rng.randint(2015, 2024)} side by side, sorted descending?",
+        f"that works on my laptop but on the server it fails after about {rng.randint(2, 90)} seconds, what should I change?",
+        "can you change it so the config path comes from an environment variable and falls back to the default?",
     ])
 
 

@@ -49,7 +49,9 @@ _REPLIES = {
                "P(at least one) = 1 − ({a}/{b})^{c} ≈ 0.{d}. So a bit more than {d}%.",
                "There are {a}·{b} = {c} cases in total, {d} of them favourable, so the answer is {d}/{c}."],
     "code": ["```{lang}\n{code}\n```\n\nThis should do it.", "Here you go:\n\n```\n{code}\n```", "Use `{word}` for that:\n\n```\n{code}\n```",
-             "The bug is on the third line: the variable is never initialised. Fixed version:\n```\n{code}\n```"],
+             "The bug is on the third line: the variable is never initialised. Fixed version:\n```\n{code}\n```",
+             "You can use: `{word}.*\\d+`", "Run `systemctl status {word}` and check the logs with `journalctl -u {word}`.",
+             "Set `restart: unless-stopped` on the service and it will come back after a reboot."],
 }
 _FOLLOWUPS = {
     "fast": ["and in {lang}?", "and {country}?", "what about {country}?", "and in {unit}?", "how about {word}?", "and {word}?",

@@ -158,6 +158,19 @@ def closing(rng: random.Random) -> str:
     return pick(rng, CLOSINGS)
 
 
+_CITIES = ["New York", "Berlin", "Tokyo", "Sydney", "London", "Paris", "Los Angeles", "Dubai", "Beijing", "Madrid"]
+
+
+def time_zone(rng: random.Random) -> str:
+    a, b = rng.sample(_CITIES, 2)
+    h = rng.randint(1, 12)
+    return pick(rng, [
+        f"what time is it in {a} when it's {h}pm in {b}?", f"time difference between {a} and {b}?",
+        f"Wie spät ist es in {a}, wenn es in {b} {h} Uhr ist?", f"Quelle heure est-il à {a} quand il est {h}h à {b} ?",
+        f"¿Qué hora es en {a} si en {b} son las {h}?", f"{b}{h}点的时候{a}是几点？", f"what time zone is {a} in",
+    ])
+
+
 def multilingual_fact(rng: random.Random) -> str:
     return fill(rng, "{q}", {"q": [
         "Qui a écrit Les Misérables ?", "Combien de joueurs dans une équipe de rugby ?", "Quel est le plus long fleuve du monde ?",
@@ -209,5 +222,5 @@ def composed_fact(rng: random.Random) -> str:
 
 GENERATORS: list[tuple[float, Gen]] = [
     (2.0, capital), (2.5, translate_word), (2.0, convert), (2.0, small_sum), (1.0, sentiment), (2.0, facts),
-    (3.0, composed_fact), (2.0, tech), (1.5, words), (1.5, greeting), (1.5, closing), (2.0, multilingual_fact),
+    (3.0, composed_fact), (2.0, tech), (1.5, words), (1.5, greeting), (1.5, closing), (2.0, multilingual_fact), (0.7, time_zone),
 ]

@@ -22,6 +22,7 @@ from training.router.code import environment
 from training.router.common import Gen, roughen, weighted
 from training.router.dialogue import LABELS, assistant_reply, followup, prompt, system_prompt
 from training.router.fast import CLOSINGS
+from training.router.framing import frame
 
 __all__ = ["DEFAULT_SEED", "DEFAULT_PER_LABEL", "generate", "data_digest", "main"]
 
@@ -35,6 +36,7 @@ _SHAPES = [(0.68, "single"), (0.14, "switch"), (0.13, "followup"), (0.05, "closi
 # Details people add to an ask, with digits in them, so that digits alone do not mean math.
 _DETAILS: dict[str, Gen] = {"code": environment, "chat": details}
 P_DETAIL = 0.3
+P_FRAME = {"code": 0.3, "reason": 0.3, "chat": 0.35, "fast": 0.04}
 
 
 def _ask(rng: random.Random, label: str) -> str:
@@ -43,6 +45,8 @@ def _ask(rng: random.Random, label: str) -> str:
     if extra is not None and rng.random() < P_DETAIL:
         head, sep, rest = text.partition("\n")
         text = head + extra(rng) + sep + rest
+    if rng.random() < P_FRAME[label]:
+        text = frame(rng, label, text)
     return roughen(rng, text)
 
 

@@ -145,6 +145,18 @@ _LOGIC = [
 ]
 
 
+def short_probability(rng: random.Random) -> str:
+    """Short questions that still need a derivation: shortness is not `fast`."""
+    n = rng.randint(2, 9)
+    return pick(rng, [
+        f"What's the expected number of coin flips to get {n} heads in a row?", f"expected number of dice rolls until a {n % 6 + 1}?",
+        f"probability of two sixes in a row?", f"odds of a full house in poker?", f"chance that {n + 20} people all have different birthdays?",
+        f"How many ways can {n + 2} people shake hands?", f"sum of all integers from 1 to {n * 100} divisible by {n}?",
+        f"P(at least {n - 1} heads in {n + 3} flips)?", f"How many zeros at the end of {n * 25}!?", f"Is {n}^{n + 10} + 1 divisible by {n + 1}?",
+        f"Expected maximum of {n} dice?", f"Probability a random chord is longer than the radius?",
+    ])
+
+
 def fixed(rng: random.Random) -> str:
     return pick(rng, pick(rng, [_PROOFS, _CALCULUS, _LOGIC])) + _steps(rng)
 
@@ -197,6 +209,7 @@ def multilingual(rng: random.Random) -> str:
 
 def careful(rng: random.Random) -> str:
     return pick(rng, [
+        "ok now what if the second pipe only opens after the first has run for an hour? recompute everything step by step",
         "Think step by step: which is larger, 2^100 or 3^63?", "Carefully analyze: is 1/0.9 more than 1.1? Prove it.",
         "I need a careful step-by-step analysis: a coin lands heads 60 times out of 100. Is it biased at the 5% level?",
         "Work out whether a 6% raise with 4% inflation beats a 2% raise with 0% inflation over three years.",
@@ -263,7 +276,7 @@ def puzzle(rng: random.Random) -> str:
 
 
 GENERATORS: list[tuple[float, Gen]] = [
-    (1.5, puzzle),
+    (1.5, puzzle), (1.2, short_probability),
     (2.0, algebra), (1.5, proofs),
     (2.5, rates), (1.0, ages), (2.5, probability), (1.5, combinatorics), (1.5, number_theory), (2.5, fixed),
     (1.0, estimation), (1.5, applied), (2.0, multilingual), (1.0, careful),

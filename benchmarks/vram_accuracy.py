@@ -1,0 +1,137 @@
+"""How close homelab's VRAM estimate comes to llama.cpp's own buffer figures.
+
+Reads the captures in benchmarks/data/vram-*/ (llama-server logs of generated models started
+with many settings, on a CUDA build on an H200 and on the CPU-only build), estimates every run
+with `homelab.vram` and compares six components with the log: weights on the GPU and on the CPU,
+KV cache on each side, compute buffer on the GPU and in host memory. The bound is 3 % or 16 MiB,
+whichever is larger.
+
+The model shapes come from the GGUF files themselves when --models-dir is given (missing files
+are written there from the capture's specs with homelab.tiny_gguf; same seed, same bytes, about
+300 MB each), else from the stored shapes in tests/cases/vram/models/ that --export-shapes writes.
+
+    python benchmarks/vram_accuracy.py [--models-dir /tmp/vram-models] [--export-shapes] [--worst N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gguf import GGMLQuantizationType  # noqa: E402
+
+from homelab.tiny_gguf import write_tiny_llama  # noqa: E402
+from homelab.vram.accuracy import (  # noqa: E402
+    ComponentCheck,
+    Summary,
+    check_run,
+    load_capture,
+    summarize,
+)
+from homelab.vram.metadata import read_gguf  # noqa: E402
+from homelab.vram.settings import MIB  # noqa: E402
+from homelab.vram.shape import ModelShape  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = sorted((ROOT / "benchmarks" / "data").glob("vram-*"))
+SHAPES = ROOT / "tests" / "cases" / "vram" / "models"
+
+
+def model_shape(spec: dict, models_dir: Path | None) -> ModelShape:
+    """The shape of a capture's model: from its GGUF (written if missing) or the stored JSON."""
+    if models_dir is None:
+        return ModelShape.model_validate_json((SHAPES / f"{spec['id']}.json").read_text())
+    path = models_dir / f"{spec['id']}.gguf"
+    if not path.exists():
+        args = {k: v for k, v in spec.items() if k not in {"id", "dtype"}}
+        print(f"writing {path} ...", file=sys.stderr, flush=True)
+        write_tiny_llama(path, dtype=GGMLQuantizationType[spec["dtype"]], **args)
+    return read_gguf(path).model_copy(update={"name": spec["id"]})
+
+
+def run_all(models_dir: Path | None, export: bool) -> list[ComponentCheck]:
+    checks: list[ComponentCheck] = []
+    shapes: dict[str, ModelShape] = {}
+    for folder in DATA:
+        specs, runs = load_capture(folder)
+        for spec in specs:
+            if spec["id"] not in shapes:
+                shapes[spec["id"]] = model_shape(spec, models_dir)
+                if export:
+                    SHAPES.mkdir(parents=True, exist_ok=True)
+                    (SHAPES / f"{spec['id']}.json").write_text(shapes[spec["id"]].model_dump_json(indent=1) + "\n")
+        for run in runs:
+            checks += check_run(shapes[run.model], run)[1]
+    return checks
+
+
+def gpu_totals(checks: list[ComponentCheck]) -> list[ComponentCheck]:
+    """Per run: weights + KV + compute on the GPU, what a plan compares with free VRAM."""
+    runs: dict[str, list[ComponentCheck]] = {}
+    for c in checks:
+        if c.component.endswith("gpu_bytes"):
+            runs.setdefault(f"{c.backend}/{c.run}", []).append(c)
+    return [
+        ComponentCheck(
+            run=parts[0].run, model=parts[0].model, backend=parts[0].backend, component="gpu_total_bytes",
+            logged_bytes=sum(p.logged_bytes for p in parts), estimated_bytes=sum(p.estimated_bytes for p in parts),
+        )
+        for parts in runs.values()
+        if parts[0].backend == "cuda"
+    ]
+
+
+def _mib(n: float) -> str:
+    return f"{n / MIB:.1f}"
+
+
+def _summary_row(label: str, s: Summary) -> str:
+    return (
+        f"| {label} | {s.checks} | {s.within} ({100 * s.share_within:.1f} %) | "
+        f"{_mib(s.max_abs_error_bytes)} | {100 * s.max_relative_error:.1f} % |"
+    )
+
+
+def report(checks: list[ComponentCheck], worst: int) -> str:
+    """Markdown: summary per build and model, per component, then the worst cases."""
+    lines = ["| checks | n | within bound | max abs error (MiB) | max rel. error (≥ 64 MiB) |", "|---|---|---|---|---|"]
+    lines.append(_summary_row("all", summarize(checks)))
+    for backend in sorted({c.backend for c in checks}):
+        for model in sorted({c.model for c in checks}):
+            subset = [c for c in checks if c.backend == backend and c.model == model]
+            if subset:
+                lines.append(_summary_row(f"{backend} {model}", summarize(subset)))
+    for component in dict.fromkeys(c.component for c in checks):
+        lines.append(_summary_row(component, summarize([c for c in checks if c.component == component])))
+    lines.append(_summary_row("GPU total (derived)", summarize(gpu_totals(checks))))
+    lines += ["", "| run | build | component | logged MiB | estimated MiB | error MiB | bound MiB | ok |"]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    ranked = sorted(checks, key=lambda c: abs(c.error_bytes) / c.bound_bytes, reverse=True)[:worst]
+    for c in ranked:
+        lines.append(
+            f"| {c.run} | {c.backend} | {c.component} | {_mib(c.logged_bytes)} | {_mib(c.estimated_bytes)} | "
+            f"{c.error_bytes / MIB:+.1f} | {_mib(c.bound_bytes)} | {'yes' if c.ok else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, help="read (or write) the GGUF models here")
+    parser.add_argument("--export-shapes", action="store_true", help=f"store the shapes in {SHAPES.relative_to(ROOT)}")
+    parser.add_argument("--worst", type=int, default=12, help="how many of the worst cases to list")
+    args = parser.parse_args()
+    if args.models_dir:
+        args.models_dir.mkdir(parents=True, exist_ok=True)
+    checks = run_all(args.models_dir, args.export_shapes)
+    print(report(checks, args.worst))
+    misses = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(misses)} of {len(checks)} components within 3 % or 16 MiB")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

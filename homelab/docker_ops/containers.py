@@ -1,0 +1,326 @@
+"""llama.cpp server containers: the spec an inventory endpoint asks for, the state a node has (a fact), and the moves.
+
+A managed container carries labels that say what it was made from: the whole spec as JSON,
+its digest, and the SHA-256 of the model file it serves. A re-run compares those with what
+the inventory and the sources ask for now, so it knows what changed (and says which field)
+without guessing from the engine's own view of the container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+import docker.errors
+import docker.types
+from docker.models.containers import Container
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.docker_ops.connect import Engine
+from homelab.docker_ops.volumes import VOLUME_MOUNT
+from homelab.errors import DockerOpError
+from homelab.inventory import Endpoint, Node
+
+__all__ = [
+    "CONTAINER_PORT",
+    "LABEL_MANAGED",
+    "LABEL_ENDPOINT",
+    "LABEL_CONFIG",
+    "LABEL_CONFIG_SHA",
+    "LABEL_MODEL_SHA",
+    "ContainerSettings",
+    "DEFAULT_CONTAINER_SETTINGS",
+    "ContainerSpec",
+    "ContainerState",
+    "container_name",
+    "previous_container_name",
+    "container_spec",
+    "desired_containers",
+    "container_state",
+    "managed_containers",
+    "image_id",
+    "create_container",
+    "start_container",
+    "stop_container",
+    "rename_container",
+    "remove_container",
+    "log_tail",
+]
+
+log = logging.getLogger(__name__)
+
+# llama-server listens here inside the container; the endpoint URL's port is the host side.
+CONTAINER_PORT = 8080
+LABEL_MANAGED = "homelab.managed"
+LABEL_NODE = "homelab.node"
+LABEL_ENDPOINT = "homelab.endpoint"
+LABEL_CONFIG = "homelab.config"
+LABEL_CONFIG_SHA = "homelab.config.sha256"
+LABEL_MODEL_SHA = "homelab.model.sha256"
+_PREVIOUS_SUFFIX = "-previous"
+
+
+class ContainerSettings(BaseModel):
+    """How every managed container is made, beyond what the inventory says per endpoint."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name_prefix: str = "homelab-"
+    # unless-stopped brings servers back after a reboot, but the engine then starts them all at
+    # once; on GPU nodes the recovery flow's serial restart is what keeps CUDA start-up one at
+    # a time. Choose "no" to leave every start to homelab.
+    restart_policy: Literal["no", "unless-stopped", "always"] = "unless-stopped"
+    extra_args: tuple[str, ...] = Field((), description="appended to every llama-server command line")
+    stop_timeout_s: int = Field(10, ge=0, description="seconds between SIGTERM and SIGKILL on stop")
+
+
+DEFAULT_CONTAINER_SETTINGS = ContainerSettings()
+
+
+class ContainerSpec(BaseModel):
+    """Everything a llama.cpp server container is made from; equal specs make equal containers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    endpoint: str
+    start_order: int
+    image: str
+    volume: str
+    model_file: str
+    ctx_size: int
+    gpu_layers: int | None
+    parallel: int
+    alias: str | None
+    host_ip: str
+    host_port: int
+    gpus: bool
+    restart_policy: str
+    extra_args: tuple[str, ...] = ()
+
+    def command(self) -> list[str]:
+        """llama-server's arguments (the image's entrypoint is llama-server)."""
+        args = ["-m", f"{VOLUME_MOUNT}/{self.model_file}", "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
+        args += ["-c", str(self.ctx_size), "-np", str(self.parallel)]
+        if self.gpu_layers is not None:
+            args += ["-ngl", str(self.gpu_layers)]
+        if self.alias:
+            args += ["--alias", self.alias]
+        return [*args, *self.extra_args]
+
+    def config(self) -> dict[str, object]:
+        """What the labels record and a re-run compares (name and order are not part of it)."""
+        return self.model_dump(mode="json", exclude={"name", "start_order"})
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()
+
+
+class ContainerState(BaseModel):
+    """Fact: one container as the engine sees it, with what its labels recorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    id: str
+    status: str = Field(description="created, running, exited, ...")
+    image_id: str
+    managed: bool
+    config: dict[str, object] | None = None
+    config_sha256: str | None = None
+    model_sha256: str | None = None
+    started_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+def container_name(endpoint: str, settings: ContainerSettings = DEFAULT_CONTAINER_SETTINGS) -> str:
+    return f"{settings.name_prefix}{endpoint}"
+
+
+def previous_container_name(name: str) -> str:
+    """Where the old container waits, stopped, while its replacement proves itself."""
+    return f"{name}{_PREVIOUS_SUFFIX}"
+
+
+def _bind_ip(url: str) -> str:
+    """Publish on the URL's address when it is an IP (127.0.0.1 stays private); a name means every interface."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "0.0.0.0"
+
+
+def container_spec(
+    node: Node, endpoint: Endpoint, settings: ContainerSettings, planned_gpu_layers: int | None = None
+) -> ContainerSpec:
+    """The container an endpoint asks for.
+
+    Args:
+        node: the endpoint's node (GPUs there mean the container asks for them).
+        endpoint: a `llamacpp` endpoint with a `container` section.
+        settings: name prefix, restart policy, extra arguments.
+        planned_gpu_layers: GPU layers from a VRAM plan, used when the inventory leaves
+            `gpu_layers` unset. With neither, a GPU node gets llama-server's default and a
+            CPU node gets 0.
+    """
+    box = endpoint.container
+    if box is None:
+        raise ValueError(f"endpoint {endpoint.name} has no container section")
+    layers = box.gpu_layers if box.gpu_layers is not None else planned_gpu_layers
+    if layers is None and not node.gpus:
+        layers = 0
+    return ContainerSpec(
+        name=container_name(endpoint.name, settings),
+        endpoint=endpoint.name,
+        start_order=box.start_order,
+        image=box.image,
+        volume=box.volume,
+        model_file=box.model_file,
+        ctx_size=box.ctx_size,
+        gpu_layers=layers,
+        parallel=box.parallel,
+        alias=endpoint.models[0].name if endpoint.models else None,
+        host_ip=_bind_ip(endpoint.url),
+        host_port=endpoint.port,
+        gpus=bool(node.gpus),
+        restart_policy=settings.restart_policy,
+        extra_args=settings.extra_args,
+    )
+
+
+def desired_containers(
+    node: Node, settings: ContainerSettings, gpu_layers: Mapping[str, int] | None = None
+) -> list[ContainerSpec]:
+    """Every container of the node in start order (ties keep file order).
+
+    Args:
+        gpu_layers: per endpoint name, layers from a VRAM plan (the seam for `homelab.vram`).
+    """
+    specs = [
+        container_spec(node, e, settings, (gpu_layers or {}).get(e.name)) for e in node.endpoints if e.container
+    ]
+    return sorted(specs, key=lambda s: s.start_order)
+
+
+def _state(container: Container) -> ContainerState:
+    attrs = container.attrs
+    labels = attrs.get("Config", {}).get("Labels") or {}
+    started = attrs.get("State", {}).get("StartedAt") or ""
+    config = labels.get(LABEL_CONFIG)
+    return ContainerState(
+        name=container.name,
+        id=container.id,
+        status=attrs.get("State", {}).get("Status", "unknown"),
+        image_id=attrs.get("Image", ""),
+        managed=LABEL_MANAGED in labels,
+        config=json.loads(config) if config else None,
+        config_sha256=labels.get(LABEL_CONFIG_SHA),
+        model_sha256=labels.get(LABEL_MODEL_SHA),
+        started_at=None if started.startswith("0001-") or not started else _parse_time(started),
+    )
+
+
+def _parse_time(value: str) -> datetime:
+    """Docker's times are UTC with nanoseconds (`...T04:20:11.123456789Z`); Python reads microseconds."""
+    head, _, fraction = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
+
+
+def container_state(engine: Engine, name: str) -> ContainerState | None:
+    """Fact: the container called `name`, or None when the node has none."""
+    with engine.errors(f"inspecting container {name}"):
+        try:
+            return _state(engine.client.containers.get(name))
+        except docker.errors.NotFound:
+            return None
+
+
+def managed_containers(engine: Engine) -> list[str]:
+    """Fact: names of every container homelab manages on the node."""
+    with engine.errors("listing managed containers"):
+        return sorted(c.name for c in engine.client.containers.list(all=True, filters={"label": LABEL_MANAGED}))
+
+
+def image_id(engine: Engine, image: str) -> str | None:
+    """Fact: the id the node's copy of `image` has now (None when it has none)."""
+    with engine.errors(f"looking up image {image}"):
+        try:
+            return str(engine.client.images.get(image).id)
+        except docker.errors.ImageNotFound:
+            return None
+
+
+def create_container(engine: Engine, spec: ContainerSpec, model_sha256: str, node: str) -> ContainerState:
+    """Operation: a created (not started) container for `spec`, labelled with its config and model hash."""
+    labels = {
+        LABEL_MANAGED: "rollout",
+        LABEL_NODE: node,
+        LABEL_ENDPOINT: spec.endpoint,
+        LABEL_CONFIG: json.dumps(spec.config(), sort_keys=True),
+        LABEL_CONFIG_SHA: spec.digest(),
+        LABEL_MODEL_SHA: model_sha256,
+    }
+    gpus = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if spec.gpus else None
+    with engine.errors(f"creating container {spec.name} ({spec.image})"):
+        container = engine.client.containers.create(
+            spec.image,
+            spec.command(),
+            name=spec.name,
+            labels=labels,
+            # A named volume, never a bind mount: see homelab.docker_ops.volumes.
+            volumes={spec.volume: {"bind": VOLUME_MOUNT, "mode": "ro"}},
+            ports={f"{CONTAINER_PORT}/tcp": (spec.host_ip, spec.host_port)},
+            device_requests=gpus,
+            restart_policy={"Name": spec.restart_policy},
+        )
+        return _state(container)
+
+
+def _get(engine: Engine, name: str) -> Container:
+    try:
+        return engine.client.containers.get(name)
+    except docker.errors.NotFound as exc:
+        raise DockerOpError(f"node {engine.node}: container {name} does not exist") from exc
+
+
+def start_container(engine: Engine, name: str) -> None:
+    with engine.errors(f"starting container {name}"):
+        _get(engine, name).start()
+
+
+def stop_container(engine: Engine, name: str, timeout_s: int) -> None:
+    with engine.errors(f"stopping container {name}"):
+        _get(engine, name).stop(timeout=timeout_s)
+
+
+def rename_container(engine: Engine, name: str, new_name: str) -> None:
+    with engine.errors(f"renaming container {name} to {new_name}"):
+        _get(engine, name).rename(new_name)
+
+
+def remove_container(engine: Engine, name: str) -> None:
+    """Operation: no container called `name` (absent already is fine)."""
+    with engine.errors(f"removing container {name}"):
+        try:
+            engine.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def log_tail(engine: Engine, name: str, lines: int = 20) -> list[str]:
+    """The container's last log lines (stdout and stderr), for failure reports."""
+    with engine.errors(f"reading logs of container {name}"):
+        raw = _get(engine, name).logs(tail=lines, stdout=True, stderr=True)
+    return raw.decode(errors="replace").splitlines()[-lines:]

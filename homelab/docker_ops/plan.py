@@ -1,0 +1,220 @@
+"""The rollout plan: pure `plan(desired, facts)`, which says what must change on a node and why.
+
+Nothing here talks to an engine. The facts (which volumes exist, what the volume files and
+the sources hash to, which containers run with which labels) are gathered first; the plan
+compares them with the desired state and yields steps, each with its reason, plus the
+reasons nothing needed doing elsewhere ("volume models holds qwen.gguf, sha256 ok"). An
+empty plan is a finished rollout: running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.docker_ops.containers import ContainerSpec, ContainerState, previous_container_name
+from homelab.docker_ops.sources import ModelSource, SourceFile
+from homelab.docker_ops.volumes import VolumeFile
+
+__all__ = [
+    "DesiredState",
+    "Facts",
+    "EnsureVolume",
+    "CopyModel",
+    "CreateContainer",
+    "ReplaceContainer",
+    "StartContainer",
+    "Step",
+    "ContainerStep",
+    "Plan",
+    "plan",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DesiredState(_Frozen):
+    """What the node should run: containers in start order, and where their model files come from."""
+
+    node: str
+    containers: list[ContainerSpec]
+    sources: dict[str, ModelSource] = Field(description="model file name -> where to copy it from")
+
+    def volumes(self) -> list[str]:
+        return list(dict.fromkeys(spec.volume for spec in self.containers))
+
+    def models(self) -> list[tuple[str, str]]:
+        """(volume, model file) pairs, in start order, each once."""
+        return list(dict.fromkeys((spec.volume, spec.model_file) for spec in self.containers))
+
+
+class Facts(_Frozen):
+    """What the node and the sources hold now (gathered by `rollout.gather_facts`)."""
+
+    volumes: list[str] = Field(description="those of the desired volumes that exist")
+    files: dict[str, dict[str, VolumeFile]] = Field(description="volume -> model file -> what it holds")
+    sources: dict[str, SourceFile]
+    containers: dict[str, ContainerState] = Field(description="desired container name -> its state, if it exists")
+    images: dict[str, str | None] = Field(description="image reference -> id on the node (None: not there)")
+    managed: list[str] = Field(default_factory=list, description="every managed container on the node")
+
+
+class EnsureVolume(_Frozen):
+    """Create a named volume (idempotent: safe to retry)."""
+
+    kind: Literal["ensure_volume"] = "ensure_volume"
+    volume: str
+    reason: str
+
+    def summary(self) -> str:
+        return f"create volume {self.volume}: {self.reason}"
+
+
+class CopyModel(_Frozen):
+    """Copy a model file into a volume as a verified temporary file (idempotent: safe to retry)."""
+
+    kind: Literal["copy_model"] = "copy_model"
+    volume: str
+    source: ModelSource
+    expected: SourceFile
+    reason: str
+
+    def summary(self) -> str:
+        return f"copy {self.source.model_file} into volume {self.volume}: {self.reason}"
+
+
+class CreateContainer(_Frozen):
+    """Create and start a container that does not exist yet, then wait for its health gate."""
+
+    kind: Literal["create_container"] = "create_container"
+    spec: ContainerSpec
+    model_sha256: str
+    activate_model: bool = Field(description="move the verified copy over the model file first")
+    reason: str
+
+    def summary(self) -> str:
+        return f"create {self.spec.name}: {self.reason}"
+
+
+class ReplaceContainer(_Frozen):
+    """Stop and set aside the old container, start a new one, keep it only if it passes the gate."""
+
+    kind: Literal["replace_container"] = "replace_container"
+    spec: ContainerSpec
+    model_sha256: str
+    activate_model: bool
+    reason: str
+
+    def summary(self) -> str:
+        return f"replace {self.spec.name}: {self.reason}"
+
+
+class StartContainer(_Frozen):
+    """Start an up-to-date container that is not running, then wait for its gate."""
+
+    kind: Literal["start_container"] = "start_container"
+    spec: ContainerSpec
+    reason: str
+
+    def summary(self) -> str:
+        return f"start {self.spec.name}: {self.reason}"
+
+
+ContainerStep = CreateContainer | ReplaceContainer | StartContainer
+Step = Annotated[EnsureVolume | CopyModel | ContainerStep, Field(discriminator="kind")]
+
+
+class Plan(_Frozen):
+    """The steps, in the order they must run, and why everything else is left alone."""
+
+    node: str
+    steps: list[Step]
+    unchanged: list[str] = Field(default_factory=list, description="reasons for what needs nothing")
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+
+def _short(digest: str | None) -> str:
+    return digest[:12] if digest else "none"
+
+
+def _volume_steps(desired: DesiredState, facts: Facts) -> tuple[list[Step], list[str]]:
+    steps: list[Step] = []
+    unchanged: list[str] = []
+    for volume in desired.volumes():
+        if volume in facts.volumes:
+            unchanged.append(f"volume {volume} exists")
+        else:
+            steps.append(EnsureVolume(volume=volume, reason="missing"))
+    for volume, model_file in desired.models():
+        source = facts.sources[model_file]
+        held = facts.files.get(volume, {}).get(model_file)
+        if held is not None and held.sha256 == source.sha256:
+            unchanged.append(f"volume {volume} holds {model_file}, sha256 ok")
+            continue
+        reason = (
+            "not in the volume"
+            if held is None
+            else f"sha256 differs (volume {_short(held.sha256)}, source {_short(source.sha256)})"
+        )
+        steps.append(CopyModel(volume=volume, source=desired.sources[model_file], expected=source, reason=reason))
+    return steps, unchanged
+
+
+def _config_changes(spec: ContainerSpec, state: ContainerState) -> list[str]:
+    """Which fields of the recorded config differ, as `field old -> new`."""
+    if state.config is None:
+        return ["not made by homelab (no recorded config)"]
+    want = spec.config()
+    return [f"{key} {state.config.get(key)!r} -> {want[key]!r}" for key in want if state.config.get(key) != want[key]]
+
+
+def _container_step(spec: ContainerSpec, facts: Facts, model_sha: str, activate: bool) -> ContainerStep | str:
+    """The step one container needs, or the reason it needs none."""
+    state = facts.containers.get(spec.name)
+    if state is None:
+        return CreateContainer(spec=spec, model_sha256=model_sha, activate_model=activate, reason="missing")
+    changes = _config_changes(spec, state)
+    if state.model_sha256 != model_sha:
+        changes.append(f"model {spec.model_file} {_short(state.model_sha256)} -> {_short(model_sha)}")
+    elif activate:
+        changes.append(f"volume {spec.volume} holds another {spec.model_file} than the one it was started with")
+    wanted_image = facts.images.get(spec.image)
+    if wanted_image is not None and state.image_id != wanted_image:
+        changes.append(f"image {spec.image} updated ({_short(state.image_id)} -> {_short(wanted_image)})")
+    if changes:
+        return ReplaceContainer(spec=spec, model_sha256=model_sha, activate_model=activate, reason="; ".join(changes))
+    if not state.running:
+        return StartContainer(spec=spec, reason=f"up to date but {state.status}")
+    return f"container {spec.name} up to date"
+
+
+def plan(desired: DesiredState, facts: Facts) -> Plan:
+    """What must change on the node, in order: volumes, copies, then containers in start order.
+
+    A copied model is moved over its final name by the first container step that uses it,
+    right before that container starts, so the old file stays in place until then and comes
+    back if the new container fails its gate.
+    """
+    steps, unchanged = _volume_steps(desired, facts)
+    copied = {(s.volume, s.source.model_file) for s in steps if isinstance(s, CopyModel)}
+    for spec in desired.containers:
+        key = (spec.volume, spec.model_file)
+        model_sha = facts.sources[spec.model_file].sha256
+        step = _container_step(spec, facts, model_sha, activate=key in copied)
+        if isinstance(step, str):
+            unchanged.append(step)
+            continue
+        copied.discard(key)  # the first user activates it; later users find it in place
+        steps.append(step)
+    wanted = {spec.name for spec in desired.containers}
+    wanted |= {previous_container_name(name) for name in wanted}
+    for name in facts.managed:
+        if name not in wanted:
+            unchanged.append(f"container {name} is managed but not in the inventory: left alone")
+    return Plan(node=desired.node, steps=steps, unchanged=unchanged)

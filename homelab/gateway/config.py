@@ -1,0 +1,256 @@
+"""The LiteLLM proxy config, generated from the cluster file: one model per served alias.
+
+The proxy is the cluster's single OpenAI-compatible API, so its config must follow the
+inventory exactly; writing it by hand drifts. The output is deterministic (same inventory,
+same bytes: lists sorted, keys in a fixed order, a header saying it is generated) so it can be
+diffed, committed, and checked against the file a running proxy uses (`check_config`).
+
+Naming: each model is `<tier>/<alias>` (`primary/chat`, `nas/nas-coder`): unique because
+aliases are, and it tells a client which tier answers. The plain alias (`chat`) is mapped to
+the same model as a hidden `model_group_alias`, so a client that names the alias keeps working
+when a rollout moves the model to another tier; it is hidden so `/v1/models` lists each model
+once. `auto` is listed too: the auto-routing hook (`homelab.gateway.autoroute`) picks the expert.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
+
+__all__ = [
+    "AUTO_MODEL",
+    "AUTOROUTE_CALLBACK",
+    "AUTOROUTE_SETTINGS_KEY",
+    "MASTER_KEY_ENV",
+    "PLACEHOLDER_API_KEY",
+    "GatewayTimeouts",
+    "DEFAULT_GATEWAY_TIMEOUTS",
+    "gateway_model_name",
+    "litellm_params",
+    "build_config",
+    "render_config",
+    "check_config",
+]
+
+AUTO_MODEL = "auto"
+AUTOROUTE_CALLBACK = "homelab.gateway.autoroute.proxy_handler_instance"
+AUTOROUTE_SETTINGS_KEY = "homelab_autoroute"  # under the config's `callback_settings`
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+# LiteLLM's openai provider refuses to call without an api_key, even for a server that asks
+# for none. llama-server ignores the header unless started with --api-key, so a fixed,
+# obviously-fake value is safe to write into a generated (committed, diffed) file.
+PLACEHOLDER_API_KEY = "sk-no-key-required"
+# An embedding expert is health-checked by LiteLLM with an embedding call, not a chat call.
+_EMBEDDING_MODE = "embedding"
+
+
+class GatewayTimeouts(BaseModel):
+    """How long the proxy waits on a backend, in seconds.
+
+    `request_s` bounds a whole non-streaming answer (a 14B model on a CPU tier may take
+    minutes); `stream_s` bounds the wait between chunks of a streamed one, so a hung server
+    is given up on long before `request_s`. The proxy's own health check of a model uses the
+    endpoint's probe `total_s` from the cluster file, the budget homelab's probes give it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_s: float = Field(600.0, gt=0)
+    stream_s: float = Field(120.0, gt=0)
+
+
+DEFAULT_GATEWAY_TIMEOUTS = GatewayTimeouts()
+
+
+def gateway_model_name(node: Node, model: ServedModel) -> str:
+    """The name clients use at the gateway: `<tier>/<alias>`."""
+    return f"{node.tier}/{model.alias}"
+
+
+def litellm_params(endpoint: Endpoint, model: ServedModel, *, embedding: bool = False) -> dict[str, str] | None:
+    """The provider model and api_base for one served model; None for a LiteLLM endpoint.
+
+    Ollama goes through `ollama_chat/`, LiteLLM's provider for Ollama's own `/api/chat`
+    (tools, images and system prompts pass through as Ollama expects), with the bare server
+    URL; an embedding model through `ollama/`, the only Ollama provider LiteLLM embeds with
+    (`/api/embed`). llama.cpp and other OpenAI-compatible servers go through `openai/`, whose client
+    appends `/chat/completions` to api_base, so api_base must end in `/v1` (the inventory keeps
+    the server root, which is what the health probes need). A `litellm` endpoint is the
+    gateway itself: listing it in its own config would loop.
+    """
+    if endpoint.kind is EndpointKind.OLLAMA:
+        provider = "ollama" if embedding else "ollama_chat"
+        return {"model": f"{provider}/{model.name}", "api_base": endpoint.url}
+    if endpoint.kind in (EndpointKind.LLAMACPP, EndpointKind.OPENAI):
+        return {"model": f"openai/{model.name}", "api_base": f"{endpoint.url}/v1", "api_key": PLACEHOLDER_API_KEY}
+    return None
+
+
+def _served(inv: Inventory) -> list[tuple[str, Node, Endpoint, ServedModel]]:
+    """Every model the gateway serves, as (gateway name, node, endpoint, model), by name."""
+    rows = [
+        (gateway_model_name(node, model), node, endpoint, model)
+        for node, endpoint in inv.endpoints()
+        if endpoint.kind is not EndpointKind.LITELLM
+        for model in endpoint.models
+    ]
+    return sorted(rows, key=lambda row: row[0])
+
+
+def _chains(inv: Inventory, names: dict[str, str]) -> dict[Category, list[str]]:
+    """The experts map in gateway names, in Category order, without aliases the gateway lacks."""
+    chains = {c: [names[a] for a in inv.experts.get(c, []) if a in names] for c in Category}
+    return {c: chain for c, chain in chains.items() if chain}
+
+
+def _fallbacks(chains: dict[Category, list[str]]) -> dict[str, list[str]]:
+    """Each chain as `first -> [rest]`.
+
+    LiteLLM keys fallbacks by model, so two chains with the same first model (`code: [coder,
+    general]`, `fast: [coder, quick]`) share one list: their tails are merged in Category
+    order without repeats (`coder -> [general, quick]`).
+    """
+    merged: dict[str, list[str]] = {}
+    for chain in chains.values():
+        head, rest = chain[0], chain[1:]
+        tail = merged.setdefault(head, [])
+        tail += [name for name in rest if name not in tail and name != head]
+    return {head: tail for head, tail in sorted(merged.items()) if tail}
+
+
+def _model_entry(
+    name: str, inv: Inventory, endpoint: Endpoint, model: ServedModel, embedding: bool, timeouts: GatewayTimeouts
+) -> dict[str, Any]:
+    params = litellm_params(endpoint, model, embedding=embedding) or {}
+    params |= {"timeout": timeouts.request_s, "stream_timeout": timeouts.stream_s}
+    info: dict[str, Any] = {"health_check_timeout": inv.probe_settings(endpoint).total_s}
+    if embedding:
+        info["mode"] = _EMBEDDING_MODE
+    return {"model_name": name, "litellm_params": params, "model_info": info}
+
+
+def _autoroute_inventory(inv: Inventory, served: set[str]) -> dict[str, Any]:
+    """What the auto-routing hook needs, in the cluster file's own schema (so the hook reuses
+    its loader and the probes): serving nodes and endpoints, probe defaults, and the experts
+    the gateway serves (`served` aliases).
+
+    SSH, wake, containers, GPUs, secrets and history are left out: the proxy needs none of
+    them, and the fewer references to the rest of the cluster it carries, the better.
+    """
+    nodes = []
+    for node in inv.nodes:
+        endpoints = [
+            e.model_dump(mode="json", include={"name", "kind", "url", "probe", "models"}, exclude_none=True)
+            for e in node.endpoints
+            if e.kind is not EndpointKind.LITELLM and e.models
+        ]
+        if endpoints:
+            nodes.append({"name": node.name, "tier": node.tier, "host": node.host, "endpoints": endpoints})
+    return {
+        "name": inv.name,
+        "defaults": inv.defaults.model_dump(mode="json"),
+        "nodes": nodes,
+        "experts": {
+            c.value: [a for a in inv.experts[c] if a in served]
+            for c in Category
+            if any(a in served for a in inv.experts.get(c, []))
+        },
+    }
+
+
+def build_config(
+    inv: Inventory, *, autoroute: bool = True, timeouts: GatewayTimeouts = DEFAULT_GATEWAY_TIMEOUTS
+) -> dict[str, Any]:
+    """The LiteLLM proxy config for `inv`, as plain data in a fixed order.
+
+    Args:
+        inv: the validated cluster.
+        autoroute: add `auto` and the homelab hook; turn off for a proxy whose Python
+            environment lacks homelab (LiteLLM's own Docker image), which would fail to start.
+        timeouts: per-model request and stream timeouts.
+
+    Returns:
+        `model_list`, `router_settings` (fallbacks from the experts, the plain-alias and
+        `auto` aliases), `litellm_settings`, `general_settings`, and for auto-routing the
+        hook's `callback_settings`.
+    """
+    served = _served(inv)
+    names = {model.alias: name for name, _, _, model in served}
+    embedders = set(inv.experts.get(Category.EMBED, []))
+    chains = _chains(inv, names)
+    model_list = [_model_entry(n, inv, e, m, m.alias in embedders, timeouts) for n, _, e, m in served]
+    aliases: dict[str, Any] = {alias: {"model": names[alias], "hidden": True} for alias in sorted(names)}
+    autoroute = autoroute and bool(chains)
+    if autoroute:
+        default = chains.get(Category.CHAT) or next(iter(chains.values()))
+        aliases[AUTO_MODEL] = {"model": default[0], "hidden": False}
+    fallbacks = _fallbacks(chains)
+    # A client that names the plain alias gets the same fallbacks: LiteLLM looks them up by
+    # the name asked for, before it resolves the alias.
+    fallbacks |= {alias: fallbacks[name] for alias, name in sorted(names.items()) if name in fallbacks}
+    router: dict[str, Any] = {
+        # A dead backend refuses at once; the next expert beats retrying the dead one.
+        "num_retries": 0,
+        "fallbacks": [{head: tail} for head, tail in sorted(fallbacks.items())],
+        "model_group_alias": dict(sorted(aliases.items())),
+    }
+    config: dict[str, Any] = {
+        "model_list": model_list,
+        "router_settings": router,
+        # drop_params: an OpenAI client's parameter that Ollama lacks (`parallel_tool_calls`)
+        # is dropped, not answered with a 400 the user cannot fix.
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+        "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
+    }
+    if autoroute:
+        config["litellm_settings"]["callbacks"] = [AUTOROUTE_CALLBACK]
+        config["callback_settings"] = {AUTOROUTE_SETTINGS_KEY: {"inventory": _autoroute_inventory(inv, set(names))}}
+    return config
+
+
+def _header(inv: Inventory) -> str:
+    return (
+        f"# LiteLLM proxy config for the cluster {inv.name!r}, generated by `homelab gateway config`.\n"
+        "# Do not edit: change the cluster file and generate it again; `homelab gateway config --check\n"
+        "# FILE` says whether this file is out of date. Secrets are environment references\n"
+        f"# (os.environ/...), never values: start the proxy with {MASTER_KEY_ENV} set.\n"
+    )
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes a list as often as it appears: anchors (`&id001`) would make the file hard to read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_config(
+    inv: Inventory, *, autoroute: bool = True, timeouts: GatewayTimeouts = DEFAULT_GATEWAY_TIMEOUTS
+) -> str:
+    """`build_config` as YAML text with its header: the same inventory always gives the same bytes."""
+    body = yaml.dump(
+        build_config(inv, autoroute=autoroute, timeouts=timeouts),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
+    return _header(inv) + body
+
+
+def check_config(expected: str, actual: str, actual_name: str) -> list[str]:
+    """The unified diff from `actual` (the file a proxy runs with) to `expected`; empty when equal."""
+    return list(
+        difflib.unified_diff(
+            actual.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            fromfile=actual_name,
+            tofile="generated from the cluster file",
+        )
+    )

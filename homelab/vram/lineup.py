@@ -1,0 +1,161 @@
+"""The lineup and the GPUs of an inventory: what the planner places, and where it may.
+
+The models are those of `llamacpp` endpoints that run in a container (model file, context,
+parallel sequences, optionally fixed GPU layers) on a node with GPUs; each may only go on its own
+node's GPUs. Their lineup order is the inventory's order; an optional lineup file gives
+priorities, other contexts and where the GGUF files can be read:
+
+    # lineup.yaml
+    reserve_gib: 1.0                 # kept free on every GPU (default 0.5)
+    models:
+      - model: general               # a served alias, the endpoint's name or its model_file
+        priority: 10                 # higher is placed first (default 0)
+        gguf: /srv/models/qwen2.5-14b-instruct-q4_k_m.gguf
+        ctx_size: 16384
+
+Shapes come from the GGUF (the lineup file's `gguf`, else `models_dir/model_file`), else from
+the file name (an estimate, e.g. `qwen2.5-14b-instruct-q4_k_m.gguf`); a model neither can size
+is listed as unsized.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from homelab.inventory import Endpoint, EndpointKind, Inventory, Node
+from homelab.vram.errors import LineupError, UnsupportedModel
+from homelab.vram.guess import guess_shape
+from homelab.vram.metadata import read_gguf
+from homelab.vram.planner import GpuSlot, LineupEntry, Unsized
+from homelab.vram.settings import GIB, MIB
+from homelab.vram.shape import ModelShape
+
+__all__ = ["DEFAULT_RESERVE_BYTES", "ModelOverride", "LineupFile", "Lineup", "load_lineup_file", "lineup_from_inventory"]
+
+DEFAULT_RESERVE_BYTES = 512 * MIB  # display, driver and stray processes on a home GPU
+
+
+class ModelOverride(BaseModel):
+    """Lineup-file settings for one model of the inventory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1, description="served alias, endpoint name or model_file")
+    priority: int | None = None
+    gguf: str | None = None
+    ctx_size: int | None = Field(None, gt=0)
+    parallel: int | None = Field(None, gt=0)
+
+
+class LineupFile(BaseModel):
+    """The optional lineup file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reserve_gib: float | None = Field(None, ge=0)
+    models: list[ModelOverride] = []
+
+
+class Lineup(BaseModel):
+    """What the planner gets: models, GPUs, and the models that could not be sized."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entries: list[LineupEntry]
+    slots: list[GpuSlot]
+    unsized: list[Unsized]
+
+
+def load_lineup_file(path: Path) -> LineupFile:
+    """Read and validate a lineup file.
+
+    Raises:
+        LineupError: Unreadable, not YAML, or invalid (the message names the field).
+    """
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return LineupFile.model_validate(data)
+    except OSError as exc:
+        raise LineupError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise LineupError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise LineupError(f"{path}: {where}: {first['msg']}") from exc
+
+
+def _names(endpoint: Endpoint) -> set[str]:
+    names = {endpoint.name}
+    names |= {m.alias for m in endpoint.models} | {m.name for m in endpoint.models}
+    if endpoint.container:
+        names.add(endpoint.container.model_file)
+    return names
+
+
+def _shape(model_file: str, override: ModelOverride | None, models_dir: Path | None) -> ModelShape:
+    """The model's shape: its GGUF when one is given or found, else estimated from the file name."""
+    if override and override.gguf:
+        return read_gguf(override.gguf)
+    if models_dir is not None and (models_dir / model_file).is_file():
+        return read_gguf(models_dir / model_file)
+    return guess_shape(model_file)
+
+
+def _slots(node: Node, reserve_bytes: int) -> list[GpuSlot]:
+    return [
+        GpuSlot(
+            node=node.name, name=gpu.name, index=i if gpu.index is None else gpu.index,
+            vram_bytes=int(gpu.vram_gib * GIB), reserve_bytes=reserve_bytes,
+        )
+        for i, gpu in enumerate(node.gpus)
+    ]
+
+
+def lineup_from_inventory(
+    inventory: Inventory, *, models_dir: Path | None = None, lineup_file: LineupFile | None = None
+) -> Lineup:
+    """The planner's input for an inventory.
+
+    Raises:
+        LineupError: The lineup file names a model no container of a GPU node serves.
+        ModelFileError: A GGUF named or found is unreadable.
+    """
+    overrides = list(lineup_file.models) if lineup_file else []
+    reserve = DEFAULT_RESERVE_BYTES if not lineup_file or lineup_file.reserve_gib is None else int(lineup_file.reserve_gib * GIB)
+    entries: list[LineupEntry] = []
+    slots: list[GpuSlot] = []
+    unsized: list[Unsized] = []
+    used: set[str] = set()
+    for node in inventory.nodes:
+        if not node.gpus:
+            continue
+        slots += _slots(node, reserve)
+        for endpoint in node.endpoints:
+            container = endpoint.container
+            if endpoint.kind != EndpointKind.LLAMACPP or container is None:
+                continue
+            name = endpoint.models[0].alias if endpoint.models else endpoint.name
+            override = next((o for o in overrides if o.model in _names(endpoint)), None)
+            if override:
+                used.add(override.model)
+            try:
+                shape = _shape(container.model_file, override, models_dir)
+            except UnsupportedModel as exc:
+                unsized.append(Unsized(model=name, reason=str(exc)))
+                continue
+            entries.append(
+                LineupEntry(
+                    name=name, shape=shape, node=node.name, gpu_layers=container.gpu_layers,
+                    priority=override.priority if override and override.priority is not None else 0,
+                    ctx_size=override.ctx_size if override and override.ctx_size else container.ctx_size,
+                    parallel=override.parallel if override and override.parallel else container.parallel,
+                )
+            )
+    unknown = [o.model for o in overrides if o.model not in used]
+    if unknown:
+        raise LineupError(f"the lineup file names models no llama.cpp container on a GPU node serves: {', '.join(unknown)}")
+    return Lineup(entries=entries, slots=slots, unsized=unsized)

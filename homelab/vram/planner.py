@@ -1,0 +1,229 @@
+"""The lineup planner: which model goes on which GPU with how many layers, and which run on the CPU.
+
+Models are placed one at a time in priority order (higher first, then lineup order), so a more
+important model is never pushed off by a less important one:
+
+  1. whole: on the allowed GPU (the model's own node, when it has one) where the fully offloaded
+     model fits with the least room to spare (best fit keeps big holes for big models);
+  2. partly: else on the allowed GPU with the most free memory, with as many layers as fit, if that
+     is at least `min_gpu_fraction` of its layers (a model mostly on the CPU gains little from
+     the GPU and takes memory others could use whole);
+  3. else on the CPU, with the reason: what it needs and the most any GPU had free.
+
+"Fits" compares the estimate's GPU total (weights, KV, compute buffers and the per-process
+overhead) with the GPU's VRAM less its reserve and what earlier models took: a GPU is never
+over-committed. Everything here is pure; `lineup.py` builds the inputs from the inventory.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
+from homelab.vram.settings import (
+    DEFAULT_GPU_OVERHEAD_BYTES,
+    GIB,
+    CacheType,
+    RunSettings,
+)
+from homelab.vram.shape import ModelShape
+
+__all__ = ["LineupEntry", "GpuSlot", "PlanPolicy", "Placement", "GpuUse", "CpuOnly", "Unsized", "Plan", "DEFAULT_POLICY", "plan_lineup"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LineupEntry(_Frozen):
+    """A model the cluster should serve, and how."""
+
+    name: str
+    shape: ModelShape
+    priority: int = Field(0, description="higher is placed first; ties keep lineup order")
+    ctx_size: int | None = Field(None, gt=0)
+    parallel: int = Field(1, gt=0)
+    node: str | None = Field(None, description="only this node's GPUs may hold it (its container runs there)")
+    gpu_layers: int | None = Field(None, ge=0, description="fixed -ngl; None: the planner decides")
+
+
+class GpuSlot(_Frozen):
+    """One GPU the planner may fill."""
+
+    node: str
+    name: str
+    index: int
+    vram_bytes: int = Field(gt=0)
+    reserve_bytes: int = Field(0, ge=0, description="kept free: display, other processes, safety")
+
+    @property
+    def label(self) -> str:
+        """How plans name the GPU: node, index and model."""
+        return f"{self.node} GPU{self.index} ({self.name})"
+
+
+class PlanPolicy(_Frozen):
+    """How every model is run, and how far partial offload may go."""
+
+    flash_attn: bool = True
+    cache_type: CacheType = "f16"
+    gpu_overhead_bytes: int = Field(DEFAULT_GPU_OVERHEAD_BYTES, ge=0)
+    min_gpu_fraction: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Placement(_Frozen):
+    """A model on a GPU."""
+
+    model: str
+    file_type: str | None = None
+    node: str
+    gpu_index: int
+    estimate: Estimate
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def whole(self) -> bool:
+        """Every layer, the output layer included, is on the GPU."""
+        return self.estimate.n_gpu_layers == self.estimate.n_layers_total
+
+
+class GpuUse(_Frozen):
+    """A GPU with what was placed on it."""
+
+    slot: GpuSlot
+    placements: list[Placement]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def used_bytes(self) -> int:
+        """GPU totals of the models placed here (overheads included)."""
+        return sum(p.estimate.gpu_total_bytes for p in self.placements)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def free_bytes(self) -> int:
+        """What is left below the reserve (negative when the reserve exceeds the VRAM)."""
+        return self.slot.vram_bytes - self.slot.reserve_bytes - self.used_bytes
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def used_percent(self) -> float:
+        """Used share of the whole VRAM, reserve not counted as used."""
+        return round(100.0 * self.used_bytes / self.slot.vram_bytes, 1)
+
+
+class CpuOnly(_Frozen):
+    """A model left to the CPU, and why."""
+
+    model: str
+    node: str | None
+    reason: str
+    needs_gpu_bytes: int | None = Field(None, description="GPU total when fully offloaded")
+    best_free_bytes: int | None = Field(None, description="the most any allowed GPU had free")
+    estimate: Estimate = Field(description="the model run on a CPU-only build")
+
+
+class Unsized(_Frozen):
+    """A model of the lineup that could not be sized at all (no file, no usable name)."""
+
+    model: str
+    reason: str
+
+
+class Plan(_Frozen):
+    """The assignment: GPUs in inventory order, then the CPU-only models."""
+
+    gpus: list[GpuUse]
+    cpu_only: list[CpuOnly]
+    unsized: list[Unsized] = []
+    estimated_models: list[str] = Field(description="models sized from a name or count, not a file")
+
+
+DEFAULT_POLICY = PlanPolicy()
+
+
+def _settings(entry: LineupEntry, policy: PlanPolicy, ngl: int, backend: str = "cuda") -> RunSettings:
+    return RunSettings(
+        ctx_size=entry.ctx_size, parallel=entry.parallel, cache_type_k=policy.cache_type,
+        cache_type_v=policy.cache_type, flash_attn=policy.flash_attn, n_gpu_layers=ngl,
+        backend=backend, gpu_overhead_bytes=policy.gpu_overhead_bytes,  # type: ignore[arg-type]
+    )
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def _ctx_label(n_ctx: int) -> str:
+    return f"{n_ctx // 1024}k" if n_ctx % 1024 == 0 else str(n_ctx)
+
+
+def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement:
+    return Placement(
+        model=entry.name, file_type=entry.shape.file_type, node=slot.node, gpu_index=slot.index, estimate=result
+    )
+
+
+def _cpu_only(entry: LineupEntry, policy: PlanPolicy, reason: str, **numbers: int) -> CpuOnly:
+    cpu = estimate(entry.shape, _settings(entry, policy, 0, backend="cpu"))
+    return CpuOnly(model=entry.name, node=entry.node, reason=reason, estimate=cpu, **numbers)
+
+
+def _place(
+    entry: LineupEntry, slots: list[GpuSlot], free: dict[int, int], policy: PlanPolicy
+) -> tuple[int, Placement] | CpuOnly:
+    """The GPU (its position in `slots`) and placement for one model, or its CPU-only verdict."""
+    allowed = [i for i, s in enumerate(slots) if entry.node is None or s.node == entry.node]
+    if not allowed:
+        return _cpu_only(entry, policy, f"no GPU on {entry.node}" if entry.node else "no GPU in the cluster")
+    ngl = -1 if entry.gpu_layers is None else entry.gpu_layers
+    wanted = estimate(entry.shape, _settings(entry, policy, ngl))
+    fitting = [i for i in allowed if wanted.gpu_total_bytes <= free[i]]
+    if fitting:
+        best = min(fitting, key=lambda i: free[i])
+        return best, _placement(entry, slots[best], wanted)
+    roomiest = max(allowed, key=lambda i: free[i])
+    if entry.gpu_layers is None:
+        partial = max_gpu_layers(entry.shape, _settings(entry, policy, -1), free[roomiest])
+        least = max(1, math.ceil(policy.min_gpu_fraction * (entry.shape.n_layer + 1)))
+        if partial is not None and partial.n_gpu_layers >= least:
+            return roomiest, _placement(entry, slots[roomiest], partial)
+    best_free = max(free[roomiest], 0)
+    layers = "" if entry.gpu_layers is None else f" at {entry.gpu_layers} GPU layers"
+    reason = (
+        f"needs {_gib(wanted.gpu_total_bytes)}{layers} with {_ctx_label(wanted.n_ctx)} context, "
+        f"{_gib(best_free)} free on {slots[roomiest].label}"
+    )
+    return _cpu_only(entry, policy, reason, needs_gpu_bytes=wanted.gpu_total_bytes, best_free_bytes=best_free)
+
+
+def plan_lineup(
+    lineup: list[LineupEntry],
+    slots: list[GpuSlot],
+    policy: PlanPolicy = DEFAULT_POLICY,
+    unsized: list[Unsized] | None = None,
+) -> Plan:
+    """Place a lineup on GPUs; see the module docstring for the rules.
+
+    `unsized` models are carried into the plan as they are, so it lists every model asked for.
+
+    Raises:
+        SettingsError: A model's settings are ones llama.cpp refuses (cache type vs. key width).
+    """
+    free = {i: s.vram_bytes - s.reserve_bytes for i, s in enumerate(slots)}
+    placed: dict[int, list[Placement]] = {i: [] for i in range(len(slots))}
+    cpu_only: list[CpuOnly] = []
+    order = sorted(enumerate(lineup), key=lambda pair: (-pair[1].priority, pair[0]))
+    for _, entry in order:
+        outcome = _place(entry, slots, free, policy)
+        if isinstance(outcome, CpuOnly):
+            cpu_only.append(outcome)
+            continue
+        i, placement = outcome
+        free[i] -= placement.estimate.gpu_total_bytes
+        placed[i].append(placement)
+    gpus = [GpuUse(slot=s, placements=placed[i]) for i, s in enumerate(slots)]
+    estimated = [e.name for e in lineup if e.shape.estimated]
+    return Plan(gpus=gpus, cpu_only=cpu_only, unsized=list(unsized or []), estimated_models=estimated)

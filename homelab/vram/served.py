@@ -1,0 +1,172 @@
+"""Model shapes from serving runtimes: Ollama's POST /api/show and a running llama-server.
+
+Ollama's `/api/show` returns the GGUF keys as `model_info` and, in recent versions, the tensor
+table (`tensors`: name, type, shape); with both the shape is as good as a file's. Without the
+tensors (older Ollama, or the stand-in) the size comes from `general.parameter_count` and
+`details.quantization_level`, and the shape is estimated.
+
+llama-server's `/props` names the model file it loaded (`model_path`) and the running context
+and slots; `/v1/models` adds the parameter count and file size. When `model_path` is readable
+here the file itself is read; otherwise the shape is estimated from those counts.
+
+The parsers are pure; the fetchers take an `httpx.AsyncClient` and translate its errors, so
+this module is the one boundary for HTTP failures while reading metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.vram.errors import MetadataUnavailable, ModelFileError, UnsupportedModel
+from homelab.vram.guess import family_of, parse_file_type, shape_from_counts
+from homelab.vram.metadata import read_gguf, shape_from_fields
+from homelab.vram.shape import ModelShape, TensorInfo, tensor_bytes
+
+__all__ = [
+    "ServerModel",
+    "shape_from_ollama_show",
+    "server_model_from_llama",
+    "fetch_ollama_shape",
+    "fetch_llama_server_model",
+]
+
+
+class ServerModel(BaseModel):
+    """What a running llama-server serves, and how it runs it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shape: ModelShape
+    n_ctx_slot: int | None = Field(description="context of one slot (the whole cache when it is unified)")
+    parallel: int | None = Field(description="slots (-np)")
+    model_path: str | None
+
+
+def _ollama_tensors(entries: list[dict[str, Any]]) -> list[TensorInfo]:
+    """Ollama's tensor list (shape in ggml order) as a table with sizes; offsets are cumulative."""
+    out, offset = [], 0
+    for entry in entries:
+        shape = [int(x) for x in entry["shape"]]
+        size = tensor_bytes(str(entry["type"]), shape)
+        out.append(TensorInfo(name=str(entry["name"]), type=str(entry["type"]).upper(), shape=shape, n_bytes=size, offset=offset))
+        offset += size
+    return out
+
+
+def shape_from_ollama_show(name: str, body: dict[str, Any]) -> ModelShape:
+    """A shape from an `/api/show` reply: read when it carries the tensors, estimated otherwise.
+
+    Raises:
+        UnsupportedModel: The reply has neither tensors nor a parameter count.
+    """
+    info = body.get("model_info") or {}
+    details = body.get("details") or {}
+    tensors = body.get("tensors")
+    if tensors and "general.architecture" in info:
+        try:
+            table = _ollama_tensors(tensors)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnsupportedModel(f"{name}: unreadable tensor list in /api/show: {exc}") from exc
+        return shape_from_fields(info, table, name=name, source="ollama")
+    params = info.get("general.parameter_count")
+    if not params:
+        raise UnsupportedModel(f"{name}: /api/show reports no parameter count and no tensors")
+    arch = str(info.get("general.architecture") or details.get("family") or "")
+    return shape_from_counts(
+        name,
+        params=float(params),
+        file_type=parse_file_type(str(details.get("quantization_level") or "")),
+        family_name=family_of(arch) or family_of(name),
+        source="ollama",
+    )
+
+
+def server_model_from_llama(props: dict[str, Any], models: dict[str, Any], *, read_local: bool = True) -> ServerModel:
+    """A `ServerModel` from llama-server's `/props` and `/v1/models` replies.
+
+    Raises:
+        UnsupportedModel: The model file is not readable here and the replies carry no counts.
+    """
+    path = props.get("model_path")
+    settings = props.get("default_generation_settings") or {}
+    slots = props.get("total_slots")
+    n_ctx = settings.get("n_ctx")
+    data = (models.get("data") or [{}])[0]
+    meta = data.get("meta") or {}
+    name = str(props.get("model_alias") or data.get("id") or path or "llama-server model")
+    shape = _local_shape(path, name) if read_local else None
+    if shape is None:
+        params, size = meta.get("n_params"), meta.get("size")
+        if not params:
+            raise UnsupportedModel(f"{name}: model file not readable here and /v1/models gives no n_params")
+        bits = 8 * float(size) / float(params) if size else None
+        file_type = parse_file_type(str(props.get("model_ftype") or "")) or parse_file_type(name)
+        shape = shape_from_counts(name, params=float(params), file_type=file_type, family_name=family_of(name), source="llama-server")
+        if bits:
+            shape = _rescaled(shape, bits)
+    return ServerModel(shape=shape, n_ctx_slot=n_ctx, parallel=slots, model_path=path)
+
+
+def _local_shape(path: str | None, name: str) -> ModelShape | None:
+    """The served file's own shape when it is readable on this machine (same host, shared disk)."""
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        return read_gguf(path).model_copy(update={"name": name, "source": "llama-server"})
+    except ModelFileError:
+        return None
+
+
+def _rescaled(shape: ModelShape, bits_per_weight: float) -> ModelShape:
+    """The estimated shape with its tensor bytes scaled to the file's real bits per weight."""
+    scale = bits_per_weight * shape.parameter_count / 8 / max(shape.weight_bytes, 1)
+    tensors, offset = [], 0
+    for t in shape.tensors:
+        size = int(t.n_bytes * scale)
+        tensors.append(t.model_copy(update={"n_bytes": size, "offset": offset}))
+        offset += size
+    return shape.model_copy(update={"tensors": tensors})
+
+
+async def _json(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    try:
+        response = await client.request(method, url, **kwargs)
+        response.raise_for_status()
+        body = response.json()
+    except httpx.HTTPStatusError as exc:
+        raise MetadataUnavailable(f"{method} {url}: HTTP {exc.response.status_code}: {exc.response.text[:200]}") from exc
+    except httpx.HTTPError as exc:
+        raise MetadataUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:
+        raise MetadataUnavailable(f"{method} {url}: the reply is not JSON") from exc
+    if not isinstance(body, dict):
+        raise MetadataUnavailable(f"{method} {url}: the reply is not a JSON object")
+    return body
+
+
+async def fetch_ollama_shape(client: httpx.AsyncClient, base_url: str, model: str) -> ModelShape:
+    """The shape of `model` as the Ollama at `base_url` describes it.
+
+    Raises:
+        MetadataUnavailable: Ollama did not answer, or answered with an error (unknown model).
+        UnsupportedModel: The description is not enough to size the model.
+    """
+    body = await _json(client, "POST", f"{base_url.rstrip('/')}/api/show", json={"model": model})
+    return shape_from_ollama_show(model, body)
+
+
+async def fetch_llama_server_model(client: httpx.AsyncClient, base_url: str) -> ServerModel:
+    """What the llama-server at `base_url` serves: its model's shape, context and slots.
+
+    Raises:
+        MetadataUnavailable: The server did not answer either endpoint.
+        UnsupportedModel: Neither the file nor the replies are enough to size the model.
+    """
+    base = base_url.rstrip("/")
+    props = await _json(client, "GET", f"{base}/props")
+    models = await _json(client, "GET", f"{base}/v1/models")
+    return server_model_from_llama(props, models)

@@ -1,0 +1,128 @@
+"""Reading a local GGUF: hyperparameters and the tensor table, and a clear error for every bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gguf import GGMLQuantizationType, GGUFWriter
+
+from homelab.tiny_gguf import write_tiny_llama
+from homelab.vram import ModelFileError, UnsupportedModel, read_gguf
+from homelab.vram.shape import tensor_bytes
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vram-gguf")
+
+
+def test_llama_shape_and_tensor_table(tiny_dir: Path) -> None:
+    path = write_tiny_llama(tiny_dir / "llama.gguf", n_layer=3, n_embd=128, n_head=4, n_head_kv=2, n_ff=256,
+                            n_vocab=600, context_length=1024, dtype=GGMLQuantizationType.F16)  # fmt: skip
+    shape = read_gguf(path)
+
+    assert (shape.arch, shape.source, shape.estimated) == ("llama", "gguf", False)
+    assert (shape.n_layer, shape.n_embd, shape.n_head, shape.n_head_kv) == (3, 128, 4, [2, 2, 2])
+    assert (shape.head_dim_k, shape.head_dim_v, shape.n_ff, shape.n_vocab) == (32, 32, 256, 600)
+    assert (shape.context_length, shape.sliding_window, shape.swa_layers) == (1024, None, [False] * 3)
+    assert shape.file_type == "F16"
+    assert not shape.tied_output
+    assert len(shape.tensors) == 2 + 3 * 9 + 1
+    by_name = {t.name: t for t in shape.tensors}
+    q = by_name["blk.1.attn_q.weight"]
+    assert (q.type, q.shape, q.n_bytes) == ("F16", [128, 128], 128 * 128 * 2)
+    assert by_name["blk.1.attn_norm.weight"].type == "F32"
+    # offsets are from the data section, in file order, each tensor aligned
+    offsets = [t.offset for t in shape.tensors]
+    assert offsets[0] == 0 and offsets == sorted(offsets)
+    assert path.stat().st_size >= shape.tensors[-1].offset + shape.tensors[-1].n_bytes
+
+
+def test_quantized_tensor_bytes_follow_the_block_size(tiny_dir: Path) -> None:
+    path = write_tiny_llama(tiny_dir / "q4.gguf", n_embd=64, n_ff=128, dtype=GGMLQuantizationType.Q4_0)
+    shape = read_gguf(path)
+
+    ffn = next(t for t in shape.tensors if t.name == "blk.0.ffn_up.weight")
+    assert (ffn.type, ffn.n_bytes) == ("Q4_0", 64 // 32 * 18 * 128)
+    assert ffn.n_bytes == tensor_bytes("Q4_0", ffn.shape)
+    assert shape.file_type == "Q4_0"
+
+
+def test_gemma2_sliding_window_on_every_other_layer_and_tied_output(tiny_dir: Path) -> None:
+    path = write_tiny_llama(tiny_dir / "gemma2.gguf", arch="gemma2", n_layer=4, sliding_window=256)
+    shape = read_gguf(path)
+
+    assert shape.sliding_window == 256
+    assert shape.swa_layers == [True, False, True, False]  # llama.cpp: the last of each pair is dense
+    assert shape.tied_output
+
+
+def test_qwen2_biases_are_in_the_layer(tiny_dir: Path) -> None:
+    shape = read_gguf(write_tiny_llama(tiny_dir / "qwen2.gguf", arch="qwen2"))
+
+    assert shape.arch == "qwen2"
+    assert any(t.name == "blk.0.attn_q.bias" for t in shape.tensors)
+
+
+def _bytes(tiny_dir: Path) -> bytes:
+    return write_tiny_llama(tiny_dir / "whole.gguf").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "message"),
+    [
+        ("empty", lambda whole: b"", "not a GGUF file"),
+        ("text", lambda whole: b"# not a model\n", "not a GGUF file (starts with b'# no'"),
+        ("safetensors", lambda whole: b"\x08\x00\x00\x00\x00\x00\x00\x00{}", "not a GGUF file"),
+        ("cut-in-header", lambda whole: whole[:200], "corrupt or truncated GGUF"),
+        ("cut-in-tensor-data", lambda whole: whole[: len(whole) // 2], "corrupt or truncated GGUF"),
+        ("bad-version", lambda whole: whole[:4] + b"\x63\x00\x00\x00" + whole[8:], "version 99"),
+        ("garbage-after-magic", lambda whole: b"GGUF" + bytes(range(256)) * 8, "corrupt or truncated GGUF"),
+    ],
+)
+def test_bad_files_are_model_file_errors(tiny_dir: Path, case: str, content, message: str) -> None:  # noqa: ANN001
+    path = tiny_dir / f"{case}.gguf"
+    path.write_bytes(content(_bytes(tiny_dir)))
+
+    with pytest.raises(ModelFileError) as info:
+        read_gguf(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_file(tiny_dir: Path) -> None:
+    with pytest.raises(ModelFileError, match="cannot read"):
+        read_gguf(tiny_dir / "nowhere.gguf")
+
+
+def test_a_directory_is_not_a_model(tiny_dir: Path) -> None:
+    with pytest.raises(ModelFileError, match="cannot read"):
+        read_gguf(tiny_dir)
+
+
+def _write(path: Path, arch: str, keys: dict[str, int]) -> Path:
+    writer = GGUFWriter(path, arch)
+    for key, value in keys.items():
+        writer.add_uint32(key, value)
+    writer.add_tensor("token_embd.weight", np.zeros((32, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_unknown_architecture_is_unsupported(tiny_dir: Path) -> None:
+    path = _write(tiny_dir / "mamba.gguf", "mamba", {"mamba.block_count": 2, "mamba.embedding_length": 8})
+
+    with pytest.raises(UnsupportedModel, match=r"architecture 'mamba' is not modelled .*known: .*llama"):
+        read_gguf(path)
+
+
+def test_missing_hyperparameter_is_unsupported(tiny_dir: Path) -> None:
+    path = _write(tiny_dir / "headless.gguf", "llama", {"llama.block_count": 2, "llama.embedding_length": 8})
+
+    with pytest.raises(UnsupportedModel, match=r"headless.gguf: metadata key 'llama.attention.head_count' is missing"):
+        read_gguf(path)

@@ -1,0 +1,106 @@
+"""Shapes from serving runtimes: a real llama-server's /props and /v1/models, and the Ollama stand-in's /api/show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from gguf import GGUFReader
+
+from homelab.ollama_standin import ModelSpec
+from homelab.vram import MetadataUnavailable, UnsupportedModel, read_gguf
+from homelab.vram.served import (
+    fetch_llama_server_model,
+    fetch_ollama_shape,
+    server_model_from_llama,
+    shape_from_ollama_show,
+)
+from tests.fixtures.llama import LlamaServer
+from tests.fixtures.net import LOOPBACK, free_port
+from tests.fixtures.ollama import StandInServer
+
+StartStandIn = Callable[[Sequence[ModelSpec]], StandInServer]
+
+QWEN_14B = ModelSpec(
+    name="qwen2.5:14b", size=8_988_110_976, family="qwen2", parameter_size="14.8B",
+    quantization_level="Q4_K_M", context_length=32768,
+)  # fmt: skip
+
+
+def _same_model(a: object, b: object) -> None:
+    fields = ("arch", "n_layer", "n_embd", "n_head", "n_head_kv", "head_dim_k", "n_ff", "n_vocab", "tensors")
+    assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+
+
+@pytest.mark.llama
+async def test_llama_server_reads_the_file_it_serves(llama_server: Callable[..., LlamaServer], tiny_gguf: Path) -> None:
+    server = llama_server(tiny_gguf, alias="vram-props", extra_args=["-np", "2"])
+    async with httpx.AsyncClient(timeout=5) as client:
+        served = await fetch_llama_server_model(client, server.url)
+
+    _same_model(served.shape, read_gguf(tiny_gguf))
+    assert (served.shape.name, served.shape.source, served.shape.estimated) == ("vram-props", "llama-server", False)
+    assert (served.n_ctx_slot, served.parallel, served.model_path) == (256, 2, str(tiny_gguf))  # -c 512 over 2 slots
+
+
+@pytest.mark.llama
+async def test_llama_server_elsewhere_is_estimated_from_its_counts(
+    llama_server: Callable[..., LlamaServer], tiny_gguf: Path
+) -> None:
+    server = llama_server(tiny_gguf, alias="vram-remote")
+    async with httpx.AsyncClient(timeout=5) as client:
+        props = (await client.get(f"{server.url}/props")).json()
+        models = (await client.get(f"{server.url}/v1/models")).json()
+    meta = models["data"][0]["meta"]
+
+    served = server_model_from_llama(props, models, read_local=False)  # as if the file were on another machine
+
+    assert (served.shape.estimated, served.shape.source) == (True, "llama-server")
+    assert served.shape.parameter_count == meta["n_params"]
+    assert served.shape.weight_bytes == pytest.approx(meta["size"], rel=0.01)
+
+
+async def test_unreachable_server_is_metadata_unavailable() -> None:
+    url = f"http://{LOOPBACK}:{free_port()}"
+    async with httpx.AsyncClient(timeout=2) as client:
+        with pytest.raises(MetadataUnavailable, match=rf"GET {url}/props: ConnectError"):
+            await fetch_llama_server_model(client, url)
+
+
+async def test_ollama_show_without_tensors_is_estimated(ollama_standin_factory: StartStandIn) -> None:
+    server = ollama_standin_factory([QWEN_14B])
+    async with httpx.AsyncClient(timeout=5) as client:
+        shape = await fetch_ollama_shape(client, server.url, "qwen2.5:14b")
+
+    assert (shape.source, shape.estimated, shape.arch, shape.n_layer) == ("ollama", True, "qwen2", 48)
+    assert (shape.file_type, shape.parameter_count) == ("Q4_K_M", 14_800_000_000)
+    assert shape.weight_bytes == pytest.approx(QWEN_14B.size, rel=0.02)
+
+
+async def test_ollama_unknown_model_is_metadata_unavailable(ollama_standin_factory: StartStandIn) -> None:
+    server = ollama_standin_factory([QWEN_14B])
+    async with httpx.AsyncClient(timeout=5) as client:
+        with pytest.raises(MetadataUnavailable, match=r"POST .*/api/show: HTTP 404: .*not found"):
+            await fetch_ollama_shape(client, server.url, "llama9:400b")
+
+
+def test_ollama_show_with_tensors_is_as_good_as_the_file(tmp_path: Path, tiny_gguf: Path) -> None:
+    # Recent Ollama returns the GGUF keys as model_info and the tensor table; built here from a real file.
+    reader = GGUFReader(tiny_gguf)
+    info = {k: f.contents() for k, f in reader.fields.items() if not k.startswith(("tokenizer.", "GGUF."))}
+    info["tokenizer.ggml.tokens"] = reader.fields["tokenizer.ggml.tokens"].contents()
+    tensors = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(x) for x in t.shape]} for t in reader.tensors]
+    body = {"model_info": info, "tensors": tensors, "details": {"quantization_level": "F32"}}
+
+    shape = shape_from_ollama_show("tiny:latest", body)
+
+    _same_model(shape.model_copy(update={"tensors": []}), read_gguf(tiny_gguf).model_copy(update={"tensors": []}))
+    assert [t.n_bytes for t in shape.tensors] == [t.n_bytes for t in read_gguf(tiny_gguf).tensors]
+    assert (shape.source, shape.estimated) == ("ollama", False)
+
+
+def test_ollama_show_with_nothing_to_size_by() -> None:
+    with pytest.raises(UnsupportedModel, match="no parameter count and no tensors"):
+        shape_from_ollama_show("bare", {"model_info": {"general.architecture": "llama"}, "details": {}})
