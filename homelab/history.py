@@ -11,14 +11,22 @@ Schema, version 1:
     probe_results   id PK, sweep_id -> sweeps.id, node, tier, endpoint, kind, url, state,
                     reason, detail, latency_ms, checked_at; UNIQUE (sweep_id, node, endpoint)
 
-Reserved for later issues, each added as a new version in `_UPGRADES` (new tables or new
-nullable columns; never a drop, never a rewrite of rows, so no upgrade loses history):
+Version 2 (issue #9) adds tables only, so no row of version 1 is touched:
 
-    vram_samples      id, sampled_at, node, gpu_index, model, used_bytes, total_bytes
-    incidents         id, node, endpoint (NULL: the whole node), opened_at, closed_at,
-                      first_sweep_id, last_sweep_id
-    incident_actions  id, incident_id -> incidents.id, at, action, outcome, detail
-    rollouts          id, started_at, finished_at, node, endpoint, model_file, outcome, detail
+    vram_samples          id, sampled_at, node, source, gpu_index, gpu_name, model,
+                          used_bytes, total_bytes, utilization_pct
+    incidents             id, node, endpoint (NULL: the whole node), opened_at, closed_at,
+                          first_sweep_id, last_sweep_id, summary
+    incident_actions      id, incident_id -> incidents.id, at, action, outcome, detail
+    rollouts              id, started_at, finished_at, node, endpoint, model_file, outcome, detail
+    probe_hourly          hour, node, endpoint PK; tier, probes, up, slow, down,
+                          latency_sum_ms, latency_max_ms
+    probe_latency_hourly  hour, node, endpoint, bucket PK; probes (a latency histogram)
+    history_marks         name PK, value: the last sweep id an incremental pass has seen
+
+The hourly roll-ups are what reports read, so a report over months costs thousands of rows,
+not millions; raw probe rows older than the retention (`RetentionPolicy.raw_days`) are
+deleted once rolled up, and the roll-ups are kept for good (`HistoryStore.roll_up`, `HistoryStore.prune`).
 
 A fresh database gets the current tables and is stamped with `SCHEMA_VERSION`; an older one
 gets each missing upgrade in its own transaction; a newer one is refused, so an old install
@@ -32,33 +40,68 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from homelab.errors import HomelabError
+from homelab.gpu_facts import VramSample
 from homelab.health import Prognosis, SweepReport
 from homelab.probe import EndpointState, ProbeResult
 
 __all__ = [
+    "LATENCY_EDGES_MS",
     "SCHEMA_VERSION",
-    "HistoryError",
-    "SweepRecord",
+    "TABLES",
     "EndpointChange",
-    "NodeDown",
-    "SweepChanges",
+    "HistoryError",
     "HistoryStore",
-    "open_history",
-    "down_node",
+    "NodeDown",
+    "RetentionPolicy",
+    "SweepChanges",
+    "SweepRecord",
     "compare_with_previous",
+    "down_node",
+    "hour_of",
+    "hourly_probe_selects",
+    "open_history",
+    "rolled_up_until",
+    "translate_errors",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Upper edges (ms) of the latency histogram buckets of `probe_latency_hourly`; the last bucket
+# is open-ended. Percentiles from it are exact to within one bucket, which is what an owner
+# asks of a p95 ("under 200 ms?"), and the histogram adds up across hours and endpoints.
+LATENCY_EDGES_MS: tuple[float, ...] = (
+    1,
+    2,
+    5,
+    10,
+    20,
+    35,
+    50,
+    75,
+    100,
+    150,
+    200,
+    300,
+    500,
+    750,
+    1000,
+    1500,
+    2000,
+    3000,
+    5000,
+    10000,
+    30000,
+)
 
 # SQLite waits this long for another writer (a report reading while a sweep writes) before failing.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -129,8 +172,113 @@ sa.Index("ix_probe_results_endpoint_sweep", _PROBES.c.node, _PROBES.c.endpoint, 
 # The ProbeResult fields a probe row keeps (`models` and `loaded` are not history).
 _STORED_FIELDS = tuple(c.name for c in _PROBES.columns if c.name not in {"id", "sweep_id"})
 
+
+# --- version 2 -------------------------------------------------------------------------------
+_VRAM = sa.Table(
+    "vram_samples",
+    _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sampled_at", _UTCDateTime, nullable=False, index=True),
+    sa.Column("node", sa.String, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("gpu_index", sa.Integer, nullable=True),
+    sa.Column("gpu_name", sa.String, nullable=False, default=""),
+    sa.Column("model", sa.String, nullable=True),
+    sa.Column("used_bytes", sa.BigInteger, nullable=True),
+    sa.Column("total_bytes", sa.BigInteger, nullable=True),
+    sa.Column("utilization_pct", sa.Float, nullable=True),
+)
+_INCIDENTS = sa.Table(
+    "incidents",
+    _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("node", sa.String, nullable=False),
+    sa.Column("endpoint", sa.String, nullable=True),
+    sa.Column("opened_at", _UTCDateTime, nullable=False, index=True),
+    sa.Column("closed_at", _UTCDateTime, nullable=True, index=True),
+    sa.Column("first_sweep_id", sa.Integer, nullable=True),
+    sa.Column("last_sweep_id", sa.Integer, nullable=True),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+)
+_ACTIONS = sa.Table(
+    "incident_actions",
+    _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("at", _UTCDateTime, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+_ROLLOUTS = sa.Table(
+    "rollouts",
+    _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("started_at", _UTCDateTime, nullable=False, index=True),
+    sa.Column("finished_at", _UTCDateTime, nullable=True),
+    sa.Column("node", sa.String, nullable=False),
+    sa.Column("endpoint", sa.String, nullable=False),
+    sa.Column("model_file", sa.String, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+_HOURLY = sa.Table(
+    "probe_hourly",
+    _METADATA,
+    sa.Column("hour", _UTCDateTime, primary_key=True),
+    sa.Column("node", sa.String, primary_key=True),
+    sa.Column("endpoint", sa.String, primary_key=True),
+    sa.Column("tier", sa.String, nullable=False),
+    sa.Column("probes", sa.Integer, nullable=False),
+    sa.Column("up", sa.Integer, nullable=False),
+    sa.Column("slow", sa.Integer, nullable=False),
+    sa.Column("down", sa.Integer, nullable=False),
+    sa.Column("latency_sum_ms", sa.Float, nullable=False),
+    sa.Column("latency_max_ms", sa.Float, nullable=False),
+)
+_LATENCY_HOURLY = sa.Table(
+    "probe_latency_hourly",
+    _METADATA,
+    sa.Column("hour", _UTCDateTime, primary_key=True),
+    sa.Column("node", sa.String, primary_key=True),
+    sa.Column("endpoint", sa.String, primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("probes", sa.Integer, nullable=False),
+)
+# Bookkeeping of incremental passes: name -> the last sweep id a pass has seen.
+_MARKS = sa.Table(
+    "history_marks",
+    _METADATA,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
+_INCIDENT_MARK = "incidents"
+_V2_TABLES = (_VRAM, _INCIDENTS, _ACTIONS, _ROLLOUTS, _HOURLY, _LATENCY_HOURLY, _MARKS)
+# The tables by name, for `homelab.reports` queries (read-only use).
+TABLES: dict[str, sa.Table] = dict(_METADATA.tables)
+
+
+def _upgrade_to_2(conn: Connection) -> None:
+    """Version 2 only adds tables: every row of version 1 stays as it was."""
+    _METADATA.create_all(conn, tables=list(_V2_TABLES))
+
+
 # version reached -> the step that takes a database from the version before it there.
-_UPGRADES: dict[int, Callable[[Connection], None]] = {}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2}
+
+
+class RetentionPolicy(BaseModel):
+    """How long raw rows are kept; hourly roll-ups are kept for good.
+
+    Raw probe rows serve the latest-state lookups and recent detail; a year of them at one
+    sweep a minute is 100 million rows per 200 endpoints, so past `raw_days` only their
+    roll-up remains (a raw row is never deleted before its hour is rolled up).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    raw_days: float = Field(30.0, gt=0, description="days raw probe rows are kept")
+    vram_days: float = Field(365.0, gt=0, description="days raw VRAM samples are kept")
 
 
 class SweepRecord(BaseModel):
@@ -266,6 +414,84 @@ class HistoryStore:
                 conn.execute(_PROBES.insert(), [_probe_row(sweep_id, r) for r in report.endpoints])
         return int(sweep_id)
 
+    def record_vram_samples(self, samples: Sequence[VramSample]) -> int:
+        """Store one sampling round in one transaction; returns how many rows were written."""
+        if not samples:
+            return 0
+        rows = [s.model_dump(mode="python") for s in samples]
+        for row in rows:
+            row["source"] = row["source"].value
+        with _translated("record VRAM samples"), self.engine.begin() as conn:
+            conn.execute(_VRAM.insert(), rows)
+        return len(rows)
+
+    def open_incident(self, node: str, endpoint: str | None, at: datetime, summary: str = "") -> int:
+        """Open an incident (endpoint None: the whole node), for the recovery flow; returns its id."""
+        values = {"node": node, "endpoint": endpoint, "opened_at": at, "summary": summary}
+        with _translated(f"open an incident for {node}"), self.engine.begin() as conn:
+            return int(conn.execute(_INCIDENTS.insert().values(**values)).inserted_primary_key[0])
+
+    def add_incident_action(self, incident_id: int, at: datetime, action: str, outcome: str, detail: str = "") -> None:
+        """Record one recovery step (e.g. `restart-docker`, `ok`) taken for an incident."""
+        values = {"incident_id": incident_id, "at": at, "action": action, "outcome": outcome, "detail": detail}
+        with _translated(f"record an action of incident {incident_id}"), self.engine.begin() as conn:
+            conn.execute(_ACTIONS.insert().values(**values))
+
+    def close_incident(self, incident_id: int, at: datetime) -> None:
+        """Mark an incident recovered at `at`."""
+        query = _INCIDENTS.update().where(_INCIDENTS.c.id == incident_id).values(closed_at=at)
+        with _translated(f"close incident {incident_id}"), self.engine.begin() as conn:
+            conn.execute(query)
+
+    def record_rollout(self, values: dict[str, Any]) -> int:
+        """Store one rollout (columns of `rollouts` but `id`); returns its id."""
+        with _translated("record a rollout"), self.engine.begin() as conn:
+            return int(conn.execute(_ROLLOUTS.insert().values(**values)).inserted_primary_key[0])
+
+    def roll_up(self, now: datetime) -> int:
+        """Roll every complete hour not yet rolled up into the hourly tables; returns hours added.
+
+        Hours are taken from the sweep's start, and only hours before `now`'s are rolled, so a
+        sweep stamped in the future (a skewed clock) waits for its hour instead of freezing
+        a partial one. Idempotent: a second call in the same hour adds nothing.
+        """
+        end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        with _translated("roll up probe history"), self.engine.begin() as conn:
+            start = rolled_up_until(conn)
+            if start is not None and start >= end:
+                return 0
+            hourly, latency = hourly_probe_selects(conn.dialect.name, start, end)
+            conn.execute(_HOURLY.insert().from_select(list(hourly.selected_columns.keys()), hourly))
+            conn.execute(_LATENCY_HOURLY.insert().from_select(list(latency.selected_columns.keys()), latency))
+            after = rolled_up_until(conn)
+        if after is None or after == start:
+            return 0
+        return int((after - (start or after)).total_seconds() // 3600) or 1
+
+    def track_incidents(self) -> int:
+        """Derive endpoint incidents (DOWN until serving again) from sweeps not yet scanned;
+        returns how many were opened. Reports call it first, so their incidents are current."""
+        with _translated("derive incidents from probe history"), self.engine.begin() as conn:
+            return _track_endpoint_incidents(conn)
+
+    def prune(self, now: datetime, policy: RetentionPolicy) -> int:
+        """Delete raw probe rows (and their sweeps) past `policy.raw_days` that are rolled up,
+        and VRAM samples past `policy.vram_days`; returns the sweeps deleted."""
+        cutoff = now.astimezone(UTC) - timedelta(days=policy.raw_days)
+        with _translated("prune old history"), self.engine.begin() as conn:
+            _track_endpoint_incidents(conn)  # an outage in rows about to go is kept as its incident
+            rolled = rolled_up_until(conn)
+            if rolled is not None:
+                cutoff = min(cutoff, rolled)
+                old = sa.select(_SWEEPS.c.id).where(_SWEEPS.c.started_at < cutoff)
+                conn.execute(_PROBES.delete().where(_PROBES.c.sweep_id.in_(old)))
+                deleted = conn.execute(_SWEEPS.delete().where(_SWEEPS.c.started_at < cutoff)).rowcount
+            else:
+                deleted = 0
+            vram_cutoff = now.astimezone(UTC) - timedelta(days=policy.vram_days)
+            conn.execute(_VRAM.delete().where(_VRAM.c.sampled_at < vram_cutoff))
+        return int(deleted or 0)
+
     def latest_states(self) -> dict[tuple[str, str], ProbeResult]:
         """The most recent sweep's result per (node, endpoint); empty before the first sweep.
 
@@ -378,6 +604,10 @@ def _translated(action: str) -> Iterator[None]:
         raise HistoryError(f"history: cannot {action}: {exc.__class__.__name__}: {_first_line(exc)}") from exc
 
 
+# Public name for readers of the store outside this module (reports): same translation.
+translate_errors = _translated
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
 
@@ -392,3 +622,140 @@ def _probe_row(sweep_id: int, result: ProbeResult) -> dict[str, Any]:
 
 def _probe_result(row: Any) -> ProbeResult:
     return ProbeResult.model_validate({name: row[name] for name in _STORED_FIELDS})
+
+
+def _transitions(conn: Connection, after_sweep: int) -> list[Any]:
+    """Probe rows after sweep `after_sweep` where an endpoint's DOWN-ness changed, plus each
+    endpoint's first row there (its state carried over from before), in sweep order."""
+    down = sa.case((_PROBES.c.state == EndpointState.DOWN.value, 1), else_=0)
+    window = sa.func.lag(down).over(partition_by=(_PROBES.c.node, _PROBES.c.endpoint), order_by=_PROBES.c.sweep_id)
+    inner = (
+        sa.select(
+            _PROBES.c.node,
+            _PROBES.c.endpoint,
+            _PROBES.c.sweep_id,
+            _PROBES.c.checked_at,
+            _PROBES.c.reason,
+            _PROBES.c.detail,
+            down.label("down"),
+            window.label("before"),
+        )
+        .where(_PROBES.c.sweep_id > after_sweep)
+        .subquery()
+    )
+    query = (
+        sa.select(inner)
+        .where(sa.or_(inner.c.before.is_(None), inner.c.before != inner.c.down))
+        .order_by(inner.c.sweep_id)
+    )
+    return list(conn.execute(query))
+
+
+def _track_endpoint_incidents(conn: Connection) -> int:
+    """Open an incident where an endpoint went DOWN, close it where it served again; returns
+    how many incidents were opened. Reads only sweeps after the last one scanned (a mark)."""
+    after = conn.execute(sa.select(_MARKS.c.value).where(_MARKS.c.name == _INCIDENT_MARK)).scalar()
+    last = conn.execute(sa.select(sa.func.max(_SWEEPS.c.id))).scalar()
+    if last is None or (after is not None and after >= last):
+        return 0
+    query = sa.select(_INCIDENTS.c.id, _INCIDENTS.c.node, _INCIDENTS.c.endpoint).where(
+        _INCIDENTS.c.closed_at.is_(None), _INCIDENTS.c.endpoint.is_not(None)
+    )
+    open_ = {(row.node, row.endpoint): row.id for row in conn.execute(query)}
+    opened = 0
+    for row in _transitions(conn, after or 0):
+        key = (row.node, row.endpoint)
+        if row.down and key not in open_:
+            values = {
+                "node": row.node,
+                "endpoint": row.endpoint,
+                "opened_at": row.checked_at,
+                "first_sweep_id": row.sweep_id,
+                "summary": f"{row.reason}: {row.detail}"[:500],
+            }
+            open_[key] = conn.execute(_INCIDENTS.insert().values(**values)).inserted_primary_key[0]
+            opened += 1
+        elif not row.down and key in open_:
+            update = _INCIDENTS.update().where(_INCIDENTS.c.id == open_.pop(key))
+            conn.execute(update.values(closed_at=row.checked_at, last_sweep_id=row.sweep_id))
+    mark = {"name": _INCIDENT_MARK, "value": last}
+    if after is None:
+        conn.execute(_MARKS.insert().values(**mark))
+    else:
+        conn.execute(_MARKS.update().where(_MARKS.c.name == _INCIDENT_MARK).values(value=last))
+    return opened
+
+
+def hour_of(column: Any, dialect: str) -> Any:
+    """SQL for the UTC hour a timestamp falls in, in the form the dialect stores `_UTCDateTime`.
+
+    SQLite keeps timestamps as `YYYY-MM-DD HH:MM:SS.ffffff` text in UTC; PostgreSQL truncates a
+    timestamptz, told the zone explicitly so the session's time zone cannot shift the hours.
+    """
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m-%d %H:00:00.000000", column)
+    return sa.func.date_trunc("hour", column, "UTC")
+
+
+def _latency_bucket() -> Any:
+    latency = _PROBES.c.latency_ms
+    whens = [(latency < edge, i) for i, edge in enumerate(LATENCY_EDGES_MS)]
+    return sa.case(*whens, else_=len(LATENCY_EDGES_MS))
+
+
+def hourly_probe_selects(
+    dialect: str, start: datetime | None, end: datetime | None
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """SELECTs that aggregate raw probe rows of sweeps started in [start, end) per hour and endpoint.
+
+    The first has the columns of `probe_hourly`, the second those of `probe_latency_hourly`:
+    roll-up inserts them, reports read them for the hours not yet rolled up.
+    """
+    hour = hour_of(_SWEEPS.c.started_at, dialect).label("hour")
+    joined = _PROBES.join(_SWEEPS, _SWEEPS.c.id == _PROBES.c.sweep_id)
+    where = []
+    if start is not None:
+        where.append(_SWEEPS.c.started_at >= start)
+    if end is not None:
+        where.append(_SWEEPS.c.started_at < end)
+    state = _PROBES.c.state
+
+    def count(value: str) -> Any:
+        return sa.func.sum(sa.case((state == value, 1), else_=0))
+
+    hourly = (
+        sa.select(
+            hour,
+            _PROBES.c.node,
+            _PROBES.c.endpoint,
+            sa.func.max(_PROBES.c.tier).label("tier"),
+            sa.func.count().label("probes"),
+            count(EndpointState.UP.value).label("up"),
+            count(EndpointState.SLOW.value).label("slow"),
+            count(EndpointState.DOWN.value).label("down"),
+            sa.func.sum(_PROBES.c.latency_ms).label("latency_sum_ms"),
+            sa.func.max(_PROBES.c.latency_ms).label("latency_max_ms"),
+        )
+        .select_from(joined)
+        .where(*where)
+        .group_by(hour, _PROBES.c.node, _PROBES.c.endpoint)
+    )
+    bucket = _latency_bucket().label("bucket")
+    latency = (
+        sa.select(hour, _PROBES.c.node, _PROBES.c.endpoint, bucket, sa.func.count().label("probes"))
+        .select_from(joined)
+        .where(*where)
+        .group_by(hour, _PROBES.c.node, _PROBES.c.endpoint, bucket)
+    )
+    return hourly, latency
+
+
+def rolled_up_until(conn: Connection) -> datetime | None:
+    """The end of the last rolled-up hour (hours before it are in `probe_hourly`); None: nothing yet."""
+    last = conn.execute(sa.select(sa.func.max(_HOURLY.c.hour))).scalar()
+    if last is None:
+        return None
+    if isinstance(last, str):  # SQLite's MAX() returns the stored text, not a typed value
+        last = datetime.fromisoformat(last)
+    last = last.replace(tzinfo=UTC) if last.tzinfo is None else last.astimezone(UTC)
+    return last + timedelta(hours=1)

@@ -1,14 +1,15 @@
-"""The auto-routing decision without LiteLLM: category, health, chain, headers.
+"""The auto-routing decision without LiteLLM: category, health, choice, headers.
 
 Requests here are decided by the classifier's rules (an image is vision, an embeddings path
 is embed, an unreadable body is chat), not its text model, so these cases do not move when
 the router's weights are retrained. Health comes from real loopback servers: the Ollama
-stand-in serves, a closed port refuses, a fault server counts how often it is probed.
+stand-in serves, a closed port refuses, a fault server answers like Ollama until stopped.
 The text model's part is covered end to end in `test_gateway_proxy.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,20 +17,21 @@ from typing import Any
 
 import pytest
 
-from homelab.gateway.autoroute import DEFAULT_ROUTE_POLICY, AutoRouter, RouteDecision, RoutePolicy, route_headers
+from homelab.gateway.autoroute import AutoRouter, RouteDecision, route_headers
 from homelab.health import open_probe_client
 from homelab.inventory import Category, Inventory
-from tests.fixtures.fault_servers import FaultServer, Handler, canned, json_route
+from homelab.router import HealthSettings
+from tests.fixtures.fault_servers import FaultServer, canned, json_route
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.ollama import StandInServer
 
+Route = Callable[..., Awaitable[RouteDecision]]
 IMAGE_BODY = {
     "messages": [
         {"role": "user", "content": [{"type": "text", "text": "what is this?"},
                                      {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}
     ]
 }  # fmt: skip
-Route = Callable[..., Awaitable[RouteDecision]]
 OLLAMA_ROUTES = {"/api/tags": json_route({"models": []}), "/api/ps": json_route({"models": []})}
 
 
@@ -43,22 +45,19 @@ def _inventory(urls: dict[str, str], experts: dict[str, list[str]]) -> Inventory
     return Inventory.model_validate({"nodes": nodes, "experts": experts})
 
 
-@pytest.fixture
-async def route() -> AsyncIterator[Route]:
-    """`await route(urls, experts, path, body, policy=...)` with a fresh router over a shared client."""
-    async with open_probe_client() as client:
-
-        async def decide(
-            urls: dict[str, str], experts: dict[str, list[str]], path: str, body: Any,
-            policy: RoutePolicy = DEFAULT_ROUTE_POLICY,
-        ) -> RouteDecision:
-            return await AutoRouter(_inventory(urls, experts), client, policy).route(path, body)
-
-        yield decide
-
-
 def _refused() -> str:
     return f"http://{LOOPBACK}:{free_port()}"
+
+
+@pytest.fixture
+async def route() -> AsyncIterator[Route]:
+    """`await route(urls, experts, path, body)` with a fresh router (so a fresh health view)."""
+    async with open_probe_client() as client:
+
+        async def decide(urls: dict[str, str], experts: dict[str, list[str]], path: str, body: Any) -> RouteDecision:
+            return await AutoRouter(_inventory(urls, experts), client).route(path, body)
+
+        yield decide
 
 
 async def test_a_category_goes_to_its_first_serving_expert(route: Route, ollama_standin: StandInServer) -> None:
@@ -69,13 +68,14 @@ async def test_a_category_goes_to_its_first_serving_expert(route: Route, ollama_
     assert (decision.category, decision.model) == (Category.VISION, "t/eyes2")
     assert decision.skipped == ["t/eyes (DOWN)"]
     assert decision.basis == "a user message carries an image"
+    assert decision.reason.startswith("eyes2 is the first vision expert that serves; skipped eyes: eyes/ollama is DOWN")
 
 
-async def test_a_category_without_experts_borrows_chats(route: Route, ollama_standin: StandInServer) -> None:
+async def test_a_category_without_experts_falls_back_to_chat(route: Route, ollama_standin: StandInServer) -> None:
     decision = await route({"talk": ollama_standin.url}, {"chat": ["talk"]}, "/v1/embeddings", {"input": "x"})
 
-    assert (decision.category, decision.model) == (Category.CHAT, "t/talk")
-    assert decision.basis == "embeddings endpoint; no embed experts: chat"
+    assert (decision.category, decision.model) == (Category.EMBED, "t/talk")
+    assert decision.reason == "no embed experts are configured; falling back to the chat expert talk"
 
 
 async def test_an_unreadable_body_is_routed_as_chat(route: Route, ollama_standin: StandInServer) -> None:
@@ -85,34 +85,45 @@ async def test_an_unreadable_body_is_routed_as_chat(route: Route, ollama_standin
     assert decision.basis.startswith("unreadable request (body.messages is empty")
 
 
-async def test_when_no_expert_serves_the_head_is_kept_for_litellms_fallbacks(route: Route) -> None:
-    urls = {"a": _refused(), "b": _refused()}
-
-    decision = await route(urls, {"embed": ["a", "b"]}, "/v1/embeddings", {"input": "x"})
+async def test_when_nothing_serves_the_first_expert_is_left_to_litellms_fallbacks(route: Route) -> None:
+    decision = await route({"a": _refused(), "b": _refused()}, {"embed": ["a", "b"]}, "/v1/embeddings", {})
 
     assert decision.model == "t/a"
-    assert decision.skipped == ["t/a (DOWN)", "t/b (DOWN)"]
+    assert decision.skipped == ["t/b (DOWN)"]
+    assert decision.reason == "no model serves: every endpoint is down or unprobed"
 
 
-async def test_health_is_probed_once_per_ttl() -> None:
-    handler: Handler = canned(OLLAMA_ROUTES)
-    server = FaultServer(handler)
+async def test_a_stale_view_is_refreshed_in_the_background_not_on_the_request() -> None:
+    first = FaultServer(canned(OLLAMA_ROUTES))
+    second = FaultServer(canned(OLLAMA_ROUTES))
     try:
         async with open_probe_client() as client:
-            router = AutoRouter(_inventory({"e": server.url}, {"embed": ["e"]}), client, RoutePolicy(health_ttl_s=60))
-            for _ in range(3):
-                assert (await router.route("/v1/embeddings", {})).model == "t/e"
-            router.policy = RoutePolicy(health_ttl_s=0)
-            await router.route("/v1/embeddings", {})
-    finally:
-        server.stop()
+            inv = _inventory({"a": first.url, "b": second.url}, {"embed": ["a", "b"]})
+            router = AutoRouter(inv, client, HealthSettings(ttl_s=3600))
+            assert (await router.route("/v1/embeddings", {})).model == "t/a"  # the first request waits for a look
+            first.stop()
+            assert (await router.route("/v1/embeddings", {})).model == "t/a"  # fresh view: no probe, no change
+            assert first.paths == ["/api/tags", "/api/ps"]
 
-    assert server.paths == ["/api/tags", "/api/ps"] * 2  # three routes on one probe, then a fresh one
+            router.settings = HealthSettings(ttl_s=0)
+            assert (await router.route("/v1/embeddings", {})).model == "t/a"  # stale: answered now, refreshed after
+            for _ in range(100):
+                decision = await router.route("/v1/embeddings", {})
+                if decision.model == "t/b":
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        first.stop()
+        second.stop()
+
+    assert (decision.model, decision.skipped) == ("t/b", ["t/a (DOWN)"])
 
 
 def test_the_decision_comes_back_as_ascii_headers() -> None:
-    basis = "text model: code 0.91,\nthen chat"
-    decision = RouteDecision(category=Category.CODE, model="t/coder", basis=basis, skipped=["t/x (DOWN)"])
+    decision = RouteDecision(
+        category=Category.CODE, model="t/coder", basis="text model: code 0.91,\nthen chat",
+        reason="coder is the first code expert that serves (…)", skipped=["t/x (DOWN)"],
+    )  # fmt: skip
 
     headers = route_headers({"metadata": {"homelab_route": decision.model_dump(mode="json")}})
 
@@ -120,6 +131,7 @@ def test_the_decision_comes_back_as_ascii_headers() -> None:
         "x-homelab-route-category": "code",
         "x-homelab-route-model": "t/coder",
         "x-homelab-route-basis": "text model: code 0.91, then chat",
+        "x-homelab-route-reason": "coder is the first code expert that serves (?)",
         "x-homelab-route-skipped": "t/x (DOWN)",
     }
     assert route_headers({"metadata": {}}) is None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from homelab.gateway.autoroute import DEFAULT_ROUTE_POLICY
+from homelab.gateway.autoroute import PROXY_HEALTH
 from tests.fixtures.fault_servers import FaultServer, blackhole
 from tests.fixtures.litellm_proxy import LiteLLMProxy, running_litellm
 from tests.fixtures.llama import LlamaServer
@@ -134,6 +134,7 @@ def test_a_chat_completion_reaches_each_backend(gateway: Gateway, model: str, ba
     expected = gateway.standin.url if backend == "standin" else f"{getattr(gateway, backend).url}/v1"
     assert response.headers["x-litellm-model-api-base"] == expected
     assert response.headers["x-litellm-attempted-fallbacks"] == "0"
+    assert "x-homelab-route-model" not in response.headers  # only `auto` is routed by homelab
     if backend == "standin":
         assert response.json()["choices"][0]["message"]["content"] == "Stand-in reply to: hello there"
 
@@ -175,8 +176,9 @@ def test_a_dead_backends_fallback_serves_the_next_request(coder_killed: Gateway,
 
 
 def test_auto_skips_a_dead_code_expert_for_its_fallback(coder_killed: Gateway) -> None:
-    # A probe result is reused for health_ttl_s: the coder may still look up that long.
-    deadline = time.monotonic() + DEFAULT_ROUTE_POLICY.health_ttl_s + 10
+    # The hook's health view is refreshed in the background once older than its TTL: until
+    # then `auto` may still pick the coder (and LiteLLM's fallback serves the request).
+    deadline = time.monotonic() + PROXY_HEALTH.ttl_s + 15
     while True:
         response = coder_killed.chat("auto", CODING_PROMPT)
         assert response.status_code == 200, response.text

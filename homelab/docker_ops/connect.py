@@ -141,6 +141,12 @@ class _VerifiedSSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
         self._access, self._node, self._timeouts = access, node, timeouts
         super().__init__(base_url, timeout=timeouts.operation_s, shell_out=False)
 
+    def get_connection(self, url: str, proxies: Any = None) -> Any:
+        # docker-py keys its connection pools by the whole request URL, so every API path opens
+        # an SSH session of its own and keeps it; sshd refuses the eleventh (MaxSessions 10,
+        # docker/compose#6463). One pool for all paths reuses a session per idle connection.
+        return super().get_connection(_SSH_MOUNT, proxies)
+
     def _create_paramiko_client(self, base_url: str) -> None:
         parts = urlsplit(base_url)
         ssh = self._node.ssh

@@ -136,6 +136,8 @@ class ContainerState(BaseModel):
     config_sha256: str | None = None
     model_sha256: str | None = None
     started_at: datetime | None = None
+    exit_code: int = 0
+    restart_count: int = Field(0, description="restarts by the engine's restart policy since creation")
 
     @property
     def running(self) -> bool:
@@ -229,6 +231,8 @@ def _state(container: Container) -> ContainerState:
         config_sha256=labels.get(LABEL_CONFIG_SHA),
         model_sha256=labels.get(LABEL_MODEL_SHA),
         started_at=None if started.startswith("0001-") or not started else _parse_time(started),
+        exit_code=attrs.get("State", {}).get("ExitCode", 0),
+        restart_count=attrs.get("RestartCount", 0),
     )
 
 

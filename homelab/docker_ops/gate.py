@@ -107,7 +107,10 @@ def _exited(engine: Engine, name: str) -> str | None:
     if state is None:
         return "the container disappeared"
     if state.status in {"exited", "dead"}:
-        return f"the container {state.status}"
+        return f"the container exited with code {state.exit_code}"
+    if state.restart_count > 0 or state.status == "restarting":
+        # Its restart policy brings it back, only to fail again: waiting longer changes nothing.
+        return f"the container exited with code {state.exit_code} and the engine keeps restarting it"
     return None
 
 

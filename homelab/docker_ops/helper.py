@@ -44,6 +44,9 @@ class HelperSettings(BaseModel):
 
     image: str = Field("busybox:stable", min_length=1, description="needs sh, sha256sum, cp, mv, ln, stat")
     lifetime_s: int = Field(6 * 3600, gt=0, description="seconds an abandoned helper lives before removing itself")
+    verify_head_start: float = Field(
+        0.25, gt=0, lt=1, description="share of a big file written before its in-helper hash starts reading"
+    )
 
 
 DEFAULT_HELPER_SETTINGS = HelperSettings()

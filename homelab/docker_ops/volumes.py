@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.helper import HelperSettings, Mount, helper_container, run_in
+from homelab.docker_ops.verify import SMALL_FILE_BYTES, EarlyHash, hash_in_helper
 from homelab.docker_ops.sources import READ_CHUNK_BYTES, CopyProgress, ModelSource, ProgressCallback, SourceFile
 from homelab.errors import DockerOpError
 
@@ -95,17 +96,13 @@ def ensure_volume(engine: Engine, volume: str, driver_opts: dict[str, str] | Non
 
 
 def _parse_sums(volume: str, output: str) -> dict[str, VolumeFile]:
-    """`sha256sum` and `stat -c %s` lines, as printed by `_HASH_SCRIPT`, into facts."""
+    """`SIZE SHA256 PATH` lines, as `hash_in_helper` prints them, into facts."""
     found: dict[str, VolumeFile] = {}
     for line in output.splitlines():
         size, digest, path = line.split(maxsplit=2)
         name = posixpath.basename(path)
         found[name] = VolumeFile(volume=volume, model_file=name, sha256=digest, size_bytes=int(size))
     return found
-
-
-# Prints "SIZE SHA256 PATH" for each argument that is a regular file; missing ones are skipped.
-_HASH_SCRIPT = 'for f in "$@"; do if [ -f "$f" ]; then echo "$(stat -c %s "$f") $(sha256sum "$f")"; fi; done'
 
 
 def volume_files(engine: Engine, volume: str, model_files: list[str], helper: HelperSettings) -> dict[str, VolumeFile]:
@@ -119,7 +116,7 @@ def volume_files(engine: Engine, volume: str, model_files: list[str], helper: He
     mounts = [Mount(source=volume, target=VOLUME_MOUNT, mode="ro")]
     with helper_container(engine, mounts, helper, "hash") as box:
         paths = [_in_volume(f) for f in model_files]
-        output = run_in(engine, box, ["sh", "-c", _HASH_SCRIPT, "sh", *paths], f"hashing files in volume {volume}")
+        output = hash_in_helper(engine, box, paths, f"hashing files in volume {volume}")
     return _parse_sums(volume, output)
 
 
@@ -129,7 +126,7 @@ def node_source_file(engine: Engine, source: ModelSource, helper: HelperSettings
     folder, name = posixpath.split(source.node_path)
     with helper_container(engine, [Mount(source=folder, target=_SOURCE_MOUNT, mode="ro")], helper, "hash") as box:
         path = posixpath.join(_SOURCE_MOUNT, name)
-        output = run_in(engine, box, ["sh", "-c", _HASH_SCRIPT, "sh", path], f"hashing {source.node_path}")
+        output = hash_in_helper(engine, box, [path], f"hashing {source.node_path}")
     found = _parse_sums("", output).get(name)
     if found is None:
         raise DockerOpError(f"node {engine.node}: model source {source.node_path} is not a file on the node")
@@ -188,14 +185,27 @@ def _copy_on_node(
 
 
 def _verify(
-    engine: Engine, box: Container, volume: str, expected: SourceFile, progress: ProgressCallback | None
+    engine: Engine,
+    box: Container,
+    volume: str,
+    expected: SourceFile,
+    early: EarlyHash | None,
+    progress: ProgressCallback | None,
 ) -> VolumeFile:
-    """Hash the written copy inside the helper and compare it with the source's hash."""
+    """Compare the written copy's SHA-256, taken inside the helper, with the source's.
+
+    The early hash (started during the copy) is used when it matches; otherwise the file,
+    now complete, is hashed again from the start.
+    """
     name = incoming_name(expected.model_file)
     if progress is not None:
         progress(CopyProgress(file=expected.model_file, phase="verify", done_bytes=0, total_bytes=expected.size_bytes))
-    output = run_in(engine, box, ["sh", "-c", _HASH_SCRIPT, "sh", _in_volume(name)], f"verifying {name} in volume {volume}")
-    got = _parse_sums(volume, output).get(name)
+    got = _parse_sums(volume, early.result() or "").get(name) if early else None
+    if got is None or got.sha256 != expected.sha256:
+        if early is not None:
+            log.info("node %s: early hash of %s did not match; hashing it again", engine.node, name)
+        output = hash_in_helper(engine, box, [_in_volume(name)], f"verifying {name} in volume {volume}")
+        got = _parse_sums(volume, output).get(name)
     if got is None or got.sha256 != expected.sha256 or got.size_bytes != expected.size_bytes:
         seen = f"sha256 {got.sha256[:12]}, {got.size_bytes} bytes" if got else "no file"
         raise DockerOpError(
@@ -240,11 +250,16 @@ def copy_into_volume(
     started = time.perf_counter()
     with helper_container(engine, mounts, helper, "copy") as box:
         run_in(engine, box, ["rm", "-f", temp], f"clearing {temp} in volume {volume}")
+        early = None
+        if expected.size_bytes >= SMALL_FILE_BYTES:
+            early = EarlyHash(engine, box, temp, int(expected.size_bytes * helper.verify_head_start)).start()
         try:
             copy = _stream_local if source.local_path is not None else _copy_on_node
             copy(engine, box.id, source, expected, progress, volume)
-            copied = _verify(engine, box, volume, expected, progress)
+            copied = _verify(engine, box, volume, expected, early, progress)
         except DockerOpError as exc:
+            if early is not None:
+                early.cancel()
             _remove_quietly(engine, box, temp)
             raise _with_space_hint(exc, engine, volume) from exc.__cause__
     seconds = time.perf_counter() - started

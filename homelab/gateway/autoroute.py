@@ -3,11 +3,11 @@
 The generated config names `homelab.gateway.autoroute.proxy_handler_instance` under
 `litellm_settings.callbacks`; LiteLLM resolves that dotted name with `getattr` at startup and
 calls the handler's `async_pre_call_hook` before it routes each request. For `model: auto` the
-hook classifies the request (`homelab.router`), probes the category's experts (each endpoint
-at most every `health_ttl_s`, each probe cut off at `probe_cap_s`: a request is waiting) and
-rewrites the model to the first expert that serves. The rest of the chain stays in LiteLLM's
-own fallbacks, for a backend that dies between the probe and the call. The decision travels
-in the request's metadata and comes back to the client as `x-homelab-route-*` headers.
+hook classifies the request and chooses the first expert of its category that serves
+(`homelab.router`: rules, the text model, then the cluster's health), and rewrites the model to
+that expert's gateway name. The rest of the chain stays in LiteLLM's own fallbacks, for a
+backend that dies after the last look at it. The decision travels in the request's metadata
+and comes back to the client as `x-homelab-route-*` headers.
 
 What the hook knows of the cluster comes from the config itself (`callback_settings.
 homelab_autoroute.inventory`, the cluster file's own schema), so the proxy needs no other file.
@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -31,16 +31,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.gateway.config import AUTO_MODEL, AUTOROUTE_SETTINGS_KEY, gateway_model_name
 from homelab.health import open_probe_client
-from homelab.inventory import Category, Inventory, ProbeSettings
-from homelab.probe import ProbeResult, probe_endpoint
-from homelab.router.classify import Classification, Classifier, default_classifier
-from homelab.router.request import RequestError
+from homelab.inventory import Category, Inventory
+from homelab.router import (
+    Classification,
+    Classifier,
+    HealthSettings,
+    HealthView,
+    RequestError,
+    choose_expert,
+    default_classifier,
+    refresh_health_view,
+)
 
 __all__ = [
     "ROUTE_HEADER_PREFIX",
     "CALL_PATHS",
-    "RoutePolicy",
-    "DEFAULT_ROUTE_POLICY",
+    "PROXY_HEALTH",
     "RouteDecision",
     "AutoRouter",
     "route_headers",
@@ -61,50 +67,49 @@ CALL_PATHS: dict[str, str] = {
     "aembedding": "/v1/embeddings",
     "embeddings": "/v1/embeddings",
 }
-
-
-class RoutePolicy(BaseModel):
-    """How much health checking a routed request may cost, in seconds."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    health_ttl_s: float = Field(5.0, ge=0, description="a probe result is reused this long: a burst probes once")
-    probe_cap_s: float = Field(2.0, gt=0, description="a routing probe never waits longer, whatever its total_s")
-
-
-DEFAULT_ROUTE_POLICY = RoutePolicy()
+# How old the hook's view of the cluster may get before a background refresh (the router's
+# own default, 60 s, suits the CLI; the proxy sees traffic and can afford to look more often).
+PROXY_HEALTH = HealthSettings(ttl_s=5.0)
 
 
 class RouteDecision(BaseModel):
-    """Where an `auto` request went and why."""
+    """Where an `auto` request went and why, in gateway model names."""
 
     model_config = ConfigDict(frozen=True)
 
-    category: Category
-    model: str = Field(description="the gateway model name the request was sent to")
+    category: Category | None
+    model: str | None = Field(description="the gateway model the request was sent to; None: left to `auto`'s alias")
     basis: str = Field(description="why this category: the classifier's rule or scores")
+    reason: str = Field(description="why this expert (the router's words)")
     skipped: list[str] = Field(default_factory=list, description="experts passed over, with their state")
 
     def headers(self) -> dict[str, str]:
         """The decision as response headers (ASCII, one line each)."""
-        values = {"category": self.category.value, "model": self.model, "basis": self.basis}
+        values = {"category": self.category or "", "model": self.model or AUTO_MODEL, "basis": self.basis,
+                  "reason": self.reason}  # fmt: skip
         if self.skipped:
             values["skipped"] = ", ".join(self.skipped)
         return {ROUTE_HEADER_PREFIX + k: _header_value(v) for k, v in values.items()}
 
 
 def _header_value(text: str) -> str:
-    """HTTP header values are one line of latin-1; a basis quoting the user's text may be neither."""
+    """HTTP header values are one line of latin-1; a reason quoting a server's answer may be neither."""
     return text.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
 
 
 class AutoRouter:
-    """Classify, check the experts' health, pick: the decision without LiteLLM.
+    """Classify, look at the cluster's health, choose (`homelab.router`): the decision without LiteLLM.
+
+    The health view is refreshed in the background once it is older than `settings.ttl_s`:
+    a refresh probes every endpoint (a hung one for its whole `total_s`), and no request
+    should wait for that. Only the first request, with nothing known yet, waits. A decision
+    made on a view a few seconds old that names a backend which has just died is still
+    served: LiteLLM's fallbacks take the request to the next expert.
 
     Args:
         inv: the served part of the cluster (endpoints, models, experts, probe defaults).
         client: the client probes go through; the caller owns it.
-        policy: health caching and the probe cap.
+        settings: how old the view may get before it is refreshed.
         classifier: defaults to the shipped model.
     """
 
@@ -112,63 +117,59 @@ class AutoRouter:
         self,
         inv: Inventory,
         client: httpx.AsyncClient,
-        policy: RoutePolicy = DEFAULT_ROUTE_POLICY,
+        settings: HealthSettings = PROXY_HEALTH,
         classifier: Classifier | None = None,
     ) -> None:
         self.inv = inv
         self.client = client
-        self.policy = policy
+        self.settings = settings
         self.classifier = classifier or default_classifier()
-        self._health: dict[str, tuple[float, ProbeResult]] = {}
+        self.view = HealthView()
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def route(self, path: str, body: Any) -> RouteDecision:
-        """The expert for one request: the first of its category's chain whose endpoint serves.
+        """The expert for one request (see `homelab.router.choose_expert` for the order).
 
-        When none serves, the chain's head: LiteLLM's fallbacks then try the rest and report
-        the failure as they would for any model. An unreadable body is routed as chat, since
-        the backend, not the router, should tell the client what is wrong with it.
+        An unreadable body is routed as chat: the backend, not the router, should tell the
+        client what is wrong with it. When nothing serves, the first expert the router
+        considered (LiteLLM's fallbacks then try the rest and report the failure).
         """
         try:
             found = self.classifier.classify(path, body)
         except RequestError as exc:
             found = Classification(category=Category.CHAT, confidence=0.0, basis=f"unreadable request ({exc}): chat")
-        category, chain = self._chain(found.category)
-        basis = found.basis if category is found.category else f"{found.basis}; no {found.category} experts: {category}"
-        results = await asyncio.gather(*(self._probe(alias) for alias in chain))
-        skipped: list[str] = []
-        for alias, result in zip(chain, results, strict=True):
-            if result is not None and result.serving:
-                return RouteDecision(category=category, model=self._name(alias), basis=basis, skipped=skipped)
-            skipped.append(f"{self._name(alias)} ({result.state if result else 'unknown'})")
-        return RouteDecision(category=category, model=self._name(chain[0]), basis=basis, skipped=skipped)
-
-    def _chain(self, category: Category) -> tuple[Category, list[str]]:
-        """The category's experts; a category without any borrows chat's, else the first chain."""
-        for candidate in (category, Category.CHAT, *self.inv.experts):
-            if candidate in self.inv.experts:
-                return candidate, list(self.inv.experts[candidate])
-        raise ValueError("the inventory has no experts to route to")
+        await self._keep_fresh()
+        decision = choose_expert(self.inv, found, self.view)
+        if decision.model is not None:
+            chosen: str | None = decision.model
+            passed = decision.candidates[: [c.alias for c in decision.candidates].index(decision.model)]
+        else:
+            chosen = next((c.alias for c in decision.candidates if c.node), None)
+            passed = [c for c in decision.candidates if c.alias != chosen]
+        return RouteDecision(
+            category=decision.category,
+            model=self._name(chosen) if chosen else None,
+            basis=decision.basis,
+            reason=decision.reason,
+            skipped=[f"{self._name(c.alias)} ({c.state or 'unknown'})" for c in passed],
+        )
 
     def _name(self, alias: str) -> str:
         found = self.inv.serving(alias)
         return gateway_model_name(found[0], found[2]) if found else alias
 
-    async def _probe(self, alias: str) -> ProbeResult | None:
-        """The alias's endpoint health, probed at most every `health_ttl_s`."""
-        found = self.inv.serving(alias)
-        if found is None:
-            return None
-        node, endpoint, _ = found
-        key = f"{node.name}/{endpoint.name}"
-        cached = self._health.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.policy.health_ttl_s:
-            return cached[1]
-        full = self.inv.probe_settings(endpoint)
-        cap = self.policy.probe_cap_s
-        capped = ProbeSettings(connect_s=min(full.connect_s, cap), total_s=min(full.total_s, cap), slow_ms=full.slow_ms)
-        result = await probe_endpoint(self.client, node, endpoint, capped)
-        self._health[key] = (time.monotonic(), result)
-        return result
+    async def _keep_fresh(self) -> None:
+        if not len(self.view):
+            await self._refresh()
+        elif self.view.stale(self.inv, self.settings.ttl_s, datetime.now(UTC)) and not self._busy():
+            self._refreshing = asyncio.create_task(self._refresh())
+
+    def _busy(self) -> bool:
+        return self._refreshing is not None and not self._refreshing.done()
+
+    async def _refresh(self) -> None:
+        refreshed = await refresh_health_view(self.inv, self.view, self.client, self.settings)
+        self.view = refreshed.view
 
 
 def route_headers(data: Mapping[str, Any]) -> dict[str, str] | None:
@@ -192,9 +193,9 @@ class _Hooks:
             if "inventory" not in settings:
                 raise ValueError(f"callback_settings.{AUTOROUTE_SETTINGS_KEY}.inventory is missing: "
                                  "generate the config with `homelab gateway config`")  # fmt: skip
-            policy = RoutePolicy.model_validate(settings.get("policy", {}))
+            health = HealthSettings.model_validate(PROXY_HEALTH.model_dump() | settings.get("health", {}))
             inv = Inventory.model_validate(settings["inventory"])
-            self._router = AutoRouter(inv, open_probe_client(), policy)
+            self._router = AutoRouter(inv, open_probe_client(), health)
         return self._router
 
     async def pre_call(self, data: dict[str, Any], call_type: str) -> dict[str, Any]:
@@ -202,7 +203,8 @@ class _Hooks:
             return data
         decision = await self._get_router().route(CALL_PATHS[call_type], data)
         logger.info("auto -> %s (%s; %s)", decision.model, decision.category, decision.basis)
-        data["model"] = decision.model
+        if decision.model is not None:  # else `auto` stays, and its alias names the chat expert
+            data["model"] = decision.model
         metadata = data.get("metadata")
         if not isinstance(metadata, dict):
             metadata = data["metadata"] = {}

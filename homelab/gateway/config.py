@@ -9,7 +9,8 @@ Naming: each model is `<tier>/<alias>` (`primary/chat`, `nas/nas-coder`): unique
 aliases are, and it tells a client which tier answers. The plain alias (`chat`) is mapped to
 the same model as a hidden `model_group_alias`, so a client that names the alias keeps working
 when a rollout moves the model to another tier; it is hidden so `/v1/models` lists each model
-once. `auto` is listed too: the auto-routing hook (`homelab.gateway.autoroute`) picks the expert.
+once. `auto` is listed too: the auto-routing hook (`homelab.gateway.autoroute`) picks the expert
+(so, with auto-routing on, a model whose alias is `auto` is reached only as `<tier>/auto`).
 """
 
 from __future__ import annotations

@@ -149,6 +149,41 @@ def open_question(rng: random.Random) -> str:
     ])
 
 
+_SITUATIONS = ["a coworker who takes credit for my work", "a neighbour who plays loud music at night", "procrastination",
+               "a breakup after six years", "jealousy in my relationship", "stage fright", "homesickness", "a friend who only talks about herself",
+               "a boss who emails me at midnight", "my parents' constant criticism", "feeling lonely after moving", "burnout",
+               "a roommate who never pays on time", "my kid's tantrums", "imposter syndrome at a new job", "grief after losing my dog",
+               "a group project where nobody else works", "saying no to extra work", "a toxic group chat", "comparing myself to others online"]
+_GOALS = ["become more confident", "sleep better", "eat healthier without dieting", "stay motivated to exercise", "read more books",
+          "be a better listener", "make my small flat feel cosy", "get along with my in-laws", "stop overthinking", "enjoy my commute",
+          "feel less anxious before exams", "make my wedding speech memorable", "keep in touch with old friends"]
+_HYPOTHETICALS = ["a perfect Sunday for an introvert", "life on a generation ship", "a world without money", "my city in 100 years",
+                  "school if it were designed by kids", "a day in the life of a medieval knight", "a holiday on the moon",
+                  "a restaurant run by cats", "the internet if it had been invented in 1900", "a city with no cars"]
+_TONES2 = ["more confident", "more polite", "less formal", "friendlier", "more professional", "warmer", "more concise", "funnier"]
+_LINES = ["I think maybe I could help with the move if that's okay.", "We regret to inform you that your order is delayed.",
+          "hey can u send me the photos from saturday", "I'm not sure I'm the right person but I'd like to try.",
+          "The meeting is cancelled. Sorry.", "Please stop parking in front of my garage.", "I guess the party was fine."]
+_ABOUT = ["Frida Kahlo", "the Aztecs", "the Great Wall of China", "Ada Lovelace", "the Vikings", "Mozart's childhood", "Venice",
+          "the history of chocolate", "the Northern Lights", "Cleopatra", "the Silk Road", "Nelson Mandela", "the Beatles"]
+
+
+def life(rng: random.Random) -> str:
+    """Advice, imagination, rewording and 'tell me about': open-ended, in everyday phrasing."""
+    sit, goal, hyp, about = pick(rng, _SITUATIONS), pick(rng, _GOALS), pick(rng, _HYPOTHETICALS), pick(rng, _ABOUT)
+    return pick(rng, [
+        f"How do I deal with {sit}?", f"How should I handle {sit}?", f"Any advice on {sit}?", f"What should I do about {sit}?",
+        f"How can I {goal}?", f"How do I {goal}?", f"I want to {goal}. Where do I start?", f"What would {hyp} look like?",
+        f"Imagine {hyp}. Describe it.", f"Describe {hyp} in vivid detail.", f"What would {hyp} be like? Be creative.",
+        f"Rewrite this to sound {pick(rng, _TONES2)}: '{pick(rng, _LINES)}'", f"Make this {pick(rng, _TONES2)}: \"{pick(rng, _LINES)}\"",
+        f"Can you rephrase this so it sounds {pick(rng, _TONES2)}? {pick(rng, _LINES)}", f"Tell me about {about}.",
+        f"Cuéntame sobre {about}.", f"Parle-moi de {about}.", f"Erzähl mir von {about}.", f"Raccontami di {about}.", f"给我讲讲{about}。",
+        f"Fale-me sobre {about}.", f"What was {about} like?", f"¿Cómo puedo {pick(rng, ['dormir mejor', 'ser más paciente', 'hacer amigos'])}?",
+        f"Comment gérer {pick(rng, ['le stress au travail', 'une rupture', 'un collègue difficile'])} ?",
+        f"Wie gehe ich mit {pick(rng, ['Stress im Job', 'Liebeskummer', 'einem schwierigen Kollegen'])} um?",
+    ])
+
+
 def creative(rng: random.Random) -> str:
     form, topic = pick(rng, _FORMS), pick(rng, TOPICS)
     return pick(rng, [f"Write a {form} about {topic}.", f"write me a {form} about {topic}", f"Can you write a {form} on {topic}?",
@@ -214,7 +249,7 @@ def followup_chat(rng: random.Random) -> str:
 
 GENERATORS: list[tuple[float, Gen]] = [
     (3.0, creative), (1.5, creative_intl), (2.0, practical), (3.0, explain), (2.0, advice), (1.2, plans), (1.0, _table(_BRAINSTORM)),
-    (1.5, _table(_OPINION)), (1.5, _table(_ROLEPLAY)), (1.5, _table(_OPEN)), (2.0, open_question), (2.5, rewrite), (2.0, _table(_FOREIGN)), (0.6, followup_chat),
+    (1.5, _table(_OPINION)), (1.5, _table(_ROLEPLAY)), (1.5, _table(_OPEN)), (2.0, open_question), (3.0, life), (2.5, rewrite), (2.0, _table(_FOREIGN)), (0.6, followup_chat),
 ]
 
 

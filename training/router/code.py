@@ -117,6 +117,86 @@ _NEEDS = ["hardware transcoding and media at /mnt/media read-only", "a postgres 
           "a healthcheck and restart policy", "GPU access", "traefik labels and an internal network"]
 
 
+_INTL = [  # (templates, tasks) per language; {lang} is a programming language
+    (["Schreib mir eine {lang}-Funktion, die {t}.", "Wie kann ich in {lang} {t2}?", "Ich brauche ein {lang}-Skript, das {t}.",
+      "Kannst du mir zeigen, wie man in {lang} {t2}?", "Mein {lang}-Code funktioniert nicht, er soll {t2}:\n\n{code}"],
+     ["prüft, ob eine Zahl eine Primzahl ist", "eine CSV-Datei einliest und die Summe einer Spalte berechnet",
+      "alle Dateien in einem Ordner umbenennt", "doppelte Einträge aus einer Liste entfernt", "eine JSON-API abfragt"],
+     ["eine Datei zeilenweise lesen", "eine Liste nach Datum sortieren", "einen HTTP-Request senden", "ein Verzeichnis rekursiv durchsuchen"]),
+    (["Écris une fonction {lang} qui {t}.", "Comment faire pour {t2} en {lang} ?", "J'ai besoin d'un script {lang} qui {t}.",
+      "Peux-tu corriger ce code {lang} ? Il devrait {t2}.\n\n{code}", "Montre-moi comment {t2} avec {lang}."],
+     ["vérifie si une chaîne est un palindrome", "lit un fichier JSON et affiche les clés", "envoie un e-mail tous les matins",
+      "supprime les fichiers de plus de 30 jours", "calcule la moyenne d'une colonne"],
+     ["lire un fichier ligne par ligne", "trier une liste de dictionnaires", "faire une requête HTTP", "parcourir un dossier"]),
+    (["Escribe una función en {lang} que {t}.", "¿Cómo puedo {t2} en {lang}?", "Necesito un script de {lang} que {t}.",
+      "Mi código de {lang} falla, debería {t2}:\n\n{code}", "Enséñame a {t2} con {lang}."],
+     ["convierta grados Celsius a Fahrenheit", "cuente las palabras de un archivo", "descargue una página web",
+      "valide un número de teléfono", "ordene una lista de productos por precio"],
+     ["leer un archivo CSV", "conectar a una base de datos MySQL", "crear una API REST", "recorrer un diccionario"]),
+    (["Scrivi una funzione {lang} che {t}.", "Come posso {t2} in {lang}?", "Mi serve uno script {lang} che {t}."],
+     ["calcola il fattoriale", "legge un file di testo e conta le righe", "rinomina le foto per data"],
+     ["leggere un file JSON", "ordinare una lista", "fare una richiesta HTTP"]),
+    (["Escreva uma função em {lang} que {t}.", "Como faço para {t2} em {lang}?", "Preciso de um script {lang} que {t}."],
+     ["verifica se um número é par", "lê um arquivo CSV", "envia uma notificação quando o disco enche"],
+     ["ler um arquivo linha por linha", "ordenar uma lista", "chamar uma API"]),
+    (["用{lang}写一个函数，{t}。", "怎么用{lang}{t2}？", "帮我写一个{lang}脚本，{t}。", "这段{lang}代码有什么问题？它应该{t2}。\n\n{code}"],
+     ["判断一个数是不是质数", "读取CSV文件并计算平均值", "批量重命名文件夹里的图片", "把JSON转换成CSV"],
+     ["读取文件", "发送HTTP请求", "连接数据库", "对列表排序"]),
+]
+
+
+_ARTIFACTS = ["Kubernetes Deployment and Service", "Kubernetes StatefulSet", "k8s Ingress", "ConfigMap and Secret", "Helm chart",
+              "Home Assistant automation", "Home Assistant template sensor", "Node-RED flow", "nginx server block", "Apache vhost",
+              "systemd unit", "systemd timer", "systemd mount unit", "fstab entry", "udev rule", "netplan config", "nftables ruleset",
+              "iptables rules", "WireGuard config", "Traefik dynamic config", "Caddyfile", "HAProxy config", "Prometheus scrape config",
+              "Alertmanager route", "promtail config", "Ansible playbook", "Ansible inventory", "Terraform module", "cloud-init user-data",
+              "Dockerfile", "docker-compose.yml", "GitHub Actions workflow", "GitLab CI pipeline", "Jenkinsfile", "Makefile",
+              "CMakeLists.txt", "pre-commit config", "tsconfig.json", "pyproject.toml", "logrotate rule", "crontab entry", "sshd_config",
+              "Samba share definition", "NFS exports line", "Proxmox LXC config", "zfs snapshot policy", "rclone config", "restic backup script"]
+_SUBJECTS = ["redis", "a Flask app", "Grafana", "a Minecraft server", "Pi-hole", "Jellyfin", "a Go API", "Postgres", "my NAS",
+             "the garage door sensor", "the living room lights", "a static site", "Mosquitto", "Uptime Kuma", "a backup job",
+             "Syncthing", "a Discord bot", "Nextcloud", "the porch camera", "Zigbee2MQTT", "an rsync job", "a Node.js worker"]
+_CONSTRAINTS = ["with 2 replicas and a readiness probe", "that restarts on failure", "only when someone is home",
+                "at sunset, off at 23:00", "every 15 minutes", "with TLS via Let's Encrypt", "with a read-only root filesystem",
+                "limited to 512Mi of memory", "on a 1Gi persistent volume", "behind basic auth", "that runs as a non-root user",
+                "listening on port 8443", "with logs kept for 14 days", "and a healthcheck", "for arm64 and amd64",
+                "that only allows my LAN 192.168.1.0/24", "triggered when the motion sensor is on for 5 minutes", ""]
+_VERBS = ["Write a {a} for {s} {c}", "{a} for {s} {c}", "Can you give me a {a} for {s} {c}?", "I need a {a} that runs {s} {c}",
+          "help me write the {a} for {s} {c}", "Create a {a} for {s}, {c}", "what would the {a} look like for {s} {c}?",
+          "generate a {a} to deploy {s} {c}"]
+
+
+_SYNTAX = [("the `?` operator", "Rust"), ("`yield`", "Python"), ("`defer`", "Go"), ("`===`", "JavaScript"), ("`&&`", "bash"),
+           ("`:=`", "Python"), ("`static`", "Java"), ("`async`", "C#"), ("`lateinit`", "Kotlin"), ("`#[derive]`", "Rust"),
+           ("`*args`", "Python"), ("`?.`", "TypeScript"), ("`volatile`", "C"), ("`set -e`", "bash"), ("`@property`", "Python")]
+_CONCEPTS = ["a closure", "a goroutine", "a decorator", "a trait", "a pointer", "a generator", "an enum", "a lambda", "a monad",
+             "dependency injection", "a race condition", "a mutex", "recursion", "a hash map", "an interface"]
+
+
+def short_code(rng: random.Random) -> str:
+    """Short questions about code: short, but not a fact a small model should guess."""
+    syntax, lang = pick(rng, _SYNTAX)
+    concept = pick(rng, _CONCEPTS)
+    return pick(rng, [
+        f"What does {syntax} do in {lang}?", f"what is {syntax} in {lang} for?", f"{syntax} in {lang}?",
+        f"what's {concept} in {pick(rng, LANGUAGES)}?", f"example of {concept} in {pick(rng, LANGUAGES)}",
+        f"when to use {concept}?", f"{concept} vs {pick(rng, _CONCEPTS)}?", f"Was macht {syntax} in {lang}?",
+        f"¿Qué hace {syntax} en {lang}?", f"À quoi sert {syntax} en {lang} ?", f"{lang}里的{syntax}是什么意思？",
+    ])
+
+
+def config_ask(rng: random.Random) -> str:
+    """A config or infrastructure file, composed: artifact x subject x constraint."""
+    return pick(rng, _VERBS).format(a=pick(rng, _ARTIFACTS), s=pick(rng, _SUBJECTS), c=pick(rng, _CONSTRAINTS)).replace(" ?", "?").strip()
+
+
+def code_intl(rng: random.Random) -> str:
+    templates, tasks, tasks2 = pick(rng, _INTL)
+    lang, code = snippet(rng)
+    return pick(rng, templates).format(lang=lang if rng.random() < 0.6 else pick(rng, LANGUAGES), t=pick(rng, tasks),
+                                       t2=pick(rng, tasks2), code=code)
+
+
 def _slots(rng: random.Random) -> dict[str, str]:
     lang, code = snippet(rng)
     return {
@@ -167,7 +247,7 @@ def followup_code(rng: random.Random) -> str:
 GENERATORS: list[tuple[float, Gen]] = [
     (3.0, _from(_WRITE)), (2.5, _from(_FIX)), (1.5, _from(_EXPLAIN)), (1.2, _from(_REVIEW)), (1.5, _from(_REFACTOR)),
     (1.0, _from(_TRANSLATE)), (2.0, _from(_SHELL)), (1.0, _from(_REGEX)), (2.5, _from(_CONFIG)), (1.0, _from(_SQL)),
-    (1.5, _from(_CONCEPT)), (2.0, _from(_FOREIGN)), (0.6, followup_code),
+    (1.5, _from(_CONCEPT)), (2.0, _from(_FOREIGN)), (2.0, code_intl), (2.5, config_ask), (1.5, short_code), (0.6, followup_code),
 ]
 
 

@@ -220,7 +220,13 @@ def composed_fact(rng: random.Random) -> str:
     ])
 
 
+def empty(rng: random.Random) -> str:
+    """Nothing to go on: the cheapest model answers "how can I help?" as well as any."""
+    return pick(rng, ["", " ", "\n", "?", "...", "??", "hmm", "test", "ping", "."])
+
+
 GENERATORS: list[tuple[float, Gen]] = [
+    (0.4, empty),
     (2.0, capital), (2.5, translate_word), (2.0, convert), (2.0, small_sum), (1.0, sentiment), (2.0, facts),
     (3.0, composed_fact), (2.0, tech), (1.5, words), (1.5, greeting), (1.5, closing), (2.0, multilingual_fact), (0.7, time_zone),
 ]

@@ -207,6 +207,21 @@ def multilingual(rng: random.Random) -> str:
     ])
 
 
+def reason_intl(rng: random.Random) -> str:
+    a, b, c = rng.randint(2, 9), rng.randint(10, 60), rng.randint(2, 5)
+    return pick(rng, [
+        f"Ein Rechteck hat den Umfang {b * 2} cm und ist {c} cm länger als breit. Wie groß ist die Fläche? Rechne Schritt für Schritt.",
+        f"Beweise, dass {a}^n − 1 für jedes n durch {a - 1} teilbar ist.", f"Wie wahrscheinlich ist es, bei {c + 1} Würfen genau {c} Sechsen zu werfen?",
+        f"Montre que la somme des {b} premiers entiers vaut {b * (b + 1) // 2}.", f"Combien de façons y a-t-il de choisir {c} élèves parmi {b} ? Justifie.",
+        f"Un robinet remplit une cuve en {a} heures, un autre la vide en {a + c} heures. En combien de temps se remplit-elle ? Détaille le calcul.",
+        f"Demuestra que el producto de {c} números consecutivos es divisible por {c}.", f"¿Cuántos números de {c} cifras distintas se pueden formar con los dígitos 1 a {a}? Razona.",
+        f"Un coche gasta {a} litros cada 100 km. ¿Cuánto cuesta un viaje de {b * 10} km si el litro vale 1,{b} €? Explica paso a paso.",
+        f"Quante strette di mano ci sono tra {b} persone? Spiega il ragionamento.", f"Prove que existem infinitos números primos.",
+        f"Qual é a probabilidade de tirar duas cartas vermelhas seguidas de um baralho? Explique.",
+        f"证明：{a}的任意次幂减1都能被{a - 1}整除。", f"一个班有{b}人，至少有几人同月生日？请说明理由。", f"甲乙两人相距{b}千米，相向而行，速度分别是{a}和{a + c}千米每小时，几小时相遇？请写出步骤。",
+    ])
+
+
 def careful(rng: random.Random) -> str:
     return pick(rng, [
         "ok now what if the second pipe only opens after the first has run for an hour? recompute everything step by step",
@@ -276,7 +291,7 @@ def puzzle(rng: random.Random) -> str:
 
 
 GENERATORS: list[tuple[float, Gen]] = [
-    (1.5, puzzle), (1.2, short_probability),
+    (1.5, puzzle), (1.2, short_probability), (1.5, reason_intl),
     (2.0, algebra), (1.5, proofs),
     (2.5, rates), (1.0, ages), (2.5, probability), (1.5, combinatorics), (1.5, number_theory), (2.5, fixed),
     (1.0, estimation), (1.5, applied), (2.0, multilingual), (1.0, careful),

@@ -1,0 +1,217 @@
+"""The `recover-node` flow: bring one down node back, or say why it cannot be, and record the incident.
+
+Started by the `homelab.node.down` event the health sweep emits (the trigger in prefect.yaml
+passes the node's name), or by hand (`homelab recover NODE`, `prefect deployment run`).
+
+Guards, because that event repeats on every sweep while the node stays down:
+- one recovery per node at a time: a global concurrency limit `recover-node-NODE` (one slot,
+  created on first use); a second run that cannot get the slot within `policy.lock_wait_s`
+  ends SKIPPED without touching the node;
+- a cooldown per node after a recovery that acted (`policy.cooldown_s`), so an unrecoverable
+  node ends FAILED once and is not restarted or woken in a loop;
+- bounded attempts (`policy.max_attempts`) and bounded waits.
+
+The flow run ends Failed when the node could not be recovered (the message is the reason), and
+Completed for RECOVERED, FLAP and SKIPPED; the incident is the return value, an artifact
+(`recover-node-NODE`) and rows in the history's incidents tables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
+from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
+from pydantic import Field
+
+from homelab.docker_ops.rollout import StepStatus
+from homelab.inventory import Inventory, Node, load_inventory
+from homelab.recovery import (
+    Action,
+    ActionRecord,
+    Incident,
+    NodeFacts,
+    Outcome,
+    RecoveryPolicy,
+    cooldown_left_s,
+    plan_recovery,
+)
+from tasks.recovery import (
+    check_node_docker,
+    check_node_ssh,
+    last_recovery_finished,
+    probe_node_serving,
+    record_incident,
+    restart_node_containers,
+    restart_node_docker,
+    wait_for_node_docker,
+    wait_for_node_ssh,
+    wake_node,
+)
+
+__all__ = ["FlowRecoveryPolicy", "recover_node"]
+
+
+class FlowRecoveryPolicy(RecoveryPolicy):
+    """The core policy plus what only the flow needs: how long to wait for another run's lock."""
+
+    lock_wait_s: float = Field(5.0, gt=0, description="seconds to wait for a running recovery of the node")
+
+
+class _Log:
+    """The incident's action list, filled as steps run."""
+
+    def __init__(self) -> None:
+        self.actions: list[ActionRecord] = []
+
+    def run(self, action: str, call: Callable[[], Any], judge: Callable[[Any], str | None]) -> tuple[bool, Any]:
+        """Run `call` (a task call with return_state); `judge` turns its result into a failure text or None."""
+        at, started = datetime.now(UTC), time.perf_counter()
+        state: State[Any] = call()
+        if state.is_completed():
+            result = state.result()
+            failure = judge(result)
+            detail = failure or (result if isinstance(result, str) else "")
+        else:
+            result, failure = None, state.message or f"task ended {state.type.value}"
+            detail = failure
+        seconds = round(time.perf_counter() - started, 3)
+        self.actions.append(ActionRecord(action=action, at=at, seconds=seconds, ok=failure is None, detail=str(detail)))
+        return failure is None, result if failure is None else failure
+
+
+def _no_failure(_: Any) -> None:
+    return None
+
+
+def _as_failure(result: Any) -> str | None:
+    return result if isinstance(result, str) else None
+
+
+def _containers_failure(outcomes: Any) -> str | None:
+    bad = [o for o in outcomes if o.status is not StepStatus.DONE and o.status is not StepStatus.NOT_RUN]
+    return f"{bad[0].summary}: {bad[0].detail}" if bad else None
+
+
+def _step(log: _Log, action: Action, inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None) -> str | None:
+    """Run one planned step; returns why it failed, or None."""
+    q = quote(inv)
+    calls: dict[Action, tuple[Callable[[], Any], Callable[[Any], str | None]]] = {
+        Action.RESTART_DOCKER: (lambda: restart_node_docker(q, node, policy, vault, return_state=True), _no_failure),
+        Action.WAIT_DOCKER: (lambda: wait_for_node_docker(q, node, policy, vault, return_state=True), _as_failure),
+        Action.WAKE: (lambda: wake_node(q, node, vault, return_state=True), _no_failure),
+        Action.WAIT_SSH: (lambda: wait_for_node_ssh(q, node, policy, vault, return_state=True), _as_failure),
+        Action.RESTART_CONTAINERS: (lambda: restart_node_containers(q, node, vault, return_state=True), _containers_failure),
+    }
+    call, judge = calls[action]
+    ok, result = log.run(action.value, call, judge)
+    return None if ok else f"{action.value} failed: {result}"
+
+
+def _attempts(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None, log: _Log) -> tuple[Outcome, str, int]:
+    """Probe, decide, act, up to `max_attempts` rounds; returns outcome, reason and rounds used."""
+    logger = get_run_logger()
+    q = quote(inv)
+    reason = "not attempted"
+    for attempt in range(1, policy.max_attempts + 1):
+        ok, serving = log.run("probe", lambda: probe_node_serving(q, node, return_state=True), _no_failure)
+        if ok and serving:
+            acted = any(a.action not in {"probe", "check ssh", "check docker"} for a in log.actions)
+            return (Outcome.RECOVERED, "the node serves again", attempt) if acted else (
+                Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
+        _, docker = log.run("check docker", lambda: check_node_docker(q, node, vault, return_state=True), _no_failure)
+        ssh: str | None = None
+        if docker is not None:
+            got, ssh = log.run("check ssh", lambda: check_node_ssh(q, node, vault, return_state=True), _no_failure)
+            if not got:  # a host key problem: waking or restarting cannot fix it
+                return Outcome.FAILED, f"SSH check failed: {ssh}", attempt
+        plan = plan_recovery(node, NodeFacts(serving=False, ssh_error=ssh, docker_error=docker))
+        logger.info("attempt %d: %s: %s", attempt, plan.why, ", ".join(plan.steps) or "no steps")
+        if plan.outcome is Outcome.FAILED:
+            return Outcome.FAILED, plan.why, attempt
+        reason = plan.why
+        for action in plan.steps:
+            failure = _step(log, action, inv, node, policy, vault)
+            if failure is not None:
+                reason = failure
+                break
+        else:
+            ok, serving = log.run("probe", lambda: probe_node_serving(q, node, return_state=True), _no_failure)
+            if ok and serving:
+                return Outcome.RECOVERED, f"the node serves again ({plan.why})", attempt
+            reason = f"{plan.why}; the steps ran but the node still does not serve"
+    return Outcome.FAILED, f"not recovered after {policy.max_attempts} attempts: {reason}", policy.max_attempts
+
+
+def _ensure_limit(name: str) -> None:
+    """Create the one-slot global concurrency limit for the node unless it exists."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        except ObjectAlreadyExists:
+            pass
+
+
+def _recover(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None) -> Incident:
+    started = datetime.now(UTC)
+    last = last_recovery_finished(node.name)
+    left = cooldown_left_s(last, policy)
+    log = _Log()
+    if left > 0:
+        outcome, reason, attempts = Outcome.SKIPPED, f"cooling down: the last recovery ended {last}, {left:.0f} s left", 0
+    else:
+        outcome, reason, attempts = _attempts(inv, node, policy, vault, log)
+    return Incident(
+        node=node.name, started_at=started, finished_at=datetime.now(UTC), outcome=outcome, reason=reason,
+        attempts=attempts, actions=log.actions,
+    )
+
+
+@flow(name="recover-node", description="Recover one down node: restart Docker or wake it, then its containers one at a time.", persist_result=False)
+def recover_node(
+    node: str,
+    inventory: str = "cluster.yaml",
+    vault_block: str | None = None,
+    policy: FlowRecoveryPolicy = FlowRecoveryPolicy(),
+) -> State[Incident]:
+    """Recover `node` of the cluster file at `inventory`.
+
+    Args:
+        node: the node's name (from the event's `homelab.node` resource label).
+        inventory: path of the cluster file, read at run time.
+        vault_block: name of a saved Vault Secrets block for the inventory's Vault refs; None
+            when the inventory uses Prefect Secret blocks only (or needs no secret).
+        policy: attempts, cooldown, waits, and the engine restart command override.
+
+    Returns:
+        Completed (RECOVERED, FLAP, SKIPPED) or Failed (FAILED, the reason as message), with the incident.
+    """
+    path = Path(inventory)
+    inv = load_inventory(path)
+    target = next((n for n in inv.nodes if n.name == node), None)
+    if target is None:
+        return Failed(message=f"node {node!r} is not in {inventory}")
+    limit = f"recover-node-{node}"
+    _ensure_limit(limit)
+    try:
+        with concurrency(limit, occupy=1, timeout_seconds=policy.lock_wait_s, strict=True):
+            incident = _recover(inv, target, policy, vault_block)
+    except TimeoutError:
+        now = datetime.now(UTC)
+        why = "another recovery of this node is running"
+        incident = Incident(node=node, started_at=now, finished_at=now, outcome=Outcome.SKIPPED, reason=why)
+    record_incident(incident, inv.history.url, str(path.resolve().parent))
+    get_run_logger().info("node %s: %s: %s", node, incident.outcome, incident.reason)
+    if incident.outcome is Outcome.FAILED:
+        return Failed(message=f"node {node}: {incident.reason}", data=incident)
+    return Completed(message=f"node {node}: {incident.outcome}: {incident.reason}", data=incident)
+

@@ -1,0 +1,42 @@
+"""The `sample-vram` flow: record each GPU's memory and utilisation, and each loaded model's VRAM.
+
+Scheduled every minute or few (prefect.yaml). A node without GPUs or without nvidia-smi is
+reported as such in the artifact and stored as nothing; an unreachable node is a finding of
+that node's task run. The flow fails only when the history cannot be written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.utilities.annotations import quote
+
+from homelab.inventory import load_inventory
+from homelab.vram_sampling import VramRound, nodes_to_sample, vram_round
+from tasks.recovery import credentials_for
+from tasks.vram import probe_ollama_vram, publish_vram_artifact, record_vram_round, sample_node_vram
+
+__all__ = ["sample_vram"]
+
+
+@flow(
+    name="sample-vram",
+    description="Record VRAM per GPU (nvidia-smi over SSH) and per loaded model.",
+    persist_result=False,
+)
+async def sample_vram(inventory: str = "cluster.yaml", vault_block: str | None = None) -> VramRound:
+    """Sample the GPUs of every node with ssh settings, and the Ollama endpoints' loaded models.
+
+    Args:
+        inventory: the cluster file, read at run time.
+        vault_block: the `VaultSecrets` block holding the nodes' SSH keys (None: no secrets).
+    """
+    path = Path(inventory)
+    inv = load_inventory(path)
+    facts = [sample_node_vram(quote(node), credentials_for(inv, node, vault_block)) for node in nodes_to_sample(inv)]
+    results = await probe_ollama_vram(quote(inv))
+    sampled = vram_round(facts, results)
+    await publish_vram_artifact(quote(sampled))
+    record_vram_round(inv.history.url, str(path.resolve().parent), quote(sampled))
+    return sampled

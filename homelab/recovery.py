@@ -1,0 +1,194 @@
+"""Node recovery decisions: what to do for a down node given what was observed, and the incident record.
+
+Pure, as pyinfra's operations are: `plan_recovery` reads facts (does the node serve again, does
+SSH log in, does the Docker engine answer) and returns the steps to take, each flagged
+idempotent or not, or the reason nothing can be done. `homelab.recovery_ops` performs the
+steps; the `recover-node` flow runs them as tasks (retries only on idempotent ones) and
+records an `Incident`.
+
+The ladder, cheapest first:
+- the node serves again: a flap; record it and stop;
+- SSH works, the engine does not: restart the engine (the node's OS default or the configured
+  command), wait for it, start the containers one at a time behind their health gates;
+- SSH works, the engine answers: the containers are down; start them one at a time;
+- SSH is dead: wake the machine (Wake-on-LAN or a wake command), wait for SSH and the engine,
+  then the containers; without wake settings, the node cannot be recovered from here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.inventory import Node
+
+__all__ = [
+    "Action",
+    "NON_IDEMPOTENT",
+    "Outcome",
+    "RecoveryPolicy",
+    "DEFAULT_RECOVERY_POLICY",
+    "NodeFacts",
+    "RecoveryPlan",
+    "ActionRecord",
+    "Incident",
+    "plan_recovery",
+    "default_restart_command",
+    "cooldown_left_s",
+]
+
+LINUX_RESTART_DOCKER = "systemctl restart docker"
+# Docker Desktop has no service to restart: stop its processes and start the app again.
+WINDOWS_RESTART_DOCKER = (
+    "powershell -NoProfile -NonInteractive -Command \""
+    "Stop-Process -Name 'Docker Desktop','com.docker.backend' -Force -ErrorAction SilentlyContinue; "
+    "Start-Process -FilePath \\\"$Env:ProgramFiles\\Docker\\Docker\\Docker Desktop.exe\\\"\""
+)
+
+
+class Action(StrEnum):
+    """One recovery step."""
+
+    RESTART_DOCKER = "restart docker"
+    WAIT_DOCKER = "wait for docker"
+    WAKE = "wake"
+    WAIT_SSH = "wait for ssh"
+    RESTART_CONTAINERS = "restart containers"
+
+
+# Doing these twice is not doing them once: a second engine restart kills containers the first
+# one's restart brought back; a second wake can reset a BMC mid-boot. No retries on them.
+NON_IDEMPOTENT = frozenset({Action.RESTART_DOCKER, Action.WAKE})
+
+
+class Outcome(StrEnum):
+    """How a recovery run ended."""
+
+    RECOVERED = "RECOVERED"
+    FLAP = "FLAP"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RecoveryPolicy(_Frozen):
+    """Limits of one recovery run; every wait is bounded, so a dead node ends FAILED, not in a loop."""
+
+    max_attempts: int = Field(2, ge=1, le=10, description="rounds of facts, plan and steps before giving up")
+    cooldown_s: float = Field(900.0, ge=0, description="after a recovery of a node, seconds before the next one")
+    wait_ssh_s: float = Field(300.0, gt=0, description="seconds a woken machine may take to accept SSH")
+    wait_docker_s: float = Field(120.0, gt=0, description="seconds a restarted engine may take to answer")
+    poll_s: float = Field(2.0, gt=0, description="seconds between checks while waiting")
+    restart_command: str | None = Field(
+        None, description="replaces the OS default engine restart; run through sudo, password on stdin"
+    )
+
+
+DEFAULT_RECOVERY_POLICY = RecoveryPolicy()
+
+
+class NodeFacts(_Frozen):
+    """What was observed about a down node; an error text means the check failed, None means it passed."""
+
+    serving: bool
+    ssh_error: str | None = None
+    docker_error: str | None = None
+
+
+class RecoveryPlan(_Frozen):
+    """Steps to take in order, or (no steps) why nothing can or need be done."""
+
+    steps: list[Action] = Field(default_factory=list)
+    why: str
+    outcome: Outcome | None = Field(None, description="set when the plan ends the run without steps")
+
+
+class ActionRecord(_Frozen):
+    """One thing the recovery did (or checked), when, how long, and how it ended."""
+
+    action: str
+    at: datetime
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+class Incident(_Frozen):
+    """One recovery run of one node: what happened, how it ended and why."""
+
+    node: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome
+    reason: str
+    attempts: int = 0
+    actions: list[ActionRecord] = Field(default_factory=list)
+
+    @property
+    def time_to_recover_s(self) -> float | None:
+        """Seconds from the start to the node serving again; None unless RECOVERED."""
+        if self.outcome is not Outcome.RECOVERED:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 2)
+
+    def markdown(self) -> str:
+        """The incident as the Prefect artifact shows it (no secret ever enters an incident)."""
+        ttr = self.time_to_recover_s
+        lines = [
+            f"# Node {self.node}: {self.outcome}",
+            "",
+            f"- why: {self.reason}",
+            f"- started: {self.started_at.isoformat()}, finished: {self.finished_at.isoformat()}",
+            f"- attempts: {self.attempts}",
+            f"- time to recover: {f'{ttr:.1f} s' if ttr is not None else 'n/a'}",
+            "",
+            "| at | action | result | seconds | detail |",
+            "|---|---|---|---|---|",
+        ]
+        for a in self.actions:
+            detail = a.detail.replace("|", "\\|").replace("\n", " ")[:300]
+            lines.append(f"| {a.at.strftime('%H:%M:%S')} | {a.action} | {'ok' if a.ok else 'FAILED'} | {a.seconds:.2f} | {detail} |")
+        return "\n".join(lines)
+
+
+def default_restart_command(node: Node, policy: RecoveryPolicy = DEFAULT_RECOVERY_POLICY) -> str:
+    """The command that restarts the node's Docker engine: the policy's, else the OS default."""
+    if policy.restart_command:
+        return policy.restart_command
+    return WINDOWS_RESTART_DOCKER if node.os == "windows" else LINUX_RESTART_DOCKER
+
+
+def plan_recovery(node: Node, facts: NodeFacts) -> RecoveryPlan:
+    """The steps for a down node, from what was observed (see the module docstring for the ladder)."""
+    if facts.serving:
+        return RecoveryPlan(why="the node serves again (a flap): nothing to do", outcome=Outcome.FLAP)
+    if facts.docker_error is None:
+        why = "the Docker engine answers; its containers do not serve"
+        return RecoveryPlan(steps=[Action.RESTART_CONTAINERS], why=why)
+    if facts.ssh_error is None:
+        why = f"SSH works but the Docker engine does not answer ({facts.docker_error})"
+        return RecoveryPlan(steps=[Action.RESTART_DOCKER, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS], why=why)
+    if node.wake is None:
+        why = f"SSH is dead ({facts.ssh_error}) and the node has no wake settings; it needs hands"
+        return RecoveryPlan(why=why, outcome=Outcome.FAILED)
+    why = f"SSH is dead ({facts.ssh_error}): wake the machine"
+    steps = [Action.WAKE, Action.WAIT_SSH, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS]
+    return RecoveryPlan(steps=steps, why=why)
+
+
+def cooldown_left_s(last_finished: datetime | None, policy: RecoveryPolicy, now: datetime | None = None) -> float:
+    """Seconds until the node may be recovered again (0 when it may now).
+
+    Why a cooldown: the sweep emits `homelab.node.down` on every sweep while a node stays down,
+    and each event starts a recovery; without one, an unrecoverable node would have its engine
+    restarted or be woken every five minutes forever.
+    """
+    if last_finished is None:
+        return 0.0
+    now = now or datetime.now(UTC)
+    return max(0.0, policy.cooldown_s - (now - last_finished).total_seconds())

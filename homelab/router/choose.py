@@ -1,0 +1,156 @@
+"""Category -> the best healthy expert, with the ordered fallbacks and the reason, as data.
+
+The order is the cluster file's promise: `experts.<category>` lists aliases best first, and
+the first one whose endpoint serves (UP, or merely slow; see `ProbeResult.serving`) wins.
+When none of them serves, the request is still better answered than refused: the chat
+experts are general, the fast ones at least answer; then any model that serves. Only when
+nothing serves is there no model, and the decision says why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.inventory import Category, Inventory
+from homelab.probe import EndpointState
+from homelab.router.classify import Classification
+from homelab.router.health_view import HealthSource, HealthView
+
+__all__ = ["FALLBACK_CATEGORIES", "ANY_MODEL", "Candidate", "Decision", "choose_expert", "unrouted"]
+
+FALLBACK_CATEGORIES = (Category.CHAT, Category.FAST)
+ANY_MODEL = "any"  # the `chain` of a candidate that is in no expert list of the fallback path
+
+
+class Candidate(BaseModel):
+    """One alias the router considered, in order, and what it found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alias: str
+    chain: str = Field(description="the expert list it came from: a category, or 'any'")
+    node: str | None = None
+    endpoint: str | None = None
+    url: str | None = None
+    state: EndpointState | None = None
+    serving: bool = False
+    note: str = Field(description="why it serves or not, for people")
+
+
+class Decision(BaseModel):
+    """Where a request goes, and why: what `homelab route` prints and `--json` dumps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: Category | None
+    confidence: float | None = None
+    basis: str = Field("", description="what decided the category")
+    model: str | None = Field(None, description="the chosen alias; None when nothing serves")
+    url: str | None = Field(None, description="the chosen endpoint's URL")
+    node: str | None = None
+    endpoint: str | None = None
+    fallbacks: list[str] = Field(default_factory=list, description="aliases that serve, to try next, in order")
+    reason: str
+    health_age_s: float | None = Field(None, description="age of the health data the choice rests on")
+    health_source: HealthSource | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+
+
+def _order(inv: Inventory, category: Category) -> list[tuple[str, str]]:
+    """(alias, chain) pairs: the category's experts, then chat's and fast's, then every model."""
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    chains = [category, *(c for c in FALLBACK_CATEGORIES if c != category)]
+    for chain in chains:
+        for alias in inv.experts.get(chain, []):
+            if alias not in seen:
+                seen.add(alias)
+                out.append((alias, chain.value))
+    for _, endpoint in inv.endpoints():
+        for served in endpoint.models:
+            if served.alias not in seen:
+                seen.add(served.alias)
+                out.append((served.alias, ANY_MODEL))
+    return out
+
+
+def _candidate(inv: Inventory, view: HealthView, alias: str, chain: str, now: datetime) -> Candidate:
+    found = inv.serving(alias)
+    if found is None:
+        return Candidate(alias=alias, chain=chain, note="no endpoint of the cluster serves this alias")
+    node, endpoint, _ = found
+    where = {"alias": alias, "chain": chain, "node": node.name, "endpoint": endpoint.name, "url": endpoint.url}
+    result = view.result(node.name, endpoint.name)
+    if result is None:
+        return Candidate(**where, note=f"{node.name}/{endpoint.name} has never been probed")
+    age = view.age_s(node.name, endpoint.name, now) or 0.0
+    why = result.detail or result.reason.value
+    note = f"{node.name}/{endpoint.name} is {result.state.value} ({why}), checked {age:.0f} s ago"
+    return Candidate(**where, state=result.state, serving=result.serving, note=note)
+
+
+def _reason(category: Category, chosen: Candidate, skipped: list[Candidate], configured: bool) -> str:
+    def listing(items: list[Candidate]) -> str:
+        return "; ".join(f"{c.alias}: {c.note}" for c in items)
+
+    own = [c for c in skipped if c.chain == category.value]
+    if chosen.chain == category.value:
+        if not own:
+            return f"{chosen.alias} is the first {category} expert and it serves ({chosen.note})"
+        return f"{chosen.alias} is the first {category} expert that serves; skipped {listing(own)}"
+    lead = f"no {category} expert serves ({listing(own)})" if configured else f"no {category} experts are configured"
+    if chosen.chain == ANY_MODEL:
+        return f"{lead}, nor a chat or fast expert; {chosen.alias} is the first model of the cluster that serves"
+    return f"{lead}; falling back to the {chosen.chain} expert {chosen.alias}"
+
+
+def choose_expert(inv: Inventory, classification: Classification, view: HealthView,
+                  now: datetime | None = None) -> Decision:
+    """Pick the model for a classified request from what the health view says serves.
+
+    Args:
+        inv: the cluster: experts per category and where each alias is served.
+        classification: the request's category (see `classify.py`).
+        view: endpoint health (see `health_view.py`); unprobed endpoints do not serve.
+        now: the time ages are measured at.
+
+    Returns:
+        A decision; `model` is None when nothing serves, and `reason` says why.
+    """
+    now = now or datetime.now(UTC)
+    category = classification.category
+    candidates = [_candidate(inv, view, alias, chain, now) for alias, chain in _order(inv, category)]
+    serving = [c for c in candidates if c.serving]
+    base = {"category": category, "confidence": classification.confidence, "basis": classification.basis,
+            "candidates": candidates}
+    if not serving:
+        if not candidates:
+            reason = "the cluster file lists no models"
+        elif not len(view):
+            reason = "no model serves: no endpoint has been probed"
+        else:
+            reason = "no model serves: every endpoint is down or unprobed"
+        age = view.newest_age_s(now)
+        return Decision(**base, reason=reason, health_age_s=None if age is None else round(age, 1))
+    chosen = serving[0]
+    skipped = candidates[: candidates.index(chosen)]
+    node, endpoint = chosen.node or "", chosen.endpoint or ""  # a serving candidate always has both
+    return Decision(
+        **base,
+        model=chosen.alias,
+        url=chosen.url,
+        node=node,
+        endpoint=endpoint,
+        fallbacks=[c.alias for c in serving[1:]],
+        reason=_reason(category, chosen, skipped, bool(inv.experts.get(category))),
+        health_age_s=round(view.age_s(node, endpoint, now) or 0.0, 1),
+        health_source=view.source(node, endpoint),
+    )
+
+
+def unrouted(classification: Classification, reason: str) -> Decision:
+    """A decision with a category but no model: no cluster file, or no way to reach it."""
+    return Decision(category=classification.category, confidence=classification.confidence,
+                    basis=classification.basis, reason=reason)

@@ -1,0 +1,67 @@
+"""Prefect tasks of VRAM sampling: each node's GPUs over SSH, Ollama's loaded models, the history write.
+
+One task per node for the GPU query, so a node that hangs or refuses shows in the UI as its
+own task run; its failure is still a finding (the `GpuFact` says why), not a failed flow.
+Reading is idempotent, so the SSH query gets one quick retry; the history write gets none
+(a write that failed may have committed, and a retry would store the round twice).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from homelab.gpu_facts import GpuFact
+from homelab.health import open_probe_client
+from homelab.history import open_history
+from homelab.inventory import Inventory, Node
+from homelab.probe import ProbeResult
+from homelab.remote import SSHCredentials
+from homelab.vram_sampling import VramRound, probe_model_vram, sample_node_gpus
+
+__all__ = ["ARTIFACT_KEY", "probe_ollama_vram", "publish_vram_artifact", "record_vram_round", "sample_node_vram"]
+
+ARTIFACT_KEY = "vram-sample"
+_FRESH: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="sample-node-vram", task_run_name="vram-{node.name}", retries=1, retry_delay_seconds=5, **_FRESH)
+def sample_node_vram(node: Node, credentials: SSHCredentials) -> GpuFact:
+    """nvidia-smi on one node over SSH: readings, or why there are none."""
+    return sample_node_gpus(node, credentials)
+
+
+@task(name="probe-ollama-vram", retries=1, retry_delay_seconds=5, **_FRESH)
+async def probe_ollama_vram(inv: Inventory) -> list[ProbeResult]:
+    """Ollama endpoints' `/api/ps`: the VRAM each loaded model holds."""
+    async with open_probe_client() as client:
+        return await probe_model_vram(inv, client)
+
+
+@task(name="record-vram-round", retries=0, **_FRESH)
+def record_vram_round(url: str, base_dir: str, sampled: VramRound) -> int:
+    """Store the round's rows in the history (one transaction); returns how many."""
+    with open_history(url, relative_to=Path(base_dir)) as history:
+        return history.record_vram_samples(sampled.samples)
+
+
+@task(name="publish-vram-artifact", retries=0, **_FRESH)
+async def publish_vram_artifact(sampled: VramRound) -> None:
+    """A table artifact (key `vram-sample`): one row per node with its GPU status and readings."""
+    rows = [
+        {
+            "node": fact.node,
+            "status": fact.status.value,
+            "gpus": ", ".join(f"{g.index}: {g.name} {g.used_bytes or 0} / {g.total_bytes or 0} B" for g in fact.gpus),
+            "detail": fact.detail,
+        }
+        for fact in sampled.nodes
+    ]
+    models = sum(1 for s in sampled.samples if s.model)
+    await acreate_table_artifact(
+        table=rows, key=ARTIFACT_KEY, description=f"{len(sampled.samples)} rows, {models} models"
+    )

@@ -1,0 +1,98 @@
+"""Recovery decisions (pure): the ladder, the cooldown, the restart command, the incident record."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from homelab.inventory import Node, Wake
+from homelab.recovery import (
+    NON_IDEMPOTENT,
+    Action,
+    ActionRecord,
+    Incident,
+    NodeFacts,
+    Outcome,
+    RecoveryPolicy,
+    cooldown_left_s,
+    default_restart_command,
+    plan_recovery,
+)
+
+PLAIN = Node(name="gpu2", tier="t", host="127.0.0.1")
+WAKEABLE = Node(name="gpu2", tier="t", host="127.0.0.1", wake=Wake(mac="aa:bb:cc:dd:ee:ff", broadcast="127.0.0.1"))
+
+
+@pytest.mark.parametrize(
+    ("node", "facts", "steps", "outcome", "why"),
+    [
+        (PLAIN, NodeFacts(serving=True), [], Outcome.FLAP, "flap"),
+        (PLAIN, NodeFacts(serving=False), [Action.RESTART_CONTAINERS], None, "engine answers"),
+        (
+            PLAIN,
+            NodeFacts(serving=False, docker_error="refused"),
+            [Action.RESTART_DOCKER, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS],
+            None,
+            "SSH works but the Docker engine does not answer \\(refused\\)",
+        ),
+        (PLAIN, NodeFacts(serving=False, docker_error="x", ssh_error="timed out"), [], Outcome.FAILED, "no wake settings"),
+        (
+            WAKEABLE,
+            NodeFacts(serving=False, docker_error="x", ssh_error="timed out"),
+            [Action.WAKE, Action.WAIT_SSH, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS],
+            None,
+            "SSH is dead \\(timed out\\): wake",
+        ),
+        # sshd died but the engine answers: the containers are the problem, not the machine.
+        (WAKEABLE, NodeFacts(serving=False, ssh_error="refused"), [Action.RESTART_CONTAINERS], None, "engine answers"),
+    ],
+    ids=["flap", "containers", "engine", "dead-no-wake", "dead-wake", "sshd-only"],
+)
+def test_ladder(node: Node, facts: NodeFacts, steps: list[Action], outcome: Outcome | None, why: str) -> None:
+    plan = plan_recovery(node, facts)
+    assert plan.steps == steps
+    assert plan.outcome is outcome
+    assert re.search(why, plan.why)
+
+
+def test_non_idempotent_flags() -> None:
+    assert NON_IDEMPOTENT == {Action.RESTART_DOCKER, Action.WAKE}
+
+
+def test_cooldown() -> None:
+    policy = RecoveryPolicy(cooldown_s=600)
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert cooldown_left_s(None, policy, now) == 0
+    assert cooldown_left_s(now - timedelta(seconds=100), policy, now) == 500
+    assert cooldown_left_s(now - timedelta(seconds=700), policy, now) == 0
+
+
+def test_restart_command_per_os_and_override() -> None:
+    assert default_restart_command(PLAIN) == "systemctl restart docker"
+    windows = Node(name="win", tier="t", host="127.0.0.1", os="windows")
+    assert "Docker Desktop.exe" in default_restart_command(windows)
+    assert "Stop-Process" in default_restart_command(windows)
+    assert default_restart_command(PLAIN, RecoveryPolicy(restart_command="service docker restart")) == "service docker restart"
+
+
+def test_incident_time_to_recover_and_markdown() -> None:
+    start = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    action = ActionRecord(action="restart docker", at=start, seconds=1.5, ok=True, detail="exit 0 | fine")
+    recovered = Incident(
+        node="gpu2", started_at=start, finished_at=start + timedelta(seconds=42), outcome=Outcome.RECOVERED,
+        reason="serves again", attempts=1, actions=[action],
+    )
+    assert recovered.time_to_recover_s == 42
+    text = recovered.markdown()
+    assert "# Node gpu2: RECOVERED" in text and "42.0 s" in text and "exit 0 \\| fine" in text
+    failed = recovered.model_copy(update={"outcome": Outcome.FAILED})
+    assert failed.time_to_recover_s is None
+
+
+def test_policy_bounds() -> None:
+    with pytest.raises(ValueError):
+        RecoveryPolicy(max_attempts=0)
+    with pytest.raises(ValueError):
+        RecoveryPolicy(wait_ssh_s=0)
