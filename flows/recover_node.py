@@ -33,7 +33,7 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from homelab.docker_ops.rollout import StepStatus
+from homelab.docker_ops.apply import StepStatus
 from homelab.inventory import Inventory, Node, load_inventory
 from homelab.recovery import (
     Action,
@@ -58,7 +58,7 @@ from tasks.recovery import (
     wake_node,
 )
 
-__all__ = ["FlowRecoveryPolicy", "recover_node"]
+__all__ = ["DEFAULT_FLOW_POLICY", "FlowRecoveryPolicy", "main", "recover_node"]
 
 
 class FlowRecoveryPolicy(RecoveryPolicy):
@@ -67,26 +67,50 @@ class FlowRecoveryPolicy(RecoveryPolicy):
     lock_wait_s: float = Field(5.0, gt=0, description="seconds to wait for a running recovery of the node")
 
 
+DEFAULT_FLOW_POLICY = FlowRecoveryPolicy()
+
+
 class _Log:
     """The incident's action list, filled as steps run."""
 
     def __init__(self) -> None:
         self.actions: list[ActionRecord] = []
 
+    def _record(self, action: str, at: datetime, started: float, ok: bool, detail: Any) -> None:
+        seconds = round(time.perf_counter() - started, 3)
+        self.actions.append(ActionRecord(action=action, at=at, seconds=seconds, ok=ok, detail=str(detail or "")))
+
     def run(self, action: str, call: Callable[[], Any], judge: Callable[[Any], str | None]) -> tuple[bool, Any]:
-        """Run `call` (a task call with return_state); `judge` turns its result into a failure text or None."""
+        """Run a step (a task call with return_state); `judge` turns its result into a failure text or None.
+
+        Returns:
+            (True, result) when it succeeded, else (False, why).
+        """
         at, started = datetime.now(UTC), time.perf_counter()
         state: State[Any] = call()
         if state.is_completed():
             result = state.result()
             failure = judge(result)
-            detail = failure or (result if isinstance(result, str) else "")
         else:
             result, failure = None, state.message or f"task ended {state.type.value}"
-            detail = failure
-        seconds = round(time.perf_counter() - started, 3)
-        self.actions.append(ActionRecord(action=action, at=at, seconds=seconds, ok=failure is None, detail=str(detail)))
+        self._record(action, at, started, failure is None, failure or (result if isinstance(result, str) else ""))
         return failure is None, result if failure is None else failure
+
+    def fact(self, action: str, call: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run a check whose result is None (passed) or why it failed; a failed check is data, not an error.
+
+        Returns:
+            (True, result) when the check ran (the record says whether it passed), else (False, why).
+        """
+        at, started = datetime.now(UTC), time.perf_counter()
+        state: State[Any] = call()
+        if not state.is_completed():
+            why = state.message or f"task ended {state.type.value}"
+            self._record(action, at, started, False, why)
+            return False, why
+        result = state.result()
+        self._record(action, at, started, result is None, result)
+        return True, result
 
 
 def _no_failure(_: Any) -> None:
@@ -128,10 +152,12 @@ def _attempts(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | N
             acted = any(a.action not in {"probe", "check ssh", "check docker"} for a in log.actions)
             return (Outcome.RECOVERED, "the node serves again", attempt) if acted else (
                 Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
-        _, docker = log.run("check docker", lambda: check_node_docker(q, node, vault, return_state=True), _no_failure)
+        got, docker = log.fact("check docker", lambda: check_node_docker(q, node, vault, return_state=True))
+        if not got:
+            return Outcome.FAILED, f"the Docker engine check failed: {docker}", attempt
         ssh: str | None = None
         if docker is not None:
-            got, ssh = log.run("check ssh", lambda: check_node_ssh(q, node, vault, return_state=True), _no_failure)
+            got, ssh = log.fact("check ssh", lambda: check_node_ssh(q, node, vault, return_state=True))
             if not got:  # a host key problem: waking or restarting cannot fix it
                 return Outcome.FAILED, f"SSH check failed: {ssh}", attempt
         plan = plan_recovery(node, NodeFacts(serving=False, ssh_error=ssh, docker_error=docker))
@@ -147,7 +173,7 @@ def _attempts(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | N
         else:
             ok, serving = log.run("probe", lambda: probe_node_serving(q, node, return_state=True), _no_failure)
             if ok and serving:
-                return Outcome.RECOVERED, f"the node serves again ({plan.why})", attempt
+                return Outcome.RECOVERED, f"the node serves again after: {', '.join(plan.steps)}", attempt
             reason = f"{plan.why}; the steps ran but the node still does not serve"
     return Outcome.FAILED, f"not recovered after {policy.max_attempts} attempts: {reason}", policy.max_attempts
 
@@ -181,7 +207,7 @@ def recover_node(
     node: str,
     inventory: str = "cluster.yaml",
     vault_block: str | None = None,
-    policy: FlowRecoveryPolicy = FlowRecoveryPolicy(),
+    policy: FlowRecoveryPolicy = DEFAULT_FLOW_POLICY,
 ) -> State[Incident]:
     """Recover `node` of the cluster file at `inventory`.
 
@@ -215,3 +241,29 @@ def recover_node(
         return Failed(message=f"node {node}: {incident.reason}", data=incident)
     return Completed(message=f"node {node}: {incident.outcome}: {incident.reason}", data=incident)
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flows.recover_node NODE`: one recovery in this process (what `homelab recover` runs).
+
+    Prints the incident as markdown; exits 0 unless the node could not be recovered (1).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m flows.recover_node", description=main.__doc__)
+    parser.add_argument("node")
+    parser.add_argument("--inventory", default="cluster.yaml")
+    parser.add_argument("--vault-block", default=None)
+    parser.add_argument("--restart-command", default=None, help="replaces the OS default engine restart")
+    args = parser.parse_args(argv)
+    policy = FlowRecoveryPolicy(restart_command=args.restart_command)
+    state = recover_node(
+        node=args.node, inventory=args.inventory, vault_block=args.vault_block, policy=policy, return_state=True
+    )
+    incident = state.result(raise_on_failure=False)
+    print(incident.markdown() if isinstance(incident, Incident) else state.message)
+    return 1 if state.is_failed() else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,11 +14,11 @@ from contextlib import closing
 
 from pydantic import SecretStr
 
+from homelab.docker_ops.apply import EngineRunner, StepOutcome, StepStatus, apply
 from homelab.docker_ops.connect import DockerTimeouts, Engine, SSHAccess, open_engine
 from homelab.docker_ops.containers import container_state, desired_containers
 from homelab.docker_ops.gate import wait_healthy
-from homelab.docker_ops.plan import StartContainer
-from homelab.docker_ops.rollout import StepOutcome, StepStatus, run_container_step
+from homelab.docker_ops.plan import Plan, StartContainer
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, RolloutSettings
 from homelab.errors import DockerOpError
 from homelab.health import open_probe_client
@@ -122,7 +122,8 @@ def restart_containers(
             outcomes.append(StepOutcome(summary=f"gate {spec.name}", status=status, detail=gate.why, seconds=seconds, gate=gate))
         else:
             step = StartContainer(spec=spec, reason=f"was {state.status} after the node went down")
-            outcomes.append(run_container_step(engine, step, node, inv.probe_settings(endpoint), settings))
+            runner = EngineRunner(engine, node, {endpoint.name: inv.probe_settings(endpoint)}, settings)
+            outcomes += apply(Plan(node=node.name, steps=[step]), runner).outcomes
         failed = outcomes[-1].status is not StepStatus.DONE
         log.info("node %s: %s: %s", node.name, outcomes[-1].summary, outcomes[-1].status)
     return outcomes

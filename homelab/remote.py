@@ -21,12 +21,12 @@ import hashlib
 import io
 import logging
 import shlex
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import paramiko
 from paramiko.ssh_exception import NoValidConnectionsError
@@ -154,7 +154,7 @@ def _translated(node: str, doing: str) -> Iterator[None]:
         ) from exc
     except paramiko.AuthenticationException as exc:
         raise RemoteError(f"node {node}: {doing}: authentication failed: {exc}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise RemoteError(f"node {node}: {doing}: timed out") from exc
     except paramiko.SSHException as exc:
         raise RemoteError(f"node {node}: {doing}: SSH error: {exc}") from exc
@@ -221,7 +221,7 @@ class RemoteShell:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> RemoteShell:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -24,12 +24,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
 from blocks.vault import VaultSecrets, resolve_secret
+from homelab.docker_ops.apply import StepOutcome
 from homelab.docker_ops.connect import SSHAccess, open_engine
-from homelab.docker_ops.rollout import StepOutcome
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
 from homelab.recovery import Incident, Outcome, RecoveryPolicy
-from homelab.recovery_ops import docker_error, probe_node, restart_containers, restart_docker, wait_for
+from homelab.recovery_ops import (
+    docker_error,
+    probe_node,
+    restart_containers,
+    restart_docker,
+    wait_for,
+)
 from homelab.remote import SSHCredentials, load_private_key, open_shell, ssh_reachable
 from homelab.wake import wake
 

@@ -18,7 +18,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.fixtures.net import LOOPBACK, free_port, stop_process, unavailable, wait_until
+from tests.fixtures.net import (
+    LOOPBACK,
+    free_port,
+    stop_process,
+    unavailable,
+    wait_until,
+)
 from tests.fixtures.sshd import SSHD, _keygen, _shows_banner
 
 __all__ = ["RecordingSSHD", "start_recording_sshd"]

@@ -132,6 +132,7 @@ def test_register_shows_block_type_on_server(prefect_server: PrefectServer) -> N
         capture_output=True,
         text=True,
         timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Vault Secrets" in done.stdout

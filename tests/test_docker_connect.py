@@ -80,7 +80,9 @@ def test_a_rollout_over_ssh(sshd: SSHServer, rollout_lab: RolloutLab, tmp_path: 
 
     with closing(open_engine(node, ssh=access)) as engine:
         assert engine.url == url
-        report = roll_out_node(engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings())
+        report = roll_out_node(
+            engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings()
+        )
 
     assert report.ok, report.failure
     assert [o.summary for o in report.outcomes] == [

@@ -139,7 +139,9 @@ def test_a_copy_killed_half_way_leaves_the_old_model_intact(rollout_lab: Rollout
         assert held.get(".model.gguf.incoming") is None or held[".model.gguf.incoming"].size_bytes < expected.size_bytes
 
         # The next attempt starts over and verifies; the old model stays until activation.
-        copy_into_volume(engine, lab.volume, ModelSource(model_file="model.gguf", local_path=new), expected, lab.settings().helper)
+        copy_into_volume(
+            engine, lab.volume, ModelSource(model_file="model.gguf", local_path=new), expected, lab.settings().helper
+        )
         held = volume_files(engine, lab.volume, ALL_NAMES, lab.settings().helper)
     assert held["model.gguf"].sha256 == old_sha
     assert held[".model.gguf.incoming"].sha256 == expected.sha256
@@ -150,7 +152,11 @@ def holding(lab: RolloutLab, volume: str) -> Iterator[Container]:
     """Keep a tmpfs volume mounted: its content lives only while some container mounts it."""
     with closing(lab.client()) as client:
         box = client.containers.run(
-            lab.helper_image, ["sleep", "3600"], name=f"{lab.prefix}holder", detach=True, volumes={volume: {"bind": "/v"}}
+            lab.helper_image,
+            ["sleep", "3600"],
+            name=f"{lab.prefix}holder",
+            detach=True,
+            volumes={volume: {"bind": "/v"}},
         )
         try:
             yield box
@@ -162,17 +168,23 @@ def holding(lab: RolloutLab, volume: str) -> Iterator[Container]:
 def test_a_full_volume_is_a_clear_error_and_nothing_is_lost(rollout_lab: RolloutLab) -> None:  # noqa: F811
     lab = rollout_lab
     with closing(lab.client()) as client:
-        client.volumes.create(lab.volume, driver="local", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=2m"})
+        client.volumes.create(
+            lab.volume, driver="local", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=2m"}
+        )
     old_sha = hash_local_file(lab.write_model("model.gguf", seed=1), "model.gguf").sha256
     endpoint = EndpointPlan("solo", "model.gguf")
     inv = lab.inventory([endpoint])
     [node] = inv.nodes
     with holding(lab, lab.volume), closing(lab.engine(node)) as engine:
-        first = roll_out_node(engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings())
+        first = roll_out_node(
+            engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings()
+        )
         assert first.ok, first.failure
         lab.write_model("model.gguf", seed=2, n_vocab=4096)  # about 2.5 MB: more than the volume has left
 
-        report = roll_out_node(engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings())
+        report = roll_out_node(
+            engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings()
+        )
         held = volume_files(engine, lab.volume, ALL_NAMES, lab.settings().helper)
 
     assert [type(s) for s in report.plan.steps] == [CopyModel, ReplaceContainer]

@@ -105,10 +105,9 @@ def test_unrecoverable_node_fails_bounded_then_cools_down(
     assert skipped.outcome is Outcome.SKIPPED and "cooling down" in skipped.reason
     assert skipped.actions == [] and len(received) == 2
 
-    with open_history("sqlite:///history.db", relative_to=tmp_path) as history:
-        with history.engine.connect() as conn:
-            rows = conn.exec_driver_sql("select node, closed_at, summary from incidents").all()
-            actions = conn.exec_driver_sql("select action, outcome from incident_actions").all()
+    with open_history("sqlite:///history.db", relative_to=tmp_path) as history, history.engine.connect() as conn:
+        rows = conn.exec_driver_sql("select node, closed_at, summary from incidents").all()
+        actions = conn.exec_driver_sql("select action, outcome from incident_actions").all()
     assert rows == [("deadbox", None, incident.outcome.value + ": " + incident.reason)]
     assert ("wake", "ok") in actions and ("outcome", "FAILED") in actions
 

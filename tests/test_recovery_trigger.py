@@ -29,7 +29,7 @@ WAIT_FOR_RUN_S = 90.0
 def _prefect(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -41,7 +41,7 @@ def _deploy_recover_node(env: dict[str, str], tmp_path: Path, cluster: Path) -> 
     config["deployments"][0]["parameters"]["inventory"] = str(cluster)
     prefect_file = tmp_path / "prefect.yaml"
     prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    _prefect(env, "work-pool", "create", "homelab", "--type", "process")
+    _prefect(env, "work-pool", "create", "homelab", "--type", "process", "--overwrite")
     _prefect(env, "deploy", "--prefect-file", str(prefect_file), "--name", "recover-node")
 
 
@@ -51,6 +51,11 @@ def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
     answer.raise_for_status()
     runs: list[dict[str, Any]] = answer.json()
     return runs
+
+
+def _events(api: str) -> list[tuple[str, str]]:
+    answer = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"prefix": ["homelab.", "prefect.automation"]}}}, timeout=10)
+    return [(e["event"], e["resource"]["prefect.resource.id"]) for e in answer.json().get("events", [])]
 
 
 def test_node_down_event_starts_recover_node(prefect_server: PrefectServer, tmp_path: Path) -> None:
@@ -77,8 +82,8 @@ def test_node_down_event_starts_recover_node(prefect_server: PrefectServer, tmp_
     assert [a["name"] for a in automations] == ["recover-node-on-node-down"]
     assert automations[0]["trigger"]["expect"] == ["homelab.node.down"]
 
-    sweep = f"from flows.health_sweep import health_sweep; health_sweep(inventory={str(cluster)!r})"
-    done = subprocess.run([sys.executable, "-c", sweep], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    sweep = f"import asyncio; from flows.health_sweep import health_sweep; asyncio.run(health_sweep(inventory={str(cluster)!r}))"
+    done = subprocess.run([sys.executable, "-c", sweep], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
     deadline = time.monotonic() + WAIT_FOR_RUN_S
@@ -86,6 +91,28 @@ def test_node_down_event_starts_recover_node(prefect_server: PrefectServer, tmp_
     while time.monotonic() < deadline and not runs:
         runs = _runs(prefect_server.api_url, deployment["id"])
         time.sleep(1)
-    assert len(runs) == 1, "the node.down event did not start a recover-node run"
+    assert len(runs) == 1, f"no recover-node run; events seen: {_events(prefect_server.api_url)}\n" + (
+        prefect_server.home / "server.log"
+    ).read_text()[-4000:]
     assert runs[0]["parameters"]["node"] == "deadbox"
     assert runs[0]["parameters"]["inventory"] == str(cluster)
+
+
+def test_cli_recover_reports_failed_node(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    env = {**os.environ, **prefect_server.env}
+    cluster = tmp_path / "cluster.yaml"
+    node = {
+        "name": "handsneeded", "tier": "gpu", "host": LOOPBACK,
+        "ssh": {"user": "root", "port": free_port(), "known_hosts": str(tmp_path / "known_hosts")},
+        "docker": {"url": f"unix://{tmp_path}/none.sock"},
+        "endpoints": [{"name": "llm", "kind": "llamacpp", "url": f"http://{LOOPBACK}:{free_port()}"}],
+    }
+    cluster.write_text(yaml.safe_dump({"nodes": [node], "history": {"url": "sqlite:///history.db"}}))
+    homelab = Path(sys.executable).parent / "homelab"
+    done = subprocess.run(
+        [str(homelab), "recover", "handsneeded", "-i", str(cluster)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "# Node handsneeded: FAILED" in done.stdout
+    assert "no wake settings; it needs hands" in done.stdout

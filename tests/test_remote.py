@@ -83,9 +83,11 @@ def test_non_zero_exit_is_command_failed(rec_sshd: RecordingSSHD, credentials: S
 
 def test_command_timeout(rec_sshd: RecordingSSHD, credentials: SSHCredentials) -> None:
     timeouts = SSHTimeouts(command_s=0.5)
-    with open_shell(_node(rec_sshd, rec_sshd.known_hosts), credentials, timeouts) as shell:
-        with pytest.raises(RemoteError, match="'sleep 5': timed out"):
-            shell.run("sleep 5")
+    with (
+        open_shell(_node(rec_sshd, rec_sshd.known_hosts), credentials, timeouts) as shell,
+        pytest.raises(RemoteError, match="'sleep 5': timed out"),
+    ):
+        shell.run("sleep 5")
 
 
 def test_unknown_host_key_refused_with_fingerprint(

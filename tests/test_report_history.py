@@ -65,11 +65,11 @@ def test_a_version_1_database_upgrades_with_its_rows_intact(backend: Callable[[s
         assert old.schema_version() == 1
         ids = [old.record_sweep(r) for r in _sweeps(3, down_at={1})]
         before = {i: old.sweep_results(i) for i in ids}
-        recent_before = old.recent_sweeps(10)
+        recent_before = [s.model_dump() for s in old.recent_sweeps(10)]
     with open_history(url) as history:
         assert history.schema_version() == SCHEMA_VERSION == 2
         assert {i: history.sweep_results(i) for i in ids} == before
-        assert history.recent_sweeps(10) == recent_before
+        assert [s.model_dump() for s in history.recent_sweeps(10)] == recent_before
         tables = set(sa.inspect(history.engine).get_table_names())
         assert {"vram_samples", "incidents", "incident_actions", "rollouts", "probe_hourly"} <= tables
         # and the upgraded database takes new rows of every kind

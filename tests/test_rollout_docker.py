@@ -135,7 +135,9 @@ def test_a_corrupt_model_never_gets_healthy_and_the_old_container_comes_back(rol
     assert failed.rollback_gate is not None and failed.rollback_gate.healthy
     with closing(lab.engine(inv.nodes[0])) as engine:
         back = container_state(engine, f"{lab.prefix}solo")
-        held = volume_files(engine, lab.volume, ["model.gguf", ".model.gguf.previous", ".model.gguf.incoming"], lab.settings().helper)
+        held = volume_files(
+            engine, lab.volume, ["model.gguf", ".model.gguf.previous", ".model.gguf.incoming"], lab.settings().helper
+        )
     assert back is not None and old is not None
     assert back.id == old.id and back.running
     assert list(held) == ["model.gguf"]

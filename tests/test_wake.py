@@ -11,7 +11,13 @@ import pytest
 from pydantic import SecretStr
 
 from homelab.inventory import Wake
-from homelab.wake import WakeFailed, magic_packet, run_wake_command, send_magic_packet, wake
+from homelab.wake import (
+    WakeFailed,
+    magic_packet,
+    run_wake_command,
+    send_magic_packet,
+    wake,
+)
 
 MAC = "0a:1b:2c:3d:4e:5f"
 

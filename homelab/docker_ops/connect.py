@@ -30,10 +30,10 @@ from homelab.errors import DockerOpError
 from homelab.inventory import Node
 
 __all__ = [
-    "DockerTimeouts",
     "DEFAULT_DOCKER_TIMEOUTS",
-    "SSHAccess",
+    "DockerTimeouts",
     "Engine",
+    "SSHAccess",
     "engine_url",
     "open_engine",
 ]
@@ -119,8 +119,11 @@ def _explain(exc: BaseException) -> str:
     if isinstance(exc, docker.errors.APIError) and exc.explanation:
         return str(exc.explanation)
     inner: BaseException = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    for _ in range(8):  # the chain is short; the bound guards against a cycle
+        below = inner.__cause__ or inner.__context__
+        if below is None:
+            break
+        inner = below
     text = str(exc)
     return text if inner is exc or str(inner) in text else f"{text} ({inner})"
 
@@ -171,12 +174,12 @@ def _ssh_client(url: str, node: Node, access: SSHAccess | None, timeouts: Docker
     if access is None:
         known = Path(node.ssh.known_hosts if node.ssh else "~/.ssh/known_hosts").expanduser()
         access = SSHAccess(known_hosts=known)
+    adapter = _VerifiedSSHAdapter(url, access, node, timeouts)  # logs in here; a refused key raises here
     # use_ssh_client=True with a pinned version builds a client that has not connected yet;
     # its shell-out adapter is then replaced by the verified paramiko one before any request.
     client = docker.DockerClient(
         base_url=url, use_ssh_client=True, version=_BOOTSTRAP_API_VERSION, timeout=int(timeouts.connect_s)
     )
-    adapter = _VerifiedSSHAdapter(url, access, node, timeouts)
     client.api.mount(_SSH_MOUNT, adapter)
     client.api._custom_adapter = adapter  # docker-py reads raw streams (exec, attach) through it
     return client
@@ -225,4 +228,3 @@ def _closing_on_error(client: docker.DockerClient) -> Iterator[None]:
     except BaseException:
         with closing(client):
             raise
-

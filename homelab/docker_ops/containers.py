@@ -8,6 +8,7 @@ without guessing from the engine's own view of the container.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -29,28 +30,28 @@ from homelab.inventory import Endpoint, Node
 
 __all__ = [
     "CONTAINER_PORT",
-    "LABEL_MANAGED",
-    "LABEL_ENDPOINT",
+    "DEFAULT_CONTAINER_SETTINGS",
     "LABEL_CONFIG",
     "LABEL_CONFIG_SHA",
+    "LABEL_ENDPOINT",
+    "LABEL_MANAGED",
     "LABEL_MODEL_SHA",
     "ContainerSettings",
-    "DEFAULT_CONTAINER_SETTINGS",
     "ContainerSpec",
     "ContainerState",
     "container_name",
-    "previous_container_name",
     "container_spec",
-    "desired_containers",
     "container_state",
-    "managed_containers",
-    "image_id",
     "create_container",
+    "desired_containers",
+    "image_id",
+    "log_tail",
+    "managed_containers",
+    "previous_container_name",
+    "remove_container",
+    "rename_container",
     "start_container",
     "stop_container",
-    "rename_container",
-    "remove_container",
-    "log_tail",
 ]
 
 log = logging.getLogger(__name__)
@@ -210,9 +211,7 @@ def desired_containers(
     Args:
         gpu_layers: per endpoint name, layers from a VRAM plan (the seam for `homelab.vram`).
     """
-    specs = [
-        container_spec(node, e, settings, (gpu_layers or {}).get(e.name)) for e in node.endpoints if e.container
-    ]
+    specs = [container_spec(node, e, settings, (gpu_layers or {}).get(e.name)) for e in node.endpoints if e.container]
     return sorted(specs, key=lambda s: s.start_order)
 
 
@@ -316,11 +315,8 @@ def rename_container(engine: Engine, name: str, new_name: str) -> None:
 
 def remove_container(engine: Engine, name: str) -> None:
     """Operation: no container called `name` (absent already is fine)."""
-    with engine.errors(f"removing container {name}"):
-        try:
-            engine.client.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
+    with engine.errors(f"removing container {name}"), contextlib.suppress(docker.errors.NotFound):
+        engine.client.containers.get(name).remove(force=True)
 
 
 def log_tail(engine: Engine, name: str, lines: int = 20) -> list[str]:

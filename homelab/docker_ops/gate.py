@@ -29,7 +29,7 @@ from homelab.health import open_probe_client
 from homelab.inventory import Endpoint, Node, ProbeSettings
 from homelab.probe import EndpointState, Reason, probe_endpoint
 
-__all__ = ["HealthGate", "DEFAULT_HEALTH_GATE", "GateProbe", "GateResult", "wait_healthy"]
+__all__ = ["DEFAULT_HEALTH_GATE", "GateProbe", "GateResult", "HealthGate", "wait_healthy"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,21 +114,29 @@ def _exited(engine: Engine, name: str) -> str | None:
     return None
 
 
-async def _wait(engine: Engine, name: str, node: Node, endpoint: Endpoint, settings: ProbeSettings, gate: HealthGate) -> tuple[bool, str, list[GateProbe]]:
+async def _wait(
+    engine: Engine, name: str, node: Node, endpoint: Endpoint, settings: ProbeSettings, gate: HealthGate
+) -> tuple[bool, str, list[GateProbe]]:
     probes: list[GateProbe] = []
     deadline = time.monotonic() + gate.timeout_s
     pause = gate.interval_s
     async with open_probe_client() as client:
         for attempt in range(1, gate.attempts + 1):
             result = await probe_endpoint(client, node, endpoint, settings)
-            probes.append(GateProbe(at=result.checked_at, state=result.state, reason=result.reason, detail=result.detail))
+            probes.append(
+                GateProbe(at=result.checked_at, state=result.state, reason=result.reason, detail=result.detail)
+            )
             log.info("gate %s: probe %d: %s %s %s", name, attempt, result.state, result.reason, result.detail)
             if result.serving:
-                return True, f"serving after {attempt} probes", probes
+                return True, f"serving after {attempt} probe{'s' if attempt > 1 else ''}", probes
             if (why := _exited(engine, name)) is not None:
                 return False, why, probes
             if time.monotonic() + pause > deadline:
-                return False, f"not serving within {gate.timeout_s:g} s: {result.reason} {result.detail}".rstrip(), probes
+                return (
+                    False,
+                    f"not serving within {gate.timeout_s:g} s: {result.reason} {result.detail}".rstrip(),
+                    probes,
+                )
             await asyncio.sleep(pause)
             pause = min(pause * 2, gate.max_interval_s)
     return False, f"not serving after {gate.attempts} probes: {result.reason} {result.detail}".rstrip(), probes

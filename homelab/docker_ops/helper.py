@@ -8,6 +8,7 @@ removed at the end. Should the rollout die first, it removes itself when its sle
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import uuid
@@ -23,13 +24,13 @@ from homelab.docker_ops.connect import Engine
 from homelab.errors import DockerOpError
 
 __all__ = [
-    "HelperSettings",
     "DEFAULT_HELPER_SETTINGS",
     "HELPER_LABEL",
+    "HelperSettings",
     "Mount",
+    "ensure_image",
     "helper_container",
     "run_in",
-    "ensure_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ class HelperSettings(BaseModel):
 
     image: str = Field("busybox:stable", min_length=1, description="needs sh, sha256sum, cp, mv, ln, stat")
     lifetime_s: int = Field(6 * 3600, gt=0, description="seconds an abandoned helper lives before removing itself")
-    verify_head_start: float = Field(
-        0.25, gt=0, lt=1, description="share of a big file written before its in-helper hash starts reading"
-    )
 
 
 DEFAULT_HELPER_SETTINGS = HelperSettings()
@@ -103,11 +101,8 @@ def helper_container(
     try:
         yield container
     finally:
-        with engine.errors(f"removing helper container {name}"):
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+        with engine.errors(f"removing helper container {name}"), contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
 
 
 def run_in(engine: Engine, container: Container, argv: list[str], doing: str) -> str:

@@ -18,16 +18,16 @@ from homelab.docker_ops.sources import ModelSource, SourceFile
 from homelab.docker_ops.volumes import VolumeFile
 
 __all__ = [
-    "DesiredState",
-    "Facts",
-    "EnsureVolume",
+    "ContainerStep",
     "CopyModel",
     "CreateContainer",
+    "DesiredState",
+    "EnsureVolume",
+    "Facts",
+    "Plan",
     "ReplaceContainer",
     "StartContainer",
     "Step",
-    "ContainerStep",
-    "Plan",
     "plan",
 ]
 
@@ -140,7 +140,7 @@ class Plan(_Frozen):
 
 
 def _short(digest: str | None) -> str:
-    return digest[:12] if digest else "none"
+    return digest.removeprefix("sha256:")[:12] if digest else "none"
 
 
 def _volume_steps(desired: DesiredState, facts: Facts) -> tuple[list[Step], list[str]]:

@@ -36,13 +36,13 @@ from homelab.errors import DockerOpError
 from homelab.inventory import Node, ProbeSettings
 
 __all__ = [
-    "RolloutSettings",
     "DEFAULT_ROLLOUT_SETTINGS",
-    "Pending",
     "ContainerStepFailed",
+    "Pending",
+    "RolloutSettings",
     "begin_container_step",
-    "gate_container_step",
     "finish_container_step",
+    "gate_container_step",
     "roll_back_container_step",
 ]
 

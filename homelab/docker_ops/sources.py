@@ -17,14 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from homelab.errors import HomelabError
 
 __all__ = [
-    "ModelSourceMissing",
-    "CopyProgress",
-    "ProgressCallback",
-    "ModelSource",
-    "SourceFile",
-    "model_sources",
-    "hash_local_file",
     "READ_CHUNK_BYTES",
+    "CopyProgress",
+    "ModelSource",
+    "ModelSourceMissing",
+    "ProgressCallback",
+    "SourceFile",
+    "hash_local_file",
+    "model_sources",
 ]
 
 # Big reads keep Python's share of a copy small: a 1 GiB file is 256 calls, not 131072.

@@ -27,23 +27,22 @@ from pydantic import BaseModel, ConfigDict
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.helper import HelperSettings, Mount, helper_container, run_in
-from homelab.docker_ops.verify import SMALL_FILE_BYTES, EarlyHash, hash_in_helper
 from homelab.docker_ops.sources import READ_CHUNK_BYTES, CopyProgress, ModelSource, ProgressCallback, SourceFile
 from homelab.errors import DockerOpError
 
 __all__ = [
     "VOLUME_MOUNT",
     "VolumeFile",
-    "incoming_name",
-    "previous_name",
-    "volume_exists",
-    "ensure_volume",
-    "volume_files",
-    "node_source_file",
-    "copy_into_volume",
     "activate_model",
-    "restore_model",
+    "copy_into_volume",
+    "ensure_volume",
     "forget_previous",
+    "incoming_name",
+    "node_source_file",
+    "previous_name",
+    "restore_model",
+    "volume_exists",
+    "volume_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,13 +94,29 @@ def ensure_volume(engine: Engine, volume: str, driver_opts: dict[str, str] | Non
     return True
 
 
-def _parse_sums(volume: str, output: str) -> dict[str, VolumeFile]:
-    """`SIZE SHA256 PATH` lines, as `hash_in_helper` prints them, into facts."""
+# Prints the arguments that are regular files, one a line.
+_EXISTING = 'for f in "$@"; do if [ -f "$f" ]; then echo "$f"; fi; done'
+
+
+def _hash_files(engine: Engine, box: Container, volume: str, paths: list[str], doing: str) -> dict[str, VolumeFile]:
+    """Size and SHA-256 of each path that is a regular file, computed inside the helper.
+
+    `sha256sum` is exec'd by the container's PATH, never from a busybox shell: busybox's sh
+    runs its own applet for a name it knows, which would bypass a faster `sha256sum` that the
+    helper image puts first on its PATH. The sizes are taken after the hashes.
+    """
+    existing = run_in(engine, box, ["sh", "-c", _EXISTING, "sh", *paths], doing).splitlines()
+    if not existing:
+        return {}
+    digests = {}
+    for line in run_in(engine, box, ["sha256sum", *existing], doing).splitlines():
+        digest, path = line.split(maxsplit=1)
+        digests[path.lstrip("*")] = digest  # `*path`: binary mode, as OpenSSL's -r prints it
     found: dict[str, VolumeFile] = {}
-    for line in output.splitlines():
-        size, digest, path = line.split(maxsplit=2)
+    for line in run_in(engine, box, ["stat", "-c", "%s %n", *existing], doing).splitlines():
+        size, path = line.split(maxsplit=1)
         name = posixpath.basename(path)
-        found[name] = VolumeFile(volume=volume, model_file=name, sha256=digest, size_bytes=int(size))
+        found[name] = VolumeFile(volume=volume, model_file=name, sha256=digests[path], size_bytes=int(size))
     return found
 
 
@@ -116,8 +131,7 @@ def volume_files(engine: Engine, volume: str, model_files: list[str], helper: He
     mounts = [Mount(source=volume, target=VOLUME_MOUNT, mode="ro")]
     with helper_container(engine, mounts, helper, "hash") as box:
         paths = [_in_volume(f) for f in model_files]
-        output = hash_in_helper(engine, box, paths, f"hashing files in volume {volume}")
-    return _parse_sums(volume, output)
+        return _hash_files(engine, box, volume, paths, f"hashing files in volume {volume}")
 
 
 def node_source_file(engine: Engine, source: ModelSource, helper: HelperSettings) -> SourceFile:
@@ -126,8 +140,7 @@ def node_source_file(engine: Engine, source: ModelSource, helper: HelperSettings
     folder, name = posixpath.split(source.node_path)
     with helper_container(engine, [Mount(source=folder, target=_SOURCE_MOUNT, mode="ro")], helper, "hash") as box:
         path = posixpath.join(_SOURCE_MOUNT, name)
-        output = hash_in_helper(engine, box, [path], f"hashing {source.node_path}")
-    found = _parse_sums("", output).get(name)
+        found = _hash_files(engine, box, "", [path], f"hashing {source.node_path}").get(name)
     if found is None:
         raise DockerOpError(f"node {engine.node}: model source {source.node_path} is not a file on the node")
     return SourceFile(model_file=source.model_file, sha256=found.sha256, size_bytes=found.size_bytes)
@@ -157,14 +170,24 @@ def _tar_stream(source: ModelSource, expected: SourceFile, progress: ProgressCal
 
 
 def _stream_local(
-    engine: Engine, box_id: str, source: ModelSource, expected: SourceFile, progress: ProgressCallback | None, volume: str
+    engine: Engine,
+    box_id: str,
+    source: ModelSource,
+    expected: SourceFile,
+    progress: ProgressCallback | None,
+    volume: str,
 ) -> None:
     with engine.errors(f"copying {source.model_file} into volume {volume}"):
         engine.client.api.put_archive(box_id, VOLUME_MOUNT, _tar_stream(source, expected, progress))
 
 
 def _copy_on_node(
-    engine: Engine, box_id: str, source: ModelSource, expected: SourceFile, progress: ProgressCallback | None, volume: str
+    engine: Engine,
+    box_id: str,
+    source: ModelSource,
+    expected: SourceFile,
+    progress: ProgressCallback | None,
+    volume: str,
 ) -> None:
     """`cp` inside the helper, with the growing file's size polled for progress."""
     temp = _in_volume(incoming_name(source.model_file))
@@ -177,35 +200,29 @@ def _copy_on_node(
         while (state := api.exec_inspect(exec_id))["Running"]:
             time.sleep(_POLL_S)
             if progress is not None:
-                done = api.exec_start(api.exec_create(box_id, ["sh", "-c", f"stat -c %s {temp} 2>/dev/null || echo 0"])["Id"])
+                done = api.exec_start(
+                    api.exec_create(box_id, ["sh", "-c", f"stat -c %s {temp} 2>/dev/null || echo 0"])["Id"]
+                )
                 size = int((done or b"0").split()[0] or 0)
-                progress(CopyProgress(file=source.model_file, phase="copy", done_bytes=size, total_bytes=expected.size_bytes))
+                progress(
+                    CopyProgress(file=source.model_file, phase="copy", done_bytes=size, total_bytes=expected.size_bytes)
+                )
     if state["ExitCode"] != 0:
         raise DockerOpError(f"node {engine.node}: {doing}: cp exited {state['ExitCode']}")
 
 
 def _verify(
-    engine: Engine,
-    box: Container,
-    volume: str,
-    expected: SourceFile,
-    early: EarlyHash | None,
-    progress: ProgressCallback | None,
+    engine: Engine, box: Container, volume: str, expected: SourceFile, progress: ProgressCallback | None
 ) -> VolumeFile:
-    """Compare the written copy's SHA-256, taken inside the helper, with the source's.
+    """Hash the written copy inside the helper (reading it back from the volume) and compare with the source.
 
-    The early hash (started during the copy) is used when it matches; otherwise the file,
-    now complete, is hashed again from the start.
+    After the copy, not during it: a hash that reads behind a file the engine is still
+    extracting ran several times slower than one afterwards (benchmarks/copy_bench.py).
     """
     name = incoming_name(expected.model_file)
     if progress is not None:
         progress(CopyProgress(file=expected.model_file, phase="verify", done_bytes=0, total_bytes=expected.size_bytes))
-    got = _parse_sums(volume, early.result() or "").get(name) if early else None
-    if got is None or got.sha256 != expected.sha256:
-        if early is not None:
-            log.info("node %s: early hash of %s did not match; hashing it again", engine.node, name)
-        output = hash_in_helper(engine, box, [_in_volume(name)], f"verifying {name} in volume {volume}")
-        got = _parse_sums(volume, output).get(name)
+    got = _hash_files(engine, box, volume, [_in_volume(name)], f"verifying {name} in volume {volume}").get(name)
     if got is None or got.sha256 != expected.sha256 or got.size_bytes != expected.size_bytes:
         seen = f"sha256 {got.sha256[:12]}, {got.size_bytes} bytes" if got else "no file"
         raise DockerOpError(
@@ -213,7 +230,11 @@ def _verify(
             f"{seen}, source sha256 {expected.sha256[:12]}, {expected.size_bytes} bytes"
         )
     if progress is not None:
-        progress(CopyProgress(file=expected.model_file, phase="verify", done_bytes=got.size_bytes, total_bytes=got.size_bytes))
+        progress(
+            CopyProgress(
+                file=expected.model_file, phase="verify", done_bytes=got.size_bytes, total_bytes=got.size_bytes
+            )
+        )
     return VolumeFile(volume=volume, model_file=expected.model_file, sha256=got.sha256, size_bytes=got.size_bytes)
 
 
@@ -250,20 +271,24 @@ def copy_into_volume(
     started = time.perf_counter()
     with helper_container(engine, mounts, helper, "copy") as box:
         run_in(engine, box, ["rm", "-f", temp], f"clearing {temp} in volume {volume}")
-        early = None
-        if expected.size_bytes >= SMALL_FILE_BYTES:
-            early = EarlyHash(engine, box, temp, int(expected.size_bytes * helper.verify_head_start)).start()
         try:
             copy = _stream_local if source.local_path is not None else _copy_on_node
             copy(engine, box.id, source, expected, progress, volume)
-            copied = _verify(engine, box, volume, expected, early, progress)
+            written = time.perf_counter()
+            copied = _verify(engine, box, volume, expected, progress)
         except DockerOpError as exc:
-            if early is not None:
-                early.cancel()
             _remove_quietly(engine, box, temp)
             raise _with_space_hint(exc, engine, volume) from exc.__cause__
-    seconds = time.perf_counter() - started
-    log.info("node %s: %s copied into %s and verified (%.1f MB/s)", engine.node, source.model_file, volume, expected.size_bytes / 1e6 / max(seconds, 1e-9))
+    done = time.perf_counter()
+    log.info(
+        "node %s: %s copied into %s in %.1f s and verified %.1f s later (%.1f MB/s)",
+        engine.node,
+        source.model_file,
+        volume,
+        written - started,
+        done - written,
+        expected.size_bytes / 1e6 / max(done - started, 1e-9),
+    )
     return copied
 
 
@@ -278,7 +303,9 @@ def _remove_quietly(engine: Engine, box: Container, path: str) -> None:
 def _with_space_hint(exc: DockerOpError, engine: Engine, volume: str) -> DockerOpError:
     if _NO_SPACE not in str(exc).lower():
         return exc
-    return DockerOpError(f"node {engine.node}: volume {volume} is full (no space left on device); nothing was replaced. {exc}")
+    return DockerOpError(
+        f"node {engine.node}: volume {volume} is full (no space left on device); nothing was replaced. {exc}"
+    )
 
 
 # Keep the file at the final name as .previous (a second name for the same bytes), then move

@@ -82,7 +82,11 @@ def _notes(report: HealthReport, inventory: Inventory | None, future: dict[str, 
 
 
 def build_report(
-    store: HistoryStore, period: Period, inventory: Inventory | None = None, flap_threshold: int = 3, refresh: bool = True
+    store: HistoryStore,
+    period: Period,
+    inventory: Inventory | None = None,
+    flap_threshold: int = 3,
+    refresh: bool = True,
 ) -> HealthReport:
     """Every table of the report for `period`, computed in SQL then pandas.
 
@@ -100,23 +104,25 @@ def build_report(
         store.track_incidents()
         store.roll_up(period.end)
     with translate_errors("read the report's data"), store.engine.connect() as conn:
-        hours = queries.probe_hours(conn, period)
-        histogram = queries.latency_histogram(conn, period)
+        totals = queries.endpoint_totals(conn, period)
+        days = queries.endpoint_days(conn, period)
+        tier_hours = queries.tier_hours(conn, period)
         gpu_hours = queries.gpu_hours(conn, period)
         models = queries.model_vram(conn, period)
         raw_incidents = queries.incident_rows(conn, period)
         actions = queries.action_rows(conn, [int(i) for i in raw_incidents["id"]])
         future = queries.future_rows(conn, period.end)
     incidents = frames.incidents_table(raw_incidents, actions, period.end)
+    latency = frames.latency_percentiles(totals)
     tables = {
-        "uptime_tier": frames.uptime(hours, "tier"),
-        "uptime_node": frames.uptime(hours, "node"),
-        "uptime_endpoint": frames.uptime(hours, "endpoint").merge(
-            frames.latency_percentiles(histogram).drop(columns="probes"), on=["node", "endpoint"], how="left"
+        "uptime_tier": frames.uptime(totals, "tier"),
+        "uptime_node": frames.uptime(totals, "node"),
+        "uptime_endpoint": frames.uptime(totals, "endpoint").merge(
+            latency.drop(columns="probes"), on=["node", "endpoint"], how="left"
         ),
-        "uptime_tier_daily": frames.uptime_by_day(hours, "tier"),
-        "uptime_node_daily": frames.uptime_by_day(hours, "node"),
-        "latency": frames.latency_percentiles(histogram),
+        "uptime_tier_daily": frames.uptime_by_day(days, "tier"),
+        "uptime_node_daily": frames.uptime_by_day(days, "node"),
+        "latency": latency,
         "incidents": incidents,
         "flapping": frames.flapping(incidents, flap_threshold),
         "gpus": frames.gpu_summary(gpu_hours, _planned_gib(inventory)),
@@ -125,9 +131,9 @@ def build_report(
     report = HealthReport(
         period=period,
         tables=tables,
-        uptime_timeline=frames.uptime_timeline(hours),
+        uptime_timeline=frames.uptime_timeline(tier_hours),
         vram_timeline=frames.gpu_timeline(gpu_hours),
-        endpoint_daily=frames.uptime_by_day(hours, "endpoint"),
+        endpoint_daily=frames.uptime_by_day(days, "endpoint"),
     )
     report.notes = _notes(report, inventory, future)
     if inventory is not None and not report.tables["uptime_node"].empty:

@@ -18,7 +18,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from homelab.history import LATENCY_EDGES_MS
+from homelab.history import BUCKET_COLUMNS, LATENCY_EDGES_MS
 
 __all__ = [
     "flapping",
@@ -38,29 +38,29 @@ _UPTIME_COLUMNS = ["probes", "up", "slow", "down"]
 def _with_uptime(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["uptime_pct"] = 100.0 * (frame["up"] + frame["slow"]) / frame["probes"]
+    frame[_UPTIME_COLUMNS] = frame[_UPTIME_COLUMNS].astype(int)
     return frame
 
 
-def uptime(hours: pd.DataFrame, level: str) -> pd.DataFrame:
-    """Uptime over the period per `endpoint` (node, endpoint, tier), `node` (node, tier) or `tier`."""
+def uptime(totals: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Uptime over the period per `endpoint` (node, endpoint, tier), `node` (node, tier) or `tier`,
+    from `queries.endpoint_totals`."""
     keys = {"endpoint": ["node", "endpoint", "tier"], "node": ["node", "tier"], "tier": ["tier"]}[level]
-    if hours.empty:
+    if totals.empty:
         return pd.DataFrame(columns=[*keys, *_UPTIME_COLUMNS, "uptime_pct"])
-    grouped = hours.groupby(keys, as_index=False)[_UPTIME_COLUMNS].sum()
+    grouped = totals.groupby(keys, as_index=False)[[*_UPTIME_COLUMNS, "latency_sum_ms"]].sum()
+    latency_sum = grouped.pop("latency_sum_ms")
     if level == "endpoint":
-        latency = hours.groupby(keys, as_index=False)[["latency_sum_ms"]].sum()
-        grouped = grouped.merge(latency, on=keys)
-        grouped["latency_mean_ms"] = grouped.pop("latency_sum_ms") / grouped["probes"]
+        grouped["latency_mean_ms"] = (latency_sum / grouped["probes"]).round(1)
     return _with_uptime(grouped).sort_values(keys, ignore_index=True)
 
 
-def uptime_by_day(hours: pd.DataFrame, level: str) -> pd.DataFrame:
-    """Uptime per UTC day and `node` or `tier` (endpoints per day are in the CSV only: too many rows)."""
+def uptime_by_day(days: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Uptime per UTC day and `endpoint`, `node` or `tier`, from `queries.endpoint_days`."""
     keys = {"endpoint": ["node", "endpoint"], "node": ["node"], "tier": ["tier"]}[level]
-    if hours.empty:
+    if days.empty:
         return pd.DataFrame(columns=["day", *keys, *_UPTIME_COLUMNS, "uptime_pct"])
-    frame = hours.assign(day=hours["hour"].dt.floor("D"))
-    grouped = frame.groupby(["day", *keys], as_index=False)[_UPTIME_COLUMNS].sum()
+    grouped = days.groupby(["day", *keys], as_index=False)[_UPTIME_COLUMNS].sum()
     return _with_uptime(grouped).sort_values(["day", *keys], ignore_index=True)
 
 
@@ -75,19 +75,17 @@ def _quantile(counts: np.ndarray, q: float) -> float:
     return float(edges[bucket] + share * (edges[bucket + 1] - edges[bucket]))
 
 
-def latency_percentiles(histogram: pd.DataFrame) -> pd.DataFrame:
-    """p50, p95, p99 (ms) per endpoint from the period's latency histogram."""
+def latency_percentiles(totals: pd.DataFrame) -> pd.DataFrame:
+    """p50, p95, p99 (ms) per endpoint from the period's latency histogram columns."""
     columns = ["node", "endpoint", "probes", "p50_ms", "p95_ms", "p99_ms"]
-    if histogram.empty:
+    if totals.empty:
         return pd.DataFrame(columns=columns)
-    width = len(LATENCY_EDGES_MS) + 1
-    rows = []
-    for (node, endpoint), group in histogram.groupby(["node", "endpoint"]):
-        counts = np.zeros(width)
-        np.add.at(counts, group["bucket"].to_numpy(dtype=int), group["probes"].to_numpy(dtype=float))
-        quantiles = [round(_quantile(counts, q), 1) for q in (0.5, 0.95, 0.99)]
-        rows.append([node, endpoint, int(counts.sum()), *quantiles])
-    return pd.DataFrame(rows, columns=columns)
+    counts = totals[list(BUCKET_COLUMNS)].to_numpy(dtype=float)
+    rows = [
+        [node, endpoint, int(row.sum()), *(round(_quantile(row, q), 1) for q in (0.5, 0.95, 0.99))]
+        for node, endpoint, row in zip(totals["node"], totals["endpoint"], counts, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=columns).sort_values(["node", "endpoint"], ignore_index=True)
 
 
 def incidents_table(incidents: pd.DataFrame, actions: pd.DataFrame, now: datetime) -> pd.DataFrame:
@@ -100,9 +98,11 @@ def incidents_table(incidents: pd.DataFrame, actions: pd.DataFrame, now: datetim
     until = frame["end"].fillna(pd.Timestamp(now))
     frame["duration_min"] = ((until - frame["start"]).dt.total_seconds() / 60).round(1)
     frame["time_to_recover_min"] = frame["duration_min"].where(~frame["ongoing"])
-    steps = actions.assign(step=actions["action"] + ": " + actions["outcome"])
-    joined = steps.groupby("incident_id")["step"].agg("; ".join) if not steps.empty else pd.Series(dtype=str)
-    frame["actions"] = frame["id"].map(joined).fillna("")
+    steps: dict[int, str] = {}
+    for row in actions.itertuples(index=False):
+        step = f"{row.action}: {row.outcome}"
+        steps[row.incident_id] = f"{steps[row.incident_id]}; {step}" if row.incident_id in steps else step
+    frame["actions"] = [steps.get(int(i), "") for i in frame["id"]]
     frame["endpoint"] = frame["endpoint"].fillna("(node)")
     return frame[columns].sort_values("start", ignore_index=True)
 
@@ -151,9 +151,8 @@ def gpu_timeline(gpu_hours: pd.DataFrame) -> pd.DataFrame:
     return frame.pivot_table(index="hour", columns="gpu", values="used_peak", aggfunc="max") / GIB
 
 
-def uptime_timeline(hours: pd.DataFrame) -> pd.DataFrame:
-    """Hour x tier of uptime percent: the uptime chart's data."""
-    if hours.empty:
+def uptime_timeline(tier_hours: pd.DataFrame) -> pd.DataFrame:
+    """Hour x tier of uptime percent (from `queries.tier_hours`): the uptime chart's data."""
+    if tier_hours.empty:
         return pd.DataFrame()
-    grouped = hours.groupby(["hour", "tier"], as_index=False)[_UPTIME_COLUMNS].sum()
-    return _with_uptime(grouped).pivot(index="hour", columns="tier", values="uptime_pct")
+    return _with_uptime(tier_hours).pivot(index="hour", columns="tier", values="uptime_pct")

@@ -3,34 +3,38 @@
 Why: a month of one-minute sweeps over 200 endpoints is 8.6 million probe rows; loading them
 into pandas costs gigabytes and tens of seconds, while the database sums them into hourly
 buckets (or reads the roll-ups that already hold them) and hands over ~150,000 rows.
-Every query clips to the report's period, whose end is "now": rows from the future (a
+Every query groups in SQL (per endpoint, per endpoint and day, per tier and hour) so at most
+a few thousand rows cross into Python. Every query clips to the report's period, whose end is "now": rows from the future (a
 skewed clock) are counted separately and never reported as data.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from homelab.gpu_facts import VramSource
-from homelab.history import TABLES, hour_of, hourly_probe_selects, rolled_up_until
+from homelab.history import BUCKET_COLUMNS, TABLES, hour_of, hourly_probe_select, rolled_up_until
 from homelab.reports.period import Period
 
 __all__ = [
-    "HOURLY_COLUMNS",
+    "SUM_COLUMNS",
     "action_rows",
+    "endpoint_days",
+    "endpoint_totals",
     "future_rows",
     "gpu_hours",
     "incident_rows",
-    "latency_histogram",
     "model_vram",
-    "probe_hours",
+    "tier_hours",
 ]
 
-HOURLY_COLUMNS = ["hour", "node", "endpoint", "tier", "probes", "up", "slow", "down", "latency_sum_ms"]
+# The additive columns of `probe_hourly`: any grouping of hours sums them.
+SUM_COLUMNS = ["probes", "up", "slow", "down", "latency_sum_ms", *BUCKET_COLUMNS]
 _T = TABLES
 
 
@@ -41,43 +45,56 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
-def _split(conn: Connection, period: Period) -> tuple[datetime | None, datetime]:
-    """(start of the raw tail, period end): rolled-up hours come before the tail, raw rows after."""
-    rolled = rolled_up_until(conn)
-    return (period.start if rolled is None else max(period.start, rolled)), period.end
-
-
-def probe_hours(conn: Connection, period: Period) -> pd.DataFrame:
-    """Per hour and endpoint: probes, up, slow, down, latency sum; roll-ups plus the raw tail."""
+def _hours(conn: Connection, period: Period) -> sa.Subquery:
+    """Hourly rows of the period: roll-ups for the hours rolled up, raw rows summed for the rest."""
     hourly = _T["probe_hourly"]
-    tail_start, end = _split(conn, period)
+    rolled = rolled_up_until(conn)
+    tail_start = period.start if rolled is None else max(period.start, rolled)
     floor = period.start.replace(minute=0, second=0, microsecond=0)
-    rolled = sa.select(*(hourly.c[c] for c in HOURLY_COLUMNS)).where(hourly.c.hour >= floor, hourly.c.hour < tail_start)
-    raw, _ = hourly_probe_selects(conn.dialect.name, tail_start, end)
-    raw_cols = raw.subquery()
-    tail = sa.select(*(raw_cols.c[c] for c in HOURLY_COLUMNS))
-    frame = pd.DataFrame(list(conn.execute(sa.union_all(rolled, tail))), columns=HOURLY_COLUMNS)
+    columns = ["hour", "node", "endpoint", "tier", *SUM_COLUMNS]
+    from_rollup = sa.select(*(hourly.c[c] for c in columns)).where(hourly.c.hour >= floor, hourly.c.hour < tail_start)
+    raw = hourly_probe_select(conn.dialect.name, tail_start, period.end).subquery()
+    return sa.union_all(from_rollup, sa.select(*(raw.c[c] for c in columns))).subquery()
+
+
+def _day_of(column: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        return sa.func.substr(column, 1, 10, type_=sa.String()).concat(" 00:00:00.000000")
+    return sa.func.date_trunc("day", column, "UTC")
+
+
+def _grouped(conn: Connection, period: Period, keys: list[str], day: bool = False) -> pd.DataFrame:
+    hours = _hours(conn, period)
+    group = [hours.c[k] for k in keys]
+    if day:
+        group.insert(0, _day_of(hours.c.hour, conn.dialect.name).label("day"))
+    extra = [sa.func.max(hours.c.tier).label("tier")] if "tier" not in keys else []
+    sums = [sa.func.sum(hours.c[c]).label(c) for c in SUM_COLUMNS]
+    query = sa.select(*group, *extra, *sums).group_by(*group)
+    names = (["day"] if day else []) + keys + (["tier"] if extra else []) + SUM_COLUMNS
+    frame = pd.DataFrame(list(conn.execute(query)), columns=names)
     if frame.empty:
         return frame
-    return _utc(frame, "hour")
+    frame[SUM_COLUMNS] = frame[SUM_COLUMNS].astype(float)
+    for time_column in ("day", "hour"):
+        if time_column in frame:
+            _utc(frame, time_column)
+    return frame
 
 
-def latency_histogram(conn: Connection, period: Period) -> pd.DataFrame:
-    """Per endpoint and latency bucket, the probe count over the period (summed in SQL)."""
-    table = _T["probe_latency_hourly"]
-    tail_start, end = _split(conn, period)
-    floor = period.start.replace(minute=0, second=0, microsecond=0)
-    rolled = sa.select(table.c.node, table.c.endpoint, table.c.bucket, table.c.probes).where(
-        table.c.hour >= floor, table.c.hour < tail_start
-    )
-    _, raw = hourly_probe_selects(conn.dialect.name, tail_start, end)
-    raw_cols = raw.subquery()
-    tail = sa.select(raw_cols.c.node, raw_cols.c.endpoint, raw_cols.c.bucket, raw_cols.c.probes)
-    both = sa.union_all(rolled, tail).subquery()
-    query = sa.select(both.c.node, both.c.endpoint, both.c.bucket, sa.func.sum(both.c.probes).label("probes")).group_by(
-        both.c.node, both.c.endpoint, both.c.bucket
-    )
-    return pd.DataFrame(list(conn.execute(query)), columns=["node", "endpoint", "bucket", "probes"])
+def endpoint_totals(conn: Connection, period: Period) -> pd.DataFrame:
+    """Per endpoint over the period: node, endpoint, tier, probes, up, slow, down, latency sum, histogram."""
+    return _grouped(conn, period, ["node", "endpoint"])
+
+
+def endpoint_days(conn: Connection, period: Period) -> pd.DataFrame:
+    """Per UTC day and endpoint: the same sums."""
+    return _grouped(conn, period, ["node", "endpoint"], day=True)
+
+
+def tier_hours(conn: Connection, period: Period) -> pd.DataFrame:
+    """Per hour and tier: the same sums (the uptime chart's data)."""
+    return _grouped(conn, period, ["hour", "tier"])
 
 
 def _vram_window(period: Period) -> list[sa.ColumnElement[bool]]:

@@ -14,44 +14,28 @@ The model is trained offline by `python -m training.router.train` from generated
 `training/router/`; nothing is downloaded or trained at run time.
 """
 
-from homelab.router.batch import BadLine, RequestLine, read_request_lines, route_lines
-from homelab.router.choose import Candidate, Decision, choose_expert, unrouted
-from homelab.router.classify import Classification, Classifier, classify_request, default_classifier
-from homelab.router.health_view import (
-    HealthSettings,
-    HealthSource,
-    HealthView,
-    Refreshed,
-    load_health_view,
-    refresh_health_view,
-)
-from homelab.router.model import ModelError
-from homelab.router.request import Conversation, RequestError, read_request
-from homelab.router.route import Router, open_router
+from __future__ import annotations
 
-__all__ = [
-    "BadLine",
-    "Candidate",
-    "Classification",
-    "Classifier",
-    "Conversation",
-    "Decision",
-    "HealthSettings",
-    "HealthSource",
-    "HealthView",
-    "ModelError",
-    "Refreshed",
-    "RequestError",
-    "RequestLine",
-    "Router",
-    "choose_expert",
-    "classify_request",
-    "default_classifier",
-    "load_health_view",
-    "open_router",
-    "read_request",
-    "read_request_lines",
-    "refresh_health_view",
-    "route_lines",
-    "unrouted",
-]
+import importlib
+from typing import Any
+
+# name -> submodule. Loaded on first use (PEP 562), so that importing one part (the gateway
+# hook needs only `classify`) does not import the others and what they depend on.
+_EXPORTS = {
+    "BadLine": "batch", "RequestLine": "batch", "read_request_lines": "batch", "route_lines": "batch",
+    "Candidate": "choose", "Decision": "choose", "choose_expert": "choose", "unrouted": "choose",
+    "Classification": "classify", "Classifier": "classify", "classify_request": "classify",
+    "default_classifier": "classify",
+    "HealthSettings": "health_view", "HealthSource": "health_view", "HealthView": "health_view",
+    "Refreshed": "health_view", "load_health_view": "health_view", "refresh_health_view": "health_view",
+    "ModelError": "model",
+    "Conversation": "request", "RequestError": "request", "read_request": "request",
+    "Router": "route", "open_router": "route",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'homelab.router' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"homelab.router.{_EXPORTS[name]}"), name)

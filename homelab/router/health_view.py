@@ -16,14 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.health import DEFAULT_SWEEP_LIMITS, SweepLimits, SweepReport, sweep
-from homelab.history import HistoryStore
 from homelab.inventory import Endpoint, Inventory, Node
 from homelab.probe import ProbeResult, probe_endpoint
+
+if TYPE_CHECKING:  # the store is passed in; routing itself never needs SQLAlchemy's tables
+    from homelab.history import HistoryStore
 
 __all__ = [
     "HealthSource",

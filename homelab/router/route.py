@@ -9,11 +9,10 @@ history store and the probe client passed in.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from homelab.history import HistoryStore
 from homelab.inventory import Inventory
 from homelab.router.choose import Decision, choose_expert, unrouted
 from homelab.router.classify import Classifier, default_classifier
@@ -25,6 +24,9 @@ from homelab.router.health_view import (
     load_health_view,
     refresh_health_view,
 )
+
+if TYPE_CHECKING:
+    from homelab.history import HistoryStore
 
 __all__ = ["NO_INVENTORY", "Router", "open_router"]
 

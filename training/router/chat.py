@@ -127,7 +127,7 @@ def creative_intl(rng: random.Random) -> str:
     return text
 
 
-_PAIRS = [("the Catholic and Protestant churches", "religion"), ("Impressionism and Expressionism", "art"),
+_PAIRS = [("Judaism and Christianity", "religion"), ("Impressionism and Expressionism", "art"),
           ("capitalism and socialism", "economics"), ("the Greek and Roman gods", "myth"), ("baroque and classical music", "music"),
           ("introverts and extroverts", "people"), ("the British and American school systems", "education"),
           ("Sunni and Shia Islam", "religion"), ("stoicism and existentialism", "philosophy"), ("tea culture in Japan and England", "culture"),
@@ -161,7 +161,7 @@ _HYPOTHETICALS = ["a perfect Sunday for an introvert", "life on a generation shi
                   "school if it were designed by kids", "a day in the life of a medieval knight", "a holiday on the moon",
                   "a restaurant run by cats", "the internet if it had been invented in 1900", "a city with no cars"]
 _TONES2 = ["more confident", "more polite", "less formal", "friendlier", "more professional", "warmer", "more concise", "funnier"]
-_LINES = ["I think maybe I could help with the move if that's okay.", "We regret to inform you that your order is delayed.",
+_LINES = ["so yeah I could maybe do the slides, if nobody else wants to.", "We regret to inform you that your order is delayed.",
           "hey can u send me the photos from saturday", "I'm not sure I'm the right person but I'd like to try.",
           "The meeting is cancelled. Sorry.", "Please stop parking in front of my garage.", "I guess the party was fine."]
 _ABOUT = ["Frida Kahlo", "the Aztecs", "the Great Wall of China", "Ada Lovelace", "the Vikings", "Mozart's childhood", "Venice",

@@ -69,7 +69,7 @@ REVIEWS = ["The parcel arrived two weeks late and half the cups were broken.", "
            "Terrible customer service, never again.", "Works exactly as described, very happy.",
            "meh, it's okay I guess", "The battery died after two days.", "Absolutely loved the hotel staff!",
            "Not worth the money.", "great value, fast shipping", "the app keeps crashing, useless"]
-GREETINGS = ["hi", "hello!", "hey", "good morning :)", "hey there", "yo", "hello?", "Hi!", "good evening",
+GREETINGS = ["hi", "hello!", "hey", "morning!", "hey there", "yo", "hello?", "Hi!", "good evening",
              "你好", "bonjour", "hola", "hallo", "ciao", "olá", "salut !", "Guten Morgen", "buenos días", "早上好",
              "hey, you there?", "howdy", "good afternoon", "hiya", "sup", "hello there!", "こんにちは", "hei"]
 CLOSINGS = ["thanks!", "thank you very much!", "alright, bye", "yes, that solved it. many thanks!", "thx",
@@ -167,7 +167,7 @@ def time_zone(rng: random.Random) -> str:
     return pick(rng, [
         f"what time is it in {a} when it's {h}pm in {b}?", f"time difference between {a} and {b}?",
         f"Wie spät ist es in {a}, wenn es in {b} {h} Uhr ist?", f"Quelle heure est-il à {a} quand il est {h}h à {b} ?",
-        f"¿Qué hora es en {a} si en {b} son las {h}?", f"{b}{h}点的时候{a}是几点？", f"what time zone is {a} in",
+        f"¿Qué hora es en {a} si en {b} son las {h}?", f"{b}{h}点的时候{a}是几点？", f"is {a} ahead of {b}?",
     ])
 
 

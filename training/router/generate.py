@@ -23,6 +23,7 @@ from training.router.common import Gen, roughen, weighted
 from training.router.dialogue import LABELS, assistant_reply, followup, prompt, system_prompt
 from training.router.fast import CLOSINGS
 from training.router.framing import frame
+from training.router.intl import intl_prompt
 
 __all__ = ["DEFAULT_SEED", "DEFAULT_PER_LABEL", "generate", "data_digest", "main"]
 
@@ -37,9 +38,13 @@ _SHAPES = [(0.68, "single"), (0.14, "switch"), (0.13, "followup"), (0.05, "closi
 _DETAILS: dict[str, Gen] = {"code": environment, "chat": details}
 P_DETAIL = 0.3
 P_FRAME = {"code": 0.3, "reason": 0.3, "chat": 0.35, "fast": 0.04}
+# Share of asks drawn from the multilingual bank (the category banks hold some languages too).
+P_INTL = 0.15
 
 
 def _ask(rng: random.Random, label: str) -> str:
+    if rng.random() < P_INTL:
+        return roughen(rng, intl_prompt(rng, label))
     text = prompt(rng, label)
     extra = _DETAILS.get(label)
     if extra is not None and rng.random() < P_DETAIL:

@@ -1,0 +1,133 @@
+"""The `rollout` flow: models into named volumes, containers started one at a time behind health gates, rollback.
+
+The order of events is homelab's own `apply` (one implementation for the CLI and the flow);
+this flow hands it a runner whose steps are Prefect tasks, so each step is a task run in the
+UI, and retries sit on the safe steps only (see `tasks/rollout.py`). After the steps, a sweep
+of the node checks every endpoint, and a markdown artifact (key `model-rollout`) says what
+changed, what did not and why, and what failed with the container's last log lines.
+
+Failure semantics: a container that fails its gate is rolled back and ends the rollout; the
+flow run then ends Failed with that reason (the artifact is published first). A dry run plans,
+publishes the plan, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow
+from prefect.utilities.annotations import quote
+
+from homelab.docker_ops.apply import RolloutReport, apply
+from homelab.docker_ops.connect import SSHAccess
+from homelab.docker_ops.gate import GateResult
+from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
+from homelab.docker_ops.rollout import probe_settings_for
+from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFailed, Pending, RolloutSettings
+from homelab.docker_ops.sources import model_sources
+from homelab.errors import DockerOpError, HomelabError
+from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
+from tasks.rollout import (
+    copy_model_into_volume,
+    ensure_model_volume,
+    keep_new_container,
+    plan_node_rollout,
+    publish_rollout_artifact,
+    roll_back_container,
+    start_container_step,
+    sweep_rolled_out_node,
+    wait_for_container_health,
+)
+
+__all__ = ["TaskRunner", "rollout"]
+
+
+@dataclass(frozen=True)
+class TaskRunner:
+    """homelab's `StepRunner`, each step a Prefect task run."""
+
+    node: Node
+    probe: dict[str, ProbeSettings]
+    settings: RolloutSettings
+    ssh: SSHAccess | None = None
+
+    def volume_step(self, step: EnsureVolume | CopyModel) -> str:
+        if isinstance(step, EnsureVolume):
+            return ensure_model_volume(self.node, step, ssh=self.ssh)
+        return copy_model_into_volume(self.node, step, self.settings, ssh=self.ssh)
+
+    def begin(self, step: ContainerStep) -> Pending:
+        state = start_container_step(self.node, step, self.settings, ssh=self.ssh, return_state=True)
+        if state.is_failed():
+            raise ContainerStepFailed(
+                state.message or "starting the container failed", state.result(raise_on_failure=False)
+            )
+        return state.result()
+
+    def gate(self, pending: Pending) -> GateResult:
+        return wait_for_container_health(self.node, pending, self._probe(pending), self.settings, ssh=self.ssh)
+
+    def finish(self, pending: Pending) -> None:
+        keep_new_container(self.node, pending, self.settings, ssh=self.ssh)
+
+    def roll_back(self, pending: Pending) -> GateResult | None:
+        return roll_back_container(self.node, pending, self._probe(pending), self.settings, ssh=self.ssh)
+
+    def _probe(self, pending: Pending) -> ProbeSettings:
+        return self.probe[pending.step.spec.endpoint]
+
+
+def _node(inv: Inventory, name: str) -> Node:
+    for node in inv.nodes:
+        if node.name == name:
+            return node
+    raise HomelabError(f"no node {name!r} in the inventory (nodes: {', '.join(n.name for n in inv.nodes)})")
+
+
+@flow(
+    name="rollout",
+    description="Copy models into named volumes and start llama.cpp containers one at a time.",
+    persist_result=False,
+)
+def rollout(
+    inventory: str = "cluster.yaml",
+    node: str = "",
+    models_dir: str | None = None,
+    node_models_dir: str | None = None,
+    dry_run: bool = False,
+    settings: RolloutSettings = DEFAULT_ROLLOUT_SETTINGS,
+) -> RolloutReport:
+    """Roll out the models and containers the inventory gives `node`.
+
+    Args:
+        inventory: path of the cluster file.
+        node: the node to roll out.
+        models_dir: folder on the worker's machine holding the GGUF files by `model_file` name.
+        node_models_dir: or: folder on the node itself holding them.
+        dry_run: plan and publish the plan; change nothing.
+        settings: helper image (`settings.helper.image`, default busybox:stable), container
+            defaults (restart policy, extra llama-server arguments) and the health gate.
+
+    Returns:
+        The rollout report (also summarised in the `model-rollout` artifact).
+
+    Raises:
+        DockerOpError: the rollout failed (after rolling back); the flow run ends Failed.
+    """
+    inv = load_inventory(Path(inventory))
+    target = _node(inv, node)
+    files = sorted({e.container.model_file for e in target.endpoints if e.container})
+    sources = model_sources(files, models_dir=Path(models_dir) if models_dir else None, node_models_dir=node_models_dir)
+    steps = plan_node_rollout(target, sources, settings)
+    if dry_run:
+        report = RolloutReport(node=target.name, dry_run=True, plan=steps)
+        publish_rollout_artifact(quote(report), None)
+        return report
+    report = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
+    # Also after a rollback: the sweep then shows whether the old containers serve again.
+    swept = sweep_rolled_out_node(quote(inv), target)
+    publish_rollout_artifact(quote(report), swept)
+    if not report.ok:
+        raise DockerOpError(f"rollout on {target.name} failed: {report.failure}")
+    return report

@@ -1,0 +1,178 @@
+"""Prefect tasks of the model rollout: each opens the node's engine, makes one homelab call, returns its model.
+
+Retries sit only on steps that are safe to repeat (STYLE §5: only idempotent tasks retry):
+planning only looks; creating a volume that exists does nothing; a copy starts over from an
+empty temporary file and never touches the final name; waiting for health only looks;
+finishing removes what is already gone without complaint. Starting a container and rolling
+one back change what runs, so they run once, and a failure there goes to the rollback, not
+to a retry.
+
+Each task opens its own engine connection (as prefect-docker's tasks open a client from their
+block), so no client object crosses task boundaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
+
+from homelab.docker_ops import serial
+from homelab.docker_ops.apply import RolloutReport
+from homelab.docker_ops.connect import Engine, SSHAccess, open_engine
+from homelab.docker_ops.gate import GateResult
+from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
+from homelab.docker_ops.rollout import plan_node
+from homelab.docker_ops.serial import ContainerStepFailed, Pending, RolloutSettings
+from homelab.docker_ops.sources import ModelSource
+from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
+from homelab.health import SweepReport, open_probe_client, sweep
+from homelab.inventory import Inventory, Node, ProbeSettings
+
+__all__ = [
+    "ARTIFACT_KEY",
+    "copy_model_into_volume",
+    "ensure_model_volume",
+    "keep_new_container",
+    "plan_node_rollout",
+    "publish_rollout_artifact",
+    "roll_back_container",
+    "rollout_markdown",
+    "start_container_step",
+    "sweep_rolled_out_node",
+    "wait_for_container_health",
+]
+
+ARTIFACT_KEY = "model-rollout"
+
+_COMMON: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# Safe to repeat: a transient engine or SSH error is worth another try.
+_SAFE: dict[str, Any] = {**_COMMON, "retries": 2, "retry_delay_seconds": 5}
+# Changes what runs: never repeated behind the user's back.
+_ONCE: dict[str, Any] = {**_COMMON, "retries": 0}
+
+
+@contextmanager
+def _engine(node: Node, ssh: SSHAccess | None) -> Iterator[Engine]:
+    with closing(open_engine(node, ssh=ssh)) as engine:
+        yield engine
+
+
+@task(name="plan-node-rollout", task_run_name="plan-{node.name}", **_SAFE)
+def plan_node_rollout(
+    node: Node,
+    sources: dict[str, ModelSource],
+    settings: RolloutSettings,
+    gpu_layers: dict[str, int] | None = None,
+    ssh: SSHAccess | None = None,
+) -> Plan:
+    """Gather the node's facts and plan its rollout (only looks)."""
+    with _engine(node, ssh) as engine:
+        return plan_node(engine, node, sources, settings, gpu_layers)
+
+
+@task(name="ensure-model-volume", task_run_name="volume-{step.volume}", **_SAFE)
+def ensure_model_volume(node: Node, step: EnsureVolume, ssh: SSHAccess | None = None) -> str:
+    """Create the named volume when it is missing."""
+    with _engine(node, ssh) as engine:
+        return "created" if ensure_volume(engine, step.volume) else "already there"
+
+
+@task(name="copy-model-into-volume", task_run_name="copy-{step.source.model_file}", **_SAFE)
+def copy_model_into_volume(node: Node, step: CopyModel, settings: RolloutSettings, ssh: SSHAccess | None = None) -> str:
+    """Copy one model file into its volume as a verified temporary file."""
+    with _engine(node, ssh) as engine:
+        copied = copy_into_volume(engine, step.volume, step.source, step.expected, settings.helper)
+    return f"{copied.size_bytes} bytes, sha256 {copied.sha256[:12]} verified"
+
+
+@task(name="start-container", task_run_name="start-{step.spec.name}", **_ONCE)
+def start_container_step(
+    node: Node, step: ContainerStep, settings: RolloutSettings, ssh: SSHAccess | None = None
+) -> State[Pending] | Pending:
+    """Set the old container aside, activate the model, start the new container.
+
+    Returns:
+        What was done; a Failed state carrying it when something failed half-way (the flow
+        then rolls back exactly that).
+    """
+    with _engine(node, ssh) as engine:
+        try:
+            return serial.begin_container_step(engine, step, settings)
+        except ContainerStepFailed as exc:
+            return Failed(message=str(exc), data=exc.pending)
+
+
+@task(name="wait-for-container-health", task_run_name="gate-{pending.step.spec.name}", **_SAFE)
+def wait_for_container_health(
+    node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, ssh: SSHAccess | None = None
+) -> GateResult:
+    """Wait for the started container to serve (the health gate); only looks."""
+    with _engine(node, ssh) as engine:
+        return serial.gate_container_step(engine, pending, node, probe, settings.gate)
+
+
+@task(name="keep-new-container", task_run_name="keep-{pending.step.spec.name}", **_SAFE)
+def keep_new_container(node: Node, pending: Pending, settings: RolloutSettings, ssh: SSHAccess | None = None) -> None:
+    """The new container is healthy: remove the old one and the old model file."""
+    with _engine(node, ssh) as engine:
+        serial.finish_container_step(engine, pending, settings)
+
+
+@task(name="roll-back-container", task_run_name="roll-back-{pending.step.spec.name}", **_ONCE)
+def roll_back_container(
+    node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, ssh: SSHAccess | None = None
+) -> GateResult | None:
+    """Bring back the old model file and container, and gate the old container again."""
+    with _engine(node, ssh) as engine:
+        return serial.roll_back_container_step(engine, pending, node, probe, settings)
+
+
+@task(name="sweep-rolled-out-node", task_run_name="sweep-{node.name}", **_SAFE)
+def sweep_rolled_out_node(inv: Inventory, node: Node) -> SweepReport:
+    """Probe every endpoint of the node, as `homelab sweep` would (the rollout's final check)."""
+    alone = inv.model_copy(update={"nodes": [node], "experts": {}, "gateway": None})
+
+    async def run() -> SweepReport:
+        async with open_probe_client() as client:
+            return await sweep(alone, client)
+
+    return asyncio.run(run())
+
+
+def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
+    """The artifact's text: what changed, what did not and why, and any failure with its log lines."""
+    verdict = "planned (dry run)" if report.dry_run else ("done" if report.ok else "FAILED")
+    lines = [f"## Model rollout on {report.node}: {verdict}", ""]
+    if report.dry_run:
+        lines += [f"- {step.summary()}" for step in report.plan.steps] or ["- nothing to do"]
+    else:
+        lines += ["| step | status | seconds | detail |", "|---|---|---|---|"]
+        lines += [f"| {o.summary} | {o.status} | {o.seconds:g} | {o.detail} |" for o in report.outcomes]
+    if report.plan.unchanged:
+        lines += ["", "Unchanged:", *(f"- {reason}" for reason in report.plan.unchanged)]
+    if report.failure:
+        lines += ["", f"**Failure:** {report.failure}"]
+        tail = next((o.gate.log_tail for o in report.outcomes if o.gate and o.gate.log_tail), [])
+        if tail:
+            lines += ["", "Last log lines of the failed container:", "", "```", *tail, "```"]
+    if swept is not None:
+        states = ", ".join(f"{r.endpoint} {r.state}" for r in swept.endpoints)
+        lines += ["", f"Sweep after the rollout: {swept.cluster.prognosis} ({states})"]
+    return "\n".join(lines)
+
+
+@task(name="publish-rollout-artifact", **_COMMON)
+def publish_rollout_artifact(report: RolloutReport, swept: SweepReport | None) -> Any:
+    """A markdown artifact (key `model-rollout`) summarising what changed."""
+    return create_markdown_artifact(
+        markdown=rollout_markdown(report, swept),
+        key=ARTIFACT_KEY,
+        description=f"model rollout on {report.node}",
+    )

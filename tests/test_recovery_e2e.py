@@ -1,0 +1,293 @@
+"""Recovery end to end on real services: a killed dockerd comes back through sshd, then its containers, one at a time.
+
+The node `gpu2` is this machine seen through a recording sshd (`tests.recovery_sshd`) and a
+private dockerd of its own (a fixture slot, so no other test's engine is touched). Its SSH key
+and sudo password live in a real OpenBao dev server and are read through the Vault Secrets
+block. The engine restart is the flow's `restart_command`: a script that starts this dockerd
+again, run as `sudo -S -p '' SCRIPT` through sshd with the password on stdin.
+
+After the run the secrets must appear nowhere: not in any local process's argv (sampled during
+the run), not in what the remote side recorded (sshd's command lines, sudo's argv), not in the
+flow's logs, parameters or artifacts, and not in the bytes of the Prefect database file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Self
+
+import hvac
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.settings import get_current_settings
+from pydantic import SecretStr
+
+from blocks import VaultSecrets
+from flows.health_sweep import health_sweep
+from flows.recover_node import FlowRecoveryPolicy, recover_node
+from homelab.docker_ops.connect import open_engine
+from homelab.docker_ops.containers import ContainerSettings, container_state
+from homelab.docker_ops.gate import HealthGate
+from homelab.docker_ops.helper import HelperSettings
+from homelab.docker_ops.rollout import roll_out_node
+from homelab.docker_ops.serial import RolloutSettings
+from homelab.docker_ops.sources import model_sources
+from homelab.health import Prognosis
+from homelab.inventory import load_inventory
+from homelab.recovery import Incident, Outcome
+from homelab.tiny_gguf import write_tiny_llama
+from tests.fixtures.docker_engine import (
+    BUSYBOX_IMAGE,
+    _Daemon,
+    _spawn_dockerd,
+    busybox_rootfs,
+    ensure_imported,
+)
+from tests.fixtures.llama import IMAGE_PORT, LLAMA_SERVER_IMAGE, _shared_libs
+from tests.fixtures.net import LOOPBACK, free_port
+from tests.fixtures.openbao import OpenBaoServer
+from tests.recovery_sshd import RecordingSSHD, start_recording_sshd
+
+pytestmark = [pytest.mark.docker, pytest.mark.llama]
+
+SUDO_PASSWORD = "E2e-sudo-pw-c0ffee-42"
+VAULT_BLOCK = "homelab-vault-e2e"
+
+
+@pytest.fixture
+def victim(llama_server_bin: Path) -> Iterator[_Daemon]:
+    """A private dockerd that the test may kill; whatever dockerd holds its pidfile is stopped afterwards."""
+    daemon = _spawn_dockerd()
+    pidfile = Path(next(a.split("=", 1)[1] for a in daemon.process.args if str(a).startswith("--pidfile=")))
+    try:
+        daemon.wait_ready()
+        with closing(docker_client(daemon.base_url)) as client:
+            ensure_imported(client, BUSYBOX_IMAGE, busybox_rootfs(), changes=['CMD ["sh"]'])
+            root = busybox_rootfs()
+            root.files["/app/llama-server"] = llama_server_bin
+            for inside, host in _shared_libs(llama_server_bin).items():
+                root.files[inside] = host
+            for path in list(root.files):
+                for parent in Path(path).parents[:-1]:
+                    root.dirs.setdefault(str(parent), 0o755)
+            changes = [
+                'ENTRYPOINT ["/app/llama-server"]',
+                f"ENV LLAMA_ARG_HOST=0.0.0.0 LLAMA_ARG_PORT={IMAGE_PORT} LLAMA_ARG_OFFLINE=1",
+                "ENV LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu",
+            ]
+            ensure_imported(client, LLAMA_SERVER_IMAGE, root, changes=changes)
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+        yield daemon
+    finally:
+        try:
+            with closing(docker_client(daemon.base_url)) as client:
+                for container in client.containers.list(all=True):
+                    container.remove(force=True)
+        except Exception as exc:  # noqa: BLE001 - cleanup of a daemon the test may have left dead
+            print(f"cleanup of the test dockerd's containers failed: {exc}")
+        _stop_pidfile(pidfile)
+        daemon.stop()
+
+
+def docker_client(url: str):  # type: ignore[no-untyped-def]
+    import docker
+
+    return docker.DockerClient(base_url=url, timeout=60)
+
+
+def _stop_pidfile(pidfile: Path) -> None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(200):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def node_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingSSHD]:
+    server = start_recording_sshd(tmp_path_factory.mktemp("e2e-sshd"), SUDO_PASSWORD)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class _ArgvWatch:
+    """Samples every local process's argv while the recovery runs, looking for the secrets."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s.encode() for s in secrets]
+        self.hits: list[str] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    argv = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if any(s in argv for s in self.secrets):
+                    self.hits.append(argv.replace(b"\0", b" ").decode(errors="replace")[:200])
+            self.samples += 1
+            time.sleep(0.05)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cluster(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD, ports: dict[str, int]) -> Path:
+    node = {
+        "name": "gpu2",
+        "tier": "secondary",
+        "host": LOOPBACK,
+        "ssh": {
+            "user": sshd.user, "port": sshd.port, "known_hosts": str(sshd.known_hosts),
+            "key_secret": "gpu2_ssh_key", "password_secret": "gpu2_sudo",
+        },
+        "docker": {"url": daemon.base_url},
+        "endpoints": [
+            {
+                "name": name, "kind": "llamacpp", "url": f"http://{LOOPBACK}:{port}",
+                "models": [{"name": name, "alias": name}],
+                "container": {"image": LLAMA_SERVER_IMAGE, "model_file": f"{name}.gguf", "volume": "models",
+                              "ctx_size": 512, "start_order": order},
+            }
+            for order, (name, port) in enumerate(ports.items())
+        ],
+    }
+    data = {
+        "name": "e2e", "defaults": {"probe": {"connect_s": 1, "total_s": 3}}, "nodes": [node],
+        "secrets": {
+            "gpu2_ssh_key": {"vault": {"path": "homelab/gpu2", "key": "ssh_key"}},
+            "gpu2_sudo": {"vault": {"path": "homelab/gpu2", "key": "sudo"}},
+        },
+        "history": {"url": "sqlite:///history.db"},
+    }
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _restart_script(tmp_path: Path, daemon: _Daemon) -> Path:
+    script = tmp_path / "restart-test-dockerd"
+    argv = shlex.join(str(a) for a in daemon.process.args)
+    script.write_text(f"#!/bin/sh\nsetsid {argv} >> {daemon.log} 2>&1 < /dev/null &\n")
+    script.chmod(0o755)
+    return script
+
+
+async def _flow_run_texts(flow_run_id: str) -> str:
+    """Everything Prefect's API holds about the run: parameters, state, logs, artifacts."""
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            LogFilter,
+            LogFilterFlowRunId,
+        )
+
+        logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter())
+    return "\n".join([run.model_dump_json(), *(log.message for log in logs), *(a.model_dump_json() for a in artifacts)])
+
+
+def test_killed_dockerd_is_restarted_through_sshd_and_containers_come_back_serially(
+    prefect_harness: None, openbao: OpenBaoServer, victim: _Daemon, node_sshd: RecordingSSHD, tmp_path: Path
+) -> None:
+    key_text = node_sshd.client_key.read_text()
+    root = hvac.Client(url=openbao.url, token=openbao.root_token)
+    root.secrets.kv.v2.create_or_update_secret(path="homelab/gpu2", secret={"ssh_key": key_text, "sudo": SUDO_PASSWORD})
+    VaultSecrets(url=openbao.url, token=SecretStr(openbao.root_token)).save(VAULT_BLOCK, overwrite=True)
+    key_marker = key_text.splitlines()[2]  # a line of the key's base64 body
+
+    ports = {"alpha": free_port(), "beta": free_port()}
+    path = _cluster(tmp_path, victim, node_sshd, ports)
+    inv = load_inventory(path)
+    node = inv.nodes[0]
+    models = tmp_path / "models"
+    models.mkdir()
+    for seed, name in enumerate(ports, start=1):
+        write_tiny_llama(models / f"{name}.gguf", seed=seed)
+    settings = RolloutSettings(
+        helper=HelperSettings(image=BUSYBOX_IMAGE),
+        # restart "no": after an engine restart the containers wait for the flow, which starts
+        # them one at a time ("unless-stopped" would let the engine start them all at once).
+        containers=ContainerSettings(extra_args=("-t", "1", "--no-webui"), restart_policy="no"),
+        gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
+    )
+    with closing(open_engine(node)) as engine:
+        report = roll_out_node(engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings)
+    assert report.ok, report.failure
+
+    killed_at = time.perf_counter()
+    victim.process.send_signal(signal.SIGTERM)
+    victim.process.wait(timeout=60)
+
+    sweep = asyncio.run(health_sweep(inventory=str(path)))
+    assert sweep.cluster.prognosis is Prognosis.CRITICAL
+
+    policy = FlowRecoveryPolicy(
+        restart_command=str(_restart_script(tmp_path, victim)), wait_docker_s=60, poll_s=0.5, cooldown_s=0
+    )
+    with _ArgvWatch([SUDO_PASSWORD, key_marker]) as watch:
+        state = recover_node(node="gpu2", inventory=str(path), vault_block=VAULT_BLOCK, policy=policy, return_state=True)
+    incident = state.result(raise_on_failure=False)
+    assert isinstance(incident, Incident), incident
+    assert incident.outcome is Outcome.RECOVERED, incident.markdown()
+    actions = [a.action for a in incident.actions]
+    assert actions == ["probe", "check docker", "check ssh", "restart docker", "wait for docker", "restart containers", "probe"]
+    assert [a.ok for a in incident.actions] == [True, False, True, True, True, True, True]
+    assert incident.reason == "the node serves again after: restart docker, wait for docker, restart containers"
+
+    again = asyncio.run(health_sweep(inventory=str(path)))
+    assert again.cluster.prognosis is Prognosis.OPERATIONAL, again.cluster.reasons
+    recovered_s = time.perf_counter() - killed_at
+
+    with closing(open_engine(node)) as engine:
+        alpha, beta = (container_state(engine, f"homelab-{n}") for n in ports)
+    assert alpha is not None and beta is not None and alpha.started_at and beta.started_at
+    assert beta.started_at > alpha.started_at
+
+    # The engine restart went through sshd and sudo, password on stdin only.
+    assert f"sudo -S -p '' {policy.restart_command}" in node_sshd.commands_log.read_text()
+    assert watch.samples > 10 and watch.hits == []
+    for secret in (SUDO_PASSWORD, key_marker):
+        assert secret not in node_sshd.recorded()
+        assert secret not in (node_sshd.root / "sshd.log").read_text()
+        assert secret not in incident.markdown()
+    texts = asyncio.run(_flow_run_texts(str(state.state_details.flow_run_id)))
+    assert "gpu2" in texts
+    for secret in (SUDO_PASSWORD, key_marker):
+        assert secret not in texts
+    database = Path(get_current_settings().server.database.connection_url.get_secret_value().split("///", 1)[1])
+    for db_file in [database, *database.parent.glob(database.name + "-*")]:
+        data = db_file.read_bytes()
+        assert SUDO_PASSWORD.encode() not in data and key_marker.encode() not in data, db_file
+
+    shares = ", ".join(f"{a.action} {a.seconds:.1f} s" for a in incident.actions)
+    print(f"\nkilled dockerd -> every endpoint healthy: {recovered_s:.1f} s; recovery run {incident.time_to_recover_s} s: {shares}")

@@ -1,0 +1,104 @@
+"""`homelab rollout` end to end: the real console script, a real engine, real llama-server containers.
+
+Asserted is what the user sees: the plan and its reasons, the step table, the exit code
+(0 done or nothing to do, 1 failed, 2 bad input) and the `--json` document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
+
+HOMELAB = Path(sys.executable).with_name("homelab")
+
+
+def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HOMELAB_INVENTORY"} | {"COLUMNS": "250"}
+    command = [str(HOMELAB), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.llama
+def test_dry_run_prints_the_plan_and_changes_nothing_then_a_rollout_is_idempotent(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=7)
+    endpoint = EndpointPlan(f"cli{lab.tag}", "model.gguf")
+    cluster = lab.write_cluster([endpoint])
+    container = f"homelab-cli{lab.tag}"
+    options = ["rollout", "--inventory", cluster, "--node", "gpu2", "--models-dir", lab.models_dir]
+    options += ["--helper-image", lab.helper_image]
+
+    planned = homelab(*options, "--dry-run")
+
+    assert planned.returncode == 0, planned.stderr
+    assert "rollout plan on gpu2" in planned.stdout
+    for line in (
+        f"create volume {lab.volume}: missing",
+        f"copy model.gguf into volume {lab.volume}: not in the volume",
+        f"create {container}: missing",
+    ):
+        assert line in planned.stdout
+    with closing(lab.client()) as client:
+        assert lab.volume not in {v.name for v in client.volumes.list()}
+        assert container not in {c.name for c in client.containers.list(all=True)}
+
+    done = homelab(*options, "--json")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [o["status"] for o in report["outcomes"]] == ["done", "done", "done"]
+    assert report["failure"] is None
+    chat(endpoint.port)
+
+    again = homelab(*options)
+
+    assert again.returncode == 0, again.stderr
+    assert "rollout on gpu2: nothing to do" in again.stdout
+    assert f"= volume {lab.volume} holds model.gguf, sha256 ok" in again.stdout
+    assert f"= container {container} up to date" in again.stdout
+
+
+def test_bad_input_exits_2_and_a_dead_engine_exits_1(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    cluster = tmp_path / "cluster.yaml"
+    node = {
+        "name": "gpu2",
+        "tier": "secondary",
+        "host": "127.0.0.1",
+        "docker": {"url": "unix:///nonexistent/docker.sock"},
+        "endpoints": [
+            {
+                "name": "solo",
+                "kind": "llamacpp",
+                "url": "http://127.0.0.1:18080",
+                "container": {"image": "llama:none", "model_file": "model.gguf"},
+            }
+        ],
+    }
+    cluster.write_text(yaml.safe_dump({"nodes": [node]}))
+    base = ["rollout", "--inventory", cluster, "--node", "gpu2", "--models-dir", models]
+
+    unknown = homelab("rollout", "--inventory", cluster, "--node", "nope", "--models-dir", models)
+    assert unknown.returncode == 2
+    assert "no node 'nope' in" in unknown.stderr
+
+    missing = homelab(*base)
+    assert missing.returncode == 2
+    assert f"not in {models}: model.gguf" in missing.stderr
+
+    (models / "model.gguf").write_bytes(b"GGUF")
+    dead = homelab(*base, "--dry-run")
+    assert dead.returncode == 1
+    assert "node gpu2 (unix:///nonexistent/docker.sock): the Docker engine does not answer" in dead.stderr
+    assert "Traceback" not in dead.stderr

@@ -1,0 +1,102 @@
+"""The `rollout` Prefect flow against a real engine and llama-server containers, read back from the Prefect API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect import get_client
+from prefect.cli.deploy._models import PrefectYamlModel
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+from prefect.flows import load_flow_from_entrypoint
+from prefect.states import State
+
+from flows.rollout import rollout
+from homelab.docker_ops.apply import RolloutReport, StepStatus
+from tasks.rollout import ARTIFACT_KEY
+from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
+
+ROOT = Path(__file__).parent.parent
+
+pytestmark = [pytest.mark.docker, pytest.mark.llama, pytest.mark.usefixtures("prefect_harness")]
+
+
+def artifact_of(state: State[RolloutReport]) -> str:
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+        )
+    return str(artifact.data)
+
+
+def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False) -> State[RolloutReport]:
+    return rollout(
+        str(cluster),
+        node="gpu2",
+        models_dir=str(lab.models_dir),
+        dry_run=dry_run,
+        settings=lab.settings(),
+        return_state=True,
+    )
+
+
+def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=5)
+    endpoint = EndpointPlan("solo", "model.gguf")
+    cluster = lab.write_cluster([endpoint])
+
+    state = run(lab, cluster)
+
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert [o.status for o in report.outcomes] == [StepStatus.DONE] * 3
+    chat(endpoint.port)
+    text = artifact_of(state)
+    assert text.startswith("## Model rollout on gpu2: done")
+    assert f"| create {lab.prefix}solo: missing | done |" in text
+    assert "Sweep after the rollout: OPERATIONAL (solo UP)" in text
+
+    again = run(lab, cluster, dry_run=True)
+
+    assert again.is_completed()
+    assert again.result().plan.empty
+    text = artifact_of(again)
+    assert text.startswith("## Model rollout on gpu2: planned (dry run)\n\n- nothing to do")
+    assert f"- container {lab.prefix}solo up to date" in text
+
+
+def test_a_failed_gate_fails_the_flow_after_rolling_back(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    model = lab.write_model("model.gguf", seed=6)
+    endpoint = EndpointPlan("solo", "model.gguf")
+    cluster = lab.write_cluster([endpoint])
+    assert run(lab, cluster).is_completed()
+    model.write_bytes(model.read_bytes()[:4096])  # truncated: llama-server exits on load
+
+    state = run(lab, cluster)
+
+    assert state.is_failed()
+    assert (
+        state.message is not None
+        and f"rollout on gpu2 failed: {lab.prefix}solo failed its health gate" in state.message
+    )
+    text = artifact_of(state)
+    assert text.startswith("## Model rollout on gpu2: FAILED")
+    assert f"| replace {lab.prefix}solo: model model.gguf " in text and "| rolled back |" in text
+    assert "Last log lines of the failed container:" in text
+    assert "Sweep after the rollout: OPERATIONAL (solo UP)" in text, "the old container serves again"
+    chat(endpoint.port)
+
+
+def test_prefect_yaml_declares_the_rollout_deployment() -> None:
+    raw = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments = {d.name: d for d in PrefectYamlModel.model_validate(raw).deployments}
+    deployment = deployments["rollout"]
+    assert deployment.work_pool is not None and deployment.work_pool.name == "homelab"
+    flow = load_flow_from_entrypoint(str(ROOT / deployment.entrypoint))
+    assert flow.name == "rollout"
+    assert set(deployment.parameters) <= set(flow.parameters.properties)
+    assert not deployment.schedules, "a rollout runs when asked, never on a timer"
