@@ -29,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from homelab.history import open_history  # noqa: E402
-from homelab.reports import Period, build_report, charts, to_html  # noqa: E402
-from homelab.reports.synthetic import SyntheticHistory, write_synthetic_history  # noqa: E402
-from tests.test_history import big_report  # noqa: E402
+from homelab.history import open_history
+from homelab.reports import Period, build_report, to_html
+from homelab.reports.synthetic import SyntheticHistory, write_synthetic_history
+from tests.test_history import big_report
 
 # Fixed so the cached history stays valid between runs: the month before this date.
 END = datetime(2026, 3, 31, tzinfo=UTC)
@@ -56,24 +56,39 @@ def _generate(url: str, days: float, endpoints: int) -> dict[str, float]:
         started = time.perf_counter()
         history.track_incidents()
         history.roll_up(END)
-        return {"generation_s": round(generated, 1), "probe_rows": rows, "maintenance_s": round(time.perf_counter() - started, 1)}
+        return {
+            "generation_s": round(generated, 1),
+            "probe_rows": rows,
+            "maintenance_s": round(time.perf_counter() - started, 1),
+        }
 
 
 def _report_phase(url: str, days: float) -> None:
     """Run in a child process: the full report, timed, with this process's peak RSS."""
     with open_history(url) as history:
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         report = build_report(history, Period(start=END - timedelta(days=days), end=END))
         built = time.perf_counter() - started
-        images = charts(report)
-        page = to_html(report)
+        page = to_html(report)  # renders both charts (matplotlib, Agg) and every table
         total = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "report_tables_s": round(built, 2), "report_total_s": round(total, 2), "report_peak_rss_mib": round(peak_mib),
-        "endpoints": len(report.tables["uptime_endpoint"]), "incidents": len(report.tables["incidents"]),
-        "gpus": len(report.tables["gpus"]), "chart_bytes": sum(map(len, images.values())), "html_bytes": len(page),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "report_tables_s": round(built, 2),
+                "report_total_s": round(total, 2),
+                "report_cpu_s": round(cpu_s, 2),
+                "report_peak_rss_mib": round(peak_mib),
+                "endpoints": len(report.tables["uptime_endpoint"]),
+                "incidents": len(report.tables["incidents"]),
+                "gpus": len(report.tables["gpus"]),
+                "html_bytes": len(page),
+            }
+        )
+    )
 
 
 def _sweep_write(url: str) -> dict[str, float]:
@@ -85,9 +100,15 @@ def _sweep_write(url: str) -> dict[str, float]:
             history.record_sweep(sweep)
             times.append((time.perf_counter() - started) * 1000)
         with history.engine.begin() as conn:  # leave the cached history as it was
-            conn.execute(sa.text("DELETE FROM probe_results WHERE sweep_id IN (SELECT id FROM sweeps WHERE started_at > :end)"), {"end": END})  # fmt: skip
+            conn.execute(
+                sa.text("DELETE FROM probe_results WHERE sweep_id IN (SELECT id FROM sweeps WHERE started_at > :end)"),
+                {"end": END},
+            )
             conn.execute(sa.text("DELETE FROM sweeps WHERE started_at > :end"), {"end": END})
-    return {"sweep_500_write_median_ms": round(statistics.median(times), 1), "sweep_500_write_max_ms": round(max(times), 1)}
+    return {
+        "sweep_500_write_median_ms": round(statistics.median(times), 1),
+        "sweep_500_write_max_ms": round(max(times), 1),
+    }
 
 
 def main() -> None:
@@ -104,8 +125,10 @@ def main() -> None:
     results |= _generate(args.url, args.days, args.endpoints)
     child = subprocess.run(
         [sys.executable, __file__, "--url", args.url, "--days", str(args.days), "--report-phase"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     results |= json.loads(child.stdout.strip().splitlines()[-1])
     results |= _sweep_write(args.url)
     results["within_budget"] = (

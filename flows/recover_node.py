@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -228,13 +229,15 @@ def recover_node(
         return Failed(message=f"node {node!r} is not in {inventory}")
     limit = f"recover-node-{node}"
     _ensure_limit(limit)
-    try:
-        with concurrency(limit, occupy=1, timeout_seconds=policy.lock_wait_s, strict=True):
+    with ExitStack() as held:
+        try:
+            held.enter_context(concurrency(limit, occupy=1, timeout_seconds=policy.lock_wait_s, strict=True))
+        except TimeoutError:  # only the wait for the slot: a TimeoutError inside is not swallowed here
+            now = datetime.now(UTC)
+            why = "another recovery of this node is running"
+            incident = Incident(node=node, started_at=now, finished_at=now, outcome=Outcome.SKIPPED, reason=why)
+        else:
             incident = _recover(inv, target, policy, vault_block)
-    except TimeoutError:
-        now = datetime.now(UTC)
-        why = "another recovery of this node is running"
-        incident = Incident(node=node, started_at=now, finished_at=now, outcome=Outcome.SKIPPED, reason=why)
     record_incident(incident, inv.history.url, str(path.resolve().parent))
     get_run_logger().info("node %s: %s: %s", node, incident.outcome, incident.reason)
     if incident.outcome is Outcome.FAILED:

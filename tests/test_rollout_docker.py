@@ -7,6 +7,7 @@ published ports, the engine's own start times, the plan's reasons, the report's 
 from __future__ import annotations
 
 import logging
+import socket
 from contextlib import closing
 
 import pytest
@@ -160,3 +161,23 @@ def test_planning_changes_nothing(rollout_lab: RolloutLab) -> None:  # noqa: F81
     assert steps.unchanged == []
     with closing(lab.client()) as client:
         assert lab.volume not in {v.name for v in client.volumes.list()}, "planning created nothing"
+
+
+def test_a_container_that_cannot_start_is_removed_and_the_rollout_stops(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=8)
+    busy, after = EndpointPlan("busy", "model.gguf", start_order=1), EndpointPlan("after", "model.gguf", start_order=2)
+    inv = lab.inventory([busy, after])
+    with socket.socket() as squatter:  # something else already listens on the endpoint's port
+        squatter.bind(("127.0.0.1", busy.port))
+        squatter.listen()
+        report = roll_out(lab, inv)
+
+    statuses = [o.status for o in report.outcomes]
+    assert statuses == [StepStatus.DONE, StepStatus.DONE, StepStatus.ROLLED_BACK, StepStatus.NOT_RUN]
+    assert report.failure is not None
+    assert report.failure.startswith(f"{lab.prefix}busy could not be started: node gpu2 (")
+    assert "address already in use" in report.failure
+    with closing(lab.engine(inv.nodes[0])) as engine:
+        assert container_state(engine, f"{lab.prefix}busy") is None
+        assert container_state(engine, f"{lab.prefix}after") is None, "nothing starts after a failure"

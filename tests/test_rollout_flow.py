@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,22 @@ def test_a_failed_gate_fails_the_flow_after_rolling_back(rollout_lab: RolloutLab
     assert "Last log lines of the failed container:" in text
     assert "Sweep after the rollout: OPERATIONAL (solo UP)" in text, "the old container serves again"
     chat(endpoint.port)
+
+
+def test_a_container_that_cannot_start_is_rolled_back_by_the_flow(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=9)
+    endpoint = EndpointPlan("busy", "model.gguf")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", endpoint.port))
+        squatter.listen()
+        state = run(lab, lab.write_cluster([endpoint]))
+
+    assert state.is_failed()
+    assert state.message is not None and f"{lab.prefix}busy could not be started" in state.message
+    text = artifact_of(state)
+    assert f"| create {lab.prefix}busy: missing | rolled back |" in text
+    assert "address already in use" in text
 
 
 def test_prefect_yaml_declares_the_rollout_deployment() -> None:

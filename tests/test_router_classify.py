@@ -2,8 +2,8 @@
 
 Cases live in tests/cases/router/: `classify.jsonl` (must be classified exactly so: rules,
 follow-ups, system prompts that must not decide, odd content), `bad_requests.jsonl` (clear
-errors, each naming where the body is wrong), and `heldout.jsonl` / `heldout2.jsonl`
-(hand-written prompts the training never saw: an accuracy floor, not exact answers).
+errors, each naming where the body is wrong), and `heldout*.jsonl` (hand-written prompts the
+training never saw, code/reason/chat/fast only: an accuracy floor, not exact answers).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _accuracy(clf: Classifier, rows: list[dict[str, Any]]) -> float:
     return sum(clf.classify(r["endpoint"], r["body"]).category == r["label"] for r in rows) / len(rows)
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl"])
+@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl"])
 def test_hand_written_held_out_sets_are_classified_well(clf: Classifier, name: str) -> None:
     assert _accuracy(clf, _rows(name)) >= 0.9
 

@@ -60,7 +60,7 @@ def _long_prompts(path: Path) -> list[tuple[str, str]]:
     return [(i, t) for i, t in texts if len(t.split()) >= 8]
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "dev"])
+@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "dev"])
 def test_no_evaluation_prompt_is_in_the_training_data(training_rows: list[dict[str, object]], name: str) -> None:
     path = DEV_SET if name == "dev" else CASES / name
     if not path.exists():

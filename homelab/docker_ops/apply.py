@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.gate import GateResult
-from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan, Step
+from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan, StartContainer, Step
 from homelab.docker_ops.serial import (
     ContainerStepFailed,
     Pending,
@@ -135,20 +135,30 @@ def _outcome(
     )
 
 
+def _roll_back(runner: StepRunner, pending: Pending, why: str) -> GateResult | None:
+    """Roll back; should that fail too, the error says both what failed and why the rollback was needed."""
+    try:
+        return runner.roll_back(pending)
+    except DockerOpError as exc:
+        raise DockerOpError(f"{why}; rolling back failed too: {exc}") from exc
+
+
 def _container(step: ContainerStep, runner: StepRunner, started: float) -> StepOutcome:
     """Start one container behind its gate; keep it when healthy, else roll back."""
     try:
         pending = runner.begin(step)
     except ContainerStepFailed as exc:
-        back = runner.roll_back(exc.pending)
-        return _outcome(step, StepStatus.ROLLED_BACK, str(exc), started, None, back)
+        why = f"{step.spec.name} could not be started: {exc}"
+        return _outcome(step, StepStatus.ROLLED_BACK, why, started, None, _roll_back(runner, exc.pending, why))
     gate = runner.gate(pending)
     if gate.healthy:
         runner.finish(pending)
         return _outcome(step, StepStatus.DONE, gate.why, started, gate)
-    back = runner.roll_back(pending)
     why = f"{step.spec.name} failed its health gate: {gate.why}"
-    return _outcome(step, StepStatus.ROLLED_BACK, why, started, gate, back)
+    back = _roll_back(runner, pending, why)
+    # Starting a stopped container changes nothing that could be undone: it just failed.
+    status = StepStatus.FAILED if isinstance(step, StartContainer) else StepStatus.ROLLED_BACK
+    return _outcome(step, status, why, started, gate, back)
 
 
 def _one(step: Step, runner: StepRunner) -> StepOutcome:

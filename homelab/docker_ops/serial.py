@@ -29,7 +29,7 @@ from homelab.docker_ops.containers import (
     stop_container,
 )
 from homelab.docker_ops.gate import GateResult, HealthGate, wait_healthy
-from homelab.docker_ops.helper import HelperSettings
+from homelab.docker_ops.helper import HelperSettings, ensure_image
 from homelab.docker_ops.plan import ContainerStep, CreateContainer, ReplaceContainer, StartContainer
 from homelab.docker_ops.volumes import activate_model, forget_previous, restore_model
 from homelab.errors import DockerOpError
@@ -123,6 +123,7 @@ def begin_container_step(engine: Engine, step: ContainerStep, settings: RolloutS
     spec = step.spec
     try:
         if isinstance(step, CreateContainer | ReplaceContainer):
+            ensure_image(engine, spec.image)  # a pull, if one is needed, happens while the old one still serves
             _set_old_aside(engine, progress, settings)
             if step.activate_model:
                 activate_model(engine, spec.volume, spec.model_file, settings.helper)

@@ -209,6 +209,9 @@ def _copy_on_node(
                 )
     if state["ExitCode"] != 0:
         raise DockerOpError(f"node {engine.node}: {doing}: cp exited {state['ExitCode']}")
+    if progress is not None:
+        size = expected.size_bytes
+        progress(CopyProgress(file=source.model_file, phase="copy", done_bytes=size, total_bytes=size))
 
 
 def _verify(

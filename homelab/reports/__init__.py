@@ -10,9 +10,22 @@
 Nothing here imports Prefect; `tasks/reports.py` publishes the artifacts.
 """
 
-from homelab.reports.build import TABLE_NAMES, HealthReport, build_report, open_report_history
+from homelab.reports.build import (
+    TABLE_NAMES,
+    HealthReport,
+    build_report,
+    open_report_history,
+)
 from homelab.reports.period import Period, ReportError, parse_since
-from homelab.reports.render import TITLES, cell_text, charts, to_html, to_json, to_markdown, write_csv
+from homelab.reports.render import (
+    TITLES,
+    cell_text,
+    charts,
+    to_html,
+    to_json,
+    to_markdown,
+    write_csv,
+)
 
 __all__ = [
     "TABLE_NAMES",

@@ -104,7 +104,6 @@ def build_report(
         store.track_incidents()
         store.roll_up(period.end)
     with translate_errors("read the report's data"), store.engine.connect() as conn:
-        totals = queries.endpoint_totals(conn, period)
         days = queries.endpoint_days(conn, period)
         tier_hours = queries.tier_hours(conn, period)
         gpu_hours = queries.gpu_hours(conn, period)
@@ -113,6 +112,7 @@ def build_report(
         actions = queries.action_rows(conn, [int(i) for i in raw_incidents["id"]])
         future = queries.future_rows(conn, period.end)
     incidents = frames.incidents_table(raw_incidents, actions, period.end)
+    totals = queries.endpoint_totals(days)
     latency = frames.latency_percentiles(totals)
     tables = {
         "uptime_tier": frames.uptime(totals, "tier"),

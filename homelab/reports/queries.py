@@ -2,9 +2,9 @@
 
 Why: a month of one-minute sweeps over 200 endpoints is 8.6 million probe rows; loading them
 into pandas costs gigabytes and tens of seconds, while the database sums them into hourly
-buckets (or reads the roll-ups that already hold them) and hands over ~150,000 rows.
-Every query groups in SQL (per endpoint, per endpoint and day, per tier and hour) so at most
-a few thousand rows cross into Python. Every query clips to the report's period, whose end is "now": rows from the future (a
+buckets (or reads the roll-ups that already hold them) and groups again (per endpoint and
+day, per tier and hour), so at most a few thousand rows cross into Python.
+Every query clips to the report's period, whose end is "now": rows from the future (a
 skewed clock) are counted separately and never reported as data.
 """
 
@@ -18,7 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from homelab.gpu_facts import VramSource
-from homelab.history import BUCKET_COLUMNS, TABLES, hour_of, hourly_probe_select, rolled_up_until
+from homelab.history import (
+    BUCKET_COLUMNS,
+    TABLES,
+    hour_of,
+    hourly_probe_select,
+    rolled_up_until,
+)
 from homelab.reports.period import Period
 
 __all__ = [
@@ -63,38 +69,43 @@ def _day_of(column: Any, dialect: str) -> Any:
     return sa.func.date_trunc("day", column, "UTC")
 
 
-def _grouped(conn: Connection, period: Period, keys: list[str], day: bool = False) -> pd.DataFrame:
+def _grouped(conn: Connection, period: Period, keys: list[str], sums: list[str], day: bool = False) -> pd.DataFrame:
     hours = _hours(conn, period)
     group = [hours.c[k] for k in keys]
     if day:
         group.insert(0, _day_of(hours.c.hour, conn.dialect.name).label("day"))
     extra = [sa.func.max(hours.c.tier).label("tier")] if "tier" not in keys else []
-    sums = [sa.func.sum(hours.c[c]).label(c) for c in SUM_COLUMNS]
-    query = sa.select(*group, *extra, *sums).group_by(*group)
-    names = (["day"] if day else []) + keys + (["tier"] if extra else []) + SUM_COLUMNS
+    query = sa.select(*group, *extra, *(sa.func.sum(hours.c[c]).label(c) for c in sums)).group_by(*group)
+    names = (["day"] if day else []) + keys + (["tier"] if extra else []) + sums
     frame = pd.DataFrame(list(conn.execute(query)), columns=names)
     if frame.empty:
         return frame
-    frame[SUM_COLUMNS] = frame[SUM_COLUMNS].astype(float)
+    frame[sums] = frame[sums].astype(float)
     for time_column in ("day", "hour"):
         if time_column in frame:
             _utc(frame, time_column)
     return frame
 
 
-def endpoint_totals(conn: Connection, period: Period) -> pd.DataFrame:
-    """Per endpoint over the period: node, endpoint, tier, probes, up, slow, down, latency sum, histogram."""
-    return _grouped(conn, period, ["node", "endpoint"])
-
-
 def endpoint_days(conn: Connection, period: Period) -> pd.DataFrame:
-    """Per UTC day and endpoint: the same sums."""
-    return _grouped(conn, period, ["node", "endpoint"], day=True)
+    """Per UTC day and endpoint: node, endpoint, tier, probes, up, slow, down, latency sum and
+    histogram. The period's totals per endpoint are sums of these rows (`endpoint_totals`), so
+    the big table is scanned once."""
+    return _grouped(conn, period, ["node", "endpoint"], SUM_COLUMNS, day=True)
+
+
+def endpoint_totals(days: pd.DataFrame) -> pd.DataFrame:
+    """Per endpoint over the period, from `endpoint_days`."""
+    if days.empty:
+        return days.drop(columns="day", errors="ignore")
+    return days.groupby(["node", "endpoint"], as_index=False).agg(
+        {"tier": "last", **dict.fromkeys(SUM_COLUMNS, "sum")}
+    )
 
 
 def tier_hours(conn: Connection, period: Period) -> pd.DataFrame:
-    """Per hour and tier: the same sums (the uptime chart's data)."""
-    return _grouped(conn, period, ["hour", "tier"])
+    """Per hour and tier: probes, up, slow, down (the uptime chart's data)."""
+    return _grouped(conn, period, ["hour", "tier"], ["probes", "up", "slow", "down"])
 
 
 def _vram_window(period: Period) -> list[sa.ColumnElement[bool]]:
