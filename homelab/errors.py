@@ -6,7 +6,8 @@
     ├── RemoteError                   SSH to a node failed
     │   ├── HostKeyMismatch           the node's host key is unknown or changed
     │   └── CommandFailed             a remote command exited non-zero
-    └── DockerOpError                 a Docker engine refused or failed an operation
+    ├── DockerOpError                 a Docker engine refused or failed an operation
+    └── HistoryError                  the history database cannot be opened, read or written
 
 Third-party errors are translated at one boundary each (`remote.py` for paramiko,
 `docker_ops` for docker-py, `blocks/` for hvac) with `raise ... from exc`.
@@ -26,6 +27,7 @@ __all__ = [
     "HostKeyMismatch",
     "CommandFailed",
     "DockerOpError",
+    "HistoryError",
 ]
 
 
@@ -75,3 +77,7 @@ class CommandFailed(RemoteError):
 
 class DockerOpError(HomelabError):
     """A Docker engine did not answer, or refused or failed an operation."""
+
+
+class HistoryError(HomelabError):
+    """The history database could not be opened, read or written (the SQLAlchemy error is the cause)."""

@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures.fault_servers",
     "tests.fixtures.ollama",
     "tests.fixtures.litellm_proxy",
+    "tests.fixtures.postgres",
 ]

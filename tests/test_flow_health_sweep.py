@@ -177,8 +177,7 @@ async def test_an_endpoint_that_comes_back_emits_recovered(tmp_path: Path, endpo
 
 def test_prefect_yaml_declares_the_health_sweep_deployment() -> None:
     raw = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    [deployment] = PrefectYamlModel.model_validate(raw).deployments
-    assert deployment.name == "health-sweep"
+    [deployment] = [d for d in PrefectYamlModel.model_validate(raw).deployments if d.name == "health-sweep"]
     assert deployment.work_pool is not None and deployment.work_pool.name == "homelab"
     assert set(deployment.parameters) == {"inventory"}
     flow = load_flow_from_entrypoint(str(ROOT / deployment.entrypoint))

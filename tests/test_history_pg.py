@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from homelab.history import SCHEMA_VERSION, HistoryError, open_history
 from homelab.probe import EndpointState
 from tests.fixtures.net import free_port
-from tests.fixtures.postgres import PostgresServer, postgres_server, postgres_url  # noqa: F401  (fixtures)
+from tests.fixtures.postgres import PostgresServer
 from tests.test_history import T0, big_report, report, result
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect import get_client
+from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.flows import load_flow_from_entrypoint
 
 from flows.daily_report import daily_report
 from homelab.history import open_history
@@ -223,3 +225,15 @@ async def test_daily_report_flow_publishes_markdown_with_charts(cluster_dir: Pat
         )
     assert artifact.type == "markdown"
     assert "# Cluster health report" in artifact.data and "![uptime](data:image/png;base64," in artifact.data
+
+
+@pytest.mark.parametrize("name", ["sample-vram", "daily-report"])
+def test_prefect_yaml_declares_the_deployment_with_its_flows_parameters(name: str) -> None:
+    root = Path(__file__).parent.parent
+    raw = yaml.safe_load((root / "prefect.yaml").read_text())
+    [deployment] = [d for d in PrefectYamlModel.model_validate(raw).deployments if d.name == name]
+    assert deployment.work_pool is not None and deployment.work_pool.name == "homelab"
+    assert deployment.schedules
+    flow = load_flow_from_entrypoint(str(root / deployment.entrypoint))
+    assert flow.name == name
+    assert set(deployment.parameters) == set(flow.parameters.properties)

@@ -23,7 +23,6 @@ from homelab.gpu_facts import VramSample, VramSource
 from homelab.history import SCHEMA_VERSION, RetentionPolicy, open_history
 from homelab.probe import EndpointState
 from homelab.reports import Period, build_report
-from tests.fixtures.postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from tests.test_history import report, result
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

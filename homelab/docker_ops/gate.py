@@ -101,14 +101,19 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _exited(engine: Engine, name: str) -> str | None:
+def _restarts(engine: Engine, name: str) -> int:
+    state = container_state(engine, name)
+    return state.restart_count if state else 0
+
+
+def _exited(engine: Engine, name: str, restarts_before: int) -> str | None:
     """Why the container is not running any more, or None while it runs."""
     state = container_state(engine, name)
     if state is None:
         return "the container disappeared"
     if state.status in {"exited", "dead"}:
         return f"the container exited with code {state.exit_code}"
-    if state.restart_count > 0 or state.status == "restarting":
+    if state.restart_count > restarts_before or state.status == "restarting":
         # Its restart policy brings it back, only to fail again: waiting longer changes nothing.
         return f"the container exited with code {state.exit_code} and the engine keeps restarting it"
     return None
@@ -120,6 +125,7 @@ async def _wait(
     probes: list[GateProbe] = []
     deadline = time.monotonic() + gate.timeout_s
     pause = gate.interval_s
+    restarts_before = _restarts(engine, name)  # an old container brought back may have restarted before
     async with open_probe_client() as client:
         for attempt in range(1, gate.attempts + 1):
             result = await probe_endpoint(client, node, endpoint, settings)
@@ -129,7 +135,7 @@ async def _wait(
             log.info("gate %s: probe %d: %s %s %s", name, attempt, result.state, result.reason, result.detail)
             if result.serving:
                 return True, f"serving after {attempt} probe{'s' if attempt > 1 else ''}", probes
-            if (why := _exited(engine, name)) is not None:
+            if (why := _exited(engine, name, restarts_before)) is not None:
                 return False, why, probes
             if time.monotonic() + pause > deadline:
                 return (
