@@ -32,7 +32,32 @@ _EXPORTS = {
     "Conversation": "request", "RequestError": "request", "read_request": "request",
     "Router": "route", "open_router": "route",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BadLine",
+    "Candidate",
+    "Classification",
+    "Classifier",
+    "Conversation",
+    "Decision",
+    "HealthSettings",
+    "HealthSource",
+    "HealthView",
+    "ModelError",
+    "Refreshed",
+    "RequestError",
+    "RequestLine",
+    "Router",
+    "choose_expert",
+    "classify_request",
+    "default_classifier",
+    "load_health_view",
+    "open_router",
+    "read_request",
+    "read_request_lines",
+    "refresh_health_view",
+    "route_lines",
+    "unrouted",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ Why these groups:
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -69,7 +70,7 @@ def _words(text: str, prefix: str) -> list[str]:
 
 
 def _bigrams(words: list[str]) -> list[str]:
-    return list(map(("b" + _SEP).__add__, map(_SEP.join, zip(words, words[1:], strict=False))))
+    return list(map(("b" + _SEP).__add__, map(_SEP.join, itertools.pairwise(words))))
 
 
 def feature_groups(conv: Conversation) -> list[Group]:

@@ -90,7 +90,7 @@ def _normalise_endpoint(endpoint: str) -> str:
 def is_embedding_endpoint(endpoint: str) -> bool:
     """`/v1/embeddings`, `/embeddings`, Ollama's `/api/embed` and `/api/embeddings`."""
     path = _normalise_endpoint(endpoint).lower()
-    return path.endswith("/embeddings") or path.endswith("/embed")
+    return path.endswith(("/embeddings", "/embed"))
 
 
 def _content_text(content: Any, where: str) -> tuple[str, bool]:

@@ -66,11 +66,11 @@ def probability(rng: random.Random) -> str:
         f"A raffle sells 500 tickets at ${cost} each with one ${win * 20} prize and five ${win} prizes. What is the expected value of a ticket?",
         f"A family has {n} children. Given that at least one is a girl, what is the probability that all are girls?",
         f"I flip a fair coin {n + 5} times. What is the probability of getting exactly {n + 1} heads?",
-        f"Two cards are drawn from a deck. What's the probability both are aces, given at least one is an ace?",
-        f"On average, how many rolls of a die until I see every face at least once?",
+        "Two cards are drawn from a deck. What's the probability both are aces, given at least one is an ace?",
+        "On average, how many rolls of a die until I see every face at least once?",
         f"A drive has a {fp}% chance of failing each year. In a {n + 2}-drive array with one parity drive, what's the chance of data loss in a year?",
         f"If it rains on {p - 60}% of days and my forecast is right {p - 10}% of the time, how likely is rain when it predicts rain?",
-        f"Three people each pick a random number from 1 to {n + 8}. Probability that all three are different?",
+        f"{people} people each pick a random number from 1 to 365. What is the probability that all are different?",
     ]) + _steps(rng)
 
 
@@ -84,7 +84,7 @@ def combinatorics(rng: random.Random) -> str:
         f"How many paths are there from corner to corner of a {m}x{m} grid moving only right or up?",
         f"At a party of {n + 10} people everyone shakes hands once. How many handshakes, and why?",
         f"How many {k + 3}-letter passwords use letters and digits with at least one digit?",
-        f"How many ways to arrange the letters of MISSISSIPPI so that no two S are adjacent?",
+        "How many ways to arrange the letters of MISSISSIPPI so that no two S are adjacent?",
         f"How many integers between 1 and {n * 100} are divisible by 3 or 5 but not both?",
     ]) + _steps(rng)
 
@@ -150,10 +150,10 @@ def short_probability(rng: random.Random) -> str:
     n = rng.randint(2, 9)
     return pick(rng, [
         f"What's the expected number of coin flips to get {n} heads in a row?", f"expected number of dice rolls until a {n % 6 + 1}?",
-        f"probability of two sixes in a row?", f"odds of a full house in poker?", f"chance that {n + 20} people all have different birthdays?",
+        "probability of two sixes in a row?", "odds of a full house in poker?", f"chance that {n + 20} people all have different birthdays?",
         f"How many ways can {n + 2} people shake hands?", f"sum of all integers from 1 to {n * 100} divisible by {n}?",
         f"P(at least {n - 1} heads in {n + 3} flips)?", f"How many zeros at the end of {n * 25}!?", f"Is {n}^{n + 10} + 1 divisible by {n + 1}?",
-        f"Expected maximum of {n} dice?", f"Probability a random chord is longer than the radius?",
+        f"Expected maximum of {n} dice?", "Probability a random chord is longer than the radius?",
     ])
 
 
@@ -216,8 +216,8 @@ def reason_intl(rng: random.Random) -> str:
         f"Un robinet remplit une cuve en {a} heures, un autre la vide en {a + c} heures. En combien de temps se remplit-elle ? Détaille le calcul.",
         f"Demuestra que el producto de {c} números consecutivos es divisible por {c}.", f"¿Cuántos números de {c} cifras distintas se pueden formar con los dígitos 1 a {a}? Razona.",
         f"Un coche gasta {a} litros cada 100 km. ¿Cuánto cuesta un viaje de {b * 10} km si el litro vale 1,{b} €? Explica paso a paso.",
-        f"Quante strette di mano ci sono tra {b} persone? Spiega il ragionamento.", f"Prove que existem infinitos números primos.",
-        f"Qual é a probabilidade de tirar duas cartas vermelhas seguidas de um baralho? Explique.",
+        f"Quante strette di mano ci sono tra {b} persone? Spiega il ragionamento.", "Prove que existem infinitos números primos.",
+        "Qual é a probabilidade de tirar duas cartas vermelhas seguidas de um baralho? Explique.",
         f"证明：{a}的任意次幂减1都能被{a - 1}整除。", f"一个班有{b}人，至少有几人同月生日？请说明理由。", f"甲乙两人相距{b}千米，相向而行，速度分别是{a}和{a + c}千米每小时，几小时相遇？请写出步骤。",
     ])
 
@@ -259,9 +259,9 @@ def proofs(rng: random.Random) -> str:
     return pick(rng, [
         f"Prove that √{p} is irrational.", f"Prove that n^{k} − n is divisible by {k} for every integer n.",
         f"Prove by induction that {n}^n > n! fails or holds for n ≥ {n}.", f"Show that the product of {k} consecutive integers is divisible by {k}!.",
-        f"Prove that there is no largest prime of the form {k}n + {k - 1 if k > 2 else 1}.", f"Prove that every integer > 1 has a prime factor.",
+        f"Prove that there is no largest prime of the form {k}n + {k - 1 if k > 2 else 1}.", "Prove that every integer > 1 has a prime factor.",
         f"Show that a graph with {n + 3} vertices and {n + 3} edges contains a cycle.", f"Prove that if n² is divisible by {k}, so is n.",
-        f"Beweise, dass √{p} irrational ist.", f"Démontre par récurrence que {k}^n ≥ 1 + {k - 1}n.", f"Demuestra que n² − n es par para todo entero n.",
+        f"Beweise, dass √{p} irrational ist.", f"Démontre par récurrence que {k}^n ≥ 1 + {k - 1}n.", "Demuestra que n² − n es par para todo entero n.",
         f"证明：对任意整数n，n^{k}−n能被{k}整除。", f"Dimostra che √{p} è irrazionale.",
     ])
 
@@ -279,8 +279,8 @@ def puzzle(rng: random.Random) -> str:
     a, b = picks(rng, items_a, 3), picks(rng, items_b, 3)
     w = picks(rng, _WORDS, 3)
     return pick(rng, [
-        f"{people[0]}, {people[1]} and {people[2]} each have a different {kind_a} ({', '.join(a)}) and {kind_b} ({', '.join(b)}). "
-        f"{people[0]} doesn't have the {a[0]}. The one with the {a[1]} has the {b[2]}. {people[2]} has the {b[0]}. Who has what?",
+        (f"{people[0]}, {people[1]} and {people[2]} each have a different {kind_a} ({', '.join(a)}) and {kind_b} ({', '.join(b)}). "
+         f"{people[0]} doesn't have the {a[0]}. The one with the {a[1]} has the {b[2]}. {people[2]} has the {b[0]}. Who has what?"),
         f"All {w[0]} are {w[1]}. No {w[1]} are {w[2]}. Does it follow that no {w[0]} are {w[2]}? Explain.",
         f"Some {w[0]} are {w[1]} and all {w[1]} are {w[2]}. Must some {w[0]} be {w[2]}? Give a counterexample if not.",
         f"{people[0]} says {people[1]} is lying. {people[1]} says {people[2]} is lying. {people[2]} says both of them are lying. Who tells the truth?",

@@ -51,7 +51,7 @@ def _javascript(rng: random.Random) -> str:
 def _go(rng: random.Random) -> str:
     n = pick(rng, _NOUNS)
     return pick(rng, [
-        f"func handler(w http.ResponseWriter, r *http.Request) {{\n\tid := r.URL.Query().Get(\"id\")\n\tcounts[id]++\n\tfmt.Fprintf(w, \"%d\", counts[id])\n}}",
+        "func handler(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query().Get(\"id\")\n\tcounts[id]++\n\tfmt.Fprintf(w, \"%d\", counts[id])\n}",
         f"func load{n.capitalize()}(path string) (*{n.capitalize()}, error) {{\n\tf, err := os.Open(path)\n\tif err != nil {{\n\t\treturn nil, err\n\t}}\n\tvar x {n.capitalize()}\n\tjson.NewDecoder(f).Decode(&x)\n\treturn &x, nil\n}}",
     ])
 

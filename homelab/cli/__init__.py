@@ -1,0 +1,20 @@
+"""The `homelab` command: core results rendered for people (rich) or scripts (`--json`).
+
+Only this package imports typer and rich. Each command lives in its own module and registers
+itself on the shared app when imported. Exit codes: 0 success, 1 the cluster is not healthy
+(commands that check it), 2 bad input (an invalid cluster file, a bad option), 3 critical.
+"""
+
+from homelab.cli import (  # noqa: F401  (each registers its commands)
+    gateway_cmd,
+    inventory_cmd,
+    plan_cmd,
+    recover_cmd,
+    report_cmd,
+    rollout_cmd,
+    route_cmd,
+    sweep_cmd,
+)
+from homelab.cli.common import app
+
+__all__ = ["app"]

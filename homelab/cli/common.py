@@ -1,0 +1,82 @@
+"""What every `homelab` command shares: the app, the consoles, exit codes, common options."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from homelab.errors import InventoryError
+from homelab.inventory import Inventory, load_inventory
+from homelab.probe import EndpointState
+
+__all__ = [
+    "app",
+    "out",
+    "err",
+    "EXIT_DEGRADED",
+    "EXIT_INVALID",
+    "EXIT_CRITICAL",
+    "InventoryOption",
+    "JsonFlag",
+    "print_problems",
+    "load_or_exit",
+    "STATE_STYLE",
+]
+
+
+EXIT_DEGRADED = 1
+EXIT_INVALID = 2
+EXIT_CRITICAL = 3
+
+app = typer.Typer(
+    name="homelab",
+    help="Keep a home AI inference cluster healthy: sweeps, routing, VRAM plans, rollout, recovery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console()
+err = Console(stderr=True)
+
+InventoryOption = Annotated[
+    Path, typer.Option("--inventory", "-i", help="The cluster file.", envvar="HOMELAB_INVENTORY")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"homelab {package_version('homelab-cluster')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Keep a home AI inference cluster healthy."""
+
+
+def print_problems(exc: InventoryError) -> None:
+    # Problems quote what the user wrote; escape it so "[x]" is shown, not taken as markup.
+    for problem in exc.problems:
+        err.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+
+
+def load_or_exit(path: Path) -> Inventory:
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        print_problems(exc)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+# How an endpoint state is coloured wherever one is shown.
+STATE_STYLE = {EndpointState.UP: "green", EndpointState.SLOW: "yellow", EndpointState.DOWN: "red"}
