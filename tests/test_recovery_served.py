@@ -78,9 +78,9 @@ def _sweep(env: dict[str, str], cluster: Path) -> str:
 
 
 @contextmanager
-def _worker(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[None]:
+def _worker(own_prefect_server: PrefectServer, tmp_path: Path) -> Iterator[None]:
     """A process worker on the `homelab` pool, polling every second, for the block's duration."""
-    env = {**os.environ, **prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    env = {**os.environ, **own_prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", "homelab", "--type", "process"],
@@ -102,11 +102,11 @@ def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
 
 
 def test_sweep_event_recovery_served_by_worker(
-    prefect_server: PrefectServer, openbao: OpenBaoServer, victim: _Daemon, node_sshd: RecordingSSHD,  # noqa: F811
+    own_prefect_server: PrefectServer, openbao: OpenBaoServer, victim: _Daemon, node_sshd: RecordingSSHD,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    env = {**os.environ, **prefect_server.env}
-    api = prefect_server.api_url
+    env = {**os.environ, **own_prefect_server.env}
+    api = own_prefect_server.api_url
     key_text = node_sshd.client_key.read_text()
     key_marker = key_text.splitlines()[2]
     root = hvac.Client(url=openbao.url, token=openbao.root_token)
@@ -150,7 +150,7 @@ def test_sweep_event_recovery_served_by_worker(
     before = {r["id"] for r in _runs(api, deployment["id"])}
 
     marks: dict[str, datetime] = {}
-    with _ArgvWatch([SUDO_PASSWORD, key_marker]) as watch, _worker(prefect_server, tmp_path):
+    with _ArgvWatch([SUDO_PASSWORD, key_marker]) as watch, _worker(own_prefect_server, tmp_path):
         time.sleep(5)  # the worker is up and polling, as it would be in a real setup
         marks["dockerd killed"] = datetime.now(UTC)
         victim.process.send_signal(signal.SIGTERM)
@@ -183,7 +183,7 @@ def test_sweep_event_recovery_served_by_worker(
     texts.append(str(runs))
     for text in texts:
         assert SUDO_PASSWORD not in text and key_marker not in text
-    for db_file in prefect_server.home.glob("prefect.db*"):
+    for db_file in own_prefect_server.home.glob("prefect.db*"):
         data = db_file.read_bytes()
         assert SUDO_PASSWORD.encode() not in data and key_marker.encode() not in data, db_file
     artifact = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["recover-node-gpu2"]}}}, timeout=10).json()

@@ -58,8 +58,8 @@ def _events(api: str) -> list[tuple[str, str]]:
     return [(e["event"], e["resource"]["prefect.resource.id"]) for e in answer.json().get("events", [])]
 
 
-def test_node_down_event_starts_recover_node(prefect_server: PrefectServer, tmp_path: Path) -> None:
-    env = {**os.environ, **prefect_server.env}
+def test_node_down_event_starts_recover_node(own_prefect_server: PrefectServer, tmp_path: Path) -> None:
+    env = {**os.environ, **own_prefect_server.env}
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text(
         yaml.safe_dump(
@@ -77,8 +77,8 @@ def test_node_down_event_starts_recover_node(prefect_server: PrefectServer, tmp_
         )
     )
     _deploy_recover_node(env, tmp_path, cluster)
-    deployment = httpx.get(f"{prefect_server.api_url}/deployments/name/recover-node/recover-node", timeout=10).json()
-    automations = httpx.post(f"{prefect_server.api_url}/automations/filter", json={}, timeout=10).json()
+    deployment = httpx.get(f"{own_prefect_server.api_url}/deployments/name/recover-node/recover-node", timeout=10).json()
+    automations = httpx.post(f"{own_prefect_server.api_url}/automations/filter", json={}, timeout=10).json()
     assert [a["name"] for a in automations] == ["recover-node-on-node-down"]
     assert automations[0]["trigger"]["expect"] == ["homelab.node.down"]
 
@@ -89,17 +89,17 @@ def test_node_down_event_starts_recover_node(prefect_server: PrefectServer, tmp_
     deadline = time.monotonic() + WAIT_FOR_RUN_S
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not runs:
-        runs = _runs(prefect_server.api_url, deployment["id"])
+        runs = _runs(own_prefect_server.api_url, deployment["id"])
         time.sleep(1)
-    assert len(runs) == 1, f"no recover-node run; events seen: {_events(prefect_server.api_url)}\n" + (
-        prefect_server.home / "server.log"
+    assert len(runs) == 1, f"no recover-node run; events seen: {_events(own_prefect_server.api_url)}\n" + (
+        own_prefect_server.home / "server.log"
     ).read_text()[-4000:]
     assert runs[0]["parameters"]["node"] == "deadbox"
     assert runs[0]["parameters"]["inventory"] == str(cluster)
 
 
-def test_cli_recover_reports_failed_node(prefect_server: PrefectServer, tmp_path: Path) -> None:
-    env = {**os.environ, **prefect_server.env}
+def test_cli_recover_reports_failed_node(own_prefect_server: PrefectServer, tmp_path: Path) -> None:
+    env = {**os.environ, **own_prefect_server.env}
     cluster = tmp_path / "cluster.yaml"
     node = {
         "name": "handsneeded", "tier": "gpu", "host": LOOPBACK,
