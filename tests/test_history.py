@@ -203,3 +203,23 @@ def test_a_node_is_down_when_all_its_endpoints_are_and_new_only_the_first_time()
     assert [d.new for d in compare_with_previous(2, previous, report(both_down)).nodes_down] == [False]
     assert compare_with_previous(3, {}, report([result("nas", "a", DOWN), result("nas", "b", SLOW)])).nodes_down == []
     assert down_node([]) is None
+
+
+def test_a_locked_database_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    with open_history(url) as history:
+        first = history.record_sweep(report([result("a", "x")]))
+    locker = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        with pytest.raises(HistoryError, match="locked"):
+            with open_history(url, busy_timeout_s=0.2) as history:
+                history.record_sweep(report([result("a", "x")], at=T0 + timedelta(minutes=1)))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    with open_history(url) as history:
+        assert [s.id for s in history.recent_sweeps()] == [first]
+        assert len(history.sweep_results(first)) == 1
+        history.record_sweep(report([result("a", "x")], at=T0 + timedelta(minutes=2)))
+        assert len(history.recent_sweeps()) == 2

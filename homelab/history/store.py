@@ -215,18 +215,21 @@ class HistoryStore:
             return [SweepRecord.model_validate(dict(row)) for row in conn.execute(query).mappings()]
 
 
-def open_history(url: str, relative_to: Path | None = None) -> HistoryStore:
+def open_history(
+    url: str, relative_to: Path | None = None, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> HistoryStore:
     """Open (creating or upgrading) the history database at a SQLAlchemy URL.
 
     Args:
         url: e.g. `sqlite:///homelab-history.db` or `postgresql+psycopg://user@host/homelab`.
         relative_to: directory a relative SQLite path is taken from (the cluster file's, so a
             worker started anywhere finds the same database); None: the working directory.
+        busy_timeout_s: how long SQLite waits for another writer before the write fails.
 
     Raises:
         HistoryError: the database cannot be reached, or its schema is newer than this code.
     """
-    engine = _create_engine(url, relative_to)
+    engine = _create_engine(url, relative_to, busy_timeout_s)
     try:
         ensure_schema(engine)
     except BaseException:
@@ -235,7 +238,7 @@ def open_history(url: str, relative_to: Path | None = None) -> HistoryStore:
     return HistoryStore(engine)
 
 
-def _create_engine(url: str, relative_to: Path | None) -> Engine:
+def _create_engine(url: str, relative_to: Path | None, busy_timeout_s: float) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
@@ -249,7 +252,8 @@ def _create_engine(url: str, relative_to: Path | None) -> Engine:
         except OSError as exc:
             raise HistoryError(f"history: cannot create the directory of {path}: {exc}") from exc
         parsed = parsed.set(database=str(path))
-    engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    # sqlite3's `timeout` is SQLite's busy timeout: a locked database is waited for, then an error.
+    engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout_s})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -260,7 +264,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     finally:
         cursor.close()
 
