@@ -26,7 +26,7 @@ from homelab.gateway.importer import (
     render_inventory,
 )
 
-__all__: list[str] = []
+__all__ = ["gateway_config", "gateway_import"]
 
 
 gateway_app = typer.Typer(

@@ -18,7 +18,7 @@ from homelab.cli.common import (
 from homelab.errors import InventoryError
 from homelab.inventory import Inventory, load_inventory
 
-__all__: list[str] = []
+__all__ = ["validate", "schema"]
 
 
 def _summary(inv: Inventory) -> dict[str, Any]:

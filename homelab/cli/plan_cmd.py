@@ -35,7 +35,7 @@ from homelab.vram import (
 from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
 from homelab.vram.settings import GIB, MIB
 
-__all__: list[str] = []
+__all__ = ["plan_command", "estimate_command"]
 
 
 plan_app = typer.Typer(

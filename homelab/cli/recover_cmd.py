@@ -11,7 +11,7 @@ from homelab.cli.common import (
     app,
 )
 
-__all__: list[str] = []
+__all__ = ["recover_command"]
 
 
 @app.command("recover")

@@ -24,7 +24,7 @@ from homelab.errors import HistoryError
 if TYPE_CHECKING:
     from homelab.reports import HealthReport
 
-__all__: list[str] = []
+__all__ = ["report_command"]
 
 
 def _render_report(report: HealthReport) -> None:

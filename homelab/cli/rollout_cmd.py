@@ -29,7 +29,7 @@ from homelab.cli.common import (
 )
 from homelab.errors import HomelabError
 
-__all__: list[str] = []
+__all__ = ["rollout_command"]
 
 
 EXIT_ROLLOUT_FAILED = 1

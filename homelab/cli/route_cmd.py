@@ -35,7 +35,7 @@ from homelab.router import (
 )
 from homelab.router.health_view import HealthSettings
 
-__all__: list[str] = []
+__all__ = ["route_command"]
 
 
 _ROUTE_DEFAULT_ENDPOINT = "/v1/chat/completions"

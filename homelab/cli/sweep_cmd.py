@@ -20,7 +20,7 @@ from homelab.cli.common import (
 )
 from homelab.health import Prognosis, SweepReport, open_probe_client, sweep
 
-__all__: list[str] = []
+__all__ = ["sweep_command"]
 
 
 _PROGNOSIS_STYLE = {Prognosis.OPERATIONAL: "green", Prognosis.DEGRADED: "yellow", Prognosis.CRITICAL: "bold red"}
