@@ -23,6 +23,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from flows.daily_report import daily_report
 from homelab.history import open_history
+from homelab.inventory import load_inventory
 from homelab.probe import EndpointState
 from homelab.reports import (
     HealthReport,
@@ -34,6 +35,7 @@ from homelab.reports import (
     to_markdown,
     write_csv,
 )
+from homelab.reports.build import planned_vram_gib
 from homelab.reports.period import ReportError
 from homelab.reports.synthetic import SyntheticHistory, write_synthetic_history
 from tasks.reports import ARTIFACT_KEY
@@ -237,3 +239,10 @@ def test_prefect_yaml_declares_the_deployment_with_its_flows_parameters(name: st
     flow = load_flow_from_entrypoint(str(root / deployment.entrypoint))
     assert flow.name == name
     assert set(deployment.parameters) == set(flow.parameters.properties)
+
+
+def test_planned_vram_comes_from_the_vram_plan() -> None:
+    planned = planned_vram_gib(load_inventory(Path(__file__).parent.parent / "examples" / "three-tier.yaml"))
+
+    assert planned[("mark-i", 0)] == 0.0  # Ollama's box: no llama.cpp containers to plan
+    assert 0 < planned[("mark-ii", 0)] <= 24.0 - 0.5  # three containers, never past VRAM minus reserve

@@ -18,8 +18,10 @@ from homelab.history import HistoryError, HistoryStore, open_history, translate_
 from homelab.inventory import Inventory
 from homelab.reports import frames, queries
 from homelab.reports.period import Period
+from homelab.vram import VramError, plan_lineup
+from homelab.vram.lineup import lineup_from_inventory
 
-__all__ = ["TABLE_NAMES", "HealthReport", "build_report", "open_report_history"]
+__all__ = ["TABLE_NAMES", "HealthReport", "build_report", "open_report_history", "planned_vram_gib"]
 
 # Tables in the order renderings show them.
 TABLE_NAMES = (
@@ -53,15 +55,20 @@ class HealthReport:
         return self.tables["uptime_endpoint"].empty and self.tables["gpus"].empty
 
 
-def _planned_gib(inventory: Inventory | None) -> dict[tuple[str, int], float]:
-    """The GPUs the inventory declares, as planned capacity per (node, index)."""
+def planned_vram_gib(inventory: Inventory | None) -> dict[tuple[str, int], float]:
+    """What the VRAM planner puts on each GPU (node, index), to set against what was used.
+
+    The plan is the one `homelab plan --inventory` prints, sized from the model names when no
+    GGUF files are at hand. A lineup the planner cannot size leaves the column empty.
+    """
     if inventory is None:
         return {}
-    return {
-        (node.name, gpu.index if gpu.index is not None else i): gpu.vram_gib
-        for node in inventory.nodes
-        for i, gpu in enumerate(node.gpus)
-    }
+    try:
+        lineup = lineup_from_inventory(inventory)
+        plan = plan_lineup(lineup.entries, lineup.slots, unsized=lineup.unsized)
+    except VramError:
+        return {}
+    return {(use.slot.node, use.slot.index): use.used_bytes / frames.GIB for use in plan.gpus}
 
 
 def _notes(report: HealthReport, inventory: Inventory | None, future: dict[str, int]) -> list[str]:
@@ -125,7 +132,7 @@ def build_report(
         "latency": latency,
         "incidents": incidents,
         "flapping": frames.flapping(incidents, flap_threshold),
-        "gpus": frames.gpu_summary(gpu_hours, _planned_gib(inventory)),
+        "gpus": frames.gpu_summary(gpu_hours, planned_vram_gib(inventory)),
         "models": _models_gib(models),
     }
     report = HealthReport(

@@ -120,7 +120,8 @@ def flapping(incidents: pd.DataFrame, flap_threshold: int = 3) -> pd.DataFrame:
 
 
 def gpu_summary(gpu_hours: pd.DataFrame, planned_gib: dict[tuple[str, int], float] | None = None) -> pd.DataFrame:
-    """Per GPU over the period: mean and peak use, total, headroom (GiB), mean utilisation, plan."""
+    """Per GPU over the period: mean and peak use, total, headroom (GiB), mean utilisation, and
+    the VRAM plan's use of it (`planned_gib`), so planned and used sit side by side."""
     columns = ["node", "gpu_index", "gpu_name", "used_mean_gib", "used_peak_gib", "total_gib", "headroom_gib"]
     if gpu_hours.empty:
         return pd.DataFrame(columns=[*columns, "util_mean_pct", "planned_gib"])
