@@ -25,7 +25,7 @@ from tests.fixtures.net import (
     unavailable,
     wait_until,
 )
-from tests.fixtures.sshd import SSHD, _keygen, _shows_banner
+from tests.fixtures.sshd import SSHD, keygen, shows_banner, write_sshd_config
 
 __all__ = ["RecordingSSHD", "start_recording_sshd"]
 
@@ -106,37 +106,15 @@ def start_recording_sshd(root: Path, sudo_password: str) -> RecordingSSHD:
     _script(bin_dir / "record", _RECORDER.format(root=root))
     _script(bin_dir / "sudo", _SUDO.format(root=root))
     (root / "sudo-password").write_text(sudo_password + "\n")
-    host_key_line = _keygen(root / "host_ed25519", "recovery-test-host")
-    client_line = _keygen(root / "client_ed25519", "recovery-test-client")
+    host_key_line = keygen(root / "host_ed25519", "recovery-test-host")
+    client_line = keygen(root / "client_ed25519", "recovery-test-client")
     path = f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     (root / "authorized_keys").write_text(f'environment="PATH={path}" {client_line}\n')
     port = free_port()
     known_hosts = root / "known_hosts"
     known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_key_line}\n")
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"ListenAddress {LOOPBACK}",
-                f"Port {port}",
-                f"HostKey {root / 'host_ed25519'}",
-                f"AuthorizedKeysFile {root / 'authorized_keys'}",
-                f"PidFile {root / 'sshd.pid'}",
-                f"AllowUsers {user}",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin prohibit-password",
-                "PermitUserEnvironment PATH",
-                f"ForceCommand {bin_dir / 'record'}",
-                "UsePAM no",
-                "StrictModes no",
-                "UseDNS no",
-                "PrintMotd no",
-                "LogLevel VERBOSE",
-                "",
-            ]
-        )
+    config = write_sshd_config(
+        root, port, user, ["PermitUserEnvironment PATH", f"ForceCommand {bin_dir / 'record'}"]
     )
     try:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -148,7 +126,7 @@ def start_recording_sshd(root: Path, sudo_password: str) -> RecordingSSHD:
             [str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_until(lambda: _shows_banner(port), 30.0, "recording sshd", log, proc)
+        wait_until(lambda: shows_banner(port), 30.0, "recording sshd", log, proc)
     except BaseException:
         stop_process(proc)
         raise

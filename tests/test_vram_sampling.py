@@ -29,7 +29,7 @@ from homelab.remote import SSHCredentials
 from homelab.vram_sampling import nodes_to_sample, probe_model_vram, sample_node_gpus, vram_round
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_until
 from tests.fixtures.ollama import StandInServer
-from tests.fixtures.sshd import SSHD, _keygen, _shows_banner, _write_config
+from tests.fixtures.sshd import SSHD, keygen, shows_banner, write_sshd_config
 
 CASES = Path(__file__).parent / "cases" / "nvidia_smi"
 ROWS = [json.loads(line) for line in (CASES / "cases.jsonl").read_text().splitlines() if line.strip()]
@@ -65,17 +65,17 @@ def _start_sshd(root: Path, path: str) -> _GpuSSHD:
     if not SSHD.is_file():
         pytest.skip(f"{SSHD} is not installed")
     user = pwd.getpwuid(os.getuid()).pw_name
-    host_key = _keygen(root / "host_ed25519", "vram-test-host")
-    (root / "authorized_keys").write_text(_keygen(root / "client_ed25519", "vram-test-client") + "\n")
+    host_key = keygen(root / "host_ed25519", "vram-test-host")
+    (root / "authorized_keys").write_text(keygen(root / "client_ed25519", "vram-test-client") + "\n")
     port = free_port()
     known_hosts = root / "known_hosts"
     known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_key}\n")
-    config = _write_config(root, port, user)
+    config = write_sshd_config(root, port, user)
     config.write_text(config.read_text() + f"SetEnv PATH={path}\n")
     log = root / "sshd.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT)
-    wait_until(lambda: _shows_banner(port), 30.0, "sshd", log, proc)
+    wait_until(lambda: shows_banner(port), 30.0, "sshd", log, proc)
     return _GpuSSHD(root, port, known_hosts, root / "client_ed25519", proc)
 
 
