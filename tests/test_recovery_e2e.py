@@ -52,7 +52,7 @@ from tests.fixtures.docker_engine import (
     busybox_rootfs,
     ensure_imported,
 )
-from tests.fixtures.llama import IMAGE_PORT, LLAMA_SERVER_IMAGE, _shared_libs
+from tests.fixtures.llama import LLAMA_SERVER_IMAGE, import_llama_server_image
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.openbao import OpenBaoServer
 from tests.recovery_sshd import RecordingSSHD, start_recording_sshd
@@ -72,19 +72,7 @@ def victim(llama_server_bin: Path) -> Iterator[_Daemon]:
         daemon.wait_ready()
         with closing(docker_client(daemon.base_url)) as client:
             ensure_imported(client, BUSYBOX_IMAGE, busybox_rootfs(), changes=['CMD ["sh"]'])
-            root = busybox_rootfs()
-            root.files["/app/llama-server"] = llama_server_bin
-            for inside, host in _shared_libs(llama_server_bin).items():
-                root.files[inside] = host
-            for path in list(root.files):
-                for parent in Path(path).parents[:-1]:
-                    root.dirs.setdefault(str(parent), 0o755)
-            changes = [
-                'ENTRYPOINT ["/app/llama-server"]',
-                f"ENV LLAMA_ARG_HOST=0.0.0.0 LLAMA_ARG_PORT={IMAGE_PORT} LLAMA_ARG_OFFLINE=1",
-                "ENV LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu",
-            ]
-            ensure_imported(client, LLAMA_SERVER_IMAGE, root, changes=changes)
+            import_llama_server_image(client, llama_server_bin)
             for container in client.containers.list(all=True):
                 container.remove(force=True)
         yield daemon
