@@ -204,6 +204,31 @@ async def _flow_run_texts(flow_run_id: str) -> str:
     return "\n".join([run.model_dump_json(), *(log.message for log in logs), *(a.model_dump_json() for a in artifacts)])
 
 
+def _roll_out_two_models(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD) -> tuple[Path, dict[str, int]]:
+    """Roll two llama-server containers out on the victim engine; the cluster file and ports.
+
+    Restart policy "no": after an engine restart the containers wait for the flow, which starts
+    them one at a time ("unless-stopped" would let the engine start them all at once).
+    """
+    ports = {"alpha": free_port(), "beta": free_port()}
+    path = _cluster(tmp_path, daemon, sshd, ports)
+    inv = load_inventory(path)
+    node = inv.nodes[0]
+    models = tmp_path / "models"
+    models.mkdir()
+    for seed, name in enumerate(ports, start=1):
+        write_tiny_llama(models / f"{name}.gguf", seed=seed)
+    settings = RolloutSettings(
+        helper=HelperSettings(image=BUSYBOX_IMAGE),
+        containers=ContainerSettings(extra_args=("-t", "1", "--no-webui"), restart_policy="no"),
+        gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
+    )
+    with closing(open_engine(node)) as engine:
+        report = roll_out_node(engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings)
+    assert report.ok, report.failure
+    return path, ports
+
+
 def test_killed_dockerd_is_restarted_through_sshd_and_containers_come_back_serially(
     prefect_harness: None, openbao: OpenBaoServer, victim: _Daemon, node_sshd: RecordingSSHD, tmp_path: Path
 ) -> None:
@@ -213,24 +238,8 @@ def test_killed_dockerd_is_restarted_through_sshd_and_containers_come_back_seria
     VaultSecrets(url=openbao.url, token=SecretStr(openbao.root_token)).save(VAULT_BLOCK, overwrite=True)
     key_marker = key_text.splitlines()[2]  # a line of the key's base64 body
 
-    ports = {"alpha": free_port(), "beta": free_port()}
-    path = _cluster(tmp_path, victim, node_sshd, ports)
-    inv = load_inventory(path)
-    node = inv.nodes[0]
-    models = tmp_path / "models"
-    models.mkdir()
-    for seed, name in enumerate(ports, start=1):
-        write_tiny_llama(models / f"{name}.gguf", seed=seed)
-    settings = RolloutSettings(
-        helper=HelperSettings(image=BUSYBOX_IMAGE),
-        # restart "no": after an engine restart the containers wait for the flow, which starts
-        # them one at a time ("unless-stopped" would let the engine start them all at once).
-        containers=ContainerSettings(extra_args=("-t", "1", "--no-webui"), restart_policy="no"),
-        gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
-    )
-    with closing(open_engine(node)) as engine:
-        report = roll_out_node(engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings)
-    assert report.ok, report.failure
+    path, ports = _roll_out_two_models(tmp_path, victim, node_sshd)
+    node = load_inventory(path).nodes[0]
 
     killed_at = time.perf_counter()
     victim.process.send_signal(signal.SIGTERM)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,25 +26,16 @@ import hvac
 import pytest
 import yaml
 
-from homelab.docker_ops.connect import open_engine
-from homelab.docker_ops.containers import ContainerSettings
-from homelab.docker_ops.gate import HealthGate
-from homelab.docker_ops.helper import HelperSettings
-from homelab.docker_ops.rollout import roll_out_node
-from homelab.docker_ops.serial import RolloutSettings
-from homelab.docker_ops.sources import model_sources
-from homelab.inventory import load_inventory
-from homelab.tiny_gguf import write_tiny_llama
-from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
-from tests.fixtures.net import free_port, stop_process
+from tests.fixtures.docker_engine import _Daemon
+from tests.fixtures.net import stop_process
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.prefect_server import PrefectServer
 from tests.recovery_sshd import RecordingSSHD
 from tests.test_recovery_e2e import (  # noqa: F401
     SUDO_PASSWORD,
     _ArgvWatch,
-    _cluster,
     _restart_script,
+    _roll_out_two_models,
     node_sshd,
     victim,
 )
@@ -118,22 +109,7 @@ def test_sweep_event_recovery_served_by_worker(
         f"VaultSecrets(url={openbao.url!r}, token=SecretStr(os.environ['HL_TEST_TOKEN'])).save({VAULT_BLOCK!r}, overwrite=True)\n",
     )
 
-    ports = {"alpha": free_port(), "beta": free_port()}
-    cluster = _cluster(tmp_path, victim, node_sshd, ports)
-    inv = load_inventory(cluster)
-    node = inv.nodes[0]
-    models = tmp_path / "models"
-    models.mkdir()
-    for seed, name in enumerate(ports, start=1):
-        write_tiny_llama(models / f"{name}.gguf", seed=seed)
-    settings = RolloutSettings(
-        helper=HelperSettings(image=BUSYBOX_IMAGE),
-        containers=ContainerSettings(extra_args=("-t", "1", "--no-webui"), restart_policy="no"),
-        gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
-    )
-    with closing(open_engine(node)) as engine:
-        report = roll_out_node(engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings)
-    assert report.ok, report.failure
+    cluster, _ = _roll_out_two_models(tmp_path, victim, node_sshd)
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     config["deployments"] = [d for d in config["deployments"] if d["name"] == "recover-node"]
