@@ -1,5 +1,7 @@
 """FROZEN COPY of homelab/history.py at schema version 1 (git HEAD before issue #9), kept as test data:
 tests/test_report_history.py builds a real version-1 database with it, then upgrades it.
+Only the writer is kept: the schema, opening, recording and reading sweeps (change detection,
+which does not touch the schema, was cut).
 
 The history store: every sweep and its probe results, in SQL (SQLite by default, any SQLAlchemy URL).
 
@@ -33,7 +35,7 @@ at all. A crash mid-write leaves no half sweep, and earlier sweeps are untouched
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
@@ -46,19 +48,14 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from homelab.errors import HomelabError
 from homelab.health import Prognosis, SweepReport
-from homelab.probe import EndpointState, ProbeResult
+from homelab.probe import ProbeResult
 
 __all__ = [
     "SCHEMA_VERSION",
     "HistoryError",
     "SweepRecord",
-    "EndpointChange",
-    "NodeDown",
-    "SweepChanges",
     "HistoryStore",
     "open_history",
-    "down_node",
-    "compare_with_previous",
 ]
 
 SCHEMA_VERSION = 1
@@ -148,83 +145,6 @@ class SweepRecord(BaseModel):
     reasons: list[str]
 
 
-class EndpointChange(BaseModel):
-    """An endpoint that went DOWN, or came back from DOWN, since the previous sweep."""
-
-    model_config = ConfigDict(frozen=True)
-
-    result: ProbeResult
-    previous: EndpointState | None = None
-
-    @property
-    def went_down(self) -> bool:
-        return self.result.state is EndpointState.DOWN
-
-
-class NodeDown(BaseModel):
-    """A node none of whose endpoints answered, with each endpoint's result."""
-
-    model_config = ConfigDict(frozen=True)
-
-    node: str
-    tier: str
-    results: list[ProbeResult]
-    new: bool = True
-
-    @property
-    def summary(self) -> str:
-        """One line for a UI: which endpoints failed and why."""
-        failures = ", ".join(f"{r.endpoint} {r.reason}" for r in self.results)
-        return f"node {self.node} is down: all {len(self.results)} endpoints failed ({failures})"
-
-
-class SweepChanges(BaseModel):
-    """What a sweep says that the previous one did not, for events and triggers."""
-
-    model_config = ConfigDict(frozen=True)
-
-    sweep_id: int
-    endpoints: list[EndpointChange]
-    nodes_down: list[NodeDown]
-
-
-def down_node(results: Sequence[ProbeResult], new: bool = True) -> NodeDown | None:
-    """The node of `results` (one node's endpoints) when every endpoint is DOWN, else None.
-
-    A node without endpoints is never down: there is nothing to judge it by.
-    """
-    if not results or any(r.state is not EndpointState.DOWN for r in results):
-        return None
-    return NodeDown(node=results[0].node, tier=results[0].tier, results=list(results), new=new)
-
-
-def compare_with_previous(
-    sweep_id: int, previous: dict[tuple[str, str], ProbeResult], report: SweepReport
-) -> SweepChanges:
-    """Endpoints that changed between DOWN and not DOWN, and nodes that are wholly down.
-
-    An endpoint with no previous state (the first sweep, or new in the inventory) counts as
-    not DOWN before: seeing it DOWN for the first time is news, seeing it UP is not.
-    A node that is down is reported on every sweep, with `new` telling whether it was
-    not yet wholly down in the previous sweep, so a trigger can react to the first sighting
-    or keep retrying while the node stays down.
-    """
-    changes: list[EndpointChange] = []
-    by_node: dict[str, list[ProbeResult]] = {}
-    for result in report.endpoints:
-        by_node.setdefault(result.node, []).append(result)
-        before = previous.get((result.node, result.endpoint))
-        was_down = before is not None and before.state is EndpointState.DOWN
-        if was_down != (result.state is EndpointState.DOWN):
-            changes.append(EndpointChange(result=result, previous=before.state if before else None))
-    nodes_down: list[NodeDown] = []
-    for node, results in by_node.items():
-        before = [p for (n, _), p in previous.items() if n == node]
-        if (down := down_node(results, new=down_node(before) is None)) is not None:
-            nodes_down.append(down)
-    return SweepChanges(sweep_id=sweep_id, endpoints=changes, nodes_down=nodes_down)
-
-
 class HistoryStore:
     """Reads and writes sweeps; one instance holds one engine (a connection pool).
 
@@ -268,17 +188,6 @@ class HistoryStore:
                 # One executemany: a 500-endpoint sweep is one round trip, not 500.
                 conn.execute(_PROBES.insert(), [_probe_row(sweep_id, r) for r in report.endpoints])
         return int(sweep_id)
-
-    def latest_states(self) -> dict[tuple[str, str], ProbeResult]:
-        """The most recent sweep's result per (node, endpoint); empty before the first sweep.
-
-        Only the latest sweep is read (an indexed lookup), so the cost does not grow with
-        history. Results come back without `models` and `loaded`, which are not stored.
-        """
-        latest = sa.select(sa.func.max(_SWEEPS.c.id)).scalar_subquery()
-        with _translated("read the latest sweep"), self.engine.connect() as conn:
-            rows = conn.execute(sa.select(_PROBES).where(_PROBES.c.sweep_id == latest)).mappings().all()
-        return {(row["node"], row["endpoint"]): _probe_result(row) for row in rows}
 
     def sweep_results(self, sweep_id: int) -> list[ProbeResult]:
         """The probe results of one sweep, in the order they were stored."""
