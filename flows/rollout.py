@@ -1,6 +1,7 @@
 """The `rollout` flow: models into named volumes, containers started one at a time behind health gates, rollback.
 
-The order of events is homelab's own `apply` (one implementation for the CLI and the flow);
+First the node's VRAM plan: the GPU layers of each container, and a refusal, before anything
+changes, of a model that does not fit. The order of events is then homelab's own `apply` (one implementation for the CLI and the flow);
 this flow hands it a runner whose steps are Prefect tasks, so each step is a task run in the
 UI, and retries sit on the safe steps only (see `tasks/rollout.py`). After the steps, a sweep
 of the node checks every endpoint, and a markdown artifact (key `model-rollout`) says what
@@ -33,6 +34,7 @@ from tasks.rollout import (
     ensure_model_volume,
     keep_new_container,
     plan_node_rollout,
+    plan_rollout_vram,
     publish_rollout_artifact,
     roll_back_container,
     start_container_step,
@@ -118,13 +120,16 @@ def rollout(
     inv = load_inventory(Path(inventory))
     target = _node(inv, node)
     files = sorted({e.container.model_file for e in target.endpoints if e.container})
-    sources = model_sources(files, models_dir=Path(models_dir) if models_dir else None, node_models_dir=node_models_dir)
-    steps = plan_node_rollout(target, sources, settings)
+    local = Path(models_dir) if models_dir else None
+    sources = model_sources(files, models_dir=local, node_models_dir=node_models_dir)
+    vram = plan_rollout_vram(quote(inv), target, local)
+    steps = plan_node_rollout(target, sources, settings, vram.gpu_layers)
     if dry_run:
-        report = RolloutReport(node=target.name, dry_run=True, plan=steps)
+        report = RolloutReport(node=target.name, dry_run=True, plan=steps, vram=vram.lines)
         publish_rollout_artifact(quote(report), None)
         return report
-    report = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
+    applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
+    report = applied.model_copy(update={"vram": vram.lines})
     # Also after a rollback: the sweep then shows whether the old containers serve again.
     swept = sweep_rolled_out_node(quote(inv), target)
     publish_rollout_artifact(quote(report), swept)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -34,6 +35,7 @@ from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
+from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
 
 __all__ = [
     "ARTIFACT_KEY",
@@ -41,6 +43,7 @@ __all__ = [
     "ensure_model_volume",
     "keep_new_container",
     "plan_node_rollout",
+    "plan_rollout_vram",
     "publish_rollout_artifact",
     "roll_back_container",
     "rollout_markdown",
@@ -62,6 +65,13 @@ _ONCE: dict[str, Any] = {**_COMMON, "retries": 0}
 def _engine(node: Node, ssh: SSHAccess | None) -> Iterator[Engine]:
     with closing(open_engine(node, ssh=ssh)) as engine:
         yield engine
+
+
+@task(name="plan-rollout-vram", task_run_name="vram-{node.name}", **_ONCE)
+def plan_rollout_vram(inv: Inventory, node: Node, models_dir: Path | None) -> NodeVramPlan:
+    """Place the node's models on its GPUs; a refusal (a model that does not fit) ends the rollout
+    before anything changed, and retrying would only refuse again."""
+    return plan_node_vram(inv, node, models_dir=models_dir)
 
 
 @task(name="plan-node-rollout", task_run_name="plan-{node.name}", **_SAFE)
@@ -157,6 +167,8 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
         lines += [f"| {o.summary} | {o.status} | {o.seconds:g} | {o.detail} |" for o in report.outcomes]
     if report.plan.unchanged:
         lines += ["", "Unchanged:", *(f"- {reason}" for reason in report.plan.unchanged)]
+    if report.vram:
+        lines += ["", "VRAM plan:", *(f"- {line}" for line in report.vram)]
     if report.failure:
         lines += ["", f"**Failure:** {report.failure}"]
         tail = next((o.gate.log_tail for o in report.outcomes if o.gate and o.gate.log_tail), [])

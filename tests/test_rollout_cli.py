@@ -102,3 +102,38 @@ def test_bad_input_exits_2_and_a_dead_engine_exits_1(tmp_path: Path) -> None:
     assert dead.returncode == 1
     assert "node gpu2 (unix:///nonexistent/docker.sock): the Docker engine does not answer" in dead.stderr
     assert "Traceback" not in dead.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.llama
+def test_a_gpu_node_gets_the_vram_plans_layers_and_a_model_too_big_is_refused_before_any_change(
+    rollout_lab: RolloutLab,  # noqa: F811
+) -> None:
+    lab = rollout_lab
+    lab.write_model("model.gguf", n_layer=3)
+    endpoint = EndpointPlan(f"vram{lab.tag}", "model.gguf")
+    cluster = lab.cluster([endpoint])
+    path = lab.root / "gpu.yaml"
+    options = ["rollout", "--inventory", path, "--node", "gpu2", "--models-dir", lab.models_dir]
+    options += ["--helper-image", lab.helper_image]
+
+    cluster["nodes"][0]["gpus"] = [{"name": "RTX 3090", "vram_gib": 24}]
+    path.write_text(yaml.safe_dump(cluster))
+    planned = homelab(*options, "--dry-run", "--json")
+
+    assert planned.returncode == 0, planned.stderr
+    report = json.loads(planned.stdout)
+    [create] = [s for s in report["plan"]["steps"] if s["kind"] == "create_container"]
+    assert create["spec"]["gpu_layers"] == 4  # 3 blocks and the output layer
+    [line] = report["vram"]
+    assert line.startswith(f"{endpoint.name}: all layers on gpu2 GPU0 (RTX 3090), ")
+
+    cluster["nodes"][0]["gpus"] = [{"name": "tiny", "vram_gib": 0.5}]
+    path.write_text(yaml.safe_dump(cluster))
+    refused = homelab(*options)
+
+    assert refused.returncode == 2
+    assert f"node gpu2: does not fit its GPUs: {endpoint.name}: needs " in refused.stderr
+    assert "Traceback" not in refused.stderr
+    with closing(lab.client()) as client:
+        assert lab.volume not in {v.name for v in client.volumes.list()}

@@ -28,6 +28,8 @@ from homelab.cli.common import (
     out,
 )
 from homelab.errors import HomelabError
+from homelab.vram import VramError
+from homelab.vram.node_plan import plan_node_vram
 
 __all__ = ["rollout_command"]
 
@@ -63,6 +65,8 @@ def _render_rollout(report: _docker_ops.RolloutReport) -> None:
     out.print(table if report.plan.steps else f"{title} on {escape(report.node)}: nothing to do")
     for reason in report.plan.unchanged:
         out.print(f"  [dim]= {escape(reason)}[/]", highlight=False)
+    for line in report.vram:
+        out.print(f"  [dim]vram: {escape(line)}[/]", highlight=False)
     if report.failure:
         err.print(f"[red]✗[/] {escape(report.failure)}", highlight=False, soft_wrap=True)
         for outcome in report.outcomes:
@@ -90,7 +94,8 @@ def rollout_command(
 
     Runs homelab's rollout directly (no Prefect server needed; the `rollout` flow runs the same
     steps as tasks). Exit codes: 0 done (or nothing to do); 1 a step failed and was rolled
-    back, or the engine failed; 2 bad input (cluster file, node, model folder).
+    back, or the engine failed; 2 bad input (cluster file, node, model folder) or a model that
+    does not fit the node's GPUs (the VRAM plan runs first; nothing is changed).
     """
     inv = load_or_exit(inventory)
     target = next((n for n in inv.nodes if n.name == node), None)
@@ -100,7 +105,8 @@ def rollout_command(
     files = sorted({e.container.model_file for e in target.endpoints if e.container})
     try:
         sources = _docker_ops.model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir)
-    except (_docker_ops.ModelSourceMissing, ValueError) as exc:
+        vram = plan_node_vram(inv, target, models_dir=models_dir)
+    except (_docker_ops.ModelSourceMissing, ValueError, VramError) as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     settings = _docker_ops.RolloutSettings(helper=_docker_ops.HelperSettings(image=helper_image))
@@ -111,7 +117,7 @@ def rollout_command(
             contextlib.closing(_docker_ops.open_engine(target)) as engine,
         ):
             report = _docker_ops.roll_out_node(
-                engine, inv, target, sources, settings, dry_run=dry_run, progress=_rollout_progress(progress)
+                engine, inv, target, sources, settings, dry_run=dry_run, vram=vram, progress=_rollout_progress(progress)
             )
     except HomelabError as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

@@ -66,6 +66,7 @@ class RolloutReport(BaseModel):
     node: str
     dry_run: bool = False
     plan: Plan
+    vram: list[str] = Field(default_factory=list, description="where the VRAM plan put each model")
     outcomes: list[StepOutcome] = Field(default_factory=list)
     failure: str | None = None
 

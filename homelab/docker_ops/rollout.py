@@ -28,6 +28,7 @@ from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import ModelSource, ProgressCallback, SourceFile, hash_local_file
 from homelab.docker_ops.volumes import node_source_file, volume_exists, volume_files
 from homelab.inventory import Inventory, Node, ProbeSettings
+from homelab.vram.node_plan import NodeVramPlan
 
 __all__ = [
     "RolloutReport",
@@ -119,7 +120,7 @@ def roll_out_node(
     settings: RolloutSettings,
     *,
     dry_run: bool = False,
-    gpu_layers: Mapping[str, int] | None = None,
+    vram: NodeVramPlan | None = None,
     progress: ProgressCallback | None = None,
 ) -> RolloutReport:
     """Plan the node's rollout and, unless `dry_run`, apply it: what `homelab rollout` runs.
@@ -131,10 +132,12 @@ def roll_out_node(
         sources: model file -> where to copy it from (`model_sources`).
         settings: helper image, container defaults, gate.
         dry_run: plan only; the report's outcomes are empty.
-        gpu_layers: endpoint -> GPU layers from a VRAM plan, where the inventory sets none.
+        vram: the node's VRAM plan (`plan_node_vram`): GPU layers where the inventory sets none.
         progress: copy and hash progress.
     """
-    steps = plan_node(engine, node, sources, settings, gpu_layers, progress)
+    vram = vram or NodeVramPlan(node=node.name)
+    steps = plan_node(engine, node, sources, settings, vram.gpu_layers, progress)
     if dry_run:
-        return RolloutReport(node=node.name, dry_run=True, plan=steps)
-    return apply(steps, EngineRunner(engine, node, probe_settings_for(inv, node), settings, progress))
+        return RolloutReport(node=node.name, dry_run=True, plan=steps, vram=vram.lines)
+    report = apply(steps, EngineRunner(engine, node, probe_settings_for(inv, node), settings, progress))
+    return report.model_copy(update={"vram": vram.lines})

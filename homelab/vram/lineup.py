@@ -145,11 +145,11 @@ def lineup_from_inventory(
             try:
                 shape = _shape(container.model_file, override, models_dir)
             except UnsupportedModel as exc:
-                unsized.append(Unsized(model=name, reason=str(exc)))
+                unsized.append(Unsized(model=name, endpoint=endpoint.name, reason=str(exc)))
                 continue
             entries.append(
                 LineupEntry(
-                    name=name, shape=shape, node=node.name, gpu_layers=container.gpu_layers,
+                    name=name, shape=shape, node=node.name, endpoint=endpoint.name, gpu_layers=container.gpu_layers,
                     priority=override.priority if override and override.priority is not None else 0,
                     ctx_size=override.ctx_size if override and override.ctx_size else container.ctx_size,
                     parallel=override.parallel if override and override.parallel else container.parallel,

@@ -46,6 +46,7 @@ class LineupEntry(_Frozen):
     ctx_size: int | None = Field(None, gt=0)
     parallel: int = Field(1, gt=0)
     node: str | None = Field(None, description="only this node's GPUs may hold it (its container runs there)")
+    endpoint: str | None = Field(None, description="the inventory endpoint that serves it")
     gpu_layers: int | None = Field(None, ge=0, description="fixed -ngl; None: the planner decides")
 
 
@@ -77,6 +78,7 @@ class Placement(_Frozen):
     """A model on a GPU."""
 
     model: str
+    endpoint: str | None = None
     file_type: str | None = None
     node: str
     gpu_index: int
@@ -118,6 +120,7 @@ class CpuOnly(_Frozen):
     """A model left to the CPU, and why."""
 
     model: str
+    endpoint: str | None = None
     node: str | None
     reason: str
     needs_gpu_bytes: int | None = Field(None, description="GPU total when fully offloaded")
@@ -129,6 +132,7 @@ class Unsized(_Frozen):
     """A model of the lineup that could not be sized at all (no file, no usable name)."""
 
     model: str
+    endpoint: str | None = None
     reason: str
 
 
@@ -162,13 +166,14 @@ def _ctx_label(n_ctx: int) -> str:
 
 def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement:
     return Placement(
-        model=entry.name, file_type=entry.shape.file_type, node=slot.node, gpu_index=slot.index, estimate=result
+        model=entry.name, endpoint=entry.endpoint, file_type=entry.shape.file_type, node=slot.node,
+        gpu_index=slot.index, estimate=result,
     )
 
 
 def _cpu_only(entry: LineupEntry, policy: PlanPolicy, reason: str, **numbers: int) -> CpuOnly:
     cpu = estimate(entry.shape, _settings(entry, policy, 0, backend="cpu"))
-    return CpuOnly(model=entry.name, node=entry.node, reason=reason, estimate=cpu, **numbers)
+    return CpuOnly(model=entry.name, endpoint=entry.endpoint, node=entry.node, reason=reason, estimate=cpu, **numbers)
 
 
 def _place(

@@ -1,0 +1,84 @@
+"""One node's share of the VRAM plan: the GPU layers its rollout gives each llama.cpp container.
+
+A rollout plans before it changes anything. The node's models are placed on the node's GPUs
+exactly as `homelab plan` places them (other nodes' models never share these GPUs, so they
+are left out, and their files need not be readable here). A model the plan leaves to the CPU
+on a node with GPUs is refused, with the planner's reason: starting it anyway would either
+over-commit the GPU or crawl on the CPU, and either is a decision for the cluster file
+(`gpu_layers`, a smaller `ctx_size`), not for a rollout. A model that cannot be sized (its
+file is on the node only and its name says nothing) keeps llama-server's own default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.inventory import Inventory, Node
+from homelab.vram.errors import VramError
+from homelab.vram.lineup import lineup_from_inventory
+from homelab.vram.planner import DEFAULT_POLICY, Placement, PlanPolicy, plan_lineup
+from homelab.vram.settings import GIB
+
+__all__ = ["NodeVramPlan", "VramRefused", "plan_node_vram"]
+
+
+class VramRefused(VramError):
+    """A model of the node does not fit its GPUs; the message gives each one and why."""
+
+
+class NodeVramPlan(BaseModel):
+    """GPU layers per endpoint, and a line per model saying where it goes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    gpu_layers: dict[str, int] = Field(default_factory=dict, description="endpoint -> -ngl from the plan")
+    lines: list[str] = Field(default_factory=list, description="one per model, for reports")
+
+
+def _named(model: str, endpoint: str | None) -> str:
+    return model if endpoint in (None, model) else f"{model} (endpoint {endpoint})"
+
+
+def _line(p: Placement, gpu: str) -> str:
+    e = p.estimate
+    layers = "all layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers"
+    return f"{p.model}: {layers} on {gpu}, {e.gpu_total_bytes / GIB:.2f} GiB"
+
+
+def plan_node_vram(
+    inventory: Inventory,
+    node: Node,
+    *,
+    models_dir: Path | None = None,
+    policy: PlanPolicy = DEFAULT_POLICY,
+) -> NodeVramPlan:
+    """Plan `node`'s llama.cpp models on its GPUs (a node without GPUs gets an empty plan).
+
+    Args:
+        models_dir: where the GGUF files can be read (their metadata sizes the models).
+
+    Raises:
+        VramRefused: a model does not fit (the message lists each with the planner's reason).
+        VramError: a model file is unreadable.
+    """
+    if not node.gpus:
+        return NodeVramPlan(node=node.name)
+    lineup = lineup_from_inventory(inventory.model_copy(update={"nodes": [node]}), models_dir=models_dir)
+    plan = plan_lineup(lineup.entries, lineup.slots, policy, lineup.unsized)
+    if plan.cpu_only:
+        refused = "; ".join(f"{_named(m.model, m.endpoint)}: {m.reason}" for m in plan.cpu_only)
+        raise VramRefused(
+            f"node {node.name}: does not fit its GPUs: {refused}. Set gpu_layers or a smaller ctx_size in the cluster file"
+        )
+    layers: dict[str, int] = {}
+    lines: list[str] = []
+    for use in plan.gpus:
+        for p in use.placements:
+            if p.endpoint is not None:
+                layers[p.endpoint] = p.estimate.n_gpu_layers
+            lines.append(_line(p, use.slot.label))
+    lines += [f"{u.model}: not sized ({u.reason}); llama-server's default layers" for u in plan.unsized]
+    return NodeVramPlan(node=node.name, gpu_layers=layers, lines=lines)
