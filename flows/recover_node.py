@@ -45,6 +45,7 @@ from homelab.recovery import (
     RecoveryPolicy,
     cooldown_left_s,
     plan_recovery,
+    wake_only,
 )
 from tasks.recovery import (
     check_node_docker,
@@ -55,6 +56,7 @@ from tasks.recovery import (
     restart_node_containers,
     restart_node_docker,
     wait_for_node_docker,
+    wait_for_node_serving,
     wait_for_node_ssh,
     wake_node,
 )
@@ -136,6 +138,7 @@ def _step(log: _Log, action: Action, inv: Inventory, node: Node, policy: Recover
         Action.WAKE: (lambda: wake_node(q, node, vault, return_state=True), _no_failure),
         Action.WAIT_SSH: (lambda: wait_for_node_ssh(q, node, policy, vault, return_state=True), _as_failure),
         Action.RESTART_CONTAINERS: (lambda: restart_node_containers(q, node, vault, return_state=True), _containers_failure),
+        Action.WAIT_SERVING: (lambda: wait_for_node_serving(q, node, policy, return_state=True), _as_failure),
     }
     call, judge = calls[action]
     ok, result = log.run(action.value, call, judge)
@@ -153,10 +156,12 @@ def _attempts(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | N
             acted = any(a.action not in {"probe", "check ssh", "check docker"} for a in log.actions)
             return (Outcome.RECOVERED, "the node serves again", attempt) if acted else (
                 Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
-        got, docker = log.fact("check docker", lambda: check_node_docker(q, node, vault, return_state=True))
-        if not got:
-            return Outcome.FAILED, f"the Docker engine check failed: {docker}", attempt
+        docker: str | None = None
         ssh: str | None = None
+        if not wake_only(node):  # else there is no login or engine of its own to check
+            got, docker = log.fact("check docker", lambda: check_node_docker(q, node, vault, return_state=True))
+            if not got:
+                return Outcome.FAILED, f"the Docker engine check failed: {docker}", attempt
         if docker is not None:
             got, ssh = log.fact("check ssh", lambda: check_node_ssh(q, node, vault, return_state=True))
             if not got:  # a host key problem: waking or restarting cannot fix it

@@ -12,7 +12,10 @@ The ladder, cheapest first:
   command), wait for it, start the containers one at a time behind their health gates;
 - SSH works, the engine answers: the containers are down; start them one at a time;
 - SSH is dead: wake the machine (Wake-on-LAN or a wake command), wait for SSH and the engine,
-  then the containers; without wake settings, the node cannot be recovered from here.
+  then the containers; without wake settings, the node cannot be recovered from here;
+- the cluster file gives no SSH and the node runs no containers (an appliance, a desktop whose
+  servers run natively): nothing can be logged into or restarted, so waking it is the only
+  step; then wait until it serves.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "ActionRecord",
     "Incident",
     "plan_recovery",
+    "wake_only",
     "default_restart_command",
     "cooldown_left_s",
 ]
@@ -56,6 +60,7 @@ class Action(StrEnum):
     WAKE = "wake"
     WAIT_SSH = "wait for ssh"
     RESTART_CONTAINERS = "restart containers"
+    WAIT_SERVING = "wait until it serves"
 
 
 # Doing these twice is not doing them once: a second engine restart kills containers the first
@@ -83,6 +88,7 @@ class RecoveryPolicy(_Frozen):
     cooldown_s: float = Field(900.0, ge=0, description="after a recovery of a node, seconds before the next one")
     wait_ssh_s: float = Field(300.0, gt=0, description="seconds a woken machine may take to accept SSH")
     wait_docker_s: float = Field(120.0, gt=0, description="seconds a restarted engine may take to answer")
+    wait_serving_s: float = Field(300.0, gt=0, description="seconds a woken wake-only node may take to serve")
     poll_s: float = Field(2.0, gt=0, description="seconds between checks while waiting")
     restart_command: str | None = Field(
         None, description="replaces the OS default engine restart; run through sudo, password on stdin"
@@ -163,10 +169,25 @@ def default_restart_command(node: Node, policy: RecoveryPolicy = DEFAULT_RECOVER
     return WINDOWS_RESTART_DOCKER if node.os == "windows" else LINUX_RESTART_DOCKER
 
 
+def wake_only(node: Node) -> bool:
+    """True when waking is all recovery can do: no SSH settings and no containers to restart.
+
+    Its SSH and engine facts say nothing then (no login is configured; the engine URL would be
+    the controller's own socket), so they are neither checked nor waited for.
+    """
+    return node.ssh is None and not any(e.container for e in node.endpoints)
+
+
 def plan_recovery(node: Node, facts: NodeFacts) -> RecoveryPlan:
     """The steps for a down node, from what was observed (see the module docstring for the ladder)."""
     if facts.serving:
         return RecoveryPlan(why="the node serves again (a flap): nothing to do", outcome=Outcome.FLAP)
+    if wake_only(node):
+        if node.wake is None:
+            why = "the cluster file gives no SSH, no containers and no wake settings; it needs hands"
+            return RecoveryPlan(why=why, outcome=Outcome.FAILED)
+        why = "no SSH and no containers in the cluster file: wake the machine and wait until it serves"
+        return RecoveryPlan(steps=[Action.WAKE, Action.WAIT_SERVING], why=why)
     if facts.docker_error is None:
         why = "the Docker engine answers; its containers do not serve"
         return RecoveryPlan(steps=[Action.RESTART_CONTAINERS], why=why)

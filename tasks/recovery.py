@@ -28,6 +28,7 @@ from homelab.docker_ops.apply import StepOutcome
 from homelab.docker_ops.connect import SSHAccess, open_engine
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
+from homelab.probe import ProbeResult
 from homelab.recovery import Incident, Outcome, RecoveryPolicy
 from homelab.recovery_ops import (
     docker_error,
@@ -47,6 +48,7 @@ __all__ = [
     "wake_node",
     "wait_for_node_ssh",
     "wait_for_node_docker",
+    "wait_for_node_serving",
     "restart_node_containers",
     "last_recovery_finished",
     "record_incident",
@@ -85,9 +87,12 @@ def probe_node_serving(inv: Inventory, node: Node) -> bool:
     Sync, with the probes' event loop in a thread of its own: the flow is sync (blocks load
     synchronously there), and this works whether or not the caller's thread runs a loop.
     """
+    return any(r.serving for r in _probe(inv, node))
+
+
+def _probe(inv: Inventory, node: Node) -> list[ProbeResult]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        results = pool.submit(asyncio.run, probe_node(inv, node)).result()
-    return any(r.serving for r in results)
+        return pool.submit(asyncio.run, probe_node(inv, node)).result()
 
 
 @task(name="check-node-ssh", task_run_name="ssh-{node.name}", **_LOOK)
@@ -136,6 +141,19 @@ def wait_for_node_docker(inv: Inventory, node: Node, policy: RecoveryPolicy, vau
     """Wait (bounded) until the engine answers; None when it does, else the last failure."""
     access = _engine_access(node, credentials_for(inv, node, vault_block)) if _ssh_url(node) else None
     return wait_for(lambda: docker_error(node, access), policy.wait_docker_s, policy.poll_s)
+
+
+@task(name="wait-for-node-serving", task_run_name="wait-serving-{node.name}", **_ACT)
+def wait_for_node_serving(inv: Inventory, node: Node, policy: RecoveryPolicy) -> str | None:
+    """Wait (bounded) until an endpoint of a woken node serves; None when one does, else why not."""
+
+    def check() -> str | None:
+        results = _probe(inv, node)
+        if any(r.serving for r in results):
+            return None
+        return "; ".join(f"{r.endpoint} {r.state}: {r.detail or r.reason}" for r in results) or "no endpoints"
+
+    return wait_for(check, policy.wait_serving_s, policy.poll_s)
 
 
 @task(name="restart-node-containers", task_run_name="restart-containers-{node.name}", **_ACT)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from homelab.inventory import Node, Wake
+from homelab.inventory import Container, Endpoint, Node, SSHSettings, Wake
 from homelab.recovery import (
     NON_IDEMPOTENT,
     Action,
@@ -21,8 +21,19 @@ from homelab.recovery import (
     plan_recovery,
 )
 
-PLAIN = Node(name="gpu2", tier="t", host="127.0.0.1")
-WAKEABLE = Node(name="gpu2", tier="t", host="127.0.0.1", wake=Wake(mac="aa:bb:cc:dd:ee:ff", broadcast="127.0.0.1"))
+SSH = SSHSettings(user="ops")
+WOL = Wake(mac="aa:bb:cc:dd:ee:ff", broadcast="127.0.0.1")
+PLAIN = Node(name="gpu2", tier="t", host="127.0.0.1", ssh=SSH)
+WAKEABLE = Node(name="gpu2", tier="t", host="127.0.0.1", ssh=SSH, wake=WOL)
+# Nothing to log into, nothing in containers: waking is all there is.
+NATIVE = Node(
+    name="nas", tier="t", host="127.0.0.1", wake=Wake(command="/bin/true"),
+    endpoints=[Endpoint(name="llm", kind="llamacpp", url="http://127.0.0.1:9")],
+)
+CONTAINED = Node(
+    name="gpu3", tier="t", host="127.0.0.1", wake=WOL,
+    endpoints=[Endpoint(name="llm", kind="llamacpp", url="http://127.0.0.1:9", container=Container(image="i", model_file="m.gguf"))],
+)
 
 
 @pytest.mark.parametrize(
@@ -47,8 +58,14 @@ WAKEABLE = Node(name="gpu2", tier="t", host="127.0.0.1", wake=Wake(mac="aa:bb:cc
         ),
         # sshd died but the engine answers: the containers are the problem, not the machine.
         (WAKEABLE, NodeFacts(serving=False, ssh_error="refused"), [Action.RESTART_CONTAINERS], None, "engine answers"),
+        (NATIVE, NodeFacts(serving=False), [Action.WAKE, Action.WAIT_SERVING], None, "no SSH and no containers"),
+        (NATIVE, NodeFacts(serving=True), [], Outcome.FLAP, "flap"),
+        (NATIVE.model_copy(update={"wake": None}), NodeFacts(serving=False), [], Outcome.FAILED, "no wake settings; it needs hands"),
+        # Containers to start: the engine ladder, whatever the SSH settings.
+        (CONTAINED, NodeFacts(serving=False), [Action.RESTART_CONTAINERS], None, "engine answers"),
     ],
-    ids=["flap", "containers", "engine", "dead-no-wake", "dead-wake", "sshd-only"],
+    ids=["flap", "containers", "engine", "dead-no-wake", "dead-wake", "sshd-only", "native", "native-flap",
+         "native-no-wake", "contained-no-ssh"],
 )
 def test_ladder(node: Node, facts: NodeFacts, steps: list[Action], outcome: Outcome | None, why: str) -> None:
     plan = plan_recovery(node, facts)
