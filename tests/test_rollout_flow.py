@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,19 @@ def test_prefect_yaml_declares_the_rollout_deployment() -> None:
     assert flow.name == "rollout"
     assert set(deployment.parameters) <= set(flow.parameters.properties)
     assert not deployment.schedules, "a rollout runs when asked, never on a timer"
+
+
+def test_a_model_that_does_not_fit_fails_the_flow_before_the_engine_is_touched(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=6)
+    cluster = lab.cluster([EndpointPlan("big", "model.gguf")])
+    cluster["nodes"][0]["gpus"] = [{"name": "tiny", "vram_gib": 0.5}]
+    path = lab.root / "gpu.yaml"
+    path.write_text(yaml.safe_dump(cluster))
+
+    state = run(lab, path)
+
+    assert state.is_failed()
+    assert "node gpu2: does not fit its GPUs: big: needs " in (state.message or "")
+    with closing(lab.client()) as client:
+        assert lab.volume not in {v.name for v in client.volumes.list()}
