@@ -16,6 +16,8 @@ once. `auto` is listed too: the auto-routing hook (`homelab.gateway.autoroute`) 
 from __future__ import annotations
 
 import difflib
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,6 +38,7 @@ __all__ = [
     "build_config",
     "render_config",
     "check_config",
+    "write_config",
 ]
 
 AUTO_MODEL = "auto"
@@ -140,13 +143,14 @@ def _autoroute_inventory(inv: Inventory, served: set[str]) -> dict[str, Any]:
     its loader and the probes): serving nodes and endpoints, probe defaults, and the experts
     the gateway serves (`served` aliases).
 
-    SSH, wake, containers, GPUs, secrets and history are left out: the proxy needs none of
-    them, and the fewer references to the rest of the cluster it carries, the better.
+    SSH, wake, containers, models' deploy sections, GPUs, secrets and history are left out: the
+    proxy needs none of them, and the fewer references to the rest of the cluster it carries, the better.
     """
+    keep = {"name": True, "kind": True, "url": True, "probe": True, "models": {"__all__": {"name", "alias"}}}
     nodes = []
     for node in inv.nodes:
         endpoints = [
-            e.model_dump(mode="json", include={"name", "kind", "url", "probe", "models"}, exclude_none=True)
+            e.model_dump(mode="json", include=keep, exclude_none=True)
             for e in node.endpoints
             if e.kind is not EndpointKind.LITELLM and e.models
         ]
@@ -255,3 +259,28 @@ def check_config(expected: str, actual: str, actual_name: str) -> list[str]:
             tofile="generated from the cluster file",
         )
     )
+
+
+def write_config(inv: Inventory, path: Path, *, autoroute: bool = True) -> bool:
+    """Write the config to `path` when it differs from what is there; True when it changed.
+
+    The new text goes to a temporary file beside `path` and is renamed over it, so a proxy
+    (re)starting meanwhile reads the old file or the new one, never half of one.
+    """
+    text = render_config(inv, autoroute=autoroute)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644  # no secrets inside (environment references only); the proxy's user reads it
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
+        temporary = Path(fh.name)
+        try:
+            fh.write(text)
+            temporary.chmod(mode)
+        except BaseException:
+            temporary.unlink()
+            raise
+    temporary.replace(path)
+    return True

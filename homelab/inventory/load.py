@@ -167,6 +167,14 @@ def _cross_check(inv: Inventory, source: SourceMap) -> list[Problem]:
             aliases += [(m.alias, (*at, "endpoints", j, "models", k, "alias")) for k, m in enumerate(endpoint.models)]
             if endpoint.container and endpoint.kind is not EndpointKind.LLAMACPP:
                 report((*at, "endpoints", j, "container"), f"only llamacpp endpoints run in containers, not {endpoint.kind}")
+            deployed = [(k, m) for k, m in enumerate(endpoint.models) if m.deploy is not None]
+            for k, _ in deployed if endpoint.kind is not EndpointKind.OLLAMA else []:
+                report(
+                    (*at, "endpoints", j, "models", k, "deploy"),
+                    f"only models of ollama endpoints are deployed this way, not {endpoint.kind} (use container:)",
+                )
+            # Ollama names `qwen` and `qwen:latest` the same model: two deploy sections would fight over it.
+            unique([(_ollama_name(m.name), (*at, "endpoints", j, "models", k, "name")) for k, m in deployed], "model")
             if (message := _probe_problem(inv, endpoint)) is not None:
                 report((*at, "endpoints", j, "probe"), message)
     unique(aliases, "model alias")
@@ -180,6 +188,10 @@ def _cross_check(inv: Inventory, source: SourceMap) -> list[Problem]:
         if (message := _gateway_problem(inv, inv.gateway.endpoint)) is not None:
             report(("gateway", "endpoint"), message)
     return problems
+
+
+def _ollama_name(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 def _probe_problem(inv: Inventory, endpoint: Endpoint) -> str | None:

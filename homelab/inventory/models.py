@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ __all__ = [
     "EndpointKind",
     "ProbeSettings",
     "ProbeOverride",
+    "OllamaDeploy",
     "ServedModel",
     "Container",
     "Endpoint",
@@ -120,17 +121,62 @@ class ProbeOverride(_Strict):
     slow_ms: StrictPositiveInt | None = None
 
 
+def _file_name_in(where: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if "/" in value or "\\" in value or value in {".", ".."}:
+            raise ValueError(f"must be a file name {where}, not a path: {value!r}")
+        return value
+
+    return check
+
+
+_plain_file_name = _file_name_in("inside the volume")
+
+
+# Ollama's keep_alive: seconds (negative: forever) or a Go duration such as "30m" or "1h30m".
+_GO_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|-?\d+(\.\d+)?")
+
+
+def _keep_alive(value: int | str) -> int | str:
+    if isinstance(value, str) and not _GO_DURATION.fullmatch(value.strip()):
+        raise ValueError(f"must be seconds or a duration like '30m' or '1h30m' (negative: forever), got {value!r}")
+    if not re.search(r"[1-9]", str(value)):
+        raise ValueError(f"{value!r} would unload the model right after preloading it; give a duration or -1")
+    return value
+
+
+class OllamaDeploy(_Strict):
+    """How homelab puts a model on an Ollama endpoint: created from a GGUF file, or pulled.
+
+    The GGUF is found by name in the rollout's `--models-dir`, uploaded as a blob and made into
+    the model `name` with these parameters; `pull` fetches a registry tag instead (the node
+    must reach the registry) and `name` is made from it with the same parameters.
+    """
+
+    gguf: Annotated[str, Field(min_length=1), AfterValidator(_file_name_in("in the models folder"))] | None = Field(
+        None, description="GGUF file name, looked up in the rollout's models folder"
+    )
+    pull: str | None = Field(None, min_length=1, description="registry tag to pull, e.g. 'qwen2.5:14b'")
+    num_ctx: StrictPositiveInt = 4096
+    num_gpu: StrictNonNegativeInt | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
+    template: str | None = Field(None, description="Go template of the prompt; unset: the one in the GGUF")
+    keep_alive: Annotated[StrictInt | str, AfterValidator(_keep_alive)] = Field(
+        -1, description="how long a preloaded model stays: seconds or '30m'; negative (default): until unloaded"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OllamaDeploy:
+        if (self.gguf is None) == (self.pull is None):
+            raise ValueError("give exactly one of gguf (a file to upload) or pull (a registry tag)")
+        return self
+
+
 class ServedModel(_Strict):
     """A model as one endpoint serves it."""
 
     name: str = Field(min_length=1, description="the backend's own name: an Ollama tag or a llama.cpp alias")
     alias: Alias
-
-
-def _plain_file_name(value: str) -> str:
-    if "/" in value or "\\" in value or value in {".", ".."}:
-        raise ValueError(f"must be a file name inside the volume, not a path: {value!r}")
-    return value
+    deploy: OllamaDeploy | None = Field(None, description="ollama endpoints: how a rollout puts the model there")
 
 
 class Container(_Strict):
