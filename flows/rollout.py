@@ -3,8 +3,8 @@
 First the node's VRAM plan: the GPU layers of each container, and a refusal, before anything
 changes, of a model that does not fit. The order of events is then homelab's own `apply` (one implementation for the CLI and the flow);
 this flow hands it a runner whose steps are Prefect tasks, so each step is a task run in the
-UI, and retries sit on the safe steps only (see `tasks/rollout.py`). After the steps, a sweep
-of the node checks every endpoint, and a markdown artifact (key `model-rollout`) says what
+UI, and retries sit on the safe steps only (see `tasks/rollout.py`). After the steps, the
+LiteLLM config is regenerated when its path is given, a sweep of the node checks every endpoint, and a markdown artifact (key `model-rollout`) says what
 changed, what did not and why, and what failed with the container's last log lines.
 
 Failure semantics: a container that fails its gate is rolled back and ends the rollout; the
@@ -39,6 +39,7 @@ from tasks.rollout import (
     roll_back_container,
     start_container_step,
     sweep_rolled_out_node,
+    update_gateway_config,
     wait_for_container_health,
 )
 
@@ -97,6 +98,7 @@ def rollout(
     node: str = "",
     models_dir: str | None = None,
     node_models_dir: str | None = None,
+    gateway_config: str | None = None,
     dry_run: bool = False,
     settings: RolloutSettings = DEFAULT_ROLLOUT_SETTINGS,
 ) -> RolloutReport:
@@ -107,6 +109,8 @@ def rollout(
         node: the node to roll out.
         models_dir: folder on the worker's machine holding the GGUF files by `model_file` name.
         node_models_dir: or: folder on the node itself holding them.
+        gateway_config: the LiteLLM proxy's config file, regenerated from the cluster file
+            after a successful rollout (left alone after a failed one).
         dry_run: plan and publish the plan; change nothing.
         settings: helper image (`settings.helper.image`, default busybox:stable), container
             defaults (restart policy, extra llama-server arguments) and the health gate.
@@ -129,7 +133,8 @@ def rollout(
         publish_rollout_artifact(quote(report), None)
         return report
     applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
-    report = applied.model_copy(update={"vram": vram.lines})
+    gateway = update_gateway_config(quote(inv), Path(gateway_config)) if gateway_config and applied.ok else None
+    report = applied.model_copy(update={"vram": vram.lines, "gateway": gateway})
     # Also after a rollback: the sweep then shows whether the old containers serve again.
     swept = sweep_rolled_out_node(quote(inv), target)
     publish_rollout_artifact(quote(report), swept)

@@ -33,6 +33,7 @@ from homelab.docker_ops.rollout import plan_node
 from homelab.docker_ops.serial import ContainerStepFailed, Pending, RolloutSettings
 from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
+from homelab.gateway.config import write_config
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
@@ -49,6 +50,7 @@ __all__ = [
     "rollout_markdown",
     "start_container_step",
     "sweep_rolled_out_node",
+    "update_gateway_config",
     "wait_for_container_health",
 ]
 
@@ -169,6 +171,8 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
         lines += ["", "Unchanged:", *(f"- {reason}" for reason in report.plan.unchanged)]
     if report.vram:
         lines += ["", "VRAM plan:", *(f"- {line}" for line in report.vram)]
+    if report.gateway:
+        lines += ["", f"Gateway: {report.gateway}"]
     if report.failure:
         lines += ["", f"**Failure:** {report.failure}"]
         tail = next((o.gate.log_tail for o in report.outcomes if o.gate and o.gate.log_tail), [])
@@ -178,6 +182,14 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
         states = ", ".join(f"{r.endpoint} {r.state}" for r in swept.endpoints)
         lines += ["", f"Sweep after the rollout: {swept.cluster.prognosis} ({states})"]
     return "\n".join(lines)
+
+
+@task(name="update-gateway-config", task_run_name="gateway-config", **_SAFE)
+def update_gateway_config(inv: Inventory, path: Path) -> str:
+    """Regenerate the LiteLLM config file from the cluster file; says whether it changed."""
+    if write_config(inv, path):
+        return f"{path} regenerated; restart the proxy to load it"
+    return f"{path} up to date"
 
 
 @task(name="publish-rollout-artifact", **_COMMON)

@@ -20,6 +20,7 @@ from homelab.gateway.config import (
     PLACEHOLDER_API_KEY,
     build_config,
     render_config,
+    write_config,
 )
 from homelab.inventory import Inventory, load_inventory
 from tests.inventory_cases import ROOT
@@ -167,6 +168,25 @@ def test_config_writes_the_file_and_check_says_up_to_date(tmp_path: Path) -> Non
     assert out.read_text(encoding="utf-8") == GOLDEN.read_text(encoding="utf-8")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"{out} is up to date" in checked.stdout
+
+
+def test_write_config_replaces_only_a_changed_file_and_keeps_its_mode(tmp_path: Path) -> None:
+    inv = load_inventory(THREE_TIER)
+    path = tmp_path / "litellm.yaml"
+
+    assert write_config(inv, path) is True
+    assert path.read_text(encoding="utf-8") == GOLDEN.read_text(encoding="utf-8")
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o640)
+    before = path.stat().st_ino
+    assert write_config(inv, path) is False
+    assert path.stat().st_ino == before, "an up-to-date file is not rewritten"
+
+    path.write_text("model_list: []\n", encoding="utf-8")
+    assert write_config(inv, path) is True
+    assert path.read_text(encoding="utf-8") == GOLDEN.read_text(encoding="utf-8")
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["litellm.yaml"], "no temporary file is left"
 
 
 def test_check_shows_a_unified_diff_and_exits_1_when_out_of_date(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from prefect.states import State
 
 from flows.rollout import rollout
 from homelab.docker_ops.apply import RolloutReport, StepStatus
+from homelab.gateway.config import render_config
+from homelab.inventory import load_inventory
 from tasks.rollout import ARTIFACT_KEY
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
@@ -33,11 +35,12 @@ def artifact_of(state: State[RolloutReport]) -> str:
     return str(artifact.data)
 
 
-def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False) -> State[RolloutReport]:
+def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False, gateway: Path | None = None) -> State[RolloutReport]:
     return rollout(
         str(cluster),
         node="gpu2",
         models_dir=str(lab.models_dir),
+        gateway_config=str(gateway) if gateway else None,
         dry_run=dry_run,
         settings=lab.settings(),
         return_state=True,
@@ -49,8 +52,9 @@ def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: Roll
     lab.write_model("model.gguf", seed=5)
     endpoint = EndpointPlan("solo", "model.gguf")
     cluster = lab.write_cluster([endpoint])
+    gateway = lab.root / "litellm.yaml"
 
-    state = run(lab, cluster)
+    state = run(lab, cluster, gateway=gateway)
 
     assert state.is_completed(), state.message
     report = state.result()
@@ -60,6 +64,8 @@ def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: Roll
     assert text.startswith("## Model rollout on gpu2: done")
     assert f"| create {lab.prefix}solo: missing | done |" in text
     assert "Sweep after the rollout: OPERATIONAL (solo UP)" in text
+    assert f"Gateway: {gateway} regenerated; restart the proxy to load it" in text
+    assert gateway.read_text() == render_config(load_inventory(cluster))
 
     again = run(lab, cluster, dry_run=True)
 
@@ -77,10 +83,12 @@ def test_a_failed_gate_fails_the_flow_after_rolling_back(rollout_lab: RolloutLab
     cluster = lab.write_cluster([endpoint])
     assert run(lab, cluster).is_completed()
     model.write_bytes(model.read_bytes()[:4096])  # truncated: llama-server exits on load
+    gateway = lab.root / "litellm.yaml"
 
-    state = run(lab, cluster)
+    state = run(lab, cluster, gateway=gateway)
 
     assert state.is_failed()
+    assert not gateway.exists(), "a failed rollout leaves the gateway config alone"
     assert (
         state.message is not None
         and f"rollout on gpu2 failed: {lab.prefix}solo failed its health gate" in state.message
