@@ -33,7 +33,7 @@ from homelab.docker_ops.rollout import plan_node
 from homelab.docker_ops.serial import ContainerStepFailed, Pending, RolloutSettings
 from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
-from homelab.gateway.config import write_config
+from homelab.gateway.config import regenerate_config
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
@@ -187,9 +187,7 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
 @task(name="update-gateway-config", task_run_name="gateway-config", **_SAFE)
 def update_gateway_config(inv: Inventory, path: Path) -> str:
     """Regenerate the LiteLLM config file from the cluster file; says whether it changed."""
-    if write_config(inv, path):
-        return f"{path} regenerated; restart the proxy to load it"
-    return f"{path} up to date"
+    return regenerate_config(inv, path)
 
 
 @task(name="publish-rollout-artifact", **_COMMON)

@@ -52,18 +52,22 @@ def test_dry_run_prints_the_plan_and_changes_nothing_then_a_rollout_is_idempoten
         assert lab.volume not in {v.name for v in client.volumes.list()}
         assert container not in {c.name for c in client.containers.list(all=True)}
 
-    done = homelab(*options, "--json")
+    gateway = lab.root / "litellm.yaml"
+    done = homelab(*options, "--gateway-config", gateway, "--json")
 
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert [o["status"] for o in report["outcomes"]] == ["done", "done", "done"]
     assert report["failure"] is None
+    assert report["gateway"] == f"{gateway} regenerated; restart the proxy to load it"
+    assert f"model: openai/{endpoint.name}" in gateway.read_text()
     chat(endpoint.port)
 
-    again = homelab(*options)
+    again = homelab(*options, "--gateway-config", gateway)
 
     assert again.returncode == 0, again.stderr
     assert "rollout on gpu2: nothing to do" in again.stdout
+    assert f"gateway: {gateway} up to date" in again.stdout
     assert f"= volume {lab.volume} holds model.gguf, sha256 ok" in again.stdout
     assert f"= container {container} up to date" in again.stdout
 

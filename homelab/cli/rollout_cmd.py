@@ -28,6 +28,7 @@ from homelab.cli.common import (
     out,
 )
 from homelab.errors import HomelabError
+from homelab.gateway.config import regenerate_config
 from homelab.vram import VramError
 from homelab.vram.node_plan import plan_node_vram
 
@@ -67,6 +68,8 @@ def _render_rollout(report: _docker_ops.RolloutReport) -> None:
         out.print(f"  [dim]= {escape(reason)}[/]", highlight=False)
     for line in report.vram:
         out.print(f"  [dim]vram: {escape(line)}[/]", highlight=False)
+    if report.gateway:
+        out.print(f"  gateway: {escape(report.gateway)}", highlight=False)
     if report.failure:
         err.print(f"[red]✗[/] {escape(report.failure)}", highlight=False, soft_wrap=True)
         for outcome in report.outcomes:
@@ -83,6 +86,10 @@ def rollout_command(
     ] = None,
     node_models_dir: Annotated[
         str | None, typer.Option("--node-models-dir", help="Or: absolute folder on the node with the GGUF files.")
+    ] = None,
+    gateway_config: Annotated[
+        Path | None,
+        typer.Option("--gateway-config", help="The LiteLLM proxy's config file: regenerated after a successful rollout."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan of actions; change nothing.")] = False,
     helper_image: Annotated[
@@ -119,7 +126,9 @@ def rollout_command(
             report = _docker_ops.roll_out_node(
                 engine, inv, target, sources, settings, dry_run=dry_run, vram=vram, progress=_rollout_progress(progress)
             )
-    except HomelabError as exc:
+        if gateway_config and report.ok and not dry_run:
+            report = report.model_copy(update={"gateway": regenerate_config(inv, gateway_config)})
+    except (HomelabError, OSError) as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ROLLOUT_FAILED) from None
     if as_json:

@@ -39,6 +39,7 @@ __all__ = [
     "render_config",
     "check_config",
     "write_config",
+    "regenerate_config",
 ]
 
 AUTO_MODEL = "auto"
@@ -284,3 +285,10 @@ def write_config(inv: Inventory, path: Path, *, autoroute: bool = True) -> bool:
             raise
     temporary.replace(path)
     return True
+
+
+def regenerate_config(inv: Inventory, path: Path) -> str:
+    """`write_config` after a rollout, said in a sentence for its report."""
+    if write_config(inv, path):
+        return f"{path} regenerated; restart the proxy to load it"
+    return f"{path} up to date"
