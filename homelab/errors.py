@@ -2,12 +2,14 @@
 
     HomelabError
     ├── InventoryError (ValueError)   the cluster file is unreadable or invalid
-    │   └── GatewayConfigError        a LiteLLM config cannot be read or imported
+    │   ├── GatewayConfigError        a LiteLLM config cannot be read or imported
+    │   └── DeployConfigError         prefect.yaml cannot be read or lacks what `homelab up` needs
     ├── RemoteError                   SSH to a node failed
     │   ├── HostKeyMismatch           the node's host key is unknown or changed
     │   └── CommandFailed             a remote command exited non-zero
     ├── DockerOpError                 a Docker engine refused or failed an operation
-    └── HistoryError                  the history database cannot be opened, read or written
+    ├── HistoryError                  the history database cannot be opened, read or written
+    └── StackError                    `homelab up`/`down` could not start, reach or set up Prefect
 
 Third-party errors are translated at one boundary each (`remote.py` for paramiko,
 `docker_ops` for docker-py, `blocks/` for hvac) with `raise ... from exc`.
@@ -28,6 +30,8 @@ __all__ = [
     "CommandFailed",
     "DockerOpError",
     "HistoryError",
+    "DeployConfigError",
+    "StackError",
 ]
 
 
@@ -81,3 +85,12 @@ class DockerOpError(HomelabError):
 
 class HistoryError(HomelabError):
     """The history database could not be opened, read or written (the SQLAlchemy error is the cause)."""
+
+class DeployConfigError(InventoryError):
+    """prefect.yaml could not be read or lacks what `homelab up` deploys (named deployments with
+    entrypoints); each problem names the file and line, reported the way a bad cluster file is."""
+
+
+class StackError(HomelabError):
+    """`homelab up` or `down` failed: a port is taken, the Prefect server exited or never became
+    healthy, or a Prefect command failed. The message carries the log tail that says why."""

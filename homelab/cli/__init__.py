@@ -13,6 +13,7 @@ from homelab.cli import (  # noqa: F401  (each registers its commands)
     report_cmd,
     rollout_cmd,
     route_cmd,
+    stack_cmd,
     sweep_cmd,
 )
 from homelab.cli.common import app
