@@ -33,10 +33,10 @@ def api_healthy(api_url: str) -> bool:
     """Whether the Prefect API at `api_url` answers its health check."""
     try:
         answer = httpx.get(f"{api_url}/health", timeout=_HTTP_TIMEOUT_S)
-    except httpx.HTTPError:
+        # Behind basic auth the answer is 401: it is up, and the CLI children carry the credentials.
+        return answer.status_code == 401 or (answer.status_code == 200 and answer.json() is True)
+    except (httpx.HTTPError, ValueError):  # ValueError: something else answers, not with JSON
         return False
-    # A server behind basic auth answers 401: it is up, and the CLI children carry the credentials.
-    return answer.status_code == 401 or (answer.status_code == 200 and answer.json() is True)
 
 
 def ui_url_of(api_url: str) -> str:

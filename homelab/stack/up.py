@@ -155,7 +155,7 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
         worker = _ensure_worker(options, state, state_dir, api_url, env, progress, started, reused)
         return StackStatus(
             api_url=api_url, ui_url=ui_url_of(api_url), embedded=embedded, state_dir=state_dir,
-            inventory=options.resolved_inventory(), server=state.server, worker=worker,
+            inventory=None if config is None else options.resolved_inventory(), server=state.server, worker=worker,
             started=started, reused=reused, deployments=deployments,
         )
 
