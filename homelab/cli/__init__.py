@@ -6,6 +6,7 @@ itself on the shared app when imported. Exit codes: 0 success, 1 the cluster is 
 """
 
 from homelab.cli import (  # noqa: F401  (each registers its commands)
+    demo_cmd,
     gateway_cmd,
     inventory_cmd,
     plan_cmd,
