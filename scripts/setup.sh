@@ -33,7 +33,10 @@ if [[ ! -f "$stamp" || "$ROOT/pyproject.toml" -nt "$stamp" ]]; then
     touch "$stamp"
 fi
 
-echo "==> llama-server (first build takes about 10 minutes on 2 cores; cached afterwards)" >&2
-LLAMA_SERVER="$(bash "$ROOT/scripts/build-llama-server.sh")"
-export LLAMA_SERVER
+# scripts/demo sets HOMELAB_SETUP_SKIP_LLAMA=1: `homelab demo` builds it with a progress bar.
+if [[ -z "${HOMELAB_SETUP_SKIP_LLAMA:-}" ]]; then
+    echo "==> llama-server (first build takes about 12 minutes on 2 cores; cached afterwards)" >&2
+    LLAMA_SERVER="$(bash "$ROOT/scripts/build-llama-server.sh")"
+    export LLAMA_SERVER
+fi
 export PATH="$VENV/bin:$PATH"
