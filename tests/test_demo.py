@@ -112,10 +112,14 @@ def test_route_skips_the_down_expert_and_plan_places_the_lineup(demo: tuple[Path
     assert summary["route"]["command"].startswith("homelab route ")
     assert (decision["category"], decision["model"], decision["node"]) == ("fast", "quick", "desk")
     assert "skipped nas-fast: nas/small is DOWN" in decision["reason"]
-    gpus = summary["plan"]["plan"]["gpus"]
-    assert [(g["slot"]["node"], g["slot"]["name"]) for g in gpus] == [("gpu-box", "RTX 3060")]
-    assert [p["model"] for p in gpus[0]["placements"]] == ["coder", "general"]
-    assert gpus[0]["used_bytes"] <= gpus[0]["slot"]["vram_bytes"]
+    plan = summary["plan"]["plan"]
+    gpus = plan["gpus"]
+    assert [(g["slot"]["node"], g["slot"]["name"]) for g in gpus] == [("gpu-box", "RTX 4060 Ti")]
+    # Every model of the lineup gets a place (or the CPU, with the reason), and the GPU is never over-committed.
+    placed = [p["model"] for p in gpus[0]["placements"]]
+    assert placed and sorted(placed + [c["model"] for c in plan["cpu_only"]]) == ["coder", "general"]
+    assert all(c["reason"] for c in plan["cpu_only"])
+    assert gpus[0]["used_bytes"] <= gpus[0]["slot"]["vram_bytes"] - gpus[0]["slot"]["reserve_bytes"]
 
 
 def test_report_published_and_ui_serves(demo: tuple[Path, dict[str, Any], str]) -> None:

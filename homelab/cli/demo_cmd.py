@@ -222,6 +222,8 @@ def _render_plan(plan: dict[str, Any]) -> None:
         slot = gpu["slot"]
         where = f"{slot['node']} {slot['name']} ({slot['vram_bytes'] / GIB:.0f} GiB)"
         _say(f"    {escape(where)}: {escape('; '.join(parts))}; {gpu['used_percent']:.0f}% used")
+    for cpu in plan.get("cpu_only", []):
+        _say(f"    {escape(cpu['model'])}: CPU only ({escape(cpu['reason'])})")
     _say("    (sized from the model names in the cluster file; the demo declares this GPU, it has none)")
 
 

@@ -177,7 +177,7 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
         "name": "homelab-demo",
         "nodes": [
             {"name": "desk", "tier": "primary", "host": LOOPBACK, "endpoints": desk},
-            {"name": "gpu-box", "tier": "secondary", "host": LOOPBACK, "gpus": [{"name": "RTX 3060", "vram_gib": 12}], "endpoints": gpu_box},
+            {"name": "gpu-box", "tier": "secondary", "host": LOOPBACK, "gpus": [{"name": "RTX 4060 Ti", "vram_gib": 16}], "endpoints": gpu_box},
             {"name": DOWN_NODE, "tier": "nas", "host": LOOPBACK, "wake": {"command": wake}, "endpoints": nas},
         ],
         "experts": {
