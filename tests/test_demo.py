@@ -99,6 +99,12 @@ def test_recovery_run_was_started_by_the_event_and_recovered(demo: tuple[Path, d
     assert run["created_by"]["type"] == "AUTOMATION"
     assert run["created_by"]["display_value"] == "recover-node-nas-on-node-down"
     assert run["parameters"]["node"] == "nas"
+    automation = httpx.get(f"{summary['api_url']}/automations/{run['created_by']['id']}", timeout=10).json()
+    assert automation["trigger"]["expect"] == ["homelab.node.down"]
+    events = httpx.post(
+        f"{summary['api_url']}/events/filter", json={"filter": {"event": {"name": ["homelab.node.down"]}}}, timeout=10
+    ).json()["events"]
+    assert {e["resource"]["prefect.resource.id"] for e in events} == {"homelab.node.nas"}
     assert run["state"]["type"] == "COMPLETED"
     assert "RECOVERED" in run["state"]["message"]
     woken = next(s for s in summary["servers"] if s["endpoint"] == "nas/small")
