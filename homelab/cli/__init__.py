@@ -5,17 +5,18 @@ itself on the shared app when imported. Exit codes: 0 success, 1 the cluster is 
 (commands that check it), 2 bad input (an invalid cluster file, a bad option), 3 critical.
 """
 
-from homelab.cli import (  # noqa: F401  (each registers its commands)
+# In the order `homelab --help` lists them: a newcomer's path through the tool.
+from homelab.cli import (  # noqa: F401, I001  (each registers its commands)
     demo_cmd,
-    gateway_cmd,
-    inventory_cmd,
-    plan_cmd,
-    recover_cmd,
-    report_cmd,
-    rollout_cmd,
-    route_cmd,
     stack_cmd,
+    inventory_cmd,
     sweep_cmd,
+    route_cmd,
+    plan_cmd,
+    rollout_cmd,
+    recover_cmd,
+    gateway_cmd,
+    report_cmd,
 )
 from homelab.cli.common import app
 
