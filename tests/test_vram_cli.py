@@ -52,7 +52,8 @@ def test_plan_of_the_example_inventory_reads_like_a_plan() -> None:
     assert general.endswith("28/49 layers on GPU")
     assert any(line.strip().startswith("coder Q4_K_M") and line.endswith("all 29 layers") for line in lines)
     assert any(line.strip().startswith("total") and "% of 24.0 GiB; 0.5 GiB reserve" in line for line in lines)
-    assert lines[-1].startswith("estimated from names, not GGUF files: coder, general, quick")
+    assert any(line.strip().startswith("chat Q4_K_M") and line.endswith("all 49 layers") for line in lines)  # Ollama
+    assert lines[-1].startswith("estimated from names, not GGUF files: chat, reason, coder, general, quick")
 
 
 def test_plan_json_has_every_gpu_and_model() -> None:

@@ -111,6 +111,8 @@ def test_lineup_from_the_example_inventory() -> None:
     ]
     got = [(e.name, e.node, e.ctx_size, e.parallel, e.gpu_layers, e.shape.estimated) for e in lineup.entries]
     assert got == [
+        ("chat", "mark-i", 8192, 1, None, True),  # deployed to Ollama: one sequence
+        ("reason", "mark-i", 8192, 1, None, True),
         ("coder", "mark-ii", 16384, 1, None, True),
         ("general", "mark-ii", 8192, 1, 28, True),
         ("quick", "mark-ii", 4096, 2, None, True),
@@ -140,8 +142,8 @@ def test_models_dir_and_lineup_file_give_files_and_priorities(tmp_path: Path) ->
 
 def test_lineup_file_naming_an_unknown_model(tmp_path: Path) -> None:
     inventory = load_inventory(ROOT / "examples" / "three-tier.yaml")
-    with pytest.raises(LineupError, match="no llama.cpp container on a GPU node serves: chat"):
-        lineup_from_inventory(inventory, lineup_file=LineupFile(models=[ModelOverride(model="chat")]))
+    with pytest.raises(LineupError, match="no llama.cpp container or deployed Ollama model on a GPU node serves: vision"):
+        lineup_from_inventory(inventory, lineup_file=LineupFile(models=[ModelOverride(model="vision")]))
 
 
 @pytest.mark.parametrize(

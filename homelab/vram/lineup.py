@@ -1,8 +1,9 @@
 """The lineup and the GPUs of an inventory: what the planner places, and where it may.
 
 The models are those of `llamacpp` endpoints that run in a container (model file, context,
-parallel sequences, optionally fixed GPU layers) on a node with GPUs; each may only go on its own
-node's GPUs. Their lineup order is the inventory's order; an optional lineup file gives
+parallel sequences, optionally fixed GPU layers) and the models a rollout deploys to `ollama`
+endpoints (their `deploy:` section: GGUF or pulled tag, `num_ctx`, optionally `num_gpu`; one
+sequence, Ollama's default), on a node with GPUs; each may only go on its own node's GPUs. Their lineup order is the inventory's order; an optional lineup file gives
 priorities, other contexts and where the GGUF files can be read:
 
     # lineup.yaml
@@ -14,13 +15,15 @@ priorities, other contexts and where the GGUF files can be read:
         ctx_size: 16384
 
 Shapes come from the GGUF (the lineup file's `gguf`, else `models_dir/model_file`), else from
-the file name (an estimate, e.g. `qwen2.5-14b-instruct-q4_k_m.gguf`); a model neither can size
-is listed as unsized.
+the file name or pulled tag (an estimate, e.g. `qwen2.5-14b-instruct-q4_k_m.gguf`,
+`qwen2.5:14b`); a model neither can size is listed as unsized.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -96,6 +99,49 @@ def _names(endpoint: Endpoint) -> set[str]:
     return names
 
 
+class _Served(NamedTuple):
+    """A model homelab runs on a node, as the lineup needs it."""
+
+    name: str
+    endpoint: Endpoint
+    model_file: str  # a GGUF file name, else a name to estimate from
+    names: set[str]  # what a lineup file may call it
+    gpu_layers: int | None
+    ctx_size: int
+    parallel: int
+
+
+def _models_of(node: Node) -> Iterator[_Served]:
+    """llama.cpp containers, and the models a rollout deploys to Ollama (one sequence: Ollama's default)."""
+    for endpoint in node.endpoints:
+        container = endpoint.container
+        if endpoint.kind == EndpointKind.LLAMACPP and container is not None:
+            name = endpoint.models[0].alias if endpoint.models else endpoint.name
+            yield _Served(
+                name, endpoint, container.model_file, _names(endpoint), container.gpu_layers, container.ctx_size,
+                container.parallel,
+            )
+        for model in endpoint.models if endpoint.kind == EndpointKind.OLLAMA else []:
+            if (deploy := model.deploy) is not None:
+                source = deploy.gguf or deploy.pull or model.name
+                names = {model.alias, model.name, source}
+                yield _Served(model.alias, endpoint, source, names, deploy.num_gpu, deploy.num_ctx, 1)
+
+
+def _entry(node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None) -> LineupEntry | Unsized:
+    """One model of the lineup with the lineup file's changes; Unsized when it cannot be sized."""
+    try:
+        shape = _shape(served.model_file, override, models_dir)
+    except UnsupportedModel as exc:
+        return Unsized(model=served.name, endpoint=served.endpoint.name, reason=str(exc))
+    return LineupEntry(
+        name=served.name, shape=shape, node=node.name, endpoint=served.endpoint.name, gpu_layers=served.gpu_layers,
+        priority=override.priority if override and override.priority is not None else 0,
+        ctx_size=override.ctx_size if override and override.ctx_size else served.ctx_size,
+        parallel=override.parallel if override and override.parallel else served.parallel,
+    )
+
+
 def _shape(model_file: str, override: ModelOverride | None, models_dir: Path | None) -> ModelShape:
     """The model's shape: its GGUF when one is given or found, else estimated from the file name."""
     if override and override.gguf:
@@ -121,7 +167,7 @@ def lineup_from_inventory(
     """The planner's input for an inventory.
 
     Raises:
-        LineupError: The lineup file names a model no container of a GPU node serves.
+        LineupError: The lineup file names a model that no container or deployed Ollama model of a GPU node serves.
         ModelFileError: A GGUF named or found is unreadable.
     """
     overrides = list(lineup_file.models) if lineup_file else []
@@ -134,28 +180,19 @@ def lineup_from_inventory(
         if not node.gpus:
             continue
         slots += _slots(node, reserve)
-        for endpoint in node.endpoints:
-            container = endpoint.container
-            if endpoint.kind != EndpointKind.LLAMACPP or container is None:
-                continue
-            name = endpoint.models[0].alias if endpoint.models else endpoint.name
-            override = next((o for o in overrides if o.model in _names(endpoint)), None)
+        for served in _models_of(node):
+            override = next((o for o in overrides if o.model in served.names), None)
             if override:
                 used.add(override.model)
-            try:
-                shape = _shape(container.model_file, override, models_dir)
-            except UnsupportedModel as exc:
-                unsized.append(Unsized(model=name, endpoint=endpoint.name, reason=str(exc)))
-                continue
-            entries.append(
-                LineupEntry(
-                    name=name, shape=shape, node=node.name, endpoint=endpoint.name, gpu_layers=container.gpu_layers,
-                    priority=override.priority if override and override.priority is not None else 0,
-                    ctx_size=override.ctx_size if override and override.ctx_size else container.ctx_size,
-                    parallel=override.parallel if override and override.parallel else container.parallel,
-                )
-            )
+            entry = _entry(node, served, override, models_dir)
+            if isinstance(entry, Unsized):
+                unsized.append(entry)
+            else:
+                entries.append(entry)
     unknown = [o.model for o in overrides if o.model not in used]
     if unknown:
-        raise LineupError(f"the lineup file names models no llama.cpp container on a GPU node serves: {', '.join(unknown)}")
+        raise LineupError(
+            "the lineup file names models that no llama.cpp container or deployed Ollama model on a GPU node "
+            f"serves: {', '.join(unknown)}"
+        )
     return Lineup(entries=entries, slots=slots, unsized=unsized)

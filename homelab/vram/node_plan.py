@@ -1,4 +1,4 @@
-"""One node's share of the VRAM plan: the GPU layers its rollout gives each llama.cpp container.
+"""One node's share of the VRAM plan: the GPU layers its rollout gives each llama.cpp container and Ollama model.
 
 A rollout plans before it changes anything. The node's models are placed on the node's GPUs
 exactly as `homelab plan` places them (other nodes' models never share these GPUs, so they
@@ -15,26 +15,38 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.inventory import Inventory, Node
+from homelab.inventory import EndpointKind, Inventory, Node
 from homelab.vram.errors import VramError
 from homelab.vram.lineup import lineup_from_inventory
 from homelab.vram.planner import DEFAULT_POLICY, Placement, PlanPolicy, plan_lineup
 from homelab.vram.settings import GIB
 
-__all__ = ["NodeVramPlan", "VramRefused", "plan_node_vram"]
+__all__ = ["ModelGpu", "NodeVramPlan", "VramRefused", "plan_node_vram"]
 
 
 class VramRefused(VramError):
     """A model of the node does not fit its GPUs; the message gives each one and why."""
 
 
+class ModelGpu(BaseModel):
+    """One placed model's share of a GPU: what its server is told, and what the plan expects it to take."""
+
+    model_config = ConfigDict(frozen=True)
+
+    gpu_layers: int
+    gpu_bytes: int = Field(description="the estimate's GPU total: weights, KV cache, buffers, overhead")
+
+
 class NodeVramPlan(BaseModel):
-    """GPU layers per endpoint, and a line per model saying where it goes."""
+    """GPU layers per endpoint and per model, and a line per model saying where it goes."""
 
     model_config = ConfigDict(frozen=True)
 
     node: str
     gpu_layers: dict[str, int] = Field(default_factory=dict, description="endpoint -> -ngl from the plan")
+    models: dict[str, ModelGpu] = Field(
+        default_factory=dict, description="model (a served alias: an Ollama endpoint serves several) -> its share"
+    )
     lines: list[str] = Field(default_factory=list, description="one per model, for reports")
 
 
@@ -71,14 +83,21 @@ def plan_node_vram(
     if plan.cpu_only:
         refused = "; ".join(f"{_named(m.model, m.endpoint)}: {m.reason}" for m in plan.cpu_only)
         raise VramRefused(
-            f"node {node.name}: does not fit its GPUs: {refused}. Set gpu_layers or a smaller ctx_size in the cluster file"
+            f"node {node.name}: does not fit its GPUs: {refused}. "
+            "Set gpu_layers or a smaller ctx_size in the cluster file (Ollama models: num_gpu, num_ctx)"
         )
     layers: dict[str, int] = {}
+    models: dict[str, ModelGpu] = {}
     lines: list[str] = []
     for use in plan.gpus:
         for p in use.placements:
             if p.endpoint is not None:
                 layers[p.endpoint] = p.estimate.n_gpu_layers
+            models[p.model] = ModelGpu(gpu_layers=p.estimate.n_gpu_layers, gpu_bytes=p.estimate.gpu_total_bytes)
             lines.append(_line(p, use.slot.label))
-    lines += [f"{u.model}: not sized ({u.reason}); llama-server's default layers" for u in plan.unsized]
-    return NodeVramPlan(node=node.name, gpu_layers=layers, lines=lines)
+    ollama = {e.name for e in node.endpoints if e.kind == EndpointKind.OLLAMA}
+    lines += [
+        f"{u.model}: not sized ({u.reason}); {'Ollama' if u.endpoint in ollama else 'llama-server'}'s default layers"
+        for u in plan.unsized
+    ]
+    return NodeVramPlan(node=node.name, gpu_layers=layers, models=models, lines=lines)
