@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from homelab.ollama_standin import DEFAULT_MODELS, ModelSpec, parse_keep_alive
+from homelab.ollama_standin import DEFAULT_MODELS, ModelSpec, StandInOptions, parse_keep_alive
+from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_http
 from tests.fixtures.ollama import StandInServer
 
-StartStandIn = Callable[[Sequence[ModelSpec]], StandInServer]
+StartStandIn = Callable[..., StandInServer]
 
 TINY = ModelSpec(
     name="tiny", size=2_000_000_000, family="qwen2", parameter_size="1.5B", quantization_level="Q8_0",
@@ -176,3 +179,239 @@ def test_module_cli_serves_the_models_it_is_given(tmp_path: Path) -> None:
     finally:
         stop_process(proc)
     assert "stand-in" in log.read_text()
+
+
+# -- model management: blobs, create, pull, delete ---------------------------------------------
+
+
+def _digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+@pytest.fixture(scope="module")
+def gguf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return write_tiny_llama(tmp_path_factory.mktemp("standin-gguf") / "tiny.gguf", n_layer=2).read_bytes()
+
+
+def _upload(server: StandInServer, data: bytes, digest: str | None = None) -> httpx.Response:
+    return httpx.post(f"{server.url}/api/blobs/{digest or _digest(data)}", content=data, timeout=5)
+
+
+def _create(server: StandInServer, body: dict[str, object]) -> list[dict[str, object]]:
+    with httpx.stream("POST", server.url + "/api/create", json=body, timeout=5) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def test_a_blob_is_absent_uploaded_then_present(standin: StandInServer, gguf: bytes) -> None:
+    digest = _digest(gguf)
+    assert httpx.head(f"{standin.url}/api/blobs/{digest}").status_code == 404
+
+    assert _upload(standin, gguf).status_code == 201
+
+    assert httpx.head(f"{standin.url}/api/blobs/{digest}").status_code == 200
+    assert _upload(standin, gguf).status_code == 200, "a blob that is there is not written again"
+    assert [(u.digest, u.received_bytes, u.status) for u in standin.standin.uploads] == [(digest, len(gguf), 201)]
+
+
+def test_a_blob_with_another_digest_is_refused_and_not_kept(standin: StandInServer, gguf: bytes) -> None:
+    claimed = _digest(b"something else")
+
+    response = _upload(standin, gguf, claimed)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == f'digest mismatch, expected "{claimed}", got "{_digest(gguf)}"'
+    assert httpx.head(f"{standin.url}/api/blobs/{claimed}").status_code == 404
+    assert httpx.head(f"{standin.url}/api/blobs/{_digest(gguf)}").status_code == 404
+    assert standin.standin.blobs.leftovers() == []
+
+
+def test_a_bad_digest_is_400(standin: StandInServer) -> None:
+    assert httpx.head(f"{standin.url}/api/blobs/md5:abc").status_code == 400
+    assert httpx.post(f"{standin.url}/api/blobs/sha256:xyz", content=b"x").json() == {"error": "invalid digest format"}
+
+
+def test_an_upload_cut_halfway_leaves_nothing(standin: StandInServer, gguf: bytes) -> None:
+    digest = _digest(gguf)
+    host, port = httpx.URL(standin.url).host, httpx.URL(standin.url).port
+    with socket.create_connection((host, port)) as sock:
+        head = f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(gguf)}\r\n\r\n"
+        sock.sendall(head.encode() + gguf[: len(gguf) // 2])
+    deadline = time.monotonic() + 10
+    while not standin.standin.uploads and time.monotonic() < deadline:  # the server notices the close
+        time.sleep(0.05)
+
+    assert [(u.digest, u.status) for u in standin.standin.uploads] == [(digest, 0)]
+    assert httpx.head(f"{standin.url}/api/blobs/{digest}").status_code == 404
+    assert standin.standin.blobs.leftovers() == []
+
+
+def test_create_from_a_gguf_streams_progress_and_show_reports_what_it_was_made_with(
+    standin: StandInServer, gguf: bytes
+) -> None:
+    digest = _digest(gguf)
+    _upload(standin, gguf)
+    template = "{{ .System }} {{ .Prompt }}"
+
+    lines = _create(standin, {
+        "model": "made", "files": {"tiny.gguf": digest}, "parameters": {"num_ctx": 1024, "num_gpu": 3},
+        "template": template,
+    })  # fmt: skip
+
+    statuses = [line["status"] for line in lines]
+    assert statuses[0] == "parsing GGUF" and f"using existing layer {digest}" in statuses
+    assert statuses[-2:] == ["writing manifest", "success"]
+    shown = _post(standin, "/api/show", {"model": "made"}).json()
+    parameters = dict(line.split(None, 1) for line in shown["parameters"].splitlines())
+    assert parameters == {"num_ctx": "1024", "num_gpu": "3"}
+    assert shown["template"] == template
+    assert f"FROM /stand-in/blobs/sha256-{digest.removeprefix('sha256:')}" in shown["modelfile"]
+    assert "PARAMETER num_ctx 1024" in shown["modelfile"]
+    assert (shown["details"]["family"], shown["model_info"]["llama.block_count"]) == ("llama", 2)
+    assert "made:latest" in [m["name"] for m in _get(standin, "/api/tags").json()["models"]]
+
+
+def test_create_without_streaming_answers_once(standin: StandInServer, gguf: bytes) -> None:
+    _upload(standin, gguf)
+    body = {"model": "once", "files": {"tiny.gguf": _digest(gguf)}, "stream": False}
+    assert _post(standin, "/api/create", body).json() == {"status": "success"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"model": "m", "files": {"x.gguf": "sha256:" + "0" * 64}}, 400, "blob not found for x.gguf"),
+        ({"model": "m", "files": {"x.gguf": "sha256:nope"}}, 400, "invalid digest format"),
+        ({"model": "m"}, 400, "neither 'from' or 'files' was specified"),
+        ({"files": {}}, 400, "model is required"),
+        ({"model": "m", "from": "absent"}, 404, "model 'absent' not found"),
+    ],
+)
+def test_create_refuses_bad_requests_before_streaming(
+    standin: StandInServer, body: dict[str, object], status: int, error: str
+) -> None:
+    response = _post(standin, "/api/create", body)
+    assert response.status_code == status
+    assert error in response.json()["error"]
+    assert "m:latest" not in standin.standin.models
+
+
+def test_a_blob_that_is_no_gguf_fails_inside_the_stream(standin: StandInServer) -> None:
+    junk = b"not a model at all" * 10
+    _upload(standin, junk)
+
+    lines = _create(standin, {"model": "junk", "files": {"junk.gguf": _digest(junk)}})
+
+    assert lines[0] == {"status": "parsing GGUF"}
+    assert "not a readable GGUF file" in str(lines[-1]["error"])
+    assert "junk:latest" not in standin.standin.models
+
+
+def test_the_create_fault_answers_500(ollama_standin_factory: StartStandIn, gguf: bytes) -> None:
+    server = ollama_standin_factory([], StandInOptions(create_error="disk full (test fault)"))
+    _upload(server, gguf)
+
+    response = _post(server, "/api/create", {"model": "m", "files": {"tiny.gguf": _digest(gguf)}})
+
+    assert (response.status_code, response.json()) == (500, {"error": "disk full (test fault)"})
+
+
+@pytest.mark.parametrize(("num_gpu", "share"), [(None, 3), (3, 3), (99, 3), (1, 1), (0, 0)])
+def test_size_vram_follows_num_gpu_over_the_layers(
+    standin: StandInServer, gguf: bytes, num_gpu: int | None, share: int
+) -> None:
+    _upload(standin, gguf)
+    parameters = {} if num_gpu is None else {"num_gpu": num_gpu}
+    _create(standin, {"model": "v", "files": {"tiny.gguf": _digest(gguf)}, "parameters": parameters})
+    _post(standin, "/api/generate", {"model": "v"})
+
+    (entry,) = _get(standin, "/api/ps").json()["models"]
+
+    assert entry["size"] == len(gguf)
+    assert entry["size_vram"] == len(gguf) * share // 3  # two blocks and the output layer
+
+
+def test_a_configured_size_vram_wins(ollama_standin_factory: StartStandIn, gguf: bytes) -> None:
+    server = ollama_standin_factory([], StandInOptions(vram_bytes={"v:latest": 12345}))
+    _upload(server, gguf)
+    _create(server, {"model": "v", "files": {"tiny.gguf": _digest(gguf)}, "parameters": {"num_ctx": 512}})
+    _post(server, "/api/generate", {"model": "v"})
+
+    (entry,) = _get(server, "/api/ps").json()["models"]
+
+    assert (entry["size_vram"], entry["context_length"]) == (12345, 512)
+
+
+def test_re_creating_a_loaded_model_unloads_it(standin: StandInServer, gguf: bytes) -> None:
+    _upload(standin, gguf)
+    body = {"model": "r", "files": {"tiny.gguf": _digest(gguf)}}
+    _create(standin, body)
+    _post(standin, "/api/generate", {"model": "r"})
+
+    _create(standin, body | {"parameters": {"num_ctx": 2048}})
+
+    assert _get(standin, "/api/ps").json() == {"models": []}
+
+
+def test_loads_are_recorded_once_per_load(ollama_standin_factory: StartStandIn) -> None:
+    server = ollama_standin_factory([TINY], StandInOptions(load_delay_s=0.05))
+
+    _post(server, "/api/generate", {"model": "tiny"})
+    _post(server, "/api/generate", {"model": "tiny"})  # resident: only its keep-alive is renewed
+
+    (load,) = server.standin.loads
+    assert load.model == "tiny:latest" and load.started < load.finished
+
+
+def test_pull_without_a_registry_ends_in_an_error_line(standin: StandInServer) -> None:
+    with httpx.stream("POST", standin.url + "/api/pull", json={"model": "qwen2.5:14b"}, timeout=5) as response:
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert response.status_code == 200
+    assert lines == [
+        {"status": "pulling manifest"},
+        {"error": "pull model manifest: the stand-in (not Ollama) reaches no registry"},
+    ]
+    refused = _post(standin, "/api/pull", {"model": "qwen2.5:14b", "stream": False})
+    assert refused.status_code == 500 and "reaches no registry" in refused.json()["error"]
+
+
+def test_pull_from_the_registry_streams_progress(ollama_standin_factory: StartStandIn) -> None:
+    pulled = ModelSpec(name="fetched:7b", size=1000, context_length=8192)
+    server = ollama_standin_factory([], StandInOptions(registry=(pulled,)))
+
+    with httpx.stream("POST", server.url + "/api/pull", json={"model": "fetched:7b"}, timeout=5) as response:
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+
+    assert lines[0] == {"status": "pulling manifest"} and lines[-1] == {"status": "success"}
+    downloads = [line for line in lines if "completed" in line]
+    assert downloads[-1]["completed"] == downloads[-1]["total"] == 1000
+    assert [m["name"] for m in _get(server, "/api/tags").json()["models"]] == ["fetched:7b"]
+    assert "does not exist" in _post(server, "/api/pull", {"model": "other", "stream": False}).json()["error"]
+
+
+def test_delete_removes_a_model_and_404s_an_unknown_one(standin: StandInServer) -> None:
+    _post(standin, "/api/generate", {"model": "tiny"})
+
+    assert httpx.request("DELETE", standin.url + "/api/delete", json={"model": "tiny"}).status_code == 200
+
+    assert "tiny:latest" not in [m["name"] for m in _get(standin, "/api/tags").json()["models"]]
+    assert _get(standin, "/api/ps").json() == {"models": []}
+    gone = httpx.request("DELETE", standin.url + "/api/delete", json={"model": "tiny"})
+    assert (gone.status_code, gone.json()) == (404, {"error": "model 'tiny' not found"})
+
+
+def test_module_cli_fault_flag_fails_create(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "standin.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "homelab.ollama_standin", "--port", str(port), "--fail-create", "no space left"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab.ollama_standin", log)
+        response = httpx.post(f"http://{LOOPBACK}:{port}/api/create", json={"model": "m", "from": "x"}, timeout=5)
+        assert (response.status_code, response.json()) == (500, {"error": "no space left"})
+    finally:
+        stop_process(proc)

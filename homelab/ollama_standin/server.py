@@ -1,150 +1,47 @@
-"""A stand-in for Ollama's HTTP API, for tests and the demo: this is NOT Ollama and runs no model.
+"""The stand-in's server: Ollama's query and inference endpoints, the app, and `python -m homelab.ollama_standin`.
 
-No Ollama binary can be had on a machine without internet, yet the probes, the gateway and
-the demo need something that answers Ollama's documented API faithfully: the same paths,
-field names, status codes and NDJSON streaming, so a real client (LiteLLM's `ollama_chat/`
-provider, httpx, the probes) cannot tell the difference. Replies are canned: a chat answers
-with an echo of the last user message. Loading is bookkeeping only: a model "loads" on first
-use or on an empty `/api/generate`, shows in `/api/ps` until its keep-alive runs out, and
-unloads on `keep_alive: 0`.
-
-Implemented: GET `/`, `/api/version`, `/api/tags`, `/api/ps`; POST `/api/show`, `/api/chat`,
-`/api/generate`. Each endpoint is one method of `OllamaStandIn`, listed in `routes()`, so more
-(`/api/create`, blobs, pull, delete) are added as methods without touching the others.
-
-Run it: `python -m homelab.ollama_standin --port 11434 [--models models.json]`.
+Replies are canned: a chat answers with an echo of the last user message. Loading is
+bookkeeping only: a model "loads" on first use or on an empty `/api/generate` (taking
+`load_delay_s`), shows in `/api/ps` until its keep-alive runs out, and unloads on `keep_alive: 0`.
+Management (blobs, create, pull, delete) is in `manage.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import asyncio
 import json
-import re
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = [
-    "OLLAMA_API_VERSION",
-    "ModelSpec",
-    "DEFAULT_MODELS",
-    "parse_keep_alive",
-    "OllamaStandIn",
-    "build_app",
-    "make_server",
-    "serve",
-    "main",
-]
+from homelab.ollama_standin.manage import ModelAdmin
+from homelab.ollama_standin.models import DEFAULT_MODELS, ModelSpec, full_name, parse_keep_alive
+from homelab.ollama_standin.replies import error, json_object, timestamp
+from homelab.ollama_standin.state import LoadRecord, StandInOptions, StandInState
+
+__all__ = ["OLLAMA_API_VERSION", "OllamaStandIn", "build_app", "main", "make_server", "serve"]
 
 OLLAMA_API_VERSION = "0.12.6"  # the Ollama release whose documented API this follows
-DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama keeps a model loaded 5 minutes after its last use
-_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PARAMETER_COLUMN = 30  # `ollama show` pads parameter names to this width
 
 
-def _full_name(name: str) -> str:
-    """Ollama's canonical name: a tag is always present (`llama3.2` is `llama3.2:latest`)."""
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+class OllamaStandIn(StandInState):
+    """The stand-in's state and one handler per API endpoint (management ones in `ModelAdmin`)."""
 
-
-class ModelSpec(BaseModel):
-    """A model the stand-in pretends to have pulled."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1, description="an Ollama tag; ':latest' is added when none is given")
-    size: int = Field(gt=0, description="bytes on disk, also the bytes in memory when loaded")
-    family: str = "llama"
-    parameter_size: str = Field("1B", description="as Ollama prints it: '7.6B', '494.03M'")
-    quantization_level: str = "Q4_K_M"
-    context_length: int = Field(4096, gt=0)
-    size_vram: int | None = Field(None, ge=0, description="bytes on the GPU when loaded; default: all of size")
-    capabilities: tuple[str, ...] = ("completion",)
-
-    @property
-    def full_name(self) -> str:
-        return _full_name(self.name)
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.full_name.encode()).hexdigest()
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "parent_model": "",
-            "format": "gguf",
-            "family": self.family,
-            "families": [self.family],
-            "parameter_size": self.parameter_size,
-            "quantization_level": self.quantization_level,
-        }
-
-    def parameter_count(self) -> int:
-        match = re.fullmatch(r"([\d.]+)\s*([KMBT]?)", self.parameter_size.strip().upper())
-        if not match:
-            return 0
-        scale = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}[match.group(2)]
-        return int(float(match.group(1)) * scale)
-
-
-DEFAULT_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(name="qwen2.5:0.5b", size=397_821_319, family="qwen2", parameter_size="494.03M", context_length=32768),
-    ModelSpec(name="llama3.2:1b", size=1_321_098_329, family="llama", parameter_size="1.2B", context_length=131072),
-    ModelSpec(
-        name="nomic-embed-text", size=274_302_450, family="nomic-bert", parameter_size="137M",
-        quantization_level="F16", context_length=2048, capabilities=("embedding",),
-    ),
-)
-
-
-def parse_keep_alive(value: Any) -> float:
-    """Seconds from Ollama's `keep_alive`: a number of seconds or a Go duration ('5m', '1h30m').
-
-    Negative means forever (returned as infinity); absent means the 5 minute default.
-    """
-    if value is None:
-        return DEFAULT_KEEP_ALIVE_S
-    if isinstance(value, bool):
-        raise ValueError(f"invalid keep_alive {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        sign = -1.0 if text.startswith("-") else 1.0
-        text = text.lstrip("+-")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = sign * float(text)
-        elif text and re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text):
-            seconds = sign * sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
-        else:
-            raise ValueError(f"invalid keep_alive {value!r}: use seconds or a duration like '5m'")
-    return float("inf") if seconds < 0 else seconds
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-class OllamaStandIn:
-    """The stand-in's state (pulled models, loaded models) and one handler per API endpoint."""
-
-    def __init__(self, models: Sequence[ModelSpec] = DEFAULT_MODELS) -> None:
-        self.models: dict[str, ModelSpec] = {m.full_name: m for m in models}
-        self.loaded: dict[str, datetime] = {}  # full name -> expires_at
-        self.modified_at = datetime.now(UTC)
+    def __init__(self, models: Sequence[ModelSpec] = DEFAULT_MODELS, options: StandInOptions | None = None) -> None:
+        super().__init__(models, options or StandInOptions())
+        self.admin = ModelAdmin(self)
 
     def routes(self) -> list[Route]:
         return [
@@ -155,26 +52,8 @@ class OllamaStandIn:
             Route("/api/show", self.show, methods=["POST"]),
             Route("/api/chat", self.chat, methods=["POST"]),
             Route("/api/generate", self.generate, methods=["POST"]),
+            *self.admin.routes(),
         ]
-
-    # -- state ---------------------------------------------------------------------------
-
-    def load(self, name: str, keep_alive_s: float) -> None:
-        """Mark a model resident until its keep-alive runs out (0 unloads it)."""
-        if keep_alive_s == 0:
-            self.loaded.pop(name, None)
-        elif keep_alive_s == float("inf"):
-            self.loaded[name] = _FOREVER
-        else:
-            self.loaded[name] = datetime.now(UTC) + timedelta(seconds=keep_alive_s)
-
-    def resident(self) -> dict[str, datetime]:
-        """Loaded models whose keep-alive has not run out, dropping the rest."""
-        now = datetime.now(UTC)
-        self.loaded = {name: until for name, until in self.loaded.items() if until > now}
-        return dict(self.loaded)
-
-    # -- handlers ------------------------------------------------------------------------
 
     async def root(self, request: Request) -> Response:
         return PlainTextResponse("Ollama is running")
@@ -187,7 +66,7 @@ class OllamaStandIn:
             {
                 "name": m.full_name,
                 "model": m.full_name,
-                "modified_at": _timestamp(self.modified_at),
+                "modified_at": timestamp(self.modified_at),
                 "size": m.size,
                 "digest": m.digest,
                 "details": m.details(),
@@ -208,74 +87,81 @@ class OllamaStandIn:
                     "size": m.size,
                     "digest": m.digest,
                     "details": m.details(),
-                    "expires_at": _timestamp(until),
-                    "size_vram": m.size if m.size_vram is None else m.size_vram,
-                    "context_length": m.context_length,
+                    "expires_at": timestamp(until),
+                    "size_vram": self.size_vram(m),
+                    "context_length": m.context(),
                 }
             )
         return JSONResponse({"models": entries})
 
     async def show(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, Response):
             return body
         name = body.get("model") or body.get("name")  # "name" is the older spelling
         if not isinstance(name, str) or not name:
-            return _error(400, "model is required")
-        m = self.models.get(_full_name(name))
+            return error(400, "model is required")
+        m = self.find(name)
         if m is None:
-            return _error(404, f"model '{name}' not found")
+            return error(404, f"model '{name}' not found")
         return JSONResponse(
             {
-                "modelfile": f"# Modelfile generated by the homelab Ollama stand-in\nFROM {m.full_name}\n",
-                "parameters": "",
-                "template": "{{ .Prompt }}",
+                "modelfile": _modelfile(m),
+                "parameters": _parameters_text(m.parameters),
+                "template": m.template if m.template is not None else "{{ .Prompt }}",
                 "details": m.details(),
                 "model_info": {
                     "general.architecture": m.family,
                     "general.parameter_count": m.parameter_count(),
                     "general.quantization_version": 2,
                     f"{m.family}.context_length": m.context_length,
+                    **({f"{m.family}.block_count": m.block_count} if m.block_count is not None else {}),
                 },
                 "capabilities": list(m.capabilities),
-                "modified_at": _timestamp(self.modified_at),
+                "modified_at": timestamp(self.modified_at),
             }
         )
 
     async def chat(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, Response):
             return body
         messages = body.get("messages") or []
         if not isinstance(messages, list):
-            return _error(400, "messages must be a list")
+            return error(400, "messages must be a list")
         user = [m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         prompt = str(user[-1]) if user else ""
-        return self._answer(body, prompt, wrap=lambda text: {"message": {"role": "assistant", "content": text}})
+        return await self._answer(body, prompt, wrap=lambda text: {"message": {"role": "assistant", "content": text}})
 
     async def generate(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, Response):
             return body
         prompt = body.get("prompt") or ""
-        return self._answer(body, str(prompt), wrap=lambda text: {"response": text})
+        return await self._answer(body, str(prompt), wrap=lambda text: {"response": text})
 
-    # -- answering -----------------------------------------------------------------------
+    async def _load(self, name: str, keep_alive_s: float) -> None:
+        """Load (taking `load_delay_s`, recorded) or unload; a resident model only gets its keep-alive renewed."""
+        if keep_alive_s != 0 and name not in self.resident():
+            started = time.monotonic()
+            await asyncio.sleep(self.options.load_delay_s)
+            self.loads.append(LoadRecord(model=name, started=started, finished=time.monotonic()))
+        self.load(name, keep_alive_s)
 
-    def _answer(self, body: dict[str, Any], prompt: str, wrap: Callable[[str], dict[str, Any]]) -> Response:
+    async def _answer(self, body: dict[str, Any], prompt: str, wrap: Callable[[str], dict[str, Any]]) -> Response:
         """Shared by chat and generate: load or unload, then reply whole or as NDJSON."""
         name = body.get("model")
         if not isinstance(name, str) or not name:
-            return _error(400, "model is required")
-        full = _full_name(name)
+            return error(400, "model is required")
+        full = full_name(name)
         if full not in self.models:
-            return _error(404, f'model "{name}" not found, try pulling it first')
+            return error(404, f'model "{name}" not found, try pulling it first')
         try:
             keep_alive_s = parse_keep_alive(body.get("keep_alive"))
         except ValueError as exc:
-            return _error(400, str(exc))
-        self.load(full, keep_alive_s)
-        head = {"model": full, "created_at": _timestamp(datetime.now(UTC))}
+            return error(400, str(exc))
+        await self._load(full, keep_alive_s)
+        head = {"model": full, "created_at": timestamp(datetime.now(UTC))}
         if not prompt:  # an empty request only loads (or, with keep_alive 0, unloads) the model
             reason = "unload" if keep_alive_s == 0 else "load"
             return JSONResponse(head | wrap("") | {"done": True, "done_reason": reason})
@@ -293,6 +179,31 @@ class OllamaStandIn:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+def _parameter_value(value: Any) -> str:
+    """Go's `%#v` as `ollama show` prints parameters: numbers bare, strings quoted."""
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _parameters_text(parameters: dict[str, Any]) -> str:
+    lines = []
+    for key in sorted(parameters):
+        values = parameters[key] if isinstance(parameters[key], list) else [parameters[key]]
+        lines += [f"{key:<{_PARAMETER_COLUMN}} {_parameter_value(v)}" for v in values]
+    return "\n".join(lines)
+
+
+def _modelfile(m: ModelSpec) -> str:
+    """The Modelfile `ollama show --modelfile` prints: FROM the blob, then template and parameters."""
+    source = f"/stand-in/blobs/sha256-{m.blob.removeprefix('sha256:')}" if m.blob else m.full_name
+    lines = ["# Modelfile generated by the homelab Ollama stand-in", f"FROM {source}"]
+    if m.template is not None:
+        lines.append(f'TEMPLATE """{m.template}"""')
+    for key in sorted(m.parameters):
+        values = m.parameters[key] if isinstance(m.parameters[key], list) else [m.parameters[key]]
+        lines += [f"PARAMETER {key} {_parameter_value(v)}" for v in values]
+    return "\n".join(lines) + "\n"
+
+
 def _stats(prompt_tokens: int, reply_tokens: int) -> dict[str, int]:
     """Ollama's timing and token counters (durations in nanoseconds), plausible and small."""
     return {
@@ -305,42 +216,51 @@ def _stats(prompt_tokens: int, reply_tokens: int) -> dict[str, int]:
     }
 
 
-async def _json_object(request: Request) -> dict[str, Any] | Response:
-    """The request body as a JSON object, or the 400 Ollama answers for anything else."""
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return _error(400, "invalid JSON in request body")
-    if not isinstance(body, dict):
-        return _error(400, "request body must be a JSON object")
-    return body
+class _RequestLog:
+    """Pure ASGI middleware: every request's method and path, into the state's `requests`."""
+
+    def __init__(self, app: ASGIApp, log: list[tuple[str, str]]) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.log.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
 
 
-def build_app(models: Sequence[ModelSpec] = DEFAULT_MODELS) -> Starlette:
+def build_app(models: Sequence[ModelSpec] = DEFAULT_MODELS, options: StandInOptions | None = None) -> Starlette:
     """The ASGI app of a fresh stand-in; its state is at `app.state.standin`."""
-    standin = OllamaStandIn(models)
-    app = Starlette(routes=standin.routes())
+    standin = OllamaStandIn(models, options)
+    app = Starlette(routes=standin.routes(), middleware=[Middleware(_RequestLog, log=standin.requests)])
     app.state.standin = standin
     return app
 
 
-def make_server(host: str, port: int, models: Sequence[ModelSpec] = DEFAULT_MODELS) -> uvicorn.Server:
+def make_server(
+    host: str, port: int, models: Sequence[ModelSpec] = DEFAULT_MODELS, options: StandInOptions | None = None
+) -> uvicorn.Server:
     """A uvicorn server for the stand-in, not yet started (`run()` blocks; set `should_exit` to stop)."""
-    config = uvicorn.Config(build_app(models), host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(build_app(models, options), host=host, port=port, log_level="warning", lifespan="off")
     return uvicorn.Server(config)
 
 
-def serve(host: str, port: int, models: Sequence[ModelSpec] = DEFAULT_MODELS) -> None:
+def serve(
+    host: str, port: int, models: Sequence[ModelSpec] = DEFAULT_MODELS, options: StandInOptions | None = None
+) -> None:
     """Serve the stand-in until interrupted."""
-    make_server(host, port, models).run()
+    make_server(host, port, models, options).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m homelab.ollama_standin`: serve the stand-in on 127.0.0.1 by default."""
-    parser = argparse.ArgumentParser(prog="python -m homelab.ollama_standin", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m homelab.ollama_standin", description="A stand-in for Ollama's HTTP API (NOT Ollama).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--models", help="JSON file with a list of models (name, size, family, ...)")
+    parser.add_argument("--blobs-dir", help="where uploaded blobs are kept (default: a temporary folder)")
+    parser.add_argument("--load-delay", type=float, default=0.0, help="seconds a model takes to load")
+    parser.add_argument("--fail-create", metavar="MESSAGE", help="test-only fault: answer every /api/create with 500 MESSAGE")
     args = parser.parse_args(argv)
     models: Sequence[ModelSpec] = DEFAULT_MODELS
     if args.models:
@@ -349,10 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 models = TypeAdapter(list[ModelSpec]).validate_json(file.read())
         except (OSError, ValidationError) as exc:
             parser.error(f"--models {args.models}: {exc}")
+    options = StandInOptions(blobs_dir=args.blobs_dir, load_delay_s=args.load_delay, create_error=args.fail_create)
     print(f"Ollama stand-in (not Ollama) on http://{args.host}:{args.port} with {len(models)} models", flush=True)
-    serve(args.host, args.port, models)
+    serve(args.host, args.port, models, options)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

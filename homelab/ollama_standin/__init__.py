@@ -1,0 +1,34 @@
+"""A stand-in for Ollama's HTTP API, for tests and the demo: this is NOT Ollama and runs no model.
+
+No Ollama binary can be had on a machine without internet, yet the probes, the gateway, the
+rollout and the demo need something that answers Ollama's documented API faithfully: the same
+paths, field names, status codes and NDJSON streaming, so a real client (LiteLLM's
+`ollama_chat/` provider, httpx, the probes, the rollout) cannot tell the difference.
+
+Implemented: GET `/`, `/api/version`, `/api/tags`, `/api/ps`; POST `/api/show`, `/api/chat`,
+`/api/generate` (`server.py`); HEAD/POST `/api/blobs/:digest`, POST `/api/create`, `/api/pull`,
+DELETE `/api/delete` (`manage.py`). Where the stand-in cannot be Ollama it says so: a GPU's
+`size_vram` follows a documented rule (`ModelSpec.vram`), a pull succeeds only for the models
+of its `registry` option, and `create_error` is a fault for tests.
+
+Run it: `python -m homelab.ollama_standin --port 11434 [--models models.json] [--fail-create MSG]`.
+"""
+
+from homelab.ollama_standin.models import DEFAULT_MODELS, ModelSpec, parse_keep_alive
+from homelab.ollama_standin.server import OLLAMA_API_VERSION, OllamaStandIn, build_app, main, make_server, serve
+from homelab.ollama_standin.state import LoadRecord, StandInOptions, UploadRecord
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "OLLAMA_API_VERSION",
+    "LoadRecord",
+    "ModelSpec",
+    "OllamaStandIn",
+    "StandInOptions",
+    "UploadRecord",
+    "build_app",
+    "main",
+    "make_server",
+    "parse_keep_alive",
+    "serve",
+]

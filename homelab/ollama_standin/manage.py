@@ -1,0 +1,206 @@
+"""The stand-in's model management: blobs, create, pull and delete, as Ollama's API documents them.
+
+- `HEAD /api/blobs/sha256:<hex>`: 200 when the blob is there, else 404.
+- `POST /api/blobs/sha256:<hex>`: the streamed body becomes the blob; 201, or 200 when it was
+  already there (Ollama does not read the body then), 400 when the body has another digest.
+- `POST /api/create` `{model, files: {name: digest} | from, parameters, template, stream}`: a
+  model from one uploaded GGUF (or from another model), NDJSON progress ending in
+  `{"status": "success"}`; 400 for a missing blob or a bad request before anything is streamed.
+  Re-creating a loaded model unloads it: Ollama would reload it with the new parameters on
+  its next use.
+- `POST /api/pull` `{model, stream}`: from `StandInOptions.registry`; without one, the stream
+  says `pulling manifest` and ends in the error Ollama gives when it reaches no registry.
+- `DELETE /api/delete` `{model}`: 200, or 404 for an unknown model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from gguf import GGUFReader, LlamaFileType
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from homelab.ollama_standin.blobs import valid_digest
+from homelab.ollama_standin.models import ModelSpec, full_name
+from homelab.ollama_standin.replies import Line, error, json_object, progress
+from homelab.ollama_standin.state import StandInState, UploadRecord
+
+__all__ = ["ModelAdmin", "human_number"]
+
+log = logging.getLogger(__name__)
+
+_PULL_CHUNKS = 4  # progress lines per pulled blob
+
+
+def human_number(n: int) -> str:
+    """A parameter count as Ollama prints it: '7.6B', '494.03M', '98K'."""
+    for scale, suffix, digits in ((10**9, "B", 1), (10**6, "M", 2), (10**3, "K", 0)):
+        if n >= scale:
+            return f"{n / scale:.{digits}f}{suffix}"
+    return str(n)
+
+
+def _gguf_facts(path: Path) -> dict[str, Any]:
+    """Architecture, blocks, context, file type and parameter count from a GGUF's header."""
+    reader = GGUFReader(path)
+
+    def field(key: str) -> Any:
+        found = reader.fields.get(key)
+        return None if found is None else found.contents()
+
+    arch = str(field("general.architecture") or "llama")
+    file_type = field("general.file_type")
+    quant = LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_") if file_type is not None else "F32"
+    return {
+        "family": arch,
+        "block_count": int(field(f"{arch}.block_count") or 0),
+        "context_length": int(field(f"{arch}.context_length") or 4096),
+        "quantization_level": quant,
+        "parameter_size": human_number(sum(int(t.n_elements) for t in reader.tensors)),
+    }
+
+
+class ModelAdmin:
+    """Handlers that change which models the stand-in has."""
+
+    def __init__(self, state: StandInState) -> None:
+        self.state = state
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/blobs/{digest}", self.blob, methods=["HEAD", "POST"]),
+            Route("/api/create", self.create, methods=["POST"]),
+            Route("/api/pull", self.pull, methods=["POST"]),
+            Route("/api/delete", self.delete, methods=["DELETE"]),
+        ]
+
+    async def blob(self, request: Request) -> Response:
+        digest = request.path_params["digest"]
+        if valid_digest(digest) is None:
+            return error(400, "invalid digest format")
+        there = self.state.blobs.has(digest)
+        if request.method == "HEAD":
+            return Response(status_code=200 if there else 404)
+        if there:
+            return Response(status_code=200)
+        try:
+            actual, size = await self.state.blobs.receive(digest, request.stream())
+        except ClientDisconnect:
+            log.info("upload of %s cut short by the client; nothing kept", digest)
+            self.state.uploads.append(UploadRecord(digest=digest, received_bytes=0, status=0))
+            return Response(status_code=400)
+        if actual != f"sha256:{valid_digest(digest)}":
+            self.state.uploads.append(UploadRecord(digest=digest, received_bytes=size, status=400))
+            return error(400, f'digest mismatch, expected "{digest}", got "{actual}"')
+        self.state.uploads.append(UploadRecord(digest=digest, received_bytes=size, status=201))
+        return Response(status_code=201)
+
+    async def create(self, request: Request) -> Response:
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
+        name = body.get("model") or body.get("name")
+        if not isinstance(name, str) or not name:
+            return error(400, "model is required")
+        if self.state.options.create_error is not None:
+            return error(500, self.state.options.create_error)
+        parameters = body.get("parameters") or {}
+        template = body.get("template")
+        if not isinstance(parameters, dict) or not (template is None or isinstance(template, str)):
+            return error(400, "parameters must be an object and template a string")
+        files, base = body.get("files"), body.get("from")
+        if files:
+            made = self._from_files(files)
+        elif isinstance(base, str) and base:
+            made = self._from_model(base)
+        else:
+            return error(400, "neither 'from' or 'files' was specified")
+        if isinstance(made, Response):
+            return made
+        lines, spec = made
+        if spec is None:
+            return progress(lines, body.get("stream", True))
+        spec = spec.model_copy(
+            update={
+                "name": full_name(name),
+                "parameters": spec.parameters | parameters,
+                "template": template if template is not None else spec.template,
+            }
+        )
+        if parameters:
+            lines.append({"status": f"creating new layer sha256:{spec.digest}"})
+        return progress([*lines, {"status": "writing manifest"}, lambda: self._commit(spec)], body.get("stream", True))
+
+    def _from_files(self, files: Any) -> tuple[list[Line], ModelSpec | None] | Response:
+        if not isinstance(files, dict) or not all(isinstance(d, str) for d in files.values()):
+            return error(400, "files must map file names to digests")
+        if len(files) != 1:
+            return error(400, "the stand-in creates models from exactly one GGUF file")
+        [(file_name, digest)] = files.items()
+        if valid_digest(digest) is None:
+            return error(400, f"invalid digest for {file_name}: invalid digest format")
+        if not self.state.blobs.has(digest):
+            return error(400, f"blob not found for {file_name} (digest {digest})")
+        path = self.state.blobs.path(digest)
+        lines: list[Line] = [{"status": "parsing GGUF"}]
+        try:
+            facts = _gguf_facts(path)
+        except (ValueError, KeyError, IndexError, OSError) as exc:
+            # Ollama has already streamed "parsing GGUF", so the error is a line of the stream.
+            return [*lines, {"error": f"{file_name}: not a readable GGUF file: {exc}"}], None
+        lines.append({"status": f"using existing layer {digest}"})
+        spec = ModelSpec(name=file_name, size=path.stat().st_size, blob=digest, **facts)
+        return lines, spec
+
+    def _from_model(self, base: str) -> tuple[list[Line], ModelSpec | None] | Response:
+        found = self.state.find(base)
+        if found is None:
+            return error(404, f"model '{base}' not found")
+        return [{"status": f"using existing layer sha256:{found.digest}"}], found
+
+    def _commit(self, spec: ModelSpec) -> dict[str, Any]:
+        self.state.models[spec.full_name] = spec
+        self.state.loaded.pop(spec.full_name, None)
+        self.state.created.append(spec.full_name)
+        return {"status": "success"}
+
+    async def pull(self, request: Request) -> Response:
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
+        name = body.get("model") or body.get("name")
+        if not isinstance(name, str) or not name:
+            return error(400, "model is required")
+        lines: list[Line] = [{"status": "pulling manifest"}]
+        spec = self.state.registry.get(full_name(name))
+        if spec is None:
+            why = "file does not exist" if self.state.registry else "the stand-in (not Ollama) reaches no registry"
+            return progress([*lines, {"error": f"pull model manifest: {why}"}], body.get("stream", True))
+        digest = f"sha256:{spec.digest}"
+        step = max(spec.size // _PULL_CHUNKS, 1)
+        lines += [
+            {"status": f"pulling {spec.digest[:12]}", "digest": digest, "total": spec.size, "completed": done}
+            for done in [*range(0, spec.size, step), spec.size]
+        ]
+        lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, lambda: self._pulled(spec)]
+        return progress(lines, body.get("stream", True))
+
+    def _pulled(self, spec: ModelSpec) -> dict[str, Any]:
+        self.state.models[spec.full_name] = spec
+        return {"status": "success"}
+
+    async def delete(self, request: Request) -> Response:
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
+        name = body.get("model") or body.get("name")
+        if not isinstance(name, str) or not name:
+            return error(400, "model is required")
+        if self.state.models.pop(full_name(name), None) is None:
+            return error(404, f"model '{name}' not found")
+        self.state.loaded.pop(full_name(name), None)
+        return Response(status_code=200)
