@@ -1,7 +1,7 @@
 """How close homelab's VRAM estimate comes to llama.cpp's own buffer figures.
 
 Reads the captures in benchmarks/data/vram-*/ (llama-server logs of generated models started
-with many settings, on a CUDA build on an H200 and on the CPU-only build), estimates every run
+with many settings, on CUDA builds on an H200 and an H100 and on the CPU-only build), estimates every run
 with `homelab.vram` and compares six components with the log: weights on the GPU and on the CPU,
 KV cache on each side, compute buffer on the GPU and in host memory. The bound is 3 % or 16 MiB,
 whichever is larger.
@@ -9,6 +9,11 @@ whichever is larger.
 The model shapes come from the GGUF files themselves when --models-dir is given (missing files
 are written there from the capture's specs with homelab.tiny_gguf; same seed, same bytes, about
 300 MB each), else from the stored shapes in tests/cases/vram/models/ that --export-shapes writes.
+
+Then the per-GPU overhead no log shows (benchmarks/data/gpu-overhead-*): per GPU, run and stage,
+nvidia-smi's used memory of the process less the logged GPU buffers and the modelled CUDA pool,
+the estimate's whole GPU total beside what nvidia-smi showed after a full context, and the
+default derived from them.
 
     python benchmarks/vram_accuracy.py [--models-dir /tmp/vram-models] [--export-shapes] [--worst N]
 """
@@ -32,12 +37,19 @@ from homelab.vram.accuracy import (  # noqa: E402
     summarize,
 )
 from homelab.vram.metadata import read_gguf  # noqa: E402
+from homelab.vram.overhead import (  # noqa: E402
+    bare_context_bytes,
+    derived_overhead_bytes,
+    full_context_totals,
+    load_overhead_capture,
+)
 from homelab.vram.settings import MIB  # noqa: E402
 from homelab.vram.shape import ModelShape  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = sorted((ROOT / "benchmarks" / "data").glob("vram-*"))
 SHAPES = ROOT / "tests" / "cases" / "vram" / "models"
+OVERHEAD = sorted((ROOT / "benchmarks" / "data").glob("gpu-overhead-*"))
 
 
 def model_shape(spec: dict, models_dir: Path | None) -> ModelShape:
@@ -118,6 +130,38 @@ def report(checks: list[ComponentCheck], worst: int) -> str:
     return "\n".join(lines)
 
 
+def overhead_report() -> str:
+    """Markdown: per GPU, the overhead per run and stage, the bare context, the estimate against
+    nvidia-smi after a full context; then the default derived from all of them."""
+
+    def shape_of(model: str) -> ModelShape:
+        return ModelShape.model_validate_json((SHAPES / f"{model}.json").read_text())
+
+    lines: list[str] = []
+    everything = []
+    for folder in OVERHEAD:
+        samples = load_overhead_capture(folder, shape_of)
+        everything += samples
+        totals = {run: (used, estimated) for run, used, estimated in full_context_totals(folder, shape_of)}
+        bare = bare_context_bytes(folder)
+        lines += [
+            f"{folder.name}: bare CUDA context {_mib(bare['context'])} MiB, with cuBLAS after one GEMM "
+            f"{_mib(bare['cublas_gemm'])} MiB",
+            "",
+            "| run | stage | process used MiB | logged GPU buffers MiB | CUDA pool MiB | overhead MiB | estimated total MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for x in samples:
+            estimated = _mib(totals[x.run][1]) if x.stage == "full" and x.run in totals else ""
+            lines.append(
+                f"| {x.run} | {x.stage} | {_mib(x.used_bytes)} | {_mib(x.logged_gpu_bytes)} | {_mib(x.pool_bytes)} "
+                f"| {_mib(x.overhead_bytes)} | {estimated} |"
+            )
+        lines.append("")
+    lines.append(f"derived default overhead: {_mib(derived_overhead_bytes(everything))} MiB")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, help="read (or write) the GGUF models here")
@@ -129,7 +173,8 @@ def main() -> int:
     checks = run_all(args.models_dir, args.export_shapes)
     print(report(checks, args.worst))
     misses = [c for c in checks if not c.ok]
-    print(f"\n{len(checks) - len(misses)} of {len(checks)} components within 3 % or 16 MiB")
+    print(f"\n{len(checks) - len(misses)} of {len(checks)} components within 3 % or 16 MiB\n")
+    print(overhead_report())
     return 1 if misses else 0
 
 

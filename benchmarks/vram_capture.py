@@ -9,13 +9,14 @@ type, flash attention, GPU layers), waits until it is loaded, stops it and keeps
 It runs on the CPU build here and on a CUDA build on a lent GPU machine
 (`benchmarks/vram_gpu_capture.sh`), where partial offload can be observed.
 
-    python benchmarks/vram_capture.py --server PATH/llama-server --out DIR [--gpu] [--quick]
+    python benchmarks/vram_capture.py --server PATH/llama-server --out DIR [--gpu] [--quick] [--runs ID ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -47,6 +48,26 @@ class Run:
     def id(self) -> str:
         fa = "fa" if self.flash_attn else "nofa"
         return f"{self.model}_c{self.ctx}_p{self.parallel}_{self.cache_type}_{fa}_ngl{self.ngl}"
+
+    @classmethod
+    def parse(cls, run_id: str) -> Run:
+        """The run named by an id such as `llama-q4_c32768_p1_f16_nofa_ngl0`."""
+        match = re.fullmatch(r"(.+)_c(\d+)_p(\d+)_(\w+?)_(fa|nofa)_ngl(\d+)", run_id)
+        if match is None:
+            raise ValueError(f"not a run id: {run_id!r}")
+        model, ctx, parallel, cache, fa, ngl = match.groups()
+        return cls(model, int(ctx), int(parallel), cache, fa == "fa", int(ngl))
+
+
+# Log lines kept in benchmarks/data: what homelab.vram.llama_log reads and the model's shape.
+_KEEP = re.compile(r"print_info: (file type|n_embd|n_layer|n_head|n_swa |n_ff |model params|n_vocab)|load_tensors: (?!layer)|llama_context:|llama_kv_cache|sched_reserve:")
+
+
+def trim_log(text: str) -> str:
+    """The command line and the memory-relevant lines of a llama-server log."""
+    lines = text.splitlines()
+    kept = [line for line in lines[1:] if _KEEP.search(line)]
+    return "\n".join(lines[:1] + kept) + "\n"
 
 
 def free_port() -> int:
@@ -100,46 +121,65 @@ def capture(server: Path, model: Path, run: Run, log: Path, timeout_s: float) ->
         out.write("# " + " ".join(cmd[1:]) + "\n")
         out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
-                    ready = resp.status == 200
-            except (urllib.error.URLError, OSError):
-                pass
-            if ready:
-                break
-            time.sleep(0.1)
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        ready = wait_healthy(port, proc, timeout_s)
+        stop(proc)
     return ready
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Poll llama-server's /health until it answers 200, the process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server, killing it if it does not exit within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", type=Path, required=True, help="the llama-server binary")
     parser.add_argument("--out", type=Path, required=True, help="folder for models/, logs/ and runs.json")
+    parser.add_argument("--models-dir", type=Path, help="where the GGUF models are (written if missing); default OUT/models")
     parser.add_argument("--cases", type=Path, default=CASES)
     parser.add_argument("--gpu", action="store_true", help="also offload 0, half and all layers")
     parser.add_argument("--quick", action="store_true", help="only the two smallest contexts")
     parser.add_argument("--models", nargs="*", help="only these model ids")
+    parser.add_argument("--runs", nargs="*", help="these run ids instead of the matrix")
     parser.add_argument("--prepare-only", action="store_true", help="write the models, run nothing")
+    parser.add_argument("--trim", action="store_true", help="trim OUT/logs/*.log to the lines kept in benchmarks/data")
     parser.add_argument("--timeout-s", type=float, default=60.0, help="per server start")
     args = parser.parse_args()
 
+    if args.trim:
+        for log in (args.out / "logs").glob("*.log"):
+            log.write_text(trim_log(log.read_text(errors="replace")))
+        return
     cases = json.loads(args.cases.read_text())
-    if args.models:
-        cases["models"] = [m for m in cases["models"] if m["id"] in args.models]
-    (args.out / "models").mkdir(parents=True, exist_ok=True)
-    (args.out / "logs").mkdir(exist_ok=True)
-    models = write_models(cases, args.out / "models")
+    chosen = [Run.parse(r) for r in args.runs or ()]
+    wanted = args.models or {run.model for run in chosen}
+    if wanted:
+        cases["models"] = [m for m in cases["models"] if m["id"] in wanted]
+    models_dir = args.models_dir or args.out / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    models = write_models(cases, models_dir)
     if args.prepare_only:
         return
-    runs = runs_for(cases, args.gpu, args.quick)
+    runs = chosen or runs_for(cases, args.gpu, args.quick)
     results = []
     started = time.monotonic()
     for i, run in enumerate(runs, 1):

@@ -81,7 +81,7 @@ def test_plan_with_a_model_that_does_not_fit(tmp_path: Path) -> None:
     result = homelab("plan", "-i", inventory)
 
     assert result.returncode == 0, result.stderr
-    assert "CPU only: big (needs 43.8 GiB with 8k context, 11.5 GiB free on box GPU0 (RTX 3060))" in result.stdout
+    assert "CPU only: big (needs 44.1 GiB with 8k context, 11.5 GiB free on box GPU0 (RTX 3060))" in result.stdout
     assert "(nothing placed)" in result.stdout
 
 

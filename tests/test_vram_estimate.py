@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
 from homelab.vram import SettingsError, estimate, max_gpu_layers
 from homelab.vram.guess import guess_shape
 from homelab.vram.settings import MIB, RunSettings, context_for
-from homelab.vram.shape import ModelShape
+from tests.vram_shapes import stored_shape as shape
 
-SHAPES = Path(__file__).resolve().parent / "cases" / "vram" / "models"
 INTERFACE = ("weights_gpu_bytes", "weights_cpu_bytes", "kv_bytes", "compute_bytes", "gpu_total_bytes",
              "cpu_total_bytes", "n_gpu_layers")  # fmt: skip
-
-
-def shape(name: str) -> ModelShape:
-    return ModelShape.model_validate_json((SHAPES / f"{name}.json").read_text())
 
 
 @pytest.mark.parametrize(
@@ -85,7 +78,15 @@ def test_cuda_build_computes_on_the_gpu_even_without_gpu_layers() -> None:
 
     assert e.weights_gpu_bytes == e.kv_gpu_bytes == 0
     assert e.compute_gpu_bytes > 100 * MIB  # the KQ matrix of 4096 x 512 x 16 heads
-    assert e.gpu_total_bytes == e.compute_gpu_bytes + 300 * MIB
+    assert e.cuda_pool_bytes == 4096 * 512 * 16 * 2  # its f16 copy in ggml's CUDA pool
+    assert e.gpu_total_bytes == e.compute_gpu_bytes + e.cuda_pool_bytes + 300 * MIB
+
+
+def test_flash_attention_needs_no_kq_in_the_cuda_pool() -> None:
+    flash = estimate(shape("llama-f16"), RunSettings(ctx_size=32768, n_gpu_layers=-1, flash_attn=True))
+    cpu = estimate(shape("llama-f16"), RunSettings(ctx_size=32768, backend="cpu"))
+
+    assert flash.cuda_pool_bytes == cpu.cuda_pool_bytes == 0
 
 
 def test_interface_fields_and_totals() -> None:
@@ -93,7 +94,9 @@ def test_interface_fields_and_totals() -> None:
     data = e.model_dump()
 
     assert all(name in data for name in INTERFACE)
-    assert e.gpu_total_bytes == e.weights_gpu_bytes + e.kv_gpu_bytes + e.compute_gpu_bytes + e.overhead_bytes
+    assert e.gpu_total_bytes == (
+        e.weights_gpu_bytes + e.kv_gpu_bytes + e.compute_gpu_bytes + e.cuda_pool_bytes + e.overhead_bytes
+    )
     assert e.kv_bytes == e.kv_gpu_bytes + e.kv_cpu_bytes
     assert e.compute_bytes == e.compute_gpu_bytes + e.compute_host_bytes
 

@@ -144,6 +144,8 @@ def _render_estimate(e: Estimate) -> None:
     table.add_row("KV cache", _size(e.kv_gpu_bytes), _size(e.kv_cpu_bytes))
     table.add_row("compute", _size(e.compute_gpu_bytes), _size(e.compute_host_bytes))
     table.add_row("output", "", _size(e.output_bytes))
+    if e.cuda_pool_bytes:
+        table.add_row("CUDA pool", _size(e.cuda_pool_bytes), "")
     table.add_row("overhead", _size(e.overhead_bytes), "")
     table.add_row("total", _size(e.gpu_total_bytes), _size(e.cpu_total_bytes))
     out.print(table)

@@ -19,16 +19,21 @@ What a CUDA build adds, learnt from ggml-cuda and checked against its logs:
     GPU buffer (and the holes those copies leave make the feed-forward phase a little larger);
   * the host side (CUDA_Host) keeps the graph inputs: masks, indices, the token embeddings rows.
 
+Without flash attention, where the CPU layers' K and V copies land is replayed byte for byte
+(`homelab.vram.galloc`): when a later layer's K copy cannot fit below the KQ mask, its attention
+sits about one K copy higher than the first layer's.
+
 The activation counts were fitted to the captured logs in units of whole tensors, not bytes, so
 they scale with the model; they hold for the llama-style layers measured (llama, qwen2, gemma2).
 Mixture-of-experts feed-forward blocks are sized as their active experts' width, unmeasured.
-Allocator fragmentation is not modelled (docs/vram-accuracy.md lists where it shows).
+Other fragmentation is not modelled (docs/vram-accuracy.md lists where it shows).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from homelab.vram.galloc import attention_rise
 from homelab.vram.kvcache import LayerCache
 from homelab.vram.settings import Context, RunSettings
 from homelab.vram.shape import ModelShape
@@ -47,10 +52,17 @@ _FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two
 
 @dataclass(frozen=True)
 class ComputeSplit:
-    """Compute buffer bytes on the GPU and in host memory (CUDA_Host, or CPU on a CPU-only build)."""
+    """Compute buffer bytes on the GPU and in host memory (CUDA_Host, or CPU on a CPU-only build).
+
+    `gpu_pool_bytes` is no buffer: without flash attention cuBLAS's batched GEMMs of the attention
+    (KQ, and KQ times V) work on an f16 copy of the KQ matrix, which ggml-cuda takes from its
+    memory pool (ggml_cuda_mul_mat_batched_cublas). The pool keeps its high-water mark, half the KQ
+    matrix once the context is full (measured: benchmarks/data/gpu-overhead-*).
+    """
 
     gpu_bytes: int
     host_bytes: int
+    gpu_pool_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,10 +134,11 @@ def compute_buffers(
     cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu) if not gpu]
     kv_copy = max(cpu_kv, default=0)
     attn = terms.kq + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy + _ATTN_ACTS * terms.act
+    attn += attention_rise(shape, settings, ctx, kv, on_gpu)
     # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
     ffn = terms.ffn + min(kv_copy, _FFN_HOLE_ACTS * terms.act)
     peak = max(attn, ffn, terms.logits if output_on_gpu else 0)
     v_idxs_gpu = terms.v_idxs if any(on_gpu[: shape.n_layer]) else 0
     gpu = terms.masks + v_idxs_gpu + peak
     host = terms.masks + terms.v_idxs + terms.small + _HOST_ACTS * terms.act + (0 if output_on_gpu else terms.logits)
-    return ComputeSplit(gpu, host)
+    return ComputeSplit(gpu, host, terms.kq * _F16 // _F32)

@@ -1,9 +1,11 @@
 """The estimate: bytes a llama-server run puts on the GPU and on the CPU, and its inverse.
 
 Composes the three parts llama.cpp allocates (weights, KV cache, compute buffers, each split
-between GPU and host the way llama.cpp splits them) with the small output buffer and a per-GPU
-overhead that llama.cpp never reports (CUDA context, cuBLAS workspace, ggml's CUDA pool). The
-field names of `Estimate` are an interface (`homelab plan estimate --json`): keep them.
+between GPU and host the way llama.cpp splits them) with the small output buffer and what
+llama.cpp never reports: ggml's CUDA pool at a full context without flash attention, and a
+per-GPU overhead (CUDA context, cuBLAS handle and workspace, lazily loaded kernels, the pool's
+small allocations). The field names of `Estimate` are an interface (`homelab plan estimate
+--json`): keep them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Estimate(BaseModel):
     compute_gpu_bytes: int
     compute_host_bytes: int
     output_bytes: int = Field(description="logits buffer in host memory")
+    cuda_pool_bytes: int = Field(0, description="ggml's CUDA pool at a full context: f16 KQ without flash attention")
     overhead_bytes: int = Field(description="per-GPU overhead counted (0 when nothing is on the GPU)")
     gpu_total_bytes: int
     cpu_total_bytes: int
@@ -60,6 +63,7 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
     output = shape.n_vocab * ctx.n_outputs * 4
     gpu_parts = weights.gpu_bytes + kv_gpu + compute.gpu_bytes
     overhead = settings.gpu_overhead_bytes if gpu_parts else 0
+    pool = compute.gpu_pool_bytes if gpu_parts else 0
     return Estimate(
         model=shape.name,
         estimated_shape=shape.estimated,
@@ -76,8 +80,9 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
         compute_gpu_bytes=compute.gpu_bytes,
         compute_host_bytes=compute.host_bytes,
         output_bytes=output,
+        cuda_pool_bytes=pool,
         overhead_bytes=overhead,
-        gpu_total_bytes=gpu_parts + overhead,
+        gpu_total_bytes=gpu_parts + pool + overhead,
         cpu_total_bytes=weights.cpu_bytes + (kv_all - kv_gpu) + compute.host_bytes + output,
     )
 

@@ -29,9 +29,12 @@ __all__ = [
 
 MIB = 1024**2
 GIB = 1024**3
-# The CUDA context, cuBLAS workspace and ggml's CUDA memory pool of one llama-server process.
-# None of it appears in llama.cpp's buffer log; 400 MiB is a typical figure, not a measurement.
-DEFAULT_GPU_OVERHEAD_BYTES = 400 * MIB
+# What one llama-server process holds on a GPU beyond its logged buffers and the modelled CUDA
+# pool, once it has answered a prompt: CUDA context (518 MiB), cuBLAS handle and workspace (~67),
+# kernels loaded lazily, the pool's small allocations. Measured on an H200 and an H100 (driver
+# 580.159.04, CUDA 13.0): 600-693 MiB over 15 starts, rounded up (homelab.vram.overhead derives
+# it from benchmarks/data/gpu-overhead-*). Other GPUs, drivers and CUDA versions differ: configurable.
+DEFAULT_GPU_OVERHEAD_BYTES = 704 * MIB
 _CELL_PAD = 256  # llama.cpp pads the context and each stream to 256 cells
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
