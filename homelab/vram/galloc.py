@@ -10,7 +10,7 @@ layer's first tensors settled in the hole the first K copy left. No closed rule 
 (docs/vram-accuracy.md), so this module replays it: a port of `ggml_dyn_tallocr` (best fit among
 the free blocks, else the tail; frees merge with their neighbours) driven by the allocations and
 frees of llama.cpp's llama/qwen2 layer graph, in the order its allocation trace shows
-(benchmarks/data/alloc-trace-h200, `homelab.vram.alloc_trace`).
+(benchmarks/data/alloc-trace-*, `homelab.vram.alloc_trace`).
 
 `attention_rise` is how much higher than the first CPU layer's KQ matrix a later one ends: 0, or
 about one K copy when the copies land above the mask.
