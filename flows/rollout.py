@@ -10,6 +10,12 @@ changed, what did not and why, and what failed with the container's last log lin
 Failure semantics: a container that fails its gate is rolled back and ends the rollout; the
 flow run then ends Failed with that reason (the artifact is published first). A dry run plans,
 publishes the plan, and changes nothing.
+
+A node whose Ollama endpoints have models to deploy (`deploy:` in the cluster file) gets the
+Ollama path first (`flows/ollama_rollout.py`: upload, create, unload what left the plan,
+preload one at a time, `/api/ps` against the plan, artifact `ollama-rollout`); when it fails,
+the flow ends Failed before any container is touched. Such a node's report is a
+`NodeRolloutReport` holding both parts; a node with containers only keeps its `RolloutReport`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.utilities.annotations import quote
 
+from flows.ollama_rollout import roll_out_ollama
 from homelab.docker_ops.apply import RolloutReport, apply
 from homelab.docker_ops.connect import SSHAccess
 from homelab.docker_ops.gate import GateResult
@@ -29,6 +36,9 @@ from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFai
 from homelab.docker_ops.sources import model_sources
 from homelab.errors import DockerOpError, HomelabError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
+from homelab.ollama_deploy.desired import ollama_endpoints
+from homelab.ollama_deploy.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
+from homelab.rollout_report import NodeRolloutReport
 from tasks.rollout import (
     copy_model_into_volume,
     ensure_model_volume,
@@ -90,7 +100,7 @@ def _node(inv: Inventory, name: str) -> Node:
 
 @flow(
     name="rollout",
-    description="Copy models into named volumes and start llama.cpp containers one at a time.",
+    description="Put a node's models in place: llama.cpp containers one at a time, Ollama models created and preloaded one at a time.",
     persist_result=False,
 )
 def rollout(
@@ -101,7 +111,9 @@ def rollout(
     gateway_config: str | None = None,
     dry_run: bool = False,
     settings: RolloutSettings = DEFAULT_ROLLOUT_SETTINGS,
-) -> RolloutReport:
+    prune: bool = False,
+    ollama: OllamaDeploySettings = DEFAULT_OLLAMA_DEPLOY_SETTINGS,
+) -> RolloutReport | NodeRolloutReport:
     """Roll out the models and containers the inventory gives `node`.
 
     Args:
@@ -114,24 +126,36 @@ def rollout(
         dry_run: plan and publish the plan; change nothing.
         settings: helper image (`settings.helper.image`, default busybox:stable), container
             defaults (restart policy, extra llama-server arguments) and the health gate.
+        prune: delete the models an Ollama endpoint has that the cluster file no longer names
+            (they are unloaded either way; a model it names is never deleted).
+        ollama: timeouts, the wait for `/api/ps`, and the tolerance of the VRAM check.
 
     Returns:
-        The rollout report (also summarised in the `model-rollout` artifact).
+        The rollout report (also summarised in the `model-rollout` artifact); for a node with
+        models to deploy to Ollama, a `NodeRolloutReport` with the Ollama part (artifact
+        `ollama-rollout`) and the containers' report.
 
     Raises:
         DockerOpError: the rollout failed (after rolling back); the flow run ends Failed.
+        OllamaError: the Ollama part failed; the containers were not touched.
     """
     inv = load_inventory(Path(inventory))
     target = _node(inv, node)
     files = sorted({e.container.model_file for e in target.endpoints if e.container})
     local = Path(models_dir) if models_dir else None
-    sources = model_sources(files, models_dir=local, node_models_dir=node_models_dir)
+    if files or not ollama_endpoints(target):
+        sources = model_sources(files, models_dir=local, node_models_dir=node_models_dir)
     vram = plan_rollout_vram(quote(inv), target, local)
+    ollama_report = roll_out_ollama(target, local, vram, ollama, dry_run=dry_run, prune=prune)
+    if ollama_report is not None and not files:
+        return NodeRolloutReport(node=target.name, dry_run=dry_run, ollama=ollama_report)
     steps = plan_node_rollout(target, sources, settings, vram.gpu_layers)
     if dry_run:
         report = RolloutReport(node=target.name, dry_run=True, plan=steps, vram=vram.lines)
         publish_rollout_artifact(quote(report), None)
-        return report
+        return report if ollama_report is None else NodeRolloutReport(
+            node=target.name, dry_run=True, ollama=ollama_report, containers=report
+        )
     applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
     gateway = update_gateway_config(quote(inv), Path(gateway_config)) if gateway_config and applied.ok else None
     report = applied.model_copy(update={"vram": vram.lines, "gateway": gateway})
@@ -140,4 +164,4 @@ def rollout(
     publish_rollout_artifact(quote(report), swept)
     if not report.ok:
         raise DockerOpError(f"rollout on {target.name} failed: {report.failure}")
-    return report
+    return report if ollama_report is None else NodeRolloutReport(node=target.name, ollama=ollama_report, containers=report)

@@ -8,11 +8,12 @@
     │   ├── HostKeyMismatch           the node's host key is unknown or changed
     │   └── CommandFailed             a remote command exited non-zero
     ├── DockerOpError                 a Docker engine refused or failed an operation
+    ├── OllamaError                   an Ollama server refused or failed a deployment call
     ├── HistoryError                  the history database cannot be opened, read or written
     └── StackError                    `homelab up`/`down` could not start, reach or set up Prefect
 
 Third-party errors are translated at one boundary each (`remote.py` for paramiko,
-`docker_ops` for docker-py, `blocks/` for hvac) with `raise ... from exc`.
+`docker_ops` for docker-py, `ollama_deploy.api` for httpx, `blocks/` for hvac) with `raise ... from exc`.
 A dead endpoint is not an error: probes return it as data.
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "HostKeyMismatch",
     "CommandFailed",
     "DockerOpError",
+    "OllamaError",
     "HistoryError",
     "DeployConfigError",
     "StackError",
@@ -83,8 +85,13 @@ class DockerOpError(HomelabError):
     """A Docker engine did not answer, or refused or failed an operation."""
 
 
+class OllamaError(HomelabError):
+    """An Ollama server did not answer, or refused or failed a deployment call (upload, create, load)."""
+
+
 class HistoryError(HomelabError):
     """The history database could not be opened, read or written (the SQLAlchemy error is the cause)."""
+
 
 class DeployConfigError(InventoryError):
     """prefect.yaml could not be read or lacks what `homelab up` deploys (named deployments with
