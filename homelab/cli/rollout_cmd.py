@@ -1,4 +1,4 @@
-"""`homelab rollout`: put a node's llama.cpp containers in the inventory's state."""
+"""`homelab rollout`: put a node's llama.cpp containers and Ollama models in the inventory's state."""
 
 from __future__ import annotations
 
@@ -27,9 +27,12 @@ from homelab.cli.common import (
     load_or_exit,
     out,
 )
+from homelab.cli.ollama_rollout import render_ollama, run_ollama
 from homelab.errors import HomelabError
 from homelab.gateway.config import regenerate_config
 from homelab.vram import VramError
+from homelab.ollama_deploy import ollama_endpoints, ollama_sources
+from homelab.rollout_report import NodeRolloutReport
 from homelab.vram.node_plan import plan_node_vram
 
 __all__ = ["rollout_command"]
@@ -77,10 +80,21 @@ def _render_rollout(report: _docker_ops.RolloutReport) -> None:
                 err.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
 
 
+def _finish_with_ollama(report: NodeRolloutReport, as_json: bool) -> None:
+    """Output for a node with Ollama models: both parts, then the exit code."""
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        render_ollama(report.ollama)
+        if report.containers is not None:
+            _render_rollout(report.containers)
+    raise typer.Exit(0 if report.ok else EXIT_ROLLOUT_FAILED)
+
+
 @app.command("rollout")
 def rollout_command(
     inventory: InventoryOption,
-    node: Annotated[str, typer.Option("--node", help="The node whose containers to roll out.")],
+    node: Annotated[str, typer.Option("--node", help="The node whose containers and Ollama models to roll out.")],
     models_dir: Annotated[
         Path | None, typer.Option("--models-dir", help="Folder here with the GGUF files, by model_file name.")
     ] = None,
@@ -92,6 +106,9 @@ def rollout_command(
         typer.Option("--gateway-config", help="The LiteLLM proxy's config file: regenerated after a successful rollout."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan of actions; change nothing.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete Ollama models the cluster file no longer names (else only unloaded).")
+    ] = False,
     helper_image: Annotated[
         str, typer.Option("--helper-image", help="Image of the short-lived copy helpers.")
     ] = _docker_ops.HelperSettings().image,
@@ -103,6 +120,11 @@ def rollout_command(
     steps as tasks). Exit codes: 0 done (or nothing to do); 1 a step failed and was rolled
     back, or the engine failed; 2 bad input (cluster file, node, model folder) or a model that
     does not fit the node's GPUs (the VRAM plan runs first; nothing is changed).
+
+    Ollama endpoints whose models have a `deploy:` section go first: GGUFs from --models-dir
+    uploaded, models created with the planned num_ctx/num_gpu, preloaded one at a time and
+    checked in /api/ps; models the cluster file no longer names are unloaded (--prune deletes
+    them). When that fails, the containers are not touched.
     """
     inv = load_or_exit(inventory)
     target = next((n for n in inv.nodes if n.name == node), None)
@@ -111,23 +133,30 @@ def rollout_command(
         raise typer.Exit(EXIT_INVALID)
     files = sorted({e.container.model_file for e in target.endpoints if e.container})
     try:
-        sources = _docker_ops.model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir)
+        if files or not ollama_endpoints(target):
+            sources = _docker_ops.model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir)
+        ggufs = ollama_sources(target, models_dir)
         vram = plan_node_vram(inv, target, models_dir=models_dir)
     except (_docker_ops.ModelSourceMissing, ValueError, VramError) as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     settings = _docker_ops.RolloutSettings(helper=_docker_ops.HelperSettings(image=helper_image))
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    report: _docker_ops.RolloutReport | None = None
     try:
-        with (
-            Progress(*columns, console=err, transient=True, disable=as_json) as progress,
-            contextlib.closing(_docker_ops.open_engine(target)) as engine,
-        ):
-            report = _docker_ops.roll_out_node(
-                engine, inv, target, sources, settings, dry_run=dry_run, vram=vram, progress=_rollout_progress(progress)
-            )
-        if gateway_config and report.ok and not dry_run:
+        with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+            track = _rollout_progress(progress)
+            ollama = run_ollama(target, ggufs, vram, dry_run=dry_run, prune=prune, progress=track)
+            if (files or ollama is None) and (ollama is None or ollama.ok):
+                with contextlib.closing(_docker_ops.open_engine(target)) as engine:
+                    report = _docker_ops.roll_out_node(
+                        engine, inv, target, sources, settings, dry_run=dry_run, vram=vram, progress=track
+                    )
+        if gateway_config and report is not None and report.ok and not dry_run:
             report = report.model_copy(update={"gateway": regenerate_config(inv, gateway_config)})
+        if ollama is not None:
+            _finish_with_ollama(NodeRolloutReport(node=target.name, dry_run=dry_run, ollama=ollama, containers=report), as_json)
+        assert report is not None
     except (HomelabError, OSError) as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ROLLOUT_FAILED) from None

@@ -1,0 +1,96 @@
+"""`homelab rollout` on an Ollama node, as a user runs it: the real console script against an Ollama stand-in (not Ollama).
+
+Asserted is what the user sees: the plan, the step table and the load checks, the exit code
+(0 done or nothing to do, 1 failed, 2 bad input) and the `--json` document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fixtures.net import LOOPBACK, free_port
+from tests.fixtures.ollama_lab import OllamaLab, deployed, ollama_lab  # noqa: F401 (fixture)
+
+HOMELAB = Path(sys.executable).with_name("homelab")
+ALPHA = deployed("alpha", "a", "alpha.gguf")
+BETA = deployed("beta:q8", "b", "beta.gguf", num_ctx=1024)
+
+
+def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HOMELAB_INVENTORY"} | {"COLUMNS": "250", "NO_COLOR": "1"}
+    return subprocess.run([str(HOMELAB), *map(str, args)], capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+def test_dry_run_json_then_a_rollout_then_nothing_to_do(ollama_lab: OllamaLab) -> None:  # noqa: F811
+    lab = ollama_lab
+    lab.write_model("alpha.gguf", seed=1)
+    lab.write_model("beta.gguf", seed=2)
+    server = lab.standin("box")
+    options = ["rollout", "--inventory", lab.write_cluster({"box": [ALPHA, BETA]}), "--node", "box"]
+    options += ["--models-dir", lab.models_dir]
+
+    planned = homelab(*options, "--dry-run", "--json")
+
+    assert planned.returncode == 0, planned.stderr
+    report = json.loads(planned.stdout)
+    assert (report["node"], report["dry_run"], report["failure"], report["containers"]) == ("box", True, None, None)
+    steps = report["ollama"]["plan"]["steps"]
+    assert [(s["kind"], s.get("file") or s.get("model")) for s in steps] == [
+        ("upload_blob", "alpha.gguf"), ("upload_blob", "beta.gguf"), ("create_model", "alpha:latest"),
+        ("create_model", "beta:q8"), ("preload_model", "alpha:latest"), ("preload_model", "beta:q8"),
+    ]  # fmt: skip
+    assert steps[2]["request"]["parameters"] == {"num_ctx": 512, "num_gpu": 3}
+    assert report["ollama"]["vram"][0].startswith("a: all layers on box GPU0 (Lab GPU)")
+    assert server.standin.uploads == [] and server.standin.created == [] and server.standin.loaded == {}
+
+    done = homelab(*options)
+
+    assert done.returncode == 0, done.stderr
+    assert "Ollama rollout on box" in done.stdout
+    assert "preload beta:q8 on ollama (keep_alive -1): just created" in done.stdout
+    assert "alpha:latest on ollama: size_vram 0.5 MiB, plan " in done.stdout
+    assert server.standin.created == ["alpha:latest", "beta:q8"]
+
+    again = homelab(*options, "--json")
+
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["ollama"]["plan"]["steps"] == [] and report["ollama"]["outcomes"] == []
+    assert "model alpha:latest on ollama loaded" in report["ollama"]["plan"]["unchanged"]
+    assert [u.status for u in server.standin.uploads] == [201, 201]
+
+
+def test_bad_input_is_exit_2_without_a_traceback(ollama_lab: OllamaLab) -> None:  # noqa: F811
+    lab = ollama_lab
+    lab.write_model("alpha.gguf", seed=1)
+    lab.standin("box")
+    cluster = lab.write_cluster({"box": [ALPHA, BETA]})
+
+    no_folder = homelab("rollout", "--inventory", cluster, "--node", "box")
+    missing = homelab("rollout", "--inventory", cluster, "--node", "box", "--models-dir", lab.models_dir)
+
+    assert no_folder.returncode == 2
+    assert "node box: its Ollama models are created from GGUF files (alpha.gguf, beta.gguf)" in no_folder.stderr
+    assert "--models-dir" in no_folder.stderr
+    assert missing.returncode == 2
+    assert f"not in {lab.models_dir}: beta.gguf" in missing.stderr
+    assert "Traceback" not in no_folder.stderr + missing.stderr
+
+
+def test_an_endpoint_that_does_not_answer_is_exit_1_naming_it(ollama_lab: OllamaLab) -> None:  # noqa: F811
+    lab = ollama_lab
+    lab.write_model("alpha.gguf", seed=1)
+    lab.standin("box")
+    cluster = lab.write_cluster({"box": [ALPHA]})
+    dead = cluster.read_text().replace(lab.standins["box"].url, f"http://{LOOPBACK}:{free_port()}")
+    cluster.write_text(dead)
+
+    result = homelab("rollout", "--inventory", cluster, "--node", "box", "--models-dir", lab.models_dir)
+
+    assert result.returncode == 1
+    assert "box/ollama: check blob sha256:" in result.stderr and "cannot talk to" in result.stderr
+    assert "Traceback" not in result.stderr
