@@ -70,7 +70,7 @@ class EndpointDesired(_Frozen):
     endpoint: str
     url: str
     models: list[DesiredModel] = Field(description="deployed, in inventory order (the preload order)")
-    listed: list[str] = Field(description="full names of every model the inventory names here, deployed or not")
+    listed: list[str] = Field(description="full names of every model the inventory names here (and the tags pulled)")
 
 
 class OllamaDesired(_Frozen):
@@ -149,7 +149,9 @@ def desired_ollama(node: Node, sources: Mapping[str, Path], vram: NodeVramPlan |
             endpoint=e.name,
             url=e.url,
             models=[_desired_model(node, m, sources, vram) for m in e.models if m.deploy is not None],
-            listed=[full_name(m.name) for m in e.models],
+            # A pulled tag that a model is made from is part of the plan too.
+            listed=[full_name(m.name) for m in e.models]
+            + [full_name(m.deploy.pull) for m in e.models if m.deploy and m.deploy.pull],
         )
         for e in ollama_endpoints(node)
     ]

@@ -182,6 +182,9 @@ def _model_steps(e: EndpointDesired, f: EndpointFacts, facts: OllamaFacts, m: De
             size = facts.sources[m.gguf].size_bytes
             out.fetch(UploadBlob(**where, file=m.gguf, local_path=str(m.local_path), digest=digest, size_bytes=size,
                                  reason="not on the node"))  # fmt: skip
+        elif m.gguf and digest and (e.endpoint, digest) not in out.fetched:
+            out.fetched.add((e.endpoint, digest))
+            out.unchanged.append(f"blob {m.gguf} (sha256 {_short(digest)}) already on {e.endpoint}")
         if m.pull and not f.pulled.get(m.pull):
             out.fetch(PullModel(**where, tag=m.pull, reason="not on the node"))
         request = _create_request(m, digest)
