@@ -14,7 +14,6 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from homelab.inventory import Node
 from homelab.ollama_deploy.api import OllamaAPI, RunningModel, open_ollama_client
@@ -24,6 +23,7 @@ from homelab.ollama_deploy.desired import OllamaDesired
 from homelab.ollama_deploy.plan import CreateModel, DeleteModel, OllamaPlan, PreloadModel, PullModel, UnloadModel, UploadBlob
 from homelab.ollama_deploy.rollout import check_ollama_node, ollama_apis, plan_ollama_node
 from homelab.ollama_deploy.settings import OllamaDeploySettings
+from tasks.options import COMMON, ONCE, SAFE
 
 __all__ = [
     "OLLAMA_ARTIFACT_KEY",
@@ -39,9 +39,6 @@ __all__ = [
 
 OLLAMA_ARTIFACT_KEY = "ollama-rollout"
 
-_COMMON: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-_SAFE: dict[str, Any] = {**_COMMON, "retries": 2, "retry_delay_seconds": 5}
-_ONCE: dict[str, Any] = {**_COMMON, "retries": 0}
 
 
 @contextmanager
@@ -50,42 +47,42 @@ def _api(node: Node, endpoint: str, url: str, settings: OllamaDeploySettings) ->
         yield OllamaAPI(client, f"{node.name}/{endpoint}", settings.timeouts)
 
 
-@task(name="plan-ollama-rollout", task_run_name="plan-ollama-{node.name}", **_SAFE)
+@task(name="plan-ollama-rollout", task_run_name="plan-ollama-{node.name}", **SAFE)
 def plan_ollama_rollout(node: Node, desired: OllamaDesired, settings: OllamaDeploySettings, prune: bool) -> OllamaPlan:
     """Hash the GGUF sources, ask each endpoint what it holds, plan (only looks)."""
     with ollama_apis(node, settings) as apis:
         return plan_ollama_node(apis, desired, prune=prune)
 
 
-@task(name="transfer-ollama-model", task_run_name="transfer-{step.endpoint}-{step.kind}", **_SAFE)
+@task(name="transfer-ollama-model", task_run_name="transfer-{step.endpoint}-{step.kind}", **SAFE)
 def transfer_ollama_model(node: Node, step: UploadBlob | PullModel, settings: OllamaDeploySettings) -> str:
     """Upload a GGUF blob (streamed, verified by the node) or pull a tag."""
     with _api(node, step.endpoint, step.url, settings) as api:
         return perform(api, step)
 
 
-@task(name="change-ollama-model", task_run_name="{step.kind}-{step.model}", **_ONCE)
+@task(name="change-ollama-model", task_run_name="{step.kind}-{step.model}", **ONCE)
 def change_ollama_model(node: Node, step: CreateModel | UnloadModel | DeleteModel, settings: OllamaDeploySettings) -> str:
     """Create, unload or delete a model."""
     with _api(node, step.endpoint, step.url, settings) as api:
         return perform(api, step)
 
 
-@task(name="preload-ollama-model", task_run_name="preload-{step.model}", **_ONCE)
+@task(name="preload-ollama-model", task_run_name="preload-{step.model}", **ONCE)
 def preload_ollama_model(node: Node, step: PreloadModel, settings: OllamaDeploySettings) -> None:
     """Ask the endpoint to load the model (an empty generate with the inventory's keep_alive)."""
     with _api(node, step.endpoint, step.url, settings) as api:
         api.load(step.model, step.keep_alive)
 
 
-@task(name="wait-for-ollama-model", task_run_name="wait-{step.model}", **_SAFE)
+@task(name="wait-for-ollama-model", task_run_name="wait-{step.model}", **SAFE)
 def wait_for_ollama_model(node: Node, step: PreloadModel, settings: OllamaDeploySettings) -> RunningModel:
     """Wait until `/api/ps` lists the model (only looks)."""
     with _api(node, step.endpoint, step.url, settings) as api:
         return wait_loaded(api, step.model, settings.load_wait)
 
 
-@task(name="check-ollama-loads", task_run_name="check-ollama-{node.name}", **_SAFE)
+@task(name="check-ollama-loads", task_run_name="check-ollama-{node.name}", **SAFE)
 def check_ollama_loads(node: Node, desired: OllamaDesired, settings: OllamaDeploySettings) -> list[LoadCheck]:
     """Each planned model in `/api/ps`, its `size_vram` against the VRAM plan (only looks)."""
     with ollama_apis(node, settings) as apis:
@@ -112,7 +109,7 @@ def ollama_rollout_markdown(report: OllamaRolloutReport) -> str:
     return "\n".join(lines)
 
 
-@task(name="publish-ollama-rollout-artifact", **_COMMON)
+@task(name="publish-ollama-rollout-artifact", **COMMON)
 def publish_ollama_rollout_artifact(report: OllamaRolloutReport) -> Any:
     """A markdown artifact (key `ollama-rollout`) summarising what changed."""
     return create_markdown_artifact(

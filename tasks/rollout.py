@@ -21,7 +21,6 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from homelab.docker_ops import serial
@@ -37,6 +36,7 @@ from homelab.gateway.config import regenerate_config
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
+from tasks.options import COMMON, ONCE, SAFE
 
 __all__ = [
     "ARTIFACT_KEY",
@@ -56,12 +56,6 @@ __all__ = [
 
 ARTIFACT_KEY = "model-rollout"
 
-_COMMON: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-# Safe to repeat: a transient engine or SSH error is worth another try.
-_SAFE: dict[str, Any] = {**_COMMON, "retries": 2, "retry_delay_seconds": 5}
-# Changes what runs: never repeated behind the user's back.
-_ONCE: dict[str, Any] = {**_COMMON, "retries": 0}
-
 
 @contextmanager
 def _engine(node: Node, ssh: SSHAccess | None) -> Iterator[Engine]:
@@ -69,14 +63,14 @@ def _engine(node: Node, ssh: SSHAccess | None) -> Iterator[Engine]:
         yield engine
 
 
-@task(name="plan-rollout-vram", task_run_name="vram-{node.name}", **_ONCE)
+@task(name="plan-rollout-vram", task_run_name="vram-{node.name}", **ONCE)
 def plan_rollout_vram(inv: Inventory, node: Node, models_dir: Path | None) -> NodeVramPlan:
     """Place the node's models on its GPUs; a refusal (a model that does not fit) ends the rollout
     before anything changed, and retrying would only refuse again."""
     return plan_node_vram(inv, node, models_dir=models_dir)
 
 
-@task(name="plan-node-rollout", task_run_name="plan-{node.name}", **_SAFE)
+@task(name="plan-node-rollout", task_run_name="plan-{node.name}", **SAFE)
 def plan_node_rollout(
     node: Node,
     sources: dict[str, ModelSource],
@@ -89,14 +83,14 @@ def plan_node_rollout(
         return plan_node(engine, node, sources, settings, gpu_layers)
 
 
-@task(name="ensure-model-volume", task_run_name="volume-{step.volume}", **_SAFE)
+@task(name="ensure-model-volume", task_run_name="volume-{step.volume}", **SAFE)
 def ensure_model_volume(node: Node, step: EnsureVolume, ssh: SSHAccess | None = None) -> str:
     """Create the named volume when it is missing."""
     with _engine(node, ssh) as engine:
         return "created" if ensure_volume(engine, step.volume) else "already there"
 
 
-@task(name="copy-model-into-volume", task_run_name="copy-{step.source.model_file}", **_SAFE)
+@task(name="copy-model-into-volume", task_run_name="copy-{step.source.model_file}", **SAFE)
 def copy_model_into_volume(node: Node, step: CopyModel, settings: RolloutSettings, ssh: SSHAccess | None = None) -> str:
     """Copy one model file into its volume as a verified temporary file."""
     with _engine(node, ssh) as engine:
@@ -104,7 +98,7 @@ def copy_model_into_volume(node: Node, step: CopyModel, settings: RolloutSetting
     return f"{copied.size_bytes} bytes, sha256 {copied.sha256[:12]} verified"
 
 
-@task(name="start-container", task_run_name="start-{step.spec.name}", **_ONCE)
+@task(name="start-container", task_run_name="start-{step.spec.name}", **ONCE)
 def start_container_step(
     node: Node, step: ContainerStep, settings: RolloutSettings, ssh: SSHAccess | None = None
 ) -> State[Pending] | Pending:
@@ -121,7 +115,7 @@ def start_container_step(
             return Failed(message=str(exc), data=exc.pending)
 
 
-@task(name="wait-for-container-health", task_run_name="gate-{pending.step.spec.name}", **_SAFE)
+@task(name="wait-for-container-health", task_run_name="gate-{pending.step.spec.name}", **SAFE)
 def wait_for_container_health(
     node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, ssh: SSHAccess | None = None
 ) -> GateResult:
@@ -130,14 +124,14 @@ def wait_for_container_health(
         return serial.gate_container_step(engine, pending, node, probe, settings.gate)
 
 
-@task(name="keep-new-container", task_run_name="keep-{pending.step.spec.name}", **_SAFE)
+@task(name="keep-new-container", task_run_name="keep-{pending.step.spec.name}", **SAFE)
 def keep_new_container(node: Node, pending: Pending, settings: RolloutSettings, ssh: SSHAccess | None = None) -> None:
     """The new container is healthy: remove the old one and the old model file."""
     with _engine(node, ssh) as engine:
         serial.finish_container_step(engine, pending, settings)
 
 
-@task(name="roll-back-container", task_run_name="roll-back-{pending.step.spec.name}", **_ONCE)
+@task(name="roll-back-container", task_run_name="roll-back-{pending.step.spec.name}", **ONCE)
 def roll_back_container(
     node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, ssh: SSHAccess | None = None
 ) -> GateResult | None:
@@ -146,7 +140,7 @@ def roll_back_container(
         return serial.roll_back_container_step(engine, pending, node, probe, settings)
 
 
-@task(name="sweep-rolled-out-node", task_run_name="sweep-{node.name}", **_SAFE)
+@task(name="sweep-rolled-out-node", task_run_name="sweep-{node.name}", **SAFE)
 def sweep_rolled_out_node(inv: Inventory, node: Node) -> SweepReport:
     """Probe every endpoint of the node, as `homelab sweep` would (the rollout's final check)."""
     alone = inv.model_copy(update={"nodes": [node], "experts": {}, "gateway": None})
@@ -184,13 +178,13 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
     return "\n".join(lines)
 
 
-@task(name="update-gateway-config", task_run_name="gateway-config", **_SAFE)
+@task(name="update-gateway-config", task_run_name="gateway-config", **SAFE)
 def update_gateway_config(inv: Inventory, path: Path) -> str:
     """Regenerate the LiteLLM config file from the cluster file; says whether it changed."""
     return regenerate_config(inv, path)
 
 
-@task(name="publish-rollout-artifact", **_COMMON)
+@task(name="publish-rollout-artifact", **COMMON)
 def publish_rollout_artifact(report: RolloutReport, swept: SweepReport | None) -> Any:
     """A markdown artifact (key `model-rollout`) summarising what changed."""
     return create_markdown_artifact(

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from homelab.ollama_standin.blobs import valid_digest
 from homelab.ollama_standin.models import ModelSpec, full_name
-from homelab.ollama_standin.replies import Line, error, json_object, progress
+from homelab.ollama_standin.replies import Line, error, model_request, progress
 from homelab.ollama_standin.state import StandInState, UploadRecord
 
 __all__ = ["ModelAdmin", "human_number"]
@@ -100,12 +100,10 @@ class ModelAdmin:
         return Response(status_code=201)
 
     async def create(self, request: Request) -> Response:
-        body = await json_object(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get("model") or body.get("name")
-        if not isinstance(name, str) or not name:
-            return error(400, "model is required")
+        asked = await model_request(request)
+        if isinstance(asked, Response):
+            return asked
+        body, name = asked
         if self.state.options.create_error is not None:
             return error(500, self.state.options.create_error)
         parameters = body.get("parameters") or {}
@@ -169,12 +167,10 @@ class ModelAdmin:
         return {"status": "success"}
 
     async def pull(self, request: Request) -> Response:
-        body = await json_object(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get("model") or body.get("name")
-        if not isinstance(name, str) or not name:
-            return error(400, "model is required")
+        asked = await model_request(request)
+        if isinstance(asked, Response):
+            return asked
+        body, name = asked
         lines: list[Line] = [{"status": "pulling manifest"}]
         spec = self.state.registry.get(full_name(name))
         if spec is None:
@@ -194,12 +190,10 @@ class ModelAdmin:
         return {"status": "success"}
 
     async def delete(self, request: Request) -> Response:
-        body = await json_object(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get("model") or body.get("name")
-        if not isinstance(name, str) or not name:
-            return error(400, "model is required")
+        asked = await model_request(request)
+        if isinstance(asked, Response):
+            return asked
+        body, name = asked
         if self.state.models.pop(full_name(name), None) is None:
             return error(404, f"model '{name}' not found")
         self.state.loaded.pop(full_name(name), None)

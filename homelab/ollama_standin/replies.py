@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-__all__ = ["Line", "error", "json_object", "progress", "timestamp"]
+__all__ = ["Line", "error", "json_object", "model_request", "progress", "timestamp"]
 
 # A progress line, or a callable run when its turn comes (e.g. committing the model) that
 # returns the line, so a client that reads only half the stream sees only half the work done.
@@ -39,6 +39,17 @@ async def json_object(request: Request) -> dict[str, Any] | Response:
     if not isinstance(body, dict):
         return error(400, "request body must be a JSON object")
     return body
+
+
+async def model_request(request: Request) -> tuple[dict[str, Any], str] | Response:
+    """The body and the model it names (`model`, or the older `name`), or the 400 Ollama answers."""
+    body = await json_object(request)
+    if isinstance(body, Response):
+        return body
+    name = body.get("model") or body.get("name")
+    if not isinstance(name, str) or not name:
+        return error(400, "model is required")
+    return body, name
 
 
 def progress(lines: Iterable[Line], stream: bool) -> Response:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homelab.ollama_standin.manage import ModelAdmin
 from homelab.ollama_standin.models import DEFAULT_MODELS, ModelSpec, full_name, parse_keep_alive
-from homelab.ollama_standin.replies import error, json_object, timestamp
+from homelab.ollama_standin.replies import error, json_object, model_request, timestamp
 from homelab.ollama_standin.state import LoadRecord, StandInOptions, StandInState
 
 __all__ = ["OLLAMA_API_VERSION", "OllamaStandIn", "build_app", "main", "make_server", "serve"]
@@ -95,12 +95,10 @@ class OllamaStandIn(StandInState):
         return JSONResponse({"models": entries})
 
     async def show(self, request: Request) -> Response:
-        body = await json_object(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get("model") or body.get("name")  # "name" is the older spelling
-        if not isinstance(name, str) or not name:
-            return error(400, "model is required")
+        asked = await model_request(request)
+        if isinstance(asked, Response):
+            return asked
+        _, name = asked
         m = self.find(name)
         if m is None:
             return error(404, f"model '{name}' not found")
