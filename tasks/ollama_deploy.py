@@ -24,6 +24,7 @@ from homelab.ollama_deploy.plan import CreateModel, DeleteModel, OllamaPlan, Pre
 from homelab.ollama_deploy.rollout import check_ollama_node, ollama_apis, plan_ollama_node
 from homelab.ollama_deploy.settings import OllamaDeploySettings
 from tasks.options import COMMON, ONCE, SAFE
+from tasks.rollout import steps_markdown
 
 __all__ = [
     "OLLAMA_ARTIFACT_KEY",
@@ -91,17 +92,7 @@ def check_ollama_loads(node: Node, desired: OllamaDesired, settings: OllamaDeplo
 
 def ollama_rollout_markdown(report: OllamaRolloutReport) -> str:
     """The artifact's text: what changed, what did not and why, the loads against the plan, any failure."""
-    verdict = "planned (dry run)" if report.dry_run else ("done" if report.ok else "FAILED")
-    lines = [f"## Ollama rollout on {report.node}: {verdict}", ""]
-    if report.dry_run:
-        lines += [f"- {step.summary()}" for step in report.plan.steps] or ["- nothing to do"]
-    else:
-        lines += ["| step | status | seconds | detail |", "|---|---|---|---|"]
-        lines += [f"| {o.summary} | {o.status} | {o.seconds:g} | {o.detail} |" for o in report.outcomes]
-    if report.plan.unchanged:
-        lines += ["", "Unchanged:", *(f"- {reason}" for reason in report.plan.unchanged)]
-    if report.vram:
-        lines += ["", "VRAM plan:", *(f"- {line}" for line in report.vram)]
+    lines = steps_markdown("Ollama rollout", report)
     if report.checks:
         lines += ["", "Loaded (/api/ps against the plan):", *(f"- {check.summary()}" for check in report.checks)]
     if report.failure:

@@ -35,6 +35,7 @@ from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
 from homelab.gateway.config import regenerate_config
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
+from homelab.ollama_deploy.apply import OllamaRolloutReport
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
 from tasks.options import COMMON, ONCE, SAFE
 
@@ -49,6 +50,7 @@ __all__ = [
     "roll_back_container",
     "rollout_markdown",
     "start_container_step",
+    "steps_markdown",
     "sweep_rolled_out_node",
     "update_gateway_config",
     "wait_for_container_health",
@@ -152,10 +154,11 @@ def sweep_rolled_out_node(inv: Inventory, node: Node) -> SweepReport:
     return asyncio.run(run())
 
 
-def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
-    """The artifact's text: what changed, what did not and why, and any failure with its log lines."""
+def steps_markdown(title: str, report: RolloutReport | OllamaRolloutReport) -> list[str]:
+    """What both rollout artifacts open with: the verdict, the plan (dry run) or each step's
+    outcome, what was left alone and why, and the VRAM plan."""
     verdict = "planned (dry run)" if report.dry_run else ("done" if report.ok else "FAILED")
-    lines = [f"## Model rollout on {report.node}: {verdict}", ""]
+    lines = [f"## {title} on {report.node}: {verdict}", ""]
     if report.dry_run:
         lines += [f"- {step.summary()}" for step in report.plan.steps] or ["- nothing to do"]
     else:
@@ -165,6 +168,12 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
         lines += ["", "Unchanged:", *(f"- {reason}" for reason in report.plan.unchanged)]
     if report.vram:
         lines += ["", "VRAM plan:", *(f"- {line}" for line in report.vram)]
+    return lines
+
+
+def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
+    """The artifact's text: what changed, what did not and why, and any failure with its log lines."""
+    lines = steps_markdown("Model rollout", report)
     if report.gateway:
         lines += ["", f"Gateway: {report.gateway}"]
     if report.failure:
