@@ -160,10 +160,12 @@ class ModelAdmin:
             return error(404, f"model '{base}' not found")
         return [{"status": f"using existing layer sha256:{found.digest}"}], found
 
-    def _commit(self, spec: ModelSpec) -> dict[str, Any]:
+    def _commit(self, spec: ModelSpec, created: bool = True) -> dict[str, Any]:
+        """The manifest is written: the model is there (a loaded one reloads with what it is made of now)."""
         self.state.models[spec.full_name] = spec
         self.state.loaded.pop(spec.full_name, None)
-        self.state.created.append(spec.full_name)
+        if created:
+            self.state.created.append(spec.full_name)
         return {"status": "success"}
 
     async def pull(self, request: Request) -> Response:
@@ -182,12 +184,8 @@ class ModelAdmin:
             {"status": f"pulling {spec.digest[:12]}", "digest": digest, "total": spec.size, "completed": done}
             for done in [*range(0, spec.size, step), spec.size]
         ]
-        lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, lambda: self._pulled(spec)]
+        lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, lambda: self._commit(spec, created=False)]
         return progress(lines, body.get("stream", True))
-
-    def _pulled(self, spec: ModelSpec) -> dict[str, Any]:
-        self.state.models[spec.full_name] = spec
-        return {"status": "success"}
 
     async def delete(self, request: Request) -> Response:
         asked = await model_request(request)
