@@ -3,7 +3,7 @@
 A row gives one endpoint's desired models and its facts in short form, and the step summaries
 and reasons the plan must give; the runner fills in the rest (endpoint `ollama`, aliases, sizes),
 so a new case needs no new code. Digests are written as their first letters (`aaa` for the file
-whose SHA-256 is `aaa...`).
+whose SHA-256 is `aaa...`); `running` lists loaded models, `running_until` those with an expiry.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ def _facts(row: dict[str, Any]) -> OllamaFacts:
         blobs={f"sha256:{_sha(d)}": present for d, present in row.get("blobs", {}).items()},
         shown=shown,
         pulled=row.get("pulled", {}),
-        running={name: RunningModel(name=name, size=1, size_vram=1) for name in row.get("running", [])},
+        running={
+            name: RunningModel(name=name, size=1, size_vram=1, expires_at=until)
+            for name, until in dict.fromkeys(row.get("running", [])).items() | row.get("running_until", {}).items()
+        },
         present=row.get("present", list(row["shown"])),
     )
     return OllamaFacts(sources=sources, endpoints={"ollama": endpoint})

@@ -125,6 +125,15 @@ class OllamaPlan(BaseModel):
         return not self.steps
 
 
+def _forever(keep_alive: int | str) -> bool:
+    return str(keep_alive).strip().startswith("-")
+
+
+def _forever_until(expires_at: str | None) -> bool:
+    """Ollama shows a model kept forever as expiring centuries from now (Go's longest duration)."""
+    return expires_at is None or expires_at[:4] > "2200"
+
+
 def _short(digest: str | None) -> str:
     return digest.removeprefix("sha256:")[:12] if digest else "none"
 
@@ -198,6 +207,10 @@ def _model_steps(e: EndpointDesired, f: EndpointFacts, facts: OllamaFacts, m: De
         out.preloads.append(PreloadModel(**where, model=m.name, keep_alive=m.keep_alive, reason=why))
     elif m.name not in f.running:
         out.preloads.append(PreloadModel(**where, model=m.name, keep_alive=m.keep_alive, reason="not loaded"))
+    elif _forever(m.keep_alive) and not _forever_until(f.running[m.name].expires_at):
+        # Loaded by someone's request with Ollama's 5 minute default: it would be gone soon.
+        why = f"loaded, but only until {f.running[m.name].expires_at}"
+        out.preloads.append(PreloadModel(**where, model=m.name, keep_alive=m.keep_alive, reason=why))
     else:
         out.unchanged.append(f"model {m.name} on {e.endpoint} loaded")
 
