@@ -9,6 +9,7 @@ changed, what did not and why, and how each load compares with the plan.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from homelab.errors import OllamaError
 from homelab.inventory import Node
 from homelab.ollama_deploy.api import RunningModel
 from homelab.ollama_deploy.apply import OllamaRolloutReport, apply
-from homelab.ollama_deploy.desired import desired_ollama, ollama_endpoints, ollama_sources
+from homelab.ollama_deploy.desired import desired_ollama, ollama_endpoints
 from homelab.ollama_deploy.plan import CreateModel, DeleteModel, PreloadModel, PullModel, UnloadModel, UploadBlob
 from homelab.ollama_deploy.rollout import ollama_vram_lines
 from homelab.ollama_deploy.settings import OllamaDeploySettings
@@ -57,7 +58,7 @@ class OllamaTaskRunner:
 
 def roll_out_ollama(
     target: Node,
-    models_dir: Path | None,
+    ggufs: Mapping[str, Path],
     vram: NodeVramPlan,
     settings: OllamaDeploySettings,
     *,
@@ -70,12 +71,11 @@ def roll_out_ollama(
         The report, or None when the node has no models to deploy to Ollama.
 
     Raises:
-        ModelSourceMissing: a GGUF is not in `models_dir` (nothing was changed).
         OllamaError: a step failed (the artifact says which and why); the rest were not run.
     """
     if not ollama_endpoints(target):
         return None
-    desired = desired_ollama(target, ollama_sources(target, models_dir), vram)
+    desired = desired_ollama(target, ggufs, vram)
     steps = plan_ollama_rollout(target, desired, settings, prune)
     lines = ollama_vram_lines(desired, vram)
     if dry_run:

@@ -1,21 +1,21 @@
-"""The `rollout` flow: models into named volumes, containers started one at a time behind health gates, rollback.
+"""The `rollout` flow: a node's Ollama models and llama.cpp containers put in the cluster file's state.
 
-First the node's VRAM plan: the GPU layers of each container, and a refusal, before anything
-changes, of a model that does not fit. The order of events is then homelab's own `apply` (one implementation for the CLI and the flow);
-this flow hands it a runner whose steps are Prefect tasks, so each step is a task run in the
-UI, and retries sit on the safe steps only (see `tasks/rollout.py`). After the steps, the
-LiteLLM config is regenerated when its path is given, a sweep of the node checks every endpoint, and a markdown artifact (key `model-rollout`) says what
-changed, what did not and why, and what failed with the container's last log lines.
+The same order as `homelab rollout` (`homelab.node_rollout`), each part a set of task runs:
 
-Failure semantics: a container that fails its gate is rolled back and ends the rollout; the
-flow run then ends Failed with that reason (the artifact is published first). A dry run plans,
-publishes the plan, and changes nothing.
+1. `check-rollout-inputs`: every model file found and the node's VRAM plan made (GPU layers
+   per container, `num_gpu` per Ollama model); a missing file or a model that does not fit
+   ends the run before anything changed;
+2. the Ollama endpoints (`flows/ollama_rollout.py`: upload, create, unload what left the plan,
+   preload one at a time, `/api/ps` against the plan, artifact `ollama-rollout`); when that
+   fails, the run ends Failed and no container is touched;
+3. the containers: homelab's own `apply` with a runner whose steps are Prefect tasks
+   (retries on the safe steps only, see `tasks/rollout.py`), one at a time behind the health
+   gate, a failed one rolled back; then a sweep of the node and the `model-rollout` artifact
+   (what changed, what did not and why, a failed container's last log lines);
+4. when all succeeded, the LiteLLM config regenerated (if its path is given).
 
-A node whose Ollama endpoints have models to deploy (`deploy:` in the cluster file) gets the
-Ollama path first (`flows/ollama_rollout.py`: upload, create, unload what left the plan,
-preload one at a time, `/api/ps` against the plan, artifact `ollama-rollout`); when it fails,
-the flow ends Failed before any container is touched. Such a node's report is a
-`NodeRolloutReport` holding both parts; a node with containers only keeps its `RolloutReport`.
+The run ends Failed with the first failure's reason (artifacts are published first). A dry
+run plans, publishes the plans, and changes nothing.
 """
 
 from __future__ import annotations
@@ -33,18 +33,16 @@ from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
 from homelab.docker_ops.rollout import probe_settings_for
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFailed, Pending, RolloutSettings
-from homelab.docker_ops.sources import model_sources
 from homelab.errors import DockerOpError, HomelabError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
-from homelab.ollama_deploy.desired import ollama_endpoints
 from homelab.ollama_deploy.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
-from homelab.rollout_report import NodeRolloutReport
+from homelab.node_rollout import NodeInputs, NodeRolloutReport
 from tasks.rollout import (
     copy_model_into_volume,
     ensure_model_volume,
     keep_new_container,
+    check_rollout_inputs,
     plan_node_rollout,
-    plan_rollout_vram,
     publish_rollout_artifact,
     roll_back_container,
     start_container_step,
@@ -91,6 +89,28 @@ class TaskRunner:
         return self.probe[pending.step.spec.endpoint]
 
 
+def _roll_out_containers(
+    inv: Inventory, target: Node, inputs: NodeInputs, settings: RolloutSettings, dry_run: bool
+) -> RolloutReport:
+    """The containers' part: plan, then (unless `dry_run`) apply, sweep the node, publish the artifact.
+
+    Raises:
+        DockerOpError: a container failed (after rolling back); the artifact says which and why.
+    """
+    steps = plan_node_rollout(target, inputs.sources, settings, inputs.vram.gpu_layers)
+    if dry_run:
+        report = RolloutReport(node=target.name, dry_run=True, plan=steps, vram=inputs.vram.lines)
+        publish_rollout_artifact(quote(report), None)
+        return report
+    applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
+    report = applied.model_copy(update={"vram": inputs.vram.lines})
+    # Also after a rollback: the sweep then shows whether the old containers serve again.
+    publish_rollout_artifact(quote(report), sweep_rolled_out_node(quote(inv), target))
+    if not report.ok:
+        raise DockerOpError(f"rollout on {target.name} failed: {report.failure}")
+    return report
+
+
 def _node(inv: Inventory, name: str) -> Node:
     for node in inv.nodes:
         if node.name == name:
@@ -113,8 +133,8 @@ def rollout(
     settings: RolloutSettings = DEFAULT_ROLLOUT_SETTINGS,
     prune: bool = False,
     ollama: OllamaDeploySettings = DEFAULT_OLLAMA_DEPLOY_SETTINGS,
-) -> RolloutReport | NodeRolloutReport:
-    """Roll out the models and containers the inventory gives `node`.
+) -> NodeRolloutReport:
+    """Roll out the Ollama models and llama.cpp containers the inventory gives `node`.
 
     Args:
         inventory: path of the cluster file.
@@ -131,37 +151,21 @@ def rollout(
         ollama: timeouts, the wait for `/api/ps`, and the tolerance of the VRAM check.
 
     Returns:
-        The rollout report (also summarised in the `model-rollout` artifact); for a node with
-        models to deploy to Ollama, a `NodeRolloutReport` with the Ollama part (artifact
-        `ollama-rollout`) and the containers' report.
+        Both parts' reports (each also an artifact: `ollama-rollout`, `model-rollout`) and what
+        became of the gateway config.
 
     Raises:
-        DockerOpError: the rollout failed (after rolling back); the flow run ends Failed.
+        ModelSourceMissing, VramError: bad input; nothing was changed.
         OllamaError: the Ollama part failed; the containers were not touched.
+        DockerOpError: a container failed (after rolling back).
     """
     inv = load_inventory(Path(inventory))
     target = _node(inv, node)
-    files = sorted({e.container.model_file for e in target.endpoints if e.container})
     local = Path(models_dir) if models_dir else None
-    if files or not ollama_endpoints(target):
-        sources = model_sources(files, models_dir=local, node_models_dir=node_models_dir)
-    vram = plan_rollout_vram(quote(inv), target, local)
-    ollama_report = roll_out_ollama(target, local, vram, ollama, dry_run=dry_run, prune=prune)
-    if ollama_report is not None and not files:
-        return NodeRolloutReport(node=target.name, dry_run=dry_run, ollama=ollama_report)
-    steps = plan_node_rollout(target, sources, settings, vram.gpu_layers)
-    if dry_run:
-        report = RolloutReport(node=target.name, dry_run=True, plan=steps, vram=vram.lines)
-        publish_rollout_artifact(quote(report), None)
-        return report if ollama_report is None else NodeRolloutReport(
-            node=target.name, dry_run=True, ollama=ollama_report, containers=report
-        )
-    applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
-    gateway = update_gateway_config(quote(inv), Path(gateway_config)) if gateway_config and applied.ok else None
-    report = applied.model_copy(update={"vram": vram.lines, "gateway": gateway})
-    # Also after a rollback: the sweep then shows whether the old containers serve again.
-    swept = sweep_rolled_out_node(quote(inv), target)
-    publish_rollout_artifact(quote(report), swept)
-    if not report.ok:
-        raise DockerOpError(f"rollout on {target.name} failed: {report.failure}")
-    return report if ollama_report is None else NodeRolloutReport(node=target.name, ollama=ollama_report, containers=report)
+    inputs = check_rollout_inputs(quote(inv), target, local, node_models_dir)
+    ollama_part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, dry_run=dry_run, prune=prune)
+    containers = _roll_out_containers(inv, target, inputs, settings, dry_run) if inputs.sources else None
+    gateway = update_gateway_config(quote(inv), Path(gateway_config)) if gateway_config and not dry_run else None
+    return NodeRolloutReport(
+        node=target.name, dry_run=dry_run, ollama=ollama_part, containers=containers, gateway=gateway
+    )

@@ -36,16 +36,16 @@ from homelab.gateway.config import regenerate_config
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.ollama_deploy.apply import OllamaRolloutReport
-from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
+from homelab.node_rollout import NodeInputs, node_inputs
 from tasks.options import COMMON, ONCE, SAFE
 
 __all__ = [
     "ARTIFACT_KEY",
+    "check_rollout_inputs",
     "copy_model_into_volume",
     "ensure_model_volume",
     "keep_new_container",
     "plan_node_rollout",
-    "plan_rollout_vram",
     "publish_rollout_artifact",
     "roll_back_container",
     "rollout_markdown",
@@ -65,11 +65,11 @@ def _engine(node: Node, ssh: SSHAccess | None) -> Iterator[Engine]:
         yield engine
 
 
-@task(name="plan-rollout-vram", task_run_name="vram-{node.name}", **ONCE)
-def plan_rollout_vram(inv: Inventory, node: Node, models_dir: Path | None) -> NodeVramPlan:
-    """Place the node's models on its GPUs; a refusal (a model that does not fit) ends the rollout
-    before anything changed, and retrying would only refuse again."""
-    return plan_node_vram(inv, node, models_dir=models_dir)
+@task(name="check-rollout-inputs", task_run_name="inputs-{node.name}", **ONCE)
+def check_rollout_inputs(inv: Inventory, node: Node, models_dir: Path | None, node_models_dir: str | None) -> NodeInputs:
+    """Find every model file and place the node's models on its GPUs. A missing file or a model
+    that does not fit ends the rollout before anything changed; retrying would only refuse again."""
+    return node_inputs(inv, node, models_dir=models_dir, node_models_dir=node_models_dir)
 
 
 @task(name="plan-node-rollout", task_run_name="plan-{node.name}", **SAFE)
@@ -174,8 +174,6 @@ def steps_markdown(title: str, report: RolloutReport | OllamaRolloutReport) -> l
 def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
     """The artifact's text: what changed, what did not and why, and any failure with its log lines."""
     lines = steps_markdown("Model rollout", report)
-    if report.gateway:
-        lines += ["", f"Gateway: {report.gateway}"]
     if report.failure:
         lines += ["", f"**Failure:** {report.failure}"]
         tail = next((o.gate.log_tail for o in report.outcomes if o.gate and o.gate.log_tail), [])

@@ -13,7 +13,7 @@ from prefect.states import State
 from flows.rollout import rollout
 from homelab.docker_ops.apply import StepStatus
 from homelab.ollama_standin import StandInOptions
-from homelab.rollout_report import NodeRolloutReport
+from homelab.node_rollout import NodeRolloutReport
 from homelab.vram.node_plan import plan_node_vram
 from tasks.ollama_deploy import OLLAMA_ARTIFACT_KEY
 from tests.fixtures.ollama_lab import TEST_SETTINGS, OllamaLab, deployed, ollama_lab  # noqa: F401 (fixture)

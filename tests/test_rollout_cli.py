@@ -57,7 +57,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing_then_a_rollout_is_idempoten
 
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert [o["status"] for o in report["outcomes"]] == ["done", "done", "done"]
+    assert [o["status"] for o in report["containers"]["outcomes"]] == ["done", "done", "done"]
     assert report["failure"] is None
     assert report["gateway"] == f"{gateway} regenerated; restart the proxy to load it"
     assert f"model: openai/{endpoint.name}" in gateway.read_text()
@@ -127,9 +127,9 @@ def test_a_gpu_node_gets_the_vram_plans_layers_and_a_model_too_big_is_refused_be
 
     assert planned.returncode == 0, planned.stderr
     report = json.loads(planned.stdout)
-    [create] = [s for s in report["plan"]["steps"] if s["kind"] == "create_container"]
+    [create] = [s for s in report["containers"]["plan"]["steps"] if s["kind"] == "create_container"]
     assert create["spec"]["gpu_layers"] == 4  # 3 blocks and the output layer
-    [line] = report["vram"]
+    [line] = report["containers"]["vram"]
     assert line.startswith(f"{endpoint.name}: all layers on gpu2 GPU0 (RTX 3090), ")
 
     cluster["nodes"][0]["gpus"] = [{"name": "tiny", "vram_gib": 0.5}]

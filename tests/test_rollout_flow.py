@@ -15,9 +15,10 @@ from prefect.flows import load_flow_from_entrypoint
 from prefect.states import State
 
 from flows.rollout import rollout
-from homelab.docker_ops.apply import RolloutReport, StepStatus
+from homelab.docker_ops.apply import StepStatus
 from homelab.gateway.config import render_config
 from homelab.inventory import load_inventory
+from homelab.node_rollout import NodeRolloutReport
 from tasks.rollout import ARTIFACT_KEY
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
@@ -26,7 +27,7 @@ ROOT = Path(__file__).parent.parent
 pytestmark = [pytest.mark.docker, pytest.mark.llama, pytest.mark.usefixtures("prefect_harness")]
 
 
-def artifact_of(state: State[RolloutReport]) -> str:
+def artifact_of(state: State[NodeRolloutReport]) -> str:
     with get_client(sync_client=True) as client:
         [artifact] = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])),
@@ -35,7 +36,7 @@ def artifact_of(state: State[RolloutReport]) -> str:
     return str(artifact.data)
 
 
-def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False, gateway: Path | None = None) -> State[RolloutReport]:
+def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False, gateway: Path | None = None) -> State[NodeRolloutReport]:
     return rollout(
         str(cluster),
         node="gpu2",
@@ -58,19 +59,20 @@ def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: Roll
 
     assert state.is_completed(), state.message
     report = state.result()
-    assert [o.status for o in report.outcomes] == [StepStatus.DONE] * 3
+    assert report.containers is not None and report.ollama is None
+    assert [o.status for o in report.containers.outcomes] == [StepStatus.DONE] * 3
+    assert report.gateway == f"{gateway} regenerated; restart the proxy to load it"
     chat(endpoint.port)
     text = artifact_of(state)
     assert text.startswith("## Model rollout on gpu2: done")
     assert f"| create {lab.prefix}solo: missing | done |" in text
     assert "Sweep after the rollout: OPERATIONAL (solo UP)" in text
-    assert f"Gateway: {gateway} regenerated; restart the proxy to load it" in text
     assert gateway.read_text() == render_config(load_inventory(cluster))
 
     again = run(lab, cluster, dry_run=True)
 
     assert again.is_completed()
-    assert again.result().plan.empty
+    assert again.result().containers.plan.empty
     text = artifact_of(again)
     assert text.startswith("## Model rollout on gpu2: planned (dry run)\n\n- nothing to do")
     assert f"- container {lab.prefix}solo up to date" in text

@@ -1,47 +1,16 @@
-"""`homelab rollout` on a node with models to deploy to Ollama: run that part, and show what it did."""
+"""`homelab rollout` on a node with models to deploy to Ollama: what that part did, shown."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
 from homelab.cli.common import err, out
-from homelab.docker_ops.sources import ProgressCallback
-from homelab.inventory import Node
-from homelab.ollama_deploy import (
-    DEFAULT_OLLAMA_DEPLOY_SETTINGS,
-    OllamaRolloutReport,
-    ollama_apis,
-    ollama_endpoints,
-    roll_out_ollama_node,
-)
-from homelab.vram.node_plan import NodeVramPlan
+from homelab.ollama_deploy import OllamaRolloutReport
 
-__all__ = ["render_ollama", "run_ollama"]
+__all__ = ["render_ollama"]
 
 _STYLE = {"done": "green", "failed": "red", "not run": "dim"}
-
-
-def run_ollama(
-    target: Node,
-    sources: Mapping[str, Path],
-    vram: NodeVramPlan,
-    *,
-    dry_run: bool,
-    prune: bool,
-    progress: ProgressCallback,
-) -> OllamaRolloutReport | None:
-    """The node's Ollama rollout (None: it has no models to deploy to Ollama)."""
-    if not ollama_endpoints(target):
-        return None
-    settings = DEFAULT_OLLAMA_DEPLOY_SETTINGS
-    with ollama_apis(target, settings) as apis:
-        return roll_out_ollama_node(
-            apis, target, sources, settings, vram=vram, dry_run=dry_run, prune=prune, progress=progress
-        )
 
 
 def render_ollama(report: OllamaRolloutReport) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,13 +26,10 @@ from homelab.cli.common import (
     load_or_exit,
     out,
 )
-from homelab.cli.ollama_rollout import render_ollama, run_ollama
+from homelab.cli.ollama_rollout import render_ollama
 from homelab.errors import HomelabError
-from homelab.gateway.config import regenerate_config
+from homelab.node_rollout import NodeRolloutReport, node_inputs, roll_out
 from homelab.vram import VramError
-from homelab.ollama_deploy import ollama_endpoints, ollama_sources
-from homelab.rollout_report import NodeRolloutReport
-from homelab.vram.node_plan import plan_node_vram
 
 __all__ = ["rollout_command"]
 
@@ -71,8 +67,6 @@ def _render_rollout(report: _docker_ops.RolloutReport) -> None:
         out.print(f"  [dim]= {escape(reason)}[/]", highlight=False)
     for line in report.vram:
         out.print(f"  [dim]vram: {escape(line)}[/]", highlight=False)
-    if report.gateway:
-        out.print(f"  gateway: {escape(report.gateway)}", highlight=False)
     if report.failure:
         err.print(f"[red]✗[/] {escape(report.failure)}", highlight=False, soft_wrap=True)
         for outcome in report.outcomes:
@@ -80,15 +74,15 @@ def _render_rollout(report: _docker_ops.RolloutReport) -> None:
                 err.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
 
 
-def _finish_with_ollama(report: NodeRolloutReport, as_json: bool) -> None:
-    """Output for a node with Ollama models: both parts, then the exit code."""
-    if as_json:
-        print(report.model_dump_json(indent=2))
-    else:
+def _render_node(report: NodeRolloutReport) -> None:
+    if report.ollama is not None:
         render_ollama(report.ollama)
-        if report.containers is not None:
-            _render_rollout(report.containers)
-    raise typer.Exit(0 if report.ok else EXIT_ROLLOUT_FAILED)
+    if report.containers is not None:
+        _render_rollout(report.containers)
+    if report.ollama is None and report.containers is None:
+        out.print(f"nothing to roll out on {escape(report.node)}: no containers, no Ollama models with a deploy section")
+    if report.gateway:
+        out.print(f"gateway: {escape(report.gateway)}", highlight=False)
 
 
 @app.command("rollout")
@@ -131,38 +125,25 @@ def rollout_command(
     if target is None:
         err.print(f"[red]✗[/] no node {escape(node)!r} in {escape(str(inventory))}", highlight=False)
         raise typer.Exit(EXIT_INVALID)
-    files = sorted({e.container.model_file for e in target.endpoints if e.container})
     try:
-        if files or not ollama_endpoints(target):
-            sources = _docker_ops.model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir)
-        ggufs = ollama_sources(target, models_dir)
-        vram = plan_node_vram(inv, target, models_dir=models_dir)
+        inputs = node_inputs(inv, target, models_dir=models_dir, node_models_dir=node_models_dir)
     except (_docker_ops.ModelSourceMissing, ValueError, VramError) as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     settings = _docker_ops.RolloutSettings(helper=_docker_ops.HelperSettings(image=helper_image))
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    report: _docker_ops.RolloutReport | None = None
     try:
         with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
-            track = _rollout_progress(progress)
-            ollama = run_ollama(target, ggufs, vram, dry_run=dry_run, prune=prune, progress=track)
-            if (files or ollama is None) and (ollama is None or ollama.ok):
-                with contextlib.closing(_docker_ops.open_engine(target)) as engine:
-                    report = _docker_ops.roll_out_node(
-                        engine, inv, target, sources, settings, dry_run=dry_run, vram=vram, progress=track
-                    )
-        if gateway_config and report is not None and report.ok and not dry_run:
-            report = report.model_copy(update={"gateway": regenerate_config(inv, gateway_config)})
-        if ollama is not None:
-            _finish_with_ollama(NodeRolloutReport(node=target.name, dry_run=dry_run, ollama=ollama, containers=report), as_json)
-        assert report is not None
+            report = roll_out(
+                inv, target, inputs, settings, dry_run=dry_run, prune=prune, gateway_config=gateway_config,
+                progress=_rollout_progress(progress),
+            )  # fmt: skip
     except (HomelabError, OSError) as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ROLLOUT_FAILED) from None
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        _render_rollout(report)
+        _render_node(report)
     if not report.ok:
         raise typer.Exit(EXIT_ROLLOUT_FAILED)

@@ -67,7 +67,6 @@ class RolloutReport(BaseModel):
     dry_run: bool = False
     plan: Plan
     vram: list[str] = Field(default_factory=list, description="where the VRAM plan put each model")
-    gateway: str | None = Field(None, description="what became of the gateway config, when one was given")
     outcomes: list[StepOutcome] = Field(default_factory=list)
     failure: str | None = None
 

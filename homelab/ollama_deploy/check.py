@@ -1,7 +1,8 @@
 """After a rollout: is each planned model loaded, and does its `size_vram` agree with the VRAM plan?
 
-The plan's figure is homelab's estimate of the model's GPU total (weights, KV cache, compute
-buffers, CUDA overhead); `size_vram` is what Ollama reports it put on the GPU. They never agree
+The plan's figure is homelab's estimate of the model's own GPU buffers (weights, KV cache,
+compute; not the CUDA context, which Ollama does not count either); `size_vram` is what Ollama
+reports it put on the GPU. They never agree
 to the byte (Ollama sizes its own buffers), so a difference within `vram_tolerance` of the plan
 counts as matching; a larger one is reported, not failed: the model serves either way, but the
 plan's headroom on that GPU is not what it says.

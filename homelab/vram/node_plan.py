@@ -34,7 +34,9 @@ class ModelGpu(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     gpu_layers: int
-    gpu_bytes: int = Field(description="the estimate's GPU total: weights, KV cache, buffers, overhead")
+    gpu_bytes: int = Field(
+        description="the model's own GPU buffers: weights, KV cache, compute (the per-process CUDA overhead not counted)"
+    )
 
 
 class NodeVramPlan(BaseModel):
@@ -93,7 +95,9 @@ def plan_node_vram(
         for p in use.placements:
             if p.endpoint is not None:
                 layers[p.endpoint] = p.estimate.n_gpu_layers
-            models[p.model] = ModelGpu(gpu_layers=p.estimate.n_gpu_layers, gpu_bytes=p.estimate.gpu_total_bytes)
+            # Ollama's size_vram counts what the model allocated, not the CUDA context it shares.
+            gpu_bytes = p.estimate.gpu_total_bytes - p.estimate.overhead_bytes
+            models[p.model] = ModelGpu(gpu_layers=p.estimate.n_gpu_layers, gpu_bytes=gpu_bytes)
             lines.append(_line(p, use.slot.label))
     ollama = {e.name for e in node.endpoints if e.kind == EndpointKind.OLLAMA}
     lines += [
