@@ -47,9 +47,12 @@ def test_dry_run_json_then_a_rollout_then_nothing_to_do(ollama_lab: OllamaLab) -
     assert report["ollama"]["vram"][0].startswith("a: all layers on box GPU0 (Lab GPU)")
     assert server.standin.uploads == [] and server.standin.created == [] and server.standin.loaded == {}
 
-    done = homelab(*options)
+    gateway = lab.models_dir.parent / "litellm.yaml"
+    done = homelab(*options, "--gateway-config", gateway)
 
     assert done.returncode == 0, done.stderr
+    assert f"gateway: {gateway} regenerated; restart the proxy to load it" in done.stdout
+    assert "model: ollama_chat/alpha" in gateway.read_text(), "an Ollama-only node regenerates it too"
     assert "Ollama rollout on box" in done.stdout
     assert "preload beta:q8 on ollama (keep_alive -1): just created" in done.stdout
     assert "alpha:latest on ollama: size_vram 0.5 MiB, plan " in done.stdout
