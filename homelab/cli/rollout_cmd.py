@@ -26,9 +26,9 @@ from homelab.cli.common import (
     load_or_exit,
     out,
 )
-from homelab.cli.ollama_rollout import render_ollama
 from homelab.errors import HomelabError
 from homelab.node_rollout import NodeRolloutReport, node_inputs, roll_out
+from homelab.ollama_deploy import OllamaRolloutReport
 from homelab.vram import VramError
 
 __all__ = ["rollout_command"]
@@ -51,34 +51,42 @@ def _rollout_progress(progress: Progress) -> _docker_ops.ProgressCallback:
     return update
 
 
-def _render_rollout(report: _docker_ops.RolloutReport) -> None:
-    title = "rollout plan" if report.dry_run else "rollout"
-    table = Table(title=f"{title} on {escape(report.node)}", title_justify="left")
-    for column in ("step", "status", "seconds", "detail") if not report.dry_run else ("step",):
+def _render_part(report: _docker_ops.RolloutReport | OllamaRolloutReport, kind: str) -> None:
+    """The plan (dry run) or each step with its outcome, then what was left alone, the VRAM plan."""
+    title = f"{kind}{'rollout plan' if report.dry_run else 'rollout'} on {escape(report.node)}"
+    table = Table(title=title, title_justify="left")
+    for column in ("step",) if report.dry_run else ("step", "status", "seconds", "detail"):
         table.add_column(column)
-    if report.dry_run:
-        for step in report.plan.steps:
-            table.add_row(escape(step.summary()))
+    for step in report.plan.steps if report.dry_run else []:
+        table.add_row(escape(step.summary()))
     for o in report.outcomes:
         style = _STEP_STYLE[o.status.value]
         table.add_row(escape(o.summary), f"[{style}]{o.status}[/]", f"{o.seconds:g}", escape(o.detail))
-    out.print(table if report.plan.steps else f"{title} on {escape(report.node)}: nothing to do")
+    out.print(table if report.plan.steps else f"{title}: nothing to do")
     for reason in report.plan.unchanged:
         out.print(f"  [dim]= {escape(reason)}[/]", highlight=False)
     for line in report.vram:
         out.print(f"  [dim]vram: {escape(line)}[/]", highlight=False)
-    if report.failure:
-        err.print(f"[red]✗[/] {escape(report.failure)}", highlight=False, soft_wrap=True)
-        for outcome in report.outcomes:
-            for line in outcome.gate.log_tail if outcome.gate else []:
-                err.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _failure(message: str | None, log_tail: list[str]) -> None:
+    if message:
+        err.print(f"[red]✗[/] {escape(message)}", highlight=False, soft_wrap=True)
+    for line in log_tail:
+        err.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _render_node(report: NodeRolloutReport) -> None:
     if report.ollama is not None:
-        render_ollama(report.ollama)
+        _render_part(report.ollama, "Ollama ")
+        for check in report.ollama.checks:
+            mark = "[green]✓[/]" if check.matches else "[yellow]![/]" if check.loaded else "[red]✗[/]"
+            out.print(f"  {mark} {escape(check.summary())}", highlight=False)
+        _failure(report.ollama.failure, [])
     if report.containers is not None:
-        _render_rollout(report.containers)
+        _render_part(report.containers, "")
+        tail = [line for o in report.containers.outcomes if o.gate for line in o.gate.log_tail]
+        _failure(report.containers.failure, tail if report.containers.failure else [])
     if report.ollama is None and report.containers is None:
         out.print(f"nothing to roll out on {escape(report.node)}: no containers, no Ollama models with a deploy section")
     if report.gateway:
