@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,7 @@ __all__ = [
     "InventoryOption",
     "JsonFlag",
     "print_problems",
+    "fail",
     "load_or_exit",
     "STATE_STYLE",
 ]
@@ -62,6 +63,12 @@ def main(
     ] = False,
 ) -> None:
     """Keep a home AI inference cluster healthy."""
+
+
+def fail(problem: object, code: int) -> NoReturn:
+    """Say what went wrong in one line on stderr, then exit with `code` (no traceback)."""
+    err.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 def print_problems(exc: InventoryError) -> None:

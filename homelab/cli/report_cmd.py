@@ -15,7 +15,7 @@ from homelab.cli.common import (
     InventoryOption,
     JsonFlag,
     app,
-    err,
+    fail,
     load_or_exit,
     out,
 )
@@ -70,8 +70,7 @@ def report_command(
         if csv is not None:
             reports.write_csv(report, csv)
     except (reports.ReportError, HistoryError) as exc:
-        err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        fail(exc, EXIT_INVALID)
     if as_json:
         out.print_json(json.dumps(reports.to_json(report)))
     else:

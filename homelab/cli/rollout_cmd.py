@@ -23,6 +23,7 @@ from homelab.cli.common import (
     JsonFlag,
     app,
     err,
+    fail,
     load_or_exit,
     out,
 )
@@ -136,8 +137,7 @@ def rollout_command(
     try:
         inputs = node_inputs(inv, target, models_dir=models_dir, node_models_dir=node_models_dir)
     except (_docker_ops.ModelSourceMissing, ValueError, VramError) as exc:
-        err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        fail(exc, EXIT_INVALID)
     settings = _docker_ops.RolloutSettings(helper=_docker_ops.HelperSettings(image=helper_image))
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     try:
@@ -147,8 +147,7 @@ def rollout_command(
                 progress=_rollout_progress(progress),
             )  # fmt: skip
     except (HomelabError, OSError) as exc:
-        err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_ROLLOUT_FAILED) from None
+        fail(exc, EXIT_ROLLOUT_FAILED)
     if as_json:
         print(report.model_dump_json(indent=2))
     else:

@@ -18,6 +18,7 @@ from homelab.cli.common import (
     JsonFlag,
     app,
     err,
+    fail,
     load_or_exit,
     out,
 )
@@ -162,8 +163,7 @@ def route_command(
             return
         decision = router.decide(endpoint, {"messages": [{"role": "user", "content": prompt}]})
     except (ModelError, RequestError) as exc:
-        err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        fail(exc, EXIT_INVALID)
     if as_json:
         print(decision.model_dump_json(indent=2))
     else:

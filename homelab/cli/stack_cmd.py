@@ -9,7 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.cli.common import EXIT_INVALID, JsonFlag, app, err, out, print_problems
+from homelab.cli.common import (
+    EXIT_INVALID,
+    JsonFlag,
+    app,
+    err,
+    fail,
+    out,
+    print_problems,
+)
 from homelab.errors import InventoryError, StackError
 from homelab.stack import DEFAULT_PORT, StackOptions, StackStatus, StopReport, down, up
 
@@ -61,8 +69,7 @@ def up_command(
         print_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None
     except StackError as exc:
-        err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        fail(exc, EXIT_FAILED)
     if as_json:
         print(status.model_dump_json(indent=2))
     else:
