@@ -6,7 +6,7 @@ are left out, and their files need not be readable here). A model the plan leave
 on a node with GPUs is refused, with the planner's reason: starting it anyway would either
 over-commit the GPU or crawl on the CPU, and either is a decision for the cluster file
 (`gpu_layers`, a smaller `ctx_size`), not for a rollout. A model that cannot be sized (its
-file is on the node only and its name says nothing) keeps llama-server's own default.
+file is on the node only and its name says nothing) keeps its server's own default.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def plan_node_vram(
     models_dir: Path | None = None,
     policy: PlanPolicy = DEFAULT_POLICY,
 ) -> NodeVramPlan:
-    """Plan `node`'s llama.cpp models on its GPUs (a node without GPUs gets an empty plan).
+    """Plan `node`'s llama.cpp containers and Ollama models on its GPUs (none: an empty plan).
 
     Args:
         models_dir: where the GGUF files can be read (their metadata sizes the models).
