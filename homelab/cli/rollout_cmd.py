@@ -27,9 +27,9 @@ from homelab.cli.common import (
     load_or_exit,
     out,
 )
+from homelab.docker_ops.apply import StepsReport
 from homelab.errors import HomelabError
 from homelab.node_rollout import NodeRolloutReport, node_inputs, roll_out
-from homelab.ollama_deploy import OllamaRolloutReport
 from homelab.vram import VramError
 
 __all__ = ["rollout_command"]
@@ -52,7 +52,7 @@ def _rollout_progress(progress: Progress) -> _docker_ops.ProgressCallback:
     return update
 
 
-def _render_part(report: _docker_ops.RolloutReport | OllamaRolloutReport, kind: str) -> None:
+def _render_part(report: StepsReport[Any], kind: str) -> None:
     """The plan (dry run) or each step with its outcome, then what was left alone, the VRAM plan."""
     title = f"{kind}{'rollout plan' if report.dry_run else 'rollout'} on {escape(report.node)}"
     table = Table(title=title, title_justify="left")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +33,7 @@ from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
 from homelab.errors import DockerOpError
 from homelab.inventory import Node, ProbeSettings
 
-__all__ = ["EngineRunner", "RolloutReport", "StepOutcome", "StepRunner", "StepStatus", "apply"]
+__all__ = ["EngineRunner", "RolloutReport", "StepOutcome", "StepRunner", "StepStatus", "StepsReport", "apply"]
 
 
 class StepStatus(StrEnum):
@@ -58,14 +58,17 @@ class StepOutcome(BaseModel):
     rollback_gate: GateResult | None = Field(None, description="the old container's gate after a rollback")
 
 
-class RolloutReport(BaseModel):
-    """What a rollout found and did: the plan, each step's outcome, and the first failure."""
+PlanT = TypeVar("PlanT", bound=BaseModel)
+
+
+class StepsReport(BaseModel, Generic[PlanT]):
+    """What one part of a rollout found and did: the plan, each step's outcome, and the first failure."""
 
     model_config = ConfigDict(frozen=True)
 
     node: str
     dry_run: bool = False
-    plan: Plan
+    plan: PlanT
     vram: list[str] = Field(default_factory=list, description="where the VRAM plan put each model")
     outcomes: list[StepOutcome] = Field(default_factory=list)
     failure: str | None = None
@@ -73,6 +76,10 @@ class RolloutReport(BaseModel):
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+
+class RolloutReport(StepsReport[Plan]):
+    """The containers' part of a rollout."""
 
 
 class StepRunner(Protocol):

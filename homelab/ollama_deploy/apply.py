@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from homelab.docker_ops.apply import StepOutcome, StepStatus
+from homelab.docker_ops.apply import StepOutcome, StepsReport, StepStatus
 from homelab.docker_ops.sources import ProgressCallback
 from homelab.errors import OllamaError
 from homelab.ollama_deploy.api import OllamaAPI, RunningModel
@@ -44,22 +44,10 @@ log = logging.getLogger(__name__)
 _MIB = 1 << 20
 
 
-class OllamaRolloutReport(BaseModel):
-    """What an Ollama rollout found and did: the plan, each step's outcome, the loads checked, the first failure."""
+class OllamaRolloutReport(StepsReport[OllamaPlan]):
+    """The Ollama part of a rollout, with the loads checked against the plan after the steps."""
 
-    model_config = ConfigDict(frozen=True)
-
-    node: str
-    dry_run: bool = False
-    plan: OllamaPlan
-    vram: list[str] = Field(default_factory=list, description="where the VRAM plan put each model")
-    outcomes: list[StepOutcome] = Field(default_factory=list)
     checks: list[LoadCheck] = Field(default_factory=list, description="/api/ps against the plan, after the steps")
-    failure: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
 
 
 class OllamaStepRunner(Protocol):
