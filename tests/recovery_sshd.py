@@ -25,7 +25,7 @@ from tests.fixtures.net import (
     unavailable,
     wait_until,
 )
-from tests.fixtures.sshd import SSHD, keygen, shows_banner, write_sshd_config
+from tests.fixtures.sshd import SSHD, SSHServer, keygen, shows_banner, write_sshd_config
 
 __all__ = ["RecordingSSHD", "start_recording_sshd"]
 
@@ -63,16 +63,9 @@ exec "$@"
 
 
 @dataclass(frozen=True)
-class RecordingSSHD:
-    """The recording sshd: where it listens, its keys, and its logs."""
+class RecordingSSHD(SSHServer):
+    """The recording sshd: the test sshd's facts, its process, and its logs."""
 
-    host: str
-    port: int
-    user: str
-    client_key: Path
-    host_key_line: str
-    known_hosts: Path
-    root: Path
     process: subprocess.Popen[bytes]
 
     @property
