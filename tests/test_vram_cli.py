@@ -8,12 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from gguf import GGUFWriter
 
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import RunSettings, estimate, read_gguf
+from tests.vram_shapes import write_bare_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
 HOMELAB = Path(sys.executable).parent / "homelab"
@@ -131,16 +130,6 @@ def test_estimate_fit_budget(tiny: Path) -> None:
     assert_clean_error(homelab("plan", "estimate", tiny, "--fit-gib", "0.01"), "not even -ngl 0 fits")
 
 
-def _unknown_arch(path: Path) -> Path:
-    writer = GGUFWriter(path, "rwkv6")
-    writer.add_tensor("token_embd.weight", np.zeros((32, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 def test_estimate_bad_inputs_are_clean_errors(tmp_path: Path, tiny: Path) -> None:
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(tiny.read_bytes()[:5000])
@@ -150,7 +139,7 @@ def test_estimate_bad_inputs_are_clean_errors(tmp_path: Path, tiny: Path) -> Non
     assert_clean_error(homelab("plan", "estimate", truncated), "corrupt or truncated GGUF")
     assert_clean_error(homelab("plan", "estimate", text), "not a GGUF file")
     assert_clean_error(homelab("plan", "estimate", tmp_path / "missing.gguf"), "cannot read")
-    assert_clean_error(homelab("plan", "estimate", _unknown_arch(tmp_path / "rwkv.gguf")), "architecture 'rwkv6' is not modelled")
+    assert_clean_error(homelab("plan", "estimate", write_bare_gguf(tmp_path / "rwkv.gguf", "rwkv6")), "architecture 'rwkv6' is not modelled")
     assert_clean_error(homelab("plan", "estimate", "my-favourite-model"), "no parameter count")
     assert_clean_error(homelab("plan", "estimate", tiny, "--cache-type", "q7"), "cache_type_k: Input should be")
     assert_clean_error(homelab("plan", "estimate", tiny, "--cache-type", "q8_0"), "needs flash attention")

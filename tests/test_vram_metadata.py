@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGMLQuantizationType
 
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import ModelFileError, UnsupportedModel, read_gguf
 from homelab.vram.shape import tensor_bytes
+from tests.vram_shapes import write_bare_gguf
 
 
 @pytest.fixture(scope="module")
@@ -102,27 +102,15 @@ def test_a_directory_is_not_a_model(tiny_dir: Path) -> None:
         read_gguf(tiny_dir)
 
 
-def _write(path: Path, arch: str, keys: dict[str, int]) -> Path:
-    writer = GGUFWriter(path, arch)
-    for key, value in keys.items():
-        writer.add_uint32(key, value)
-    writer.add_tensor("token_embd.weight", np.zeros((32, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 def test_unknown_architecture_is_unsupported(tiny_dir: Path) -> None:
-    path = _write(tiny_dir / "mamba.gguf", "mamba", {"mamba.block_count": 2, "mamba.embedding_length": 8})
+    path = write_bare_gguf(tiny_dir / "mamba.gguf", "mamba", {"mamba.block_count": 2, "mamba.embedding_length": 8})
 
     with pytest.raises(UnsupportedModel, match=r"architecture 'mamba' is not modelled .*known: .*llama"):
         read_gguf(path)
 
 
 def test_missing_hyperparameter_is_unsupported(tiny_dir: Path) -> None:
-    path = _write(tiny_dir / "headless.gguf", "llama", {"llama.block_count": 2, "llama.embedding_length": 8})
+    path = write_bare_gguf(tiny_dir / "headless.gguf", "llama", {"llama.block_count": 2, "llama.embedding_length": 8})
 
     with pytest.raises(UnsupportedModel, match=r"headless.gguf: metadata key 'llama.attention.head_count' is missing"):
         read_gguf(path)
