@@ -1,0 +1,111 @@
+"""Files read from and written for the user: regular files only, reads capped, writes atomic.
+
+A FIFO given as an input blocks `open()` forever and `/dev/zero` never ends, so every input is
+checked to be a regular file (without opening it first) and read up to a cap. An output is
+written beside its target and renamed over it, so a full disk or a crash leaves the old file
+whole, never a fragment; a symlink is refused rather than followed unless the caller allows it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from homelab.errors import HomelabError
+
+__all__ = ["FileAccessError", "open_regular", "read_regular", "write_atomic"]
+
+
+class FileAccessError(HomelabError, ValueError):
+    """An input is not a readable regular file, is too large, or an output cannot be written."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+        self.message = message
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "file not found"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.EISDIR:
+        return "is a directory"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or str(exc)
+
+
+def open_regular(path: str | Path, *, what: str = "file") -> BinaryIO:
+    """Open `path` for binary reading after checking it is a regular file.
+
+    Raises:
+        FileAccessError: missing, unreadable, or not a regular file (a FIFO, device, directory).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise FileAccessError(path, _reason(exc)) from None
+    if stat.S_ISDIR(mode):
+        raise FileAccessError(path, f"is a directory, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise FileAccessError(path, f"not a regular file (a pipe, socket or device cannot be a {what})")
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller owns the handle
+    except OSError as exc:
+        raise FileAccessError(path, _reason(exc)) from None
+
+
+def read_regular(path: str | Path, *, limit_bytes: int, what: str = "file") -> bytes:
+    """The whole content of a regular file of at most `limit_bytes`.
+
+    Raises:
+        FileAccessError: as `open_regular`, or the file is larger than the cap.
+    """
+    with open_regular(path, what=what) as handle:
+        data = handle.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
+        raise FileAccessError(path, f"larger than {limit_bytes:,} bytes; a {what} is never that big")
+    return data
+
+
+def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False) -> None:
+    """Replace `path` with `data` all at once, keeping the old file's mode.
+
+    The data goes to a temporary file in the same folder, is fsynced, then renamed over the
+    target: readers see the old file or the new one, never a fragment.
+
+    Raises:
+        FileAccessError: the folder is missing or not writable, the target is a directory, a
+            symlink (unless `follow_symlinks`), or the disk is full.
+    """
+    target = Path(path)
+    if target.is_symlink():
+        if not follow_symlinks:
+            raise FileAccessError(target, "is a symlink; refusing to write through it")
+        target = target.resolve()
+    if target.is_dir():
+        raise FileAccessError(target, "is a directory")
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileAccessError(target, f"folder {folder} does not exist")
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise FileAccessError(target, _reason(exc)) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise FileAccessError(target, _reason(exc)) from None
