@@ -8,12 +8,17 @@ and read the diff.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from homelab.files import FileAccessError
 from homelab.gateway.config import (
     AUTOROUTE_CALLBACK,
     AUTOROUTE_SETTINGS_KEY,
@@ -23,6 +28,7 @@ from homelab.gateway.config import (
     write_config,
 )
 from homelab.inventory import Inventory, load_inventory
+from tests.fixtures.tmpfs import tiny_tmpfs
 from tests.inventory_cases import ROOT
 from tests.test_cli_validate import homelab
 
@@ -210,5 +216,66 @@ def test_bad_input_exits_2_without_a_traceback(tmp_path: Path) -> None:
     assert invalid.returncode == EXIT_INVALID
     assert "endpoint-bad-kind.yaml:11: nodes[0].endpoints[0].kind" in invalid.stderr
     assert missing.returncode == EXIT_INVALID
-    assert "absent.yaml: cannot read" in missing.stderr
+    assert "absent.yaml: file not found" in missing.stderr
     assert "Traceback" not in invalid.stderr + missing.stderr
+
+
+def test_a_full_disk_is_exit_2_and_the_old_config_stays_whole(tmp_path: Path) -> None:
+    with tiny_tmpfs(tmp_path / "small") as folder:
+        out = folder / "litellm.yaml"
+        out.write_text("old\n")
+        filler = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+        with contextlib.suppress(OSError):
+            while True:  # take every block that is left, until ENOSPC
+                os.write(filler, b"\0" * 512)
+        os.close(filler)
+
+        result = homelab("gateway", "config", "-i", THREE_TIER, "-o", out)
+
+        assert result.returncode == EXIT_INVALID
+        assert f"{out}: no space left on the device" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert out.read_text() == "old\n"
+        assert sorted(p.name for p in folder.iterdir()) == ["filler", "litellm.yaml"], "no fragment is left"
+
+
+def test_follow_symlinks_writes_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "deployed" / "litellm.yaml"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "litellm.yaml"
+    link.symlink_to(target)
+
+    refused = homelab("gateway", "config", "-i", THREE_TIER, "-o", link)
+    followed = homelab("gateway", "config", "-i", THREE_TIER, "-o", link, "--follow-symlinks")
+
+    assert refused.returncode == EXIT_INVALID
+    assert f"{link}: is a symlink; refusing to write through it" in refused.stderr
+    assert followed.returncode == 0, followed.stderr
+    assert link.is_symlink() and target.read_text(encoding="utf-8") == GOLDEN.read_text(encoding="utf-8")
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_write_config_refuses_a_fifo_instead_of_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "litellm.yaml"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | bool] = []
+
+    def regenerate() -> None:
+        try:
+            outcome.append(write_config(load_inventory(THREE_TIER), fifo))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=regenerate, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():  # blocked in open(): give it a writer so the thread ends, then fail
+        with fifo.open("w"):
+            pass
+        pytest.fail("write_config blocked on a FIFO")
+
+    assert len(outcome) == 1 and isinstance(outcome[0], FileAccessError)
+    assert "not a regular file" in str(outcome[0])
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the FIFO is left as it was"

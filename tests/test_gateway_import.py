@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from homelab.errors import GatewayConfigError
 from homelab.gateway.config import build_config
@@ -144,3 +146,58 @@ def test_import_never_overwrites_a_file(tmp_path: Path) -> None:
     assert result.returncode == EXIT_INVALID
     assert "exists" in result.stderr
     assert existing.read_text() == "precious\n"
+
+
+def test_long_names_that_collide_are_cut_to_fit_the_cluster_file() -> None:
+    long_alias, long_host = "a" * 140, "h" * 63
+    data = {
+        "model_list": [
+            {"model_name": long_alias, "litellm_params": {"model": "ollama_chat/m1", "api_base": "http://x:11434"}},
+            {"model_name": long_alias, "litellm_params": {"model": "ollama_chat/m2", "api_base": "http://x:11434"}},
+            {"model_name": "b", "litellm_params": {"model": "ollama_chat/m3", "api_base": f"http://{long_host}.one:1"}},
+            {"model_name": "c", "litellm_params": {"model": "ollama_chat/m4", "api_base": f"http://{long_host}.two:1"}},
+        ]
+    }
+
+    inv = import_litellm(data, SourceMap("litellm.yaml"))
+
+    assert [m.alias for _, e in inv.endpoints() for m in e.models][:2] == ["a" * 128, "a" * 126 + "-2"]
+    assert [n.name for n in inv.nodes][1:] == ["h" * 63, "h" * 61 + "-2"]
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    entries=st.lists(
+        st.fixed_dictionaries(
+            {
+                "model_name": st.one_of(_TEXT, st.from_regex(r"[a-zA-Z0-9/_.:-]{1,140}", fullmatch=True)),
+                "litellm_params": st.fixed_dictionaries(
+                    {
+                        "model": st.builds(
+                            "{}/{}".format, st.sampled_from(["ollama", "ollama_chat", "openai"]), _TEXT
+                        ),
+                        "api_base": st.builds(
+                            "http://{}:{}".format,
+                            st.one_of(_TEXT, st.from_regex(r"[a-z0-9.-]{1,80}", fullmatch=True)),
+                            st.integers(-1, 70000),
+                        ),
+                    }
+                ),
+            }
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_model_list_imports_or_is_refused_entry_by_entry(entries: list[dict[str, Any]]) -> None:
+    """Whatever the names, hosts and ports, the import gives a cluster or located problems, never a traceback."""
+    try:
+        inv = import_litellm({"model_list": entries}, SourceMap("litellm.yaml"))
+    except GatewayConfigError as exc:
+        assert exc.problems and all(p.path.startswith("model_list[") for p in exc.problems)
+        assert all(len(str(p)) < 1000 for p in exc.problems), "a message stays short"
+    else:
+        assert sum(len(e.models) for _, e in inv.endpoints()) == len(entries)

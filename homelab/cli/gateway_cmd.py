@@ -13,12 +13,14 @@ from homelab.cli.common import (
     InventoryOption,
     app,
     err,
+    fail,
     load_or_exit,
     out,
     print_problems,
 )
 from homelab.errors import InventoryError
-from homelab.gateway.config import check_config, render_config
+from homelab.files import FileAccessError, read_regular, write_atomic
+from homelab.gateway.config import CONFIG_LIMIT_BYTES, check_config, render_config
 from homelab.gateway.importer import (
     DEFAULT_LLAMACPP_PORTS,
     import_litellm,
@@ -37,13 +39,34 @@ gateway_app = typer.Typer(
 app.add_typer(gateway_app, name="gateway")
 EXIT_OUT_OF_DATE = 1
 OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+FollowSymlinksOption = Annotated[
+    bool, typer.Option("--follow-symlinks", help="Write through an --output that is a symlink (refused otherwise).")
+]
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # either is missing or unreadable: they cannot be one file
+        return False
+
+
+def _emit(text: str, output: Path | None, inputs: list[Path], follow_symlinks: bool = False) -> None:
+    """Print `text`, or write it to `output` atomically, never over one of the command's inputs.
+
+    Every way the write can fail (a symlink, a missing folder, a directory, no permission, a
+    full disk) is exit 2 naming the path; the old file, if any, is left as it was.
+    """
     if output is None:
         print(text, end="")
         return
-    output.write_text(text, encoding="utf-8")
+    for source in inputs:
+        if _same_file(output, source):
+            fail(f"{output}: is {source}, an input of this command; refusing to overwrite it", EXIT_INVALID)
+    try:
+        write_atomic(output, text.encode("utf-8"), follow_symlinks=follow_symlinks)
+    except FileAccessError as exc:
+        fail(exc, EXIT_INVALID)
     err.print(f"[green]✓[/] wrote {escape(str(output))}", highlight=False, soft_wrap=True)
 
 
@@ -58,6 +81,7 @@ def gateway_config(
         bool,
         typer.Option("--autoroute/--no-autoroute", help="Model 'auto' and its hook (needs homelab in the proxy)."),
     ] = True,
+    follow_symlinks: FollowSymlinksOption = False,
 ) -> None:
     """Write the LiteLLM proxy config for the cluster.
 
@@ -69,13 +93,14 @@ def gateway_config(
         raise typer.Exit(EXIT_INVALID)
     text = render_config(load_or_exit(inventory), autoroute=autoroute)
     if check is None:
-        _emit(text, output)
+        _emit(text, output, [inventory], follow_symlinks)
         return
     try:
-        current = check.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        err.print(f"[red]✗[/] {escape(str(check))}: cannot read: {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        current = read_regular(check, limit_bytes=CONFIG_LIMIT_BYTES, what="proxy config").decode("utf-8")
+    except FileAccessError as exc:
+        fail(exc, EXIT_INVALID)
+    except UnicodeDecodeError as exc:
+        fail(f"{check}: not UTF-8 text ({exc.reason} at byte {exc.start})", EXIT_INVALID)
     diff = check_config(text, current, str(check))
     if diff:
         print("".join(diff), end="")
@@ -108,4 +133,4 @@ def gateway_import(
     except InventoryError as exc:
         print_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None
-    _emit(render_inventory(inv, config.name), output)
+    _emit(render_inventory(inv, config.name), output, [config])

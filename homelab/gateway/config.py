@@ -16,19 +16,20 @@ once. `auto` is listed too: the auto-routing hook (`homelab.gateway.autoroute`) 
 from __future__ import annotations
 
 import difflib
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from homelab.files import read_regular, write_atomic
 from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
 
 __all__ = [
     "AUTO_MODEL",
     "AUTOROUTE_CALLBACK",
     "AUTOROUTE_SETTINGS_KEY",
+    "CONFIG_LIMIT_BYTES",
     "MASTER_KEY_ENV",
     "PLACEHOLDER_API_KEY",
     "GatewayTimeouts",
@@ -50,6 +51,8 @@ MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 # for none. llama-server ignores the header unless started with --api-key, so a fixed,
 # obviously-fake value is safe to write into a generated (committed, diffed) file.
 PLACEHOLDER_API_KEY = "sk-no-key-required"
+# A proxy config is a few KB per model; a file far past that is not one (or is /dev/zero).
+CONFIG_LIMIT_BYTES = 10 << 20
 # An embedding expert is health-checked by LiteLLM with an embedding call, not a chat call.
 _EMBEDDING_MODE = "embedding"
 
@@ -265,25 +268,18 @@ def check_config(expected: str, actual: str, actual_name: str) -> list[str]:
 def write_config(inv: Inventory, path: Path, *, autoroute: bool = True) -> bool:
     """Write the config to `path` when it differs from what is there; True when it changed.
 
-    The new text goes to a temporary file beside `path` and is renamed over it, so a proxy
-    (re)starting meanwhile reads the old file or the new one, never half of one.
+    The new text is written atomically (`homelab.files.write_atomic`), so a proxy (re)starting
+    meanwhile reads the old file or the new one, never half of one. A new file gets mode 0644:
+    it holds no secrets (environment references only) and the proxy's user reads it.
+
+    Raises:
+        FileAccessError: what is at `path` is not a regular file (a FIFO would block the
+            comparison forever), is a symlink, or cannot be replaced (the message says why).
     """
-    text = render_config(inv, autoroute=autoroute)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644  # no secrets inside (environment references only); the proxy's user reads it
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
-        temporary = Path(fh.name)
-        try:
-            fh.write(text)
-            temporary.chmod(mode)
-        except BaseException:
-            temporary.unlink()
-            raise
-    temporary.replace(path)
+    data = render_config(inv, autoroute=autoroute).encode("utf-8")
+    if (path.exists() or path.is_symlink()) and read_regular(path, limit_bytes=CONFIG_LIMIT_BYTES) == data:
+        return False
+    write_atomic(path, data)
     return True
 
 

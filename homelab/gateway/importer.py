@@ -47,6 +47,9 @@ PROVIDER_KINDS: dict[str, EndpointKind] = {
 }
 _ALIAS_BAD = re.compile(r"[^A-Za-z0-9._:-]+")
 _NAME_BAD = re.compile(r"[^a-z0-9_-]+")
+_NAME_MAX = 63  # the cluster file's limit on a tier or node name (a DNS label's)
+_ALIAS_MAX = 128  # and on an alias
+_LABEL_MAX = 200  # a tier, "/" and an alias fit; a longer model_name is cut in messages, which stay short
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,32 @@ def import_litellm(
     problems += _port_conflicts(entries, source)
     if problems:
         raise GatewayConfigError(problems)
-    return Inventory.model_validate({"version": 1, "name": name, "nodes": _nodes(entries)})
+    nodes, origins = _nodes(entries)
+    try:
+        return Inventory.model_validate({"version": 1, "name": name, "nodes": nodes})
+    except ValidationError as exc:
+        # The checks above should leave nothing for the cluster file's own rules to refuse;
+        # whatever they still find is named by the entry it came from, never a traceback.
+        raise GatewayConfigError([_refused(error, origins, source) for error in exc.errors()]) from None
+
+
+def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -> Problem:
+    """A cluster-file rule the imported cluster breaks, as a problem of the entry behind it."""
+    loc = tuple(error["loc"])
+    node, endpoint, model = (loc[i] if len(loc) > i and isinstance(loc[i], int) else 0 for i in (1, 3, 5))
+    entry = origins[node][endpoint][model] if loc[:1] == ("nodes",) else origins[0][0][0]
+    field = ".".join(str(part) for part in loc if isinstance(part, str) and part not in {"nodes", "endpoints", "models"})
+    why = str(error["msg"]).removeprefix("Value error, ")
+    line = source.line_of(("model_list", entry.index))
+    return Problem(source.file, line, entry.label, f"as a cluster file, its {field or 'entry'} is refused: {why}")
 
 
 def _label(index: int, item: Any) -> str:
     model_name = item.get("model_name") if isinstance(item, dict) else None
-    return f"model_list[{index}]" + (f" ({model_name})" if isinstance(model_name, str) and model_name else "")
+    if not isinstance(model_name, str) or not model_name:
+        return f"model_list[{index}]"
+    shown = model_name if len(model_name) <= _LABEL_MAX else f"{model_name[:_LABEL_MAX]}..."
+    return f"model_list[{index}] ({shown!r})" if not shown.isprintable() else f"model_list[{index}] ({shown})"
 
 
 def _entry(index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[int]) -> _Entry | Problem:
@@ -147,6 +170,10 @@ def _entry(index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[i
     tier, slash, alias = model_name.strip().partition("/")
     if not slash:
         tier, alias = "", tier
+    if len(_tier_name(tier)) > _NAME_MAX:
+        return problem(
+            ("model_name",), f"the tier before '/' is {len(tier)} characters; a tier name has at most {_NAME_MAX}"
+        )
     host = (urlsplit(endpoint.url).hostname or "").lower()
     return _Entry(index, _label(index, item), tier or None, alias, backend, kind, endpoint.url, host, endpoint.port)
 
@@ -171,12 +198,13 @@ def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
     return problems
 
 
-def _unique(wanted: str, taken: set[str]) -> str:
-    """`wanted`, or `wanted-2`, `wanted-3`... whichever is free; recorded as taken."""
-    name, n = wanted, 1
+def _unique(wanted: str, taken: set[str], max_length: int) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`... whichever is free, cut to fit; recorded as taken."""
+    name, n = wanted[:max_length], 1
     while name in taken:
         n += 1
-        name = f"{wanted}-{n}"
+        suffix = f"-{n}"
+        name = f"{wanted[: max_length - len(suffix)]}{suffix}"
     taken.add(name)
     return name
 
@@ -185,29 +213,45 @@ def _node_name(host: str) -> str:
     """A node name from a host: a DNS name's first label (`mark-i.home.arpa` -> `mark-i`), an IP's digits."""
     is_ip = bool(re.fullmatch(r"[\d.]+|.*:.*", host))
     label = host if is_ip else host.split(".")[0]
-    return _NAME_BAD.sub("-", label.lower()).strip("-_")[:63] or "node"
+    return _NAME_BAD.sub("-", label.lower()).strip("-_") or "node"
 
 
-def _nodes(entries: list[_Entry]) -> list[dict[str, Any]]:
-    """Entries grouped into nodes (by host) and endpoints (by port), in first-seen order."""
+def _tier_name(tier: str) -> str:
+    return _NAME_BAD.sub("-", tier.lower()).strip("-_")
+
+
+def _nodes(entries: list[_Entry]) -> tuple[list[dict[str, Any]], list[list[list[_Entry]]]]:
+    """Entries grouped into nodes (by host) and endpoints (by port), in first-seen order.
+
+    Returns:
+        The nodes as cluster-file data, and beside them the entries behind each endpoint's
+        models (`origins[node][endpoint][model]`), to name the entry a refusal comes from.
+    """
     by_host: dict[str, list[_Entry]] = {}
     for entry in entries:
         by_host.setdefault(entry.host, []).append(entry)
     node_names: set[str] = set()
     aliases: set[str] = set()
-    nodes = []
+    nodes, origins = [], []
     for host, group in by_host.items():
-        name = _unique(_node_name(host), node_names)
+        name = _unique(_node_name(host), node_names, _NAME_MAX)
         votes = Counter(e.tier for e in group if e.tier)
-        tier = _NAME_BAD.sub("-", votes.most_common(1)[0][0].lower()).strip("-_") if votes else ""
-        nodes.append({"name": name, "tier": tier or name, "host": host, "endpoints": _endpoints(group, aliases)})
-    return nodes
+        tier = _tier_name(votes.most_common(1)[0][0]) if votes else ""
+        by_port = _by_port(group)
+        endpoints = _endpoints(by_port, aliases)
+        nodes.append({"name": name, "tier": tier or name, "host": host, "endpoints": endpoints})
+        origins.append(list(by_port.values()))
+    return nodes, origins
 
 
-def _endpoints(group: list[_Entry], aliases: set[str]) -> list[dict[str, Any]]:
+def _by_port(group: list[_Entry]) -> dict[int, list[_Entry]]:
     by_port: dict[int, list[_Entry]] = {}
     for entry in group:
         by_port.setdefault(entry.port, []).append(entry)
+    return by_port
+
+
+def _endpoints(by_port: dict[int, list[_Entry]], aliases: set[str]) -> list[dict[str, Any]]:
     kinds = {
         port: EndpointKind.OLLAMA if any(e.kind is EndpointKind.OLLAMA for e in es) else es[0].kind
         for port, es in by_port.items()
@@ -227,13 +271,14 @@ def _alias(entry: _Entry, taken: set[str]) -> str:
     alias = _ALIAS_BAD.sub("-", entry.alias).lstrip("._:-") or f"model-{entry.index}"
     if alias in taken and entry.tier:
         alias = _ALIAS_BAD.sub("-", f"{entry.tier}-{alias}")
-    return _unique(alias[:128], taken)
+    return _unique(alias, taken, _ALIAS_MAX)
 
 
 def render_inventory(inv: Inventory, source_name: str) -> str:
     """The imported cluster as YAML, with a header saying where it came from and what to add."""
+    shown = source_name if source_name.isprintable() else repr(source_name)  # a newline would end the comment
     header = (
-        f"# Imported from {source_name} by `homelab gateway import`: a starting point.\n"
+        f"# Imported from {shown} by `homelab gateway import`: a starting point.\n"
         "# Check each endpoint's kind (openai/ at a llama-server port is llamacpp), then add\n"
         "# experts, ssh, gpus and the gateway endpoint; `homelab validate` checks the result.\n"
     )
