@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,14 @@ from gguf import GGMLQuantizationType
 
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import ModelFileError, UnsupportedModel, read_gguf
+from homelab.vram.gguf_header import SkippedArray, read_header
 from homelab.vram.shape import tensor_bytes
+from tests.bounded import capped
+from tests.hostile_gguf import build_gguf, load_cases
 from tests.vram_shapes import write_bare_gguf
+
+HOSTILE = load_cases()
+ERRORS = {"ModelFileError": ModelFileError, "UnsupportedModel": UnsupportedModel}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +86,7 @@ def _bytes(tiny_dir: Path) -> bytes:
         ("cut-in-header", lambda whole: whole[:200], "corrupt or truncated GGUF"),
         ("cut-in-tensor-data", lambda whole: whole[: len(whole) // 2], "corrupt or truncated GGUF"),
         ("bad-version", lambda whole: whole[:4] + b"\x63\x00\x00\x00" + whole[8:], "version 99"),
-        ("garbage-after-magic", lambda whole: b"GGUF" + bytes(range(256)) * 8, "corrupt or truncated GGUF"),
+        ("garbage-after-magic", lambda whole: b"GGUF" + bytes(range(256)) * 8, "GGUF version 50462976 is not supported"),
     ],
 )
 def test_bad_files_are_model_file_errors(tiny_dir: Path, case: str, content, message: str) -> None:  # noqa: ANN001
@@ -114,3 +121,43 @@ def test_missing_hyperparameter_is_unsupported(tiny_dir: Path) -> None:
 
     with pytest.raises(UnsupportedModel, match=r"headless.gguf: metadata key 'llama.attention.head_count' is missing"):
         read_gguf(path)
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c["id"] for c in HOSTILE])
+def test_hostile_file_is_refused_at_once(tmp_path: Path, case: dict) -> None:
+    """tests/cases/hostile/gguf/: counts and lengths that lie, values no model has."""
+    path = tmp_path / f"{case['id']}.gguf"
+    path.write_bytes(build_gguf(case))
+    assert path.stat().st_size == case.get("size", path.stat().st_size)
+
+    with pytest.raises(ERRORS[case["error"]]) as info, capped(seconds=2, extra_bytes=256 * 1024**2):
+        read_gguf(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert case["message"] in str(info.value)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+
+    with pytest.raises(ModelFileError, match=r"model.gguf: cannot read: not a regular file") as info, capped(
+        seconds=2, extra_bytes=64 * 1024**2
+    ):
+        read_gguf(fifo)
+    assert str(info.value).startswith(f"{fifo}: ")
+
+
+def test_dev_zero_is_refused() -> None:
+    with pytest.raises(ModelFileError, match=r"^/dev/zero: cannot read: not a regular file"), capped(
+        seconds=2, extra_bytes=64 * 1024**2
+    ):
+        read_gguf("/dev/zero")
+
+
+def test_a_token_list_longer_than_any_layer_count_is_kept_as_its_length(tiny_dir: Path) -> None:
+    path = write_tiny_llama(tiny_dir / "vocab.gguf", n_vocab=600)  # 600 tokens > KEEP_ARRAY_ITEMS
+    header = read_header(path)
+
+    assert header.fields["tokenizer.ggml.tokens"] == SkippedArray(item_type=8, length=600)
+    assert header.fields["tokenizer.ggml.tokens"] != list(range(600))
+    assert read_gguf(path).n_vocab == 600

@@ -1,88 +1,118 @@
 """Read a local GGUF file into a `ModelShape`: hyperparameters and every tensor's type, size and offset.
 
-gguf-py's `GGUFReader` memory-maps the file, so only the header is read, however large the model.
-Its errors (bad magic, a header cut short, tensor data past the end of the file: an interrupted
-download) surface as assorted Python exceptions from numpy and struct unpacking; this module is
-the one boundary that turns them into a `ModelFileError` naming the file.
+`gguf_header` reads the header with every count checked against the file (only the header is
+read, however large the model). This module turns its key/values into a shape, and refuses a
+hyperparameter outside the range a real model can have (`_RANGES`) by naming the key: a zero head
+count must not become a ZeroDivisionError, nor a NaN or a 2^60 block count a hang.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader, LlamaFileType
+from gguf import LlamaFileType
+from pydantic import ValidationError
 
 from homelab.vram.architectures import arch_info, swa_layers
-from homelab.vram.errors import ModelFileError, UnsupportedModel
+from homelab.vram.errors import UnsupportedModel
+from homelab.vram.settings import MAX_CONTEXT
+from homelab.vram.gguf_header import SkippedArray, read_header
 from homelab.vram.shape import ModelShape, TensorInfo
 
 __all__ = ["read_gguf", "shape_from_fields"]
 
-_MAGIC = b"GGUF"
+# The range of each `{arch}.` hyperparameter; a value outside it is refused with the key named.
+# Upper bounds are llama.cpp's own where it has one, else far above any released model.
+_RANGES: dict[str, tuple[int, int]] = {
+    "block_count": (1, 512),  # LLAMA_MAX_LAYERS (src/llama-hparams.h), asserted in llama-model.cpp
+    "embedding_length": (1, 1 << 18),  # widest released model: 16,384 (Llama 3.1 405B)
+    "attention.head_count": (1, 1 << 12),
+    "attention.head_count_kv": (1, 1 << 12),
+    "attention.key_length": (1, 1 << 16),
+    "attention.value_length": (1, 1 << 16),
+    "feed_forward_length": (0, 1 << 20),
+    "context_length": (1, MAX_CONTEXT),
+    "vocab_size": (1, 1 << 24),
+    "expert_count": (0, 1024),  # LLAMA_MAX_EXPERTS (src/llama-hparams.h)
+    "expert_used_count": (0, 1024),
+    "expert_feed_forward_length": (0, 1 << 20),
+    "attention.sliding_window": (1, 1 << 26),
+    "attention.sliding_window_pattern": (0, 512),
+}
+_MAX_PARAMETERS = 1 << 50  # a parameter count from metadata: a thousand times the largest model
+_DEFAULT_CONTEXT = 4096
 
 
 def read_gguf(path: str | os.PathLike[str]) -> ModelShape:
     """The shape of the model in a local GGUF file.
 
     Raises:
-        ModelFileError: The file is missing, not GGUF, truncated or corrupt.
+        ModelFileError: The file is missing, not a regular file, not GGUF, truncated or corrupt.
         UnsupportedModel: It is GGUF, but of an architecture the estimator does not model, or
-            required hyperparameters are missing.
+            required hyperparameters are missing or out of range (the key is named).
     """
     file = Path(path)
+    header = read_header(file)
     try:
-        with file.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise ModelFileError(f"{file}: cannot read: {exc.strerror or exc}") from exc
-    if magic != _MAGIC:
-        raise ModelFileError(f"{file}: not a GGUF file (starts with {magic!r}, expected b'GGUF')")
-    try:
-        reader = GGUFReader(file)
-    except (ValueError, IndexError, KeyError, OSError, OverflowError, UnicodeDecodeError, TypeError) as exc:
-        raise ModelFileError(f"{file}: corrupt or truncated GGUF (an interrupted download?): {exc}") from exc
-    fields = {name: _value(field, file) for name, field in reader.fields.items()}
-    tensors = [_tensor(t, reader.data_offset) for t in reader.tensors]
-    try:
-        return shape_from_fields(fields, tensors, name=file.name, source="gguf")
+        return shape_from_fields(header.fields, header.tensors, name=file.name, source="gguf")
     except UnsupportedModel as exc:
         raise UnsupportedModel(f"{file}: {exc}") from None
 
 
-def _value(field: Any, file: Path) -> Any:
-    """A field's value as plain Python: str, int, float, bool or a list of them."""
-    try:
-        value = field.contents()
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{file}: corrupt metadata field {field.name!r}: {exc}") from exc
-    return value.tolist() if isinstance(value, np.ndarray) else value
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _tensor(tensor: Any, data_offset: int) -> TensorInfo:
-    return TensorInfo(
-        name=str(tensor.name),
-        type=GGMLQuantizationType(int(tensor.tensor_type)).name,
-        shape=[int(x) for x in tensor.shape],
-        n_bytes=int(tensor.n_bytes),
-        offset=int(tensor.data_offset) - data_offset,
-    )
+def _whole(key: str, value: Any, bounds: tuple[int, int]) -> int:
+    """`value` as an int within `bounds`; anything else (a float, NaN, text, a list) names the key."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnsupportedModel(f"metadata key {key!r}: {_shown(value)} is not a whole number")
+    low, high = bounds
+    if not low <= value <= high:
+        raise UnsupportedModel(f"metadata key {key!r}: {value:,} is out of range {low:,}..{high:,}")
+    return value
 
 
-def _per_layer(value: Any, n_layer: int, key: str) -> list[int]:
-    if isinstance(value, list):
+def _optional(fields: dict[str, Any], arch: str, name: str) -> int | None:
+    """A checked `{arch}.{name}`, or None when absent (Ollama gives null for some)."""
+    key = f"{arch}.{name}"
+    value = fields.get(key)
+    return None if value is None else _whole(key, value, _RANGES[name])
+
+
+def _required(fields: dict[str, Any], arch: str, name: str) -> int:
+    value = _optional(fields, arch, name)
+    if value is None:
+        raise UnsupportedModel(f"metadata key {f'{arch}.{name}'!r} is missing")
+    return value
+
+
+def _per_layer(fields: dict[str, Any], arch: str, name: str, n_layer: int, default: int | None) -> list[int]:
+    """One value per layer: a GGUF array of `n_layer` entries, or one value for every layer."""
+    key = f"{arch}.{name}"
+    value = fields.get(key)
+    if isinstance(value, list | SkippedArray):
         if len(value) != n_layer:
-            raise UnsupportedModel(f"{key} has {len(value)} entries for {n_layer} layers")
-        return [int(x) for x in value]
-    return [int(value)] * n_layer
-
-
-def _require(fields: dict[str, Any], key: str) -> Any:
-    if key not in fields:
+            raise UnsupportedModel(f"metadata key {key!r} has {len(value):,} entries for {n_layer} layers")
+        return [_whole(key, x, _RANGES[name]) for x in value]
+    if value is None and default is None:
         raise UnsupportedModel(f"metadata key {key!r} is missing")
-    return fields[key]
+    return [default if value is None else _whole(key, value, _RANGES[name])] * n_layer  # type: ignore[list-item]
+
+
+def _vocab(fields: dict[str, Any], arch: str, tensors: list[TensorInfo]) -> int:
+    """The vocabulary size: `vocab_size`, else the token list's length, else token_embd's rows."""
+    tokens = fields.get("tokenizer.ggml.tokens")
+    embd = next((t.shape for t in tensors if t.name == "token_embd.weight" and len(t.shape) >= 2), [0, 0])
+    vocab = _optional(fields, arch, "vocab_size") or (len(tokens) if isinstance(tokens, list | SkippedArray) else 0)
+    vocab = vocab or embd[1]
+    if not vocab:
+        raise UnsupportedModel("vocabulary size unknown (no vocab_size, token list or token_embd)")
+    return _whole("vocabulary size", vocab, _RANGES["vocab_size"])
 
 
 def shape_from_fields(
@@ -93,56 +123,71 @@ def shape_from_fields(
     Ollama's /api/show returns the same keys as `model_info`, so both readers share this.
 
     Raises:
-        UnsupportedModel: Unknown architecture or a required key is missing.
+        UnsupportedModel: Unknown architecture, or a required key is missing or out of range.
     """
-    arch = str(_require(fields, "general.architecture"))
+    arch = fields.get("general.architecture")
+    if not isinstance(arch, str):
+        raise UnsupportedModel(f"metadata key 'general.architecture' is {'missing' if arch is None else 'not text'}")
     arch_info(arch)
-    p = f"{arch}."
-    n_layer = int(_require(fields, p + "block_count"))
-    n_embd = int(_require(fields, p + "embedding_length"))
-    n_head = max(_per_layer(_require(fields, p + "attention.head_count"), n_layer, "head_count"))
-    n_head_kv = _per_layer(fields.get(p + "attention.head_count_kv", n_head), n_layer, "head_count_kv")
-    head_dim_k = int(fields.get(p + "attention.key_length", n_embd // n_head))
-    head_dim_v = int(fields.get(p + "attention.value_length", head_dim_k))
-    n_ff = max(_per_layer(fields.get(p + "feed_forward_length", 0), n_layer, "feed_forward_length"))
-    vocab = fields.get(p + "vocab_size") or len(fields.get("tokenizer.ggml.tokens") or [])
-    if not vocab:
-        vocab = next((t.shape[1] for t in tensors if t.name == "token_embd.weight"), 0)
-    if not vocab:
-        raise UnsupportedModel("vocabulary size unknown (no vocab_size, token list or token_embd)")
+    n_layer = _required(fields, arch, "block_count")
+    n_embd = _required(fields, arch, "embedding_length")
+    n_head = max(_per_layer(fields, arch, "attention.head_count", n_layer, None))
+    n_head_kv = _per_layer(fields, arch, "attention.head_count_kv", n_layer, n_head)
+    head_dim_k = _optional(fields, arch, "attention.key_length") or n_embd // n_head
+    if head_dim_k < 1:
+        raise UnsupportedModel(f"metadata key {f'{arch}.attention.head_count'!r}: {n_head} heads for {n_embd} embedding values")
+    head_dim_v = _optional(fields, arch, "attention.value_length") or head_dim_k
     window, swa = swa_layers(
-        arch, n_layer, fields.get(p + "attention.sliding_window"), fields.get(p + "attention.sliding_window_pattern")
+        arch, n_layer, _optional(fields, arch, "attention.sliding_window"), _swa_pattern(fields, arch, n_layer)
     )
-    n_params = sum(int(np.prod(t.shape)) for t in tensors) or int(fields.get("general.parameter_count") or 0)
-    return ModelShape(
-        name=name,
-        arch=arch,
-        source=source,  # type: ignore[arg-type]
-        estimated=estimated,
-        n_layer=n_layer,
-        n_embd=n_embd,
-        n_head=n_head,
-        n_head_kv=n_head_kv,
-        head_dim_k=head_dim_k,
-        head_dim_v=head_dim_v,
-        n_ff=n_ff,
-        n_vocab=int(vocab),
-        context_length=int(fields.get(p + "context_length") or 4096),
-        sliding_window=window,
-        swa_layers=swa,
-        n_expert=int(fields.get(p + "expert_count") or 0),
-        n_expert_used=int(fields.get(p + "expert_used_count") or 0),
-        n_ff_expert=int(fields.get(p + "expert_feed_forward_length") or 0),
-        file_type=_file_type(fields.get("general.file_type")),
-        parameter_count=n_params,
-        tensors=tensors,
-    )
+    params = fields.get("general.parameter_count")
+    try:
+        return ModelShape(
+            name=name,
+            arch=arch,
+            source=source,  # type: ignore[arg-type]
+            estimated=estimated,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            n_head=n_head,
+            n_head_kv=n_head_kv,
+            head_dim_k=head_dim_k,
+            head_dim_v=head_dim_v,
+            n_ff=max(_per_layer(fields, arch, "feed_forward_length", n_layer, 0)),
+            n_vocab=_vocab(fields, arch, tensors),
+            context_length=_optional(fields, arch, "context_length") or _DEFAULT_CONTEXT,
+            sliding_window=window,
+            swa_layers=swa,
+            n_expert=_optional(fields, arch, "expert_count") or 0,
+            n_expert_used=_optional(fields, arch, "expert_used_count") or 0,
+            n_ff_expert=_optional(fields, arch, "expert_feed_forward_length") or 0,
+            file_type=_file_type(fields.get("general.file_type")),
+            parameter_count=sum(math.prod(t.shape) for t in tensors)
+            or (0 if params is None else _whole("general.parameter_count", params, (0, _MAX_PARAMETERS))),
+            tensors=tensors,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UnsupportedModel(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _swa_pattern(fields: dict[str, Any], arch: str, n_layer: int) -> int | list[bool] | None:
+    """`sliding_window_pattern`: a period, or flags for the first layers (llama.cpp's get_key_or_arr)."""
+    key = f"{arch}.attention.sliding_window_pattern"
+    value = fields.get(key)
+    if isinstance(value, list | SkippedArray):
+        if len(value) > n_layer:
+            raise UnsupportedModel(f"metadata key {key!r} has {len(value):,} entries for {n_layer} layers")
+        return [bool(x) for x in value]
+    return _optional(fields, arch, "attention.sliding_window_pattern")
 
 
 def _file_type(value: Any) -> str | None:
     if value is None:
         return None
-    try:
-        return LlamaFileType(int(value)).name.removeprefix("MOSTLY_")
-    except ValueError:
-        return str(value)
+    if isinstance(value, int):
+        try:
+            return LlamaFileType(value).name.removeprefix("MOSTLY_")
+        except ValueError:
+            pass  # a file type newer than gguf-py: shown as its number
+    return str(value)[:40]
