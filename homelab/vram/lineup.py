@@ -33,7 +33,7 @@ from homelab.vram.errors import LineupError, UnsupportedModel
 from homelab.vram.guess import guess_shape
 from homelab.vram.metadata import read_gguf
 from homelab.vram.planner import GpuSlot, LineupEntry, Unsized
-from homelab.vram.settings import GIB, MIB
+from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_PARALLEL, MIB
 from homelab.vram.shape import ModelShape
 
 __all__ = ["DEFAULT_RESERVE_BYTES", "ModelOverride", "LineupFile", "Lineup", "load_lineup_file", "lineup_from_inventory"]
@@ -49,8 +49,8 @@ class ModelOverride(BaseModel):
     model: str = Field(min_length=1, description="served alias, endpoint name or model_file")
     priority: int | None = None
     gguf: str | None = None
-    ctx_size: int | None = Field(None, gt=0)
-    parallel: int | None = Field(None, gt=0)
+    ctx_size: int | None = Field(None, gt=0, le=MAX_CONTEXT)
+    parallel: int | None = Field(None, gt=0, le=MAX_PARALLEL)
 
 
 class LineupFile(BaseModel):
@@ -58,7 +58,7 @@ class LineupFile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reserve_gib: float | None = Field(None, ge=0)
+    reserve_gib: float | None = Field(None, ge=0, le=1024, allow_inf_nan=False)
     models: list[ModelOverride] = []
 
 

@@ -25,6 +25,7 @@ from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
 from homelab.vram.settings import (
     DEFAULT_GPU_OVERHEAD_BYTES,
     GIB,
+    MAX_GPU_OVERHEAD_BYTES,
     CacheType,
     RunSettings,
 )
@@ -70,7 +71,7 @@ class PlanPolicy(_Frozen):
 
     flash_attn: bool = True
     cache_type: CacheType = "f16"
-    gpu_overhead_bytes: int = Field(DEFAULT_GPU_OVERHEAD_BYTES, ge=0)
+    gpu_overhead_bytes: int = Field(DEFAULT_GPU_OVERHEAD_BYTES, ge=0, le=MAX_GPU_OVERHEAD_BYTES)
     min_gpu_fraction: float = Field(0.5, ge=0.0, le=1.0)
 
 

@@ -20,6 +20,10 @@ __all__ = [
     "MIB",
     "GIB",
     "DEFAULT_GPU_OVERHEAD_BYTES",
+    "MAX_CONTEXT",
+    "MAX_PARALLEL",
+    "MAX_GPU_LAYERS",
+    "MAX_GPU_OVERHEAD_BYTES",
     "CacheType",
     "Backend",
     "RunSettings",
@@ -36,6 +40,11 @@ GIB = 1024**3
 # it from benchmarks/data/gpu-overhead-*). Other GPUs, drivers and CUDA versions differ: configurable.
 DEFAULT_GPU_OVERHEAD_BYTES = 704 * MIB
 _CELL_PAD = 256  # llama.cpp pads the context and each stream to 256 cells
+# Bounds on the flags: llama.cpp's own where it has one, else far above any real run.
+MAX_CONTEXT = 1 << 26  # tokens; the longest released context is 10M (Llama 4 Scout)
+MAX_PARALLEL = 256  # LLAMA_MAX_SEQ: llama-context.cpp throws "n_seq_max must be <= 256"
+MAX_GPU_LAYERS = 1 << 16  # any -ngl above a model's layer count means all of them
+MAX_GPU_OVERHEAD_BYTES = 1 << 40
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
 Backend = Literal["cuda", "cpu"]
@@ -46,17 +55,19 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ctx_size: int | None = Field(None, gt=0, description="-c; None: the model's training context")
-    parallel: int = Field(1, gt=0, description="-np: parallel sequences (slots)")
+    ctx_size: int | None = Field(None, gt=0, le=MAX_CONTEXT, description="-c; None: the model's training context")
+    parallel: int = Field(1, gt=0, le=MAX_PARALLEL, description="-np: parallel sequences (slots)")
     cache_type_k: CacheType = "f16"
     cache_type_v: CacheType = "f16"
     flash_attn: bool = False
-    n_gpu_layers: int = Field(0, ge=-1, description="-ngl; the output layer counts as one; -1: all")
-    n_ubatch: int = Field(512, gt=0)
-    n_batch: int = Field(2048, gt=0)
+    n_gpu_layers: int = Field(0, ge=-1, le=MAX_GPU_LAYERS, description="-ngl; the output layer counts as one; -1: all")
+    n_ubatch: int = Field(512, gt=0, le=MAX_CONTEXT)
+    n_batch: int = Field(2048, gt=0, le=MAX_CONTEXT)
     kv_unified: bool = False
     backend: Backend = Field("cuda", description="the llama.cpp build: CUDA, or CPU only (no GPU use)")
-    gpu_overhead_bytes: int = Field(DEFAULT_GPU_OVERHEAD_BYTES, ge=0, description="per GPU used, per process")
+    gpu_overhead_bytes: int = Field(
+        DEFAULT_GPU_OVERHEAD_BYTES, ge=0, le=MAX_GPU_OVERHEAD_BYTES, description="per GPU used, per process"
+    )
 
     @model_validator(mode="after")
     def _llama_cpp_rules(self) -> RunSettings:
