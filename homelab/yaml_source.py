@@ -1,9 +1,16 @@
-"""YAML loading that remembers where each value came from.
+"""YAML loading that remembers where each value came from, within fixed limits.
 
 PyYAML's composed node tree keeps a line for every key and value; we keep those in a map
 from field path (`("nodes", 1, "endpoints", 0, "url")`) to line, so that a validation
 error deep in the model can name the line the user has to fix. Duplicate keys, which
 PyYAML silently lets the last one win, are reported instead.
+
+A YAML file is input from outside, so its size and shape are bounded before anything walks
+it: at most `MAX_FILE_BYTES`, `MAX_DEPTH` levels of nesting, `MAX_ALIASES` alias uses and
+`MAX_NODES` values once every alias is expanded. An alias shares its anchor's node, so a
+500-byte "billion laughs" file composes into a small graph that only explodes when walked;
+the expanded size of every node is counted as it is composed, and the file is refused at the
+first node over the limit, long before anything walks the expanded tree.
 """
 
 from __future__ import annotations
@@ -15,10 +22,27 @@ from typing import Any
 import yaml
 
 from homelab.errors import InventoryError, Problem
+from homelab.files import FileAccessError, read_regular
 
-__all__ = ["FieldPath", "SourceMap", "load_yaml", "format_path"]
+__all__ = [
+    "FieldPath",
+    "SourceMap",
+    "load_yaml",
+    "loads_yaml",
+    "format_path",
+    "MAX_FILE_BYTES",
+    "MAX_DEPTH",
+    "MAX_ALIASES",
+    "MAX_NODES",
+]
 
 FieldPath = tuple[str | int, ...]
+
+# A large cluster file is tens of kilobytes; these are two orders of magnitude above that.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIASES = 1_000
+MAX_NODES = 100_000
 
 
 @dataclass
@@ -51,37 +75,100 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
     """Parse one YAML file into plain data and its source map.
 
     Raises:
-        InventoryError: the file is missing, unreadable, not UTF-8, not YAML, or has
-            duplicate keys.
+        InventoryError: the file is missing, unreadable, not a regular file, larger than
+            `MAX_FILE_BYTES`, not UTF-8, not YAML, over a limit, or has duplicate keys.
     """
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError([Problem(name, None, "", "file not found")]) from None
+        raw = read_regular(path, limit_bytes=MAX_FILE_BYTES, what="YAML file")
+    except FileAccessError as exc:
+        raise InventoryError([Problem(name, None, "", exc.message)]) from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = exc.object.count(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
         raise InventoryError([Problem(name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from exc
-    except OSError as exc:
-        raise InventoryError([Problem(name, None, "", f"cannot read: {exc.strerror}")]) from exc
     return loads_yaml(text, name)
 
 
+class _Refused(yaml.YAMLError):
+    """The document is well-formed but over one of this module's limits, or holds a value
+    PyYAML cannot build (a date like 2026-13-45, an integer of 5,000 digits)."""
+
+    def __init__(self, mark: yaml.Mark | None, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts depth, alias uses and expanded size while it composes."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._aliases = 0
+        self._expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) with aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _Refused(event.start_mark, f"more than {MAX_ALIASES:,} aliases (*name); refusing to expand them")
+            anchored = self.anchors.get(event.anchor)
+            if anchored is not None and id(anchored) not in self._expanded:
+                raise _Refused(event.start_mark, f"alias *{event.anchor} is used inside its own anchor (a loop)")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(self.peek_event().start_mark, f"nested more than {MAX_DEPTH} levels deep")
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._expanded[id(node)] = self._measure(node)
+        return node
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        sizes = [self._expanded[id(child)] for child in children]
+        values = 1 + sum(size for size, _ in sizes)
+        levels = 1 + max((depth for _, depth in sizes), default=0)
+        if values > MAX_NODES:
+            raise _Refused(node.start_mark, f"more than {MAX_NODES:,} values once aliases are expanded")
+        if levels > MAX_DEPTH:
+            raise _Refused(node.start_mark, f"nested more than {MAX_DEPTH} levels deep once aliases are expanded")
+        return values, levels
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:  # raised by the scalar constructors
+            raise _Refused(node.start_mark, f"cannot read this value: {exc}") from exc
+
+
 def loads_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
-    """Parse YAML text; `name` is used in error messages."""
-    loader = yaml.SafeLoader(text)
+    """Parse YAML text; `name` is used in error messages.
+
+    Raises:
+        InventoryError: as `load_yaml`, for everything after reading the file.
+    """
+    try:
+        loader = _BoundedLoader(text)  # the reader checks every character here
+    except yaml.reader.ReaderError as exc:
+        raise InventoryError([_unprintable(exc, text, name)]) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise InventoryError([Problem(name, _line(exc.mark), "", exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context and exc.context_mark and line != exc.context_mark.line + 1:
-            what += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise InventoryError([Problem(name, line, "", f"YAML syntax error: {what}")]) from exc
+        raise InventoryError([_syntax_problem(exc, name)]) from None
     except yaml.YAMLError as exc:
-        raise InventoryError([Problem(name, None, "", f"YAML error: {exc}")]) from exc
+        raise InventoryError([Problem(name, None, "", f"YAML error: {exc}")]) from None
     finally:
         loader.dispose()
     source = SourceMap(name)
@@ -93,7 +180,26 @@ def loads_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
     return data, source
 
 
+def _line(mark: yaml.Mark | None) -> int | None:
+    return mark.line + 1 if mark else None
+
+
+def _unprintable(exc: yaml.reader.ReaderError, text: str, name: str) -> Problem:
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    return Problem(name, line, "", f"control character U+{exc.character:04X} at column {column} is not allowed in YAML")
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
+    line = _line(exc.problem_mark or exc.context_mark)
+    what = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context and exc.context_mark and line != exc.context_mark.line + 1:
+        what += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    return Problem(name, line, "", f"YAML syntax error: {what}")
+
+
 def _walk(node: yaml.Node, path: FieldPath, source: SourceMap, problems: list[Problem]) -> None:
+    """Record lines along `node`; recursion and visits are bounded by `_BoundedLoader`'s counts."""
     source.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}

@@ -8,20 +8,34 @@ A bad case opens with a comment block saying what `load_inventory` must report:
     # expect-count: 2                       (optional; the default is 1)
 
 Other comment lines describe the case and are ignored.
+
+Hostile files (tests/cases/hostile/inventory/validate.jsonl) are rows: `content` (the file's
+text) or `special` (a FIFO, a directory, /dev/zero, a file over the size cap), the exit code of
+`homelab validate`, the lines and message parts it must print, and words it must never print.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ROOT", "BAD", "GOOD", "EXAMPLES", "Expected", "read_expected"]
+from homelab.yaml_source import MAX_FILE_BYTES
+
+__all__ = ["ROOT", "BAD", "GOOD", "EXAMPLES", "HOSTILE", "Expected", "read_expected", "hostile_file"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "cases" / "inventory"
 BAD = sorted((CASES / "bad").glob("*.yaml"))
 GOOD = sorted((CASES / "good").glob("*.yaml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+HOSTILE: list[dict[str, Any]] = [
+    json.loads(line)
+    for line in (ROOT / "tests" / "cases" / "hostile" / "inventory" / "validate.jsonl").read_text().splitlines()
+    if line.strip()
+]
 
 
 @dataclass(frozen=True)
@@ -60,3 +74,20 @@ def read_expected(case: Path) -> Expected:
         messages=tuple(found["message"]),
         count=int(count[0]) if count else 1,
     )
+
+
+def hostile_file(case: dict[str, Any], folder: Path) -> Path:
+    """Put a hostile case where `homelab validate` can be pointed at it."""
+    special = case.get("special")
+    if special is not None and special.startswith("/"):  # a device that every Linux has
+        return Path(special)
+    path = folder / f"{case['id']}.yaml"
+    if special == "fifo":
+        os.mkfifo(path)  # nothing ever writes to it: opening it to read would block forever
+    elif special == "directory":
+        path.mkdir()
+    elif special == "oversize":
+        path.write_bytes(b"#" * MAX_FILE_BYTES + b"\n")
+    else:
+        path.write_text(case["content"], encoding="utf-8")
+    return path

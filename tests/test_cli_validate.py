@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+from typer.testing import CliRunner
 
+from homelab.cli import app
 from homelab.errors import Problem
-from tests.inventory_cases import BAD, EXAMPLES, ROOT, read_expected
+from tests.inventory_cases import BAD, EXAMPLES, HOSTILE, ROOT, hostile_file, read_expected
 
 # The installed entry point, not `python -m`: cli.py has no __main__ guard, and the
 # script is what users run.
@@ -18,12 +24,35 @@ HOMELAB = Path(sys.executable).parent / "homelab"
 EXIT_INVALID = 2
 
 
-def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
+# Address space for one `homelab validate` of every hostile file. Measured (Dec 2026): validating
+# examples/three-tier.yaml runs within 256 MiB (about 100 MB resident); the alias bomb, before
+# its limits, grew to 3 GB and ended in a MemoryError.
+VALIDATE_ADDRESS_SPACE = 512 * 1024 * 1024
+
+
+def homelab(*args: str | Path, address_space: int | None = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI from the repository root, without colour, and capture its output."""
     env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "COLUMNS"}} | {"NO_COLOR": "1"}
+
+    def cap() -> None:
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
     return subprocess.run(
-        [str(HOMELAB), *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        [str(HOMELAB), *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=cap,
     )
+
+
+def expected_lines(case: dict[str, Any], path: Path | str) -> list[tuple[str, str]]:
+    """(line prefix, message part) pairs a hostile case must print on stderr."""
+    return [(f"✗ {path}:{e['line']}: " if e["line"] else f"✗ {path}: ", e["text"]) for e in case["expect"]]
 
 
 def relative(paths: list[Path]) -> list[str]:
@@ -125,3 +154,38 @@ def test_validate_prints_brackets_in_messages_verbatim(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert f"{cluster}:5: nodes[0].[red]: unknown key '[red]'" in result.stderr
     assert f"{cluster}:6: nodes[0].[/x]: unknown key '[/x]'" in result.stderr
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c["id"] for c in HOSTILE])
+def test_hostile_file_is_refused_with_its_line(case: dict[str, Any], tmp_path: Path) -> None:
+    path = hostile_file(case, tmp_path)
+
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, ["validate", str(path)], env={"NO_COLOR": "1"})
+    elapsed = time.perf_counter() - started
+
+    assert result.exit_code == case["exit"], result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    for prefix, text in expected_lines(case, path):
+        found = any(line.startswith(prefix) and text in line for line in lines)
+        assert found, f"{prefix}...{text} not in:\n{result.stderr}"
+    for secret in case.get("absent", []):
+        assert secret not in result.output
+    assert elapsed < 2.0, f"{elapsed:.2f} s"
+
+
+def test_every_hostile_file_at_once_within_a_memory_cap(tmp_path: Path) -> None:
+    paths = [hostile_file(case, tmp_path) for case in HOSTILE]
+
+    started = time.perf_counter()
+    result = homelab("validate", *paths, address_space=VALIDATE_ADDRESS_SPACE)
+    elapsed = time.perf_counter() - started
+
+    assert result.returncode == EXIT_INVALID, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
+    for case, path in zip(HOSTILE, paths, strict=True):
+        for prefix, text in expected_lines(case, path):
+            assert any(line.startswith(prefix) and text in line for line in result.stderr.splitlines()), case["id"]
+    assert elapsed < 30, f"{elapsed:.1f} s"

@@ -1,7 +1,8 @@
-"""Loading a cluster file: YAML with lines, pydantic validation, then cross-references.
+"""Loading a cluster file: YAML with lines, pydantic validation and cross-references.
 
-Every problem is reported at once as `FILE:LINE: field.path: what is wrong`, in words about
-YAML (a number, a list) rather than Python types or regular expressions.
+Every problem is reported at once, structural and cross-reference alike, as
+`FILE:LINE: field.path: what is wrong`, in words about YAML (a number, a list) rather than
+Python types or regular expressions.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from homelab.inventory.models import (
     NAME_PATTERN,
     NAME_RULE,
     Endpoint,
-    EndpointKind,
     Inventory,
 )
+from homelab.inventory.references import check_references
 from homelab.yaml_source import FieldPath, SourceMap, load_yaml
 
 __all__ = ["load_inventory", "parse_inventory"]
@@ -42,13 +43,16 @@ def parse_inventory(data: Any, source: SourceMap) -> Inventory:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else _described(data)
         raise InventoryError([source.problem((), f"expected a mapping with 'nodes' at the top level, got {got}")])
+    problems = check_references(data, source)
     try:
         inventory = Inventory.model_validate(data)
     except ValidationError as exc:
-        raise InventoryError([_problem(error, source) for error in exc.errors()]) from None
-    problems = _cross_check(inventory, source)
+        problems += [_problem(error, source) for error in exc.errors()]
+    else:
+        problems += _probe_problems(inventory, source)
     if problems:
-        raise InventoryError(problems)
+        # In file order, as the user reads and fixes them; a problem of the whole file first.
+        raise InventoryError(sorted(problems, key=lambda p: p.line or 0))
     return inventory
 
 
@@ -63,6 +67,7 @@ _EXPECTED_TYPES = {
     "dict_type": "a mapping",
     "model_type": "a mapping",
 }
+_SHOWN_CHARS = 120
 _PATTERN_RULES = {NAME_PATTERN: f"name ({NAME_RULE})", ALIAS_PATTERN: f"alias ({ALIAS_RULE})"}
 
 
@@ -84,7 +89,7 @@ def _problem(error: Any, source: SourceMap) -> Problem:
     elif kind in _EXPECTED_TYPES:
         message = f"must be {_EXPECTED_TYPES[kind]}, got {_described(error['input'])}"
     elif kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERN_RULES:
-        message = f"{error['input']!r} is not a valid {_PATTERN_RULES[ctx['pattern']]}"
+        message = f"{_described(error['input'])} is not a valid {_PATTERN_RULES[ctx['pattern']]}"
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         if message.startswith("Input should be "):  # enums, literals, bounds: say what was given
@@ -102,7 +107,8 @@ def _described(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    shown = repr(value)  # quoted back to the user: a 10 MB string is cut short
+    return shown if len(shown) <= _SHOWN_CHARS else f"{shown[: _SHOWN_CHARS - 3]}..."
 
 
 def _allowed_keys(parent: FieldPath) -> list[str]:
@@ -128,70 +134,14 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _cross_check(inv: Inventory, source: SourceMap) -> list[Problem]:
-    """References and uniqueness that a single field cannot check."""
-    problems: list[Problem] = []
-
-    def report(path: FieldPath, message: str) -> None:
-        problems.append(source.problem(path, message))
-
-    def unique(items: list[tuple[str, FieldPath]], what: str) -> None:
-        first: dict[str, FieldPath] = {}
-        for value, path in items:
-            if value in first:
-                report(path, f"duplicate {what} {value!r} (first at line {source.line_of(first[value])})")
-            else:
-                first[value] = path
-
-    def secret(ref: str | None, path: FieldPath) -> None:
-        if ref is not None and ref not in inv.secrets:
-            known = ", ".join(inv.secrets) or "none defined"
-            report(path, f"no secret named {ref!r} in secrets ({known})")
-
-    unique([(n.name, ("nodes", i, "name")) for i, n in enumerate(inv.nodes)], "node name")
-    aliases: list[tuple[str, FieldPath]] = []
-    for i, node in enumerate(inv.nodes):
-        at: FieldPath = ("nodes", i)
-        unique([(e.name, (*at, "endpoints", j, "name")) for j, e in enumerate(node.endpoints)], "endpoint name")
-        unique([(str(e.port), (*at, "endpoints", j, "url")) for j, e in enumerate(node.endpoints)], "port")
-        unique(
-            [(str(k if g.index is None else g.index), (*at, "gpus", k, "index")) for k, g in enumerate(node.gpus)],
-            "GPU index",
-        )
-        if node.ssh:
-            secret(node.ssh.key_secret, (*at, "ssh", "key_secret"))
-            secret(node.ssh.password_secret, (*at, "ssh", "password_secret"))
-        if node.wake:
-            secret(node.wake.command_secret, (*at, "wake", "command_secret"))
-        for j, endpoint in enumerate(node.endpoints):
-            aliases += [(m.alias, (*at, "endpoints", j, "models", k, "alias")) for k, m in enumerate(endpoint.models)]
-            if endpoint.container and endpoint.kind is not EndpointKind.LLAMACPP:
-                report((*at, "endpoints", j, "container"), f"only llamacpp endpoints run in containers, not {endpoint.kind}")
-            deployed = [(k, m) for k, m in enumerate(endpoint.models) if m.deploy is not None]
-            for k, _ in deployed if endpoint.kind is not EndpointKind.OLLAMA else []:
-                report(
-                    (*at, "endpoints", j, "models", k, "deploy"),
-                    f"only models of ollama endpoints are deployed this way, not {endpoint.kind} (use container:)",
-                )
-            # Ollama names `qwen` and `qwen:latest` the same model: two deploy sections would fight over it.
-            unique([(_ollama_name(m.name), (*at, "endpoints", j, "models", k, "name")) for k, m in deployed], "model")
-            if (message := _probe_problem(inv, endpoint)) is not None:
-                report((*at, "endpoints", j, "probe"), message)
-    unique(aliases, "model alias")
-    served = {alias for alias, _ in aliases}
-    for category, chain in inv.experts.items():
-        for k, alias in enumerate(chain):
-            if alias not in served:
-                report(("experts", category.value, k), f"no endpoint serves model alias {alias!r}")
-    if inv.gateway:
-        secret(inv.gateway.master_key_secret, ("gateway", "master_key_secret"))
-        if (message := _gateway_problem(inv, inv.gateway.endpoint)) is not None:
-            report(("gateway", "endpoint"), message)
-    return problems
-
-
-def _ollama_name(name: str) -> str:
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+def _probe_problems(inv: Inventory, source: SourceMap) -> list[Problem]:
+    """Probe overrides merged with the defaults; this needs both validated first."""
+    return [
+        source.problem(("nodes", i, "endpoints", j, "probe"), message)
+        for i, node in enumerate(inv.nodes)
+        for j, endpoint in enumerate(node.endpoints)
+        if (message := _probe_problem(inv, endpoint)) is not None
+    ]
 
 
 def _probe_problem(inv: Inventory, endpoint: Endpoint) -> str | None:
@@ -201,17 +151,3 @@ def _probe_problem(inv: Inventory, endpoint: Endpoint) -> str | None:
     except ValidationError as exc:
         return f"{exc.errors()[0]['msg'].removeprefix('Value error, ')} once merged with defaults.probe"
     return None
-
-
-def _gateway_problem(inv: Inventory, ref: str) -> str | None:
-    node_name, slash, endpoint_name = ref.partition("/")
-    if not (node_name and slash and endpoint_name):
-        return f"must be NODE/ENDPOINT, got {ref!r}"
-    for node, endpoint in inv.endpoints():
-        if (node.name, endpoint.name) == (node_name, endpoint_name):
-            if endpoint.kind is not EndpointKind.LITELLM:
-                return f"{ref!r} has kind {endpoint.kind}, not litellm"
-            return None
-    if node_name not in {node.name for node in inv.nodes}:
-        return f"no node named {node_name!r} (expected NODE/ENDPOINT)"
-    return f"node {node_name!r} has no endpoint named {endpoint_name!r}"

@@ -12,10 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-import sqlalchemy.engine
-import sqlalchemy.exc
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,6 +22,16 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     model_validator,
+)
+
+from homelab.inventory.values import (
+    check_command,
+    check_database_url,
+    check_docker_url,
+    check_file_name,
+    check_host,
+    check_http_url,
+    url_port,
 )
 
 
@@ -69,10 +76,16 @@ Alias = Annotated[
     Field(description="cluster-wide model handle used by experts and the gateway"),
 ]
 # Numbers are strict: lax pydantic would read `vram_gib: true` as 1 and `port: "22"` as 22.
-StrictPositiveFloat = Annotated[StrictFloat, Field(gt=0)]
 StrictPositiveInt = Annotated[StrictInt, Field(gt=0)]
 StrictNonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+# And bounded: `.inf`, `.nan` and 1.0e+44 are positive floats to YAML, and a sweep with such a
+# timeout never ends. Each bound is far above any real value and says so in the schema.
+Seconds = Annotated[StrictFloat, Field(gt=0, le=3600, description="seconds, at most an hour")]
+Milliseconds = Annotated[StrictInt, Field(gt=0, le=3_600_000, description="milliseconds, at most an hour")]
+GiB = Annotated[StrictFloat, Field(gt=0, le=4096, description="GiB, at most 4096")]
+ContextTokens = Annotated[StrictInt, Field(gt=0, le=16_777_216, description="tokens, at most 2^24")]
+Layers = Annotated[StrictInt, Field(ge=0, le=1000, description="model layers, at most 1000")]
 
 
 class Category(StrEnum):
@@ -102,9 +115,9 @@ class _Strict(BaseModel):
 class ProbeSettings(_Strict):
     """How an endpoint is probed: timeouts in seconds, the slow threshold in milliseconds."""
 
-    connect_s: StrictPositiveFloat = 2.0
-    total_s: StrictPositiveFloat = 5.0
-    slow_ms: StrictPositiveInt = 2000
+    connect_s: Seconds = 2.0
+    total_s: Seconds = 5.0
+    slow_ms: Milliseconds = 2000
 
     @model_validator(mode="after")
     def _connect_within_total(self) -> ProbeSettings:
@@ -116,18 +129,13 @@ class ProbeSettings(_Strict):
 class ProbeOverride(_Strict):
     """Per-endpoint changes to the cluster's probe defaults; unset fields inherit."""
 
-    connect_s: StrictPositiveFloat | None = None
-    total_s: StrictPositiveFloat | None = None
-    slow_ms: StrictPositiveInt | None = None
+    connect_s: Seconds | None = None
+    total_s: Seconds | None = None
+    slow_ms: Milliseconds | None = None
 
 
 def _file_name_in(where: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if "/" in value or "\\" in value or value in {".", ".."}:
-            raise ValueError(f"must be a file name {where}, not a path: {value!r}")
-        return value
-
-    return check
+    return lambda value: check_file_name(value, where)
 
 
 _plain_file_name = _file_name_in("inside the volume")
@@ -157,8 +165,8 @@ class OllamaDeploy(_Strict):
         None, description="GGUF file name, looked up in the rollout's models folder"
     )
     pull: str | None = Field(None, min_length=1, description="registry tag to pull, e.g. 'qwen2.5:14b'")
-    num_ctx: StrictPositiveInt = 4096
-    num_gpu: StrictNonNegativeInt | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
+    num_ctx: ContextTokens = 4096
+    num_gpu: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
     template: str | None = Field(None, description="Go template of the prompt; unset: the one in the GGUF")
     keep_alive: Annotated[StrictInt | str, AfterValidator(_keep_alive)] = Field(
         -1, description="how long a preloaded model stays: seconds or '30m'; negative (default): until unloaded"
@@ -185,28 +193,13 @@ class Container(_Strict):
     image: str = Field(min_length=1)
     model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)]
     volume: Name = "models"
-    ctx_size: StrictPositiveInt = 4096
-    gpu_layers: StrictNonNegativeInt | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
-    parallel: StrictPositiveInt = 1
-    start_order: StrictInt = Field(0, description="lower starts first; ties keep file order")
+    ctx_size: ContextTokens = 4096
+    gpu_layers: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
+    parallel: StrictPositiveInt = Field(1, le=256)
+    start_order: StrictInt = Field(0, ge=-1000, le=1000, description="lower starts first; ties keep file order")
 
 
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"}:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    if not parts.hostname:
-        raise ValueError(f"has no host: {value!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"port is not a number in the range 1-65535: {value!r}") from None
-    if port == 0:
-        raise ValueError(f"port is not a number in the range 1-65535: {value!r}")
-    return value.rstrip("/")
-
-
-HttpURL = Annotated[str, AfterValidator(_http_url)]
+HttpURL = Annotated[str, AfterValidator(check_http_url)]
 
 
 class Endpoint(_Strict):
@@ -221,8 +214,7 @@ class Endpoint(_Strict):
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (443 if parts.scheme == "https" else 80)
+        return url_port(self.url)
 
 
 class SSHSettings(_Strict):
@@ -236,24 +228,20 @@ class SSHSettings(_Strict):
     trust_on_first_use: bool = False
 
 
-def _docker_url(value: str) -> str:
-    if not re.match(r"^(unix|tcp|ssh|npipe)://.+", value):
-        raise ValueError(f"must start with unix://, tcp://, ssh:// or npipe://, got {value!r}")
-    return value
-
-
 class DockerSettings(_Strict):
     """Where the node's Docker engine answers."""
 
-    url: Annotated[str, AfterValidator(_docker_url)] = "unix:///var/run/docker.sock"
+    url: Annotated[str, AfterValidator(check_docker_url)] = "unix:///var/run/docker.sock"
 
 
 class GPU(_Strict):
     """One GPU of a node."""
 
     name: str = Field(min_length=1)
-    vram_gib: StrictPositiveFloat
-    index: StrictNonNegativeInt | None = Field(None, description="CUDA device index; defaults to the list position")
+    vram_gib: GiB
+    index: StrictNonNegativeInt | None = Field(
+        None, le=255, description="CUDA device index; defaults to the list position"
+    )
 
 
 def _mac(value: str) -> str:
@@ -275,7 +263,9 @@ class Wake(_Strict):
     mac: Annotated[str, AfterValidator(_mac)] | None = None
     broadcast: Annotated[str, AfterValidator(_ipv4)] = "255.255.255.255"
     port: Port = 9
-    command: str | None = Field(None, description="run locally; reads command_secret on stdin")
+    command: Annotated[str, AfterValidator(check_command)] | None = Field(
+        None, description="run locally; reads command_secret on stdin"
+    )
     command_secret: str | None = None
 
     @model_validator(mode="after")
@@ -290,7 +280,7 @@ class Node(_Strict):
 
     name: Name
     tier: Name
-    host: str = Field(min_length=1)
+    host: Annotated[str, Field(min_length=1), AfterValidator(check_host)]
     os: Literal["linux", "windows"] = "linux"
     ssh: SSHSettings | None = None
     docker: DockerSettings | None = None
@@ -327,18 +317,10 @@ class Gateway(_Strict):
     master_key_secret: str | None = None
 
 
-def _sqlalchemy_url(value: str) -> str:
-    try:
-        sqlalchemy.engine.make_url(value)
-    except sqlalchemy.exc.ArgumentError:
-        raise ValueError(f"is not a database URL such as sqlite:///history.db: {value!r}") from None
-    return value
-
-
 class History(_Strict):
     """Where sweep results and other history are stored (any SQLAlchemy URL)."""
 
-    url: Annotated[str, AfterValidator(_sqlalchemy_url)] = "sqlite:///homelab-history.db"
+    url: Annotated[str, AfterValidator(check_database_url)] = "sqlite:///homelab-history.db"
 
 
 class Defaults(_Strict):
