@@ -8,6 +8,7 @@ connector. A node without GPUs, or without the NVIDIA driver, is a finding repor
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 
@@ -78,7 +79,10 @@ def _number(field: str) -> float | None:
     text = field.strip()
     if text.lower() in _UNKNOWN:
         return None
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):  # "inf" would overflow int(); "nan" is no reading either
+        raise ValueError(f"not a finite number: {text!r}")
+    return value
 
 
 def _mib(field: str) -> int | None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -37,6 +39,7 @@ __all__ = [
     "classify_tiers",
     "classify_cluster",
     "sweep",
+    "probe_endpoints",
     "open_probe_client",
 ]
 
@@ -96,7 +99,10 @@ class SweepReport(_Frozen):
 class SweepLimits(_Frozen):
     """How hard one sweep may hit the network."""
 
-    max_concurrency: int = Field(512, gt=0, description="endpoints probed at the same time")
+    max_concurrency: int = Field(512, gt=0, le=65_536, description="endpoints probed at the same time")
+    max_connections_per_origin: int = Field(
+        256, gt=0, le=65_536, description="connections open at once to one scheme://host:port (a reverse proxy)"
+    )
     probe: ProbeLimits = DEFAULT_PROBE_LIMITS
 
 
@@ -167,15 +173,16 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
     shows up as latency, and as false timeouts on a busy machine. Pools share one TLS context.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int) -> None:
         self._tls = httpx.create_ssl_context()
+        self._max_connections = max_connections
         self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         origin = (request.url.raw_scheme, request.url.raw_host, request.url.port)
         pool = self._pools.get(origin)
         if pool is None:
-            limits = httpx.Limits(max_connections=4, max_keepalive_connections=0)
+            limits = httpx.Limits(max_connections=self._max_connections, max_keepalive_connections=0)
             pool = self._pools[origin] = httpx.AsyncHTTPTransport(verify=self._tls, limits=limits, trust_env=False)
         return await pool.handle_async_request(request)
 
@@ -184,10 +191,50 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
-def open_probe_client() -> httpx.AsyncClient:
+def open_probe_client(limits: SweepLimits = DEFAULT_SWEEP_LIMITS) -> httpx.AsyncClient:
     """A client for sweeps; redirects are not followed (a health URL that moves is a fault),
-    proxies from the environment are ignored (probes go straight to the endpoint)."""
-    return httpx.AsyncClient(transport=_PoolPerOrigin(), follow_redirects=False, trust_env=False)
+    proxies from the environment are ignored (probes go straight to the endpoint).
+
+    Each origin's pool holds `limits.max_connections_per_origin` connections, the most that
+    `probe_endpoints` lets run at once there, so a probe never waits for a pooled connection.
+    """
+    transport = _PoolPerOrigin(limits.max_connections_per_origin)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | str:
+    """What shares a connection pool: scheme, host, port (a URL httpx refuses is its own origin)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url  # its probe reports the URL as bad, without a connection
+    return parsed.scheme, parsed.host, parsed.port
+
+
+async def probe_endpoints(
+    inv: Inventory,
+    pairs: Sequence[tuple[Node, Endpoint]],
+    client: httpx.AsyncClient,
+    limits: SweepLimits = DEFAULT_SWEEP_LIMITS,
+) -> list[ProbeResult]:
+    """Probe `pairs` concurrently, each within its own timeout; results in the same order.
+
+    Forty endpoints behind one reverse proxy share one origin: each probe's requests run one
+    after another, so the origin needs one connection per endpoint. A probe waits for its
+    origin's turn and a concurrency slot *before* its clock starts, so waiting for others
+    never turns into a false timeout; the client's pools are as large as the origin gate.
+    """
+    gate = asyncio.Semaphore(limits.max_concurrency)
+    counts = Counter(_origin(endpoint.url) for _, endpoint in pairs)
+    cap = limits.max_connections_per_origin
+    per_origin = {origin: asyncio.Semaphore(min(n, cap)) for origin, n in counts.items()}
+
+    async def one(node: Node, endpoint: Endpoint) -> ProbeResult:
+        # The origin first: probes queued behind a busy proxy do not hold concurrency slots.
+        async with per_origin[_origin(endpoint.url)], gate:
+            return await probe_endpoint(client, node, endpoint, inv.probe_settings(endpoint), limits.probe)
+
+    return list(await asyncio.gather(*(one(node, endpoint) for node, endpoint in pairs)))
 
 
 async def sweep(
@@ -198,13 +245,7 @@ async def sweep(
     """Probe every endpoint of the inventory concurrently, each within its own timeout."""
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    gate = asyncio.Semaphore(limits.max_concurrency)
-
-    async def one(node: Node, endpoint: Endpoint) -> ProbeResult:
-        async with gate:
-            return await probe_endpoint(client, node, endpoint, inv.probe_settings(endpoint), limits.probe)
-
-    results = list(await asyncio.gather(*(one(node, endpoint) for node, endpoint in inv.endpoints())))
+    results = await probe_endpoints(inv, list(inv.endpoints()), client, limits)
     return SweepReport(
         started_at=started_at,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -4,14 +4,17 @@ A dead endpoint is data, not an exception: every probe returns a `ProbeResult` s
 SLOW or DOWN, why, and how long it took. Each probe runs under its endpoint's own total
 timeout (a slowloris that sends one byte a second still ends on time) and reads at most
 `max_body_bytes` of undecoded bytes (a 100 MB answer, or a gzip bomb, costs no more memory
-than a small one).
+than a small one). Bodies are parsed by pydantic-core's JSON parser (jiter), which refuses
+nesting deeper than `JSON_MAX_DEPTH` and integers longer than 4,300 digits with a ValueError,
+where `json.loads` would raise RecursionError on 5,000 nested brackets and lose the sweep.
+The URL in a result has its user-info redacted (`homelab.redact`): results are printed,
+stored and published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import socket
 import ssl
 import time
@@ -20,12 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
+from homelab.redact import redact_url
 
 __all__ = [
     "EndpointState",
@@ -34,8 +38,13 @@ __all__ = [
     "ProbeResult",
     "ProbeLimits",
     "DEFAULT_PROBE_LIMITS",
+    "JSON_MAX_DEPTH",
     "probe_endpoint",
 ]
+
+# The nesting pydantic-core's parser accepts (jiter's recursion limit); deeper is a bad body.
+# Health answers are two or three levels deep.
+JSON_MAX_DEPTH = 200
 
 
 class EndpointState(StrEnum):
@@ -60,6 +69,7 @@ class Reason(StrEnum):
     HTTP_STATUS = "http_status"
     BAD_BODY = "bad_body"
     TOO_LARGE = "too_large"
+    BAD_URL = "bad_url"
     ERROR = "error"
 
 
@@ -170,10 +180,16 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 class _Fetcher:
     """GETs with a byte cap, a connection-reset retry and transport errors mapped to reasons."""
 
-    def __init__(self, client: httpx.AsyncClient, base: str, settings: ProbeSettings, limits: ProbeLimits) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base: httpx.URL, settings: ProbeSettings, limits: ProbeLimits
+    ) -> None:
         self.client = client
-        self.base = base
+        # Credentials in the URL travel as an Authorization header instead, so the request's
+        # URL, which httpx logs ("HTTP Request: GET ..."), never carries them.
+        self.auth = httpx.BasicAuth(base.username, base.password) if base.userinfo else None
+        self.base = base.copy_with(username=None, password=None)
         self.timeout = httpx.Timeout(settings.total_s, connect=settings.connect_s)
+        self.connect_s = settings.connect_s
         self.limits = limits
 
     async def get(self, path: str) -> _Answer:
@@ -184,18 +200,33 @@ class _Fetcher:
                 return await self._get_once(path)
             except httpx.HTTPError as exc:
                 if attempt == attempts or not _is_reset(exc):
-                    raise _failure(exc, path, attempt) from exc
+                    raise await self._plain_at_tls(exc, path) or _failure(exc, path, attempt) from exc
         raise AssertionError("unreachable")
+
+    async def _plain_at_tls(self, exc: httpx.HTTPError, path: str) -> _Down | None:
+        """TLS, when an http:// request was dropped or garbled because the port speaks TLS.
+
+        A TLS server that reads a plain request closes without an HTTP answer (OpenSSL
+        stops at the "GET " it finds where a record header should be, ssl/record/rec_layer_s3.c
+        SSL_R_HTTP_REQUEST) or sends an alert that is no status line: either alone reads as a
+        reset or a non-HTTP answer. One handshake on the same port tells them apart.
+        """
+        if self.base.scheme != "http" or not (_is_reset(exc) or isinstance(exc, httpx.RemoteProtocolError)):
+            return None
+        if not await _speaks_tls(self.base.raw_host.decode("ascii"), self.base.port or 80, self.connect_s):
+            return None
+        return _Down(Reason.TLS, f"{path}: the server speaks TLS on this port (an http:// URL; use https://)")
 
     async def _get_once(self, path: str) -> _Answer:
         cap = self.limits.max_body_bytes
         request = self.client.stream(
-            "GET", self.base + path, headers=_HEADERS, timeout=self.timeout, follow_redirects=False
+            "GET", f"{self.base}{path}", headers=_HEADERS, auth=self.auth, timeout=self.timeout,
+            follow_redirects=False,
         )
         async with request as response:
             if response.status_code != 200:
                 # The body of an error or a redirect is not read: status and Location say enough.
-                return _Answer(response.status_code, location=response.headers.get("location", ""))
+                return _Answer(response.status_code, location=redact_url(response.headers.get("location", "")))
             encoding = response.headers.get("content-encoding", "identity").lower()
             if encoding != "identity":
                 raise _Down(Reason.BAD_BODY, f"{path} answered {encoding}-encoded despite Accept-Encoding: identity")
@@ -211,22 +242,42 @@ class _Fetcher:
 
 
 def _json_body(content_type: str, body: bytes, path: str) -> Any:
-    """The parsed body; a 200 that is not JSON is a fault (a captive portal, a web UI, a proxy page)."""
+    """The parsed body; a 200 that is not JSON is a fault (a captive portal, a web UI, a proxy page).
+
+    Raises:
+        _Down: BAD_BODY for a body that is not JSON, invalid, or nested deeper than `JSON_MAX_DEPTH`.
+    """
     if not body:
         return None
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise _Down(Reason.BAD_BODY, f"{path} answered {content_type or 'no content type'}, expected JSON")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return pydantic_core.from_json(body)
+    except ValueError as exc:  # invalid UTF-8, syntax, "recursion limit exceeded", "number out of range"
         raise _Down(Reason.BAD_BODY, f"{path} answered invalid JSON: {exc}") from exc
+
+
+async def _speaks_tls(host: str, port: int, timeout_s: float) -> bool:
+    """Whether `host:port` completes a TLS handshake (certificate not checked: only the protocol is asked)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port, ssl=context)
+    except (OSError, TimeoutError):  # ssl.SSLError is an OSError: a plain server answers the hello with text
+        return False
+    writer.transport.abort()  # no close_notify exchange: the answer is known
+    return True
 
 
 def _failure(exc: httpx.HTTPError, path: str, attempts: int) -> _Down:
     """The one place httpx errors become reasons, the most specific first."""
     if isinstance(exc, httpx.TimeoutException):
         return _Down(Reason.TIMEOUT, f"{type(exc).__name__} on {path}")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return _Down(Reason.BAD_URL, f"{exc}")
     if _is_reset(exc):
         tries = f"{attempts} attempts" if attempts > 1 else "no retry"
         return _Down(Reason.RESET, f"connection reset on {path} ({tries}): {_why(exc)}")
@@ -334,10 +385,21 @@ _PROBES: dict[EndpointKind, Callable[[_Fetcher], Awaitable[_Found]]] = {
 }
 
 
-def _reserved_invalid(url: str) -> str | None:
-    """The host name if it is under `.invalid`, which never resolves (RFC 6761): no resolver is asked."""
-    host = (urlsplit(url).hostname or "").rstrip(".")
-    return host if host == "invalid" or host.endswith(".invalid") else None
+def _target(url: str) -> httpx.URL:
+    """The endpoint's URL as httpx reads it.
+
+    Raises:
+        _Down: BAD_URL for a URL httpx refuses (`http://xn--:1` is an IDNA error), DNS for a
+            host under `.invalid`, which never resolves (RFC 6761): no resolver is asked.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise _Down(Reason.BAD_URL, f"cannot use this URL: {exc}") from exc
+    host = parsed.host.rstrip(".")
+    if host == "invalid" or host.endswith(".invalid"):
+        raise _Down(Reason.DNS, f"name does not resolve: {host} is under .invalid (RFC 6761)")
+    return parsed
 
 
 async def probe_endpoint(
@@ -365,10 +427,9 @@ async def probe_endpoint(
     models: list[str] = []
     loaded: list[LoadedModel] = []
     try:
-        if (host := _reserved_invalid(endpoint.url)) is not None:
-            raise _Down(Reason.DNS, f"name does not resolve: {host} is under .invalid (RFC 6761)")
+        fetcher = _Fetcher(client, _target(endpoint.url), settings, limits)
         async with asyncio.timeout(settings.total_s):
-            models, loaded = await _PROBES[endpoint.kind](_Fetcher(client, endpoint.url, settings, limits))
+            models, loaded = await _PROBES[endpoint.kind](fetcher)
     except _Loading:
         state, reason, detail = EndpointState.SLOW, Reason.LOADING, "/health answered 503: model still loading"
     except _Down as down:
@@ -384,7 +445,7 @@ async def probe_endpoint(
         tier=node.tier,
         endpoint=endpoint.name,
         kind=endpoint.kind,
-        url=endpoint.url,
+        url=redact_url(endpoint.url),
         state=state,
         reason=reason,
         detail=detail,

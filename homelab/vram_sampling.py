@@ -13,7 +13,6 @@ sampled all the same.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -24,7 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from homelab.errors import RemoteError
 from homelab.gpu_facts import NVIDIA_SMI_QUERY, GpuFact, GpuStatus, VramSample, VramSource, gpu_fact, gpu_samples
 from homelab.inventory import EndpointKind, Inventory, Node
-from homelab.probe import ProbeResult, probe_endpoint
+from homelab.health import probe_endpoints
+from homelab.probe import ProbeResult
 from homelab.remote import DEFAULT_SSH_TIMEOUTS, SSHCredentials, SSHTimeouts, open_shell
 
 __all__ = ["VramRound", "model_samples", "probe_model_vram", "sample_node_gpus", "vram_round"]
@@ -78,7 +78,7 @@ def model_samples(results: Iterable[ProbeResult], at: datetime) -> list[VramSamp
 async def probe_model_vram(inv: Inventory, client: httpx.AsyncClient) -> list[ProbeResult]:
     """Probe the inventory's Ollama endpoints (the probe reads `/api/ps`); others have no VRAM API."""
     pairs = [(n, e) for n, e in inv.endpoints() if e.kind is EndpointKind.OLLAMA]
-    return list(await asyncio.gather(*(probe_endpoint(client, n, e, inv.probe_settings(e)) for n, e in pairs)))
+    return await probe_endpoints(inv, pairs, client)
 
 
 def vram_round(

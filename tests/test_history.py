@@ -6,22 +6,26 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from homelab.gpu_facts import GpuFact, GpuReading, GpuStatus, gpu_samples
 from homelab.health import ClusterHealth, Prognosis, SweepReport
 from homelab.history import (
     SCHEMA_VERSION,
+    TABLES,
     HistoryError,
     compare_with_previous,
     down_node,
     open_history,
 )
 from homelab.inventory import EndpointKind
-from homelab.probe import EndpointState, ProbeResult, Reason
+from homelab.probe import EndpointState, LoadedModel, ProbeResult, Reason
+from homelab.vram_sampling import model_samples
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _REASON = {EndpointState.UP: Reason.OK, EndpointState.SLOW: Reason.SLOW, EndpointState.DOWN: Reason.REFUSED}
@@ -223,3 +227,68 @@ def test_a_locked_database_is_a_clear_error_and_loses_nothing(tmp_path: Path) ->
         assert len(history.sweep_results(first)) == 1
         history.record_sweep(report([result("a", "x")], at=T0 + timedelta(minutes=2)))
         assert len(history.recent_sweeps()) == 2
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty history database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/h.db"
+    make = request.getfixturevalue("postgres_url")
+    return str(make("h_" + request.node.originalname[-40:]))
+
+
+def test_a_vram_figure_past_its_column_is_stored_as_unknown_and_the_round_kept(
+    fresh_history_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Ollama size_vram of 2^64 (the probe keeps the server's figure) and a GPU reading of 2^70."""
+    ollama = result("gpu", "ollama").model_copy(update={
+        "kind": EndpointKind.OLLAMA,
+        "loaded": [LoadedModel(name="huge", size_vram_bytes=2**64), LoadedModel(name="fine", size_vram_bytes=1000)],
+    })  # fmt: skip
+    reading = GpuReading(index=0, name="H200", used_bytes=2**70, total_bytes=141 * 2**30, utilization_pct=3.0)
+    gpus = gpu_samples(GpuFact(node="gpu", sampled_at=T0, status=GpuStatus.OK, gpus=[reading]))
+    with open_history(fresh_history_url) as history:
+        assert history.record_vram_samples(model_samples([ollama], T0) + gpus) == 3
+        vram = TABLES["vram_samples"]
+        query = sa.select(vram.c.model, vram.c.used_bytes, vram.c.total_bytes).order_by(vram.c.id)
+        with history.engine.connect() as conn:
+            rows = [tuple(row) for row in conn.execute(query)]
+    assert rows == [("huge", None, None), ("fine", 1000, None), (None, None, 141 * 2**30)]
+    assert "used_bytes is a 65-bit number, past what the history holds" in caplog.text
+    assert "used_bytes is a 71-bit number" in caplog.text
+
+
+_RACE = textwrap.dedent(
+    """
+    import sys, time
+    from tests.test_history import T0, big_report
+    from homelab.history import open_history
+    start, urls = float(sys.argv[1]), sys.argv[2:]
+    for round, url in enumerate(urls):
+        while time.time() < start + round * 0.5:  # every process opens the same fresh database at once
+            time.sleep(0.001)
+        with open_history(url) as history:
+            history.record_sweep(big_report(3))
+    """
+)
+
+
+def test_four_processes_creating_a_fresh_database_lose_no_sweep(
+    request: pytest.FixtureRequest, fresh_history_url: str, tmp_path: Path
+) -> None:
+    """Eight fresh databases, each opened by four processes in the same millisecond."""
+    urls = [fresh_history_url.replace("h.db", f"h{i}.db") if "sqlite" in fresh_history_url else
+            str(request.getfixturevalue("postgres_url")(f"race{i}")) for i in range(8)]  # fmt: skip
+    start = str(time.time() + 5.0)  # after four interpreters have imported homelab
+    root = Path(__file__).parent.parent
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RACE, start, *urls], cwd=root, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, "\n".join(errors)
+    for url in urls:
+        with open_history(url) as history:
+            assert len(history.recent_sweeps(10)) == 4
+            assert history.schema_version() == SCHEMA_VERSION

@@ -2,17 +2,23 @@
 
 Every probe here must end within its endpoint's total timeout (plus a generous second for a
 loaded machine); the 100 MB body must be cut off at the cap; a reset must be retried once.
+Hostile answers (nesting, numbers, encodings) are data files under tests/cases/hostile/probe/,
+one per case, run by `test_hostile_answer_is_data`.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import socket
+import ssl
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,10 +31,11 @@ from tests.fixtures.fault_servers import (
     Route,
     blackhole,
     canned,
+    delayed,
     endless_body,
     hang_up,
-    http_response,
     json_route,
+    over_tls,
     reset,
     reset_then,
     slowloris,
@@ -44,17 +51,6 @@ StartServer = Callable[[Handler], FaultServer]
 OPENAI_MODELS = json_route({"object": "list", "data": [{"id": "tiny", "object": "model"}]})
 OLLAMA_TAGS = json_route({"models": [{"name": "qwen2.5:0.5b", "model": "qwen2.5:0.5b", "size": 1}]})
 HTML = Route(200, b"<!doctype html><html><body>Router login</body></html>", "text/html; charset=utf-8")
-
-
-def _delayed(route: Route, delay_s: float) -> Handler:
-    """Answer `route` on every path after `delay_s`."""
-
-    def handle(conn: socket.socket, server: FaultServer) -> None:
-        server.read_request(conn)
-        server.stopping.wait(delay_s)
-        server.send(conn, http_response(route))
-
-    return handle
 
 
 def _not_http(conn: socket.socket, server: FaultServer) -> None:
@@ -213,7 +209,22 @@ async def test_persistent_reset_gives_up_after_one_retry(fault_server: StartServ
     server = fault_server(reset)
     result, _ = await _probe(EndpointKind.OPENAI, server.url)
     assert result.reason is Reason.RESET
-    assert server.connections == 2
+    assert server.connections == 3  # two HTTP attempts, then one TLS handshake that is reset too
+
+
+async def test_plain_http_at_a_tls_port_is_tls(fault_server: StartServer, tls_context: ssl.SSLContext) -> None:
+    server = fault_server(over_tls(tls_context, canned({"/v1/models": OPENAI_MODELS})))
+    result, wall_s = await _probe(EndpointKind.OPENAI, server.url)
+    assert server.url.startswith("http://")
+    assert (result.state, result.reason) == (EndpointState.DOWN, Reason.TLS), result.detail
+    assert "speaks TLS" in result.detail and "https://" in result.detail
+    _assert_on_time(result, wall_s)
+
+
+async def test_a_plain_server_that_hangs_up_is_still_a_reset(fault_server: StartServer) -> None:
+    server = fault_server(hang_up)
+    result, _ = await _probe(EndpointKind.OLLAMA, server.url)
+    assert (result.state, result.reason) == (EndpointState.DOWN, Reason.RESET), result.detail
 
 
 async def test_redirect_is_not_followed(fault_server: StartServer) -> None:
@@ -250,7 +261,7 @@ async def test_unannounced_100_mb_body_stops_at_the_cap_with_bounded_memory(faul
 
 
 async def test_valid_but_late_answer_is_slow_and_still_serves(fault_server: StartServer) -> None:
-    server = fault_server(_delayed(OPENAI_MODELS, 0.5))
+    server = fault_server(delayed(OPENAI_MODELS, 0.5))
     settings = ProbeSettings(connect_s=0.5, total_s=3.0, slow_ms=200)
     result, wall_s = await _probe(EndpointKind.OPENAI, server.url, settings)
     assert (result.state, result.reason) == (EndpointState.SLOW, Reason.SLOW)
@@ -286,3 +297,35 @@ async def test_ollama_without_ps_still_serves(fault_server: StartServer) -> None
     result, _ = await _probe(EndpointKind.OLLAMA, server.url)
     assert result.state is EndpointState.UP, result.detail
     assert (result.models, result.loaded) == (["qwen2.5:0.5b"], [])
+
+
+HOSTILE = sorted((Path(__file__).parent / "cases" / "hostile" / "probe").glob("*.json"))
+
+
+def _hostile_route(spec: dict[str, Any]) -> Route:
+    """A route from a case file: `json` (a value), `text` (a string, or [piece, times] pairs) or `b64`."""
+    if "json" in spec:
+        body = json.dumps(spec["json"]).encode()
+    elif "b64" in spec:
+        body = base64.b64decode(spec["b64"])
+    elif isinstance(spec["text"], list):
+        body = "".join(piece * times for piece, times in spec["text"]).encode()
+    else:
+        body = spec["text"].encode()
+    return Route(spec.get("status", 200), body, spec.get("content_type", "application/json"), spec.get("headers", {}))
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=lambda p: p.stem)
+async def test_hostile_answer_is_data(path: Path, fault_server: StartServer) -> None:
+    case = json.loads(path.read_text())
+    server = fault_server(canned({route: _hostile_route(spec) for route, spec in case["routes"].items()}))
+    result, wall_s = await _probe(EndpointKind(case["kind"]), server.url)
+    expect = case["expect"]
+    assert (result.state.value, result.reason.value) == (expect["state"], expect["reason"]), result.detail
+    assert expect.get("detail", "") in result.detail
+    printed = result.model_dump_json()  # what `sweep --json` prints must encode
+    if "absent" in expect:
+        assert expect["absent"] not in printed
+    if "loaded_vram" in expect:
+        assert [m.size_vram_bytes for m in result.loaded] == expect["loaded_vram"]
+    _assert_on_time(result, wall_s)

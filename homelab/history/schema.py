@@ -205,22 +205,54 @@ _UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2}
 
 
 def ensure_schema(engine: Engine) -> None:
+    """Create a fresh database's tables, or bring an older one up to `SCHEMA_VERSION`, one step per transaction.
+
+    Several processes may open a fresh database at once (a sweep, a report, the router). Each
+    step re-reads the version under a lock held to its commit, so the loser of the race sees
+    the winner's tables instead of failing on "table schema_version already exists" and
+    losing its sweep. A database already current takes no lock.
+
+    Raises:
+        HistoryError: the database cannot be reached, or its schema is newer than this code's.
+    """
     with translate_errors("create or upgrade the schema"):
-        with engine.begin() as conn:
-            version = read_version(conn)
-            if version is None:
-                METADATA.create_all(conn)
-                _stamp(conn, SCHEMA_VERSION)
+        with engine.connect() as conn:
+            if read_version(conn) == SCHEMA_VERSION:
                 return
-        if version > SCHEMA_VERSION:
-            raise HistoryError(
-                f"history database is at schema version {version}, newer than this code's {SCHEMA_VERSION}; "
-                "upgrade homelab-cluster"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        for _ in range(SCHEMA_VERSION):
             with engine.begin() as conn:
-                _UPGRADES[target](conn)
-                _stamp(conn, target)
+                _lock_schema(conn)
+                version = read_version(conn)
+                if version is None:
+                    METADATA.create_all(conn)
+                    _stamp(conn, SCHEMA_VERSION)
+                    return
+                if version > SCHEMA_VERSION:
+                    raise HistoryError(
+                        f"history database is at schema version {version}, newer than this code's "
+                        f"{SCHEMA_VERSION}; upgrade homelab-cluster"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                _UPGRADES[version + 1](conn)
+                _stamp(conn, version + 1)
+
+
+# Any constant will do: it names "the homelab schema lock" among the database's advisory locks.
+_PG_SCHEMA_LOCK = 0x686F6D656C6162  # "homelab"
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Hold the database's write lock until this transaction ends, before the version is read.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock at once (waiting up to the busy timeout), and
+    makes the DDL that follows part of the transaction (pysqlite would run each CREATE on its
+    own). PostgreSQL: a transaction-scoped advisory lock; its DDL is transactional already.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
 
 
 def read_version(conn: Connection) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -35,6 +36,7 @@ from homelab.history.schema import (
     translate_errors,
 )
 from homelab.probe import ProbeResult
+from homelab.redact import redact_url
 
 __all__ = [
     "RetentionPolicy",
@@ -42,6 +44,12 @@ __all__ = [
     "HistoryStore",
     "open_history",
 ]
+
+log = logging.getLogger(__name__)
+# The largest value each integer column of `vram_samples` holds (BIGINT, INTEGER). One figure
+# past it (an Ollama `size_vram` of 2^64 from a confused server) would fail the insert and
+# lose the whole round; that one figure is stored as unknown instead.
+_INT_COLUMN_MAX = {"used_bytes": 2**63 - 1, "total_bytes": 2**63 - 1, "gpu_index": 2**31 - 1}
 
 class RetentionPolicy(BaseModel):
     """How long raw rows are kept; hourly roll-ups are kept for good.
@@ -118,9 +126,7 @@ class HistoryStore:
         """Store one sampling round in one transaction; returns how many rows were written."""
         if not samples:
             return 0
-        rows = [s.model_dump(mode="python") for s in samples]
-        for row in rows:
-            row["source"] = row["source"].value
+        rows = [_vram_row(s) for s in samples]
         with translate_errors("record VRAM samples"), self.engine.begin() as conn:
             conn.execute(VRAM_SAMPLES.insert(), rows)
         return len(rows)
@@ -275,6 +281,21 @@ def _probe_row(sweep_id: int, result: ProbeResult) -> dict[str, Any]:
     for name in STORED_FIELDS:
         value = getattr(result, name)
         row[name] = value.value if isinstance(value, Enum) else value
+    row["url"] = redact_url(row["url"])  # results built elsewhere than the probe are stored too
+    return row
+
+
+def _vram_row(sample: VramSample) -> dict[str, Any]:
+    row = sample.model_dump(mode="python")
+    row["source"] = sample.source.value
+    for name, top in _INT_COLUMN_MAX.items():
+        value = row[name]
+        if value is not None and not -top - 1 <= value <= top:
+            log.warning(
+                "VRAM sample of %s (%s): %s is a %d-bit number, past what the history holds; stored as unknown",
+                sample.node, sample.model or sample.gpu_name or sample.source.value, name, value.bit_length(),
+            )
+            row[name] = None
     return row
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.inventory import Category, Inventory
 from homelab.probe import EndpointState
+from homelab.redact import redact_url
 from homelab.router.classify import Classification
 from homelab.router.health_view import HealthSource, HealthView
 
@@ -81,7 +82,8 @@ def _candidate(inv: Inventory, view: HealthView, alias: str, chain: str, now: da
     if found is None:
         return Candidate(alias=alias, chain=chain, note="no endpoint of the cluster serves this alias")
     node, endpoint, _ = found
-    where = {"alias": alias, "chain": chain, "node": node.name, "endpoint": endpoint.name, "url": endpoint.url}
+    where = {"alias": alias, "chain": chain, "node": node.name, "endpoint": endpoint.name,
+             "url": redact_url(endpoint.url)}  # shown and dumped, never used to connect
     result = view.result(node.name, endpoint.name)
     if result is None:
         return Candidate(**where, note=f"{node.name}/{endpoint.name} has never been probed")

@@ -10,7 +10,6 @@ like any other (the next `route` then starts from it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.health import DEFAULT_SWEEP_LIMITS, SweepLimits, SweepReport, sweep
+from homelab.health import DEFAULT_SWEEP_LIMITS, SweepLimits, SweepReport, probe_endpoints, sweep
 from homelab.inventory import Endpoint, Inventory, Node
-from homelab.probe import ProbeResult, probe_endpoint
+from homelab.probe import ProbeResult
 
 if TYPE_CHECKING:  # the store is passed in; routing itself never needs SQLAlchemy's tables
     from homelab.history import HistoryStore
@@ -153,12 +152,6 @@ async def refresh_health_view(
     if len(stale) == sum(1 for _ in inv.endpoints()):
         report = await sweep(inv, client, limits)
         return Refreshed(view.updated(report.endpoints, HealthSource.LIVE), report, len(stale))
-    gate = asyncio.Semaphore(limits.max_concurrency)
-
-    async def one(node: Node, endpoint: Endpoint) -> ProbeResult:
-        async with gate:
-            return await probe_endpoint(client, node, endpoint, inv.probe_settings(endpoint), limits.probe)
-
-    results = list(await asyncio.gather(*(one(node, endpoint) for node, endpoint in stale)))
+    results = await probe_endpoints(inv, stale, client, limits)
     log.debug("probed %d stale endpoints", len(results))
     return Refreshed(view.updated(results, HealthSource.LIVE), None, len(results))
