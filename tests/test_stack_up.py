@@ -8,9 +8,12 @@ switches found in the started processes were set by `up` itself.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +25,9 @@ import pytest
 
 from homelab.errors import DeployConfigError
 from homelab.stack import PROJECT_DIR, StackOptions, up
+from homelab.stack.services import check_port_free, port_free
 from tests.fixtures.net import LOOPBACK, free_port
-from tests.stack_util import api, cluster_file, homelab, user_env
+from tests.stack_util import HOMELAB, api, cluster_file, homelab, user_env
 
 NODES = ["alpha", "beta"]
 OFFLINE = {
@@ -161,6 +165,55 @@ def test_port_in_use_is_named(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use by another program; choose another with --port" in done.stderr
     assert not (tmp_path / ".homelab" / "stack.json").exists()
+
+
+def test_a_port_whose_server_just_stopped_is_free_again() -> None:
+    """The server's side of a connection it closed waits in TIME_WAIT for a minute: that blocks a
+    plain bind, but not the next server's (uvicorn binds with SO_REUSEADDR), so it is no reason
+    to refuse the port when a demo or `up` runs again at once."""
+    listener = socket.create_server((LOOPBACK, 0))
+    port = listener.getsockname()[1]
+    client = socket.create_connection((LOOPBACK, port))
+    conn, _ = listener.accept()
+    conn.close()  # the server closes first, as uvicorn does after an answer
+    client.close()
+    listener.close()
+    assert port_free(port)
+    check_port_free(port)
+
+
+def _server_on(port: int) -> psutil.Process | None:
+    """The `prefect server start` process on `port` (the port is this test's own, so the process is too)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "server" in cmdline and "start" in cmdline and str(port) in cmdline:
+            return proc
+    return None
+
+
+def test_up_killed_while_its_server_starts_has_recorded_it_for_down(tmp_path: Path) -> None:
+    port = free_port()
+    env = user_env(tmp_path / "home")
+    up_proc = subprocess.Popen([str(HOMELAB), "up", "--port", str(port)], cwd=tmp_path, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = None
+    try:
+        deadline = time.monotonic() + 120
+        while (server := _server_on(port)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server is not None, "homelab up did not start a server within 120 s"
+        time.sleep(1.0)  # spawned and exec'd; a fresh server needs far longer than this to serve
+        up_proc.kill()
+        up_proc.wait(timeout=30)
+        done = homelab("down", env=env, cwd=tmp_path, timeout_s=120)
+        assert done.returncode == 0, done.stderr
+        assert f"stopped server (pid {server.pid})" in done.stdout
+        assert not _running(server.pid)
+    finally:
+        up_proc.kill()
+        up_proc.wait(timeout=30)
+        if server is not None and _running(server.pid):
+            os.killpg(server.pid, signal.SIGKILL)  # the server leads a session of its own (spawn)
 
 
 def test_server_that_exits_at_start_shows_its_log(tmp_path: Path) -> None:

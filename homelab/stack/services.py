@@ -20,13 +20,15 @@ from homelab.stack.deploy_config import WORK_POOL
 from homelab.stack.prefect_cli import OFFLINE_ENV, PREFECT
 from homelab.stack.processes import ProcessRecord, is_alive, log_tail, spawn, stop
 
-__all__ = ["LOOPBACK", "api_healthy", "check_port_free", "start_server", "start_worker", "ui_url_of"]
+__all__ = ["LOOPBACK", "api_healthy", "check_port_free", "port_free", "start_server", "start_worker", "ui_url_of"]
 
 # The embedded server serves this machine only; other machines use a server of their own
 # choosing (docs/scale-out.md).
 LOOPBACK = "127.0.0.1"
 _POLL_S = 0.25
 _HTTP_TIMEOUT_S = 2.0
+# Told a process's record as soon as it is spawned, before its readiness wait.
+OnSpawn = Callable[[ProcessRecord], None]
 
 
 def api_healthy(api_url: str) -> bool:
@@ -43,15 +45,33 @@ def ui_url_of(api_url: str) -> str:
     return api_url.removesuffix("/").removesuffix("/api") + "/"
 
 
-def check_port_free(port: int) -> None:
-    """Raise a StackError that says what holds `port` on the loopback address, if anything does."""
+def _bind_error(port: int) -> OSError | None:
+    """Why a server could not listen on `port` of the loopback address now, or None.
+
+    SO_REUSEADDR as uvicorn binds: a port whose last server stopped a moment ago still has
+    connections in TIME_WAIT, which block a plain bind for a minute but not the server's.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
-            return
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise StackError(f"cannot use port {port} on {LOOPBACK}: {exc.strerror}") from exc
+            return exc
+    return None
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could listen on `port` of the loopback address now."""
+    return _bind_error(port) is None
+
+
+def check_port_free(port: int) -> None:
+    """Raise a StackError that says what holds `port` on the loopback address, if anything does."""
+    exc = _bind_error(port)
+    if exc is None:
+        return
+    if exc.errno != errno.EADDRINUSE:
+        raise StackError(f"cannot use port {port} on {LOOPBACK}: {exc.strerror}") from exc
     api_url = f"http://{LOOPBACK}:{port}/api"
     if api_healthy(api_url):
         raise StackError(
@@ -73,11 +93,15 @@ def _wait(ready: Callable[[], bool], proc: ProcessRecord, what: str, timeout_s: 
     raise StackError(f"{what} was not ready after {timeout_s:.0f} s; the end of {proc.log}:\n{log_tail(proc.log)}")
 
 
-def start_server(port: int, home: Path, env: Mapping[str, str], log: Path, timeout_s: float) -> ProcessRecord:
+def start_server(
+    port: int, home: Path, env: Mapping[str, str], log: Path, timeout_s: float, on_spawn: OnSpawn
+) -> ProcessRecord:
     """`prefect server start` on the loopback address, its SQLite database under `home`.
 
     A PostgreSQL URL in PREFECT_SERVER_DATABASE_CONNECTION_URL (or the older
     PREFECT_API_DATABASE_CONNECTION_URL) in `env` is honoured: that is the scale-out server.
+    `on_spawn` gets the record before the wait, so that a caller killed while the server
+    starts has recorded it, and the next `down` stops it.
     """
     check_port_free(port)
     home.mkdir(parents=True, exist_ok=True)
@@ -85,6 +109,7 @@ def start_server(port: int, home: Path, env: Mapping[str, str], log: Path, timeo
     server_env.pop("PREFECT_API_URL", None)
     argv = [*PREFECT, "server", "start", "--host", LOOPBACK, "--port", str(port), "--analytics-off"]
     proc = spawn("server", argv, server_env, home, log)
+    on_spawn(proc)
     api_url = f"http://{LOOPBACK}:{port}/api"
     _wait(lambda: api_healthy(api_url), proc, "the Prefect server", timeout_s)
     return proc
@@ -99,14 +124,22 @@ def _worker_online(api_url: str, name: str) -> bool:
 
 
 def start_worker(
-    api_url: str, name: str, queues: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path, timeout_s: float
+    api_url: str,
+    name: str,
+    queues: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    timeout_s: float,
+    on_spawn: OnSpawn,
 ) -> ProcessRecord:
-    """A process worker on the `homelab` pool: every queue of it, or only `queues`."""
+    """A process worker on the `homelab` pool: every queue of it, or only `queues` (`on_spawn` as for the server)."""
     argv = [*PREFECT, "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", name]
     for queue in queues:
         argv += ["--work-queue", queue]
     worker_env = {"PREFECT_LOGGING_EXTRA_LOGGERS": "homelab", **env, **OFFLINE_ENV}
     proc = spawn("worker", argv, worker_env, cwd, log)
+    on_spawn(proc)
 
     def online() -> bool:
         try:

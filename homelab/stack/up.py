@@ -187,13 +187,15 @@ def _ensure_api(
         raise StackError("--worker-only needs a Prefect server: set PREFECT_API_URL to the main machine's API")
     home = state_dir / "prefect"
     progress(f"starting the Prefect server on {LOOPBACK}:{options.port} (database in {home})")
-    state.server = start_server(
-        options.port, home, os.environ, state_dir / "server.log", options.timeouts.server_start_s
-    )
-    state.api_url = f"http://{LOOPBACK}:{options.port}/api"
-    save_state(state_dir, state)
+    api_url = f"http://{LOOPBACK}:{options.port}/api"
+
+    def record(server: ProcessRecord) -> None:
+        state.api_url, state.server = api_url, server
+        save_state(state_dir, state)
+
+    start_server(options.port, home, os.environ, state_dir / "server.log", options.timeouts.server_start_s, record)
     started.append("server")
-    return state.api_url, True
+    return api_url, True
 
 
 def _child_env(api_url: str, state_dir: Path, embedded: bool) -> dict[str, str]:
@@ -253,13 +255,16 @@ def _ensure_worker(
         stop(state.worker, options.timeouts.stop_s)
     name = options.resolved_worker_name()
     progress(f"starting the worker {name}")
-    state.worker = start_worker(
-        api_url, name, queues, env, options.project_dir, state_dir / "worker.log", options.timeouts.worker_start_s
+
+    def record(worker: ProcessRecord) -> None:
+        state.worker, state.worker_api_url, state.worker_queues = worker, api_url, queues
+        save_state(state_dir, state)
+
+    worker = start_worker(
+        api_url, name, queues, env, options.project_dir, state_dir / "worker.log", options.timeouts.worker_start_s, record
     )
-    state.worker_api_url, state.worker_queues = api_url, queues
-    save_state(state_dir, state)
     started.append("worker")
-    return state.worker
+    return worker
 
 
 def down(state_dir: Path | str = ".homelab", timeout_s: float = DEFAULT_STACK_TIMEOUTS.stop_s) -> StopReport:
