@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from homelab.errors import InventoryError, Problem
+from homelab.history import open_history
 from homelab.inventory import Endpoint, EndpointKind, Inventory, ProbeSettings, load_inventory
 from tests.inventory_cases import BAD, EXAMPLES, GOOD, ROOT, read_expected
 
@@ -185,3 +186,48 @@ def test_serving_an_unknown_alias_is_none() -> None:
     assert inv.serving("chat") is not None
     assert inv.serving("qwen2.5:14b") is None
     assert inv.serving("Chat") is None
+
+
+def test_structural_and_reference_problems_are_reported_together(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(
+        "nodes:\n"
+        "  - name: mark-i\n"
+        "    tier: primary\n"
+        "    host: mark-i.home.arpa\n"
+        "    ssh: {user: homelab, key_secret: ssh-key}\n"
+        "    gpus: [{name: RTX 4090, vram_gib: .inf}]\n"
+        "    endpoints:\n"
+        "      - {name: ollama, kind: olama, url: 'http://mark-i.home.arpa:11434', models: [{name: m, alias: chat}]}\n"
+        "experts:\n"
+        "  chat: [chat, nowhere]\n"
+        "gateway: {endpoint: mark-i/litellm, master_key_secret: master}\n"
+    )
+
+    _, problems = _problems(cluster)
+
+    assert [(p.line, p.path) for p in problems] == [
+        (5, "nodes[0].ssh.key_secret"),
+        (6, "nodes[0].gpus[0].vram_gib"),
+        (8, "nodes[0].endpoints[0].kind"),
+        (10, "experts.chat[1]"),
+        (11, "gateway.master_key_secret"),
+        (11, "gateway.endpoint"),
+    ]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_history_is_kept_outside_the_checkout(
+    example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    before = sorted(example.parent.iterdir())
+    inv = load_inventory(example)
+
+    # As `homelab route` and the flows open it: relative paths from the cluster file's folder.
+    with open_history(inv.history.url, relative_to=example.parent) as history:
+        database = Path(str(history.engine.url.database))
+
+    assert database.is_relative_to(tmp_path), database
+    assert database.is_file()
+    assert sorted(example.parent.iterdir()) == before
