@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from homelab.go_template import go_template_problem, jinja_problem
 from homelab.inventory.values import (
     check_command,
     check_database_url,
@@ -141,15 +142,30 @@ def _file_name_in(where: str) -> Callable[[str], str]:
 _plain_file_name = _file_name_in("inside the volume")
 
 
-# Ollama's keep_alive: seconds (negative: forever) or a Go duration such as "30m" or "1h30m".
-_GO_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|-?\d+(\.\d+)?")
+# Ollama's keep_alive: a JSON number of seconds (negative: forever), or a string that Go's
+# time.ParseDuration takes: every number with a unit ("30m", "1h30m", "-1s"). A string without
+# one ("300") is a 400 "missing unit in duration" (ollama/ollama api/types.go Duration
+# UnmarshalJSON, line 1258 at v0.33.0-rc2, line 1039 at v0.12.11).
+_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+")
 
 
 def _keep_alive(value: int | str) -> int | str:
-    if isinstance(value, str) and not _GO_DURATION.fullmatch(value.strip()):
-        raise ValueError(f"must be seconds or a duration like '30m' or '1h30m' (negative: forever), got {value!r}")
+    if isinstance(value, str) and not _GO_DURATION.fullmatch(value):
+        bare = re.fullmatch(r"[-+]?[\d.]+", value)
+        unit = " (a number in quotes needs a unit: '300s', or write it unquoted)" if bare else ""
+        raise ValueError(
+            f"must be seconds or a duration like '30m' or '1h30m' (negative: forever), got {value!r}{unit}"
+        )
     if not re.search(r"[1-9]", str(value)):
         raise ValueError(f"{value!r} would unload the model right after preloading it; give a duration or -1")
+    return value
+
+
+def _go_template(value: str) -> str:
+    """Ollama refuses a template Go cannot parse; Jinja pasted from a model card is the usual one."""
+    problem = jinja_problem(value) or go_template_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -167,7 +183,10 @@ class OllamaDeploy(_Strict):
     pull: str | None = Field(None, min_length=1, description="registry tag to pull, e.g. 'qwen2.5:14b'")
     num_ctx: ContextTokens = 4096
     num_gpu: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
-    template: str | None = Field(None, description="Go template of the prompt; unset: the one in the GGUF")
+    # Never empty: Ollama ignores `template: ""` and keeps the GGUF's (server/create.go line 828).
+    template: Annotated[str, Field(min_length=1), AfterValidator(_go_template)] | None = Field(
+        None, description="Go template of the prompt; unset: the one in the GGUF"
+    )
     keep_alive: Annotated[StrictInt | str, AfterValidator(_keep_alive)] = Field(
         -1, description="how long a preloaded model stays: seconds or '30m'; negative (default): until unloaded"
     )
@@ -287,6 +306,9 @@ class Node(_Strict):
     gpus: list[GPU] = []
     wake: Wake | None = None
     endpoints: list[Endpoint] = []
+    ollama_num_parallel: StrictPositiveInt | None = Field(
+        None, le=256, description="the node's OLLAMA_NUM_PARALLEL: Ollama runs each model with num_ctx x this"
+    )
 
 
 class VaultRef(_Strict):
