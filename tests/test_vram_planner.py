@@ -148,8 +148,9 @@ def test_lineup_file_naming_an_unknown_model(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("models: [", "not valid YAML"), ("models: [{model: x, priority: high}]", "models.0.priority: Input should be a valid integer"),
-     ("surprise: 1", "surprise: Extra inputs are not permitted")],
+    [("models: [", ":1: YAML syntax error"), ("models: [{model: x, priority: high}]", r":1: models\[0\].priority: Input should be a valid integer"),
+     ("surprise: 1", ":1: surprise: Extra inputs are not permitted"), ("reserve_gib: .inf", "reserve_gib: Input should be a finite number"),
+     ("models: [{model: x, ctx_size: 99999999999}]", r"models\[0\].ctx_size: Input should be less than or equal to 67108864")],
 )  # fmt: skip
 def test_bad_lineup_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "lineup.yaml"

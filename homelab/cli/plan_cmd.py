@@ -33,7 +33,7 @@ from homelab.vram import (
     shape_of,
 )
 from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
-from homelab.vram.settings import GIB, MIB
+from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_GPU_LAYERS, MAX_GPU_OVERHEAD_BYTES, MAX_PARALLEL, MIB
 
 __all__ = ["plan_command", "estimate_command"]
 
@@ -43,6 +43,12 @@ plan_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(plan_app, name="plan")
+
+
+_MAX_OVERHEAD_MIB = MAX_GPU_OVERHEAD_BYTES // MIB
+# A budget far above any GPU's memory. The bound also refuses inf (once an OverflowError when
+# turned into bytes) and NaN (every comparison with NaN is false).
+_MAX_FIT_GIB = 65_536.0
 
 
 def _gib(n: int) -> str:
@@ -103,7 +109,8 @@ def plan_command(
     flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Plan with flash attention.")] = True,
     cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
     overhead_mib: Annotated[
-        int, typer.Option("--overhead-mib", min=0, help="Per model and GPU: CUDA context, cuBLAS, pools.")
+        int,
+        typer.Option("--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per model and GPU: CUDA context, cuBLAS, pools."),
     ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
     as_json: JsonFlag = False,
 ) -> None:
@@ -154,18 +161,25 @@ def _render_estimate(e: Estimate) -> None:
 @plan_app.command("estimate")
 def estimate_command(
     model: Annotated[str, typer.Argument(help="A GGUF file, or a name to estimate from: 'qwen2.5-14b Q4_K_M'.")],
-    ctx_size: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Context; default: the model's.")] = None,
-    ngl: Annotated[int, typer.Option("--ngl", min=-1, help="GPU layers, output layer included; -1: all.")] = -1,
-    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Parallel sequences (-np).")] = 1,
+    ctx_size: Annotated[
+        int | None, typer.Option("--ctx", "-c", min=1, max=MAX_CONTEXT, help="Context; default: the model's.")
+    ] = None,
+    ngl: Annotated[
+        int, typer.Option("--ngl", min=-1, max=MAX_GPU_LAYERS, help="GPU layers, output layer included; -1: all.")
+    ] = -1,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, max=MAX_PARALLEL, help="Parallel sequences (-np).")] = 1,
     cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
     flash_attn: Annotated[bool, typer.Option("--flash-attn", help="With flash attention (-fa on).")] = False,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="A CPU-only llama.cpp build.")] = False,
-    ubatch: Annotated[int, typer.Option("--ubatch", min=1, help="Micro-batch (-ub).")] = 512,
+    ubatch: Annotated[int, typer.Option("--ubatch", min=1, max=MAX_CONTEXT, help="Micro-batch (-ub).")] = 512,
     overhead_mib: Annotated[
-        int, typer.Option("--overhead-mib", min=0, help="Per GPU: CUDA context, cuBLAS, pools.")
+        int, typer.Option("--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per GPU: CUDA context, cuBLAS, pools.")
     ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
     fit_gib: Annotated[
-        float | None, typer.Option("--fit-gib", min=0.0, help="Instead of --ngl: the most layers that fit this budget.")
+        float | None,
+        typer.Option(
+            "--fit-gib", min=0.0, max=_MAX_FIT_GIB, help="Instead of --ngl: the most layers that fit this budget."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:

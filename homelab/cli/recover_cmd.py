@@ -7,8 +7,11 @@ from typing import Annotated
 import typer
 
 from homelab.cli.common import (
+    EXIT_INVALID,
     InventoryOption,
     app,
+    fail,
+    load_or_exit,
 )
 
 __all__ = ["recover_command"]
@@ -26,15 +29,22 @@ def recover_command(
     """Recover a down node now: restart Docker over SSH or wake it, then its containers one at a time.
 
     Runs the `recover-node` Prefect flow in a child process (homelab/ itself never imports
-    Prefect); it prints the incident. Exit code 1 when the node could not be recovered.
+    Prefect); it prints the incident. Exit code 1 when the node could not be recovered, 2 when
+    the cluster file is invalid or has no such node.
     """
     import subprocess
     import sys
 
-    argv = [sys.executable, "-m", "flows.recover_node", node, "--inventory", str(inventory)]
-    argv += ["--vault-block", vault_block] if vault_block else []
-    argv += ["--restart-command", restart_command] if restart_command else []
-    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+    # The node must be one of the cluster file's: `recover -- --help` once reached the child's
+    # parser as its option and exited 0 having recovered nothing.
+    nodes = [n.name for n in load_or_exit(inventory).nodes]
+    if node not in nodes:
+        fail(f"{inventory}: no node named {node!r} (nodes: {', '.join(nodes)})", EXIT_INVALID)
+    # Options as --name=value and the node after `--`: no value is ever read as an option.
+    argv = [sys.executable, "-m", "flows.recover_node", f"--inventory={inventory}"]
+    argv += [f"--vault-block={vault_block}"] if vault_block else []
+    argv += [f"--restart-command={restart_command}"] if restart_command else []
+    raise typer.Exit(subprocess.run([*argv, "--", node], check=False).returncode)
 
 
 # --- rollout ------------------------------------------------------------------------------

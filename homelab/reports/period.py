@@ -13,10 +13,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from homelab.errors import HomelabError
 
-__all__ = ["Period", "ReportError", "parse_since"]
+__all__ = ["MAX_PERIOD", "Period", "ReportError", "parse_since"]
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Longer than any history a home cluster keeps; a bigger span (99999999999d) would overflow
+# datetime arithmetic instead of being refused.
+MAX_PERIOD = timedelta(days=3660)
 
 
 class ReportError(HomelabError, ValueError):
@@ -48,17 +51,23 @@ def parse_since(since: str, now: datetime | None = None) -> Period:
     """`7d` (also `m`, `h`, `w`) back from now, or an ISO date/time as the start.
 
     Raises:
-        ReportError: neither form, or a start not in the past.
+        ReportError: neither form, a start not in the past, or one more than `MAX_PERIOD` ago.
     """
     end = (now or datetime.now(UTC)).astimezone(UTC)
+    shown = repr(since) if len(since) <= 40 else repr(since[:37] + "...")
     if match := _SPAN.match(since):
-        start = end - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        seconds = float(match[1]) * _UNIT_S[match[2]]
+        if seconds > MAX_PERIOD.total_seconds():
+            raise ReportError(f"--since {shown}: longer than {MAX_PERIOD.days} days, the longest period a report covers")
+        start = end - timedelta(seconds=seconds)
     else:
         try:
             start = datetime.fromisoformat(since.strip())
-        except ValueError:
-            raise ReportError(f"--since {since!r}: expected a span such as 7d, 36h, 2w, or an ISO date") from None
-        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+            start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: year 1 moved to UTC falls before year 1
+            raise ReportError(f"--since {shown}: expected a span such as 7d, 36h, 2w, or an ISO date") from None
     if start >= end:
-        raise ReportError(f"--since {since!r}: the start {start.isoformat()} is not in the past")
+        raise ReportError(f"--since {shown}: the start {start.isoformat()} is not in the past")
+    if end - start > MAX_PERIOD:
+        raise ReportError(f"--since {shown}: the start {start.isoformat()} is more than {MAX_PERIOD.days} days ago")
     return Period(start=start, end=end)

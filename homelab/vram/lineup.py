@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from homelab.errors import InventoryError
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node
 from homelab.vram.errors import LineupError, UnsupportedModel
 from homelab.vram.guess import guess_shape
@@ -35,6 +35,7 @@ from homelab.vram.metadata import read_gguf
 from homelab.vram.planner import GpuSlot, LineupEntry, Unsized
 from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_PARALLEL, MIB
 from homelab.vram.shape import ModelShape
+from homelab.yaml_source import load_yaml
 
 __all__ = ["DEFAULT_RESERVE_BYTES", "ModelOverride", "LineupFile", "Lineup", "load_lineup_file", "lineup_from_inventory"]
 
@@ -73,22 +74,20 @@ class Lineup(BaseModel):
 
 
 def load_lineup_file(path: Path) -> LineupFile:
-    """Read and validate a lineup file.
+    """Read and validate a lineup file (a regular file, read with the cluster file's limits).
 
     Raises:
-        LineupError: Unreadable, not YAML, or invalid (the message names the field).
+        LineupError: Unreadable, not a regular file, not YAML, over a limit, or invalid; each
+            line of the message is `FILE:LINE: field: message`.
     """
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return LineupFile.model_validate(data)
-    except OSError as exc:
-        raise LineupError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise LineupError(f"{path}: not valid YAML: {exc}") from exc
+        data, source = load_yaml(path)
+        return LineupFile.model_validate(data or {})
+    except InventoryError as exc:
+        raise LineupError(str(exc)) from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise LineupError(f"{path}: {where}: {first['msg']}") from exc
+        raise LineupError(str(source.problem(tuple(first["loc"]), first["msg"]))) from None
 
 
 def _names(endpoint: Endpoint) -> set[str]:
