@@ -215,18 +215,33 @@ def desired_containers(
     return sorted(specs, key=lambda s: s.start_order)
 
 
+# The label homelab writes is a few hundred bytes of flat JSON. Anything else found on a
+# container of that name (made by hand or by another tool) is "no recorded config", so the
+# plan replaces the container rather than crashing on the label.
+_CONFIG_LABEL_MAX_CHARS = 64 << 10
+
+
+def _recorded_config(label: str | None) -> dict[str, object] | None:
+    if not label or len(label) > _CONFIG_LABEL_MAX_CHARS:
+        return None
+    try:
+        value = json.loads(label)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _state(container: Container) -> ContainerState:
     attrs = container.attrs
     labels = attrs.get("Config", {}).get("Labels") or {}
     started = attrs.get("State", {}).get("StartedAt") or ""
-    config = labels.get(LABEL_CONFIG)
     return ContainerState(
         name=container.name,
         id=container.id,
         status=attrs.get("State", {}).get("Status", "unknown"),
         image_id=attrs.get("Image", ""),
         managed=LABEL_MANAGED in labels,
-        config=json.loads(config) if config else None,
+        config=_recorded_config(labels.get(LABEL_CONFIG)),
         config_sha256=labels.get(LABEL_CONFIG_SHA),
         model_sha256=labels.get(LABEL_MODEL_SHA),
         started_at=None if started.startswith("0001-") or not started else _parse_time(started),

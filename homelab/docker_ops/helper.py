@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 import docker.errors
+import docker.types
 from docker.models.containers import Container
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +61,15 @@ class Mount(BaseModel):
     mode: Literal["ro", "rw"] = "rw"
 
 
+def _mount_spec(mount: Mount) -> docker.types.Mount:
+    """The API's structured mount, never a `source:target:mode` string a `:` in a path could bend.
+
+    A bind of a missing node folder is refused by the engine rather than created as root.
+    """
+    kind = "bind" if mount.source.startswith("/") else "volume"
+    return docker.types.Mount(mount.target, mount.source, type=kind, read_only=mount.mode == "ro")
+
+
 def ensure_image(engine: Engine, image: str) -> None:
     """Pull `image` only when the node lacks it (an offline node with the image never pulls)."""
     with engine.errors(f"looking up image {image}"):
@@ -96,7 +106,7 @@ def helper_container(
             auto_remove=True,
             network_mode="none",
             labels={HELPER_LABEL: purpose},
-            volumes={m.source: {"bind": m.target, "mode": m.mode} for m in mounts},
+            mounts=[_mount_spec(m) for m in mounts],
         )
     try:
         yield container

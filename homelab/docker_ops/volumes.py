@@ -64,18 +64,34 @@ class VolumeFile(BaseModel):
     size_bytes: int
 
 
+def _plain(name: str) -> str:
+    """`name` when it is one plain file name, else a `DockerOpError`.
+
+    The cluster file checks model file names too; this is the second wall, for callers that
+    bypass it: a `/` or `..` would reach outside the folder, and a newline or other control
+    character would split the helper's one-name-a-line answers.
+    """
+    if not name or name in {".", ".."} or "/" in name or any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        raise DockerOpError(f"{name!r} is not a plain file name (no '/', control characters, '.' or '..')")
+    return name
+
+
 def incoming_name(model_file: str) -> str:
     """Where a copy is written until it is verified (hidden, never the final name)."""
-    return f".{model_file}.incoming"
+    return f".{_plain(model_file)}.incoming"
 
 
 def previous_name(model_file: str) -> str:
     """Where the replaced file is kept until its replacement has proven itself."""
-    return f".{model_file}.previous"
+    return f".{_plain(model_file)}.previous"
+
+
+def _in(folder: str, name: str) -> str:
+    return posixpath.join(folder, _plain(name))
 
 
 def _in_volume(name: str) -> str:
-    return posixpath.join(VOLUME_MOUNT, name)
+    return _in(VOLUME_MOUNT, name)
 
 
 def volume_exists(engine: Engine, volume: str) -> bool:
@@ -94,8 +110,12 @@ def ensure_volume(engine: Engine, volume: str, driver_opts: dict[str, str] | Non
     return True
 
 
+# Helper scripts are constants; every value (a file name from the cluster file) reaches them
+# as a positional argument ("$1"), never spliced into the script, so no name is ever run.
 # Prints the arguments that are regular files, one a line.
 _EXISTING = 'for f in "$@"; do if [ -f "$f" ]; then echo "$f"; fi; done'
+# The size of "$1" so far, or 0 before the copy has created it.
+_SIZE_OR_ZERO = 'stat -c %s "$1" 2>/dev/null || echo 0'
 
 
 def _hash_files(engine: Engine, box: Container, volume: str, paths: list[str], doing: str) -> dict[str, VolumeFile]:
@@ -138,8 +158,8 @@ def node_source_file(engine: Engine, source: ModelSource, helper: HelperSettings
     """Fact: size and SHA-256 of a model file already on the node (read-only mount of its folder)."""
     assert source.node_path is not None
     folder, name = posixpath.split(source.node_path)
+    path = _in(_SOURCE_MOUNT, name)
     with helper_container(engine, [Mount(source=folder, target=_SOURCE_MOUNT, mode="ro")], helper, "hash") as box:
-        path = posixpath.join(_SOURCE_MOUNT, name)
         found = _hash_files(engine, box, "", [path], f"hashing {source.node_path}").get(name)
     if found is None:
         raise DockerOpError(f"node {engine.node}: model source {source.node_path} is not a file on the node")
@@ -191,7 +211,7 @@ def _copy_on_node(
 ) -> None:
     """`cp` inside the helper, with the growing file's size polled for progress."""
     temp = _in_volume(incoming_name(source.model_file))
-    src = posixpath.join(_SOURCE_MOUNT, posixpath.basename(source.node_path or ""))
+    src = _in(_SOURCE_MOUNT, posixpath.basename(source.node_path or ""))
     doing = f"copying {source.node_path} into volume {volume}"
     api = engine.client.api
     with engine.errors(doing):
@@ -200,9 +220,7 @@ def _copy_on_node(
         while (state := api.exec_inspect(exec_id))["Running"]:
             time.sleep(_POLL_S)
             if progress is not None:
-                done = api.exec_start(
-                    api.exec_create(box_id, ["sh", "-c", f"stat -c %s {temp} 2>/dev/null || echo 0"])["Id"]
-                )
+                done = api.exec_start(api.exec_create(box_id, ["sh", "-c", _SIZE_OR_ZERO, "sh", temp])["Id"])
                 size = int((done or b"0").split()[0] or 0)
                 progress(
                     CopyProgress(file=source.model_file, phase="copy", done_bytes=size, total_bytes=expected.size_bytes)
@@ -312,21 +330,22 @@ def _with_space_hint(exc: DockerOpError, engine: Engine, volume: str) -> DockerO
 
 
 # Keep the file at the final name as .previous (a second name for the same bytes), then move
-# the verified copy over the final name: rename(2) replaces it in one step.
-_ACTIVATE = 'set -e; cd "$1"; if [ -f "$2" ]; then ln -f "$2" "$3"; fi; mv -f "$4" "$2"'
-_RESTORE = 'set -e; cd "$1"; if [ -f "$3" ]; then mv -f "$3" "$2"; fi'
+# the verified copy over the final name: rename(2) replaces it in one step. The arguments are
+# absolute paths, so a name starting with "-" is never read as an option.
+_ACTIVATE = 'set -e; if [ -f "$1" ]; then ln -f "$1" "$2"; fi; mv -f "$3" "$1"'
+_RESTORE = 'set -e; if [ -f "$2" ]; then mv -f "$2" "$1"; fi'
 
 
 def activate_model(engine: Engine, volume: str, model_file: str, helper: HelperSettings) -> None:
     """Operation: the verified `.NAME.incoming` becomes `NAME`; the old `NAME` is kept as `.NAME.previous`."""
-    args = [VOLUME_MOUNT, model_file, previous_name(model_file), incoming_name(model_file)]
+    args = [_in_volume(model_file), _in_volume(previous_name(model_file)), _in_volume(incoming_name(model_file))]
     with helper_container(engine, [Mount(source=volume, target=VOLUME_MOUNT)], helper, "activate") as box:
         run_in(engine, box, ["sh", "-c", _ACTIVATE, "sh", *args], f"activating {model_file} in volume {volume}")
 
 
 def restore_model(engine: Engine, volume: str, model_file: str, helper: HelperSettings) -> None:
     """Operation (rollback): `.NAME.previous`, if kept, becomes `NAME` again."""
-    args = [VOLUME_MOUNT, model_file, previous_name(model_file)]
+    args = [_in_volume(model_file), _in_volume(previous_name(model_file))]
     with helper_container(engine, [Mount(source=volume, target=VOLUME_MOUNT)], helper, "restore") as box:
         run_in(engine, box, ["sh", "-c", _RESTORE, "sh", *args], f"restoring {model_file} in volume {volume}")
 

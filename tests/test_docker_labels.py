@@ -1,0 +1,53 @@
+"""Labels found on a node's containers are input from outside: a bad one is "no recorded config".
+
+A container of a managed name may have been made by hand or by another tool; its
+`homelab.config` label then is anything. On a real engine, each label of
+`tests/cases/docker_ops/hostile_labels.jsonl` gives a state with no config (so the plan
+replaces the container), never an exception that stops the rollout.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+from homelab.docker_ops.connect import Engine
+from homelab.docker_ops.containers import LABEL_CONFIG, LABEL_MANAGED, container_state
+from tests.fixtures.docker_engine import DockerEngine
+from tests.inventory_cases import ROOT
+
+pytestmark = pytest.mark.docker
+
+CASES = [json.loads(line) for line in (ROOT / "tests/cases/docker_ops/hostile_labels.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def engine(docker_engine: DockerEngine) -> Iterator[Engine]:
+    with closing(docker_engine.client()) as client:
+        yield Engine(client=client, node="gpu2", url=docker_engine.base_url)
+
+
+def label_of(case: dict[str, Any]) -> str:
+    if "config" in case:
+        return str(case["config"])
+    text, times = case["config_repeat"]
+    return str(text) * int(times)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_a_hostile_config_label_is_no_recorded_config(case: dict[str, Any], engine: Engine, busybox_image: str) -> None:
+    name = f"hl{uuid.uuid4().hex[:8]}-labelled"
+    labels = {LABEL_MANAGED: "true", LABEL_CONFIG: label_of(case)}
+    box = engine.client.containers.create(busybox_image, ["true"], name=name, labels=labels)
+    try:
+        state = container_state(engine, name)
+    finally:
+        box.remove(force=True)
+
+    assert state is not None and state.managed
+    assert state.config is None
