@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType, quants
+from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, PoolingType, TokenType, quants
 
 __all__ = ["Arch", "CHATML_TEMPLATE", "write_tiny_llama", "tiny_vocab"]
 
@@ -103,6 +103,7 @@ def write_tiny_llama(
     seed: int = 0,
     name: str = "homelab-tiny",
     sliding_window: int = 4096,
+    pooling_type: int | None = None,
 ) -> Path:
     """Write a random-weight GGUF that llama.cpp can load; same arguments, same bytes.
 
@@ -122,6 +123,8 @@ def write_tiny_llama(
         seed: Seed of the weights.
         name: `general.name` in the metadata.
         sliding_window: gemma2's attention window in tokens.
+        pooling_type: `{arch}.pooling_type` (gguf's PoolingType); set, Ollama takes the model for
+            an embedding model.
 
     Returns:
         The path written.
@@ -144,6 +147,8 @@ def write_tiny_llama(
             writer.add_sliding_window(sliding_window)
             writer.add_attn_logit_softcapping(50.0)
             writer.add_final_logit_softcapping(30.0)
+        if pooling_type is not None:
+            writer.add_pooling_type(PoolingType(pooling_type))
         _add_tokenizer(writer, tokens, scores, types)
         n_embd_kv = n_embd // n_head * n_head_kv
         for tensor_name, array in _tensors(arch, n_layer, n_embd, n_embd_kv, n_ff, n_vocab, dtype, seed):

@@ -4,6 +4,9 @@ A row gives one endpoint's desired models and its facts in short form, and the s
 and reasons the plan must give; the runner fills in the rest (endpoint `ollama`, aliases, sizes),
 so a new case needs no new code. Digests are written as their first letters (`aaa` for the file
 whose SHA-256 is `aaa...`); `running` lists loaded models, `running_until` those with an expiry.
+A `shown` model says what it was made from (`blob` or `pull`, `parameters`, `template`): its
+license then holds the marker homelab writes, unless it is `unmarked`; `printed` gives the
+parameters as `/api/show` prints them when that differs (Go floats).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from typing import Any
 import pytest
 
 from homelab.docker_ops.sources import SourceFile
-from homelab.ollama_deploy.api import RunningModel, ShownModel
+from homelab.ollama_deploy.api import RunningModel, ShownModel, parse_parameters
 from homelab.ollama_deploy.desired import DesiredModel, EndpointDesired, OllamaDesired
 from homelab.ollama_deploy.facts import EndpointFacts, OllamaFacts
-from homelab.ollama_deploy.plan import plan
+from homelab.ollama_deploy.plan import deploy_marker, plan
 
 CASES = Path(__file__).parent / "cases" / "ollama_deploy" / "plan.jsonl"
 ROWS = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
@@ -41,15 +44,23 @@ def _desired(row: dict[str, Any]) -> OllamaDesired:
     return OllamaDesired(node="box", endpoints=[EndpointDesired(endpoint="ollama", url=URL, models=models, listed=listed)])
 
 
+def _shown(s: dict[str, Any]) -> ShownModel:
+    """How a model on the endpoint was made, with the marker homelab would have written (`unmarked`: none)."""
+    made = DesiredModel(
+        name="made", alias="made", gguf="made.gguf" if "blob" in s else None, pull=s.get("pull"),
+        parameters=s["parameters"], template=s.get("template"), keep_alive=-1,
+    )  # fmt: skip
+    digest = f"sha256:{_sha(s['blob'])}" if "blob" in s else None
+    printed = s.get("printed", s["parameters"])  # as /api/show prints them: Go floats, say
+    return ShownModel(
+        parameters=parse_parameters("\n".join(f"{k} {v}" for k, v in printed.items())),
+        license="" if s.get("unmarked") else f"Apache 2.0\n{deploy_marker(made, digest)}",
+    )
+
+
 def _facts(row: dict[str, Any]) -> OllamaFacts:
     sources = {f: SourceFile(model_file=f, sha256=_sha(d), size_bytes=1 << 20) for f, d in row["sources"].items()}
-    shown = {
-        name: None if s is None else ShownModel(
-            parameters={k: str(v) for k, v in s["parameters"].items()}, template=s.get("template", ""),
-            blob=f"sha256:{_sha(s['blob'])}" if "blob" in s else None,
-        )
-        for name, s in row["shown"].items()
-    }  # fmt: skip
+    shown = {name: None if s is None else _shown(s) for name, s in row["shown"].items()}
     endpoint = EndpointFacts(
         blobs={f"sha256:{_sha(d)}": present for d, present in row.get("blobs", {}).items()},
         shown=shown,

@@ -56,8 +56,9 @@ def test_two_models_deployed_once_preloaded_one_at_a_time_then_one_removed_is_un
     cluster = lab.write_cluster({"box": [ALPHA, BETA]})
     inv = lab.inventory(cluster)
     planned = plan_node_vram(inv, inv.nodes[0], models_dir=lab.models_dir).models
-    # The stand-in reports alpha's planned figure and beta's by its own rule: one matches, one differs.
-    server.standin.options = StandInOptions(load_delay_s=0.05, vram_bytes={"alpha:latest": planned["a"].gpu_bytes})
+    # The stand-in reports alpha's planned figure and twice beta's: one matches, one differs.
+    vram = {"alpha:latest": planned["a"].gpu_bytes, "beta:q8": 2 * planned["b"].gpu_bytes}
+    server.standin.options = server.standin.options.model_copy(update={"vram_bytes": vram})
 
     state = run(lab, cluster)
 

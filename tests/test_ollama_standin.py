@@ -98,16 +98,16 @@ def test_keep_alive_runs_out_and_negative_means_forever(standin: StandInServer) 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(None, 300.0), (0, 0.0), (90, 90.0), ("10s", 10.0), ("5m", 300.0), ("1h30m", 5400.0), ("-1", float("inf"))],
+    [(None, None), (0, 0.0), (90, 90.0), ("10s", 10.0), ("5m", 300.0), ("1h30m", 5400.0), ("-1s", float("inf"))],
 )
-def test_keep_alive_accepts_seconds_and_go_durations(value: object, seconds: float) -> None:
+def test_keep_alive_accepts_seconds_and_go_durations(value: object, seconds: float | None) -> None:
     assert parse_keep_alive(value) == seconds
 
 
 def test_bad_keep_alive_is_400(standin: StandInServer) -> None:
     response = _post(standin, "/api/generate", {"model": "tiny", "keep_alive": "soon"})
     assert response.status_code == 400
-    assert "keep_alive" in response.json()["error"]
+    assert response.json()["error"] == 'time: invalid duration "soon"'
 
 
 def test_show_gives_details_and_model_info(standin: StandInServer) -> None:
@@ -247,29 +247,35 @@ def test_an_upload_cut_halfway_leaves_nothing(standin: StandInServer, gguf: byte
     assert standin.standin.blobs.leftovers() == []
 
 
+@pytest.mark.parametrize("version", ["0.12.11", "0.33.0"])
 def test_create_from_a_gguf_streams_progress_and_show_reports_what_it_was_made_with(
-    standin: StandInServer, gguf: bytes
+    ollama_standin_factory: StartStandIn, gguf: bytes, version: str
 ) -> None:
+    server = ollama_standin_factory([], StandInOptions(ollama_version=version))
     digest = _digest(gguf)
-    _upload(standin, gguf)
+    _upload(server, gguf)
     template = "{{ .System }} {{ .Prompt }}"
 
-    lines = _create(standin, {
+    lines = _create(server, {
         "model": "made", "files": {"tiny.gguf": digest}, "parameters": {"num_ctx": 1024, "num_gpu": 3},
-        "template": template,
+        "template": template, "license": "homelab-deploy source=x config=y",
     })  # fmt: skip
 
     statuses = [line["status"] for line in lines]
     assert statuses[0] == "parsing GGUF" and f"using existing layer {digest}" in statuses
     assert statuses[-2:] == ["writing manifest", "success"]
-    shown = _post(standin, "/api/show", {"model": "made"}).json()
+    shown = _post(server, "/api/show", {"model": "made"}).json()
     parameters = dict(line.split(None, 1) for line in shown["parameters"].splitlines())
     assert parameters == {"num_ctx": "1024", "num_gpu": "3"}
-    assert shown["template"] == template
-    assert f"FROM /stand-in/blobs/sha256-{digest.removeprefix('sha256:')}" in shown["modelfile"]
+    assert shown["template"] == template and shown["license"] == "homelab-deploy source=x config=y"
+    layer = server.standin.models["made:latest"].blob
+    # 0.30+ rewrites the GGUF into a new layer (server/create.go:765 at v0.33.0-rc2); 0.12 keeps it.
+    assert (layer == digest) is (version == "0.12.11")
+    assert server.standin.blobs.has(layer) and f"creating new layer {layer}" in statuses or version == "0.12.11"
+    assert f"FROM /stand-in/blobs/sha256-{layer.removeprefix('sha256:')}" in shown["modelfile"]
     assert "PARAMETER num_ctx 1024" in shown["modelfile"]
     assert (shown["details"]["family"], shown["model_info"]["llama.block_count"]) == ("llama", 2)
-    assert "made:latest" in [m["name"] for m in _get(standin, "/api/tags").json()["models"]]
+    assert "made:latest" in [m["name"] for m in _get(server, "/api/tags").json()["models"]]
 
 
 def test_create_without_streaming_answers_once(standin: StandInServer, gguf: bytes) -> None:
@@ -317,19 +323,26 @@ def test_the_create_fault_answers_500(ollama_standin_factory: StartStandIn, gguf
     assert (response.status_code, response.json()) == (500, {"error": "disk full (test fault)"})
 
 
-@pytest.mark.parametrize(("num_gpu", "share"), [(None, 3), (3, 3), (99, 3), (1, 1), (0, 0)])
-def test_size_vram_follows_num_gpu_over_the_layers(
-    standin: StandInServer, gguf: bytes, num_gpu: int | None, share: int
-) -> None:
-    _upload(standin, gguf)
-    parameters = {} if num_gpu is None else {"num_gpu": num_gpu}
-    _create(standin, {"model": "v", "files": {"tiny.gguf": _digest(gguf)}, "parameters": parameters})
-    _post(standin, "/api/generate", {"model": "v"})
+def _size_vram(server: StandInServer, gguf: bytes, name: str, parameters: dict[str, int]) -> int:
+    _upload(server, gguf)
+    _create(server, {"model": name, "files": {"tiny.gguf": _digest(gguf)}, "parameters": parameters})
+    _post(server, "/api/generate", {"model": name})
+    return int({m["name"]: m for m in _get(server, "/api/ps").json()["models"]}[f"{name}:latest"]["size_vram"])
 
-    (entry,) = _get(standin, "/api/ps").json()["models"]
 
-    assert entry["size"] == len(gguf)
-    assert entry["size_vram"] == len(gguf) * share // 3  # two blocks and the output layer
+def test_size_vram_by_version_layers_and_context(ollama_standin_factory: StartStandIn, gguf: bytes) -> None:
+    new = ollama_standin_factory([], StandInOptions(ollama_version="0.33.0"))
+    old = ollama_standin_factory([], StandInOptions(ollama_version="0.12.11"))
+
+    everything = _size_vram(new, gguf, "all", {"num_ctx": 512})
+    assert _size_vram(new, gguf, "none", {"num_ctx": 512, "num_gpu": 0}) == 0
+    assert 0 < _size_vram(new, gguf, "one", {"num_ctx": 512, "num_gpu": 1}) < everything
+    # more context, more KV cache; past the training context (2048) Ollama clamps it
+    assert _size_vram(new, gguf, "long", {"num_ctx": 2048}) > everything
+    assert _size_vram(new, gguf, "longer", {"num_ctx": 65536}) == _size_vram(new, gguf, "long2", {"num_ctx": 2048})
+    # 0.12 counts a fixed 457 MiB per GPU on top (ml/device.go:348 at v0.12.11), none without a GPU
+    assert _size_vram(old, gguf, "all", {"num_ctx": 512}) - everything == 457 << 20
+    assert _size_vram(old, gguf, "none", {"num_ctx": 512, "num_gpu": 0}) == 0
 
 
 def test_a_configured_size_vram_wins(ollama_standin_factory: StartStandIn, gguf: bytes) -> None:

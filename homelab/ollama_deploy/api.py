@@ -22,9 +22,12 @@ from homelab.docker_ops.sources import READ_CHUNK_BYTES, CopyProgress, ProgressC
 from homelab.errors import OllamaError
 from homelab.ollama_deploy.settings import OllamaTimeouts
 
-__all__ = ["OllamaAPI", "RunningModel", "ShownModel", "from_blob", "open_ollama_client", "parse_parameters"]
+__all__ = ["OllamaAPI", "RunningModel", "ShownModel", "open_ollama_client", "parse_parameters"]
 
-_FROM_BLOB = re.compile(r"^FROM\s+\S*sha256[-:]([0-9a-f]{64})\s*$", re.MULTILINE)
+# Go prints a float64 parameter with %v: 1048576 becomes `1.048576e+06` (server/routes.go
+# `ShowHandler` formats Options with fmt.Sprintf("%v") per value).
+_GO_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_MAX_PARAMETER_LINES = 1000  # a model has a few dozen parameters; bound what is read
 
 
 class _Frozen(BaseModel):
@@ -32,11 +35,11 @@ class _Frozen(BaseModel):
 
 
 class ShownModel(_Frozen):
-    """What `/api/show` says a model was made with."""
+    """What `/api/show` says a model was made with (its template is not read: 0.30+ may show the GGUF's Jinja one)."""
 
     parameters: dict[str, str]
-    template: str
-    blob: str | None = None
+    license: str = ""
+    capabilities: tuple[str, ...] = ()
 
 
 class RunningModel(_Frozen):
@@ -49,21 +52,26 @@ class RunningModel(_Frozen):
     expires_at: str | None = None
 
 
+def _go_value(value: str) -> str:
+    """A printed parameter value: strings unquoted, whole Go floats (`1.048576e+06`) as integers."""
+    if value.startswith('"'):
+        try:
+            return str(json.loads(value))
+        except ValueError:
+            return value
+    if _GO_NUMBER.fullmatch(value) and (number := float(value)).is_integer() and abs(number) < 2**63:
+        return str(int(number))
+    return value
+
+
 def parse_parameters(text: str) -> dict[str, str]:
     """`/api/show`'s `parameters` text (`num_ctx    8192` per line) as a mapping; strings unquoted."""
     found: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in text.splitlines()[:_MAX_PARAMETER_LINES]:
         key, _, value = line.strip().partition(" ")
-        value = value.strip()
         if key:
-            found[key] = json.loads(value) if value.startswith('"') else value
+            found[key] = _go_value(value.strip())
     return found
-
-
-def from_blob(modelfile: str) -> str | None:
-    """The `sha256:<hex>` of the blob a Modelfile's FROM line names (None: made from a model)."""
-    match = _FROM_BLOB.search(modelfile)
-    return f"sha256:{match.group(1)}" if match else None
 
 
 def open_ollama_client(url: str, timeouts: OllamaTimeouts) -> httpx.Client:
@@ -164,17 +172,25 @@ class OllamaAPI:
         return sent
 
     def show(self, model: str) -> ShownModel | None:
+        """`/api/show` verbose: 0.30+ leaves the GGUF's arrays null without it (server/routes.go:1567)."""
         what = f"show {model}"
         with self._errors(what):
-            response = self.client.post("/api/show", json={"model": model})
+            response = self.client.post("/api/show", json={"model": model, "verbose": True})
         if response.status_code == 404:
             return None
         body = self._checked(response, what).json()
+        capabilities = body.get("capabilities") or []
         return ShownModel(
-            parameters=parse_parameters(body.get("parameters") or ""),
-            template=body.get("template") or "",
-            blob=from_blob(body.get("modelfile") or ""),
+            parameters=parse_parameters(str(body.get("parameters") or "")),
+            license=str(body.get("license") or ""),
+            capabilities=tuple(str(c) for c in capabilities[:32]) if isinstance(capabilities, list) else (),
         )
+
+    def version(self) -> str:
+        """The server's Ollama version (`/api/version`)."""
+        with self._errors("ask its version"):
+            response = self.client.get("/api/version")
+        return str(self._checked(response, "ask its version").json().get("version", ""))[:64]
 
     def running(self) -> dict[str, RunningModel]:
         """Loaded models by name (`/api/ps`)."""
@@ -204,13 +220,19 @@ class OllamaAPI:
         return self._stream(f"pull {tag}", {"model": tag}, "/api/pull", report)
 
     def load(self, model: str, keep_alive: int | str) -> None:
-        """An empty generate: Ollama loads the model and answers once it is in memory."""
+        """An empty request: Ollama loads the model and answers once it is in memory.
+
+        An embedding model cannot generate (a 400, server/routes.go:466-468 at v0.33.0-rc2), so
+        one whose capabilities lack `completion` is loaded by an empty `/api/embed`, which
+        loads with the request's keep_alive and embeds nothing (:854-865).
+        """
         what = f"load {model}"
+        shown = self.show(model)
+        embedding = shown is not None and "completion" not in shown.capabilities and "embedding" in shown.capabilities
+        path, body = ("/api/embed", {}) if embedding else ("/api/generate", {"stream": False})
         timeout = httpx.Timeout(self.timeouts.load_s, connect=self.timeouts.connect_s)
         with self._errors(what):
-            response = self.client.post(
-                "/api/generate", json={"model": model, "keep_alive": keep_alive, "stream": False}, timeout=timeout
-            )
+            response = self.client.post(path, json={"model": model, "keep_alive": keep_alive, **body}, timeout=timeout)
         self._checked(response, what)
 
     def unload(self, model: str) -> None:

@@ -5,10 +5,20 @@ pulls: a failing one stops the rollout before any model changed), then creates, 
 of what left the plan (freeing memory for what is in it), deletes when asked, and last the
 preloads, one model at a time. A model that is up to date and loaded needs nothing, and says
 so; a finished rollout plans nothing.
+
+"Up to date" is read from a marker homelab stores in the model's `license` (which `/api/show`
+returns and inference ignores): the source's SHA-256 (or pulled tag) and a hash of parameters
+and template. Not from the blob a model is made of: Ollama 0.30+ rewrites an imported GGUF into
+a new layer (server/create.go:765 at v0.33.0-rc2), so `/api/show` never names the uploaded blob,
+and the uploaded one is pruned when the server restarts. Nor from the template `/api/show`
+returns: 0.30+ may return the GGUF's Jinja one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,10 +36,12 @@ __all__ = [
     "PullModel",
     "UnloadModel",
     "UploadBlob",
+    "deploy_marker",
     "plan",
 ]
 
 _MIB = 1 << 20
+_MARKER = re.compile(r"^homelab-deploy source=(\S+) config=(\S+)$", re.MULTILINE)
 
 
 class _Step(BaseModel):
@@ -138,24 +150,40 @@ def _short(digest: str | None) -> str:
     return digest.removeprefix("sha256:")[:12] if digest else "none"
 
 
+def deploy_marker(model: DesiredModel, digest: str | None) -> str:
+    """The line homelab keeps in a model's license: what it was made from, and a hash of how."""
+    source = digest or f"pull:{model.pull}"
+    made = json.dumps([model.parameters, model.template], sort_keys=True).encode()
+    return f"homelab-deploy source={source} config={hashlib.sha256(made).hexdigest()[:16]}"
+
+
 def _changes(model: DesiredModel, shown: ShownModel, digest: str | None) -> list[str]:
-    """How the model on the endpoint differs from the plan, as `what old -> new`."""
+    """How the model on the endpoint differs from the plan, as `what old -> new`; none: up to date."""
+    want = _MARKER.search(deploy_marker(model, digest))
+    have = _MARKER.search(shown.license)
+    assert want is not None
+    if have is None:
+        return ["no homelab marker in its license (made by hand, or by an older homelab)"]
     changes = []
-    for key in ("num_ctx", "num_gpu"):
-        want = str(model.parameters[key]) if key in model.parameters else None
-        if shown.parameters.get(key) != want:
-            changes.append(f"{key} {shown.parameters.get(key) or 'unset'} -> {want or 'unset'}")
-    if model.template is not None and shown.template != model.template:
-        changes.append("template differs")
-    if digest is not None and shown.blob != digest:
-        changes.append(f"gguf sha256 {_short(shown.blob)} -> {_short(digest)}")
+    old, new = have.group(1), want.group(1)
+    if old != new:
+        gguf = old.startswith("sha256:") and new.startswith("sha256:")
+        changes.append(f"gguf sha256 {_short(old)} -> {_short(new)}" if gguf else f"made from {old} -> {new}")
+    if have.group(2) != want.group(2):
+        made = []
+        for key in ("num_ctx", "num_gpu"):
+            want_value = str(model.parameters[key]) if key in model.parameters else None
+            if shown.parameters.get(key) != want_value:
+                made.append(f"{key} {shown.parameters.get(key) or 'unset'} -> {want_value or 'unset'}")
+        changes += made or ["template differs"]
     return changes
 
 
 def _create_request(model: DesiredModel, digest: str | None) -> dict[str, Any]:
     source: dict[str, Any] = {"files": {model.gguf: digest}} if model.gguf else {"from": model.pull}
-    template = {"template": model.template} if model.template is not None else {}
-    return {"model": model.name, **source, "parameters": dict(model.parameters), **template}
+    template = {"template": model.template} if model.template else {}
+    marker = deploy_marker(model, digest)
+    return {"model": model.name, **source, "parameters": dict(model.parameters), **template, "license": marker}
 
 
 class _Phases:

@@ -53,8 +53,10 @@ def plan_ollama_node(
 def check_ollama_node(
     apis: Mapping[str, OllamaAPI], desired: OllamaDesired, settings: OllamaDeploySettings
 ) -> list[LoadCheck]:
-    """Each planned model in `/api/ps`, its `size_vram` against the plan (only looks)."""
-    return check_loads(desired, {name: api.running() for name, api in apis.items()}, settings.vram_tolerance)
+    """Each planned model in `/api/ps`, its `size_vram` against the plan where the version allows (only looks)."""
+    running = {name: api.running() for name, api in apis.items()}
+    versions = {name: api.version() for name, api in apis.items()}
+    return check_loads(desired, running, settings.vram_tolerance, versions)
 
 
 def roll_out_ollama_node(

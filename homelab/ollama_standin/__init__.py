@@ -5,27 +5,33 @@ rollout and the demo need something that answers Ollama's documented API faithfu
 paths, field names, status codes and NDJSON streaming, so a real client (LiteLLM's
 `ollama_chat/` provider, httpx, the probes, the rollout) cannot tell the difference.
 
-Implemented: GET `/`, `/api/version`, `/api/tags`, `/api/ps`; POST `/api/show`, `/api/chat`,
-`/api/generate` (`server.py`); HEAD/POST `/api/blobs/:digest`, POST `/api/create`, `/api/pull`,
+It plays one Ollama release (`--ollama-version`, default the newest modelled; `versions.py`
+says what differs between 0.12.x and 0.30+, each behaviour with the Ollama source line it
+follows). Implemented: GET `/`, `/api/version`, `/api/tags`, `/api/ps`; POST `/api/show`,
+`/api/chat`, `/api/generate`, `/api/embed` (`server.py`); HEAD/POST `/api/blobs/:digest`, POST `/api/create`, `/api/pull`,
 DELETE `/api/delete` (`manage.py`). Where the stand-in cannot be Ollama it says so: a GPU's
 `size_vram` follows a documented rule (`ModelSpec.vram`), a pull succeeds only for the models
 of its `registry` option, and `create_error` is a fault for tests.
 
-Run it: `python -m homelab.ollama_standin --port 11434 [--models models.json] [--fail-create MSG]`.
+Run it: `python -m homelab.ollama_standin --port 11434 [--ollama-version 0.12.11] [--models-dir DIR]
+[--models models.json] [--fail-create MSG]`; a second start on the same `--models-dir` is a restart.
 """
 
 from homelab.ollama_standin.models import DEFAULT_MODELS, ModelSpec, parse_keep_alive
-from homelab.ollama_standin.server import OLLAMA_API_VERSION, OllamaStandIn, build_app, main, make_server, serve
+from homelab.ollama_standin.server import OllamaStandIn, build_app, main, make_server, serve
 from homelab.ollama_standin.state import LoadRecord, StandInOptions, UploadRecord
+from homelab.ollama_standin.versions import NEWEST_VERSION, OllamaBehaviour, behaviour
 
 __all__ = [
     "DEFAULT_MODELS",
-    "OLLAMA_API_VERSION",
+    "NEWEST_VERSION",
     "LoadRecord",
     "ModelSpec",
+    "OllamaBehaviour",
     "OllamaStandIn",
     "StandInOptions",
     "UploadRecord",
+    "behaviour",
     "build_app",
     "main",
     "make_server",

@@ -3,11 +3,12 @@
 - `HEAD /api/blobs/sha256:<hex>`: 200 when the blob is there, else 404.
 - `POST /api/blobs/sha256:<hex>`: the streamed body becomes the blob; 201, or 200 when it was
   already there (Ollama does not read the body then), 400 when the body has another digest.
-- `POST /api/create` `{model, files: {name: digest} | from, parameters, template, stream}`: a
-  model from one uploaded GGUF (or from another model), NDJSON progress ending in
-  `{"status": "success"}`; 400 for a missing blob or a bad request before anything is streamed.
-  Re-creating a loaded model unloads it: Ollama would reload it with the new parameters on
-  its next use.
+- `POST /api/create` `{model, files: {name: digest} | from, parameters, template, license,
+  stream}`: a model from one uploaded GGUF (or from another model), NDJSON progress ending in
+  `{"status": "success"}`; 400 for a missing blob or a bad request before anything is streamed,
+  a 400 `template error: ...` line for a template Go cannot parse. As 0.30+ (`versions.py`) the
+  GGUF is rewritten into a new blob. Re-creating a loaded model unloads it: Ollama would
+  reload it with the new parameters on its next use.
 - `POST /api/pull` `{model, stream}`: from `StandInOptions.registry`; without one, the stream
   says `pulling manifest` and ends in the error Ollama gives when it reaches no registry.
 - `DELETE /api/delete` `{model}`: 200, or 404 for an unknown model.
@@ -24,6 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from homelab.go_template import go_template_problem
 from homelab.ollama_standin.blobs import valid_digest
 from homelab.ollama_standin.models import ModelSpec, full_name
 from homelab.ollama_standin.replies import Line, error, model_request, progress
@@ -34,6 +36,10 @@ __all__ = ["ModelAdmin", "human_number"]
 log = logging.getLogger(__name__)
 
 _PULL_CHUNKS = 4  # progress lines per pulled blob
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def human_number(n: int) -> str:
@@ -55,7 +61,10 @@ def _gguf_facts(path: Path) -> dict[str, Any]:
     arch = str(field("general.architecture") or "llama")
     file_type = field("general.file_type")
     quant = LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_") if file_type is not None else "F32"
+    # An embedding model is one whose GGUF sets a pooling type (server/images.go:171-176 at v0.33.0-rc2).
+    embedding = field(f"{arch}.pooling_type") is not None
     return {
+        "capabilities": ("embedding",) if embedding else ("completion",),
         "family": arch,
         "block_count": int(field(f"{arch}.block_count") or 0),
         "context_length": int(field(f"{arch}.context_length") or 4096),
@@ -106,10 +115,11 @@ class ModelAdmin:
         body, name = asked
         if self.state.options.create_error is not None:
             return error(500, self.state.options.create_error)
-        parameters = body.get("parameters") or {}
-        template = body.get("template")
+        parameters, template, licenses = body.get("parameters") or {}, body.get("template"), body.get("license")
         if not isinstance(parameters, dict) or not (template is None or isinstance(template, str)):
             return error(400, "parameters must be an object and template a string")
+        if not (licenses is None or isinstance(licenses, str) or _strings(licenses)):
+            return error(400, f"unknown license type: {type(licenses).__name__}")  # server/create.go:864
         files, base = body.get("files"), body.get("from")
         if files:
             made = self._from_files(files)
@@ -120,15 +130,18 @@ class ModelAdmin:
         if isinstance(made, Response):
             return made
         lines, spec = made
-        if spec is None:
-            return progress(lines, body.get("stream", True))
-        spec = spec.model_copy(
-            update={
-                "name": full_name(name),
-                "parameters": spec.parameters | parameters,
-                "template": template if template is not None else spec.template,
-            }
-        )
+        # `if r.Template != ""` (server/create.go:828 at v0.33.0-rc2): an empty one keeps the old.
+        problem = go_template_problem(template, self.state.behaviour.template_functions) if template else None
+        if spec is None or problem is not None:
+            # errBadTemplate is a 400 (server/create.go:331), after the layers were streamed.
+            bad = [{"error": f"template error: {problem}", "status": 400}] if problem else []
+            return progress([*lines, *bad], body.get("stream", True))
+        update: dict[str, Any] = {"name": full_name(name), "parameters": spec.parameters | parameters}
+        if template:
+            update["template"] = template
+        if licenses is not None:
+            update["license"] = (licenses,) if isinstance(licenses, str) else tuple(licenses)
+        spec = spec.model_copy(update=update)
         if parameters:
             lines.append({"status": f"creating new layer sha256:{spec.digest}"})
         return progress([*lines, {"status": "writing manifest"}, lambda: self._commit(spec)], body.get("stream", True))
@@ -151,8 +164,13 @@ class ModelAdmin:
             # Ollama has already streamed "parsing GGUF", so the error is a line of the stream.
             return [*lines, {"error": f"{file_name}: not a readable GGUF file: {exc}"}], None
         lines.append({"status": f"using existing layer {digest}"})
-        spec = ModelSpec(name=file_name, size=path.stat().st_size, blob=digest, **facts)
-        return lines, spec
+        if self.state.behaviour.rewrites_gguf:
+            # 0.30+: llama-quantize COPY writes a new layer (server/create.go:765-767, :1013-1016).
+            lines.append({"status": "validating GGUF model", "digest": "0000000000000000000", "total": path.stat().st_size})
+            digest = self.state.blobs.rewrite(digest)
+            lines += [{"status": "verifying conversion"}, {"status": f"creating new layer {digest}"}]
+        size = self.state.blobs.path(digest).stat().st_size
+        return lines, ModelSpec(name=file_name, size=size, blob=digest, **facts)
 
     def _from_model(self, base: str) -> tuple[list[Line], ModelSpec | None] | Response:
         found = self.state.find(base)
@@ -162,7 +180,7 @@ class ModelAdmin:
 
     def _commit(self, spec: ModelSpec, created: bool = True) -> dict[str, Any]:
         """The manifest is written: the model is there (a loaded one reloads with what it is made of now)."""
-        self.state.models[spec.full_name] = spec
+        self.state.save(spec)
         self.state.loaded.pop(spec.full_name, None)
         if created:
             self.state.created.append(spec.full_name)
@@ -192,7 +210,6 @@ class ModelAdmin:
         if isinstance(asked, Response):
             return asked
         body, name = asked
-        if self.state.models.pop(full_name(name), None) is None:
+        if self.state.remove(full_name(name)) is None:
             return error(404, f"model '{name}' not found")
-        self.state.loaded.pop(full_name(name), None)
         return Response(status_code=200)

@@ -19,12 +19,15 @@ __all__ = [
     "DEFAULT_MODELS",
     "ModelSpec",
     "full_name",
+    "go_duration_s",
     "parse_keep_alive",
 ]
 
-DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama keeps a model loaded 5 minutes after its last use
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DEFAULT_KEEP_ALIVE_S = 300.0  # envconfig.KeepAlive(): 5 minutes (envconfig/config.go:104 at v0.12.11)
+# Go's time.ParseDuration: numbers, each with a unit (Go's src/time/format.go `unitMap`).
+_GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_GO_UNIT_S = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_TYPES = {bool: "bool", list: "[]interface {}", dict: "map[string]interface {}"}
 
 
 def full_name(name: str) -> str:
@@ -49,6 +52,7 @@ class ModelSpec(BaseModel):
     block_count: int | None = Field(None, ge=0, description="created models: transformer blocks in the GGUF")
     parameters: dict[str, Any] = Field(default_factory=dict, description="created with: num_ctx, num_gpu, ...")
     template: str | None = None
+    license: tuple[str, ...] = Field((), description="created with: `license` texts; /api/show joins them with newlines")
 
     @property
     def full_name(self) -> str:
@@ -57,7 +61,7 @@ class ModelSpec(BaseModel):
     @property
     def digest(self) -> str:
         """The manifest's digest: it changes whenever what the model is made of changes."""
-        made_of = [self.full_name, self.blob, self.parameters, self.template]
+        made_of = [self.full_name, self.blob, self.parameters, self.template, list(self.license)]
         return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
 
     def details(self) -> dict[str, Any]:
@@ -110,25 +114,47 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
 )
 
 
-def parse_keep_alive(value: Any) -> float:
-    """Seconds from Ollama's `keep_alive`: a number of seconds or a Go duration ('5m', '1h30m').
+def go_duration_s(text: str) -> float:
+    """Seconds from a Go duration string, with Go's `time.ParseDuration` errors.
 
-    Negative means forever (returned as infinity); absent means the 5 minute default.
+    Raises:
+        ValueError: `time: missing unit in duration "300"` and the like, as Ollama's 400 says.
+    """
+    quoted = json.dumps(text)
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":  # Go's special case: the only number that needs no unit
+        return 0.0
+    at, seconds = 0, 0.0
+    while at < len(body):
+        match = _GO_PART.match(body, at)
+        if match is None:
+            number = re.match(r"\d+\.?\d*|\.\d+", body[at:])
+            if number is None:
+                raise ValueError(f"time: invalid duration {quoted}")
+            unit = re.match(r"[^\d.]*", body[at + number.end():])
+            if unit is None or not unit.group():
+                raise ValueError(f"time: missing unit in duration {quoted}")
+            raise ValueError(f"time: unknown unit {json.dumps(unit.group())} in duration {quoted}")
+        seconds += float(match.group(1)) * _GO_UNIT_S[match.group(2)]
+        at = match.end()
+    if not body:
+        raise ValueError(f"time: invalid duration {quoted}")
+    return -seconds if text.startswith("-") else seconds
+
+
+def parse_keep_alive(value: Any) -> float | None:
+    """Seconds from a request's `keep_alive`, as Ollama's `api.Duration` reads it; None when absent.
+
+    A JSON number is seconds; a string is a Go duration, which needs a unit (`"300"` is an
+    error); negative means forever (infinity). Ollama api/types.go `Duration.UnmarshalJSON`,
+    line 1243 at v0.33.0-rc2 (line 1024 at v0.12.11).
+
+    Raises:
+        ValueError: with Ollama's message, which it answers with 400.
     """
     if value is None:
-        return DEFAULT_KEEP_ALIVE_S
-    if isinstance(value, bool):
-        raise ValueError(f"invalid keep_alive {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        sign = -1.0 if text.startswith("-") else 1.0
-        text = text.lstrip("+-")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = sign * float(text)
-        elif text and re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text):
-            seconds = sign * sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
-        else:
-            raise ValueError(f"invalid keep_alive {value!r}: use seconds or a duration like '5m'")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"Unsupported type: '{_GO_TYPES.get(type(value), type(value).__name__)}'")
+    seconds = float(value) if isinstance(value, int | float) else go_duration_s(value)
     return float("inf") if seconds < 0 else seconds

@@ -53,17 +53,23 @@ async def model_request(request: Request) -> tuple[dict[str, Any], str] | Respon
 
 
 def progress(lines: Iterable[Line], stream: bool) -> Response:
-    """NDJSON progress lines, or with `stream: false` only the last one (Ollama's `waitForStream`)."""
+    """NDJSON progress lines, or with `stream: false` only the last one (Ollama's `waitForStream`).
+
+    An error line may carry the HTTP `status` it is answered with when not streamed (500
+    otherwise), as server/routes.go `streamResponse` (:2097 at v0.33.0-rc2) reads it.
+    """
     if not stream:
         last: dict[str, Any] = {}
         for line in lines:
             last = line() if callable(line) else line
             if "error" in last:
-                return error(500, last["error"])
+                return error(int(last.get("status", 500)), last["error"])
         return JSONResponse(last)
 
     async def body() -> AsyncIterator[bytes]:
         for line in lines:
-            yield json.dumps(line() if callable(line) else line).encode() + b"\n"
+            shown = line() if callable(line) else line
+            # An error's status sets the HTTP status when not streamed; a stream shows only the error.
+            yield json.dumps({"error": shown["error"]} if "error" in shown else shown).encode() + b"\n"
 
     return StreamingResponse(body(), media_type="application/x-ndjson")

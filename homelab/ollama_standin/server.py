@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -29,10 +30,10 @@ from homelab.ollama_standin.manage import ModelAdmin
 from homelab.ollama_standin.models import DEFAULT_MODELS, ModelSpec, full_name, parse_keep_alive
 from homelab.ollama_standin.replies import error, json_object, model_request, timestamp
 from homelab.ollama_standin.state import LoadRecord, StandInOptions, StandInState
+from homelab.ollama_standin.versions import NEWEST_VERSION
 
-__all__ = ["OLLAMA_API_VERSION", "OllamaStandIn", "build_app", "main", "make_server", "serve"]
+__all__ = ["OllamaStandIn", "build_app", "main", "make_server", "serve"]
 
-OLLAMA_API_VERSION = "0.12.6"  # the Ollama release whose documented API this follows
 _PARAMETER_COLUMN = 30  # `ollama show` pads parameter names to this width
 
 
@@ -52,6 +53,7 @@ class OllamaStandIn(StandInState):
             Route("/api/show", self.show, methods=["POST"]),
             Route("/api/chat", self.chat, methods=["POST"]),
             Route("/api/generate", self.generate, methods=["POST"]),
+            Route("/api/embed", self.embed, methods=["POST"]),
             *self.admin.routes(),
         ]
 
@@ -59,7 +61,7 @@ class OllamaStandIn(StandInState):
         return PlainTextResponse("Ollama is running")
 
     async def version(self, request: Request) -> Response:
-        return JSONResponse({"version": OLLAMA_API_VERSION})
+        return JSONResponse({"version": self.options.ollama_version})
 
     async def tags(self, request: Request) -> Response:
         entries = [
@@ -116,6 +118,7 @@ class OllamaStandIn(StandInState):
                     **({f"{m.family}.block_count": m.block_count} if m.block_count is not None else {}),
                 },
                 "capabilities": list(m.capabilities),
+                **({"license": "\n".join(m.license)} if m.license else {}),  # server/routes.go:1462
                 "modified_at": timestamp(self.modified_at),
             }
         )
@@ -129,16 +132,43 @@ class OllamaStandIn(StandInState):
             return error(400, "messages must be a list")
         user = [m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         prompt = str(user[-1]) if user else ""
-        return await self._answer(body, prompt, wrap=lambda text: {"message": {"role": "assistant", "content": text}})
+        return await self._answer(
+            body, prompt, wrap=lambda text: {"message": {"role": "assistant", "content": text}}, what="chat"
+        )
 
     async def generate(self, request: Request) -> Response:
         body = await json_object(request)
         if isinstance(body, Response):
             return body
         prompt = body.get("prompt") or ""
-        return await self._answer(body, str(prompt), wrap=lambda text: {"response": text})
+        return await self._answer(body, str(prompt), wrap=lambda text: {"response": text}, what="generate")
 
-    async def _load(self, name: str, keep_alive_s: float) -> None:
+    async def embed(self, request: Request) -> Response:
+        """`/api/embed`: loads the model with the request's keep_alive; no input only loads it.
+
+        server/routes.go `EmbedHandler` (:795-863 at v0.33.0-rc2): input a string or a list of
+        strings, `{"model", "embeddings": []}` for none. Vectors are canned (8 numbers).
+        """
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            keep_alive_s = parse_keep_alive(body.get("keep_alive"))
+        except ValueError as exc:
+            return error(400, str(exc))
+        given = body.get("input")
+        inputs = ([given] if given else []) if isinstance(given, str) else given if given is not None else []
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            return error(400, "invalid input type")
+        name = body.get("model")
+        full = full_name(name) if isinstance(name, str) and name else None
+        if full is None or full not in self.models:
+            return error(404, f"model '{name}' not found")
+        await self._load(full, keep_alive_s)
+        vectors = [[round(b / 255, 3) for b in hashlib.sha256(text.encode()).digest()[:8]] for text in inputs]
+        return JSONResponse({"model": name, "embeddings": vectors})
+
+    async def _load(self, name: str, keep_alive_s: float | None) -> None:
         """Load (taking `load_delay_s`, recorded) or unload; a resident model only gets its keep-alive renewed."""
         if keep_alive_s != 0 and name not in self.resident():
             started = time.monotonic()
@@ -146,23 +176,35 @@ class OllamaStandIn(StandInState):
             self.loads.append(LoadRecord(model=name, started=started, finished=time.monotonic()))
         self.load(name, keep_alive_s)
 
-    async def _answer(self, body: dict[str, Any], prompt: str, wrap: Callable[[str], dict[str, Any]]) -> Response:
-        """Shared by chat and generate: load or unload, then reply whole or as NDJSON."""
+    async def _answer(
+        self, body: dict[str, Any], prompt: str, wrap: Callable[[str], dict[str, Any]], what: str
+    ) -> Response:
+        """Shared by chat and generate: load or unload, then reply whole or as NDJSON.
+
+        keep_alive is read first (a bad one is the 400 of binding the request); an empty
+        request with keep_alive 0 unloads before capabilities are checked; a model without
+        `completion` (an embedding model) is a 400 `"NAME" does not support generate` (server/
+        routes.go:404-414 and :466-468 at v0.33.0-rc2; :373 at v0.12.11).
+        """
+        try:
+            keep_alive_s = parse_keep_alive(body.get("keep_alive"))
+        except ValueError as exc:
+            return error(400, str(exc))
         name = body.get("model")
         if not isinstance(name, str) or not name:
             return error(400, "model is required")
         full = full_name(name)
         if full not in self.models:
             return error(404, f'model "{name}" not found, try pulling it first')
-        try:
-            keep_alive_s = parse_keep_alive(body.get("keep_alive"))
-        except ValueError as exc:
-            return error(400, str(exc))
-        await self._load(full, keep_alive_s)
         head = {"model": full, "created_at": timestamp(datetime.now(UTC))}
-        if not prompt:  # an empty request only loads (or, with keep_alive 0, unloads) the model
-            reason = "unload" if keep_alive_s == 0 else "load"
-            return JSONResponse(head | wrap("") | {"done": True, "done_reason": reason})
+        if not prompt and keep_alive_s == 0:
+            self.load(full, 0)
+            return JSONResponse(head | wrap("") | {"done": True, "done_reason": "unload"})
+        if "completion" not in self.models[full].capabilities:
+            return error(400, f"{json.dumps(name)} does not support {what}")
+        await self._load(full, keep_alive_s)
+        if not prompt:  # an empty request only loads the model
+            return JSONResponse(head | wrap("") | {"done": True, "done_reason": "load"})
         words = f"Stand-in reply to: {prompt}".split(" ")
         pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
         done = {"done": True, "done_reason": "stop"} | _stats(len(prompt.split()), len(pieces))
@@ -256,7 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--models", help="JSON file with a list of models (name, size, family, ...)")
-    parser.add_argument("--blobs-dir", help="where uploaded blobs are kept (default: a temporary folder)")
+    parser.add_argument("--ollama-version", default=NEWEST_VERSION, help="the Ollama release to behave as (0.12.x, 0.30+)")
+    parser.add_argument("--models-dir", help="OLLAMA_MODELS: blobs and manifests, kept across restarts (default: temporary)")
+    parser.add_argument("--num-parallel", type=int, default=1, help="OLLAMA_NUM_PARALLEL")
     parser.add_argument("--load-delay", type=float, default=0.0, help="seconds a model takes to load")
     parser.add_argument("--fail-create", metavar="MESSAGE", help="test-only fault: answer every /api/create with 500 MESSAGE")
     args = parser.parse_args(argv)
@@ -267,7 +311,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 models = TypeAdapter(list[ModelSpec]).validate_json(file.read())
         except (OSError, ValidationError) as exc:
             parser.error(f"--models {args.models}: {exc}")
-    options = StandInOptions(blobs_dir=args.blobs_dir, load_delay_s=args.load_delay, create_error=args.fail_create)
-    print(f"Ollama stand-in (not Ollama) on http://{args.host}:{args.port} with {len(models)} models", flush=True)
+    try:
+        options = StandInOptions(
+            ollama_version=args.ollama_version, models_dir=args.models_dir, num_parallel=args.num_parallel,
+            load_delay_s=args.load_delay, create_error=args.fail_create,
+        )  # fmt: skip
+    except ValidationError as exc:
+        parser.error(str(exc.errors()[0]["msg"]))
+    print(
+        f"Ollama stand-in (not Ollama) playing Ollama {args.ollama_version} on http://{args.host}:{args.port} "
+        f"with {len(models)} models",
+        flush=True,
+    )
     serve(args.host, args.port, models, options)
     return 0
