@@ -212,6 +212,19 @@ def test_parse_since_forms() -> None:
     assert parse_since("2026-03-01", now=now).start == datetime(2026, 3, 1, tzinfo=UTC)
     with pytest.raises(ReportError):
         parse_since("soon", now=now)
+    assert parse_since("3660d", now=now).days == 3660
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [("99999999999d", "longer than 3660 days"), ("3661d", "longer than 3660 days"), ("1" * 400 + "w", "longer than"),
+     ("0001-01-01", "more than 3660 days ago"), ("0001-01-01T00:00+14:00", "expected a span"), ("x" * 5000, "xxx...'")],
+)  # fmt: skip
+def test_parse_since_refuses_spans_datetime_cannot_hold(since: str, message: str) -> None:
+    """Once an OverflowError from timedelta or astimezone; a long value is shortened in the message."""
+    with pytest.raises(ReportError, match=f"^--since .*{message}") as info:
+        parse_since(since, now=datetime(2026, 3, 8, tzinfo=UTC))
+    assert len(str(info.value)) < 200
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -12,6 +12,7 @@ import pytest
 
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import RunSettings, estimate, read_gguf
+from tests.hostile_gguf import build_gguf, load_cases
 from tests.vram_shapes import write_bare_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +144,30 @@ def test_estimate_bad_inputs_are_clean_errors(tmp_path: Path, tiny: Path) -> Non
     assert_clean_error(homelab("plan", "estimate", "my-favourite-model"), "no parameter count")
     assert_clean_error(homelab("plan", "estimate", tiny, "--cache-type", "q7"), "cache_type_k: Input should be")
     assert_clean_error(homelab("plan", "estimate", tiny, "--cache-type", "q8_0"), "needs flash attention")
+
+
+def test_estimate_of_a_fifo_or_dev_zero_is_refused_at_once(tmp_path: Path) -> None:
+    """Once, `plan estimate` on a FIFO waited forever for a writer, and /dev/zero was read without end."""
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    lineup = tmp_path / "lineup.yaml"
+    os.mkfifo(lineup)
+
+    assert_clean_error(homelab("plan", "estimate", fifo), f"{fifo}: cannot read: not a regular file")
+    assert_clean_error(homelab("plan", "estimate", "/dev/zero"), "/dev/zero: cannot read: not a regular file")
+    assert_clean_error(homelab("plan", "-i", EXAMPLE, "--lineup", lineup), f"{lineup}: not a regular file")
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("array-claims-2^40-items", "general.languages: array length is 1,099,511,627,776"),
+    ("block-count-nan", "metadata key 'llama.block_count': nan is not a whole number"),
+    ("head-count-0", "metadata key 'llama.attention.head_count': 0 is out of range"),
+])  # fmt: skip
+def test_estimate_of_a_hostile_gguf_names_file_and_key(tmp_path: Path, case: str, message: str) -> None:
+    """Three rows of tests/cases/hostile/gguf as the user meets them (the table itself runs in-process)."""
+    path = tmp_path / f"{case}.gguf"
+    path.write_bytes(build_gguf(next(c for c in load_cases() if c["id"] == case)))
+
+    result = homelab("plan", "estimate", path)
+    assert_clean_error(result, f"{path}: ")
+    assert message in result.stderr
