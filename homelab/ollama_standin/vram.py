@@ -41,6 +41,8 @@ def size_vram(
     except VramError:
         return model.vram()
     num_ctx = min(model.context(), shape.context_length)
+    if "completion" not in model.capabilities:  # embedding models run one sequence (server/sched.go:500-503)
+        num_parallel = 1
     num_gpu = model.parameters.get("num_gpu")
     if num_gpu == 0:  # CPU only: the scheduler gives it no GPU (server/sched.go:272 at v0.33.0-rc2)
         return 0

@@ -2,9 +2,12 @@
 
 The models are those of `llamacpp` endpoints that run in a container (model file, context,
 parallel sequences, optionally fixed GPU layers) and the models a rollout deploys to `ollama`
-endpoints (their `deploy:` section: GGUF or pulled tag, `num_ctx`, optionally `num_gpu`; one
-sequence, Ollama's default), on a node with GPUs; each may only go on its own node's GPUs. Their lineup order is the inventory's order; an optional lineup file gives
-priorities, other contexts and where the GGUF files can be read:
+endpoints (their `deploy:` section: GGUF or pulled tag, `num_ctx`, optionally `num_gpu`), on a
+node with GPUs. An Ollama model runs `num_ctx` clamped to its training context (server/sched.go:161
+`effectiveContext` at v0.33.0-rc2), times the node's `ollama_num_parallel` (OLLAMA_NUM_PARALLEL,
+default 1): Ollama launches llama-server with `-c num_ctx*parallel` (llm/llama_server.go:375).
+Each may only go on its own node's GPUs. Their lineup order is the inventory's order; an
+optional lineup file gives priorities, other contexts and where the GGUF files can be read:
 
     # lineup.yaml
     reserve_gib: 1.0                 # kept free on every GPU (default 0.5)
@@ -106,8 +109,9 @@ class _Served(NamedTuple):
     model_file: str  # a GGUF file name, else a name to estimate from
     names: set[str]  # what a lineup file may call it
     gpu_layers: int | None
-    ctx_size: int
+    ctx_size: int  # Ollama: num_ctx, per sequence
     parallel: int
+    ollama: bool = False
 
 
 def _models_of(node: Node) -> Iterator[_Served]:
@@ -124,7 +128,8 @@ def _models_of(node: Node) -> Iterator[_Served]:
             if (deploy := model.deploy) is not None:
                 source = deploy.gguf or deploy.pull or model.name
                 names = {model.alias, model.name, source}
-                yield _Served(model.alias, endpoint, source, names, deploy.num_gpu, deploy.num_ctx, 1)
+                parallel = node.ollama_num_parallel or 1
+                yield _Served(model.alias, endpoint, source, names, deploy.num_gpu, deploy.num_ctx, parallel, True)
 
 
 def _entry(node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None) -> LineupEntry | Unsized:
@@ -136,9 +141,14 @@ def _entry(node: Node, served: _Served, override: ModelOverride | None, models_d
     return LineupEntry(
         name=served.name, shape=shape, node=node.name, endpoint=served.endpoint.name, gpu_layers=served.gpu_layers,
         priority=override.priority if override and override.priority is not None else 0,
-        ctx_size=override.ctx_size if override and override.ctx_size else served.ctx_size,
+        ctx_size=_ctx_size(served, shape, override.ctx_size if override and override.ctx_size else served.ctx_size),
         parallel=override.parallel if override and override.parallel else served.parallel,
     )
+
+
+def _ctx_size(served: _Served, shape: ModelShape, ctx_size: int) -> int:
+    """llama-server's `-c`: as given for a container; Ollama's clamped num_ctx times its parallel sequences."""
+    return min(ctx_size, shape.context_length) * served.parallel if served.ollama else ctx_size
 
 
 def _shape(model_file: str, override: ModelOverride | None, models_dir: Path | None) -> ModelShape:
