@@ -202,13 +202,13 @@ def open_probe_client(limits: SweepLimits = DEFAULT_SWEEP_LIMITS) -> httpx.Async
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 
 
-def _origin(url: str) -> tuple[str, str, int | None] | str:
+def _origin(url: str) -> tuple[str, bytes, int | None] | str:
     """What shares a connection pool: scheme, host, port (a URL httpx refuses is its own origin)."""
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return url  # its probe reports the URL as bad, without a connection
-    return parsed.scheme, parsed.host, parsed.port
+    except httpx.InvalidURL:  # its probe reports the URL as bad
+        return url
+    return parsed.scheme, parsed.raw_host, parsed.port
 
 
 async def probe_endpoints(

@@ -394,9 +394,13 @@ def _target(url: str) -> httpx.URL:
     """
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
+        host = parsed.host.rstrip(".")  # decodes the IDNA host: `xn--` fails here, not at connect
+    except (httpx.InvalidURL, ValueError) as exc:  # idna.IDNAError, a UnicodeError, escapes httpx unwrapped
         raise _Down(Reason.BAD_URL, f"cannot use this URL: {exc}") from exc
-    host = parsed.host.rstrip(".")
+    if not host:
+        raise _Down(Reason.BAD_URL, "cannot use this URL: it names no host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:  # httpx lets them through to socket.connect
+        raise _Down(Reason.BAD_URL, f"cannot use this URL: port {parsed.port} is not in 1-65535")
     if host == "invalid" or host.endswith(".invalid"):
         raise _Down(Reason.DNS, f"name does not resolve: {host} is under .invalid (RFC 6761)")
     return parsed

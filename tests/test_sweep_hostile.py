@@ -134,14 +134,32 @@ async def test_a_probe_waiting_for_its_origin_has_not_started_its_clock(fault_se
     assert report.duration_ms >= 4 * 500 * 0.9  # the cap held: four waves, not one
 
 
-def _unchecked_cluster(url: str) -> Inventory:
-    """A cluster holding a URL with a password, as `gateway import` or an old file could bring one;
-    the cluster file's validation refuses such URLs, so the models are built without it."""
-    endpoint = Endpoint.model_construct(
-        name="coder", kind=EndpointKind.OPENAI, url=url, models=[ServedModel(name="coder-7b", alias="coder")]
-    )
-    node = Node.model_construct(name="box", tier="lab", host=LOOPBACK, endpoints=[endpoint])
+def _unchecked_cluster(urls: list[str]) -> Inventory:
+    """A cluster of OpenAI endpoints `e0`, `e1`... (served alias `coder` on `e0`) at URLs the
+    cluster file's validation refuses (a password, an IDNA error), as `gateway import` or an
+    older file could bring them: the models are built without validation."""
+    endpoints = [
+        Endpoint.model_construct(name=f"e{i}", kind=EndpointKind.OPENAI, url=url, models=[])
+        for i, url in enumerate(urls)
+    ]
+    endpoints[0] = endpoints[0].model_copy(update={"models": [ServedModel(name="coder-7b", alias="coder")]})
+    node = Node.model_construct(name="box", tier="lab", host=LOOPBACK, endpoints=endpoints)
     return Inventory.model_construct(nodes=[node], experts={Category.CODE: ["coder"]})
+
+
+BAD_URLS = [json.loads(line) for line in (Path(__file__).parent / "cases/hostile/probe/bad_urls.jsonl").open()]
+
+
+async def test_urls_httpx_refuses_are_down_and_every_other_result_is_kept(fault_server: StartServer) -> None:
+    good = fault_server(canned({"/v1/models": json_route({"data": [{"id": "coder-7b"}]})})).url
+    inv = _unchecked_cluster([good, *(case["url"] for case in BAD_URLS)])
+    async with open_probe_client() as client:
+        report = await sweep(inv, client)
+    first, *rest = report.endpoints
+    assert first.state is EndpointState.UP, first.detail
+    found = {case["id"]: (r.state.value, r.reason.value, case["detail"] in r.detail) for case, r in zip(BAD_URLS, rest)}
+    assert found == {case["id"]: ("DOWN", case["reason"], True) for case in BAD_URLS}, [r.detail for r in rest]
+    json.loads(report.model_dump_json())
 
 
 async def test_a_password_in_a_url_is_never_printed_logged_or_stored(
@@ -149,7 +167,7 @@ async def test_a_password_in_a_url_is_never_printed_logged_or_stored(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server = fault_server(canned({"/v1/models": json_route({"data": [{"id": "coder-7b"}]})}))
-    inv = _unchecked_cluster(f"http://admin:{SECRET}@{LOOPBACK}:{server.port}")
+    inv = _unchecked_cluster([f"http://admin:{SECRET}@{LOOPBACK}:{server.port}"])
     async with open_probe_client() as client:
         report = await sweep(inv, client)
         router, _ = await open_router(inv, client)
