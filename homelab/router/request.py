@@ -111,6 +111,8 @@ def _content_text(content: Any, where: str) -> tuple[str, bool]:
                 texts.append(part)
             elif isinstance(part, Mapping):
                 kind = part.get("type")
+                if not isinstance(kind, str):  # a list or object here is unhashable: skipped as unknown
+                    continue
                 if kind in IMAGE_PART_TYPES:
                     image = True
                 elif kind in _TEXT_PART_TYPES and isinstance(part.get("text"), str):
@@ -132,6 +134,8 @@ def _read_messages(endpoint: str, messages: Any, budget: TextBudget) -> Conversa
         if not isinstance(message, Mapping):
             raise RequestError(f"{where} is not an object")
         role = message.get("role")
+        if role is not None and not isinstance(role, str):
+            raise RequestError(f"{where}.role is not a string")
         text, image = _content_text(message.get("content"), where)
         # Ollama's /api/chat carries images beside the content, base64 strings in `images`.
         image = image or bool(message.get("images"))
