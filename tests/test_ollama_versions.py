@@ -1,0 +1,86 @@
+"""The stand-in plays Ollama 0.12 and 0.30+ as their source says: one row per behaviour in tests/cases/ollama_standin/behaviours.jsonl.
+
+A row names the Ollama version played, an optional tiny GGUF uploaded first (`chat`, or
+`embedding`: one with a pooling type), setup requests that must succeed (`steps`), an optional
+restart with every blob aged by `restart_hours`, then the request and what must come back:
+`status`, the exact `error`, a subset of the JSON body (`json`), what `/api/ps` lists after
+(`ps`, `ps_forever`), and for a create whether the model's layer is the uploaded blob or a
+rewritten one (`layer`). `source` cites the Ollama file and line the behaviour copies; `{digest}`
+in a request stands for the uploaded blob. A new case needs no new code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from homelab.ollama_standin import StandInOptions
+from homelab.tiny_gguf import write_tiny_llama
+from tests.fixtures.ollama import StandInServer
+
+CASES = Path(__file__).parent / "cases" / "ollama_standin" / "behaviours.jsonl"
+ROWS = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+_CITATION = re.compile(r"\S+\.go:\d+.*@ v0\.\d+\.\d+")
+
+
+def _gguf(tmp_path: Path, kind: str) -> bytes:
+    path = write_tiny_llama(tmp_path / f"{kind}.gguf", seed=7, pooling_type=1 if kind == "embedding" else None)
+    return path.read_bytes()
+
+
+def _call(server: StandInServer, request: dict[str, Any], digest: str) -> httpx.Response:
+    path = request["path"].replace("{digest}", digest)
+    body = json.loads(json.dumps(request["body"]).replace("{digest}", digest)) if "body" in request else None
+    return httpx.request(request["method"], server.url + path, json=body, timeout=10)
+
+
+def _restart(server: StandInServer, start: Callable[..., StandInServer], hours: float) -> StandInServer:
+    server.stop()
+    for path in server.standin.blobs.root.iterdir():
+        stamp = path.stat().st_mtime - hours * 3600
+        os.utime(path, (stamp, stamp))
+    return start([], server.standin.options, httpx.URL(server.url).port)
+
+
+def test_every_row_cites_an_ollama_file_line_and_tag() -> None:
+    assert len(ROWS) >= 20 and len({row["id"] for row in ROWS}) == len(ROWS)
+    assert [row["id"] for row in ROWS if not _CITATION.search(row["source"])] == []
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+def test_behaviour(row: dict[str, Any], ollama_standin_factory: Callable[..., StandInServer], tmp_path: Path) -> None:
+    options = StandInOptions(ollama_version=row["version"], models_dir=tmp_path / "ollama")
+    server = ollama_standin_factory([], options)
+    digest = "sha256:" + "0" * 64
+    if "gguf" in row:
+        blob = _gguf(tmp_path, row["gguf"])
+        digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+        assert httpx.post(f"{server.url}/api/blobs/{digest}", content=blob, timeout=10).status_code == 201
+    for step in row.get("steps", []):
+        done = _call(server, step, digest)
+        assert done.status_code == 200, done.text
+    if "restart_hours" in row:
+        server = _restart(server, ollama_standin_factory, row["restart_hours"])
+
+    response = _call(server, row["request"], digest)
+
+    assert response.status_code == row["status"], response.text
+    if "error" in row:
+        assert response.json() == {"error": row["error"]}
+    body = response.json() if "json" in row else {}
+    assert {key: body.get(key) for key in row.get("json", {})} == row.get("json", {})
+    if "ps" in row:
+        ps = httpx.get(f"{server.url}/api/ps", timeout=10).json()["models"]
+        assert [m["name"] for m in ps] == row["ps"]
+        assert all(m["expires_at"] > "9000" for m in ps) is row.get("ps_forever", all(m["expires_at"] > "9000" for m in ps))
+    if "layer" in row:
+        (model,) = server.standin.models.values()
+        assert (model.blob == digest) is (row["layer"] == "uploaded") and server.standin.blobs.has(model.blob or "")
