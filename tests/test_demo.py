@@ -1,23 +1,29 @@
-"""`homelab demo` end to end: the README's main command, run as a user runs it, then stopped.
+"""`homelab demo` end to end: the README's main command, run as a user runs it, again and again, then stopped.
 
-One run of the real thing in a temporary folder: llama-servers, the Ollama stand-in, the
-LiteLLM proxy (when the gateway extra is installed), an embedded Prefect server and a worker.
-What the user is promised is checked against the services themselves, not only against what
-the command printed: the cluster file validates, the sweep stored DEGRADED with exactly the
-nas endpoint down, Prefect's API says the recovery run was created by the automation and
-ended RECOVERED, the woken server answers, the route skipped the down expert, the plan placed
-the declared GPU's lineup, the report published its artifacts, the master key is nowhere it
-must not be; then `homelab demo --stop` leaves no process behind.
+The real thing in a temporary folder: llama-servers, the Ollama stand-in, the LiteLLM proxy
+(when the gateway extra is installed), an embedded Prefect server and a worker. It runs three
+times in the same folder on the same port, as a user runs it again: after `homelab demo
+--stop`, and after a run killed (SIGKILL) while its recovery was under way; each must exit 0
+with a recovery of its own. What the user is promised is then checked on the last run against
+the services themselves, not only against what the command printed: the cluster file
+validates, the sweep stored DEGRADED with exactly the nas endpoint down, Prefect's API says
+the recovery run was created by the automation and ended RECOVERED, the woken server answers,
+the route skipped the down expert, the plan placed the declared GPU's lineup, the report
+published its artifacts, the master key is nowhere it must not be; then `homelab demo --stop`
+leaves no process behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +57,87 @@ def _mentioning(needle: str) -> list[int]:
     return found
 
 
+@dataclass
+class DemoRun:
+    """One `homelab demo --json`: when it started, how long it took, what it printed."""
+
+    started: datetime
+    wall_s: float
+    summary: dict[str, Any]
+    progress: str
+
+
+def _demo_argv(folder: Path, port: int) -> list[str]:
+    return [str(HOMELAB), "demo", "--dir", str(folder), "--port", str(port), "--json"]
+
+
+def _run_demo(folder: Path, port: int, env: dict[str, str]) -> DemoRun:
+    started, begun = datetime.now(UTC), time.monotonic()
+    done = subprocess.run(_demo_argv(folder, port), env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return DemoRun(started, time.monotonic() - begun, json.loads(done.stdout), done.stderr)
+
+
+def _kill_demo_when(folder: Path, port: int, env: dict[str, str], progress: str) -> None:
+    """Start the demo and SIGKILL it (no chance to clean up) once its progress shows `progress`."""
+    stderr = folder.parent / "killed-demo.stderr"
+    with stderr.open("w") as sink:
+        demo = subprocess.Popen(_demo_argv(folder, port), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        deadline = time.monotonic() + DEMO_TIMEOUT_S
+        while progress not in stderr.read_text() and demo.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert demo.poll() is None, f"the demo ended before {progress!r}: {stderr.read_text()[-4000:]}"
+        assert progress in stderr.read_text(), f"no {progress!r} within {DEMO_TIMEOUT_S} s"
+    finally:
+        demo.send_signal(signal.SIGKILL)
+        demo.wait(timeout=30)
+
+
+def _stop(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HOMELAB), "demo", "--stop", "--dir", str(folder)], env=env, capture_output=True, text=True, timeout=120)
+
+
 @pytest.fixture(scope="module")
-def demo(llama_server_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any], str]]:
-    """`homelab demo --json` in a fresh folder; the folder, its summary and its progress output."""
-    folder = tmp_path_factory.mktemp("demo")
+def demos(llama_server_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[DemoRun]]]:
+    """Three demos in one folder on one port: the first, one after `--stop`, one after a killed run."""
+    folder = tmp_path_factory.mktemp("demo") / "state"
     env = {**os.environ, "LLAMA_SERVER": str(llama_server_bin)}
     env.pop("PREFECT_API_URL", None)
+    port = free_port()
+    runs: list[DemoRun] = []
     try:
-        done = subprocess.run(
-            [str(HOMELAB), "demo", "--dir", str(folder), "--port", str(free_port()), "--json"],
-            env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-4000:]
-        yield folder, json.loads(done.stdout), done.stderr
+        runs.append(_run_demo(folder, port, env))
+        assert _stop(folder, env).returncode == 0
+        runs.append(_run_demo(folder, port, env))
+        # Killed while its recovery runs: a worker mid-flow-run, a cooldown and a concurrency slot about to be set.
+        _kill_demo_when(folder, port, env, "recovery: waiting for the run")
+        runs.append(_run_demo(folder, port, env))
+        print("demo wall times (s): " + ", ".join(f"{r.wall_s:.1f}" for r in runs))
+        yield folder, runs
     finally:
-        subprocess.run([str(HOMELAB), "demo", "--stop", "--dir", str(folder)], env=env, capture_output=True, timeout=120)
+        _stop(folder, env)
+
+
+@pytest.fixture(scope="module")
+def demo(demos: tuple[Path, list[DemoRun]]) -> tuple[Path, dict[str, Any], str]:
+    """The last of the three demos: its folder, its summary and its progress output."""
+    folder, runs = demos
+    return folder, runs[-1].summary, runs[-1].progress
+
+
+def test_three_demos_in_a_row_each_recover_their_own_node(demos: tuple[Path, list[DemoRun]]) -> None:
+    _, runs = demos
+    assert len(runs) == 3
+    for run in runs:
+        recovery = run.summary["recovery"]["flow_run"]
+        assert recovery["created_by"] == "AUTOMATION"
+        assert recovery["state_type"] == "COMPLETED" and "RECOVERED" in recovery["message"]
+        assert datetime.fromisoformat(recovery["created"]) >= run.started
+        assert run.summary["sweep"]["prognosis"] == Prognosis.DEGRADED
+    assert len({r.summary["recovery"]["flow_run"]["id"] for r in runs}) == 3
+    assert "stopped the previous demo's" in runs[2].progress  # what the killed run left, stopped first
+    assert {r.summary["api_url"] for r in runs} == {runs[0].summary["api_url"]}  # the port came back every time
 
 
 def test_cluster_file_validates_and_names_the_stand_in(demo: tuple[Path, dict[str, Any], str]) -> None:

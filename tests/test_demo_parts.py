@@ -1,17 +1,27 @@
-"""Parts of `homelab demo` that the end-to-end test cannot reach cheaply: build progress, the process table, wake errors."""
+"""Parts of `homelab demo` that the end-to-end test cannot reach cheaply: build progress, the process table,
+wake errors, a busy Prefect API."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from homelab.demo.cluster import DemoError, prepare_demo, wake_server
 from homelab.demo.llama_build import BuildFailed, BuildLine, llama_server_binary
 from homelab.demo.processes import ProcessTable
+from homelab.demo.runs import PrefectApiError, open_api
 from homelab.stack.processes import is_alive
+from tests.fixtures.fault_servers import FaultServer, Handler, Route, canned, http_response, json_route, reset
+
+StartServer = Callable[[Handler], FaultServer]
 
 # What build-llama-server.sh shows on stderr during a first build, and its one stdout line.
 _FAKE_BUILD = """#!/usr/bin/env bash
@@ -67,3 +77,55 @@ def test_wake_refuses_what_it_cannot_wake(tmp_path: Path) -> None:
     prepare_demo(tmp_path, Path("/bin/true"), None)
     with pytest.raises(DemoError, match="wakes only node nas, not 'desk'"):
         wake_server(tmp_path, "desk")
+
+
+_RUN = {"id": "7c1", "name": "able-fox", "state": {"type": "COMPLETED", "name": "Completed"}, "created": "2026-01-01T00:00:00Z"}
+_ANSWER = canned({"/api/flow_runs/7c1": json_route(_RUN)})
+
+
+def _answer(status: int) -> Handler:
+    """What a Prefect server under load answers (on busy SQLite "database is locked" becomes 503).
+    Retry-After 0 keeps the test fast; Prefect's client honours it."""
+    busy = http_response(Route(status, json.dumps({"detail": "busy"}).encode(), headers={"Retry-After": "0"}))
+
+    def handle(conn: socket.socket, server: FaultServer) -> None:
+        server.read_request(conn)
+        server.send(conn, busy)
+
+    return handle
+
+
+def _in_turn(faults: list[Handler]) -> Handler:
+    """One good answer (the client has connected once), then a connection per fault, then good answers."""
+    seen = itertools.count()
+
+    def handle(conn: socket.socket, server: FaultServer) -> None:
+        turn = next(seen)
+        (faults[turn - 1] if 0 < turn <= len(faults) else _ANSWER)(conn, server)
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param([_answer(503)] * 3, id="503-three-times"),
+        pytest.param([_answer(429)], id="429"),
+        pytest.param([_answer(502), _answer(503)], id="502-then-503"),
+        pytest.param([reset, reset], id="connection-reset-twice"),
+    ],
+)
+def test_the_demo_rides_out_a_busy_prefect_api(faults: list[Handler], fault_server: StartServer) -> None:
+    server = fault_server(_in_turn(faults))
+    with open_api(f"{server.url}/api") as api:
+        runs = [api.flow_run("7c1"), api.flow_run("7c1")]
+    assert [(r.name, r.state_type) for r in runs] == [("able-fox", "COMPLETED")] * 2
+    assert server.connections == 2 + len(faults)
+
+
+def test_a_prefect_api_busy_for_good_is_an_error_naming_the_call(fault_server: StartServer) -> None:
+    server = fault_server(_answer(503))
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 2}), open_api(f"{server.url}/api") as api:
+        with pytest.raises(PrefectApiError, match=f"GET {server.url}/api/flow_runs/7c1: HTTP 503"):
+            api.flow_run("7c1")
+    assert server.connections == 3  # the first try and two retries, then it gives up

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -17,7 +17,7 @@ from homelab.demo.cluster import default_folder, prepare_demo, start_servers, st
 from homelab.demo.layout import DemoProcess, DemoState
 from homelab.demo.llama_build import BuildLine, llama_server_binary
 from homelab.demo.processes import ProcessTable
-from homelab.demo.runs import PrefectApi
+from homelab.demo.runs import open_api
 from homelab.demo.tour import (
     DemoSummary,
     Server,
@@ -27,6 +27,7 @@ from homelab.demo.tour import (
     run_report,
     run_route,
     run_sweep,
+    start_afresh,
     take_down_prefect,
     wait_recovery,
 )
@@ -99,8 +100,9 @@ def _gateway_command(wanted: bool | None) -> Path | None:
 
 
 def _stop(folder: Path, as_json: bool) -> None:
-    servers = stop_demo(folder)
+    # Prefect first: a recovery still running would otherwise wake a server after the servers stop.
     stack = take_down_prefect(folder)
+    servers = stop_demo(folder)
     if as_json:
         stopped = [{"name": r.role, "pid": r.pid} for r in [*servers, *stack.stopped]]
         print(json.dumps({"folder": str(folder), "stopped": stopped}, indent=2))
@@ -120,18 +122,17 @@ def _servers(state: DemoState) -> list[Server]:
     return [*(server(p) for p in state.processes), server(state.down, down=True)]
 
 
-def _tour(state: DemoState, api_url: str, ui_url: str, show: _Show) -> DemoSummary:
+def _tour(state: DemoState, api_url: str, ui_url: str, begun: datetime, show: _Show) -> DemoSummary:
     folder, inventory = Path(state.folder), Path(state.inventory)
     inv = load_inventory(inventory)
     timeouts = TourTimeouts()
-    with httpx.Client(timeout=10.0, trust_env=False) as client:
-        api = PrefectApi(api_url, client)
+    with open_api(api_url) as api:
         show.step("health sweep: running the health-sweep deployment on the worker")
         sweep = run_sweep(api, inv, folder, ui_url, timeouts, show.step)
         show.step(f"health sweep: {sweep.prognosis}; routing a request and planning VRAM meanwhile")
         route = run_route(inventory, timeouts)
         plan = run_plan(inventory, timeouts)
-        recovery = wait_recovery(api, sweep.flow_run, ui_url, timeouts, show.step)
+        recovery = wait_recovery(api, begun, ui_url, timeouts, show.step)
         show.step(f"recovery: {recovery.flow_run.state_name}; running the daily-report deployment")
         report = run_report(api, ui_url, timeouts, show.step)
     return DemoSummary(
@@ -174,16 +175,17 @@ def demo_command(
             binary = llama_server_binary(show.build_line)
             show.build_done()
             show.step(f"llama-server: {binary}")
-            stopped = stop_demo(folder)
+            begun = datetime.now(UTC)
+            stopped = start_afresh(folder)
             if stopped:
-                show.step(f"stopped the previous demo's {len(stopped)} servers")
+                show.step(f"stopped the previous demo's {len(stopped)} processes: " + ", ".join(r.role for r in stopped))
             state = prepare_demo(folder, binary, _gateway_command(gateway))
             show.step(f"cluster file: {state.inventory} ({state.down.endpoint} stays down on purpose)")
             started = start_servers(state)
             show.step(f"starting {len(started)} servers: " + ", ".join(p.endpoint for p in state.processes))
             stack = bring_up_prefect(folder, Path(state.inventory), port, show.step)
             wait_ready(state, started, lambda p, s: show.step(f"{p.endpoint} serves ({p.what}), after {s:.0f} s"))
-            summary = _tour(state, stack.api_url, stack.ui_url, show)
+            summary = _tour(state, stack.api_url, stack.ui_url, begun, show)
     except InventoryError as exc:
         print_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None

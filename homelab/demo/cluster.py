@@ -57,7 +57,7 @@ def default_folder() -> Path:
 def prepare_demo(folder: Path, llama_server: Path, litellm: Path | None) -> DemoState:
     """Write the demo's folder afresh: model, cluster file (validated), gateway config and key, demo.json.
 
-    The history database is kept, so a second demo adds to the first one's history.
+    What an earlier demo left (processes, Prefect database, history) is `tour.start_afresh`'s.
 
     Raises:
         InventoryError: the generated cluster file is invalid (a bug: it is validated here).

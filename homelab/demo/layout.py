@@ -33,10 +33,12 @@ __all__ = [
     "inventory_data",
     "INVENTORY_HEADER",
     "free_port",
+    "HISTORY_FILE",
 ]
 
 LOOPBACK = "127.0.0.1"
 DOWN_NODE = "nas"
+HISTORY_FILE = "history.db"  # in the demo's folder
 # A quick question: the router sends it to `fast`, whose first expert lives on the down node.
 ROUTE_PROMPT = "What is the capital of Australia?"
 _LLAMA_ARGS = ("-c", "512", "-t", "1", "--no-webui", "--offline")
@@ -187,7 +189,7 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
             "fast": ["nas-fast", "quick"],
             "embed": ["embed"],
         },
-        "history": {"url": "sqlite:///history.db"},
+        "history": {"url": f"sqlite:///{HISTORY_FILE}"},
     }  # fmt: skip
     if state.gateway_url is not None:
         data["gateway"] = {"endpoint": "desk/litellm"}

@@ -1,8 +1,9 @@
 """Flow runs on a Prefect server through its REST API: start a deployment's run, wait, find, read artifacts.
 
-Plain HTTP with httpx, so the core still imports no Prefect. Only the calls the demo needs,
-each a documented endpoint of Prefect 3's API (`/deployments/name/...`, `/create_flow_run`,
-`/flow_runs/{id}`, `/flow_runs/filter`, `/artifacts/filter`). A run that an automation started
+Only the calls the demo needs, each a documented endpoint of Prefect 3's API
+(`/deployments/name/...`, `/create_flow_run`, `/flow_runs/{id}`, `/flow_runs/filter`,
+`/artifacts/filter`), sent through Prefect's own HTTP client (`open_api`), so that they retry
+what a busy server answers exactly as Prefect's SDK does. A run that an automation started
 carries `created_by` `{"type": "AUTOMATION", "display_value": NAME}`: that is how the demo
 tells a recovery started by the `homelab.node.down` event from one started by hand.
 """
@@ -10,7 +11,8 @@ tells a recovery started by the `homelab.node.down` event from one started by ha
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.errors import HomelabError
 
-__all__ = ["PrefectApiError", "FlowRun", "Artifact", "PrefectApi", "TERMINAL"]
+__all__ = ["PrefectApiError", "FlowRun", "Artifact", "PrefectApi", "TERMINAL", "open_api"]
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 _POLL_S = 1.0
+_HTTP_TIMEOUT_S = 10.0
 
 
 class PrefectApiError(HomelabError):
@@ -157,19 +160,25 @@ class PrefectApi:
                 raise PrefectApiError(f"no run started by an automation finished within {timeout_s:.0f} s (runs: {seen})")
             time.sleep(_POLL_S)
 
-    def delete_variable(self, name: str) -> bool:
-        """Delete the Prefect variable `name`; False when there was none."""
-        try:
-            answer = self.client.delete(f"{self.api_url}/variables/name/{name}")
-        except httpx.HTTPError as exc:
-            raise PrefectApiError(f"DELETE {self.api_url}/variables/name/{name}: {exc}") from exc
-        if answer.status_code == 404:
-            return False
-        if answer.status_code >= 400:
-            raise PrefectApiError(f"DELETE {self.api_url}/variables/name/{name}: HTTP {answer.status_code}")
-        return True
-
     def artifacts(self, run_id: str) -> list[Artifact]:
         """The artifacts a flow run published."""
         body = {"artifacts": {"flow_run_id": {"any_": [run_id]}}, "sort": "KEY_ASC"}
         return [Artifact.model_validate(a) for a in self._call("POST", "/artifacts/filter", body)]
+
+
+@contextmanager
+def open_api(api_url: str, timeout_s: float = _HTTP_TIMEOUT_S) -> Iterator[PrefectApi]:
+    """A `PrefectApi` over Prefect's own HTTP client, which retries what a busy server answers.
+
+    `prefect.client.base.PrefectHttpxSyncClient` retries answers 408, 429, 502 and 503 (after
+    Retry-After when given), resets, read timeouts and, once it has connected, refused
+    connections, with exponential backoff and jitter, up to PREFECT_CLIENT_MAX_RETRIES times
+    (default 5): a Prefect server on busy SQLite answers 503 for a while, and the same call
+    from a flow or the `prefect` CLI would ride that out. Errors are still ours to raise
+    (`raise_on_all_errors=False`), with the method and URL in the message. Imported here:
+    Prefect takes seconds to import and only the demo's tour talks to the API.
+    """
+    from prefect.client.base import PrefectHttpxSyncClient
+
+    with PrefectHttpxSyncClient(timeout=timeout_s, trust_env=False, raise_on_all_errors=False) as client:
+        yield PrefectApi(api_url, client)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.demo.layout import DOWN_NODE, ROUTE_PROMPT, free_port
+from homelab.demo.cluster import stop_demo
+from homelab.demo.layout import DOWN_NODE, HISTORY_FILE, ROUTE_PROMPT, free_port
 from homelab.demo.runs import Artifact, FlowRun, PrefectApi
 from homelab.errors import HomelabError
 from homelab.health import Prognosis
@@ -30,6 +31,8 @@ from homelab.inventory import Inventory
 from homelab.probe import ProbeResult
 from homelab.router import Decision
 from homelab.stack import DEFAULT_PORT, OFFLINE_ENV, StackOptions, StackStatus, StopReport, down, recover_deployment_name, up
+from homelab.stack.processes import ProcessRecord
+from homelab.stack.services import port_free
 
 __all__ = [
     "TourError",
@@ -49,6 +52,7 @@ __all__ = [
     "DemoSummary",
     "bring_up_prefect",
     "take_down_prefect",
+    "start_afresh",
     "stack_dir",
 ]
 
@@ -137,15 +141,6 @@ def stack_dir(folder: Path) -> Path:
     return folder / "stack"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def bring_up_prefect(folder: Path, inventory: Path, port: int | None, progress: Progress) -> StackStatus:
     """`homelab up` for the demo: its own embedded server (never a configured one), the demo's deployments.
 
@@ -159,7 +154,7 @@ def bring_up_prefect(folder: Path, inventory: Path, port: int | None, progress: 
     os.environ.update({"PREFECT_HOME": str(home), **OFFLINE_ENV})
     os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", "2")
     if port is None:
-        port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
+        port = DEFAULT_PORT if port_free(DEFAULT_PORT) else free_port()
     options = StackOptions(workdir=folder, state_dir=stack_dir(folder), inventory=inventory, port=port)
     return up(options, progress)
 
@@ -167,6 +162,32 @@ def bring_up_prefect(folder: Path, inventory: Path, port: int | None, progress: 
 def take_down_prefect(folder: Path) -> StopReport:
     """Stop the demo's Prefect server and worker (its database stays)."""
     return down(stack_dir(folder))
+
+
+# SQLite's own companions of the history database, which go with it.
+_HISTORY_FILES = (HISTORY_FILE, f"{HISTORY_FILE}-wal", f"{HISTORY_FILE}-shm", f"{HISTORY_FILE}-journal")
+
+
+def start_afresh(folder: Path) -> list[ProcessRecord]:
+    """Stop what an earlier demo in `folder` left running and remove its Prefect database and history.
+
+    An earlier demo, stopped or killed at any point, leaves state that would change this one's
+    ending: its cooldown variable and a concurrency slot held by a recovery cut short (this
+    demo's recovery would be SKIPPED), scheduled sweeps gone late (run at once by the new
+    worker, their recoveries racing this one's), an open incident in the history. All of it is
+    the demo's own, so it goes, and a rerun starts as the first run did. Prefect goes first, so
+    that no flow run of its worker starts a server after the servers are stopped; each process
+    is signalled only if it is still the one recorded (`homelab.stack.processes`).
+
+    Returns:
+        The processes that were running and are stopped now.
+    """
+    stack = take_down_prefect(folder)
+    servers = stop_demo(folder)
+    shutil.rmtree(stack_dir(folder) / "prefect", ignore_errors=True)
+    for name in _HISTORY_FILES:
+        (folder / name).unlink(missing_ok=True)
+    return [*stack.stopped, *servers]
 
 
 def _run_page(ui_url: str, run: FlowRun) -> str:
@@ -189,13 +210,7 @@ def _finished(api: PrefectApi, run: FlowRun, what: str, timeout_s: float, progre
 def run_sweep(
     api: PrefectApi, inv: Inventory, folder: Path, ui_url: str, timeouts: TourTimeouts, progress: Progress
 ) -> SweepStep:
-    """Run the health-sweep deployment and read what it stored.
-
-    A demo started again finds the last demo's recovery in the recovery cooldown (the Prefect
-    variable `recover-node-last-NODE`, 15 minutes); it is cleared first, so this demo's down
-    node is recovered, not skipped.
-    """
-    api.delete_variable(f"recover-node-last-{DOWN_NODE}")
+    """Run the health-sweep deployment and read what it stored."""
     run = _finished(api, api.run_deployment("health-sweep", "health-sweep"), "health sweep", timeouts.sweep_s, progress)
     step = _with_artifacts(api, ui_url, run)
     with open_history(inv.history.url, relative_to=folder) as history:
@@ -248,11 +263,15 @@ def _acted(run: FlowRun) -> bool:
     return not any(word in (run.message or "") for word in (": SKIPPED:", ": FLAP:"))
 
 
-def wait_recovery(api: PrefectApi, since: FlowRun, ui_url: str, timeouts: TourTimeouts, progress: Progress) -> RunStep:
-    """The recovery run that Prefect's automation started for the down node after the sweep `since`."""
+def wait_recovery(api: PrefectApi, since: datetime, ui_url: str, timeouts: TourTimeouts, progress: Progress) -> RunStep:
+    """The recovery run that Prefect's automation started for the down node since the demo began.
+
+    Any of them counts, not only the one the tour's sweep caused: a scheduled sweep may have
+    reported the node first, and then its recovery woke the node while the tour's was SKIPPED.
+    """
     progress(f"recovery: waiting for the run the homelab.node.down event starts for {DOWN_NODE}")
     deployment = api.deployment_id("recover-node", recover_deployment_name(DOWN_NODE))
-    run = api.wait_for_automation_run(deployment, since.created, timeouts.recovery_s, _acted)
+    run = api.wait_for_automation_run(deployment, since, timeouts.recovery_s, _acted)
     return _with_artifacts(api, ui_url, run)
 
 
