@@ -3,7 +3,7 @@
 Each case is one YAML file under `tests/cases/hostile/gateway/`: what to lay out in a fresh
 folder (`files`, `fifos`, `dirs`, `sparse` files of a given size, `symlinks`, `hardlinks`, `copies`
 from the repository), the command (`argv`, where `{dir}` is that folder), and what must come
-out (`exit`, a `stderr` substring, at most `stderr_max_chars`). A refused command must leave
+out (`exit`, a `stderr` substring, at most `stderr_max_chars`, none of `stderr_never`). A refused command must leave
 every file in the folder as it was and add none. A new case needs no code.
 """
 
@@ -69,5 +69,7 @@ def test_hostile_gateway_case(case_file: Path, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert case["stderr"].format(dir=tmp_path) in result.stderr
     assert len(result.stderr) <= case.get("stderr_max_chars", 2000), "a message stays short, whatever the input"
+    for secret in case.get("stderr_never", []):
+        assert secret not in result.stdout + result.stderr
     if case["exit"] != EXIT_OK:
         assert snapshot(tmp_path) == before, "a refused command changes nothing"

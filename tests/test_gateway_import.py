@@ -165,6 +165,23 @@ def test_long_names_that_collide_are_cut_to_fit_the_cluster_file() -> None:
     assert [n.name for n in inv.nodes][1:] == ["h" * 63, "h" * 61 + "-2"]
 
 
+
+def test_a_value_the_cluster_file_refuses_is_named_by_the_entry_it_came_from() -> None:
+    over_long_label = "h" * 64
+    data = {
+        "model_list": [
+            {"model_name": "a", "litellm_params": {"model": "ollama_chat/m1", "api_base": "http://x:11434"}},
+            {"model_name": "b", "litellm_params": {"model": "openai/m2", "api_base": f"http://{over_long_label}.y:1"}},
+        ]
+    }
+
+    with pytest.raises(GatewayConfigError) as caught:
+        import_litellm(data, SourceMap("litellm.yaml"))
+
+    [problem] = caught.value.problems
+    assert problem.path == "model_list[1] (b)"
+    assert problem.message.startswith("as a cluster file, its host is refused: is not a valid host name")
+
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
 
 

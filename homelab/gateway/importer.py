@@ -115,12 +115,26 @@ def import_litellm(
 def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -> Problem:
     """A cluster-file rule the imported cluster breaks, as a problem of the entry behind it."""
     loc = tuple(error["loc"])
-    node, endpoint, model = (loc[i] if len(loc) > i and isinstance(loc[i], int) else 0 for i in (1, 3, 5))
-    entry = origins[node][endpoint][model] if loc[:1] == ("nodes",) else origins[0][0][0]
-    field = ".".join(str(part) for part in loc if isinstance(part, str) and part not in {"nodes", "endpoints", "models"})
+    entry = _origin(loc, origins)
+    field = ".".join(part for part in loc if isinstance(part, str) and part not in _LISTS)
     why = str(error["msg"]).removeprefix("Value error, ")
     line = source.line_of(("model_list", entry.index))
     return Problem(source.file, line, entry.label, f"as a cluster file, its {field or 'entry'} is refused: {why}")
+
+
+_LISTS = {"nodes", "endpoints", "models"}
+
+
+def _origin(loc: tuple[Any, ...], origins: list[list[list[_Entry]]]) -> _Entry:
+    """The entry behind `nodes[n].endpoints[e].models[m]...` (the first of its node or endpoint if shorter)."""
+
+    def pick(items: list[Any], at: int) -> Any:
+        index = loc[at] if len(loc) > at and isinstance(loc[at], int) and loc[at] < len(items) else 0
+        return items[index]
+
+    endpoints = pick(origins, 1)
+    models = pick(endpoints, 3) if loc[2:3] == ("endpoints",) else endpoints[0]
+    return pick(models, 5) if loc[4:5] == ("models",) else models[0]
 
 
 def _label(index: int, item: Any) -> str:
