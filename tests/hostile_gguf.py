@@ -2,9 +2,10 @@
 
 A case describes a file as data, lies included: a key/value whose `length` claims more items or
 bytes than follow, a `tensor_count` or `kv_count` other than the entries written, a `cut` that
-truncates the file, `key_hex` for a key that is not UTF-8, `repeat` for a long array. With `"base": true` the case starts
-from a minimal valid llama model (four keys, one tensor); its `kv` entries replace or add keys and
-`drop` removes some, so a metadata case names only the key it spoils. GGUF layout: gguf-py's `GGUFWriter` and ggml/src/gguf.cpp.
+truncates the file, `key_hex` for a key that is not UTF-8, `repeat` for a long array. With
+`"base": true` the case starts from a minimal valid llama model (four keys, one tensor); its `kv`
+entries replace or add keys and `drop` removes some, so a metadata case names only the key it
+spoils. GGUF layout: gguf-py's `GGUFWriter` and ggml/src/gguf.cpp.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ EDITS = st.lists(
     min_size=1,
     max_size=4,
 )
+Edit = tuple[int, str, bytes, int]  # offset, kind, bytes, number
 CAP = {"seconds": 2, "extra_bytes": 256 * 1024**2}
 FUZZ = settings(max_examples=250, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
 
@@ -51,7 +52,7 @@ def base(scratch: Path) -> bytes:
     return path.read_bytes()
 
 
-def _mutate(data: bytes, edits: list[tuple[int, str, bytes, int]]) -> bytes:
+def _mutate(data: bytes, edits: list[Edit]) -> bytes:
     out = bytearray(data)
     for offset, kind, blob, number in edits:
         at = min(offset, len(out))
@@ -93,7 +94,7 @@ def _read_both(path: Path) -> None:
 
 @FUZZ
 @given(edits=EDITS)
-def test_mutated_model_reads_or_is_refused(scratch: Path, base: bytes, edits: list[tuple[int, str, bytes, int]]) -> None:
+def test_mutated_model_reads_or_is_refused(scratch: Path, base: bytes, edits: list[Edit]) -> None:
     path = scratch / "mutated.gguf"
     path.write_bytes(_mutate(base, edits))
     _read_both(path)
@@ -112,7 +113,8 @@ def test_random_bytes_read_or_are_refused(scratch: Path, prefix: bytes, rest: by
 
 REQUIRED = ["block_count", "embedding_length", "attention.head_count", "vocab_size"]
 OPTIONAL = ["attention.head_count_kv", "attention.key_length", "attention.value_length", "feed_forward_length",
-            "context_length", "expert_count", "attention.sliding_window", "attention.sliding_window_pattern"]  # fmt: skip
+            "context_length", "expert_count", "attention.sliding_window",
+            "attention.sliding_window_pattern"]  # fmt: skip
 ANY_VALUE = st.recursive(
     st.none() | st.booleans() | INTERESTING | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=6),

@@ -20,6 +20,7 @@ is a small multiple of the header's bytes whatever the file claims, and its time
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from dataclasses import dataclass
@@ -56,10 +57,8 @@ _MAX_DIMS = 4  # GGML_MAX_DIMS (ggml/include/ggml.h)
 _MAX_NAME = 64  # GGML_MAX_NAME: a tensor name must be shorter
 _STRING, _ARRAY = 8, 9
 # GGUF value type -> struct format of one item (gguf-py's GGUFValueType numbering).
-_SCALARS = {
-    kind: struct.Struct("<" + code)
-    for kind, code in {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}.items()
-}
+_CODES = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_SCALARS = {kind: struct.Struct("<" + code) for kind, code in _CODES.items()}
 _U32, _U64 = _SCALARS[4], _SCALARS[10]
 _MIN_KEY_BYTES = 8 + 4 + 1  # the key's length (the key may be empty: refused once read), type, a uint8
 _MIN_TENSOR_BYTES = 8 + 4 + 4 + 8  # the name's length, no dims, type, offset
@@ -94,7 +93,8 @@ class _Cursor:
         self.kept = 0  # array items kept so far, against KEEP_TOTAL_ITEMS
 
     def fail(self, message: str) -> ModelFileError:
-        return ModelFileError(f"{self.file}: corrupt or truncated GGUF (an interrupted download?): byte {self.pos:,}: {message}")
+        where = f"corrupt or truncated GGUF (an interrupted download?): byte {self.pos:,}"
+        return ModelFileError(f"{self.file}: {where}: {message}")
 
     def left(self) -> int:
         return self.end - self.pos
@@ -102,8 +102,8 @@ class _Cursor:
     def take(self, n: int, what: str) -> int:
         """Step over `n` bytes and return where they start."""
         if n > self.left():
-            where = "the end of the file" if self.end == len(self.data) else f"the {MAX_HEADER_BYTES:,}-byte header limit"
-            raise self.fail(f"{what} needs {n:,} bytes, {self.left():,} left before {where}")
+            end = "the end of the file" if self.end == len(self.data) else f"the {MAX_HEADER_BYTES:,}-byte header limit"
+            raise self.fail(f"{what} needs {n:,} bytes, {self.left():,} left before {end}")
         start, self.pos = self.pos, self.pos + n
         return start
 
@@ -114,7 +114,8 @@ class _Cursor:
         """A count of items of at least `each` bytes: never more than the bytes left can hold."""
         n = self.unpack(_U64, what)
         if n > limit or n * each > self.left():
-            raise self.fail(f"{what} is {n:,}, but {self.left():,} bytes left hold at most {min(limit, self.left() // each):,}")
+            most = min(limit, self.left() // each)
+            raise self.fail(f"{what} is {n:,}, but {self.left():,} bytes left hold at most {most:,}")
         return int(n)
 
     def skip_string(self, what: str) -> int:
@@ -155,9 +156,9 @@ def _parse(cur: _Cursor) -> GGUFHeader:
     cur.take(4, "magic")
     version = cur.unpack(_U32, "version")
     if version & 0xFFFF == 0:
-        raise ModelFileError(f"{cur.file}: GGUF version {version:#x}: a big-endian file, which llama.cpp does not load here either")
+        raise ModelFileError(f"{cur.file}: GGUF version {version:#x}: a big-endian file, which llama.cpp refuses too")
     if version not in _VERSIONS:
-        raise ModelFileError(f"{cur.file}: GGUF version {version} is not supported (only {' and '.join(map(str, _VERSIONS))})")
+        raise ModelFileError(f"{cur.file}: GGUF version {version} is not supported (only 2 and 3)")
     n_tensors = cur.count("tensor count", _MIN_TENSOR_BYTES, MAX_TENSORS)
     n_keys = cur.count("key count", _MIN_KEY_BYTES, MAX_KEYS)
     fields: dict[str, Any] = {}
@@ -175,7 +176,7 @@ def _parse(cur: _Cursor) -> GGUFHeader:
     data_start = -(-cur.pos // alignment) * alignment
     for t in tensors:
         if (end := data_start + t.offset + t.n_bytes) > len(cur.data):
-            raise cur.fail(f"tensor {t.name!r} ends at byte {end:,}, past the end of the file ({len(cur.data):,} bytes)")
+            raise cur.fail(f"tensor {t.name!r} ends at byte {end:,}, past the end of the file ({len(cur.data):,})")
     return GGUFHeader(version=version, fields=fields, tensors=tensors)
 
 
@@ -201,7 +202,7 @@ def _value(cur: _Cursor, key: str) -> Any:
             cur.skip_string(f"{key}[{i}]")
         return SkippedArray(item, n)
     start = cur.take(n * size, key)
-    return list(struct.unpack_from(f"<{n}{_SCALARS[item].format[1:]}", cur.data, start)) if keep else SkippedArray(item, n)
+    return list(struct.unpack_from(f"<{n}{_CODES[item]}", cur.data, start)) if keep else SkippedArray(item, n)
 
 
 def _tensor_info(cur: _Cursor, i: int) -> TensorInfo:
@@ -212,9 +213,7 @@ def _tensor_info(cur: _Cursor, i: int) -> TensorInfo:
     if n_dims > _MAX_DIMS:
         raise cur.fail(f"tensor {name!r} has {n_dims:,} dimensions; ggml allows {_MAX_DIMS}")
     dims = [cur.unpack(_U64, f"tensor {name!r}: dimension {d}") for d in range(n_dims)]
-    elements = 1
-    for d in dims:
-        elements *= d
+    elements = math.prod(dims)
     if elements >= 2**63:
         raise cur.fail(f"tensor {name!r}: shape {dims} has 2^63 elements or more")
     raw_type = cur.unpack(_U32, f"tensor {name!r}: type")

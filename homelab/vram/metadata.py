@@ -135,7 +135,8 @@ def shape_from_fields(
     n_head_kv = _per_layer(fields, arch, "attention.head_count_kv", n_layer, n_head)
     head_dim_k = _optional(fields, arch, "attention.key_length") or n_embd // n_head
     if head_dim_k < 1:
-        raise UnsupportedModel(f"metadata key {f'{arch}.attention.head_count'!r}: {n_head} heads for {n_embd} embedding values")
+        key = f"{arch}.attention.head_count"
+        raise UnsupportedModel(f"metadata key {key!r}: {n_head} heads for {n_embd} embedding values")
     head_dim_v = _optional(fields, arch, "attention.value_length") or head_dim_k
     window, swa = swa_layers(
         arch, n_layer, _optional(fields, arch, "attention.sliding_window"), _swa_pattern(fields, arch, n_layer)
