@@ -166,11 +166,13 @@ def _alias_serving(inv: Inventory, alias: str, by_endpoint: dict[tuple[str, str]
 
 
 class _PoolPerOrigin(httpx.AsyncBaseTransport):
-    """One small connection pool per scheme://host:port instead of one big pool.
+    """One connection pool per scheme://host:port instead of one big pool.
 
     httpcore's pool scans every connection it holds on each request and each close, so one
     pool for a 500-endpoint sweep costs O(n²) bookkeeping: over a second of CPU that then
-    shows up as latency, and as false timeouts on a busy machine. Pools share one TLS context.
+    shows up as latency, and as false timeouts on a busy machine. A pool opens connections
+    only as requests need them, up to `max_connections`; an origin with one endpoint holds
+    one. Pools share one TLS context.
     """
 
     def __init__(self, max_connections: int) -> None:
