@@ -3,7 +3,8 @@
 A row names the Ollama version played, an optional tiny GGUF uploaded first (`chat`, or
 `embedding`: one with a pooling type), setup requests that must succeed (`steps`), an optional
 restart with every blob aged by `restart_hours`, then the request and what must come back:
-`status`, the exact `error`, a subset of the JSON body (`json`), what `/api/ps` lists after
+`status`, the exact `error`, a subset of the JSON body (`json`), lengths of parts of it
+(`lengths`, by `a/b` paths), what `/api/ps` lists after
 (`ps`, `ps_forever`), and for a create whether the model's layer is the uploaded blob or a
 rewritten one (`layer`). `source` cites the Ollama file and line the behaviour copies; `{digest}`
 in a request stands for the uploaded blob. A new case needs no new code.
@@ -24,6 +25,8 @@ import pytest
 
 from homelab.ollama_standin import StandInOptions
 from homelab.tiny_gguf import write_tiny_llama
+from homelab.vram.metadata import read_gguf
+from homelab.vram.served import fetch_ollama_shape
 from tests.fixtures.ollama import StandInServer
 
 CASES = Path(__file__).parent / "cases" / "ollama_standin" / "behaviours.jsonl"
@@ -77,6 +80,11 @@ def test_behaviour(row: dict[str, Any], ollama_standin_factory: Callable[..., St
         assert response.json() == {"error": row["error"]}
     body = response.json() if "json" in row else {}
     assert {key: body.get(key) for key in row.get("json", {})} == row.get("json", {})
+    for where, length in row.get("lengths", {}).items():
+        found: Any = response.json()
+        for key in where.split("/"):
+            found = found[key]
+        assert len(found) == length, where
     if "ps" in row:
         ps = httpx.get(f"{server.url}/api/ps", timeout=10).json()["models"]
         assert [m["name"] for m in ps] == row["ps"]
@@ -84,3 +92,20 @@ def test_behaviour(row: dict[str, Any], ollama_standin_factory: Callable[..., St
     if "layer" in row:
         (model,) = server.standin.models.values()
         assert (model.blob == digest) is (row["layer"] == "uploaded") and server.standin.blobs.has(model.blob or "")
+
+
+async def test_a_created_model_is_sized_from_show_as_from_its_file(
+    ollama_standin_factory: Callable[..., StandInServer], tmp_path: Path
+) -> None:
+    server = ollama_standin_factory([], StandInOptions(models_dir=tmp_path / "ollama"))
+    path = write_tiny_llama(tmp_path / "m.gguf", seed=7, n_layer=6)
+    digest = f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    httpx.post(f"{server.url}/api/blobs/{digest}", content=path.read_bytes(), timeout=10)
+    _call(server, {"method": "POST", "path": "/api/create", "body": {"model": "m", "files": {"m.gguf": digest}}}, digest)
+
+    async with httpx.AsyncClient() as client:
+        shown = await fetch_ollama_shape(client, server.url, "m")
+
+    on_disk = read_gguf(path)
+    assert not shown.estimated and (shown.n_layer, shown.n_vocab) == (on_disk.n_layer, on_disk.n_vocab) == (6, 512)
+    assert shown.weight_bytes == on_disk.weight_bytes > 0

@@ -31,7 +31,7 @@ from homelab.ollama_standin.models import ModelSpec, full_name
 from homelab.ollama_standin.replies import Line, error, model_request, progress
 from homelab.ollama_standin.state import StandInState, UploadRecord
 
-__all__ = ["ModelAdmin", "human_number"]
+__all__ = ["ModelAdmin", "gguf_model_data", "human_number"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,26 @@ def _gguf_facts(path: Path) -> dict[str, Any]:
         "quantization_level": quant,
         "parameter_size": human_number(sum(int(t.n_elements) for t in reader.tensors)),
     }
+
+
+def gguf_model_data(path: Path, verbose: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`/api/show`'s `model_info` and `tensors` from a GGUF, as Ollama's `getModelData` gives them.
+
+    Without `verbose` an array of more than 5 entries is shown empty (server/routes.go:1600-1620
+    at v0.33.0-rc2), so per-layer arrays and the vocabulary need `verbose: true`; the name and
+    the chat template are left out (:1577-1578).
+    """
+    reader = GGUFReader(path)
+    info: dict[str, Any] = {}
+    for key, found in reader.fields.items():
+        if key.startswith("GGUF.") or key in {"general.name", "tokenizer.chat_template"}:
+            continue
+        value = found.contents()
+        info[key] = [] if isinstance(value, list) and len(value) > 5 and not verbose else value
+    tensors = [
+        {"name": t.name, "type": t.tensor_type.name, "shape": [int(n) for n in t.shape]} for t in reader.tensors
+    ]
+    return info, tensors
 
 
 class ModelAdmin:

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from homelab.ollama_standin.manage import ModelAdmin
+from homelab.ollama_standin.manage import ModelAdmin, gguf_model_data
 from homelab.ollama_standin.models import DEFAULT_MODELS, ModelSpec, full_name, parse_keep_alive
 from homelab.ollama_standin.replies import error, json_object, model_request, timestamp
 from homelab.ollama_standin.state import LoadRecord, StandInOptions, StandInState
@@ -100,23 +100,28 @@ class OllamaStandIn(StandInState):
         asked = await model_request(request)
         if isinstance(asked, Response):
             return asked
-        _, name = asked
+        body, name = asked
         m = self.find(name)
         if m is None:
             return error(404, f"model '{name}' not found")
+        described = {
+            "general.architecture": m.family,
+            "general.parameter_count": m.parameter_count(),
+            "general.quantization_version": 2,
+            f"{m.family}.context_length": m.context_length,
+            **({f"{m.family}.block_count": m.block_count} if m.block_count is not None else {}),
+        }
+        tensors: list[dict[str, Any]] = []
+        if m.blob and self.blobs.has(m.blob):  # a created model: its GGUF, as Ollama reads it
+            described, tensors = gguf_model_data(self.blobs.path(m.blob), body.get("verbose") is True)
         return JSONResponse(
             {
                 "modelfile": _modelfile(m),
                 "parameters": _parameters_text(m.parameters),
                 "template": m.template if m.template is not None else "{{ .Prompt }}",
                 "details": m.details(),
-                "model_info": {
-                    "general.architecture": m.family,
-                    "general.parameter_count": m.parameter_count(),
-                    "general.quantization_version": 2,
-                    f"{m.family}.context_length": m.context_length,
-                    **({f"{m.family}.block_count": m.block_count} if m.block_count is not None else {}),
-                },
+                "model_info": described,
+                **({"tensors": tensors} if tensors else {}),
                 "capabilities": list(m.capabilities),
                 **({"license": "\n".join(m.license)} if m.license else {}),  # server/routes.go:1462
                 "modified_at": timestamp(self.modified_at),

@@ -155,7 +155,9 @@ async def fetch_ollama_shape(client: httpx.AsyncClient, base_url: str, model: st
         MetadataUnavailable: Ollama did not answer, or answered with an error (unknown model).
         UnsupportedModel: The description is not enough to size the model.
     """
-    body = await _json(client, "POST", f"{base_url.rstrip('/')}/api/show", json={"model": model})
+    # Verbose: without it Ollama empties every array of more than 5 entries (server/routes.go:1612-1618
+    # at v0.33.0-rc2), per-layer head counts among them.
+    body = await _json(client, "POST", f"{base_url.rstrip('/')}/api/show", json={"model": model, "verbose": True})
     return shape_from_ollama_show(model, body)
 
 
