@@ -95,6 +95,8 @@ class Answer:
 # Ask for the body as sent: the cap then counts the bytes that cost memory, and a small
 # compressed answer cannot inflate past it.
 _HEADERS = {"accept": "application/json", "accept-encoding": "identity"}
+# The most of a server's own words (a redirect's Location, up to 64 KB) a detail quotes.
+_QUOTE_CHARS = 200
 
 
 def _is_reset(exc: httpx.HTTPError) -> bool:
@@ -176,7 +178,8 @@ class Fetcher:
         async with request as response:
             if response.status_code != 200:
                 # The body of an error or a redirect is not read: status and Location say enough.
-                return Answer(response.status_code, location=redact_url(response.headers.get("location", "")))
+                location = redact_url(response.headers.get("location", ""))
+                return Answer(response.status_code, location=_shortened(location))
             encoding = response.headers.get("content-encoding", "identity").lower()
             if encoding != "identity":
                 raise Down(Reason.BAD_BODY, f"{path} answered {encoding}-encoded despite Accept-Encoding: identity")
@@ -206,6 +209,11 @@ def _json_body(content_type: str, body: bytes, path: str) -> Any:
         return pydantic_core.from_json(body)
     except ValueError as exc:  # invalid UTF-8, syntax, "recursion limit exceeded", "number out of range"
         raise Down(Reason.BAD_BODY, f"{path} answered invalid JSON: {exc}") from exc
+
+
+def _shortened(text: str) -> str:
+    """`text` cut to `_QUOTE_CHARS`: a detail quotes what a server said, and is stored with every sweep."""
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
 
 
 async def _speaks_tls(host: str, port: int, timeout_s: float) -> bool:

@@ -326,6 +326,8 @@ async def test_hostile_answer_is_data(path: Path, fault_server: StartServer) -> 
     printed = result.model_dump_json()  # what `sweep --json` prints must encode
     if "absent" in expect:
         assert expect["absent"] not in printed
+    if "max_detail_chars" in expect:
+        assert len(result.detail) <= expect["max_detail_chars"]
     if "loaded_vram" in expect:
         assert [m.size_vram_bytes for m in result.loaded] == expect["loaded_vram"]
     _assert_on_time(result, wall_s)
