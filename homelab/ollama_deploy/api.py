@@ -24,8 +24,8 @@ from homelab.ollama_deploy.settings import OllamaTimeouts
 
 __all__ = ["OllamaAPI", "RunningModel", "ShownModel", "open_ollama_client", "parse_parameters"]
 
-# Go prints a float64 parameter with %v: 1048576 becomes `1.048576e+06` (server/routes.go
-# `ShowHandler` formats Options with fmt.Sprintf("%v") per value).
+# Go prints a float64 parameter with %#v: 1048576 becomes `1.048576e+06` (server/routes.go:1503-1506
+# at v0.33.0-rc2, `ShowHandler`).
 _GO_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _MAX_PARAMETER_LINES = 1000  # a model has a few dozen parameters; bound what is read
 
