@@ -109,6 +109,9 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._aliases = 0
         self._expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) with aliases expanded
+        # id(key node) -> line of the first key of that name in the same mapping. Found here,
+        # before `<<` merge keys copy other mappings' keys in beside the ones written.
+        self.duplicate_keys: dict[int, int] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
@@ -126,6 +129,13 @@ class _BoundedLoader(yaml.SafeLoader):
         node = super().compose_node(parent, index)
         self._depth -= 1
         self._expanded[id(node)] = self._measure(node)
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, _ in node.value:
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                if key in first:
+                    self.duplicate_keys[id(key_node)] = first[key]
+                first.setdefault(key, line)
         return node
 
     def _measure(self, node: yaml.Node) -> tuple[int, int]:
@@ -174,7 +184,7 @@ def loads_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
     source = SourceMap(name)
     if node is not None:
         problems: list[Problem] = []
-        _walk(node, (), source, problems)
+        _walk(node, (), source, problems, loader.duplicate_keys)
         if problems:
             raise InventoryError(problems)
     return data, source
@@ -198,22 +208,25 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
     return Problem(name, line, "", f"YAML syntax error: {what}")
 
 
-def _walk(node: yaml.Node, path: FieldPath, source: SourceMap, problems: list[Problem]) -> None:
+def _walk(
+    node: yaml.Node, path: FieldPath, source: SourceMap, problems: list[Problem], duplicates: dict[int, int]
+) -> None:
     """Record lines along `node`; recursion and visits are bounded by `_BoundedLoader`'s counts."""
     source.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
+        # The pair that ends up in the data: keys merged in by `<<` come first, so a key written
+        # in the mapping itself overrides them, as PyYAML's constructor does.
+        winners: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                problems.append(
-                    Problem(source.file, line, format_path((*path, key)), f"duplicate key (first at line {seen[key]})")
-                )
-                continue
-            seen[key] = line
-            source.lines[(*path, key)] = line
-            _walk(value_node, (*path, key), source, problems)
+            if id(key_node) in duplicates:
+                message = f"duplicate key (first at line {duplicates[id(key_node)]})"
+                problems.append(Problem(source.file, key_node.start_mark.line + 1, format_path((*path, key)), message))
+            else:
+                winners[key] = (key_node, value_node)
+        for key, (key_node, value_node) in winners.items():
+            source.lines[(*path, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*path, key), source, problems, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*path, index), source, problems)
+            _walk(item, (*path, index), source, problems, duplicates)

@@ -231,3 +231,9 @@ def test_example_history_is_kept_outside_the_checkout(
     assert database.is_relative_to(tmp_path), database
     assert database.is_file()
     assert sorted(example.parent.iterdir()) == before
+
+
+def test_a_key_written_beside_a_merge_key_overrides_the_merged_one() -> None:
+    inv = load_inventory(ROOT / "tests/cases/inventory/good/merge-keys.yaml")
+
+    assert inv.probe_settings(inv.nodes[0].endpoints[0]) == ProbeSettings(connect_s=5, total_s=30, slow_ms=8000)
