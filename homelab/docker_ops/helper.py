@@ -123,9 +123,10 @@ def run_in(engine: Engine, container: Container, argv: list[str], doing: str) ->
     """
     with engine.errors(doing):
         result = container.exec_run(argv, demux=False)
-    output = (result.output or b"").decode(errors="replace").strip()
+    # Not stripped: a file name may end in a space, and callers read the output line by line.
+    output = (result.output or b"").decode(errors="replace")
     if result.exit_code != 0:
         raise DockerOpError(
-            f"node {engine.node}: {doing}: `{shlex.join(argv)}` exited {result.exit_code}: {output[-500:]}"
+            f"node {engine.node}: {doing}: `{shlex.join(argv)}` exited {result.exit_code}: {output.strip()[-500:]}"
         )
     return output
