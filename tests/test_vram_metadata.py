@@ -10,6 +10,7 @@ from gguf import GGMLQuantizationType
 
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import ModelFileError, UnsupportedModel, read_gguf
+from homelab.vram import gguf_header
 from homelab.vram.gguf_header import SkippedArray, read_header
 from homelab.vram.shape import tensor_bytes
 from tests.bounded import capped
@@ -161,3 +162,24 @@ def test_a_token_list_longer_than_any_layer_count_is_kept_as_its_length(tiny_dir
     assert header.fields["tokenizer.ggml.tokens"] == SkippedArray(item_type=8, length=600)
     assert header.fields["tokenizer.ggml.tokens"] != list(range(600))
     assert read_gguf(path).n_vocab == 600
+
+
+def test_array_items_are_kept_only_up_to_a_total(tmp_path: Path) -> None:
+    """200 arrays of 512 values: the first 128 fill KEEP_TOTAL_ITEMS, the rest keep their length only."""
+    arrays = [{"key": f"x.{i}", "type": "ARRAY", "item": "UINT16", "value": [7], "repeat": 512} for i in range(200)]
+    path = tmp_path / "arrays.gguf"
+    path.write_bytes(build_gguf({"base": True, "kv": arrays}))
+
+    fields = read_header(path).fields
+    assert fields["x.127"] == [7] * 512
+    assert fields["x.128"] == SkippedArray(item_type=2, length=512)
+    assert read_gguf(path).n_layer == 2
+
+
+def test_a_header_over_the_cap_is_refused_naming_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gguf_header, "MAX_HEADER_BYTES", 4096)  # instead of writing a 64 MiB file
+    path = tmp_path / "template.gguf"
+    path.write_bytes(build_gguf({"base": True, "kv": [{"key": "tokenizer.chat_template", "type": "STRING", "value": "x" * 5000}]}))
+
+    with pytest.raises(ModelFileError, match=r"chat_template length is 5,000; at most 3,\d+ fit, 3,\d+ left before the 4,096-byte limit"):
+        read_gguf(path)

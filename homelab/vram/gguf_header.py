@@ -99,11 +99,15 @@ class _Cursor:
     def left(self) -> int:
         return self.end - self.pos
 
+    def before_end(self) -> str:
+        """What stops reading: the file's end, or the cap on a header's size."""
+        cap = f"the {MAX_HEADER_BYTES:,}-byte limit on a GGUF header"
+        return f"{self.left():,} left before {'the end of the file' if self.end == len(self.data) else cap}"
+
     def take(self, n: int, what: str) -> int:
         """Step over `n` bytes and return where they start."""
         if n > self.left():
-            end = "the end of the file" if self.end == len(self.data) else f"the {MAX_HEADER_BYTES:,}-byte header limit"
-            raise self.fail(f"{what} needs {n:,} bytes, {self.left():,} left before {end}")
+            raise self.fail(f"{what} needs {n:,} bytes, {self.before_end()}")
         start, self.pos = self.pos, self.pos + n
         return start
 
@@ -114,8 +118,7 @@ class _Cursor:
         """A count of items of at least `each` bytes: never more than the bytes left can hold."""
         n = self.unpack(_U64, what)
         if n > limit or n * each > self.left():
-            most = min(limit, self.left() // each)
-            raise self.fail(f"{what} is {n:,}, but {self.left():,} bytes left hold at most {most:,}")
+            raise self.fail(f"{what} is {n:,}; at most {min(limit, self.left() // each):,} fit, {self.before_end()}")
         return int(n)
 
     def skip_string(self, what: str) -> int:
