@@ -31,6 +31,7 @@ __all__ = [
     "ProbeLimits",
     "DEFAULT_PROBE_LIMITS",
     "JSON_MAX_DEPTH",
+    "DETAIL_MAX_CHARS",
     "Down",
     "Answer",
     "Fetcher",
@@ -74,10 +75,17 @@ class ProbeLimits(BaseModel):
 DEFAULT_PROBE_LIMITS = ProbeLimits()
 
 
+# A detail quotes what a server sent (a Location, a content type, a garbled status line: each
+# up to 64 KB) and is stored with every sweep, so it is cut here.
+DETAIL_MAX_CHARS = 300
+
+
 class Down(Exception):
     """Ends a probe with a reason (raised here and by the kind probes, caught by `probe_endpoint`)."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
+        if len(detail) > DETAIL_MAX_CHARS:
+            detail = detail[: DETAIL_MAX_CHARS - 1] + "…"
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
@@ -95,8 +103,6 @@ class Answer:
 # Ask for the body as sent: the cap then counts the bytes that cost memory, and a small
 # compressed answer cannot inflate past it.
 _HEADERS = {"accept": "application/json", "accept-encoding": "identity"}
-# The most of a server's own words (a redirect's Location, up to 64 KB) a detail quotes.
-_QUOTE_CHARS = 200
 
 
 def _is_reset(exc: httpx.HTTPError) -> bool:
@@ -178,8 +184,7 @@ class Fetcher:
         async with request as response:
             if response.status_code != 200:
                 # The body of an error or a redirect is not read: status and Location say enough.
-                location = redact_url(response.headers.get("location", ""))
-                return Answer(response.status_code, location=_shortened(location))
+                return Answer(response.status_code, location=redact_url(response.headers.get("location", "")))
             encoding = response.headers.get("content-encoding", "identity").lower()
             if encoding != "identity":
                 raise Down(Reason.BAD_BODY, f"{path} answered {encoding}-encoded despite Accept-Encoding: identity")
@@ -209,11 +214,6 @@ def _json_body(content_type: str, body: bytes, path: str) -> Any:
         return pydantic_core.from_json(body)
     except ValueError as exc:  # invalid UTF-8, syntax, "recursion limit exceeded", "number out of range"
         raise Down(Reason.BAD_BODY, f"{path} answered invalid JSON: {exc}") from exc
-
-
-def _shortened(text: str) -> str:
-    """`text` cut to `_QUOTE_CHARS`: a detail quotes what a server said, and is stored with every sweep."""
-    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
 
 
 async def _speaks_tls(host: str, port: int, timeout_s: float) -> bool:
