@@ -1,4 +1,7 @@
-"""Labels found on a node's containers are input from outside: a bad one is "no recorded config".
+"""What a node's containers say is input from outside: labels and logs, bounded and never trusted.
+
+Logs: a server may print megabytes without a newline; each line of a failure report's tail stays short.
+Labels: a bad one is "no recorded config".
 
 A container of a managed name may have been made by hand or by another tool; its
 `homelab.config` label then is anything. On a real engine, each label of
@@ -17,7 +20,7 @@ from typing import Any
 import pytest
 
 from homelab.docker_ops.connect import Engine
-from homelab.docker_ops.containers import LABEL_CONFIG, LABEL_MANAGED, container_state
+from homelab.docker_ops.containers import LABEL_CONFIG, LABEL_MANAGED, container_state, log_tail
 from tests.fixtures.docker_engine import DockerEngine
 from tests.inventory_cases import ROOT
 
@@ -51,3 +54,18 @@ def test_a_hostile_config_label_is_no_recorded_config(case: dict[str, Any], engi
 
     assert state is not None and state.managed
     assert state.config is None
+
+
+def test_a_log_tail_is_bounded_whatever_the_container_prints(engine: Engine, busybox_image: str) -> None:
+    name = f"hl{uuid.uuid4().hex[:8]}-chatty"
+    # 8 MiB without a newline, then two short lines.
+    script = "head -c 8388608 /dev/zero | tr '\\0' x; echo; echo second-last; echo last"
+    box = engine.client.containers.run(busybox_image, ["sh", "-c", script], name=name, detach=True)
+    try:
+        assert box.wait(timeout=60)["StatusCode"] == 0
+        tail = log_tail(engine, name)
+    finally:
+        box.remove(force=True)
+
+    assert tail[-2:] == ["second-last", "last"]
+    assert all(len(line) <= 500 for line in tail)

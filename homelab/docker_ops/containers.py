@@ -334,8 +334,13 @@ def remove_container(engine: Engine, name: str) -> None:
         engine.client.containers.get(name).remove(force=True)
 
 
+# The engine keeps a long line as 16 KiB pieces, each a "line" to `tail`: a server that prints
+# megabytes without a newline would fill a failure report with 20 pieces of it.
+_LOG_LINE_MAX_CHARS = 500
+
+
 def log_tail(engine: Engine, name: str, lines: int = 20) -> list[str]:
-    """The container's last log lines (stdout and stderr), for failure reports."""
+    """The container's last log lines (stdout and stderr), each cut to a readable length, for failure reports."""
     with engine.errors(f"reading logs of container {name}"):
         raw = _get(engine, name).logs(tail=lines, stdout=True, stderr=True)
-    return raw.decode(errors="replace").splitlines()[-lines:]
+    return [line[:_LOG_LINE_MAX_CHARS] for line in raw.decode(errors="replace").splitlines()[-lines:]]
