@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from homelab.go_template import go_template_problem, jinja_problem
+from homelab.go_syntax import go_duration_s, go_template_problem, jinja_problem
 from homelab.inventory.values import (
     check_command,
     check_database_url,
@@ -142,20 +142,20 @@ def _file_name_in(where: str) -> Callable[[str], str]:
 _plain_file_name = _file_name_in("inside the volume")
 
 
-# Ollama's keep_alive: a JSON number of seconds (negative: forever), or a string that Go's
-# time.ParseDuration takes: every number with a unit ("30m", "1h30m", "-1s"). A string without
-# one ("300") is a 400 "missing unit in duration" (ollama/ollama api/types.go Duration
-# UnmarshalJSON, line 1258 at v0.33.0-rc2, line 1039 at v0.12.11).
-_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+")
-
-
 def _keep_alive(value: int | str) -> int | str:
-    if isinstance(value, str) and not _GO_DURATION.fullmatch(value):
-        bare = re.fullmatch(r"[-+]?[\d.]+", value)
-        unit = " (a number in quotes needs a unit: '300s', or write it unquoted)" if bare else ""
-        raise ValueError(
-            f"must be seconds or a duration like '30m' or '1h30m' (negative: forever), got {value!r}{unit}"
-        )
+    """Ollama's keep_alive: a number of seconds (negative: forever), or a Go duration string.
+
+    In the string every number needs a unit ("30m", "1h30m", "-1s"): Ollama answers "300" with
+    a 400 (see `homelab.go_syntax`).
+    """
+    if isinstance(value, str):
+        try:
+            go_duration_s(value)
+        except ValueError as exc:
+            unit = " (a number in quotes needs a unit: '300s', or write it unquoted)" if "missing unit" in str(exc) else ""
+            raise ValueError(
+                f"must be seconds or a duration like '30m' or '1h30m' (negative: forever), got {value!r}{unit}"
+            ) from None
     if not re.search(r"[1-9]", str(value)):
         raise ValueError(f"{value!r} would unload the model right after preloading it; give a duration or -1")
     return value

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from homelab.go_template import go_template_problem
+from homelab.go_syntax import go_template_problem
 from homelab.ollama_standin.blobs import valid_digest
 from homelab.ollama_standin.models import ModelSpec, full_name
 from homelab.ollama_standin.replies import Line, error, model_request, progress

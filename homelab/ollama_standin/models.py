@@ -14,19 +14,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from homelab.go_syntax import go_duration_s
+
 __all__ = [
     "DEFAULT_KEEP_ALIVE_S",
     "DEFAULT_MODELS",
     "ModelSpec",
     "full_name",
-    "go_duration_s",
     "parse_keep_alive",
 ]
 
 DEFAULT_KEEP_ALIVE_S = 300.0  # envconfig.KeepAlive(): 5 minutes (envconfig/config.go:104 at v0.12.11)
-# Go's time.ParseDuration: numbers, each with a unit (Go's src/time/format.go `unitMap`).
-_GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-_GO_UNIT_S = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _GO_TYPES = {bool: "bool", list: "[]interface {}", dict: "map[string]interface {}"}
 
 
@@ -112,34 +110,6 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         quantization_level="F16", context_length=2048, capabilities=("embedding",),
     ),
 )
-
-
-def go_duration_s(text: str) -> float:
-    """Seconds from a Go duration string, with Go's `time.ParseDuration` errors.
-
-    Raises:
-        ValueError: `time: missing unit in duration "300"` and the like, as Ollama's 400 says.
-    """
-    quoted = json.dumps(text)
-    body = text[1:] if text[:1] in "+-" else text
-    if body == "0":  # Go's special case: the only number that needs no unit
-        return 0.0
-    at, seconds = 0, 0.0
-    while at < len(body):
-        match = _GO_PART.match(body, at)
-        if match is None:
-            number = re.match(r"\d+\.?\d*|\.\d+", body[at:])
-            if number is None:
-                raise ValueError(f"time: invalid duration {quoted}")
-            unit = re.match(r"[^\d.]*", body[at + number.end():])
-            if unit is None or not unit.group():
-                raise ValueError(f"time: missing unit in duration {quoted}")
-            raise ValueError(f"time: unknown unit {json.dumps(unit.group())} in duration {quoted}")
-        seconds += float(match.group(1)) * _GO_UNIT_S[match.group(2)]
-        at = match.end()
-    if not body:
-        raise ValueError(f"time: invalid duration {quoted}")
-    return -seconds if text.startswith("-") else seconds
 
 
 def parse_keep_alive(value: Any) -> float | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from homelab.go_template import GO_BUILTINS, OLLAMA_FUNCTIONS
+from homelab.go_syntax import GO_BUILTINS, OLLAMA_FUNCTIONS
 from homelab.ollama_deploy.check import COMPARABLE_SINCE, ollama_release
 
 __all__ = ["NEWEST_VERSION", "OllamaBehaviour", "behaviour"]

@@ -1,5 +1,11 @@
-"""Go text/template syntax, checked as Ollama's `template.Parse` checks a model's prompt template.
+"""The Go syntaxes Ollama applies to what it is sent: text/template for prompt templates, time.ParseDuration for keep_alive.
 
+Durations: Ollama reads a `keep_alive` string with Go's `time.ParseDuration` (ollama/ollama
+api/types.go `Duration.UnmarshalJSON`, line 1259 at v0.33.0-rc2, line 1040 at v0.12.11), so
+every number needs a unit: `"300"` is a 400 `time: missing unit in duration "300"`.
+`go_duration_s` follows Go's grammar and messages (src/time/format.go `ParseDuration`).
+
+Templates:
 Ollama parses every template it is given with Go's text/template and its own functions
 (ollama/ollama `template/template.go` `Parse`, line 145 at v0.33.0-rc2; `funcs`, line 120), and
 `/api/create` fails with `template error: ...` when that parse fails (`server/create.go`
@@ -14,9 +20,22 @@ runs it before a rollout sends anything; the Ollama stand-in runs it as Ollama w
 
 from __future__ import annotations
 
+import json
 import re
 
-__all__ = ["GO_BUILTINS", "OLLAMA_FUNCTIONS", "MAX_TEMPLATE_CHARS", "go_template_problem", "jinja_problem"]
+__all__ = [
+    "GO_BUILTINS",
+    "MAX_DURATION_CHARS",
+    "MAX_TEMPLATE_CHARS",
+    "OLLAMA_FUNCTIONS",
+    "go_duration_s",
+    "go_template_problem",
+    "jinja_problem",
+]
+
+MAX_DURATION_CHARS = 64  # "1h30m" is typical; bound what is scanned
+_GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")  # Go's `unitMap`
+_GO_UNIT_S = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 MAX_TEMPLATE_CHARS = 64 * 1024  # prompt templates are a few KB; bound what is scanned
 
@@ -120,3 +139,33 @@ def jinja_problem(text: str) -> str | None:
         if (at := text.find(marker)) >= 0:
             return f"line {_line(text, at)} of the template has {what} ({marker}): Ollama takes Go templates, not Jinja"
     return None
+
+
+def go_duration_s(text: str) -> float:
+    """Seconds from a Go duration string, with Go's `time.ParseDuration` errors.
+
+    Raises:
+        ValueError: `time: missing unit in duration "300"` and the like, as Ollama's 400 says.
+    """
+    quoted = json.dumps(text[:MAX_DURATION_CHARS])
+    if len(text) > MAX_DURATION_CHARS:
+        raise ValueError(f"time: invalid duration {quoted}")
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":  # Go's special case: the only number that needs no unit
+        return 0.0
+    if not body:
+        raise ValueError(f"time: invalid duration {quoted}")
+    at, seconds = 0, 0.0
+    while at < len(body):
+        match = _GO_PART.match(body, at)
+        if match is None:
+            number = re.match(r"\d+\.?\d*|\.\d+", body[at:])
+            if number is None:
+                raise ValueError(f"time: invalid duration {quoted}")
+            unit = re.match(r"[^\d.]*", body[at + number.end() :])
+            if unit is None or not unit.group():
+                raise ValueError(f"time: missing unit in duration {quoted}")
+            raise ValueError(f"time: unknown unit {json.dumps(unit.group())} in duration {quoted}")
+        seconds += float(match.group(1)) * _GO_UNIT_S[match.group(2)]
+        at = match.end()
+    return -seconds if text.startswith("-") else seconds
