@@ -185,12 +185,16 @@ def test_a_value_the_cluster_file_refuses_is_named_by_the_entry_it_came_from() -
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
 @given(
     entries=st.lists(
         st.fixed_dictionaries(
             {
-                "model_name": st.one_of(_TEXT, st.from_regex(r"[a-zA-Z0-9/_.:-]{1,140}", fullmatch=True)),
+                "model_name": st.one_of(
+                    _TEXT,
+                    st.from_regex(r"[a-zA-Z0-9/_.:-]{1,140}", fullmatch=True),
+                    st.builds("{}/{}".format, st.from_regex(r"[a-zA-Z0-9_-]{0,80}", fullmatch=True), _TEXT),
+                ),
                 "litellm_params": st.fixed_dictionaries(
                     {
                         "model": st.builds(
