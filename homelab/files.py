@@ -82,7 +82,7 @@ def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False
 
     Raises:
         FileAccessError: the folder is missing or not writable, the target is a directory, a
-            symlink (unless `follow_symlinks`), or the disk is full.
+            device or FIFO, a symlink (unless `follow_symlinks`), or the disk is full.
     """
     target = Path(path)
     if target.is_symlink():
@@ -91,6 +91,9 @@ def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False
         target = target.resolve()
     if target.is_dir():
         raise FileAccessError(target, "is a directory")
+    if target.exists() and not target.is_file():
+        # Renaming over /dev/null or a FIFO would replace the device itself with a file.
+        raise FileAccessError(target, "not a regular file (a pipe, socket or device); refusing to replace it")
     folder = target.parent
     if not folder.is_dir():
         raise FileAccessError(target, f"folder {folder} does not exist")

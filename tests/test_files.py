@@ -136,3 +136,18 @@ def test_a_full_disk_leaves_the_old_file_whole_and_no_fragment(tmp_path: Path) -
         assert caught.value.message == "no space left on the device"
         assert path.read_bytes() == OLD
         assert leftovers(folder) == []
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_device_or_fifo_is_never_replaced_by_a_file(tmp_path: Path, kind: str) -> None:
+    # /dev/null itself would be the natural case; a node made here keeps the test off the host's.
+    path = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # the same device as /dev/null
+
+    with pytest.raises(FileAccessError, match="not a regular file"):
+        write_atomic(path, b"new\n")
+
+    assert not stat.S_ISREG(path.lstat().st_mode)
