@@ -88,7 +88,10 @@ def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False
     if target.is_symlink():
         if not follow_symlinks:
             raise FileAccessError(target, "is a symlink; refusing to write through it")
-        target = target.resolve()
+        try:
+            target = target.resolve()
+        except (OSError, RuntimeError) as exc:  # a loop: RuntimeError from 3.11's pathlib, OSError later
+            raise FileAccessError(target, "is a symlink that leads nowhere (a loop)") from exc
     if target.is_dir():
         raise FileAccessError(target, "is a directory")
     if target.exists() and not target.is_file():

@@ -151,3 +151,11 @@ def test_a_device_or_fifo_is_never_replaced_by_a_file(tmp_path: Path, kind: str)
         write_atomic(path, b"new\n")
 
     assert not stat.S_ISREG(path.lstat().st_mode)
+
+
+def test_a_symlink_loop_followed_is_refused_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+
+    with pytest.raises(FileAccessError, match="is a symlink that leads nowhere"):
+        write_atomic(tmp_path / "a", b"new\n", follow_symlinks=True)
