@@ -128,9 +128,8 @@ def test_a_second_rollout_creates_and_uploads_nothing_also_after_a_restart(
 
     assert _kinds(first) == ["upload_blob", "create_model", "preload_model"]
     assert first["failure"] is None and server.standin.created == ["alpha:latest"]
-    assert _kinds(second) == [] and "model alpha:latest on ollama up to date, from alpha.gguf, num_ctx 512, num_gpu 3" in (
-        second["plan"]["unchanged"]
-    )
+    up_to_date = "model alpha:latest on ollama up to date, from alpha.gguf, num_ctx 512, num_gpu 3"
+    assert _kinds(second) == [] and up_to_date in second["plan"]["unchanged"]
     assert [u.status for u in server.standin.uploads] == [201], "the second rollout uploaded nothing"
     # After the restart the model is there but not loaded; 0.30+ pruned the uploaded blob (its model
     # uses the rewritten one), yet nothing is uploaded or created again: only the preload.
@@ -152,7 +151,8 @@ def test_an_embedding_model_deploys_and_is_preloaded_through_embed(ollama_lab: O
 
     assert report["failure"] is None and _kinds(report) == ["upload_blob", "create_model", "preload_model"]
     assert server.standin.models["embedder:latest"].capabilities == ("embedding",)
-    assert ("POST", "/api/embed") in server.standin.requests and ("POST", "/api/generate") not in server.standin.requests
+    requests = server.standin.requests
+    assert ("POST", "/api/embed") in requests and ("POST", "/api/generate") not in requests
     assert list(server.standin.resident()) == ["embedder:latest"]
     assert server.standin.sessions["embedder:latest"] == 1800
 

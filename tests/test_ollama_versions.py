@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from homelab.ollama_standin import StandInOptions
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram.metadata import read_gguf
 from homelab.vram.served import fetch_ollama_shape
+from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_http
 from tests.fixtures.ollama import StandInServer
 
 CASES = Path(__file__).parent / "cases" / "ollama_standin" / "behaviours.jsonl"
@@ -88,7 +91,8 @@ def test_behaviour(row: dict[str, Any], ollama_standin_factory: Callable[..., St
     if "ps" in row:
         ps = httpx.get(f"{server.url}/api/ps", timeout=10).json()["models"]
         assert [m["name"] for m in ps] == row["ps"]
-        assert all(m["expires_at"] > "9000" for m in ps) is row.get("ps_forever", all(m["expires_at"] > "9000" for m in ps))
+        if "ps_forever" in row:
+            assert all(m["expires_at"] > "9000" for m in ps) is row["ps_forever"]
     if "layer" in row:
         (model,) = server.standin.models.values()
         assert (model.blob == digest) is (row["layer"] == "uploaded") and server.standin.blobs.has(model.blob or "")
@@ -101,7 +105,8 @@ async def test_a_created_model_is_sized_from_show_as_from_its_file(
     path = write_tiny_llama(tmp_path / "m.gguf", seed=7, n_layer=6)
     digest = f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
     httpx.post(f"{server.url}/api/blobs/{digest}", content=path.read_bytes(), timeout=10)
-    _call(server, {"method": "POST", "path": "/api/create", "body": {"model": "m", "files": {"m.gguf": digest}}}, digest)
+    create = {"model": "m", "files": {"m.gguf": digest}}
+    _call(server, {"method": "POST", "path": "/api/create", "body": create}, digest)
 
     async with httpx.AsyncClient() as client:
         shown = await fetch_ollama_shape(client, server.url, "m")
@@ -109,3 +114,21 @@ async def test_a_created_model_is_sized_from_show_as_from_its_file(
     on_disk = read_gguf(path)
     assert not shown.estimated and (shown.n_layer, shown.n_vocab) == (on_disk.n_layer, on_disk.n_vocab) == (6, 512)
     assert shown.weight_bytes == on_disk.weight_bytes > 0
+
+
+def test_the_command_plays_the_version_asked_and_refuses_one_it_does_not_model(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "standin.log"
+    command = [sys.executable, "-m", "homelab.ollama_standin", "--port", str(port), "--models-dir", str(tmp_path / "m")]
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*command, "--ollama-version", "0.12.11"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab.ollama_standin", log)
+        assert httpx.get(f"http://{LOOPBACK}:{port}/api/version", timeout=5).json() == {"version": "0.12.11"}
+    finally:
+        stop_process(proc)
+
+    refused = subprocess.run([*command, "--ollama-version", "0.20.0"], capture_output=True, text=True, timeout=60)
+
+    assert refused.returncode == 2 and "models Ollama 0.12.x and 0.30 and later, not 0.20.0" in refused.stderr
+    assert "Traceback" not in refused.stderr

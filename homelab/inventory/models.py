@@ -152,7 +152,8 @@ def _keep_alive(value: int | str) -> int | str:
         try:
             go_duration_s(value)
         except ValueError as exc:
-            unit = " (a number in quotes needs a unit: '300s', or write it unquoted)" if "missing unit" in str(exc) else ""
+            bare = "missing unit" in str(exc)
+            unit = " (a number in quotes needs a unit: '300s', or write it unquoted)" if bare else ""
             raise ValueError(
                 f"must be seconds or a duration like '30m' or '1h30m' (negative: forever), got {value!r}{unit}"
             ) from None

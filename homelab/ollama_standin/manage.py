@@ -186,7 +186,8 @@ class ModelAdmin:
         lines.append({"status": f"using existing layer {digest}"})
         if self.state.behaviour.rewrites_gguf:
             # 0.30+: llama-quantize COPY writes a new layer (server/create.go:765-767, :1013-1016).
-            lines.append({"status": "validating GGUF model", "digest": "0000000000000000000", "total": path.stat().st_size})
+            size = path.stat().st_size
+            lines.append({"status": "validating GGUF model", "digest": "0000000000000000000", "total": size})
             digest = self.state.blobs.rewrite(digest)
             lines += [{"status": "verifying conversion"}, {"status": f"creating new layer {digest}"}]
         size = self.state.blobs.path(digest).stat().st_size

@@ -123,7 +123,8 @@ class StandInState:
         loading a model evicts another one made from the same blob.
         """
         if keep_alive_s is None:
-            keep_alive_s = self.sessions.get(name, DEFAULT_KEEP_ALIVE_S) if name in self.resident() else DEFAULT_KEEP_ALIVE_S
+            resident = name in self.resident()
+            keep_alive_s = self.sessions.get(name, DEFAULT_KEEP_ALIVE_S) if resident else DEFAULT_KEEP_ALIVE_S
         if keep_alive_s == 0:
             self.loaded.pop(name, None)
             self.sessions.pop(name, None)
@@ -132,7 +133,8 @@ class StandInState:
         for other in [n for n in self.loaded if n != name and blob and self.models[n].blob == blob]:
             self.loaded.pop(other)
         self.sessions[name] = keep_alive_s
-        self.loaded[name] = _FOREVER if keep_alive_s == float("inf") else datetime.now(UTC) + timedelta(seconds=keep_alive_s)
+        forever = keep_alive_s == float("inf")
+        self.loaded[name] = _FOREVER if forever else datetime.now(UTC) + timedelta(seconds=keep_alive_s)
 
     def resident(self) -> dict[str, datetime]:
         """Loaded models whose keep-alive has not run out, dropping the rest."""
