@@ -74,17 +74,19 @@ def read_regular(path: str | Path, *, limit_bytes: int, what: str = "file") -> b
     return data
 
 
-def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False) -> None:
-    """Replace `path` with `data` all at once, keeping the old file's mode.
+# The temporary file's name is the target's plus about 16 characters; the target's part is cut
+# so that a legal name of up to 255 characters still leaves room for them.
+_TEMP_PREFIX_CHARS = 200
 
-    The data goes to a temporary file in the same folder, is fsynced, then renamed over the
-    target: readers see the old file or the new one, never a fragment.
+
+def _replaceable(target: Path, follow_symlinks: bool) -> tuple[Path, int]:
+    """The file `write_atomic` may replace (a followed symlink resolved), and the mode to give it.
 
     Raises:
-        FileAccessError: the folder is missing or not writable, the target is a directory, a
-            device or FIFO, a symlink (unless `follow_symlinks`), or the disk is full.
+        FileAccessError: a symlink not to be followed or a loop, a directory, a device or FIFO,
+            a missing folder.
+        OSError: the name cannot even be looked up (too long, say).
     """
-    target = Path(path)
     if target.is_symlink():
         if not follow_symlinks:
             raise FileAccessError(target, "is a symlink; refusing to write through it")
@@ -97,13 +99,27 @@ def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False
     if target.exists() and not target.is_file():
         # Renaming over /dev/null or a FIFO would replace the device itself with a file.
         raise FileAccessError(target, "not a regular file (a pipe, socket or device); refusing to replace it")
-    folder = target.parent
-    if not folder.is_dir():
-        raise FileAccessError(target, f"folder {folder} does not exist")
+    if not target.parent.is_dir():
+        raise FileAccessError(target, f"folder {target.parent} does not exist")
+    return target, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+
+
+def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False) -> None:
+    """Replace `path` with `data` all at once, keeping the old file's mode.
+
+    The data goes to a temporary file in the same folder, is fsynced, then renamed over the
+    target: readers see the old file or the new one, never a fragment.
+
+    Raises:
+        FileAccessError: the folder is missing or not writable, the target is a directory, a
+            device or FIFO, a symlink (unless `follow_symlinks`), or the disk is full.
+    """
+    target = Path(path)
     try:
-        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
+        target, mode = _replaceable(target, follow_symlinks)
+        prefix = f".{target.name[:_TEMP_PREFIX_CHARS]}."
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".tmp")
+    except OSError as exc:  # a name too long, a folder not writable, ...
         raise FileAccessError(target, _reason(exc)) from None
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -159,3 +159,13 @@ def test_a_symlink_loop_followed_is_refused_with_its_path(tmp_path: Path) -> Non
 
     with pytest.raises(FileAccessError, match="is a symlink that leads nowhere"):
         write_atomic(tmp_path / "a", b"new\n", follow_symlinks=True)
+
+
+def test_a_long_legal_name_is_written_and_an_illegal_one_is_refused(tmp_path: Path) -> None:
+    # The temporary name adds characters to the target's: a 255-character name must still work.
+    longest = tmp_path / ("n" * 255)
+    write_atomic(longest, b"new\n")
+    assert longest.read_bytes() == b"new\n" and leftovers(tmp_path) == []
+
+    with pytest.raises(FileAccessError, match="File name too long"):
+        write_atomic(tmp_path / ("n" * 256), b"new\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -124,7 +125,8 @@ def gateway_import(
     Exit codes: 0 written; 2 the config cannot be imported (each problem names its entry) or
     the output file already exists.
     """
-    if output is not None and output.exists():
+    # lexists: a dangling symlink is something there too, and a name too long is no crash.
+    if output is not None and os.path.lexists(output):
         err.print(f"[red]✗[/] {escape(str(output))} exists: choose another --output", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID)
     try:
