@@ -158,6 +158,12 @@ def test_estimate_of_a_fifo_or_dev_zero_is_refused_at_once(tmp_path: Path) -> No
     assert_clean_error(homelab("plan", "-i", EXAMPLE, "--lineup", lineup), f"{lineup}: not a regular file")
 
 
+def test_plan_with_a_nul_byte_in_a_lineup_gguf_path(tmp_path: Path) -> None:
+    lineup = tmp_path / "lineup.yaml"
+    lineup.write_text('models:\n  - model: general\n    gguf: "/srv/a\\0b.gguf"\n')
+    assert_clean_error(homelab("plan", "-i", EXAMPLE, "--lineup", lineup), "a file name cannot hold a NUL byte")
+
+
 @pytest.mark.parametrize(("case", "message"), [
     ("array-claims-2^40-items", "general.languages: array length is 1,099,511,627,776"),
     ("block-count-nan", "metadata key 'llama.block_count': nan is not a whole number"),

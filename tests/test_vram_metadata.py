@@ -183,3 +183,9 @@ def test_a_header_over_the_cap_is_refused_naming_the_cap(tmp_path: Path, monkeyp
 
     with pytest.raises(ModelFileError, match=r"chat_template length is 5,000; at most 3,\d+ fit, 3,\d+ left before the 4,096-byte limit"):
         read_gguf(path)
+
+
+def test_a_nul_byte_in_the_path_is_refused() -> None:
+    """A lineup file can name `gguf: "a\\0b"`; os.stat raises ValueError on it, not OSError."""
+    with pytest.raises(ModelFileError, match=r"cannot read: a file name cannot hold a NUL byte"):
+        read_gguf("/tmp/a\0b.gguf")

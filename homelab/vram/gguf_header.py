@@ -143,14 +143,18 @@ def read_header(path: str | Path) -> GGUFHeader:
     """
     file = Path(path)
     try:
-        with open_regular(file, what="model file") as handle:
+        handle = open_regular(file, what="model file")
+    except FileAccessError as exc:
+        raise ModelFileError(f"{file}: cannot read: {exc.message}") from None
+    except ValueError:  # os.stat refuses a NUL byte (a lineup file's `gguf: "a\0b"`) with ValueError
+        raise ModelFileError(f"{str(file)!r}: cannot read: a file name cannot hold a NUL byte") from None
+    try:
+        with handle:
             magic = handle.read(4)
             if magic != _MAGIC:
                 raise ModelFileError(f"{file}: not a GGUF file (starts with {magic!r}, expected b'GGUF')")
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return _parse(_Cursor(data, file))
-    except FileAccessError as exc:
-        raise ModelFileError(f"{file}: cannot read: {exc.message}") from None
     except OSError as exc:
         raise ModelFileError(f"{file}: cannot read: {exc.strerror or exc}") from None
 

@@ -10,8 +10,8 @@ says so.
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path
 from typing import NamedTuple
 
 from homelab.vram.errors import UnsupportedModel
@@ -195,6 +195,7 @@ def shape_of(model: str) -> ModelShape:
         ModelFileError: A .gguf path that is missing or unreadable.
         UnsupportedModel: The file's architecture is not modelled, or the name cannot be sized.
     """
-    if Path(model).exists() or model.lower().endswith(".gguf"):
+    # os.path.exists, not Path.exists: a name too long to be a path is a name, not an OSError.
+    if model.lower().endswith(".gguf") or os.path.exists(model):
         return read_gguf(model)
     return guess_shape(model)
