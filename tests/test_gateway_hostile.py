@@ -67,6 +67,7 @@ def test_hostile_gateway_case(case_file: Path, tmp_path: Path) -> None:
 
     assert result.returncode == case["exit"], result.stderr
     assert "Traceback" not in result.stderr
+    assert "\x1b" not in result.stderr, "no escape sequence from the input reaches the terminal"
     assert case["stderr"].format(dir=tmp_path) in result.stderr
     assert len(result.stderr) <= case.get("stderr_max_chars", 2000), "a message stays short, whatever the input"
     for secret in case.get("stderr_never", []):

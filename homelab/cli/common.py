@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -65,16 +66,25 @@ def main(
     """Keep a home AI inference cluster healthy."""
 
 
+# C0 and C1 control characters but newline and tab: an ESC from a file would drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(text: str) -> str:
+    """Text quoted from input, safe to print: markup escaped ("[x]" is shown), control characters as `\\x1b`."""
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 def fail(problem: object, code: int) -> NoReturn:
     """Say what went wrong in one line on stderr, then exit with `code` (no traceback)."""
-    err.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    err.print(f"[red]✗[/] {_shown(str(problem))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code) from None
 
 
 def print_problems(exc: InventoryError) -> None:
-    # Problems quote what the user wrote; escape it so "[x]" is shown, not taken as markup.
+    # Problems quote what the user wrote (see _shown).
     for problem in exc.problems:
-        err.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]✗[/] {_shown(str(problem))}", highlight=False, soft_wrap=True)
 
 
 def load_or_exit(path: Path) -> Inventory:
