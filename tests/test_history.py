@@ -266,7 +266,7 @@ _RACE = textwrap.dedent(
     from homelab.history import open_history
     start, urls = float(sys.argv[1]), sys.argv[2:]
     for round, url in enumerate(urls):
-        while time.time() < start + round * 0.5:  # every process opens the same fresh database at once
+        while time.time() < start + round * 0.4:  # every process opens the same fresh database at once
             time.sleep(0.001)
         with open_history(url) as history:
             history.record_sweep(big_report(3))
@@ -277,10 +277,10 @@ _RACE = textwrap.dedent(
 def test_four_processes_creating_a_fresh_database_lose_no_sweep(
     request: pytest.FixtureRequest, fresh_history_url: str, tmp_path: Path
 ) -> None:
-    """Eight fresh databases, each opened by four processes in the same millisecond."""
+    """Five fresh databases, each opened by four processes in the same millisecond."""
     urls = [fresh_history_url.replace("h.db", f"h{i}.db") if "sqlite" in fresh_history_url else
-            str(request.getfixturevalue("postgres_url")(f"race{i}")) for i in range(8)]  # fmt: skip
-    start = str(time.time() + 5.0)  # after four interpreters have imported homelab
+            str(request.getfixturevalue("postgres_url")(f"race{i}")) for i in range(5)]  # fmt: skip
+    start = str(time.time() + 4.0)  # after four interpreters have imported homelab
     root = Path(__file__).parent.parent
     procs = [
         subprocess.Popen([sys.executable, "-c", _RACE, start, *urls], cwd=root, stderr=subprocess.PIPE, text=True)
