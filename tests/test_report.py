@@ -138,6 +138,17 @@ def test_cli_bad_period_exits_2(cluster_dir: Path, args: list[str], message: str
     assert message in result_.stderr and "Traceback" not in result_.stderr
 
 
+def test_cli_html_to_a_fifo_or_a_folder_exits_2_at_once(cluster_dir: Path) -> None:
+    """Once, --html naming a FIFO waited forever for a reader."""
+    cluster = _cluster(cluster_dir, ["node00"])
+    fifo = cluster_dir / "report.html"
+    os.mkfifo(fifo)
+    for target, message in ((fifo, "not a regular file"), (cluster_dir, "is a directory")):
+        result_ = _run("report", "--inventory", cluster, "--since", "1d", "--html", target)
+        assert result_.returncode == 2, result_.stdout[-500:]
+        assert f"{target}: {message}" in result_.stderr and "Traceback" not in result_.stderr
+
+
 def test_cli_missing_or_broken_database_exits_2(tmp_path: Path) -> None:
     gone = _run("report", "--inventory", _cluster(tmp_path, ["node00"], db="nowhere/history.db"))
     assert gone.returncode == 2

@@ -20,6 +20,7 @@ from homelab.cli.common import (
     out,
 )
 from homelab.errors import HistoryError
+from homelab.files import FileAccessError, write_atomic
 
 if TYPE_CHECKING:
     from homelab.reports import HealthReport
@@ -63,13 +64,11 @@ def report_command(
         with reports.open_report_history(inv.history.url, relative_to=inventory.parent) as history:
             report = reports.build_report(history, period, inv)
         if html is not None:
-            try:
-                html.write_text(reports.to_html(report))
-            except OSError as exc:
-                raise reports.ReportError(f"cannot write {html}: {exc.strerror or exc}") from exc
+            # Atomic, and never through a FIFO (writing one waits for a reader) or a device.
+            write_atomic(html, reports.to_html(report).encode())
         if csv is not None:
             reports.write_csv(report, csv)
-    except (reports.ReportError, HistoryError) as exc:
+    except (reports.ReportError, HistoryError, FileAccessError) as exc:
         fail(exc, EXIT_INVALID)
     if as_json:
         out.print_json(json.dumps(reports.to_json(report)))
