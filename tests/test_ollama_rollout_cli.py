@@ -139,6 +139,9 @@ def test_a_second_rollout_creates_and_uploads_nothing_also_after_a_restart(
     (check,) = third["checks"]
     assert (check["version"], check["comparable"]) == (version, version != "0.12.11")
     assert check["matches"] is (True if version != "0.12.11" else None)
+    shown = homelab("rollout", "--inventory", cluster, "--node", "box", "--models-dir", lab.models_dir)
+    verdict = "matches the plan" if version != "0.12.11" else "not comparable with the plan (Ollama 0.12.11"
+    assert shown.returncode == 0 and "✓ alpha:latest on ollama: size_vram" in shown.stdout and verdict in shown.stdout
 
 
 def test_an_embedding_model_deploys_and_is_preloaded_through_embed(ollama_lab: OllamaLab) -> None:  # noqa: F811

@@ -81,7 +81,8 @@ def _render_node(report: NodeRolloutReport) -> None:
     if report.ollama is not None:
         _render_part(report.ollama, "Ollama ")
         for check in report.ollama.checks:
-            mark = "[green]✓[/]" if check.matches else "[yellow]![/]" if check.loaded else "[red]✗[/]"
+            fine = check.matches or (check.loaded and not check.comparable)  # loaded; sizes not comparable
+            mark = "[green]✓[/]" if fine else "[yellow]![/]" if check.loaded else "[red]✗[/]"
             out.print(f"  {mark} {escape(check.summary())}", highlight=False)
         _failure(report.ollama.failure, [])
     if report.containers is not None:
