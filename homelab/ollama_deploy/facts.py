@@ -1,7 +1,7 @@
 """Facts about a node's Ollama endpoints and the GGUF sources: read-only, gathered before planning.
 
 Per endpoint: which source blobs it holds (`HEAD /api/blobs`), how each desired model was made
-(`/api/show`: parameters, template, the blob in its FROM line), whether each pulled tag is
+(`/api/show`: parameters, capabilities, the marker in its license), whether each pulled tag is
 there, what is loaded (`/api/ps`) and every model it has (`/api/tags`). Per source: size and
 SHA-256, the digest Ollama names its blob by.
 """

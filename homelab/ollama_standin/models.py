@@ -1,8 +1,8 @@
 """What the stand-in knows about a model, and Ollama's rules for names and keep-alive.
 
 A `ModelSpec` is either given (the models the stand-in pretends to have pulled) or made by
-`/api/create` from an uploaded GGUF, when it also records the blob, the parameters and the
-template it was created with, which `/api/show` reports back as Ollama does.
+`/api/create` from an uploaded GGUF, when it also records the blob, the parameters, the
+template and the license it was created with, which `/api/show` reports back as Ollama does.
 """
 
 from __future__ import annotations

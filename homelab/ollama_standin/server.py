@@ -1,9 +1,11 @@
 """The stand-in's server: Ollama's query and inference endpoints, the app, and `python -m homelab.ollama_standin`.
 
-Replies are canned: a chat answers with an echo of the last user message. Loading is
-bookkeeping only: a model "loads" on first use or on an empty `/api/generate` (taking
-`load_delay_s`), shows in `/api/ps` until its keep-alive runs out, and unloads on `keep_alive: 0`.
-Management (blobs, create, pull, delete) is in `manage.py`.
+Replies are canned: a chat answers with an echo of the last user message, an embedding with 8
+numbers. Loading is bookkeeping only: a model "loads" on first use or on an empty
+`/api/generate` or `/api/embed` (taking `load_delay_s`), shows in `/api/ps` until its
+keep-alive runs out, and unloads on `keep_alive: 0`. An embedding model cannot chat or generate
+(a 400, as in Ollama). Management (blobs, create, pull, delete) is in `manage.py`; what differs
+by Ollama version in `versions.py`.
 """
 
 from __future__ import annotations
