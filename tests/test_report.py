@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prefect import get_client
 from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -36,7 +38,7 @@ from homelab.reports import (
     write_csv,
 )
 from homelab.reports.build import planned_vram_gib
-from homelab.reports.period import ReportError
+from homelab.reports.period import MAX_PERIOD, ReportError
 from homelab.reports.synthetic import SyntheticHistory, write_synthetic_history
 from tasks.reports import ARTIFACT_KEY
 from tests.test_history import report, result
@@ -236,6 +238,17 @@ def test_parse_since_refuses_spans_datetime_cannot_hold(since: str, message: str
     with pytest.raises(ReportError, match=f"^--since .*{message}") as info:
         parse_since(since, now=datetime(2026, 3, 8, tzinfo=UTC))
     assert len(str(info.value)) < 200
+
+
+@settings(max_examples=300, deadline=1000)
+@given(since=st.text(max_size=40) | st.from_regex(r"\A\s*\d{1,30}(\.\d{1,5})?\s*[mhdw]\s*\Z") | st.datetimes().map(str))
+def test_any_since_gives_a_period_or_a_report_error(since: str) -> None:
+    try:
+        period = parse_since(since, now=datetime(2026, 3, 8, tzinfo=UTC))
+    except ReportError as exc:
+        assert str(exc).startswith("--since ")
+        return
+    assert timedelta(0) < period.end - period.start <= MAX_PERIOD
 
 
 @pytest.mark.usefixtures("prefect_harness")
