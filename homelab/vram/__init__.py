@@ -1,5 +1,6 @@
 """VRAM planning: model metadata readers, the memory estimator and the lineup planner.
 
+    gguf_header   a GGUF's header, every count checked against the file
     metadata      a local GGUF -> ModelShape          served   Ollama /api/show, llama-server /props
     guess         a name or parameter count -> an estimated ModelShape
     settings      llama-server's memory flags, and the sizes llama.cpp derives from them
