@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+from gguf import GGUFReader, GGUFValueType, GGUFWriter
+from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
 from homelab.ollama_standin import StandInOptions
 from homelab.tiny_gguf import write_tiny_llama
@@ -132,3 +134,30 @@ def test_the_command_plays_the_version_asked_and_refuses_one_it_does_not_model(t
 
     assert refused.returncode == 2 and "models Ollama 0.12.x and 0.30 and later, not 0.20.0" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def _per_layer_gguf(tmp_path: Path) -> Path:
+    """A tiny GGUF whose KV heads are a per-layer array (6 entries), as some real models have."""
+    base = write_tiny_llama(tmp_path / "base.gguf", seed=7, n_layer=6, n_head=4, n_head_kv=2)
+    out = tmp_path / "per-layer.gguf"
+    per_layer = MetadataDetails(GGUFValueType.ARRAY, [2, 2, 1, 2, 2, 1], sub_type=GGUFValueType.UINT32)
+    copy_with_new_metadata(GGUFReader(base), GGUFWriter(out, "llama"), {"llama.attention.head_count_kv": per_layer}, [])
+    return out
+
+
+async def test_per_layer_arrays_reach_the_vram_reader_only_through_verbose(
+    ollama_standin_factory: Callable[..., StandInServer], tmp_path: Path
+) -> None:
+    server = ollama_standin_factory([], StandInOptions(models_dir=tmp_path / "ollama"))
+    blob = _per_layer_gguf(tmp_path).read_bytes()
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    httpx.post(f"{server.url}/api/blobs/{digest}", content=blob, timeout=10)
+    create = {"model": "m", "files": {"m.gguf": digest}}
+    _call(server, {"method": "POST", "path": "/api/create", "body": create}, digest)
+    plain = httpx.post(f"{server.url}/api/show", json={"model": "m"}, timeout=10).json()
+
+    async with httpx.AsyncClient() as client:
+        shown = await fetch_ollama_shape(client, server.url, "m")
+
+    assert plain["model_info"]["llama.attention.head_count_kv"] == [], "Ollama empties it without verbose"
+    assert shown.n_head_kv == [2, 2, 1, 2, 2, 1] and not shown.estimated
