@@ -6,6 +6,7 @@ header of the cluster-file corpus (see `tests/inventory_cases.py`): a new case n
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,17 @@ def test_a_value_the_cluster_file_refuses_is_named_by_the_entry_it_came_from() -
     [problem] = caught.value.problems
     assert problem.path == "model_list[1] (b)"
     assert problem.message.startswith("as a cluster file, its host is refused: is not a valid host name")
+
+
+def test_ten_thousand_entries_wanting_one_alias_import_in_linear_time() -> None:
+    entry = {"model_name": "chat", "litellm_params": {"model": "ollama_chat/m", "api_base": "http://h:11434"}}
+    started = time.perf_counter()
+
+    inv = import_litellm({"model_list": [entry] * 10_000}, SourceMap("litellm.yaml"))
+
+    assert time.perf_counter() - started < 5, "was 16 s when each entry tried every taken suffix again"
+    aliases = [m.alias for _, e in inv.endpoints() for m in e.models]
+    assert aliases[:3] == ["chat", "chat-2", "chat-3"] and len(set(aliases)) == 10_000
 
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
 

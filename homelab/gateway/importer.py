@@ -212,14 +212,21 @@ def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
     return problems
 
 
-def _unique(wanted: str, taken: set[str], max_length: int) -> str:
+# Names handed out, each with the last suffix tried when it was wanted: ten thousand entries
+# wanting one alias then cost ten thousand steps, not fifty million.
+_Taken = dict[str, int]
+
+
+def _unique(wanted: str, taken: _Taken, max_length: int) -> str:
     """`wanted`, or `wanted-2`, `wanted-3`... whichever is free, cut to fit; recorded as taken."""
-    name, n = wanted[:max_length], 1
+    base = wanted[:max_length]
+    name, n = base, taken.get(base, 1)
     while name in taken:
         n += 1
         suffix = f"-{n}"
         name = f"{wanted[: max_length - len(suffix)]}{suffix}"
-    taken.add(name)
+    taken[base] = n
+    taken.setdefault(name, 1)
     return name
 
 
@@ -244,8 +251,8 @@ def _nodes(entries: list[_Entry]) -> tuple[list[dict[str, Any]], list[list[list[
     by_host: dict[str, list[_Entry]] = {}
     for entry in entries:
         by_host.setdefault(entry.host, []).append(entry)
-    node_names: set[str] = set()
-    aliases: set[str] = set()
+    node_names: _Taken = {}
+    aliases: _Taken = {}
     nodes, origins = [], []
     for host, group in by_host.items():
         name = _unique(_node_name(host), node_names, _NAME_MAX)
@@ -265,7 +272,7 @@ def _by_port(group: list[_Entry]) -> dict[int, list[_Entry]]:
     return by_port
 
 
-def _endpoints(by_port: dict[int, list[_Entry]], aliases: set[str]) -> list[dict[str, Any]]:
+def _endpoints(by_port: dict[int, list[_Entry]], aliases: _Taken) -> list[dict[str, Any]]:
     kinds = {
         port: EndpointKind.OLLAMA if any(e.kind is EndpointKind.OLLAMA for e in es) else es[0].kind
         for port, es in by_port.items()
@@ -281,7 +288,7 @@ def _endpoints(by_port: dict[int, list[_Entry]], aliases: set[str]) -> list[dict
     return endpoints
 
 
-def _alias(entry: _Entry, taken: set[str]) -> str:
+def _alias(entry: _Entry, taken: _Taken) -> str:
     alias = _ALIAS_BAD.sub("-", entry.alias).lstrip("._:-") or f"model-{entry.index}"
     if alias in taken and entry.tier:
         alias = _ALIAS_BAD.sub("-", f"{entry.tier}-{alias}")
