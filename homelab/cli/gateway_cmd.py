@@ -87,7 +87,9 @@ def gateway_config(
     """Write the LiteLLM proxy config for the cluster.
 
     Exit codes: 0 written, or --check found the file up to date; 1 --check found it out of
-    date (the unified diff is printed); 2 an invalid cluster file or an unreadable --check file.
+    date (the unified diff is printed); 2 an invalid cluster file, an unreadable --check file,
+    or an --output that cannot be written (the cluster file itself, a symlink without
+    --follow-symlinks, a directory or device, a missing folder, no permission, a full disk).
     """
     if output is not None and check is not None:
         err.print("[red]✗[/] give --output or --check, not both", highlight=False)
