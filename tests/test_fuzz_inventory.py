@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from homelab.errors import InventoryError
 from homelab.inventory import Inventory, parse_inventory
+from homelab.inventory.values import check_command, check_database_url, check_docker_url, check_host, check_http_url
 from homelab.yaml_source import loads_yaml
 from tests.inventory_cases import EXAMPLES, GOOD
 
@@ -137,3 +139,21 @@ def test_the_fuzzer_sees_valid_files_too() -> None:
     """The seeds load, so a mutation that keeps a file valid is checked through to an Inventory."""
     assert all(isinstance(load(text), Inventory) for text in SEEDS)
     assert len(SEEDS) == len(EXAMPLES) + len(GOOD) and all(Path(p).is_file() for p in EXAMPLES)
+
+
+URL_PARTS = st.sampled_from(
+    ["http", "https", "sqlite", "postgresql", "postgresql+psycopg", "mysql", "tcp", "ssh", "unix", "xn--", "a"]
+    + list(":/@?#[]%.-+=~ \x00\t")
+    + ["::1", "127.0.0.1", "65536", "0", "-1", "user", "pass", "--password", "/p:x", "'", '"']
+)
+CHECKS = [check_http_url, check_docker_url, check_database_url, check_command, check_host]
+
+
+@FUZZ
+@given(st.sampled_from(CHECKS), st.one_of(st.text(max_size=60), st.lists(URL_PARTS, max_size=12).map("".join)))
+def test_value_checks_raise_only_value_error(check: Callable[[str], str], value: str) -> None:
+    """Pydantic turns a ValueError into a located message; anything else would be a traceback."""
+    try:
+        assert isinstance(check(value), str)
+    except ValueError as exc:
+        assert str(exc)

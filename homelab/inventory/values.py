@@ -123,7 +123,7 @@ def check_database_url(value: str) -> str:
         url = sqlalchemy.engine.make_url(value)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise ValueError(f"is not a database URL such as {_DATABASE_FORMS}: {value!r}") from None
-    if url.password is not None:
+    if url.password is not None or "password" in url.query:
         raise ValueError(
             "must not carry a password; libpq reads it from ~/.pgpass or PGPASSWORD, not from the cluster file"
         )
