@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from homelab.errors import GatewayConfigError
 from homelab.gateway.config import build_config
-from homelab.gateway.importer import import_litellm, load_litellm_config
+from homelab.gateway.importer import import_litellm, load_litellm_config, render_inventory
 from homelab.inventory import EndpointKind, Inventory
-from homelab.yaml_source import SourceMap
+from homelab.inventory.load import parse_inventory
+from homelab.yaml_source import SourceMap, loads_yaml
 from tests.inventory_cases import ROOT, read_expected
 from tests.test_cli_validate import homelab
 
@@ -226,7 +227,7 @@ _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
     )
 )
 def test_any_model_list_imports_or_is_refused_entry_by_entry(entries: list[dict[str, Any]]) -> None:
-    """Whatever the names, hosts and ports, the import gives a cluster or located problems, never a traceback."""
+    """Whatever the names, hosts and ports: a cluster file that validates, or located problems; never a traceback."""
     try:
         inv = import_litellm({"model_list": entries}, SourceMap("litellm.yaml"))
     except GatewayConfigError as exc:
@@ -234,3 +235,5 @@ def test_any_model_list_imports_or_is_refused_entry_by_entry(entries: list[dict[
         assert all(len(str(p)) < 1000 for p in exc.problems), "a message stays short"
     else:
         assert sum(len(e.models) for _, e in inv.endpoints()) == len(entries)
+        data, source = loads_yaml(render_inventory(inv, "litellm.yaml"), "cluster.yaml")
+        parse_inventory(data, source)  # what import writes is a cluster file that validates
