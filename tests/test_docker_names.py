@@ -21,7 +21,7 @@ import pytest
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.helper import HelperSettings
 from homelab.docker_ops.sources import CopyProgress, ModelSource, hash_local_file
-from homelab.docker_ops.volumes import activate_model, copy_into_volume, ensure_volume, volume_files
+from homelab.docker_ops.volumes import activate_model, copy_into_volume, ensure_volume, node_source_file, volume_files
 from homelab.errors import DockerOpError
 from tests.fixtures.docker_engine import DockerEngine
 from tests.inventory_cases import ROOT
@@ -91,3 +91,21 @@ def test_a_hostile_model_file_name_is_never_run(
     if case["source"] == "node":
         polled = [p.done_bytes for p in seen if p.phase == "copy"]
         assert len(polled) >= 2, "the size poll (where the name once met a shell) must have run"
+
+
+def test_a_node_folder_with_colons_is_mounted_as_itself(
+    engine: Engine, volume: str, busybox_image: str, tmp_path: Path
+) -> None:
+    # A bind given as a `source:target:mode` string would split this path into other mounts.
+    folder = tmp_path / "models:/etc:rw"
+    folder.mkdir(parents=True)
+    (folder / "model.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 16)
+    source = ModelSource(model_file="model.gguf", node_path=str(folder / "model.gguf"))
+    helper = HelperSettings(image=busybox_image)
+
+    expected = node_source_file(engine, source, helper)
+    copy_into_volume(engine, volume, source, expected, helper)
+
+    assert expected == hash_local_file(folder / "model.gguf", "model.gguf")
+    held = volume_files(engine, volume, [".model.gguf.incoming"], helper)
+    assert held[".model.gguf.incoming"].sha256 == expected.sha256
