@@ -109,3 +109,16 @@ def test_a_node_folder_with_colons_is_mounted_as_itself(
     assert expected == hash_local_file(folder / "model.gguf", "model.gguf")
     held = volume_files(engine, volume, [".model.gguf.incoming"], helper)
     assert held[".model.gguf.incoming"].sha256 == expected.sha256
+
+
+def test_a_missing_node_folder_is_an_error_and_is_not_created(
+    engine: Engine, busybox_image: str, tmp_path: Path
+) -> None:
+    # A bind string made the engine create the folder (as root) before the file was found missing.
+    folder = tmp_path / "not-there"
+    source = ModelSource(model_file="model.gguf", node_path=str(folder / "model.gguf"))
+
+    with pytest.raises(DockerOpError, match="does not exist"):
+        node_source_file(engine, source, HelperSettings(image=busybox_image))
+
+    assert not folder.exists()
