@@ -49,6 +49,7 @@ _ALIAS_BAD = re.compile(r"[^A-Za-z0-9._:-]+")
 _NAME_BAD = re.compile(r"[^a-z0-9_-]+")
 _NAME_MAX = 63  # the cluster file's limit on a tier or node name (a DNS label's)
 _ALIAS_MAX = 128  # and on an alias
+_LISTS = {"nodes", "endpoints", "models"}  # the lists an imported cluster's values sit in
 _LABEL_MAX = 200  # a tier, "/" and an alias fit; a longer model_name is cut in messages, which stay short
 
 
@@ -107,8 +108,8 @@ def import_litellm(
     try:
         return Inventory.model_validate({"version": 1, "name": name, "nodes": nodes})
     except ValidationError as exc:
-        # The checks above should leave nothing for the cluster file's own rules to refuse;
-        # whatever they still find is named by the entry it came from, never a traceback.
+        # The cluster file's rules not repeated above (a host name's labels, say) are reported
+        # by the entry the refused value came from, never as a traceback.
         raise GatewayConfigError([_refused(error, origins, source) for error in exc.errors()]) from None
 
 
@@ -120,9 +121,6 @@ def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -
     why = str(error["msg"]).removeprefix("Value error, ")
     line = source.line_of(("model_list", entry.index))
     return Problem(source.file, line, entry.label, f"as a cluster file, its {field or 'entry'} is refused: {why}")
-
-
-_LISTS = {"nodes", "endpoints", "models"}
 
 
 def _origin(loc: tuple[Any, ...], origins: list[list[list[_Entry]]]) -> _Entry:
