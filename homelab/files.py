@@ -48,17 +48,21 @@ def open_regular(path: str | Path, *, what: str = "file") -> BinaryIO:
         FileAccessError: missing, unreadable, or not a regular file (a FIFO, device, directory).
     """
     try:
-        mode = os.stat(path).st_mode
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting, and the
+        # type is checked on the open file itself, so a file swapped in between is caught too.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise FileAccessError(path, _reason(exc)) from None
-    if stat.S_ISDIR(mode):
-        raise FileAccessError(path, f"is a directory, not a {what}")
+    except ValueError:  # an embedded NUL byte
+        raise FileAccessError(repr(str(path)), "a file name cannot hold a NUL byte") from None
+    mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise FileAccessError(path, f"is a directory, not a {what}")
         raise FileAccessError(path, f"not a regular file (a pipe, socket or device cannot be a {what})")
-    try:
-        return open(path, "rb")  # noqa: SIM115 - the caller owns the handle
-    except OSError as exc:
-        raise FileAccessError(path, _reason(exc)) from None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def read_regular(path: str | Path, *, limit_bytes: int, what: str = "file") -> bytes:

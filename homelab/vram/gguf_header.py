@@ -145,9 +145,7 @@ def read_header(path: str | Path) -> GGUFHeader:
     try:
         handle = open_regular(file, what="model file")
     except FileAccessError as exc:
-        raise ModelFileError(f"{file}: cannot read: {exc.message}") from None
-    except ValueError:  # os.stat refuses a NUL byte (a lineup file's `gguf: "a\0b"`) with ValueError
-        raise ModelFileError(f"{str(file)!r}: cannot read: a file name cannot hold a NUL byte") from None
+        raise ModelFileError(f"{exc.path}: cannot read: {exc.message}") from None
     try:
         with handle:
             magic = handle.read(4)
