@@ -44,6 +44,10 @@ __all__ = [
     "OllamaDeploy",
     "ServedModel",
     "Container",
+    "RestartPolicy",
+    "OWNED_FLAGS",
+    "PLANNED_FLAGS",
+    "flag_values",
     "Endpoint",
     "SSHSettings",
     "DockerSettings",
@@ -207,16 +211,115 @@ class ServedModel(_Strict):
     deploy: OllamaDeploy | None = Field(None, description="ollama endpoints: how a rollout puts the model there")
 
 
-class Container(_Strict):
-    """A llama.cpp server container that backs a `llamacpp` endpoint (port from its URL)."""
+RestartPolicy = Literal["no", "unless-stopped", "always", "on-failure"]
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_MAX_WORDS = 64
+_MAX_WORD_CHARS = 1024
+Word = Annotated[str, StringConstraints(min_length=1, max_length=_MAX_WORD_CHARS, pattern=r"^[^\x00]*$")]
+Words = Annotated[list[Word], Field(max_length=_MAX_WORDS)]
+# llama-server options homelab writes from the container section; `args` may not repeat them.
+OWNED_FLAGS = {"-m": "model_file", "--model": "model_file", "--host": "the endpoint URL", "--port": "container_port",
+               "--alias": "the endpoint's model name", "-a": "the endpoint's model name"}
+# Options the VRAM plan reads, by field: a value in `args` or `command` is the one the plan uses.
+PLANNED_FLAGS = {
+    "ctx_size": ("-c", "--ctx-size"),
+    "gpu_layers": ("-ngl", "--gpu-layers", "--n-gpu-layers"),
+    "parallel": ("-np", "--parallel"),
+}
 
-    image: str = Field(min_length=1)
+
+def _env(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > _MAX_WORDS:
+        raise ValueError(f"has {len(value)} variables; at most {_MAX_WORDS}")
+    for name, text in value.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name[:80]!r} is not a variable name (letters, digits, '_'; not starting with a digit)")
+        if len(text) > _MAX_WORD_CHARS or "\x00" in text:
+            raise ValueError(f"{name}: the value is longer than {_MAX_WORD_CHARS} characters or holds a NUL")
+    return value
+
+
+def flag_values(words: list[str], flags: tuple[str, ...]) -> list[str]:
+    """Every value given to one of `flags` in a llama-server command line (`-c 8192`, `--ctx-size=8192`)."""
+    values = []
+    for index, word in enumerate(words):
+        name, equals, inline = word.partition("=")
+        if name in flags:
+            if equals:
+                values.append(inline)
+            elif index + 1 < len(words):
+                values.append(words[index + 1])
+            else:
+                values.append("")
+    return values
+
+
+class Container(_Strict):
+    """A llama.cpp server container that backs a `llamacpp` endpoint (host port from its URL).
+
+    By default homelab writes llama-server's command line (`-m`, `--host`, `--port`, `-c`, `-np`,
+    `-ngl`, `--alias`) and `args` adds to it. An image with its own start script (say, one that
+    reads `MODEL_PATH` and listens on 8000) takes `command: []` (the image's own), `env` and
+    `container_port`. A `-c`, `-ngl` or `-np` in `args` or `command` is the value the VRAM plan
+    uses; giving it there and in `ctx_size`/`gpu_layers`/`parallel` with another value is an error.
+    """
+
+    image: str = Field(min_length=1, max_length=_MAX_WORD_CHARS)
     model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)]
     volume: Name = "models"
     ctx_size: ContextTokens = 4096
     gpu_layers: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
     parallel: StrictPositiveInt = Field(1, le=256)
     start_order: StrictInt = Field(0, ge=-1000, le=1000, description="lower starts first; ties keep file order")
+    container_port: Port = Field(8080, description="where the server listens inside the container")
+    env: Annotated[dict[str, str], AfterValidator(_env)] = Field(
+        default_factory=dict, description="environment of the container (visible to `docker inspect`: no secrets)"
+    )
+    args: Words = Field(default_factory=list, description="extra llama-server options, after homelab's own")
+    command: Words | None = Field(
+        None, description="replaces homelab's llama-server arguments; [] keeps the image's own command"
+    )
+    entrypoint: Words | None = Field(None, description="replaces the image's entrypoint")
+    restart_policy: RestartPolicy | None = Field(
+        None, description="the engine's restart policy; unset: 'no' on a node with GPUs (homelab starts them one "
+        "at a time after a reboot), 'unless-stopped' elsewhere"
+    )
+    gpus: Annotated[list[Annotated[StrictInt, Field(ge=0, le=255)]], Field(min_length=1, max_length=64)] | None = Field(
+        None, description="CUDA indexes of the node's GPUs the container gets; unset: all of them"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _planned_from_words(cls, data: object) -> object:
+        """A `-c`/`-ngl`/`-np` in the words fills its field, or conflicts with the field's own value."""
+        if not isinstance(data, dict):
+            return data
+        words = data.get("command") if data.get("command") is not None else data.get("args")
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            return data  # the schema reports it
+        if data.get("command") is not None and data.get("args"):
+            raise ValueError("give args (added to homelab's command line) or command (replacing it), not both")
+        if data.get("command") is None:
+            for word in words:
+                if (owner := OWNED_FLAGS.get(word.partition("=")[0])) is not None:
+                    raise ValueError(f"args: {word.partition('=')[0]} is set by homelab from {owner}; remove it")
+        data = dict(data)
+        for field, flags in PLANNED_FLAGS.items():
+            values = set(flag_values(words, flags))
+            if not values:
+                continue
+            where = "command" if data.get("command") is not None else "args"
+            if len(values) > 1:
+                raise ValueError(f"{where} gives {flags[0]} more than once with different values: {sorted(values)}")
+            (text,) = values
+            try:
+                number = int(text)
+            except ValueError:
+                raise ValueError(f"{where}: {flags[0]} needs a whole number, got {text!r}") from None
+            if field in data and data[field] != number:
+                raise ValueError(f"{where} sets {flags[0]} {number} but {field} is {data[field]!r}; give it once")
+            data[field] = number
+        return data
 
 
 HttpURL = Annotated[str, AfterValidator(check_http_url)]
@@ -252,6 +355,9 @@ class DockerSettings(_Strict):
     """Where the node's Docker engine answers."""
 
     url: Annotated[str, AfterValidator(check_docker_url)] = "unix:///var/run/docker.sock"
+    restart_command: Annotated[str, AfterValidator(check_command)] | None = Field(
+        None, description="run over SSH to restart the engine; unset: the OS default (see homelab.recovery)"
+    )
 
 
 class GPU(_Strict):
@@ -287,6 +393,11 @@ class Wake(_Strict):
         None, description="run locally; reads command_secret on stdin"
     )
     command_secret: str | None = None
+    command_timeout_s: Seconds = Field(60.0, description="how long the command may run")
+    detach: bool = Field(
+        False, description="the command keeps running (an RDP client): start it, judge the wake by the node "
+        "coming up, stop it after command_timeout_s"
+    )
 
     @model_validator(mode="after")
     def _something_to_do(self) -> Wake:
