@@ -25,7 +25,7 @@ from prefect.variables import Variable
 
 from blocks.vault import VaultSecrets, resolve_secret
 from homelab.docker_ops.apply import StepOutcome
-from homelab.docker_ops.connect import SSHAccess, open_engine
+from homelab.docker_ops.connect import open_engine
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
 from homelab.probe import ProbeResult
@@ -37,8 +37,10 @@ from homelab.recovery_ops import (
     restart_docker,
     wait_for,
 )
-from homelab.remote import SSHCredentials, load_private_key, open_shell, ssh_reachable
+from homelab.remote import open_shell, ssh_reachable
 from homelab.wake import wake
+from tasks.access import credentials_for
+from tasks.access import engine_access as _engine_access
 
 __all__ = [
     "probe_node_serving",
@@ -58,26 +60,6 @@ __all__ = [
 _LOOK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 1, "retry_delay_seconds": 2}
 _ACT: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 _COOLDOWN_VARIABLE = "recover-node-last-{node}"
-
-
-def credentials_for(inv: Inventory, node: Node, vault_block: str | None) -> SSHCredentials:
-    """The node's SSH key and password from the secrets store (masked values)."""
-    vault = VaultSecrets.load(vault_block, _sync=True) if vault_block else None  # type: ignore[call-arg]
-    ssh = node.ssh
-    if ssh is None:
-        return SSHCredentials()
-    return SSHCredentials(
-        key=resolve_secret(inv, ssh.key_secret, vault), password=resolve_secret(inv, ssh.password_secret, vault)
-    )
-
-
-def _engine_access(node: Node, credentials: SSHCredentials) -> SSHAccess | None:
-    """For an ssh:// engine URL: the node's known_hosts and the same key SSH uses."""
-    if node.ssh is None or credentials.key is None:
-        return None
-    return SSHAccess(
-        known_hosts=Path(node.ssh.known_hosts).expanduser(), key=load_private_key(credentials.key.get_secret_value())
-    )
 
 
 @task(name="probe-node-serving", task_run_name="probe-{node.name}", **_LOOK)
