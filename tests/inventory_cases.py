@@ -9,7 +9,7 @@ A bad case opens with a comment block saying what `load_inventory` must report:
 
 Other comment lines describe the case and are ignored.
 
-Hostile files (tests/cases/hostile/inventory/validate.jsonl) are rows: `content` (the file's
+Hostile files (tests/cases/hostile/inventory/*.jsonl) are rows: `content` (the file's
 text) or `special` (a FIFO, a directory, /dev/zero, a file over the size cap), the exit code of
 `homelab validate`, the lines and message parts it must print, and words it must never print.
 """
@@ -33,7 +33,8 @@ GOOD = sorted((CASES / "good").glob("*.yaml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 HOSTILE: list[dict[str, Any]] = [
     json.loads(line)
-    for line in (ROOT / "tests" / "cases" / "hostile" / "inventory" / "validate.jsonl").read_text().splitlines()
+    for table in sorted((ROOT / "tests" / "cases" / "hostile" / "inventory").glob("*.jsonl"))
+    for line in table.read_text().splitlines()
     if line.strip()
 ]
 

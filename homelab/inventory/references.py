@@ -101,6 +101,7 @@ def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tu
     gpus = _entries(node, "gpus")
     indexes = [(k if g.get("index") is None else g["index"], (*at, "gpus", k, "index")) for k, g in gpus]
     check.unique([(str(k) if type(k) is int else None, path) for k, path in indexes], "GPU index")
+    known = [k for k, _ in indexes if type(k) is int]
     check.secret(node.get("ssh"), "key_secret", (*at, "ssh"))
     check.secret(node.get("ssh"), "password_secret", (*at, "ssh"))
     check.secret(node.get("wake"), "command_secret", (*at, "wake"))
@@ -113,6 +114,7 @@ def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tu
         kind = kind if kind in _KINDS else None
         if endpoint.get("container") is not None and kind not in (None, "llamacpp"):
             check.report((*here, "container"), f"only llamacpp endpoints run in containers, not {kind}")
+        _check_container_gpus(check, endpoint.get("container"), known, (*here, "container", "gpus"))
         deployed = [(k, m) for k, m in models if m.get("deploy") is not None]
         for k, _ in deployed if kind not in (None, "ollama") else []:
             check.report(
@@ -127,6 +129,18 @@ def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tu
         ggufs = [(_text(m["deploy"], "gguf"), (*here, "models", k, "deploy", "gguf")) for k, m in deployed]
         check.unique(ggufs, "GGUF (Ollama keeps one model per file loaded)")
     return aliases
+
+
+def _check_container_gpus(check: _Checker, container: Any, known: list[int], at: FieldPath) -> None:
+    """A container's `gpus` are CUDA indexes of its node's `gpus:` list (`index`, else the position)."""
+    wanted = container.get("gpus") if isinstance(container, dict) else None
+    for k, index in enumerate(wanted) if isinstance(wanted, list) else []:
+        if type(index) is not int or index < 0:
+            continue  # the schema reports it
+        if not known:
+            check.report((*at, k), "the node lists no GPUs (its gpus:), so its containers cannot ask for one")
+        elif index not in known:
+            check.report((*at, k), f"the node has no GPU with index {index} (its gpus: {', '.join(map(str, known))})")
 
 
 def _gateway_problem(nodes: list[tuple[int, dict[str, Any]]], ref: str) -> str | None:
