@@ -8,8 +8,12 @@ records an `Incident`.
 
 The ladder, cheapest first:
 - the node serves again: a flap; record it and stop;
-- SSH works, the engine does not: restart the engine (the node's OS default or the configured
-  command), wait for it, start the containers one at a time behind their health gates;
+- SSH works, the engine does not: restart the engine (see `default_restart_command`), wait for
+  it, start the containers one at a time behind their health gates;
+- the restart was tried and failed (the command failed, or the engine did not answer in time):
+  escalate to the node's wake action, then wait for the engine and start the containers. On a
+  Windows node that is the RDP session that signs the user in, which starts Docker Desktop
+  (`homelab.windows_node`); without wake settings, it needs hands;
 - SSH works, the engine answers: the containers are down; start them one at a time;
 - SSH is dead: wake the machine (Wake-on-LAN or a wake command), wait for SSH and the engine,
   then the containers; without wake settings, the node cannot be recovered from here;
@@ -26,6 +30,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.inventory import Node
+from homelab.windows_node import WINDOWS_RESTART_DOCKER
 
 __all__ = [
     "Action",
@@ -44,12 +49,6 @@ __all__ = [
 ]
 
 LINUX_RESTART_DOCKER = "systemctl restart docker"
-# Docker Desktop has no service to restart: stop its processes and start the app again.
-WINDOWS_RESTART_DOCKER = (
-    "powershell -NoProfile -NonInteractive -Command \""
-    "Stop-Process -Name 'Docker Desktop','com.docker.backend' -Force -ErrorAction SilentlyContinue; "
-    "Start-Process -FilePath \\\"$Env:ProgramFiles\\Docker\\Docker\\Docker Desktop.exe\\\"\""
-)
 
 
 class Action(StrEnum):
@@ -91,7 +90,8 @@ class RecoveryPolicy(_Frozen):
     wait_serving_s: float = Field(300.0, gt=0, description="seconds a woken wake-only node may take to serve")
     poll_s: float = Field(2.0, gt=0, description="seconds between checks while waiting")
     restart_command: str | None = Field(
-        None, description="replaces the OS default engine restart; run through sudo, password on stdin"
+        None, description="for this run, replaces the node's docker.restart_command and the OS default; "
+        "on Linux run through sudo, password on stdin"
     )
 
 
@@ -104,6 +104,7 @@ class NodeFacts(_Frozen):
     serving: bool
     ssh_error: str | None = None
     docker_error: str | None = None
+    restart_failed: str | None = Field(None, description="the engine restart was tried in this run and failed: why")
 
 
 class RecoveryPlan(_Frozen):
@@ -163,9 +164,17 @@ class Incident(_Frozen):
 
 
 def default_restart_command(node: Node, policy: RecoveryPolicy = DEFAULT_RECOVERY_POLICY) -> str:
-    """The command that restarts the node's Docker engine: the policy's, else the OS default."""
+    """The command that restarts the node's Docker engine, first given wins.
+
+    1. the run's `policy.restart_command` (`homelab recover --restart-command`): a one-off;
+    2. the node's `docker.restart_command` in the cluster file;
+    3. the OS default: `systemctl restart docker` on Linux; on Windows, Docker Desktop's
+       processes stopped and the scheduled task that starts it in the desktop session run.
+    """
     if policy.restart_command:
         return policy.restart_command
+    if node.docker is not None and node.docker.restart_command:
+        return node.docker.restart_command
     return WINDOWS_RESTART_DOCKER if node.os == "windows" else LINUX_RESTART_DOCKER
 
 
@@ -191,6 +200,8 @@ def plan_recovery(node: Node, facts: NodeFacts) -> RecoveryPlan:
     if facts.docker_error is None:
         why = "the Docker engine answers; its containers do not serve"
         return RecoveryPlan(steps=[Action.RESTART_CONTAINERS], why=why)
+    if facts.ssh_error is None and facts.restart_failed is not None:
+        return _escalate(node, facts.restart_failed)
     if facts.ssh_error is None:
         why = f"SSH works but the Docker engine does not answer ({facts.docker_error})"
         return RecoveryPlan(steps=[Action.RESTART_DOCKER, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS], why=why)
@@ -200,6 +211,19 @@ def plan_recovery(node: Node, facts: NodeFacts) -> RecoveryPlan:
     why = f"SSH is dead ({facts.ssh_error}): wake the machine"
     steps = [Action.WAKE, Action.WAIT_SSH, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS]
     return RecoveryPlan(steps=steps, why=why)
+
+
+def _escalate(node: Node, restart_failed: str) -> RecoveryPlan:
+    """The engine restart failed: the machine's wake action is the next rung (on Windows, signing the user in).
+
+    No WAIT_SSH: SSH answered a moment ago; the engine is what must come up.
+    """
+    if node.wake is None:
+        why = f"the engine restart failed ({restart_failed}) and the node has no wake settings; it needs hands"
+        return RecoveryPlan(why=why, outcome=Outcome.FAILED)
+    how = " (the sign-in starts Docker Desktop)" if node.os == "windows" else ""
+    why = f"the engine restart failed ({restart_failed}): wake the machine{how}"
+    return RecoveryPlan(steps=[Action.WAKE, Action.WAIT_DOCKER, Action.RESTART_CONTAINERS], why=why)
 
 
 def cooldown_left_s(last_finished: datetime | None, policy: RecoveryPolicy, now: datetime | None = None) -> float:
