@@ -1,10 +1,15 @@
-"""Wake-on-LAN packets caught by a UDP listener on loopback, and wake commands that read their secret from stdin."""
+"""Wake-on-LAN packets caught by a UDP listener on loopback, and wake commands that read their secret from stdin.
+
+Wake commands are real local processes: scripts that end, fail fast, or keep running (as an RDP
+client does) with a child of their own, so that stopping the whole process group is seen.
+"""
 
 from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +17,13 @@ from pydantic import SecretStr
 
 from homelab.inventory import Wake
 from homelab.wake import (
+    DETACH_GRACE_S,
     WakeFailed,
+    WakeProcesses,
     magic_packet,
     run_wake_command,
     send_magic_packet,
+    start_wake_command,
     wake,
 )
 
@@ -75,3 +83,113 @@ def test_wake_command_failure(tmp_path: Path) -> None:
         run_wake_command(str(tmp_path / "absent"))
     with pytest.raises(WakeFailed, match="still running"):
         run_wake_command("sleep 5", timeout_s=0.3)
+
+
+# --- wake commands that keep running (detach: true), as an RDP client does ----------------------
+
+# Stands for an RDP client: reads the password from stdin (as xfreerdp /from-stdin does), records
+# what it got, starts a child of its own (the client's helpers), then keeps running.
+_KEEPS_RUNNING = """import subprocess, sys, time
+secret = sys.stdin.readline().strip()
+child = subprocess.Popen(["sleep", "300"])
+open(sys.argv[1], "w").write(f"{child.pid}|{secret}")
+print("connected", flush=True)
+time.sleep(300)
+"""
+
+
+def _script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie left for init to reap counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _until(check: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_detached_command_runs_on_and_its_group_stops_with_the_run(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    client = _script(tmp_path, "rdp-client", _KEEPS_RUNNING)
+    settings = Wake(command=f"{client} {seen}", command_secret="rdp", detach=True, command_timeout_s=120)
+    with WakeProcesses() as processes:
+        started = time.monotonic()
+        done = wake(settings, SecretStr("rdp-pw-77e1"), processes)
+        # Counted as done once started and still running after the grace, not after it exits.
+        assert DETACH_GRACE_S <= time.monotonic() - started < DETACH_GRACE_S + 3
+        assert done.startswith(f"started wake command {client} (detached, process group ")
+        assert _until(seen.exists, 5)
+        child, _, secret = seen.read_text().partition("|")
+        leader = int(done.split("process group ")[1].split(";")[0])
+        assert secret == "rdp-pw-77e1"
+        assert b"rdp-pw-77e1" not in Path(f"/proc/{leader}/cmdline").read_bytes()
+        assert _alive(leader) and _alive(int(child))
+    # Leaving the run stops the whole group: the client and the child it started.
+    assert not _alive(leader)
+    assert _until(lambda: not _alive(int(child)), 10)
+
+
+def test_detached_command_stopped_after_its_timeout(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    client = _script(tmp_path, "rdp-client", _KEEPS_RUNNING)
+    with WakeProcesses() as processes:
+        running = start_wake_command(f"{client} {seen}", SecretStr("x"), timeout_s=3.0)
+        processes.add(running)
+        assert _until(seen.exists, 5)
+        child = int(seen.read_text().partition("|")[0])
+        assert _alive(running.pid)
+        # command_timeout_s ends it while the run goes on.
+        assert _until(lambda: not _alive(running.pid) and not _alive(child), 15)
+
+
+def test_detached_command_failing_fast_is_a_wake_failure(tmp_path: Path) -> None:
+    # As xfreerdp does when nothing listens on the port: an error line, a non-zero exit at once.
+    refused = _script(
+        tmp_path, "rdp-refused",
+        "import sys\nprint('[ERROR][com.freerdp.core] - freerdp_tcp_connect: connection refused', file=sys.stderr)\n"
+        "sys.exit(131)\n",
+    )
+    settings = Wake(command=f"{refused} /v:127.0.0.1:9", detach=True)
+    with WakeProcesses() as processes, pytest.raises(WakeFailed) as failed:
+        wake(settings, None, processes)
+    assert str(failed.value) == (
+        f"wake command {refused} exited 131 within {DETACH_GRACE_S:g} s: "
+        "[ERROR][com.freerdp.core] - freerdp_tcp_connect: connection refused"
+    )
+
+
+def test_detached_command_needs_an_owner(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs a WakeProcesses"):
+        wake(Wake(command="sleep 30", detach=True), None)
+
+
+def test_plain_command_uses_command_timeout_s() -> None:
+    started = time.monotonic()
+    with pytest.raises(WakeFailed, match="still running after 0.5 s"):
+        wake(Wake(command="sleep 30", command_timeout_s=0.5))
+    assert time.monotonic() - started < 8
+
+
+def test_chatty_command_output_is_bounded(tmp_path: Path) -> None:
+    # 20 MB of output: drained as it comes (the pipe never blocks it), only the tail is kept.
+    chatty = _script(tmp_path, "chatty", "import sys\nsys.stdout.write('x' * 20_000_000 + 'the end')\nsys.exit(4)\n")
+    with pytest.raises(WakeFailed) as failed:
+        run_wake_command(str(chatty), timeout_s=30)
+    message = str(failed.value)
+    assert message.endswith("x" * 293 + "the end")
+    assert len(message) < 400
