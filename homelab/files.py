@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from homelab.errors import HomelabError
 
-__all__ = ["FileAccessError", "open_regular", "read_regular", "write_atomic"]
+__all__ = ["FileAccessError", "check_replaceable", "open_regular", "read_regular", "write_atomic"]
 
 
 class FileAccessError(HomelabError, ValueError):
@@ -106,6 +106,21 @@ def _replaceable(target: Path, follow_symlinks: bool) -> tuple[Path, int]:
     if not target.parent.is_dir():
         raise FileAccessError(target, f"folder {target.parent} does not exist")
     return target, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+
+
+def check_replaceable(path: str | Path, *, follow_symlinks: bool = False) -> None:
+    """Refuse now what `write_atomic` would refuse later, for a command that writes only after long work.
+
+    Raises:
+        FileAccessError: as `write_atomic` for a symlink, a directory, a device or FIFO, a
+            missing folder, or a folder that is not writable.
+    """
+    try:
+        target, _ = _replaceable(Path(path), follow_symlinks)
+    except OSError as exc:
+        raise FileAccessError(path, _reason(exc)) from None
+    if not os.access(target.parent, os.W_OK):
+        raise FileAccessError(target, f"folder {target.parent} is not writable")
 
 
 def write_atomic(path: str | Path, data: bytes, *, follow_symlinks: bool = False) -> None:

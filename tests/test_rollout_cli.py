@@ -12,10 +12,13 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from homelab.tiny_gguf import write_tiny_llama
+from tests.fixtures.net import free_port
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
 HOMELAB = Path(sys.executable).with_name("homelab")
@@ -102,7 +105,7 @@ def test_bad_input_exits_2_and_a_dead_engine_exits_1(tmp_path: Path) -> None:
     assert f"not in {models}: model.gguf" in missing.stderr
 
     (models / "model.gguf").write_bytes(b"GGUF")
-    dead = homelab(*base, "--dry-run")
+    dead = homelab(*base)
     assert dead.returncode == 1
     assert "node gpu2 (unix:///nonexistent/docker.sock): the Docker engine does not answer" in dead.stderr
     assert "Traceback" not in dead.stderr
@@ -141,3 +144,79 @@ def test_a_gpu_node_gets_the_vram_plans_layers_and_a_model_too_big_is_refused_be
     assert "Traceback" not in refused.stderr
     with closing(lab.client()) as client:
         assert lab.volume not in {v.name for v in client.volumes.list()}
+
+
+def _offline_cluster(tmp_path: Path, engine_url: str) -> Path:
+    """A GPU node whose engine and Ollama endpoint nobody answers for: two containers listed out
+    of start order (one sets -ngl in args and its restart policy), and an Ollama model to pull."""
+    models = tmp_path / "models"
+    models.mkdir()
+    write_tiny_llama(models / "coder.gguf", seed=1)
+    write_tiny_llama(models / "chat.gguf", seed=2)
+
+    def llama(name: str, **box: Any) -> dict[str, Any]:
+        return {
+            "name": name, "kind": "llamacpp", "url": f"http://127.0.0.1:{free_port()}",
+            "models": [{"name": name, "alias": name}],
+            "container": {"image": "llama:none", "model_file": f"{name}.gguf", **box},
+        }  # fmt: skip
+
+    ollama = {
+        "name": "ollama", "kind": "ollama", "url": f"http://127.0.0.1:{free_port()}",
+        "models": [{"name": "qwen2.5:0.5b", "alias": "small", "deploy": {"pull": "qwen2.5:0.5b", "num_ctx": 2048}}],
+    }  # fmt: skip
+    node = {
+        "name": "gpu2", "tier": "secondary", "host": "127.0.0.1", "docker": {"url": engine_url},
+        "gpus": [{"name": "RTX 3090", "vram_gib": 24}],
+        "endpoints": [
+            llama("coder", start_order=2, args=["-ngl", "2"], restart_policy="always", volume="code"),
+            llama("chat", start_order=1, ctx_size=1024),
+            ollama,
+        ],
+    }  # fmt: skip
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(yaml.safe_dump({"nodes": [node]}))
+    return cluster
+
+
+@pytest.mark.parametrize(
+    ("engine_url", "why"),
+    [
+        ("unix:///nonexistent/docker.sock", "No such file or directory"),
+        (f"tcp://127.0.0.1:{free_port()}", "Connection refused"),
+    ],
+)
+def test_a_dry_run_without_a_live_engine_shows_the_plan_from_the_file(
+    tmp_path: Path, engine_url: str, why: str
+) -> None:
+    cluster = _offline_cluster(tmp_path, engine_url)
+    base = ["rollout", "--inventory", cluster, "--node", "gpu2", "--models-dir", tmp_path / "models", "--dry-run"]
+
+    shown = homelab(*base)
+
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert text.index("homelab-chat") < text.index("homelab-coder"), "start order, not file order"
+    assert "│ 1 │ homelab-chat  │ chat.gguf (models) │ 1024 │ 3 (the VRAM plan)    │ no      │" in text
+    assert "│ 2 │ homelab-coder │ coder.gguf (code)  │ 4096 │ 2 (the cluster file) │ always  │" in text
+    assert "gate homelab-chat: llamacpp probe of http://127.0.0.1:" in text and "/health then http" in text
+    assert "up to 300 s or 200 probes" in text
+    assert "ollama ollama (http://127.0.0.1:" in text and "qwen2.5:0.5b from qwen2.5:0.5b, num_ctx 2048" in text
+    assert "! containers: not checked against the engine (node gpu2 (" in text and why in text
+    assert "! Ollama models: not checked against the Ollama endpoints (gpu2/ollama: " in text
+    assert "Traceback" not in shown.stderr
+
+    as_json = homelab(*base, "--json")
+
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["containers"] is None and report["ollama"] is None and report["failure"] is None
+    assert report["engine_not_checked"].startswith(f"node gpu2 ({engine_url}): the Docker engine does not answer")
+    assert "Connection refused" in report["ollama_not_checked"]
+    chat, coder = report["preview"]["containers"]
+    assert (chat["name"], chat["position"], chat["restart_policy"], chat["gpu_layers"]) == ("homelab-chat", 1, "no", 3)
+    assert (coder["volume"], coder["model_file"], coder["gpu_layers_from"]) == ("code", "coder.gguf", "the cluster file")
+    health, models = chat["gate"]["urls"]
+    assert health.endswith("/health") and models.endswith("/v1/models") and chat["gate"]["timeout_s"] == 300.0
+    [model] = report["preview"]["ollama"]
+    assert model["parameters"]["num_ctx"] == 2048 and model["model"] == "qwen2.5:0.5b"
