@@ -54,6 +54,8 @@ def facts_of(case: dict[str, Any], specs: dict[str, Any]) -> Facts:
         config = (
             None if seen.get("unlabelled") else spec.config() | {k: v for k, v in seen.items() if k in spec.config()}
         )
+        for key in seen.get("recorded_without", []) if config else []:  # a label from before the field
+            del config[key]
         containers[spec.name] = ContainerState(
             name=spec.name,
             id=f"id-{endpoint}",
@@ -62,6 +64,7 @@ def facts_of(case: dict[str, Any], specs: dict[str, Any]) -> Facts:
             managed=config is not None,
             config=config,
             model_sha256=seen.get("model"),
+            restart_policy=seen.get("restart_policy", spec.restart_policy),
         )
     files = {
         volume: {f: VolumeFile(volume=volume, model_file=f, sha256=sha, size_bytes=1) for f, sha in held.items()}
@@ -79,7 +82,7 @@ def facts_of(case: dict[str, Any], specs: dict[str, Any]) -> Facts:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_plan(case: dict[str, Any]) -> None:
-    node = node_of(case["containers"])
+    node = node_of(case["containers"], gpus=case.get("gpus", False))
     sources = {f: ModelSource(model_file=f, local_path=Path("/models") / f) for f in case["sources"]}
     desired = desired_state(node, sources, RolloutSettings())
     specs = {spec.endpoint: spec for spec in desired.containers}
@@ -103,7 +106,7 @@ def test_a_container_spec_from_the_inventory() -> None:
     spec = container_spec(node, node.endpoints[0], ContainerSettings(extra_args=("-t", "4")))
     assert spec.name == "homelab-coder"
     assert (spec.host_ip, spec.host_port) == ("127.0.0.1", 9000)
-    assert spec.command() == [
+    assert spec.cmd() == [
         "-m", "/models/coder.gguf", "--host", "0.0.0.0", "--port", "8080",
         "-c", "8192", "-np", "2", "-ngl", "0", "--alias", "qwen-coder", "-t", "4",
     ]  # fmt: skip
@@ -123,7 +126,7 @@ def test_gpu_layers_on_a_gpu_node(inventory_layers: int | None, planned: int | N
     [spec] = desired_containers(node, ContainerSettings(), {"big": planned} if planned is not None else None)
     assert spec.gpus
     assert spec.gpu_layers == expected
-    assert ("-ngl" in spec.command()) is (expected is not None)
+    assert ("-ngl" in (spec.cmd() or [])) is (expected is not None)
 
 
 @pytest.mark.parametrize(

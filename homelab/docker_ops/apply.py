@@ -18,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.gate import GateResult
-from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan, StartContainer, Step
+from homelab.docker_ops.plan import (
+    ContainerStep,
+    CopyModel,
+    EnsureVolume,
+    Plan,
+    StartContainer,
+    Step,
+    UpdateRestartPolicy,
+)
 from homelab.docker_ops.serial import (
     ContainerStepFailed,
     Pending,
@@ -164,8 +172,8 @@ def _container(step: ContainerStep, runner: StepRunner, started: float) -> StepO
         return _outcome(step, StepStatus.DONE, gate.why, started, gate)
     why = f"{step.spec.name} failed its health gate: {gate.why}"
     back = _roll_back(runner, pending, why)
-    # Starting a stopped container changes nothing that could be undone: it just failed.
-    status = StepStatus.FAILED if isinstance(step, StartContainer) else StepStatus.ROLLED_BACK
+    # Starting a stopped container or changing its restart policy leaves nothing to undo: it just failed.
+    status = StepStatus.FAILED if isinstance(step, StartContainer | UpdateRestartPolicy) else StepStatus.ROLLED_BACK
     return _outcome(step, status, why, started, gate, back)
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
 from urllib.parse import urlsplit
 
 import docker.errors
@@ -26,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.volumes import VOLUME_MOUNT
 from homelab.errors import DockerOpError
+from homelab.inventory import Container as ContainerSection
 from homelab.inventory import Endpoint, Node
+from homelab.inventory.models import PLANNED_FLAGS, RestartPolicy, flag_values
 
 __all__ = [
     "CONTAINER_PORT",
@@ -50,13 +51,16 @@ __all__ = [
     "previous_container_name",
     "remove_container",
     "rename_container",
+    "restart_policy_for",
     "start_container",
     "stop_container",
+    "update_restart_policy",
 ]
 
 log = logging.getLogger(__name__)
 
-# llama-server listens here inside the container; the endpoint URL's port is the host side.
+# llama-server listens here inside the container unless the cluster file's `container_port`
+# says otherwise; the endpoint URL's port is the host side.
 CONTAINER_PORT = 8080
 LABEL_MANAGED = "homelab.managed"
 LABEL_NODE = "homelab.node"
@@ -73,11 +77,12 @@ class ContainerSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name_prefix: str = "homelab-"
-    # unless-stopped brings servers back after a reboot, but the engine then starts them all at
-    # once; on GPU nodes the recovery flow's serial restart is what keeps CUDA start-up one at
-    # a time. Choose "no" to leave every start to homelab.
-    restart_policy: Literal["no", "unless-stopped", "always"] = "unless-stopped"
-    extra_args: tuple[str, ...] = Field((), description="appended to every llama-server command line")
+    restart_policy: RestartPolicy | None = Field(
+        None, description="for every container whose section sets none; unset: per node (`restart_policy_for`)"
+    )
+    extra_args: tuple[str, ...] = Field(
+        (), description="appended to every llama-server command line homelab writes (not to a section's `command`)"
+    )
     stop_timeout_s: int = Field(10, ge=0, description="seconds between SIGTERM and SIGKILL on stop")
 
 
@@ -85,7 +90,11 @@ DEFAULT_CONTAINER_SETTINGS = ContainerSettings()
 
 
 class ContainerSpec(BaseModel):
-    """Everything a llama.cpp server container is made from; equal specs make equal containers."""
+    """Everything a llama.cpp server container is made from; equal specs make equal containers.
+
+    Fields added after labels were first written have defaults that mean "as before", so a
+    label without them compares equal (see `homelab.docker_ops.plan`).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -101,19 +110,38 @@ class ContainerSpec(BaseModel):
     alias: str | None
     host_ip: str
     host_port: int
-    gpus: bool
-    restart_policy: str
+    gpus: bool = Field(description="asks for the node's GPUs")
+    restart_policy: RestartPolicy
     extra_args: tuple[str, ...] = ()
+    container_port: int = CONTAINER_PORT
+    env: dict[str, str] = Field(default_factory=dict)
+    args: tuple[str, ...] = Field((), description="the section's extra llama-server options")
+    command: tuple[str, ...] | None = Field(None, description="replaces homelab's arguments; (): the image's CMD")
+    entrypoint: tuple[str, ...] | None = None
+    gpu_ids: tuple[int, ...] = Field((), description="CUDA indexes the container gets; (): all (when `gpus`)")
 
-    def command(self) -> list[str]:
-        """llama-server's arguments (the image's entrypoint is llama-server)."""
-        args = ["-m", f"{VOLUME_MOUNT}/{self.model_file}", "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
-        args += ["-c", str(self.ctx_size), "-np", str(self.parallel)]
-        if self.gpu_layers is not None:
-            args += ["-ngl", str(self.gpu_layers)]
+    def cmd(self) -> list[str] | None:
+        """The container's command: llama-server's arguments (the image's entrypoint is llama-server),
+        the section's own `command`, or None for the image's own CMD."""
+        if self.command is not None:
+            return list(self.command) or None
+        words = ["-m", f"{VOLUME_MOUNT}/{self.model_file}", "--host", "0.0.0.0", "--port", str(self.container_port)]
+        for field, value in (("ctx_size", self.ctx_size), ("parallel", self.parallel), ("gpu_layers", self.gpu_layers)):
+            # A value in `args` is the same number (the schema checks), given once: llama-server
+            # takes the last of two, and a reader of `docker inspect` should not have to know that.
+            if value is not None and not flag_values(list(self.args), PLANNED_FLAGS[field]):
+                words += [PLANNED_FLAGS[field][0], str(value)]
         if self.alias:
-            args += ["--alias", self.alias]
-        return [*args, *self.extra_args]
+            words += ["--alias", self.alias]
+        return [*words, *self.extra_args, *self.args]
+
+    def device_requests(self) -> list[docker.types.DeviceRequest] | None:
+        """What `docker run --gpus all` (or `--gpus '"device=0,2"'`) asks for; None on a node without GPUs."""
+        if not self.gpus:
+            return None
+        if self.gpu_ids:
+            return [docker.types.DeviceRequest(device_ids=[str(i) for i in self.gpu_ids], capabilities=[["gpu"]])]
+        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
 
     def config(self) -> dict[str, object]:
         """What the labels record and a re-run compares (name and order are not part of it)."""
@@ -139,6 +167,9 @@ class ContainerState(BaseModel):
     started_at: datetime | None = None
     exit_code: int = 0
     restart_count: int = Field(0, description="restarts by the engine's restart policy since creation")
+    restart_policy: str | None = Field(
+        None, description="the engine's own (HostConfig; `update` changes it after the label): None: unknown"
+    )
 
     @property
     def running(self) -> bool:
@@ -163,6 +194,21 @@ def _bind_ip(url: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return "0.0.0.0"
+
+
+def restart_policy_for(node: Node, box: ContainerSection, settings: ContainerSettings) -> RestartPolicy:
+    """The section's restart policy, else the settings' override, else "no" on a GPU node, "unless-stopped" elsewhere.
+
+    The engine starts every `unless-stopped` or `always` container at once when it comes up
+    (after a reboot or a daemon restart). On a GPU node that is several CUDA initialisations
+    racing for VRAM, which has deadlocked drivers: there homelab's recovery starts the
+    containers itself, one at a time in `start_order` behind the health gate.
+    """
+    if box.restart_policy is not None:
+        return box.restart_policy
+    if settings.restart_policy is not None:
+        return settings.restart_policy
+    return "no" if node.gpus else "unless-stopped"
 
 
 def container_spec(
@@ -198,8 +244,15 @@ def container_spec(
         host_ip=_bind_ip(endpoint.url),
         host_port=endpoint.port,
         gpus=bool(node.gpus),
-        restart_policy=settings.restart_policy,
-        extra_args=settings.extra_args,
+        restart_policy=restart_policy_for(node, box, settings),
+        # A section's own command is the whole command line: homelab adds nothing to it.
+        extra_args=settings.extra_args if box.command is None else (),
+        container_port=box.container_port,
+        env=box.env,
+        args=tuple(box.args),
+        command=None if box.command is None else tuple(box.command),
+        entrypoint=None if box.entrypoint is None else tuple(box.entrypoint),
+        gpu_ids=tuple(box.gpus or ()),
     )
 
 
@@ -247,6 +300,8 @@ def _state(container: Container) -> ContainerState:
         started_at=None if started.startswith("0001-") or not started else _parse_time(started),
         exit_code=attrs.get("State", {}).get("ExitCode", 0),
         restart_count=attrs.get("RestartCount", 0),
+        # The engine reports "" for a container created without a policy: that is "no".
+        restart_policy=(attrs.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name") or "no",
     )
 
 
@@ -290,17 +345,18 @@ def create_container(engine: Engine, spec: ContainerSpec, model_sha256: str, nod
         LABEL_CONFIG_SHA: spec.digest(),
         LABEL_MODEL_SHA: model_sha256,
     }
-    gpus = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if spec.gpus else None
     with engine.errors(f"creating container {spec.name} ({spec.image})"):
         container = engine.client.containers.create(
             spec.image,
-            spec.command(),
+            spec.cmd(),
             name=spec.name,
             labels=labels,
+            entrypoint=None if spec.entrypoint is None else list(spec.entrypoint),
+            environment=spec.env or None,
             # A named volume, never a bind mount: see homelab.docker_ops.volumes.
             volumes={spec.volume: {"bind": VOLUME_MOUNT, "mode": "ro"}},
-            ports={f"{CONTAINER_PORT}/tcp": (spec.host_ip, spec.host_port)},
-            device_requests=gpus,
+            ports={f"{spec.container_port}/tcp": (spec.host_ip, spec.host_port)},
+            device_requests=spec.device_requests(),
             restart_policy={"Name": spec.restart_policy},
         )
         return _state(container)
@@ -321,6 +377,12 @@ def start_container(engine: Engine, name: str) -> None:
 def stop_container(engine: Engine, name: str, timeout_s: int) -> None:
     with engine.errors(f"stopping container {name}"):
         _get(engine, name).stop(timeout=timeout_s)
+
+
+def update_restart_policy(engine: Engine, name: str, policy: RestartPolicy) -> None:
+    """Operation: the engine's restart policy of `name`, changed in place (a running server keeps running)."""
+    with engine.errors(f"updating the restart policy of container {name}"):
+        _get(engine, name).update(restart_policy={"Name": policy})
 
 
 def rename_container(engine: Engine, name: str, new_name: str) -> None:

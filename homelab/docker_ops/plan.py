@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from homelab.docker_ops.containers import ContainerSpec, ContainerState, previous_container_name
 from homelab.docker_ops.sources import ModelSource, SourceFile
@@ -28,6 +29,7 @@ __all__ = [
     "ReplaceContainer",
     "StartContainer",
     "Step",
+    "UpdateRestartPolicy",
     "plan",
 ]
 
@@ -123,7 +125,19 @@ class StartContainer(_Frozen):
         return f"start {self.spec.name}: {self.reason}"
 
 
-ContainerStep = CreateContainer | ReplaceContainer | StartContainer
+class UpdateRestartPolicy(_Frozen):
+    """Change an up-to-date container's restart policy in place (a running server is not restarted),
+    start it if it is stopped, then wait for its gate."""
+
+    kind: Literal["update_restart_policy"] = "update_restart_policy"
+    spec: ContainerSpec
+    reason: str
+
+    def summary(self) -> str:
+        return f"update restart policy of {self.spec.name}: {self.reason}"
+
+
+ContainerStep = CreateContainer | ReplaceContainer | StartContainer | UpdateRestartPolicy
 Step = Annotated[EnsureVolume | CopyModel | ContainerStep, Field(discriminator="kind")]
 
 
@@ -166,12 +180,29 @@ def _volume_steps(desired: DesiredState, facts: Facts) -> tuple[list[Step], list
     return steps, unchanged
 
 
+# Changed in place by `UpdateRestartPolicy`, judged by the engine's own value: the label keeps
+# what the container was created with.
+_IN_PLACE = {"restart_policy"}
+
+
+def _recorded(config: dict[str, object], key: str) -> object:
+    """The label's value of `key`; a label written before the field existed recorded its default."""
+    if key in config:
+        return config[key]
+    field = ContainerSpec.model_fields[key]
+    return None if field.is_required() else to_jsonable_python(field.get_default(call_default_factory=True))
+
+
 def _config_changes(spec: ContainerSpec, state: ContainerState) -> list[str]:
     """Which fields of the recorded config differ, as `field old -> new`."""
     if state.config is None:
         return ["not made by homelab (no recorded config)"]
     want = spec.config()
-    return [f"{key} {state.config.get(key)!r} -> {want[key]!r}" for key in want if state.config.get(key) != want[key]]
+    return [
+        f"{key} {_recorded(state.config, key)!r} -> {want[key]!r}"
+        for key in want
+        if key not in _IN_PLACE and _recorded(state.config, key) != want[key]
+    ]
 
 
 def _container_step(spec: ContainerSpec, facts: Facts, model_sha: str, activate: bool) -> ContainerStep | str:
@@ -189,6 +220,9 @@ def _container_step(spec: ContainerSpec, facts: Facts, model_sha: str, activate:
         changes.append(f"image {spec.image} updated ({_short(state.image_id)} -> {_short(wanted_image)})")
     if changes:
         return ReplaceContainer(spec=spec, model_sha256=model_sha, activate_model=activate, reason="; ".join(changes))
+    if state.restart_policy not in (None, spec.restart_policy):
+        stopped = "" if state.running else f"; then start it ({state.status})"
+        return UpdateRestartPolicy(spec=spec, reason=f"{state.restart_policy} -> {spec.restart_policy}{stopped}")
     if not state.running:
         return StartContainer(spec=spec, reason=f"up to date but {state.status}")
     return f"container {spec.name} up to date"

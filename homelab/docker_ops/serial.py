@@ -27,10 +27,17 @@ from homelab.docker_ops.containers import (
     rename_container,
     start_container,
     stop_container,
+    update_restart_policy,
 )
 from homelab.docker_ops.gate import GateResult, HealthGate, wait_healthy
 from homelab.docker_ops.helper import HelperSettings, ensure_image
-from homelab.docker_ops.plan import ContainerStep, CreateContainer, ReplaceContainer, StartContainer
+from homelab.docker_ops.plan import (
+    ContainerStep,
+    CreateContainer,
+    ReplaceContainer,
+    StartContainer,
+    UpdateRestartPolicy,
+)
 from homelab.docker_ops.volumes import activate_model, forget_previous, restore_model
 from homelab.errors import DockerOpError
 from homelab.inventory import Node, ProbeSettings
@@ -131,10 +138,13 @@ def begin_container_step(engine: Engine, step: ContainerStep, settings: RolloutS
             remove_container(engine, spec.name)  # a created-but-never-started leftover
             create_container(engine, spec, step.model_sha256, node=engine.node)
             progress.new_created = True
-        start_container(engine, spec.name)
+        elif isinstance(step, UpdateRestartPolicy):
+            update_restart_policy(engine, spec.name, spec.restart_policy)
+        start_container(engine, spec.name)  # a running container (an update) is left as it is
     except DockerOpError as exc:
         raise ContainerStepFailed(str(exc), progress.freeze()) from exc
-    log.info("node %s: started %s (%s)", engine.node, spec.name, step.reason)
+    done = "updated" if isinstance(step, UpdateRestartPolicy) else "started"
+    log.info("node %s: %s %s (%s)", engine.node, done, spec.name, step.reason)
     return progress.freeze()
 
 
@@ -167,8 +177,8 @@ def roll_back_container_step(
         The old container's gate, or None when there was no old container to bring back.
     """
     spec = pending.step.spec
-    if isinstance(pending.step, StartContainer):
-        return None  # the container was already there, only stopped: nothing to restore
+    if isinstance(pending.step, StartContainer | UpdateRestartPolicy):
+        return None  # the container was already there, made by the same spec: nothing to restore
     if pending.new_created:
         remove_container(engine, spec.name)
     if pending.model_activated:

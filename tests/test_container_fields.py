@@ -1,0 +1,146 @@
+"""A container section's own fields, from the cluster file to the container spec and the VRAM plan.
+
+`env`, `container_port`, `args`, `command`, `entrypoint`, `restart_policy` and `gpus` reach the
+spec the engine is given (and its recorded config); a `-c`/`-ngl` in `args` is the value the
+command line carries once and the VRAM plan uses. The engine's side is in
+tests/test_rollout_any_image.py; the plan's reasons in tests/cases/docker_ops/plan.jsonl.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homelab.docker_ops.containers import ContainerSettings, container_spec
+from homelab.inventory import Inventory, Node
+from homelab.tiny_gguf import write_tiny_llama
+from homelab.vram import estimate, read_gguf
+from homelab.vram.lineup import lineup_from_inventory
+from homelab.vram.node_plan import plan_node_vram
+from homelab.vram.settings import GIB, RunSettings
+
+GPUS = [{"name": "RTX 3090", "vram_gib": 24}, {"name": "RTX 3060", "vram_gib": 12, "index": 2}]
+
+
+def node_with(container: dict[str, Any], gpus: list[dict[str, Any]] | None = None) -> Node:
+    return Node.model_validate(
+        {
+            "name": "gpu2",
+            "tier": "secondary",
+            "host": "127.0.0.1",
+            "gpus": gpus or [],
+            "endpoints": [
+                {
+                    "name": "coder",
+                    "kind": "llamacpp",
+                    "url": "http://127.0.0.1:3009",
+                    "models": [{"name": "qwen-coder", "alias": "coder"}],
+                    "container": {"image": "llama:server", "model_file": "coder.gguf"} | container,
+                }
+            ],
+        }
+    )
+
+
+def spec_of(container: dict[str, Any], gpus: list[dict[str, Any]] | None = None, **settings: Any) -> Any:
+    node = node_with(container, gpus)
+    return container_spec(node, node.endpoints[0], ContainerSettings(**settings))
+
+
+def test_args_carrying_ctx_and_layers_give_each_flag_once() -> None:
+    spec = spec_of({"args": ["-c", "16384", "--n-gpu-layers=20", "--flash-attn", "on"]}, GPUS, extra_args=("-t", "4"))
+
+    assert (spec.ctx_size, spec.gpu_layers) == (16384, 20)
+    assert spec.cmd() == [
+        "-m", "/models/coder.gguf", "--host", "0.0.0.0", "--port", "8080", "-np", "1", "--alias", "qwen-coder",
+        "-t", "4", "-c", "16384", "--n-gpu-layers=20", "--flash-attn", "on",
+    ]  # fmt: skip
+
+
+def test_container_port_is_llama_servers_port() -> None:
+    spec = spec_of({"container_port": 8000})
+
+    assert spec.cmd()[4:6] == ["--port", "8000"]  # type: ignore[index]
+    assert (spec.container_port, spec.host_port) == (8000, 3009)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [([], None), (["--model", "/models/x.gguf", "--port", "8000"], ["--model", "/models/x.gguf", "--port", "8000"])],
+    ids=["images-own-cmd", "verbatim"],
+)
+def test_a_command_replaces_homelabs_arguments(command: list[str], expected: list[str] | None) -> None:
+    spec = spec_of({"command": command, "entrypoint": ["/app/llama-server"]}, extra_args=("-t", "4"))
+
+    assert spec.cmd() == expected  # nothing of homelab's, not even the settings' extra arguments
+    assert spec.entrypoint == ("/app/llama-server",)
+    assert spec.config()["command"] == command and spec.config()["extra_args"] == []
+
+
+@pytest.mark.parametrize(
+    ("section", "override", "gpus", "expected"),
+    [
+        (None, None, GPUS, "no"),
+        (None, None, None, "unless-stopped"),
+        ("always", None, GPUS, "always"),
+        (None, "on-failure", GPUS, "on-failure"),
+        ("unless-stopped", "no", None, "unless-stopped"),
+    ],
+    ids=["gpu-node-default", "cpu-node-default", "section-wins", "settings-override", "section-over-settings"],
+)
+def test_restart_policy_resolution(
+    section: str | None, override: str | None, gpus: list[dict[str, Any]] | None, expected: str
+) -> None:
+    spec = spec_of({"restart_policy": section} if section else {}, gpus, restart_policy=override)
+
+    assert spec.restart_policy == expected
+    assert spec.config()["restart_policy"] == expected
+
+
+@pytest.mark.parametrize(
+    ("container", "gpus", "expected"),
+    [({}, GPUS, (-1, [])), ({"gpus": [2, 0]}, GPUS, (0, ["2", "0"])), ({}, None, None)],
+    ids=["all-gpus", "by-cuda-index", "cpu-node"],
+)
+def test_device_requests(
+    container: dict[str, Any], gpus: list[dict[str, Any]] | None, expected: tuple[int, list[str]] | None
+) -> None:
+    requests = spec_of(container, gpus).device_requests()
+
+    if expected is None:
+        assert requests is None
+        return
+    [request] = requests or []  # `--gpus all` / `--gpus '"device=2,0"'`: one request
+    assert (request["Count"], request["DeviceIDs"], request["Capabilities"]) == (*expected, [["gpu"]])
+
+
+def test_env_is_recorded_and_digested() -> None:
+    plain = spec_of({})
+    with_env = spec_of({"env": {"MODEL_PATH": "/models/coder.gguf"}})
+
+    assert with_env.config()["env"] == {"MODEL_PATH": "/models/coder.gguf"}
+    assert with_env.digest() != plain.digest()
+
+
+def _inventory(container: dict[str, Any]) -> Inventory:
+    node = node_with({"model_file": "deep.gguf"} | container, GPUS[:1]).model_dump(mode="json")
+    return Inventory.model_validate({"nodes": [node]})
+
+
+def test_the_vram_plan_uses_ctx_and_layers_from_args(tmp_path: Path) -> None:
+    write_tiny_llama(tmp_path / "deep.gguf", n_layer=24, seed=3)
+    inv = _inventory({"args": ["-c", "16384", "-ngl", "20"]})
+
+    [entry] = lineup_from_inventory(inv, models_dir=tmp_path).entries
+    plan = plan_node_vram(inv, inv.nodes[0], models_dir=tmp_path)
+
+    assert (entry.ctx_size, entry.gpu_layers) == (16384, 20)
+    assert plan.gpu_layers == {"coder": 20}
+    settings = RunSettings(ctx_size=16384, n_gpu_layers=20, flash_attn=True)
+    expected = estimate(read_gguf(tmp_path / "deep.gguf"), settings)
+    assert plan.lines == [f"coder: 20/25 layers on gpu2 GPU0 (RTX 3090), {expected.gpu_total_bytes / GIB:.2f} GiB"]
+    plain = _inventory({})
+    default = plan_node_vram(plain, plain.nodes[0], models_dir=tmp_path)
+    assert default.gpu_layers == {"coder": 25}  # without args: every layer, at the default 4096 context
