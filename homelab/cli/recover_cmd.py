@@ -13,6 +13,7 @@ from homelab.cli.common import (
     fail,
     load_or_exit,
 )
+from homelab.stack.prefect_cli import default_prefect_home, prefect_env
 
 __all__ = ["recover_command"]
 
@@ -32,6 +33,7 @@ def recover_command(
     Prefect); it prints the incident. Exit code 1 when the node could not be recovered, 2 when
     the cluster file is invalid or has no such node.
     """
+    import os
     import subprocess
     import sys
 
@@ -44,7 +46,10 @@ def recover_command(
     argv = [sys.executable, "-m", "flows.recover_node", f"--inventory={inventory}"]
     argv += [f"--vault-block={vault_block}"] if vault_block else []
     argv += [f"--restart-command={restart_command}"] if restart_command else []
-    raise typer.Exit(subprocess.run([*argv, "--", node], check=False).returncode)
+    # With no Prefect API configured the flow starts a temporary server: it too gets analytics
+    # off and its database under homelab's state directory, not ~/.prefect.
+    env = prefect_env(os.environ, default_prefect_home())
+    raise typer.Exit(subprocess.run([*argv, "--", node], env=env, check=False).returncode)
 
 
 # --- rollout ------------------------------------------------------------------------------

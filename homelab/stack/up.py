@@ -24,7 +24,7 @@ import homelab
 from homelab.errors import StackError
 from homelab.inventory import load_inventory
 from homelab.stack.deploy_config import RECOVER_DEPLOYMENT, fit_to_inventory, load_deploy_config
-from homelab.stack.prefect_cli import DeployedDeployment, PrefectCommands, configured_api_url
+from homelab.stack.prefect_cli import DeployedDeployment, PrefectCommands, configured_api_url, prefect_env
 from homelab.stack.processes import ProcessRecord, is_alive, stop
 from homelab.stack.services import LOOPBACK, api_healthy, start_server, start_worker, ui_url_of
 from homelab.stack.state import StackState, load_state, locked, save_state
@@ -167,7 +167,7 @@ def _ensure_api(
     ours = state.server is not None and is_alive(state.server) and state.api_url is not None
     progress("reading the Prefect settings")
     configured = os.environ.get("PREFECT_API_URL") or configured_api_url(
-        os.environ, options.workdir, options.timeouts.command_s
+        prefect_env(os.environ, state_dir / "prefect"), options.workdir, options.timeouts.command_s
     )
     if ours and state.api_url is not None and configured in (None, state.api_url):
         reused.append("server")
@@ -199,7 +199,7 @@ def _ensure_api(
 
 
 def _child_env(api_url: str, state_dir: Path, embedded: bool) -> dict[str, str]:
-    env = {**os.environ, "PREFECT_API_URL": api_url}
+    env = {**prefect_env(os.environ, state_dir / "prefect"), "PREFECT_API_URL": api_url}
     if embedded:
         # The embedded stack keeps its Prefect home (profiles, local storage) apart from ~/.prefect.
         env["PREFECT_HOME"] = str(state_dir / "prefect")
