@@ -42,11 +42,13 @@ from homelab.recovery import (
     Incident,
     NodeFacts,
     Outcome,
+    RecoveryPlan,
     RecoveryPolicy,
     cooldown_left_s,
     plan_recovery,
     wake_only,
 )
+from homelab.wake import WakeProcesses
 from tasks.recovery import (
     check_node_docker,
     check_node_ssh,
@@ -96,7 +98,7 @@ class _Log:
             failure = judge(result)
         else:
             result, failure = None, state.message or f"task ended {state.type.value}"
-        self._record(action, at, started, failure is None, failure or (result if isinstance(result, str) else ""))
+        self._record(action, at, started, failure is None, failure or _detail(result))
         return failure is None, result if failure is None else failure
 
     def fact(self, action: str, call: Callable[[], Any]) -> tuple[bool, Any]:
@@ -129,59 +131,106 @@ def _containers_failure(outcomes: Any) -> str | None:
     return f"{bad[0].summary}: {bad[0].detail}" if bad else None
 
 
-def _step(log: _Log, action: Action, inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None) -> str | None:
-    """Run one planned step; returns why it failed, or None."""
-    q = quote(inv)
-    calls: dict[Action, tuple[Callable[[], Any], Callable[[Any], str | None]]] = {
-        Action.RESTART_DOCKER: (lambda: restart_node_docker(q, node, policy, vault, return_state=True), _no_failure),
-        Action.WAIT_DOCKER: (lambda: wait_for_node_docker(q, node, policy, vault, return_state=True), _as_failure),
-        Action.WAKE: (lambda: wake_node(q, node, vault, return_state=True), _no_failure),
-        Action.WAIT_SSH: (lambda: wait_for_node_ssh(q, node, policy, vault, return_state=True), _as_failure),
-        Action.RESTART_CONTAINERS: (lambda: restart_node_containers(q, node, vault, return_state=True), _containers_failure),
-        Action.WAIT_SERVING: (lambda: wait_for_node_serving(q, node, policy, return_state=True), _as_failure),
-    }
-    call, judge = calls[action]
-    ok, result = log.run(action.value, call, judge)
-    return None if ok else f"{action.value} failed: {result}"
+def _detail(result: Any) -> str:
+    """What the record of a step that succeeded says: its text; for container starts, when each gate passed.
+
+    The gate times are the incident's evidence that the containers started one at a time (the
+    next one only after the one before served), to compare with the engine's own start events.
+    """
+    if isinstance(result, list):  # restart containers' outcomes
+        passed = [o.gate for o in result if o.gate is not None and o.gate.healthy]
+        return "; ".join(f"{g.container} passed its gate at {g.finished_at.isoformat()}" for g in passed)
+    return result if isinstance(result, str) else ""
 
 
-def _attempts(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None, log: _Log) -> tuple[Outcome, str, int]:
-    """Probe, decide, act, up to `max_attempts` rounds; returns outcome, reason and rounds used."""
-    logger = get_run_logger()
-    q = quote(inv)
-    reason = "not attempted"
-    for attempt in range(1, policy.max_attempts + 1):
-        ok, serving = log.run("probe", lambda: probe_node_serving(q, node, return_state=True), _no_failure)
-        if ok and serving:
-            acted = any(a.action not in {"probe", "check ssh", "check docker"} for a in log.actions)
-            return (Outcome.RECOVERED, "the node serves again", attempt) if acted else (
-                Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
+class _Run:
+    """What every step of one recovery run needs: the file, the node, the policy, the secrets block, the wake processes."""
+
+    def __init__(self, inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None, wakes: WakeProcesses) -> None:
+        self.inv, self.node, self.policy, self.vault, self.wakes = inv, node, policy, vault, wakes
+        self.log = _Log()
+
+    def step(self, action: Action) -> str | None:
+        """Run one planned step; returns why it failed, or None."""
+        q, node, policy, vault = quote(self.inv), self.node, self.policy, self.vault
+        calls: dict[Action, tuple[Callable[[], Any], Callable[[Any], str | None]]] = {
+            Action.RESTART_DOCKER: (lambda: restart_node_docker(q, node, policy, vault, return_state=True), _no_failure),
+            Action.WAIT_DOCKER: (lambda: wait_for_node_docker(q, node, policy, vault, return_state=True), _as_failure),
+            Action.WAKE: (lambda: wake_node(q, node, vault, quote(self.wakes), return_state=True), _no_failure),
+            Action.WAIT_SSH: (lambda: wait_for_node_ssh(q, node, policy, vault, return_state=True), _as_failure),
+            Action.RESTART_CONTAINERS: (lambda: restart_node_containers(q, node, vault, return_state=True), _containers_failure),
+            Action.WAIT_SERVING: (lambda: wait_for_node_serving(q, node, policy, return_state=True), _as_failure),
+        }
+        call, judge = calls[action]
+        ok, result = self.log.run(action.value, call, judge)
+        return None if ok else f"{action.value} failed: {result}"
+
+    def steps(self, plan: RecoveryPlan) -> tuple[Action | None, str | None]:
+        """Run the plan's steps until one fails; returns that step and why, or (None, None)."""
+        for action in plan.steps:
+            failure = self.step(action)
+            if failure is not None:
+                return action, failure
+        return None, None
+
+    def serving(self) -> bool:
+        ok, serving = self.log.run("probe", lambda: probe_node_serving(quote(self.inv), self.node, return_state=True), _no_failure)
+        return bool(ok and serving)
+
+    def facts(self, restart_failed: str | None) -> NodeFacts | str:
+        """The engine and SSH checks (none for a wake-only node) as facts, or why a check itself failed."""
+        q, node, vault = quote(self.inv), self.node, self.vault
         docker: str | None = None
         ssh: str | None = None
         if not wake_only(node):  # else there is no login or engine of its own to check
-            got, docker = log.fact("check docker", lambda: check_node_docker(q, node, vault, return_state=True))
+            got, docker = self.log.fact("check docker", lambda: check_node_docker(q, node, vault, return_state=True))
             if not got:
-                return Outcome.FAILED, f"the Docker engine check failed: {docker}", attempt
+                return f"the Docker engine check failed: {docker}"
         if docker is not None:
-            got, ssh = log.fact("check ssh", lambda: check_node_ssh(q, node, vault, return_state=True))
+            got, ssh = self.log.fact("check ssh", lambda: check_node_ssh(q, node, vault, return_state=True))
             if not got:  # a host key problem: waking or restarting cannot fix it
-                return Outcome.FAILED, f"SSH check failed: {ssh}", attempt
-        plan = plan_recovery(node, NodeFacts(serving=False, ssh_error=ssh, docker_error=docker))
-        logger.info("attempt %d: %s: %s", attempt, plan.why, ", ".join(plan.steps) or "no steps")
-        if plan.outcome is Outcome.FAILED:
-            return Outcome.FAILED, plan.why, attempt
-        reason = plan.why
-        for action in plan.steps:
-            failure = _step(log, action, inv, node, policy, vault)
-            if failure is not None:
-                reason = failure
+                return f"SSH check failed: {ssh}"
+        return NodeFacts(serving=False, ssh_error=ssh, docker_error=docker, restart_failed=restart_failed)
+
+
+def _restart_failed(plan: RecoveryPlan, failed_at: Action | None) -> bool:
+    """The plan restarted the engine, and the restart or the wait for the engine after it failed."""
+    return Action.RESTART_DOCKER in plan.steps and failed_at in (Action.RESTART_DOCKER, Action.WAIT_DOCKER)
+
+
+def _attempts(run: _Run) -> tuple[Outcome, str, int]:
+    """Probe, decide, act, up to `max_attempts` rounds; returns outcome, reason and rounds used.
+
+    A failed engine restart is a fact for the rest of the run: the plan escalates to the wake
+    action at once, in the same round, and later rounds do not restart the engine again.
+    """
+    logger = get_run_logger()
+    reason, restart_failed = "not attempted", None
+    for attempt in range(1, run.policy.max_attempts + 1):
+        if run.serving():
+            acted = any(a.action not in {"probe", "check ssh", "check docker"} for a in run.log.actions)
+            return (Outcome.RECOVERED, "the node serves again", attempt) if acted else (
+                Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
+        facts = run.facts(restart_failed)
+        if isinstance(facts, str):
+            return Outcome.FAILED, facts, attempt
+        plan = plan_recovery(run.node, facts)
+        while True:
+            logger.info("attempt %d: %s: %s", attempt, plan.why, ", ".join(plan.steps) or "no steps")
+            if plan.outcome is Outcome.FAILED:
+                return Outcome.FAILED, plan.why, attempt
+            failed_at, failure = run.steps(plan)
+            if failure is None or not _restart_failed(plan, failed_at):
                 break
+            restart_failed = failure
+            plan = plan_recovery(run.node, facts.model_copy(update={"restart_failed": failure}))
+        if failure is not None:
+            reason = failure
+        elif run.serving():
+            return Outcome.RECOVERED, f"the node serves again after: {', '.join(plan.steps)}", attempt
         else:
-            ok, serving = log.run("probe", lambda: probe_node_serving(q, node, return_state=True), _no_failure)
-            if ok and serving:
-                return Outcome.RECOVERED, f"the node serves again after: {', '.join(plan.steps)}", attempt
             reason = f"{plan.why}; the steps ran but the node still does not serve"
-    return Outcome.FAILED, f"not recovered after {policy.max_attempts} attempts: {reason}", policy.max_attempts
+    return Outcome.FAILED, f"not recovered after {run.policy.max_attempts} attempts: {reason}", run.policy.max_attempts
 
 
 def _ensure_limit(name: str) -> None:
@@ -194,17 +243,19 @@ def _ensure_limit(name: str) -> None:
 
 
 def _recover(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None) -> Incident:
+    """The run's rounds, between the cooldown check and the incident; a detached wake command ends with it."""
     started = datetime.now(UTC)
     last = last_recovery_finished(node.name)
     left = cooldown_left_s(last, policy)
-    log = _Log()
-    if left > 0:
-        outcome, reason, attempts = Outcome.SKIPPED, f"cooling down: the last recovery ended {last}, {left:.0f} s left", 0
-    else:
-        outcome, reason, attempts = _attempts(inv, node, policy, vault, log)
+    with WakeProcesses() as wakes:
+        run = _Run(inv, node, policy, vault, wakes)
+        if left > 0:
+            outcome, reason, attempts = Outcome.SKIPPED, f"cooling down: the last recovery ended {last}, {left:.0f} s left", 0
+        else:
+            outcome, reason, attempts = _attempts(run)
     return Incident(
         node=node.name, started_at=started, finished_at=datetime.now(UTC), outcome=outcome, reason=reason,
-        attempts=attempts, actions=log.actions,
+        attempts=attempts, actions=run.log.actions,
     )
 
 

@@ -38,7 +38,7 @@ from homelab.recovery_ops import (
     wait_for,
 )
 from homelab.remote import open_shell, ssh_reachable
-from homelab.wake import wake
+from homelab.wake import WakeProcesses, wake
 from tasks.access import credentials_for
 from tasks.access import engine_access as _engine_access
 
@@ -104,11 +104,15 @@ def restart_node_docker(inv: Inventory, node: Node, policy: RecoveryPolicy, vaul
 
 
 @task(name="wake-node", task_run_name="wake-{node.name}", **_ACT)
-def wake_node(inv: Inventory, node: Node, vault_block: str | None) -> str:
-    """Operation, not idempotent: Wake-on-LAN packet or the wake command (its secret on stdin)."""
+def wake_node(inv: Inventory, node: Node, vault_block: str | None, processes: WakeProcesses) -> str:
+    """Operation, not idempotent: Wake-on-LAN packet or the wake command (its secret on stdin).
+
+    A detached command (`wake.detach`) is left running in `processes`, which the flow stops
+    when the run ends; the next wait step judges whether the node came up.
+    """
     assert node.wake is not None
     vault = VaultSecrets.load(vault_block, _sync=True) if vault_block else None  # type: ignore[call-arg]
-    return wake(node.wake, resolve_secret(inv, node.wake.command_secret, vault))
+    return wake(node.wake, resolve_secret(inv, node.wake.command_secret, vault), processes)
 
 
 @task(name="wait-for-node-ssh", task_run_name="wait-ssh-{node.name}", **_ACT)

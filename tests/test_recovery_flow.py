@@ -3,7 +3,9 @@
 The node here is unreachable on purpose (dead loopback ports), so the flow must climb the
 ladder (engine dead, SSH dead, wake by a Wake-on-LAN packet that a loopback UDP listener
 catches), give up after its bounded attempts with the reason, and not act again during the
-cooldown. The engine-restart path through a real sshd is in test_recovery_e2e.py.
+cooldown. With a real (recording) sshd: a failed engine restart escalates to the wake at once
+and is not repeated. The engine-restart path through a real sshd and dockerd is in
+test_recovery_e2e.py, the Windows escalation end to end in test_recovery_windows.py.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect.blocks.system import Secret
 from prefect.states import State
 
 from flows.recover_node import FlowRecoveryPolicy, recover_node
@@ -24,6 +27,7 @@ from homelab.recovery import Incident, Outcome
 from homelab.wake import magic_packet
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.ollama import StandInServer
+from tests.recovery_sshd import RecordingSSHD, start_recording_sshd
 
 MAC = "02:00:5e:10:00:01"
 FAST = FlowRecoveryPolicy(max_attempts=2, cooldown_s=600, wait_ssh_s=1.0, wait_docker_s=1.0, poll_s=0.2, lock_wait_s=1.0)
@@ -156,3 +160,61 @@ def test_two_down_events_at_once_make_one_recovery(
     skipped = next(i for i in results if i.outcome is Outcome.SKIPPED)
     assert skipped.reason in {"another recovery of this node is running"} or "cooling down" in skipped.reason
     assert len(received) == 1
+
+
+@pytest.fixture
+def recording_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingSSHD]:
+    server = start_recording_sshd(tmp_path_factory.mktemp("flow-sshd"), "unused-sudo-password")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _engine_dead_node(name: str, tmp_path: Path, sshd: RecordingSSHD, wake: dict[str, Any] | None) -> dict[str, Any]:
+    """SSH answers (the recording sshd, key from a Prefect Secret block), the engine does not."""
+    Secret(value=sshd.client_key.read_text()).save(f"{name}-key", overwrite=True)
+    node = _dead_node(name, tmp_path, wake)
+    node["ssh"] = {"user": sshd.user, "port": sshd.port, "known_hosts": str(sshd.known_hosts), "key_secret": "key"}
+    return node
+
+
+def _with_key(path: Path, name: str) -> Path:
+    data = yaml.safe_load(path.read_text())
+    data["secrets"] = {"key": {"block": f"{name}-key"}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_failed_restart_without_wake_settings_needs_hands(
+    prefect_harness: None, tmp_path: Path, recording_sshd: RecordingSSHD
+) -> None:
+    # No sudo password in the file: `sudo -n` refuses, so the engine restart fails.
+    path = _with_key(_cluster(tmp_path, _engine_dead_node("nowake", tmp_path, recording_sshd, None)), "nowake")
+    state, incident = _run(path, "nowake")
+    assert state.is_failed() and incident.attempts == 1
+    assert incident.reason.startswith("the engine restart failed (restart docker failed: ")
+    assert incident.reason.endswith("and the node has no wake settings; it needs hands")
+    assert [a.action for a in incident.actions] == ["probe", "check docker", "check ssh", "restart docker"]
+    assert recording_sshd.commands_log.read_text().count("systemctl restart docker") == 1
+
+
+def test_failed_restart_is_not_repeated_and_a_failing_wake_says_why(
+    prefect_harness: None, tmp_path: Path, recording_sshd: RecordingSSHD
+) -> None:
+    refused = tmp_path / "rdp-refused"
+    refused.write_text("#!/bin/sh\necho 'ERROR: connection refused' >&2\nexit 131\n")
+    refused.chmod(0o755)
+    wake = {"command": str(refused), "detach": True}
+    path = _with_key(_cluster(tmp_path, _engine_dead_node("winbox", tmp_path, recording_sshd, wake)), "winbox")
+    state, incident = _run(path, "winbox")
+    assert state.is_failed() and incident.attempts == 2
+    # Round 1: restart, escalate to the wake at once; round 2 starts from the wake (the failed
+    # restart is a fact of the run).
+    assert [a.action for a in incident.actions] == [
+        "probe", "check docker", "check ssh", "restart docker", "wake",
+        "probe", "check docker", "check ssh", "wake",
+    ]
+    assert recording_sshd.commands_log.read_text().count("systemctl restart docker") == 1
+    assert incident.reason.startswith("not recovered after 2 attempts: wake failed: ")
+    assert incident.reason.endswith(f"wake command {refused} exited 131 within 2 s: ERROR: connection refused")
