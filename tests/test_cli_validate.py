@@ -189,3 +189,67 @@ def test_every_hostile_file_at_once_within_a_memory_cap(tmp_path: Path) -> None:
         for prefix, text in expected_lines(case, path):
             assert any(line.startswith(prefix) and text in line for line in result.stderr.splitlines()), case["id"]
     assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+API_PATHS_CLUSTER = """\
+nodes:
+  - name: mark-i
+    tier: primary
+    host: mark-i.home.arpa
+    endpoints:
+      - {name: ollama, kind: ollama, url: "http://mark-i.home.arpa:11434"}
+  - name: mark-ii
+    tier: remote
+    host: mark-ii.home.arpa
+    endpoints:
+      - name: coder
+        kind: llamacpp
+        url: http://mark-ii.home.arpa:3009/v1
+        models: [{name: qwen2.5-coder, alias: coder}]
+      - {name: gateway, kind: litellm, url: "http://mark-ii.home.arpa:4000/health"}
+"""
+
+
+def test_validate_notes_an_endpoint_url_written_with_an_api_path(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(API_PATHS_CLUSTER)
+
+    result = homelab("validate", cluster)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"ℹ {cluster}:13: nodes[1].endpoints[0].url: 'http://mark-ii.home.arpa:3009/v1' is read as "
+        "'http://mark-ii.home.arpa:3009' (homelab adds /v1 itself)",
+        f"ℹ {cluster}:15: nodes[1].endpoints[1].url: 'http://mark-ii.home.arpa:4000/health' is read as "
+        "'http://mark-ii.home.arpa:4000': homelab probes http://mark-ii.home.arpa:4000/health/liveliness, "
+        "because LiteLLM answers /health by calling every model behind it and waits on a dead one",
+    ]
+    assert f"{cluster}: 2 nodes in 2 tiers, 3 endpoints, 1 models" in result.stdout
+
+
+def test_validate_json_carries_the_notes(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(API_PATHS_CLUSTER)
+
+    result = homelab("validate", "--json", cluster)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    (file_result,) = json.loads(result.stdout)
+    notes = [Problem(**n) for n in file_result["notes"]]
+    assert [(n.file, n.line, n.path) for n in notes] == [
+        (str(cluster), 13, "nodes[1].endpoints[0].url"),
+        (str(cluster), 15, "nodes[1].endpoints[1].url"),
+    ]
+
+
+def test_other_commands_read_the_base_url_without_the_note(tmp_path: Path) -> None:
+    """The note is validate's: a command run every minute does not repeat it."""
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(API_PATHS_CLUSTER)
+
+    result = homelab("gateway", "config", "--no-autoroute", "-i", cluster)
+
+    assert result.returncode == 0, result.stderr
+    assert "is read as" not in result.stderr
+    assert "api_base: http://mark-ii.home.arpa:3009/v1\n" in result.stdout

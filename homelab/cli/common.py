@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from homelab.errors import InventoryError
+from homelab.errors import InventoryError, Problem
 from homelab.inventory import Inventory, load_inventory
 from homelab.probe import EndpointState
 
@@ -25,6 +25,7 @@ __all__ = [
     "InventoryOption",
     "JsonFlag",
     "print_problems",
+    "print_notes",
     "fail",
     "load_or_exit",
     "STATE_STYLE",
@@ -85,6 +86,12 @@ def print_problems(exc: InventoryError) -> None:
     # Problems quote what the user wrote (see _shown).
     for problem in exc.problems:
         err.print(f"[red]✗[/] {_shown(str(problem))}", highlight=False, soft_wrap=True)
+
+
+def print_notes(notes: list[Problem]) -> None:
+    """Notes on a valid file (`load_inventory_with_notes`), on stderr beside the problems."""
+    for note in notes:
+        err.print(f"[cyan]ℹ[/] {_shown(str(note))}", highlight=False, soft_wrap=True)
 
 
 def load_or_exit(path: Path) -> Inventory:

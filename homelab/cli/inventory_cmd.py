@@ -13,10 +13,11 @@ from homelab.cli.common import (
     JsonFlag,
     app,
     out,
+    print_notes,
     print_problems,
 )
 from homelab.errors import InventoryError
-from homelab.inventory import Inventory, load_inventory
+from homelab.inventory import Inventory, load_inventory_with_notes
 
 __all__ = ["validate", "schema"]
 
@@ -40,12 +41,13 @@ def validate(
 ) -> None:
     """Check cluster files; print every problem as FILE:LINE: field: message.
 
-    Exits 0 when all are valid, 2 when any is not.
+    Notes in the same form say where a valid file is read differently from how it is written
+    (an endpoint URL with an API path such as /v1 on it). Exits 0 when all are valid, 2 when any is not.
     """
     results: list[dict[str, Any]] = []
     for path in files:
         try:
-            inv = load_inventory(path)
+            inv, notes = load_inventory_with_notes(path)
         except InventoryError as exc:
             problems = [p.__dict__ for p in exc.problems]
             results.append({"file": str(path), "valid": False, "problems": problems})
@@ -53,8 +55,9 @@ def validate(
                 print_problems(exc)
             continue
         summary = _summary(inv)
-        results.append({"file": str(path), "valid": True, "summary": summary})
+        results.append({"file": str(path), "valid": True, "summary": summary, "notes": [n.__dict__ for n in notes]})
         if not as_json:
+            print_notes(notes)
             out.print(
                 f"[green]✓[/] {path}: {summary['nodes']} nodes in {len(summary['tiers'])} tiers, "
                 f"{summary['endpoints']} endpoints, {summary['models']} models",

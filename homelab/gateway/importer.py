@@ -171,9 +171,8 @@ def _entry(index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[i
         where = ("litellm_params", "api_base")
         return problem(where, f"api_base is an environment reference ({api_base}): give the URL")
     kind = PROVIDER_KINDS[provider]
-    url = api_base.strip().rstrip("/").removesuffix("/v1") if kind is EndpointKind.OPENAI else api_base.strip()
-    try:
-        endpoint = Endpoint(name="imported", kind=kind, url=url)
+    try:  # the endpoint drops the `/v1` of an OpenAI api_base: the cluster file keeps the server root
+        endpoint = Endpoint(name="imported", kind=kind, url=api_base.strip())
     except ValidationError as exc:
         why = exc.errors()[0]["msg"].removeprefix("Value error, ")
         return problem(("litellm_params", "api_base"), f"api_base {why}")

@@ -3,7 +3,7 @@
 `models` holds the schema, `load` reads a file and reports every problem with its line.
 """
 
-from homelab.inventory.load import load_inventory, parse_inventory
+from homelab.inventory.load import load_inventory, load_inventory_with_notes, parse_inventory
 from homelab.inventory.models import (
     GPU,
     Category,
@@ -47,5 +47,6 @@ __all__ = [
     "Defaults",
     "Inventory",
     "load_inventory",
+    "load_inventory_with_notes",
     "parse_inventory",
 ]

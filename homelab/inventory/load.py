@@ -2,7 +2,9 @@
 
 Every problem is reported at once, structural and cross-reference alike, as
 `FILE:LINE: field.path: what is wrong`, in words about YAML (a number, a list) rather than
-Python types or regular expressions.
+Python types or regular expressions. Notes, in the same form, say where a valid file is read
+differently from how it is written (an endpoint URL with an API path on it); only
+`homelab validate` shows them, so that a sweep every minute does not repeat them.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from homelab.inventory.models import (
     Inventory,
 )
 from homelab.inventory.references import check_references
+from homelab.inventory.values import api_path_note
 from homelab.yaml_source import FieldPath, SourceMap, load_yaml
 
-__all__ = ["load_inventory", "parse_inventory"]
+__all__ = ["load_inventory", "load_inventory_with_notes", "parse_inventory", "url_notes"]
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -36,6 +39,30 @@ def load_inventory(path: str | Path) -> Inventory:
     """
     data, source = load_yaml(Path(path))
     return parse_inventory(data, source)
+
+
+def load_inventory_with_notes(path: str | Path) -> tuple[Inventory, list[Problem]]:
+    """Read and validate a cluster file, with the notes on it (see `url_notes`).
+
+    Raises:
+        InventoryError: with every problem found, each naming file, line and field.
+    """
+    data, source = load_yaml(Path(path))
+    return parse_inventory(data, source), url_notes(data, source)
+
+
+def url_notes(data: Any, source: SourceMap) -> list[Problem]:
+    """One note per endpoint URL written with an API path, which the schema drops (`Endpoint.url`).
+
+    Read from the YAML, not the models, because the models hold only the base URL. Expects
+    data that `parse_inventory` accepted.
+    """
+    return [
+        source.problem(("nodes", i, "endpoints", j, "url"), note)
+        for i, node in enumerate(data["nodes"])
+        for j, endpoint in enumerate(node.get("endpoints") or [])
+        if (note := api_path_note(endpoint["kind"], endpoint["url"])) is not None
+    ]
 
 
 def parse_inventory(data: Any, source: SourceMap) -> Inventory:

@@ -21,6 +21,8 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -32,6 +34,7 @@ from homelab.inventory.values import (
     check_file_name,
     check_host,
     check_http_url,
+    split_api_path,
     url_port,
 )
 
@@ -326,14 +329,24 @@ HttpURL = Annotated[str, AfterValidator(check_http_url)]
 
 
 class Endpoint(_Strict):
-    """One server on a node that answers over HTTP."""
+    """One server on a node that answers over HTTP.
+
+    `url` is the server's base: an API path copied with it (`/v1`, `/api/tags`, `/health`; see
+    `values.KNOWN_API_PATHS`) is dropped, because probes and the gateway add their own.
+    """
 
     name: Name
     kind: EndpointKind
-    url: HttpURL
+    url: HttpURL = Field(description="the server's base URL, a path prefix included; a known API path is dropped")
     probe: ProbeOverride | None = None
     models: list[ServedModel] = []
     container: Container | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, url: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")  # absent when the kind is invalid: the schema reports that
+        return url if kind is None else split_api_path(kind.value, url)[0]
 
     @property
     def port(self) -> int:

