@@ -14,7 +14,6 @@ flow's logs, parameters or artifacts, and not in the bytes of the Prefect databa
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import signal
 import threading
@@ -45,67 +44,17 @@ from homelab.health import Prognosis
 from homelab.inventory import load_inventory
 from homelab.recovery import Incident, Outcome
 from homelab.tiny_gguf import write_tiny_llama
-from tests.fixtures.docker_engine import (
-    BUSYBOX_IMAGE,
-    _Daemon,
-    _spawn_dockerd,
-    busybox_rootfs,
-    ensure_imported,
-)
-from tests.fixtures.llama import LLAMA_SERVER_IMAGE, import_llama_server_image
+from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
+from tests.fixtures.llama import LLAMA_SERVER_IMAGE
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.openbao import OpenBaoServer
+from tests.fixtures.private_dockerd import victim  # noqa: F401 (fixture)
 from tests.recovery_sshd import RecordingSSHD, start_recording_sshd
 
 pytestmark = [pytest.mark.docker, pytest.mark.llama]
 
 SUDO_PASSWORD = "E2e-sudo-pw-c0ffee-42"
 VAULT_BLOCK = "homelab-vault-e2e"
-
-
-@pytest.fixture
-def victim(llama_server_bin: Path) -> Iterator[_Daemon]:
-    """A private dockerd that the test may kill; whatever dockerd holds its pidfile is stopped afterwards."""
-    daemon = _spawn_dockerd()
-    pidfile = Path(next(a.split("=", 1)[1] for a in daemon.process.args if str(a).startswith("--pidfile=")))
-    try:
-        daemon.wait_ready()
-        with closing(docker_client(daemon.base_url)) as client:
-            ensure_imported(client, BUSYBOX_IMAGE, busybox_rootfs(), changes=['CMD ["sh"]'])
-            import_llama_server_image(client, llama_server_bin)
-            for container in client.containers.list(all=True):
-                container.remove(force=True)
-        yield daemon
-    finally:
-        try:
-            with closing(docker_client(daemon.base_url)) as client:
-                for container in client.containers.list(all=True):
-                    container.remove(force=True)
-        except Exception as exc:  # noqa: BLE001 - cleanup of a daemon the test may have left dead
-            print(f"cleanup of the test dockerd's containers failed: {exc}")
-        _stop_pidfile(pidfile)
-        daemon.stop()
-
-
-def docker_client(url: str):  # type: ignore[no-untyped-def]
-    import docker
-
-    return docker.DockerClient(base_url=url, timeout=60)
-
-
-def _stop_pidfile(pidfile: Path) -> None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(200):
-        if not Path(f"/proc/{pid}").exists():
-            return
-        time.sleep(0.1)
 
 
 @pytest.fixture
