@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from homelab.stack.prefect_cli import configured_api_url, prefect_env
 from tests.fixtures.dns_recorder import OfflineNetns, offline_netns
 from tests.fixtures.net import free_port
 from tests.stack_util import HOMELAB, UP_TIMEOUT_S, cluster_file
@@ -92,3 +93,26 @@ def test_up_and_down_look_up_nothing_and_keep_prefect_in_the_state_dir(tmp_path:
     assert _outside_names(netns) == []
     assert not (home / ".prefect").exists()
     assert (state / "prefect" / "prefect.db").is_file()
+
+
+def test_a_prefect_home_the_user_set_is_kept(tmp_path: Path) -> None:
+    env = prefect_env({"PREFECT_HOME": str(tmp_path / "theirs")}, tmp_path / "ours")
+    assert env["PREFECT_HOME"] == str(tmp_path / "theirs")
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and env["DO_NOT_TRACK"] == "1"
+
+
+def test_the_api_in_the_users_profile_is_still_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Homelab's Prefect home replaces ~/.prefect, but `prefect config set PREFECT_API_URL=...`
+    (docs/scale-out.md) wrote the profile there, and `up` must still use that server."""
+    home = _home(tmp_path)
+    (home / ".prefect").mkdir()
+    api_url = "http://127.0.0.1:9/api"
+    (home / ".prefect" / "profiles.toml").write_text(
+        f'active = "lan"\n\n[profiles.lan]\nPREFECT_API_URL = "{api_url}"\n'
+    )
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_PROFILES_PATH", "PREFECT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    env = prefect_env(os.environ, tmp_path / "state" / "prefect")
+    assert env["PREFECT_HOME"] == str(tmp_path / "state" / "prefect")
+    assert configured_api_url(env, tmp_path, timeout_s=120) == api_url
