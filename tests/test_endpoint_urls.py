@@ -23,6 +23,7 @@ from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings, load_
 from homelab.inventory.values import KNOWN_API_PATHS, split_api_path
 from homelab.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from tests.fixtures.fault_servers import FaultServer, Handler, canned, json_route
+from tests.fixtures.litellm_proxy import LiteLLMProxy
 from tests.fixtures.llama import LlamaServer
 from tests.fixtures.net import LOOPBACK
 
@@ -119,6 +120,14 @@ async def test_llama_server_written_with_an_api_path_is_up(
     assert (result.state, result.reason) == (EndpointState.UP, Reason.OK), result.detail
     assert result.models == ["url-forms"]
     assert result.url == server.url
+
+
+async def test_litellm_written_with_health_is_probed_by_liveliness(litellm_proxy: LiteLLMProxy) -> None:
+    """Before, `/health` got `/health/health/liveliness`: a 404 from a healthy proxy."""
+    result = await _probe(EndpointKind.LITELLM, f"{litellm_proxy.url}/health")
+
+    assert (result.state, result.reason) == (EndpointState.UP, Reason.OK), result.detail
+    assert result.url == litellm_proxy.url
 
 
 OLLAMA_TAGS = json_route({"models": [{"name": "llama3.2:3b"}]})
