@@ -32,9 +32,13 @@ NVIDIA_SMI_QUERY = (
     "nvidia-smi --query-gpu=index,name,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits"
 )
 MIB = 1024 * 1024
-# What a shell prints or returns when the program is not installed.
-_NOT_FOUND_EXIT = 127
-_NOT_FOUND_TEXT = ("command not found", "not found", "no such file or directory")
+# What a shell returns or prints when the program is not installed: 127 and "command not found"
+# from POSIX shells; 9009 (MSG_DIR_BAD_COMMAND_OR_FILE) and "'nvidia-smi' is not recognized as an
+# internal or external command" from cmd.exe, Windows OpenSSH's default shell; "The term
+# 'nvidia-smi' is not recognized as the name of a cmdlet" (exit 1) from PowerShell. On Windows
+# nvidia-smi comes with the NVIDIA driver.
+_NOT_FOUND_EXIT = (127, 9009)
+_NOT_FOUND_TEXT = ("command not found", "not found", "no such file or directory", "is not recognized as")
 # nvidia-smi's own words when the driver is there but no GPU is (exit status 6 on recent drivers).
 _NO_DEVICE_TEXT = ("no devices were found", "no devices found")
 # Fields nvidia-smi prints for values a GPU or driver cannot report (vGPU, MIG, old cards).
@@ -124,14 +128,15 @@ def gpu_fact(node: str, sampled_at: datetime, exit_status: int, stdout: str, std
     Args:
         node: the node's name in the inventory.
         sampled_at: when the command ran (UTC).
-        exit_status: the remote exit status (127: the shell found no nvidia-smi).
+        exit_status: the remote exit status (127, or cmd.exe's 9009: the shell found no nvidia-smi).
         stdout: what the command printed.
-        stderr: its error output, searched for "command not found" and "No devices were found".
+        stderr: its error output, searched for the shells' "not found" / "is not recognized" and
+            nvidia-smi's "No devices were found".
     """
     said = f"{stdout}\n{stderr}".strip()
     lowered = said.lower()
     fact = {"node": node, "sampled_at": sampled_at}
-    if exit_status == _NOT_FOUND_EXIT or (exit_status != 0 and any(t in lowered for t in _NOT_FOUND_TEXT)):
+    if exit_status in _NOT_FOUND_EXIT or (exit_status != 0 and any(t in lowered for t in _NOT_FOUND_TEXT)):
         return GpuFact(**fact, status=GpuStatus.NO_NVIDIA_SMI, detail="nvidia-smi is not installed on this node")
     if any(t in lowered for t in _NO_DEVICE_TEXT):
         return GpuFact(**fact, status=GpuStatus.NO_GPU, detail="nvidia-smi found no GPU")

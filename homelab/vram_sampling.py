@@ -60,9 +60,16 @@ def sample_node_gpus(node: Node, credentials: SSHCredentials, timeouts: SSHTimeo
         with open_shell(node, credentials, timeouts) as shell:
             result = shell.run(NVIDIA_SMI_QUERY, check=False, timeout_s=NVIDIA_SMI_TIMEOUT_S)
     except RemoteError as exc:
-        log.warning("node %s: GPU sampling failed: %s", node.name, exc)
-        return GpuFact(node=node.name, sampled_at=at, status=GpuStatus.FAILED, detail=str(exc))
-    return gpu_fact(node.name, at, result.exit_status, result.stdout, result.stderr)
+        fact = GpuFact(node=node.name, sampled_at=at, status=GpuStatus.FAILED, detail=str(exc))
+    else:
+        fact = gpu_fact(node.name, at, result.exit_status, result.stdout, result.stderr)
+    # A node without nvidia-smi or GPUs says so every round by design (a NAS, a Windows node
+    # without the NVIDIA driver): that is in the round's artifact, not a warning every minute.
+    if fact.status is GpuStatus.FAILED:
+        log.warning("node %s: GPU sampling failed: %s", node.name, fact.detail)
+    else:
+        log.debug("node %s: GPU sampling: %s %s", node.name, fact.status.value, fact.detail)
+    return fact
 
 
 def model_samples(results: Iterable[ProbeResult], at: datetime) -> list[VramSample]:

@@ -5,12 +5,14 @@ line captured on an idle H200 (h200-idle.csv); the other rows are written from n
 documented output forms ("[N/A]", "[Not Supported]", "No devices were found", NVML errors).
 
 No GPU exists here, so the SSH test puts an *nvidia-smi stand-in* (a shell script that prints
-the captured H200 sample) first on the PATH of a real sshd's sessions (`SetEnv PATH=...`).
+the captured H200 sample) first on the PATH of a real sshd's sessions (`SetEnv PATH=...`). A
+Windows node without the NVIDIA driver is an sshd whose forced command answers as cmd.exe does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import subprocess
@@ -60,7 +62,18 @@ class _GpuSSHD:
         self.root, self.port, self.known_hosts, self.key, self.proc = (root, port, known_hosts, key, proc)
 
 
-def _start_sshd(root: Path, path: str) -> _GpuSSHD:
+# cmd.exe, the default shell of OpenSSH on Windows, answering a program it cannot find: its
+# message MSG_DIR_BAD_COMMAND_OR_FILE ("'%1' is not recognized as an internal or external
+# command,\r\noperable program or batch file.") on stderr, ERRORLEVEL 9009. A node whose
+# NVIDIA driver (which brings nvidia-smi) is not installed answers the query so.
+_CMD_EXE_NOT_FOUND = """#!/bin/sh
+set -- $SSH_ORIGINAL_COMMAND
+printf "'%s' is not recognized as an internal or external command,\\r\\noperable program or batch file.\\r\\n" "$1" >&2
+exit 9009
+"""
+
+
+def _start_sshd(root: Path, path: str, extra: list[str] | None = None) -> _GpuSSHD:
     """A real sshd whose sessions get `PATH=path`; the account is the test user (as tests/fixtures/sshd.py)."""
     if not SSHD.is_file():
         pytest.skip(f"{SSHD} is not installed")
@@ -70,7 +83,7 @@ def _start_sshd(root: Path, path: str) -> _GpuSSHD:
     port = free_port()
     known_hosts = root / "known_hosts"
     known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_key}\n")
-    config = write_sshd_config(root, port, user)
+    config = write_sshd_config(root, port, user, extra or [])
     config.write_text(config.read_text() + f"SetEnv PATH={path}\n")
     log = root / "sshd.log"
     with log.open("wb") as out:
@@ -81,7 +94,8 @@ def _start_sshd(root: Path, path: str) -> _GpuSSHD:
 
 @pytest.fixture(scope="module")
 def gpu_sshds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, _GpuSSHD]]:
-    """`gpu`: sessions find the nvidia-smi stand-in first on PATH; `cpu`: no nvidia-smi anywhere on PATH."""
+    """`gpu`: sessions find the nvidia-smi stand-in first on PATH; `cpu`: no nvidia-smi anywhere on PATH;
+    `windows`: every command is answered as cmd.exe answers a program it cannot find."""
     bin_dir = tmp_path_factory.mktemp("standin-bin")
     standin = bin_dir / "nvidia-smi"
     sample = CASES / "h200-idle.csv"
@@ -92,9 +106,13 @@ def gpu_sshds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, _G
         f"cat {sample}\n"
     )
     standin.chmod(0o755)
+    cmd_exe = bin_dir / "cmd-exe-not-found"
+    cmd_exe.write_text(_CMD_EXE_NOT_FOUND)
+    cmd_exe.chmod(0o755)
     servers = {
         "gpu": _start_sshd(tmp_path_factory.mktemp("gpu-sshd"), f"{bin_dir}:/usr/bin:/bin"),
         "cpu": _start_sshd(tmp_path_factory.mktemp("cpu-sshd"), "/nonexistent-bin:/bin"),
+        "windows": _start_sshd(tmp_path_factory.mktemp("win-sshd"), "/usr/bin:/bin", [f"ForceCommand {cmd_exe}"]),
     }
     yield servers
     for server in servers.values():
@@ -124,14 +142,31 @@ def test_node_without_nvidia_smi_is_reported_not_raised(gpu_sshds: dict[str, _Gp
     assert fact.detail == "nvidia-smi is not installed on this node"
 
 
-def test_unknown_host_key_is_a_failed_fact_naming_the_node(gpu_sshds: dict[str, _GpuSSHD], tmp_path: Path) -> None:
+def test_windows_node_without_nvidia_smi_is_not_installed_and_quiet(
+    gpu_sshds: dict[str, _GpuSSHD], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = gpu_sshds["windows"]
+    credentials = SSHCredentials(key=SecretStr(server.key.read_text()))
+    node = _node(server, "mark-ii").model_copy(update={"os": "windows"})
+    with caplog.at_level(logging.DEBUG, logger="homelab.vram_sampling"):
+        facts = [sample_node_gpus(node, credentials) for _ in range(2)]  # two rounds of the schedule
+    assert [(f.status, f.detail) for f in facts] == [(GpuStatus.NO_NVIDIA_SMI, "nvidia-smi is not installed on this node")] * 2
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] * 2
+    assert vram_round(facts, [], at=T0).samples == []  # nothing stored for it
+
+
+def test_unknown_host_key_is_a_failed_fact_naming_the_node(
+    gpu_sshds: dict[str, _GpuSSHD], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     server = gpu_sshds["gpu"]
     node = _node(server, "gpu1").model_copy(
         update={"ssh": SSHSettings(user="root", port=server.port, known_hosts=str(tmp_path / "empty"))}
     )
-    fact = sample_node_gpus(node, SSHCredentials(key=SecretStr(server.key.read_text())))
+    with caplog.at_level(logging.WARNING, logger="homelab.vram_sampling"):
+        fact = sample_node_gpus(node, SSHCredentials(key=SecretStr(server.key.read_text())))
     assert fact.status is GpuStatus.FAILED
     assert "gpu1" in fact.detail
+    assert [r.getMessage() for r in caplog.records] == [f"node gpu1: GPU sampling failed: {fact.detail}"]
 
 
 async def test_round_stores_gpu_and_ollama_model_rows(
