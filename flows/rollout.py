@@ -28,7 +28,6 @@ from prefect.utilities.annotations import quote
 
 from flows.ollama_rollout import roll_out_ollama
 from homelab.docker_ops.apply import RolloutReport, apply
-from homelab.docker_ops.connect import SSHAccess
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
 from homelab.docker_ops.rollout import probe_settings_for
@@ -37,6 +36,7 @@ from homelab.errors import DockerOpError, HomelabError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
 from homelab.ollama_deploy.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
 from homelab.node_rollout import NodeInputs, NodeRolloutReport
+from tasks.access import EngineLogin, engine_login
 from tasks.rollout import (
     copy_model_into_volume,
     ensure_model_volume,
@@ -61,15 +61,15 @@ class TaskRunner:
     node: Node
     probe: dict[str, ProbeSettings]
     settings: RolloutSettings
-    ssh: SSHAccess | None = None
+    login: EngineLogin | None = None
 
     def volume_step(self, step: EnsureVolume | CopyModel) -> str:
         if isinstance(step, EnsureVolume):
-            return ensure_model_volume(self.node, step, ssh=self.ssh)
-        return copy_model_into_volume(self.node, step, self.settings, ssh=self.ssh)
+            return ensure_model_volume(self.node, step, login=self.login)
+        return copy_model_into_volume(self.node, step, self.settings, login=self.login)
 
     def begin(self, step: ContainerStep) -> Pending:
-        state = start_container_step(self.node, step, self.settings, ssh=self.ssh, return_state=True)
+        state = start_container_step(self.node, step, self.settings, login=self.login, return_state=True)
         if state.is_failed():
             raise ContainerStepFailed(
                 state.message or "starting the container failed", state.result(raise_on_failure=False)
@@ -77,32 +77,32 @@ class TaskRunner:
         return state.result()
 
     def gate(self, pending: Pending) -> GateResult:
-        return wait_for_container_health(self.node, pending, self._probe(pending), self.settings, ssh=self.ssh)
+        return wait_for_container_health(self.node, pending, self._probe(pending), self.settings, login=self.login)
 
     def finish(self, pending: Pending) -> None:
-        keep_new_container(self.node, pending, self.settings, ssh=self.ssh)
+        keep_new_container(self.node, pending, self.settings, login=self.login)
 
     def roll_back(self, pending: Pending) -> GateResult | None:
-        return roll_back_container(self.node, pending, self._probe(pending), self.settings, ssh=self.ssh)
+        return roll_back_container(self.node, pending, self._probe(pending), self.settings, login=self.login)
 
     def _probe(self, pending: Pending) -> ProbeSettings:
         return self.probe[pending.step.spec.endpoint]
 
 
 def _roll_out_containers(
-    inv: Inventory, target: Node, inputs: NodeInputs, settings: RolloutSettings, dry_run: bool
+    inv: Inventory, target: Node, inputs: NodeInputs, settings: RolloutSettings, login: EngineLogin, dry_run: bool
 ) -> RolloutReport:
     """The containers' part: plan, then (unless `dry_run`) apply, sweep the node, publish the artifact.
 
     Raises:
         DockerOpError: a container failed (after rolling back); the artifact says which and why.
     """
-    steps = plan_node_rollout(target, inputs.sources, settings, inputs.vram.gpu_layers)
+    steps = plan_node_rollout(target, inputs.sources, settings, inputs.vram.gpu_layers, login=login)
     if dry_run:
         report = RolloutReport(node=target.name, dry_run=True, plan=steps, vram=inputs.vram.lines)
         publish_rollout_artifact(quote(report), None)
         return report
-    applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings))
+    applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings, login))
     report = applied.model_copy(update={"vram": inputs.vram.lines})
     # Also after a rollback: the sweep then shows whether the old containers serve again.
     publish_rollout_artifact(quote(report), sweep_rolled_out_node(quote(inv), target))
@@ -133,6 +133,7 @@ def rollout(
     settings: RolloutSettings = DEFAULT_ROLLOUT_SETTINGS,
     prune: bool = False,
     ollama: OllamaDeploySettings = DEFAULT_OLLAMA_DEPLOY_SETTINGS,
+    vault_block: str | None = None,
 ) -> NodeRolloutReport:
     """Roll out the Ollama models and llama.cpp containers the inventory gives `node`.
 
@@ -149,23 +150,29 @@ def rollout(
         prune: delete the models an Ollama endpoint has that the cluster file no longer names
             (they are unloaded either way; a model it names is never deleted).
         ollama: timeouts, the wait for `/api/ps`, and the tolerance of the VRAM check.
+        vault_block: the Vault Secrets block that reads the node's SSH key for an ssh://
+            engine (its `ssh.key_secret`); each task reads the key itself, so the key is never
+            a parameter of this flow or of a task.
 
     Returns:
         Both parts' reports (each also an artifact: `ollama-rollout`, `model-rollout`) and what
         became of the gateway config.
 
     Raises:
-        ModelSourceMissing, VramError: bad input; nothing was changed.
+        ModelSourceMissing, VramError, FileAccessError, SecretsError: bad input (a gateway
+            config that cannot be written, a key secret the cluster file lacks); nothing was changed.
         OllamaError: the Ollama part failed; the containers were not touched.
         DockerOpError: a container failed (after rolling back).
     """
     inv = load_inventory(Path(inventory))
     target = _node(inv, node)
     local = Path(models_dir) if models_dir else None
-    inputs = check_rollout_inputs(quote(inv), target, local, node_models_dir)
+    gateway = Path(gateway_config) if gateway_config else None
+    login = engine_login(inv, target, vault_block)
+    inputs = check_rollout_inputs(quote(inv), target, local, node_models_dir, gateway)
     ollama_part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, dry_run=dry_run, prune=prune)
-    containers = _roll_out_containers(inv, target, inputs, settings, dry_run) if inputs.sources else None
-    gateway = update_gateway_config(quote(inv), Path(gateway_config)) if gateway_config and not dry_run else None
+    containers = _roll_out_containers(inv, target, inputs, settings, login, dry_run) if inputs.sources else None
+    regenerated = update_gateway_config(quote(inv), gateway) if gateway and not dry_run else None
     return NodeRolloutReport(
-        node=target.name, dry_run=dry_run, ollama=ollama_part, containers=containers, gateway=gateway
+        node=target.name, dry_run=dry_run, ollama=ollama_part, containers=containers, gateway=regenerated
     )

@@ -8,7 +8,8 @@ one back change what runs, so they run once, and a failure there goes to the rol
 to a retry.
 
 Each task opens its own engine connection (as prefect-docker's tasks open a client from their
-block), so no client object crosses task boundaries.
+block), so no client object crosses task boundaries; for an ssh:// engine it reads the node's
+key from the secrets store itself (`tasks.access.EngineLogin`), so no key is a task parameter.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from prefect.states import Failed, State
 
 from homelab.docker_ops import serial
 from homelab.docker_ops.apply import RolloutReport
-from homelab.docker_ops.connect import Engine, SSHAccess, open_engine
+from homelab.docker_ops.connect import Engine, open_engine
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
 from homelab.docker_ops.rollout import plan_node
@@ -37,6 +38,7 @@ from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.ollama_deploy.apply import OllamaRolloutReport
 from homelab.node_rollout import NodeInputs, node_inputs
+from tasks.access import EngineLogin
 from tasks.options import COMMON, ONCE, SAFE
 
 __all__ = [
@@ -60,16 +62,22 @@ ARTIFACT_KEY = "model-rollout"
 
 
 @contextmanager
-def _engine(node: Node, ssh: SSHAccess | None) -> Iterator[Engine]:
-    with closing(open_engine(node, ssh=ssh)) as engine:
+def _engine(node: Node, login: EngineLogin | None) -> Iterator[Engine]:
+    # The key is read here, inside the task run, so it is never a task parameter.
+    with closing(open_engine(node, ssh=login.access(node) if login else None)) as engine:
         yield engine
 
 
 @task(name="check-rollout-inputs", task_run_name="inputs-{node.name}", **ONCE)
-def check_rollout_inputs(inv: Inventory, node: Node, models_dir: Path | None, node_models_dir: str | None) -> NodeInputs:
-    """Find every model file and place the node's models on its GPUs. A missing file or a model
-    that does not fit ends the rollout before anything changed; retrying would only refuse again."""
-    return node_inputs(inv, node, models_dir=models_dir, node_models_dir=node_models_dir)
+def check_rollout_inputs(
+    inv: Inventory, node: Node, models_dir: Path | None, node_models_dir: str | None, gateway_config: Path | None = None
+) -> NodeInputs:
+    """Find every model file, place the node's models on its GPUs, check the gateway config can be
+    written. A missing file, a model that does not fit or a gateway config that cannot be written
+    ends the rollout before anything changed; retrying would only refuse again."""
+    return node_inputs(
+        inv, node, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config
+    )
 
 
 @task(name="plan-node-rollout", task_run_name="plan-{node.name}", **SAFE)
@@ -78,31 +86,33 @@ def plan_node_rollout(
     sources: dict[str, ModelSource],
     settings: RolloutSettings,
     gpu_layers: dict[str, int] | None = None,
-    ssh: SSHAccess | None = None,
+    login: EngineLogin | None = None,
 ) -> Plan:
     """Gather the node's facts and plan its rollout (only looks)."""
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         return plan_node(engine, node, sources, settings, gpu_layers)
 
 
 @task(name="ensure-model-volume", task_run_name="volume-{step.volume}", **SAFE)
-def ensure_model_volume(node: Node, step: EnsureVolume, ssh: SSHAccess | None = None) -> str:
+def ensure_model_volume(node: Node, step: EnsureVolume, login: EngineLogin | None = None) -> str:
     """Create the named volume when it is missing."""
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         return "created" if ensure_volume(engine, step.volume) else "already there"
 
 
 @task(name="copy-model-into-volume", task_run_name="copy-{step.source.model_file}", **SAFE)
-def copy_model_into_volume(node: Node, step: CopyModel, settings: RolloutSettings, ssh: SSHAccess | None = None) -> str:
+def copy_model_into_volume(
+    node: Node, step: CopyModel, settings: RolloutSettings, login: EngineLogin | None = None
+) -> str:
     """Copy one model file into its volume as a verified temporary file."""
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         copied = copy_into_volume(engine, step.volume, step.source, step.expected, settings.helper)
     return f"{copied.size_bytes} bytes, sha256 {copied.sha256[:12]} verified"
 
 
 @task(name="start-container", task_run_name="start-{step.spec.name}", **ONCE)
 def start_container_step(
-    node: Node, step: ContainerStep, settings: RolloutSettings, ssh: SSHAccess | None = None
+    node: Node, step: ContainerStep, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> State[Pending] | Pending:
     """Set the old container aside, activate the model, start the new container.
 
@@ -110,7 +120,7 @@ def start_container_step(
         What was done; a Failed state carrying it when something failed half-way (the flow
         then rolls back exactly that).
     """
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         try:
             return serial.begin_container_step(engine, step, settings)
         except ContainerStepFailed as exc:
@@ -119,26 +129,28 @@ def start_container_step(
 
 @task(name="wait-for-container-health", task_run_name="gate-{pending.step.spec.name}", **SAFE)
 def wait_for_container_health(
-    node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, ssh: SSHAccess | None = None
+    node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> GateResult:
     """Wait for the started container to serve (the health gate); only looks."""
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         return serial.gate_container_step(engine, pending, node, probe, settings.gate)
 
 
 @task(name="keep-new-container", task_run_name="keep-{pending.step.spec.name}", **SAFE)
-def keep_new_container(node: Node, pending: Pending, settings: RolloutSettings, ssh: SSHAccess | None = None) -> None:
+def keep_new_container(
+    node: Node, pending: Pending, settings: RolloutSettings, login: EngineLogin | None = None
+) -> None:
     """The new container is healthy: remove the old one and the old model file."""
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         serial.finish_container_step(engine, pending, settings)
 
 
 @task(name="roll-back-container", task_run_name="roll-back-{pending.step.spec.name}", **ONCE)
 def roll_back_container(
-    node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, ssh: SSHAccess | None = None
+    node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> GateResult | None:
     """Bring back the old model file and container, and gate the old container again."""
-    with _engine(node, ssh) as engine:
+    with _engine(node, login) as engine:
         return serial.roll_back_container_step(engine, pending, node, probe, settings)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from homelab.docker_ops.rollout import roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.errors import DockerOpError
 from homelab.inventory import Node
+from tests.docker_ssh import docker_only_key
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
@@ -48,29 +47,13 @@ def test_a_local_engine_answers(docker_engine: DockerEngine) -> None:
 
 
 def _docker_only_key(sshd: SSHServer, docker_engine: DockerEngine, root: Path) -> paramiko.PKey:
-    """A key that may do one thing on the test sshd: `docker system dial-stdio` to the test engine.
-
-    Production nodes need nothing like this (their engine is at the default socket); here the
-    forced command points the remote docker CLI at the test engine, and `restrict` takes away
-    everything else (pty, forwarding).
-    """
-    docker_cli = shutil.which("docker")
-    if docker_cli is None:
-        pytest.skip("the docker CLI is not installed: ssh:// engines run `docker system dial-stdio` on the node")
-    key = root / "docker_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, capture_output=True)
-    forced = f'command="DOCKER_HOST={docker_engine.base_url} exec {docker_cli} system dial-stdio",restrict'
-    with (sshd.root / "authorized_keys").open("a") as keys:
-        keys.write(f"{forced} {key.with_suffix('.pub').read_text().strip()}\n")
-    return paramiko.Ed25519Key.from_private_key_file(str(key))
+    return paramiko.Ed25519Key.from_private_key_file(str(docker_only_key(sshd, docker_engine, root)))
 
 
 @pytest.mark.docker
 @pytest.mark.llama
 def test_a_rollout_over_ssh(sshd: SSHServer, rollout_lab: RolloutLab, tmp_path: Path) -> None:  # noqa: F811
     lab = rollout_lab
-    if not lab.docker_engine.base_url.startswith("unix://"):
-        pytest.skip("the forced command reaches the engine through its local socket")
     access = SSHAccess(known_hosts=sshd.known_hosts, key=_docker_only_key(sshd, lab.docker_engine, tmp_path))
     lab.write_model("model.gguf", seed=4)
     endpoint = EndpointPlan("remote", "model.gguf")
