@@ -90,6 +90,19 @@ def test_the_stored_url_is_a_base_that_reads_back_as_itself(
     assert split_api_path(kind.value, stored) == (stored, "")
 
 
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    kind=st.sampled_from([*KNOWN_API_PATHS, "other"]),
+    url=st.lists(st.sampled_from([*KNOWN, "?", "#", "/", "=", "x", "http://h"]), max_size=12).map("".join),
+)
+def test_splitting_any_text_ends_and_keeps_a_prefix(kind: str, url: str) -> None:
+    """Public and fed the file's text: a query holding `/v1` must not loop or cut outside the path."""
+    base, removed = split_api_path(kind, url)
+
+    assert url.rstrip("/").startswith(base)
+    assert (removed == "") == (base == url.rstrip("/"))
+
+
 def test_the_gateway_adds_v1_once_to_an_endpoint_written_with_v1() -> None:
     endpoint = Endpoint.model_validate(
         {"name": "coder", "kind": "llamacpp", "url": "http://mark-ii.home.arpa:3009/v1/", "models": [
