@@ -111,11 +111,6 @@ def _starts(base_url: str, since: float) -> dict[str, list[datetime]]:
     return found
 
 
-def _policies(base_url: str) -> dict[str, str]:
-    with closing(docker_client(base_url)) as client:
-        return {c.name: c.attrs["HostConfig"]["RestartPolicy"]["Name"] for c in client.containers.list(all=True)}
-
-
 async def _node_down_events(flow_run_id: UUID) -> list[Any]:
     """The sweep run's `homelab.node.down` events as the server stored them (what triggers match)."""
     await asyncio.to_thread(EventsWorker.drain_all)
@@ -159,7 +154,6 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
     (tmp_path / "models").mkdir()
     _roll_out(inv, tmp_path / "models")
     ordered = [f"homelab-{n}" for n in sorted(GPU_START_ORDER, key=GPU_START_ORDER.__getitem__)]
-    assert _policies(victim.base_url) == {**dict.fromkeys(ordered, "no"), f"homelab-{STEADY}": "unless-stopped"}
 
     # 1. A reboot of the engine: the "no" containers stay stopped; only "unless-stopped" comes back.
     restart_began = time.time()
@@ -169,7 +163,10 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
         states = {name: container_state(engine, name) for name in [*ordered, f"homelab-{STEADY}"]}
         steady = cpu1.endpoints[0]
         assert wait_healthy(engine, f"homelab-{STEADY}", cpu1, steady, inv.probe_settings(steady), GATE).healthy
-    assert {n: s.status for n, s in states.items() if s} == {**dict.fromkeys(ordered, "exited"), f"homelab-{STEADY}": "running"}
+    # The engine holds each container's policy as the file gives it (the rollout made them so).
+    assert {n: (s.status, s.restart_policy) for n, s in states.items() if s} == {
+        **dict.fromkeys(ordered, ("exited", "no")), f"homelab-{STEADY}": ("running", "unless-stopped")
+    }
     by_engine = _starts(victim.base_url, restart_began)
     assert list(by_engine) == [f"homelab-{STEADY}"], by_engine  # the engine started it, on its own, at boot
     assert by_engine[f"homelab-{STEADY}"][0].timestamp() <= booted
@@ -179,7 +176,7 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
     report = sweep.result()
     results = [r for r in report.endpoints if r.node == "gpu1"]
     assert [(r.state, r.reason) for r in results] == [(EndpointState.DOWN, Reason.REFUSED)] * 3
-    assert [r.state for r in report.endpoints if r.node == "cpu1"] == [EndpointState.UP]
+    assert [r.serving for r in report.endpoints if r.node == "cpu1"] == [True]  # UP, or SLOW on a busy host
     verdict = down_node(results)
     assert verdict is not None and verdict.node == "gpu1"
 
