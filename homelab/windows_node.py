@@ -61,7 +61,8 @@ class SetupStep(BaseModel):
 
 def _ssh_steps(node: Node) -> list[SetupStep]:
     user = node.ssh.user if node.ssh else "USER"
-    key = f"the public half of the key in secret {node.ssh.key_secret!r}" if node.ssh and node.ssh.key_secret else "your public key"
+    secret = node.ssh.key_secret if node.ssh else None
+    key = f"public key of secret {secret}" if secret else "your public key"
     return [
         SetupStep(
             title="Install and start the OpenSSH server",
@@ -87,6 +88,7 @@ def _ssh_steps(node: Node) -> list[SetupStep]:
 
 def _docker_steps(node: Node) -> list[SetupStep]:
     user = node.ssh.user if node.ssh else "USER"
+    port = node.ssh.port if node.ssh else 22
     own = node.docker.restart_command if node.docker else None
     run = f"the cluster file's docker.restart_command ({own!r}) replaces it" if own else "homelab's engine restart runs it over SSH (schtasks /Run)"
     return [
@@ -104,8 +106,8 @@ def _docker_steps(node: Node) -> list[SetupStep]:
         ),
         SetupStep(
             title="Check it from the controller",
-            where="here",
-            commands=[f"ssh {user}@{node.host} schtasks /Run /TN {DOCKER_DESKTOP_TASK}"],
+            where="on the controller",
+            commands=[f"ssh -p {port} {user}@{node.host} schtasks /Run /TN {DOCKER_DESKTOP_TASK}"],
             note="Docker Desktop comes up on the node's desktop within a minute",
         ),
     ]
@@ -114,7 +116,8 @@ def _docker_steps(node: Node) -> list[SetupStep]:
 def _wake_steps(node: Node) -> list[SetupStep]:
     user = node.ssh.user if node.ssh else "USER"
     if node.wake is not None and node.wake.command is not None:
-        note = f"the cluster file's wake command is {node.wake.command!r} (detach: {node.wake.detach})"
+        detach = "true" if node.wake.detach else "false: give detach: true for an RDP client"
+        note = f"the cluster file's wake command is {node.wake.command!r} (detach: {detach})"
     else:
         note = (
             f"then give the node wake: {{command: 'xfreerdp /v:{node.host} /u:{user} /from-stdin', "

@@ -15,6 +15,7 @@ from homelab.cli import (  # noqa: F401, I001  (each registers its commands)
     plan_cmd,
     rollout_cmd,
     recover_cmd,
+    node_cmd,
     gateway_cmd,
     report_cmd,
 )
