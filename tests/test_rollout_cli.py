@@ -45,6 +45,10 @@ def test_dry_run_prints_the_plan_and_changes_nothing_then_a_rollout_is_idempoten
 
     assert planned.returncode == 0, planned.stderr
     assert "rollout plan on gpu2" in planned.stdout
+    # The file's view first (start order and gates), then the plan checked against the engine.
+    assert f"containers on gpu2 ({lab.docker_engine.base_url}), in start order" in planned.stdout
+    assert f"gate {container}: llamacpp probe of http://127.0.0.1:{endpoint.port}/health then " in planned.stdout
+    assert "not checked" not in planned.stdout
     for line in (
         f"create volume {lab.volume}: missing",
         f"copy model.gguf into volume {lab.volume}: not in the volume",
@@ -220,3 +224,35 @@ def test_a_dry_run_without_a_live_engine_shows_the_plan_from_the_file(
     assert health.endswith("/health") and models.endswith("/v1/models") and chat["gate"]["timeout_s"] == 300.0
     [model] = report["preview"]["ollama"]
     assert model["parameters"]["num_ctx"] == 2048 and model["model"] == "qwen2.5:0.5b"
+
+
+@pytest.mark.docker
+@pytest.mark.llama
+def test_a_gateway_config_that_cannot_be_written_is_refused_before_any_change(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=8)
+    cluster = lab.write_cluster([EndpointPlan(f"gw{lab.tag}", "model.gguf")])
+    options = ["rollout", "--inventory", cluster, "--node", "gpu2", "--models-dir", lab.models_dir]
+    options += ["--helper-image", lab.helper_image]
+    real = lab.root / "real-litellm.yaml"
+    real.write_text("model_list: []\n")
+    link = lab.root / "litellm.yaml"
+    link.symlink_to(real)
+    folder = lab.root / "config-folder"
+    folder.mkdir()
+    cases = {
+        link: "is a symlink; refusing to write through it",
+        folder: "is a directory",
+        lab.root / "missing" / "litellm.yaml": f"folder {lab.root / 'missing'} does not exist",
+    }
+
+    for target, message in cases.items():
+        refused = homelab(*options, "--gateway-config", target)
+
+        assert refused.returncode == 2, (target, refused.stdout, refused.stderr)
+        assert f"{target}: {message}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert real.read_text() == "model_list: []\n"
+    with closing(lab.client()) as client:
+        assert lab.volume not in {v.name for v in client.volumes.list()}, "refused before anything changed"
+        assert not [c for c in client.containers.list(all=True) if c.name.startswith(lab.prefix)]

@@ -144,3 +144,21 @@ def test_a_model_that_does_not_fit_fails_the_flow_before_the_engine_is_touched(r
     assert "node gpu2: does not fit its GPUs: big: needs " in (state.message or "")
     with closing(lab.client()) as client:
         assert lab.volume not in {v.name for v in client.volumes.list()}
+
+
+def test_a_symlinked_gateway_config_fails_the_flow_before_the_engine_is_touched(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    lab = rollout_lab
+    lab.write_model("model.gguf", seed=10)
+    cluster = lab.write_cluster([EndpointPlan("linked", "model.gguf")])
+    real = lab.root / "real-litellm.yaml"
+    real.write_text("model_list: []\n")
+    link = lab.root / "litellm.yaml"
+    link.symlink_to(real)
+
+    state = run(lab, cluster, gateway=link)
+
+    assert state.is_failed()
+    assert f"{link}: is a symlink; refusing to write through it" in (state.message or "")
+    assert real.read_text() == "model_list: []\n"
+    with closing(lab.client()) as client:
+        assert lab.volume not in {v.name for v in client.volumes.list()}
