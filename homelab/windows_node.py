@@ -120,8 +120,8 @@ def _wake_steps(node: Node) -> list[SetupStep]:
         note = f"the cluster file's wake command is {node.wake.command!r} (detach: {detach})"
     else:
         note = (
-            f"then give the node wake: {{command: 'xfreerdp /v:{node.host} /u:{user} /from-stdin', "
-            "command_secret: NAME, detach: true}"
+            f"then give the node wake: {{command: 'xfreerdp /v:{node.host} /u:{user} /d:COMPUTERNAME /cert:tofu "
+            "/from-stdin', command_secret: NAME, detach: true}"
         )
     return [
         SetupStep(
