@@ -218,7 +218,17 @@ RestartPolicy = Literal["no", "unless-stopped", "always", "on-failure"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _MAX_WORDS = 64
 _MAX_WORD_CHARS = 1024
-Word = Annotated[str, StringConstraints(min_length=1, max_length=_MAX_WORD_CHARS, pattern=r"^[^\x00]*$")]
+
+
+def _no_nul(word: str) -> str:
+    # The engine passes argv and entrypoint to execve, which ends a C string at the first NUL.
+    at = word.find("\x00")
+    if at >= 0:
+        raise ValueError(f"holds a NUL character at position {at}")
+    return word
+
+
+Word = Annotated[str, StringConstraints(min_length=1, max_length=_MAX_WORD_CHARS), AfterValidator(_no_nul)]
 Words = Annotated[list[Word], Field(max_length=_MAX_WORDS)]
 # llama-server options homelab writes from the container section; `args` may not repeat them.
 OWNED_FLAGS = {"-m": "model_file", "--model": "model_file", "--host": "the endpoint URL", "--port": "container_port",
