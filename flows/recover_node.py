@@ -273,7 +273,8 @@ def recover_node(
         inventory: path of the cluster file, read at run time.
         vault_block: name of a saved Vault Secrets block for the inventory's Vault refs; None
             when the inventory uses Prefect Secret blocks only (or needs no secret).
-        policy: attempts, cooldown, waits, and the engine restart command override.
+        policy: attempts, cooldown, waits, and the engine restart command override (over the
+            node's `docker.restart_command` and the OS default).
 
     Returns:
         Completed (RECOVERED, FLAP, SKIPPED) or Failed (FAILED, the reason as message), with the incident.
@@ -313,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("node")
     parser.add_argument("--inventory", default="cluster.yaml")
     parser.add_argument("--vault-block", default=None)
-    parser.add_argument("--restart-command", default=None, help="replaces the OS default engine restart")
+    parser.add_argument(
+        "--restart-command", default=None, help="for this run, replaces the node's docker.restart_command and the OS default"
+    )
     args = parser.parse_args(argv)
     policy = FlowRecoveryPolicy(restart_command=args.restart_command)
     state = recover_node(

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from homelab.docker_ops.apply import EngineRunner, StepOutcome, StepStatus, apply
 from homelab.docker_ops.connect import DockerTimeouts, Engine, SSHAccess, open_engine
-from homelab.docker_ops.containers import container_state, desired_containers
+from homelab.docker_ops.containers import ContainerSpec, ContainerState, container_state, desired_containers
 from homelab.docker_ops.gate import wait_healthy
-from homelab.docker_ops.plan import Plan, StartContainer
+from homelab.docker_ops.plan import Plan, StartContainer, UpdateRestartPolicy
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, RolloutSettings
 from homelab.errors import DockerOpError
 from homelab.health import open_probe_client
@@ -90,15 +90,33 @@ def wait_for(check: Callable[[], str | None], timeout_s: float, poll_s: float) -
         time.sleep(poll_s)
 
 
+def _start_step(spec: ContainerSpec, state: ContainerState) -> StartContainer | UpdateRestartPolicy | None:
+    """The step that brings the container up as the file says; None when it runs so (it is only gated).
+
+    A container whose engine holds another restart policy than the file's gets the file's,
+    in place (a running server is not restarted). Why recovery sets it too, not only the
+    rollout: containers made before "no" became the GPU default keep `unless-stopped` until
+    the next rollout, and the engine starts those all at once at every boot.
+    """
+    if state.restart_policy not in (None, spec.restart_policy):
+        return UpdateRestartPolicy(spec=spec, reason=f"{state.restart_policy} -> {spec.restart_policy} ({state.status})")
+    if state.running:
+        return None
+    return StartContainer(spec=spec, reason=f"was {state.status} after the node went down")
+
+
 def restart_containers(
     engine: Engine, inv: Inventory, node: Node, settings: RolloutSettings = DEFAULT_ROLLOUT_SETTINGS
 ) -> list[StepOutcome]:
     """Operation: start the node's stopped containers one at a time, each behind the rollout's health gate.
 
     One at a time for the rollout's reason (`homelab.docker_ops.gate`): llama.cpp servers on
-    one GPU starting together race for VRAM. A running container is only gated; a missing one
-    is a failure (creating containers is the rollout's job, with its model checks). Stops at
-    the first failure; the remaining containers are reported NOT_RUN.
+    one GPU starting together race for VRAM. This is also the boot path: after a reboot the
+    engine leaves containers with restart policy "no" (the GPU default) stopped, for this to
+    start in `start_order`. A running container is only gated (its restart policy set to the
+    file's first, when it differs: see `_start_step`); a missing one is a failure
+    (creating containers is the rollout's job, with its model checks). Stops at the first
+    failure; the remaining containers are reported NOT_RUN.
     """
     outcomes: list[StepOutcome] = []
     failed = False
@@ -115,13 +133,13 @@ def restart_containers(
             outcomes.append(StepOutcome(summary=summary, status=StepStatus.FAILED, detail=detail))
             failed = True
             continue
-        if state.running:
+        step = _start_step(spec, state)
+        if step is None:
             gate = wait_healthy(engine, spec.name, node, endpoint, inv.probe_settings(endpoint), settings.gate)
             status = StepStatus.DONE if gate.healthy else StepStatus.FAILED
             seconds = round(time.perf_counter() - started, 2)
             outcomes.append(StepOutcome(summary=f"gate {spec.name}", status=status, detail=gate.why, seconds=seconds, gate=gate))
         else:
-            step = StartContainer(spec=spec, reason=f"was {state.status} after the node went down")
             runner = EngineRunner(engine, node, {endpoint.name: inv.probe_settings(endpoint)}, settings)
             outcomes += apply(Plan(node=node.name, steps=[step]), runner).outcomes
         failed = outcomes[-1].status is not StepStatus.DONE
