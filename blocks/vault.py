@@ -11,7 +11,8 @@ slips into a log line, a task parameter or an artifact shows as stars. `get_secr
 is called only where the value is written to an SSH stdin (`homelab.remote`).
 
 This module is the boundary for hvac: its errors, and the requests errors under it, become
-`SecretsError` here, naming the path and key but never the value.
+`SecretsError` here, naming the path and key but never the value; so do Prefect's when a
+block cannot be loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import hvac
 import hvac.exceptions
 import requests.exceptions
@@ -30,7 +32,7 @@ from pydantic import Field, SecretStr, model_validator
 from homelab.errors import HomelabError
 from homelab.inventory import Inventory, SecretRef
 
-__all__ = ["SecretsError", "VaultSecrets", "Secret", "read_secret", "resolve_secret"]
+__all__ = ["SecretsError", "VaultSecrets", "Secret", "load_vault", "read_secret", "resolve_secret"]
 
 DEFAULT_VAULT_TIMEOUT_S = 10.0
 
@@ -134,6 +136,22 @@ class VaultSecrets(Block):
         if self.path is None or self.key is None:
             raise SecretsError(f"vault block at {self.url}: get() needs path and key set on the block")
         return self.read(self.path, self.key)
+
+
+def load_vault(name: str | None) -> VaultSecrets | None:
+    """The saved Vault Secrets block `name` (None for no name: the inventory uses no Vault).
+
+    Raises:
+        SecretsError: no block of that name is saved, or the Prefect API does not answer.
+    """
+    if not name:
+        return None
+    try:
+        return VaultSecrets.load(name, _sync=True)  # type: ignore[call-arg,no-any-return]
+    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
+        raise SecretsError(f"vault block {name!r}: {_first_line(exc)}") from exc
+    except httpx.HTTPError as exc:
+        raise SecretsError(f"vault block {name!r}: the Prefect API does not answer: {type(exc).__name__}") from exc
 
 
 def read_secret(ref: SecretRef, vault: VaultSecrets | None) -> SecretStr:

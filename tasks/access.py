@@ -16,17 +16,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from blocks.vault import SecretsError, VaultSecrets, read_secret, resolve_secret
+from blocks.vault import SecretsError, load_vault, read_secret, resolve_secret
 from homelab.docker_ops.connect import SSHAccess, engine_url
 from homelab.inventory import Inventory, Node, SecretRef
 from homelab.remote import SSHCredentials, load_private_key
 
-__all__ = ["EngineLogin", "credentials_for", "engine_access", "engine_login", "load_vault"]
-
-
-def load_vault(vault_block: str | None) -> VaultSecrets | None:
-    """The saved Vault Secrets block of that name (None: no name, the inventory uses no Vault)."""
-    return VaultSecrets.load(vault_block, _sync=True) if vault_block else None  # type: ignore[call-arg]
+__all__ = ["EngineLogin", "credentials_for", "engine_access", "engine_login"]
 
 
 def credentials_for(inv: Inventory, node: Node, vault_block: str | None) -> SSHCredentials:

@@ -149,3 +149,33 @@ def test_the_flow_and_the_command_reach_an_ssh_engine_with_the_vault_key_only(
     assert f"create homelab-{endpoint.name}: missing" in checked.stdout
     assert _accepted(sshd, key_fingerprint) > after_flow, "the command logged in with the Vault key too"
     assert marker not in checked.stdout + checked.stderr
+
+
+def test_a_vault_block_that_cannot_be_loaded_is_said_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    node = {
+        "name": "gpu2", "tier": "secondary", "host": "127.0.0.1",
+        "ssh": {"user": "ops", "known_hosts": str(tmp_path / "known_hosts"), "key_secret": "gpu2_ssh_key"},
+        "docker": {"url": "ssh://ops@127.0.0.1:22"},
+        "endpoints": [{"name": "solo", "kind": "llamacpp", "url": "http://127.0.0.1:18080",
+                       "container": {"image": "llama:none", "model_file": "model.gguf"}}],
+    }  # fmt: skip
+    secrets = {"gpu2_ssh_key": {"vault": {"path": "homelab/gpu2", "key": "ssh_key"}}}
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(yaml.safe_dump({"nodes": [node], "secrets": secrets}))
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "XDG_")) and k != "HOMELAB_INVENTORY"}
+    env |= {"HOME": str(home), "COLUMNS": "250", "PREFECT_API_URL": str(get_current_settings().api.url)}
+    base = [str(HOMELAB), "rollout", "-i", str(cluster), "--node", "gpu2", "--models-dir", str(tmp_path)]
+    base += ["--vault-block", "no-such-block"]
+
+    planned = subprocess.run([*base, "--dry-run"], capture_output=True, text=True, env=env, timeout=120)
+    failed = subprocess.run(base, capture_output=True, text=True, env=env, timeout=120)
+
+    said = "vault block 'no-such-block': Unable to find block document named no-such-block"
+    assert planned.returncode == 0, planned.stderr
+    assert f"containers: not checked against the engine ({said}" in planned.stdout
+    assert failed.returncode == 1
+    assert said in failed.stderr and "Traceback" not in failed.stderr
+    assert not (home / ".prefect").exists(), "Prefect's state goes under homelab's, not ~/.prefect"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from homelab.errors import HomelabError
 from homelab.inventory import Inventory, Node
 from homelab.node_rollout import EngineOpener, NodeRolloutReport, node_inputs, roll_out
 from homelab.rollout_preview import RolloutPreview
+from homelab.stack.prefect_cli import default_prefect_home, prefect_env
 from homelab.vram import VramError
 
 __all__ = ["rollout_command"]
@@ -87,7 +89,10 @@ def _connect(inv: Inventory, vault_block: str | None) -> EngineOpener:
         if not engine_url(node).startswith("ssh://"):
             return open_engine(node)
         # Imported here: the key is read through Prefect's blocks (blocks/vault.py), and only
-        # an ssh:// engine needs it; every other rollout runs without Prefect.
+        # an ssh:// engine needs it; every other rollout runs without Prefect. Prefect then runs
+        # in this process, so it gets what every Prefect homelab starts gets: analytics off and
+        # its state (a temporary server's database when no API is configured) under homelab's.
+        os.environ.update(prefect_env(os.environ, default_prefect_home()))
         from tasks.access import engine_login
 
         return open_engine(node, ssh=engine_login(inv, node, vault_block).access(node))
