@@ -34,21 +34,24 @@ from prefect.logging.handlers import APILogWorker
 from flows.health_sweep import health_sweep
 from flows.recover_node import FlowRecoveryPolicy, recover_node
 from homelab.docker_ops.connect import open_engine
-from homelab.docker_ops.containers import ContainerSettings, container_state
+from homelab.docker_ops.containers import ContainerSettings, container_state, stop_container
 from homelab.docker_ops.gate import HealthGate, wait_healthy
 from homelab.docker_ops.helper import HelperSettings
 from homelab.docker_ops.rollout import roll_out_node
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import model_sources
+from homelab.docker_ops.apply import StepStatus
 from homelab.history import down_node
 from homelab.inventory import Inventory, load_inventory
 from homelab.probe import EndpointState, Reason
 from homelab.recovery import Incident, Outcome
+from homelab.recovery_ops import restart_containers
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.private_dockerd import docker_client, restart_dockerd, victim  # noqa: F401 (fixture)
+from tests.fixtures.rollout import EndpointPlan, RolloutLab, rollout_lab  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.llama]
 
@@ -209,3 +212,32 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
 
     [event] = asyncio.run(_node_down_events(sweep.state_details.flow_run_id))
     assert event.resource["homelab.node"] == "gpu1"
+
+
+def test_recovery_gives_containers_the_files_restart_policy_before_it_starts_them(rollout_lab: RolloutLab) -> None:  # noqa: F811
+    """Containers made while the file said nothing (a CPU node: unless-stopped) meet a file that now says "no"."""
+    lab = rollout_lab
+    plans = [EndpointPlan("one", "one.gguf", start_order=0), EndpointPlan("two", "two.gguf", start_order=1)]
+    for seed, plan in enumerate(plans):
+        lab.write_model(plan.model_file, seed=seed)
+    old = lab.inventory(plans)
+    data = lab.cluster(plans)
+    for endpoint in data["nodes"][0]["endpoints"]:
+        endpoint["container"]["restart_policy"] = "no"
+    new = Inventory.model_validate(data)
+    one, two = (f"{lab.prefix}{p.name}" for p in plans)
+    with closing(lab.engine(old.nodes[0])) as engine:
+        sources = model_sources([p.model_file for p in plans], models_dir=lab.models_dir)
+        assert roll_out_node(engine, old, old.nodes[0], sources, lab.settings()).ok
+        stop_container(engine, one, 10)  # as after a reboot; `two` runs, as the engine's policy made it
+        two_before = container_state(engine, two)
+        outcomes = restart_containers(engine, new, new.nodes[0], lab.settings())
+        after = {name: container_state(engine, name) for name in (one, two)}
+    assert [(o.summary, o.status) for o in outcomes] == [
+        (f"update restart policy of {one}: unless-stopped -> no (exited)", StepStatus.DONE),
+        (f"update restart policy of {two}: unless-stopped -> no (running)", StepStatus.DONE),
+    ]
+    assert all(o.gate is not None and o.gate.healthy for o in outcomes)
+    assert {n: (s.status, s.restart_policy) for n, s in after.items() if s} == {one: ("running", "no"), two: ("running", "no")}
+    assert two_before is not None and after[two] is not None
+    assert after[two].started_at == two_before.started_at  # updated in place: the running server was not restarted

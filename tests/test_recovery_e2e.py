@@ -112,7 +112,7 @@ def _cluster(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD, ports: dict[s
                 "name": name, "kind": "llamacpp", "url": f"http://{LOOPBACK}:{port}",
                 "models": [{"name": name, "alias": name}],
                 "container": {"image": LLAMA_SERVER_IMAGE, "model_file": f"{name}.gguf", "volume": "models",
-                              "ctx_size": 512, "start_order": order},
+                              "ctx_size": 512, "start_order": order, "restart_policy": "no"},
             }
             for order, (name, port) in enumerate(ports.items())
         ],
@@ -169,7 +169,7 @@ def _roll_out_two_models(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD) -
         write_tiny_llama(models / f"{name}.gguf", seed=seed)
     settings = RolloutSettings(
         helper=HelperSettings(image=BUSYBOX_IMAGE),
-        containers=ContainerSettings(extra_args=("-t", "1", "--no-webui"), restart_policy="no"),
+        containers=ContainerSettings(extra_args=("-t", "1", "--no-webui")),
         gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
     )
     with closing(open_engine(node)) as engine:
