@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from homelab.docker_ops.containers import ContainerSettings, container_spec
-from homelab.inventory import Inventory, Node
+from homelab.docker_ops.containers import ContainerSettings, container_spec, desired_containers
+from homelab.inventory import Inventory, Node, load_inventory
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import estimate, read_gguf
 from homelab.vram.lineup import lineup_from_inventory
 from homelab.vram.node_plan import plan_node_vram
 from homelab.vram.settings import GIB, RunSettings
+from tests.inventory_cases import ROOT
 
 GPUS = [{"name": "RTX 3090", "vram_gib": 24}, {"name": "RTX 3060", "vram_gib": 12, "index": 2}]
 
@@ -144,3 +145,21 @@ def test_the_vram_plan_uses_ctx_and_layers_from_args(tmp_path: Path) -> None:
     plain = _inventory({})
     default = plan_node_vram(plain, plain.nodes[0], models_dir=tmp_path)
     assert default.gpu_layers == {"coder": 25}  # without args: every layer, at the default 4096 context
+
+
+def test_the_llamacpp_images_example_makes_the_containers_it_describes() -> None:
+    inv = load_inventory(ROOT / "examples" / "llamacpp-images.yaml")
+    specs = {s.endpoint: s for node in inv.nodes for s in desired_containers(node, ContainerSettings())}
+
+    coder, general, mini, tiny = (specs[name] for name in ("coder", "general", "mini", "tiny"))
+    assert [s.restart_policy for s in (coder, general, mini, tiny)] == ["no", "no", "no", "always"]
+    assert (coder.ctx_size, coder.gpu_layers, coder.gpu_ids) == (16384, 40, (0,))
+    assert coder.cmd() == [
+        "-m", "/models/qwen2.5-coder-14b-instruct-q4_k_m.gguf", "--host", "0.0.0.0", "--port", "8080", "-np", "1",
+        "--alias", "qwen2.5-coder-14b", "-c", "16384", "-ngl", "40", "--flash-attn", "on", "--jinja",
+    ]  # fmt: skip
+    assert (general.cmd(), general.container_port, general.host_port) == (None, 8000, 3010)
+    assert general.env == {"MODEL_PATH": "/models/llama-3.1-8b-instruct-q4_k_m.gguf"}
+    assert mini.entrypoint == ("/opt/llama.cpp/bin/llama-server",)
+    assert (mini.cmd() or [])[:2] == ["-m", "/models/llama-3.2-3b-instruct-q8_0.gguf"]
+    assert (tiny.cmd() or [])[-2:] == ["-t", "4"] and tiny.extra_args == () and tiny.device_requests() is None
