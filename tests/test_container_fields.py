@@ -163,3 +163,16 @@ def test_the_llamacpp_images_example_makes_the_containers_it_describes() -> None
     assert mini.entrypoint == ("/opt/llama.cpp/bin/llama-server",)
     assert (mini.cmd() or [])[:2] == ["-m", "/models/llama-3.2-3b-instruct-q8_0.gguf"]
     assert (tiny.cmd() or [])[-2:] == ["-t", "4"] and tiny.extra_args == () and tiny.device_requests() is None
+
+
+def test_the_vram_plan_puts_a_container_only_on_the_gpus_it_is_given(tmp_path: Path) -> None:
+    write_tiny_llama(tmp_path / "deep.gguf", n_layer=4, seed=3)
+
+    def where(container: dict[str, Any]) -> list[str]:
+        node = node_with({"model_file": "deep.gguf"} | container, GPUS).model_dump(mode="json")
+        inv = Inventory.model_validate({"nodes": [node]})
+        lines = plan_node_vram(inv, inv.nodes[0], models_dir=tmp_path).lines
+        return [line.split(" on ")[1].split(",")[0] for line in lines]
+
+    assert where({}) == ["gpu2 GPU2 (RTX 3060)"]  # best fit: the smaller card
+    assert where({"gpus": [0]}) == ["gpu2 GPU0 (RTX 3090)"]  # the only device the engine gives it

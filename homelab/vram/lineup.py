@@ -112,6 +112,7 @@ class _Served(NamedTuple):
     ctx_size: int  # Ollama: num_ctx, per sequence
     parallel: int
     ollama: bool = False
+    gpus: list[int] | None = None  # a container's CUDA indexes: the only GPUs it sees
 
 
 def _models_of(node: Node) -> Iterator[_Served]:
@@ -122,7 +123,7 @@ def _models_of(node: Node) -> Iterator[_Served]:
             name = endpoint.models[0].alias if endpoint.models else endpoint.name
             yield _Served(
                 name, endpoint, container.model_file, _names(endpoint), container.gpu_layers, container.ctx_size,
-                container.parallel,
+                container.parallel, gpus=container.gpus,
             )
         for model in endpoint.models if endpoint.kind == EndpointKind.OLLAMA else []:
             if (deploy := model.deploy) is not None:
@@ -140,6 +141,7 @@ def _entry(node: Node, served: _Served, override: ModelOverride | None, models_d
         return Unsized(model=served.name, endpoint=served.endpoint.name, reason=str(exc))
     return LineupEntry(
         name=served.name, shape=shape, node=node.name, endpoint=served.endpoint.name, gpu_layers=served.gpu_layers,
+        gpus=served.gpus,
         priority=override.priority if override and override.priority is not None else 0,
         ctx_size=_ctx_size(served, shape, override.ctx_size if override and override.ctx_size else served.ctx_size),
         parallel=override.parallel if override and override.parallel else served.parallel,

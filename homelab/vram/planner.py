@@ -3,7 +3,8 @@
 Models are placed one at a time in priority order (higher first, then lineup order), so a more
 important model is never pushed off by a less important one:
 
-  1. whole: on the allowed GPU (the model's own node, when it has one) where the fully offloaded
+  1. whole: on the allowed GPU (the model's own node, when it has one; of those, a container's
+     `gpus` when it names some: the only devices the engine gives it) where the fully offloaded
      model fits with the least room to spare (best fit keeps big holes for big models);
   2. partly: else on the allowed GPU with the most free memory, with as many layers as fit, if that
      is at least `min_gpu_fraction` of its layers (a model mostly on the CPU gains little from
@@ -47,6 +48,7 @@ class LineupEntry(_Frozen):
     ctx_size: int | None = Field(None, gt=0)
     parallel: int = Field(1, gt=0)
     node: str | None = Field(None, description="only this node's GPUs may hold it (its container runs there)")
+    gpus: list[int] | None = Field(None, description="only these CUDA indexes of its node (a container's `gpus`)")
     endpoint: str | None = Field(None, description="the inventory endpoint that serves it")
     gpu_layers: int | None = Field(None, ge=0, description="fixed -ngl; None: the planner decides")
 
@@ -181,7 +183,10 @@ def _place(
     entry: LineupEntry, slots: list[GpuSlot], free: dict[int, int], policy: PlanPolicy
 ) -> tuple[int, Placement] | CpuOnly:
     """The GPU (its position in `slots`) and placement for one model, or its CPU-only verdict."""
-    allowed = [i for i, s in enumerate(slots) if entry.node is None or s.node == entry.node]
+    allowed = [
+        i for i, s in enumerate(slots)
+        if (entry.node is None or s.node == entry.node) and (entry.gpus is None or s.index in entry.gpus)
+    ]
     if not allowed:
         return _cpu_only(entry, policy, f"no GPU on {entry.node}" if entry.node else "no GPU in the cluster")
     ngl = -1 if entry.gpu_layers is None else entry.gpu_layers
