@@ -426,6 +426,8 @@ class Wake(_Strict):
     def _something_to_do(self) -> Wake:
         if self.mac is None and self.command is None:
             raise ValueError("needs a mac (Wake-on-LAN) or a command")
+        if self.detach and self.command is None:  # a packet is sent, not left running
+            raise ValueError("detach: true is for a command that keeps running (an RDP client); give the command")
         return self
 
 
