@@ -148,6 +148,16 @@ def _gate_passes(incident: Incident) -> dict[str, datetime]:
     return {name: datetime.fromisoformat(at) for name, at in re.findall(r"(\S+) passed its gate at (\S+?)(?:;|$)", record.detail)}
 
 
+def _assert_one_at_a_time(starts: list[tuple[datetime, str]], passes: dict[str, datetime]) -> None:
+    """Each container started before its own gate passed, and after the previous one's; prints the figures."""
+    print("\ncontainer        engine start     gate passed      next start - this pass")
+    for (at, name), (next_at, next_name) in zip(starts, [*starts[1:], (None, None)], strict=True):
+        assert at < passes[name]
+        gap = f"{(next_at - passes[name]).total_seconds() * 1000:+.1f} ms" if next_at else ""
+        print(f"{name:16} {at.strftime('%H:%M:%S.%f')}  {passes[name].strftime('%H:%M:%S.%f')}  {gap}")
+        assert next_at is None or next_at > passes[name], f"{next_name} started before {name} passed its gate"
+
+
 def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_one_at_a_time(
     prefect_harness: None, victim: _Daemon, tmp_path: Path  # noqa: F811 (fixture)
 ) -> None:
@@ -201,13 +211,7 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
     gpu_starts = sorted((at, name) for name in ordered for at in starts.get(name, []))
     assert [name for _, name in gpu_starts] == ordered, starts  # each started once, in start_order
     assert all(at.timestamp() >= recovery_began for at, _ in gpu_starts)  # none before homelab did it
-    print("\ncontainer        engine start          gate passed           next start - this pass")
-    for i, (at, name) in enumerate(gpu_starts):
-        assert at < passes[name]
-        gap = f"{(gpu_starts[i + 1][0] - passes[name]).total_seconds() * 1000:+.1f} ms" if i + 1 < len(gpu_starts) else ""
-        print(f"{name:16} {at.strftime('%H:%M:%S.%f')}  {passes[name].strftime('%H:%M:%S.%f')}  {gap}")
-        if i + 1 < len(gpu_starts):
-            assert gpu_starts[i + 1][0] > passes[name], f"{gpu_starts[i + 1][1]} started before {name} passed its gate"
+    _assert_one_at_a_time(gpu_starts, passes)
     print(f"engine restart {booted - restart_began:.1f} s; recovery {incident.time_to_recover_s} s")
 
     [event] = asyncio.run(_node_down_events(sweep.state_details.flow_run_id))
