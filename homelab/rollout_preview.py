@@ -14,10 +14,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.docker_ops.connect import engine_url
-from homelab.docker_ops.containers import ContainerSpec, desired_containers
+from homelab.docker_ops.containers import desired_containers
 from homelab.docker_ops.gate import HealthGate
 from homelab.docker_ops.serial import RolloutSettings
-from homelab.inventory import Inventory, Node
+from homelab.inventory import Endpoint, Inventory, Node
 from homelab.ollama_deploy.desired import OllamaDesired
 from homelab.redact import redact_url
 from homelab.vram.node_plan import NodeVramPlan
@@ -93,17 +93,15 @@ class RolloutPreview(_Frozen):
     vram: list[str] = Field(default_factory=list, description="the VRAM plan's line per model")
 
 
-def _layers_from(node: Node, spec: ContainerSpec, vram: NodeVramPlan) -> str:
-    endpoint = next(e for e in node.endpoints if e.name == spec.endpoint)
+def _layers_from(node: Node, endpoint: Endpoint, vram: NodeVramPlan) -> str:
     if endpoint.container is not None and endpoint.container.gpu_layers is not None:
         return "the cluster file"
-    if spec.endpoint in vram.gpu_layers:
+    if endpoint.name in vram.gpu_layers:
         return "the VRAM plan"
     return "a CPU node" if not node.gpus else "llama-server's default (not sized)"
 
 
-def _gate(inv: Inventory, node: Node, spec: ContainerSpec, gate: HealthGate) -> GatePreview:
-    endpoint = next(e for e in node.endpoints if e.name == spec.endpoint)
+def _gate(inv: Inventory, endpoint: Endpoint, gate: HealthGate) -> GatePreview:
     probe = inv.probe_settings(endpoint)
     base = redact_url(endpoint.url).rstrip("/")
     return GatePreview(
@@ -130,6 +128,7 @@ def preview_rollout(
         ollama: the node's Ollama models as the rollout would create them (None: it has none).
     """
     specs = desired_containers(node, settings.containers, vram.gpu_layers)
+    endpoints = {e.name: e for e in node.endpoints}
     containers = [
         ContainerPreview(
             position=position,
@@ -142,9 +141,9 @@ def preview_rollout(
             ctx_size=spec.ctx_size,
             parallel=spec.parallel,
             gpu_layers=spec.gpu_layers,
-            gpu_layers_from=_layers_from(node, spec, vram),
+            gpu_layers_from=_layers_from(node, endpoints[spec.endpoint], vram),
             published=f"{spec.host_ip}:{spec.host_port}",
-            gate=_gate(inv, node, spec, settings.gate),
+            gate=_gate(inv, endpoints[spec.endpoint], settings.gate),
         )
         for position, spec in enumerate(specs, start=1)
     ]
