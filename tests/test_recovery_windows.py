@@ -1,8 +1,8 @@
 """A Windows Docker Desktop node end to end: the engine restart fails, the recovery signs the user in (the wake), and the node serves again.
 
 The node is this machine seen through the recording sshd, with `os: windows` and a private
-dockerd of its own (the `victim` of test_recovery_e2e.py) whose containers were rolled out
-with restart policy "no". The engine is killed. Then, as on a real Windows node where nobody
+dockerd of its own (`tests.fixtures.private_dockerd.victim`) whose containers were rolled out
+as test_recovery_e2e.py rolls them out (restart policy "no"). The engine is killed. Then, as on a real Windows node where nobody
 is signed in:
 
 - the restart is the Windows default, sent as is through sshd; this sshd's shell has no
@@ -34,17 +34,17 @@ from blocks import VaultSecrets
 from flows.recover_node import FlowRecoveryPolicy, recover_node
 from homelab.recovery import Incident, Outcome
 from homelab.windows_node import WINDOWS_RESTART_DOCKER
+from tests.fixtures.docker_engine import _Daemon
 from tests.fixtures.openbao import OpenBaoServer
+from tests.fixtures.private_dockerd import victim  # noqa: F401 (fixture)
 from tests.recovery_sshd import RecordingSSHD
-from tests.test_recovery_e2e import (  # noqa: F401  (fixtures: victim, node_sshd)
+from tests.test_recovery_e2e import (  # noqa: F401  (node_sshd: a fixture)
     SUDO_PASSWORD,
     VAULT_BLOCK,
     _ArgvWatch,
-    _Daemon,
     _flow_run_texts,
     _roll_out_two_models,
     node_sshd,
-    victim,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.llama]
