@@ -90,7 +90,11 @@ def _docker_steps(node: Node) -> list[SetupStep]:
     user = node.ssh.user if node.ssh else "USER"
     port = node.ssh.port if node.ssh else 22
     own = node.docker.restart_command if node.docker else None
-    run = f"the cluster file's docker.restart_command ({own!r}) replaces it" if own else "homelab's engine restart runs it over SSH (schtasks /Run)"
+    run = (
+        f"the cluster file's docker.restart_command ({own!r}) replaces it"
+        if own
+        else "homelab's engine restart runs it over SSH (schtasks /Run)"
+    )
     return [
         SetupStep(
             title="Docker Desktop starts when you sign in",
