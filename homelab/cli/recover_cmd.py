@@ -24,7 +24,10 @@ def recover_command(
     inventory: InventoryOption,
     vault_block: Annotated[str | None, typer.Option("--vault-block", help="A saved Vault Secrets block.")] = None,
     restart_command: Annotated[
-        str | None, typer.Option("--restart-command", help="Replaces the OS default Docker restart.")
+        str | None,
+        typer.Option(
+            "--restart-command", help="For this run, replaces the node's docker.restart_command and the OS default."
+        ),
     ] = None,
 ) -> None:
     """Recover a down node now: restart Docker over SSH or wake it, then its containers one at a time.
