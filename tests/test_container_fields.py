@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from homelab.docker_ops.containers import ContainerSettings, container_spec, desired_containers
 from homelab.inventory import Inventory, Node, load_inventory
+from homelab.inventory.models import PLANNED_FLAGS, flag_values
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import estimate, read_gguf
 from homelab.vram.lineup import lineup_from_inventory
@@ -58,6 +62,32 @@ def test_args_carrying_ctx_and_layers_give_each_flag_once() -> None:
         "-m", "/models/coder.gguf", "--host", "0.0.0.0", "--port", "8080", "-np", "1", "--alias", "qwen-coder",
         "-t", "4", "-c", "16384", "--n-gpu-layers=20", "--flash-attn", "on",
     ]  # fmt: skip
+
+
+_FLAGS = [flag for flags in PLANNED_FLAGS.values() for flag in flags]
+_NUMBER = st.integers(1, 99)
+_WORD = st.one_of(
+    st.sampled_from([*_FLAGS, "-t", "--jinja"]),
+    st.integers(0, 99).map(str),
+    st.tuples(st.sampled_from(_FLAGS), st.integers(0, 99)).map(lambda fv: f"{fv[0]}={fv[1]}"),
+)
+
+
+@settings(max_examples=300, deadline=1000, database=None)
+@given(args=st.lists(_WORD, max_size=8), fixed=st.dictionaries(st.sampled_from(sorted(PLANNED_FLAGS)), _NUMBER))
+def test_each_planned_flag_has_one_value_on_the_command_line(args: list[str], fixed: dict[str, int]) -> None:
+    try:
+        spec = spec_of({"args": args, **fixed}, GPUS)
+    except ValidationError:
+        event("refused")
+        return  # a conflict or a bad number: the located error is the answer (hostile rows)
+    words = spec.cmd() or []
+    for field, flags in PLANNED_FLAGS.items():
+        value = getattr(spec, field)
+        given = flag_values(words, flags)
+        assert set(given) <= {str(value)}, (field, words)  # the value the VRAM plan uses
+        # homelab adds its own only when args have none: what args give stays as given
+        assert len(given) == max(len(flag_values(args, flags)), int(value is not None)), (field, words)
 
 
 def test_container_port_is_llama_servers_port() -> None:
