@@ -15,7 +15,10 @@ The same order as `homelab rollout` (`homelab.node_rollout`), each part a set of
 4. when all succeeded, the LiteLLM config regenerated (if its path is given).
 
 The run ends Failed with the first failure's reason (artifacts are published first). A dry
-run plans, publishes the plans, and changes nothing.
+run changes nothing and needs nothing live: it previews the node from the cluster file
+(artifact `rollout-preview`: containers in start order with their gates, Ollama models) and
+plans each part whose node answers; one that does not is marked not checked, with why, and
+the run still completes.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
 from homelab.docker_ops.rollout import probe_settings_for
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFailed, Pending, RolloutSettings
-from homelab.errors import DockerOpError, HomelabError
+from homelab.errors import DockerOpError, HomelabError, OllamaError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
 from homelab.ollama_deploy.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
-from homelab.node_rollout import NodeInputs, NodeRolloutReport
+from homelab.node_rollout import NodeInputs, NodeRolloutReport, preview
 from tasks.access import EngineLogin, engine_login
 from tasks.rollout import (
     copy_model_into_volume,
@@ -43,6 +46,7 @@ from tasks.rollout import (
     keep_new_container,
     check_rollout_inputs,
     plan_node_rollout,
+    publish_preview_artifact,
     publish_rollout_artifact,
     roll_back_container,
     start_container_step,
@@ -111,6 +115,32 @@ def _roll_out_containers(
     return report
 
 
+def _dry_run(
+    inv: Inventory,
+    target: Node,
+    inputs: NodeInputs,
+    settings: RolloutSettings,
+    login: EngineLogin,
+    ollama: OllamaDeploySettings,
+    prune: bool,
+) -> NodeRolloutReport:
+    """The node from the file, then each part planned against its node, or why it could not be."""
+    report = NodeRolloutReport(node=target.name, dry_run=True, preview=preview(inv, target, inputs, settings))
+    try:
+        part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, dry_run=True, prune=prune)
+        report = report.model_copy(update={"ollama": part})
+    except OllamaError as exc:
+        report = report.model_copy(update={"ollama_not_checked": str(exc)})
+    if inputs.sources:
+        try:
+            containers = _roll_out_containers(inv, target, inputs, settings, login, dry_run=True)
+            report = report.model_copy(update={"containers": containers})
+        except HomelabError as exc:  # the engine, or the key to log in to it
+            report = report.model_copy(update={"engine_not_checked": str(exc)})
+    publish_preview_artifact(quote(report))
+    return report
+
+
 def _node(inv: Inventory, name: str) -> Node:
     for node in inv.nodes:
         if node.name == name:
@@ -144,7 +174,8 @@ def rollout(
         node_models_dir: or: folder on the node itself holding them.
         gateway_config: the LiteLLM proxy's config file, regenerated from the cluster file
             after a successful rollout (left alone after a failed one).
-        dry_run: plan and publish the plan; change nothing.
+        dry_run: preview the node from the file and plan each part whose node answers;
+            change nothing.
         settings: helper image (`settings.helper.image`, default busybox:stable), container
             defaults (restart policy, extra llama-server arguments) and the health gate.
         prune: delete the models an Ollama endpoint has that the cluster file no longer names
@@ -170,9 +201,9 @@ def rollout(
     gateway = Path(gateway_config) if gateway_config else None
     login = engine_login(inv, target, vault_block)
     inputs = check_rollout_inputs(quote(inv), target, local, node_models_dir, gateway)
-    ollama_part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, dry_run=dry_run, prune=prune)
-    containers = _roll_out_containers(inv, target, inputs, settings, login, dry_run) if inputs.sources else None
-    regenerated = update_gateway_config(quote(inv), gateway) if gateway and not dry_run else None
-    return NodeRolloutReport(
-        node=target.name, dry_run=dry_run, ollama=ollama_part, containers=containers, gateway=regenerated
-    )
+    if dry_run:
+        return _dry_run(inv, target, inputs, settings, login, ollama, prune)
+    ollama_part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, prune=prune)
+    containers = _roll_out_containers(inv, target, inputs, settings, login, dry_run=False) if inputs.sources else None
+    regenerated = update_gateway_config(quote(inv), gateway) if gateway else None
+    return NodeRolloutReport(node=target.name, ollama=ollama_part, containers=containers, gateway=regenerated)

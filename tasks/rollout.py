@@ -37,17 +37,20 @@ from homelab.gateway.config import regenerate_config
 from homelab.health import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.ollama_deploy.apply import OllamaRolloutReport
-from homelab.node_rollout import NodeInputs, node_inputs
+from homelab.node_rollout import NodeInputs, NodeRolloutReport, node_inputs
 from tasks.access import EngineLogin
 from tasks.options import COMMON, ONCE, SAFE
 
 __all__ = [
     "ARTIFACT_KEY",
+    "PREVIEW_ARTIFACT_KEY",
     "check_rollout_inputs",
     "copy_model_into_volume",
     "ensure_model_volume",
     "keep_new_container",
     "plan_node_rollout",
+    "preview_markdown",
+    "publish_preview_artifact",
     "publish_rollout_artifact",
     "roll_back_container",
     "rollout_markdown",
@@ -59,6 +62,7 @@ __all__ = [
 ]
 
 ARTIFACT_KEY = "model-rollout"
+PREVIEW_ARTIFACT_KEY = "rollout-preview"
 
 
 @contextmanager
@@ -210,4 +214,43 @@ def publish_rollout_artifact(report: RolloutReport, swept: SweepReport | None) -
         markdown=rollout_markdown(report, swept),
         key=ARTIFACT_KEY,
         description=f"model rollout on {report.node}",
+    )
+
+
+def preview_markdown(report: NodeRolloutReport) -> str:
+    """A dry run's view from the cluster file: containers in start order with their gates, the
+    Ollama models, and which part could not be checked against its node, and why."""
+    assert report.preview is not None
+    p = report.preview
+    lines = [f"## Rollout preview on {p.node} (dry run, from the cluster file)", ""]
+    if p.containers:
+        lines += [f"Containers in start order on `{p.engine}`:", ""]
+    for c in p.containers:
+        layers = "llama-server's default" if c.gpu_layers is None else f"{c.gpu_layers} ({c.gpu_layers_from})"
+        lines += [
+            f"{c.position}. `{c.name}`: {c.model_file} in volume {c.volume}, ctx {c.ctx_size}, GPU layers {layers}, "
+            f"restart policy {c.restart_policy}, on {c.published}",
+            f"   - gate: {c.gate.summary()}",
+        ]
+    if p.ollama:
+        lines += ["", "Ollama models, in preload order:", ""]
+        lines += [
+            f"- {m.endpoint}: {m.model} from {m.source}, "
+            + ", ".join([*(f"{k} {v}" for k, v in m.parameters.items()), f"keep_alive {m.keep_alive}"])
+            for m in p.ollama
+        ]
+    for part, against, why in (
+        ("Ollama models", "the Ollama endpoints", report.ollama_not_checked),
+        ("Containers", "the engine", report.engine_not_checked),
+    ):
+        if why:
+            lines += ["", f"**{part}: not checked against {against}** ({why})"]
+    return "\n".join(lines)
+
+
+@task(name="publish-rollout-preview", **COMMON)
+def publish_preview_artifact(report: NodeRolloutReport) -> Any:
+    """A markdown artifact (key `rollout-preview`) with a dry run's view from the cluster file."""
+    return create_markdown_artifact(
+        markdown=preview_markdown(report), key=PREVIEW_ARTIFACT_KEY, description=f"rollout preview of {report.node}"
     )

@@ -12,13 +12,12 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.net import free_port
+from tests.offline_node import offline_cluster
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
 HOMELAB = Path(sys.executable).with_name("homelab")
@@ -150,39 +149,6 @@ def test_a_gpu_node_gets_the_vram_plans_layers_and_a_model_too_big_is_refused_be
         assert lab.volume not in {v.name for v in client.volumes.list()}
 
 
-def _offline_cluster(tmp_path: Path, engine_url: str) -> Path:
-    """A GPU node whose engine and Ollama endpoint nobody answers for: two containers listed out
-    of start order (one sets -ngl in args and its restart policy), and an Ollama model to pull."""
-    models = tmp_path / "models"
-    models.mkdir()
-    write_tiny_llama(models / "coder.gguf", seed=1)
-    write_tiny_llama(models / "chat.gguf", seed=2)
-
-    def llama(name: str, **box: Any) -> dict[str, Any]:
-        return {
-            "name": name, "kind": "llamacpp", "url": f"http://127.0.0.1:{free_port()}",
-            "models": [{"name": name, "alias": name}],
-            "container": {"image": "llama:none", "model_file": f"{name}.gguf", **box},
-        }  # fmt: skip
-
-    ollama = {
-        "name": "ollama", "kind": "ollama", "url": f"http://127.0.0.1:{free_port()}",
-        "models": [{"name": "qwen2.5:0.5b", "alias": "small", "deploy": {"pull": "qwen2.5:0.5b", "num_ctx": 2048}}],
-    }  # fmt: skip
-    node = {
-        "name": "gpu2", "tier": "secondary", "host": "127.0.0.1", "docker": {"url": engine_url},
-        "gpus": [{"name": "RTX 3090", "vram_gib": 24}],
-        "endpoints": [
-            llama("coder", start_order=2, args=["-ngl", "2"], restart_policy="always", volume="code"),
-            llama("chat", start_order=1, ctx_size=1024),
-            ollama,
-        ],
-    }  # fmt: skip
-    cluster = tmp_path / "cluster.yaml"
-    cluster.write_text(yaml.safe_dump({"nodes": [node]}))
-    return cluster
-
-
 @pytest.mark.parametrize(
     ("engine_url", "why"),
     [
@@ -193,7 +159,7 @@ def _offline_cluster(tmp_path: Path, engine_url: str) -> Path:
 def test_a_dry_run_without_a_live_engine_shows_the_plan_from_the_file(
     tmp_path: Path, engine_url: str, why: str
 ) -> None:
-    cluster = _offline_cluster(tmp_path, engine_url)
+    cluster = offline_cluster(tmp_path, engine_url)
     base = ["rollout", "--inventory", cluster, "--node", "gpu2", "--models-dir", tmp_path / "models", "--dry-run"]
 
     shown = homelab(*base)
