@@ -68,8 +68,15 @@ class ContainerPreview(_Frozen):
     parallel: int
     gpu_layers: int | None = Field(description="None: llama-server's own default")
     gpu_layers_from: str = Field(description="the cluster file, the VRAM plan, a CPU node, or llama-server's default")
-    published: str = Field(description="host address and port")
+    published: str = Field(description="host address and port -> the port inside the container")
+    command: list[str] | None = Field(description="the container's command; None: the image's own")
+    gpus: str = Field(description="the GPUs it asks for: all, CUDA indexes, or none")
     gate: GatePreview
+
+    def run_line(self) -> str:
+        """How the container is started: image, command, GPUs."""
+        command = " ".join(self.command) if self.command is not None else "(the image's own command)"
+        return f"{self.image} {command}; GPUs: {self.gpus}"
 
 
 class OllamaModelPreview(_Frozen):
@@ -142,7 +149,9 @@ def preview_rollout(
             parallel=spec.parallel,
             gpu_layers=spec.gpu_layers,
             gpu_layers_from=_layers_from(node, endpoints[spec.endpoint], vram),
-            published=f"{spec.host_ip}:{spec.host_port}",
+            published=f"{spec.host_ip}:{spec.host_port} -> {spec.container_port}",
+            command=spec.cmd(),
+            gpus=(",".join(map(str, spec.gpu_ids)) or "all") if spec.gpus else "none",
             gate=_gate(inv, endpoints[spec.endpoint], settings.gate),
         )
         for position, spec in enumerate(specs, start=1)

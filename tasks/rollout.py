@@ -230,6 +230,7 @@ def preview_markdown(report: NodeRolloutReport) -> str:
         lines += [
             f"{c.position}. `{c.name}`: {c.model_file} in volume {c.volume}, ctx {c.ctx_size}, GPU layers {layers}, "
             f"restart policy {c.restart_policy}, on {c.published}",
+            f"   - run: `{c.run_line()}`",
             f"   - gate: {c.gate.summary()}",
         ]
     if p.ollama:

@@ -170,6 +170,8 @@ def test_a_dry_run_without_a_live_engine_shows_the_plan_from_the_file(
     assert "│ 1 │ homelab-chat  │ chat.gguf (models) │ 1024 │ 3 (the VRAM plan)    │ no      │" in text
     assert "│ 2 │ homelab-coder │ coder.gguf (code)  │ 4096 │ 2 (the cluster file) │ always  │" in text
     assert "gate homelab-chat: llamacpp probe of http://127.0.0.1:" in text and "/health then http" in text
+    assert "run homelab-coder: llama:none -m /models/coder.gguf --host 0.0.0.0 --port 8080 -c 4096 -np 1 " in text
+    assert "-ngl 2" in text and "GPUs: all" in text
     assert "up to 300 s or 200 probes" in text
     assert "ollama ollama (http://127.0.0.1:" in text and "qwen2.5:0.5b from qwen2.5:0.5b, num_ctx 2048" in text
     assert "! containers: not checked against the engine (node gpu2 (" in text and why in text
@@ -186,6 +188,8 @@ def test_a_dry_run_without_a_live_engine_shows_the_plan_from_the_file(
     chat, coder = report["preview"]["containers"]
     assert (chat["name"], chat["position"], chat["restart_policy"], chat["gpu_layers"]) == ("homelab-chat", 1, "no", 3)
     assert (coder["volume"], coder["model_file"], coder["gpu_layers_from"]) == ("code", "coder.gguf", "the cluster file")
+    assert chat["published"].endswith(" -> 8080") and chat["gpus"] == "all"
+    assert chat["command"][:4] == ["-m", "/models/chat.gguf", "--host", "0.0.0.0"]
     health, models = chat["gate"]["urls"]
     assert health.endswith("/health") and models.endswith("/v1/models") and chat["gate"]["timeout_s"] == 300.0
     [model] = report["preview"]["ollama"]

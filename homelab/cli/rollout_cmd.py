@@ -22,6 +22,7 @@ from homelab.cli.common import (
     EXIT_INVALID,
     InventoryOption,
     JsonFlag,
+    _shown,
     app,
     err,
     fail,
@@ -120,6 +121,7 @@ def _render_preview(preview: RolloutPreview) -> None:
             )  # fmt: skip
         out.print(table)
         for c in preview.containers:
+            out.print(f"  run {escape(c.name)}: {_shown(c.run_line())}", highlight=False, soft_wrap=True)
             out.print(f"  gate {escape(c.name)}: {escape(c.gate.summary())}", highlight=False, soft_wrap=True)
     for m in preview.ollama:
         parameters = ", ".join(f"{k} {v}" for k, v in m.parameters.items())
