@@ -3,13 +3,14 @@
 The same order as `homelab rollout` (`homelab.node_rollout`), each part a set of task runs:
 
 1. `check-rollout-inputs`: every model file found and the node's VRAM plan made (GPU layers
-   per container, `num_gpu` per Ollama model); a missing file or a model that does not fit
-   ends the run before anything changed;
+   per container, `num_gpu` per Ollama model); a missing file, a model that does not fit or
+   a gateway config that could not be written ends the run before anything changed;
 2. the Ollama endpoints (`flows/ollama_rollout.py`: upload, create, unload what left the plan,
    preload one at a time, `/api/ps` against the plan, artifact `ollama-rollout`); when that
    fails, the run ends Failed and no container is touched;
 3. the containers: homelab's own `apply` with a runner whose steps are Prefect tasks
-   (retries on the safe steps only, see `tasks/rollout.py`), one at a time behind the health
+   (retries on the safe steps only, see `tasks/rollout.py`; for an ssh:// engine each task
+   reads the node's key from `vault_block` itself), one at a time behind the health
    gate, a failed one rolled back; then a sweep of the node and the `model-rollout` artifact
    (what changed, what did not and why, a failed container's last log lines);
 4. when all succeeded, the LiteLLM config regenerated (if its path is given).
