@@ -1,4 +1,4 @@
-"""What a node's rollout would do, read from the cluster file alone: containers in start order, their gates, Ollama models.
+"""What a node's rollout would do, from the cluster file alone: containers in start order, their gates, Ollama models.
 
 `homelab rollout --dry-run` shows this first, whether or not the node answers: the order in
 which containers would start, the health gate each must pass before the next one starts (what
@@ -164,4 +164,5 @@ def preview_rollout(
         for e in (ollama.endpoints if ollama else [])
         for m in e.models
     ]  # fmt: skip
-    return RolloutPreview(node=node.name, engine=engine_url(node), containers=containers, ollama=models, vram=vram.lines)
+    engine = engine_url(node)
+    return RolloutPreview(node=node.name, engine=engine, containers=containers, ollama=models, vram=vram.lines)

@@ -15,7 +15,7 @@ __all__ = ["docker_only_key", "fingerprint"]
 
 
 def docker_only_key(sshd: SSHServer, docker_engine: DockerEngine, root: Path) -> Path:
-    """A new key (its private file) that may do one thing on the test sshd: `docker system dial-stdio` to the test engine.
+    """A new key (its private file) that may do one thing on the test sshd: `docker system dial-stdio` to the engine.
 
     Production nodes need nothing like this (their engine is at the default socket); here the
     forced command points the remote docker CLI at the test engine, and `restrict` takes away

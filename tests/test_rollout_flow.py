@@ -146,7 +146,9 @@ def test_a_model_that_does_not_fit_fails_the_flow_before_the_engine_is_touched(r
         assert lab.volume not in {v.name for v in client.volumes.list()}
 
 
-def test_a_symlinked_gateway_config_fails_the_flow_before_the_engine_is_touched(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_symlinked_gateway_config_fails_the_flow_before_the_engine_is_touched(
+    rollout_lab: RolloutLab,  # noqa: F811
+) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=10)
     cluster = lab.write_cluster([EndpointPlan("linked", "model.gguf")])

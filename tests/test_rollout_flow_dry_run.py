@@ -1,4 +1,4 @@
-"""The `rollout` flow's dry run with a node that answers nothing: the preview from the file, each part marked not checked."""
+"""The `rollout` flow's dry run of a node that answers nothing: the preview from the file, each part not checked."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def test_a_dry_run_of_a_node_that_is_down_completes_with_the_plan_from_the_file(
     text = str(artifact.data)
     assert text.startswith("## Rollout preview on gpu2 (dry run, from the cluster file)")
     assert f"Containers in start order on `{engine}`:" in text
-    assert "1. `homelab-chat`: chat.gguf in volume models, ctx 1024, GPU layers 3 (the VRAM plan), restart policy no" in text
+    chat = "1. `homelab-chat`: chat.gguf in volume models, ctx 1024, GPU layers 3 (the VRAM plan), restart policy no"
+    assert chat in text
     assert "   - run: `llama:none -m /models/chat.gguf --host 0.0.0.0 --port 8080 -c 1024 " in text
     assert "   - gate: llamacpp probe of http://127.0.0.1:" in text
     assert "- ollama: qwen2.5:0.5b from qwen2.5:0.5b, num_ctx 2048" in text

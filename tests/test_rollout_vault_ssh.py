@@ -1,4 +1,4 @@
-"""A rollout to an ssh:// engine logs in with the node's key from Vault, never the agent's: the flow and `homelab rollout`.
+"""A rollout to an ssh:// engine logs in with the node's key from Vault, never the agent's: flow and command.
 
 Real parts: OpenBao holds the key, the test sshd accepts only it (a forced command that
 reaches the test dockerd), the rollout starts a real llama-server container, and Prefect's

@@ -103,7 +103,7 @@ def _connect(inv: Inventory, vault_block: str | None) -> EngineOpener:
 
 def _not_checked(part: str, against: str, why: str | None) -> None:
     if why:
-        out.print(f"[yellow]![/] {part}: not checked against {against} ({escape(why)})", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]![/] {part}: not checked against {against} ({_shown(why)})", highlight=False, soft_wrap=True)
 
 
 def _render_preview(preview: RolloutPreview) -> None:
