@@ -132,8 +132,9 @@ def roll_out(
 ) -> NodeRolloutReport:
     """Plan the node's rollout and, unless `dry_run`, apply it: what `homelab rollout` runs.
 
-    A dry run also previews the node from the file, and a part whose node does not answer is
-    reported as not checked (with why) instead of failing the run.
+    A dry run also previews the node from the file, and a part that could not be planned
+    against its node (it does not answer, or refused, or the key could not be read) is reported
+    as not checked, with why, instead of failing the run, as the flow's dry run does.
 
     Args:
         prune: delete the Ollama models the cluster file no longer names (else only unloaded).
@@ -161,16 +162,16 @@ def roll_out(
             report = report.model_copy(update={"ollama": part})
     if inputs.sources and report.ok:
         try:
-            engine = connect(node)
-        except HomelabError as exc:
+            with contextlib.closing(connect(node)) as engine:
+                containers = roll_out_node(
+                    engine, inv, node, inputs.sources, settings, dry_run=dry_run, vram=inputs.vram, progress=progress
+                )
+        except HomelabError as exc:  # the engine, or the key to log in to it
             if not dry_run:
                 raise
-            return report.model_copy(update={"engine_not_checked": str(exc)})
-        with contextlib.closing(engine):
-            containers = roll_out_node(
-                engine, inv, node, inputs.sources, settings, dry_run=dry_run, vram=inputs.vram, progress=progress
-            )
-        report = report.model_copy(update={"containers": containers})
+            report = report.model_copy(update={"engine_not_checked": str(exc)})
+        else:
+            report = report.model_copy(update={"containers": containers})
     if gateway_config is not None and report.ok and not dry_run:
         report = report.model_copy(update={"gateway": regenerate_config(inv, gateway_config)})
     return report
