@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
-from homelab.health import SweepReport, open_probe_client, sweep  # noqa: E402
+from homelab.health.sweep import SweepReport, open_probe_client, sweep  # noqa: E402
 from homelab.inventory import Inventory, load_inventory  # noqa: E402
 
 BEHAVIOURS = ("ok", "slow", "blackhole", "refused")

@@ -2,7 +2,7 @@
 
 The order of events is homelab's own `apply` (the same as `homelab rollout`); this module
 hands it a runner whose steps are Prefect tasks, so each step is a task run in the UI with
-retries on the safe ones only (see `tasks/ollama_deploy.py`). After the steps, `/api/ps` is
+retries on the safe ones only (see `tasks/ollama.py`). After the steps, `/api/ps` is
 checked against the VRAM plan, and a markdown artifact (key `ollama-rollout`) says what
 changed, what did not and why, and how each load compares with the plan.
 """
@@ -17,14 +17,14 @@ from prefect.utilities.annotations import quote
 
 from homelab.errors import OllamaError
 from homelab.inventory import Node
-from homelab.ollama_deploy.api import RunningModel
-from homelab.ollama_deploy.apply import OllamaRolloutReport, apply
-from homelab.ollama_deploy.desired import desired_ollama, ollama_endpoints
-from homelab.ollama_deploy.plan import CreateModel, DeleteModel, PreloadModel, PullModel, UnloadModel, UploadBlob
-from homelab.ollama_deploy.rollout import ollama_vram_lines
-from homelab.ollama_deploy.settings import OllamaDeploySettings
+from homelab.ollama.api import RunningModel
+from homelab.ollama.apply import OllamaRolloutReport, apply
+from homelab.ollama.desired import desired_ollama, ollama_endpoints
+from homelab.ollama.plan import CreateModel, DeleteModel, PreloadModel, PullModel, UnloadModel, UploadBlob
+from homelab.rollout.ollama import ollama_vram_lines
+from homelab.ollama.settings import OllamaDeploySettings
 from homelab.vram.node_plan import NodeVramPlan
-from tasks.ollama_deploy import (
+from tasks.ollama import (
     change_ollama_model,
     check_ollama_loads,
     plan_ollama_rollout,

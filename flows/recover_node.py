@@ -36,7 +36,7 @@ from pydantic import Field
 
 from homelab.docker_ops.apply import StepStatus
 from homelab.inventory import Inventory, Node, load_inventory
-from homelab.recovery import (
+from homelab.recovery.plan import (
     Action,
     ActionRecord,
     Incident,
@@ -48,7 +48,7 @@ from homelab.recovery import (
     plan_recovery,
     wake_only,
 )
-from homelab.wake import WakeProcesses
+from homelab.recovery.wake import WakeProcesses
 from tasks.recovery import (
     check_node_docker,
     check_node_ssh,

@@ -1,6 +1,6 @@
 """The `rollout` flow: a node's Ollama models and llama.cpp containers put in the cluster file's state.
 
-The same order as `homelab rollout` (`homelab.node_rollout`), each part a set of task runs:
+The same order as `homelab rollout` (`homelab.rollout.node`), each part a set of task runs:
 
 1. `check-rollout-inputs`: every model file found and the node's VRAM plan made (GPU layers
    per container, `num_gpu` per Ollama model); a missing file, a model that does not fit or
@@ -34,12 +34,12 @@ from flows.ollama_rollout import roll_out_ollama
 from homelab.docker_ops.apply import RolloutReport, apply
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
-from homelab.docker_ops.rollout import probe_settings_for
+from homelab.rollout.containers import probe_settings_for
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFailed, Pending, RolloutSettings
 from homelab.errors import DockerOpError, HomelabError, OllamaError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
-from homelab.ollama_deploy.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
-from homelab.node_rollout import NodeInputs, NodeRolloutReport, preview
+from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
+from homelab.rollout.node import NodeInputs, NodeRolloutReport, preview
 from tasks.access import EngineLogin, engine_login
 from tasks.rollout import (
     copy_model_into_volume,

@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from homelab.inventory import load_inventory
-from homelab.vram_sampling import VramRound, nodes_to_sample, vram_round
+from homelab.vram.sampling import VramRound, nodes_to_sample, vram_round
 from tasks.recovery import credentials_for
 from tasks.vram import probe_ollama_vram, publish_vram_artifact, record_vram_round, sample_node_vram
 

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Completed, Failed, State
 
-from homelab.health import SweepReport, open_probe_client, sweep
+from homelab.health.sweep import SweepReport, open_probe_client, sweep
 from homelab.history import (
     EndpointChange,
     NodeDown,
@@ -32,7 +32,7 @@ from homelab.history import (
     open_history,
 )
 from homelab.inventory import Inventory
-from homelab.probe import ProbeResult
+from homelab.health.probe import ProbeResult
 
 __all__ = [
     "ARTIFACT_KEY",

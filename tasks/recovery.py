@@ -2,7 +2,7 @@
 
 Retries sit only on tasks that only look (probe, SSH and engine checks, waits). Restarting
 the engine, waking the machine and starting containers are not idempotent
-(`homelab.recovery.NON_IDEMPOTENT`) and never retry: the flow decides what to do next from
+(`homelab.recovery.plan.NON_IDEMPOTENT`) and never retry: the flow decides what to do next from
 fresh facts instead.
 
 Secrets are resolved inside the task that uses them, from the names in the cluster file, so
@@ -28,9 +28,9 @@ from homelab.docker_ops.apply import StepOutcome
 from homelab.docker_ops.connect import open_engine
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
-from homelab.probe import ProbeResult
-from homelab.recovery import Incident, Outcome, RecoveryPolicy
-from homelab.recovery_ops import (
+from homelab.health.probe import ProbeResult
+from homelab.recovery.plan import Incident, Outcome, RecoveryPolicy
+from homelab.recovery.actions import (
     docker_error,
     probe_node,
     restart_containers,
@@ -38,7 +38,7 @@ from homelab.recovery_ops import (
     wait_for,
 )
 from homelab.remote import open_shell, ssh_reachable
-from homelab.wake import WakeProcesses, wake
+from homelab.recovery.wake import WakeProcesses, wake
 from tasks.access import credentials_for
 from tasks.access import engine_access as _engine_access
 

@@ -29,15 +29,15 @@ from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.connect import Engine, open_engine
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
-from homelab.docker_ops.rollout import plan_node
+from homelab.rollout.containers import plan_node
 from homelab.docker_ops.serial import ContainerStepFailed, Pending, RolloutSettings
 from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
 from homelab.gateway.config import regenerate_config
-from homelab.health import SweepReport, open_probe_client, sweep
+from homelab.health.sweep import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
-from homelab.ollama_deploy.apply import OllamaRolloutReport
-from homelab.node_rollout import NodeInputs, NodeRolloutReport, node_inputs
+from homelab.ollama.apply import OllamaRolloutReport
+from homelab.rollout.node import NodeInputs, NodeRolloutReport, node_inputs
 from tasks.access import EngineLogin
 from tasks.options import COMMON, ONCE, SAFE
 

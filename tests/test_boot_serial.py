@@ -37,15 +37,15 @@ from homelab.docker_ops.connect import open_engine
 from homelab.docker_ops.containers import ContainerSettings, container_state, stop_container
 from homelab.docker_ops.gate import HealthGate, wait_healthy
 from homelab.docker_ops.helper import HelperSettings
-from homelab.docker_ops.rollout import roll_out_node
+from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import model_sources
 from homelab.docker_ops.apply import StepStatus
 from homelab.history import down_node
 from homelab.inventory import Inventory, load_inventory
-from homelab.probe import EndpointState, Reason
-from homelab.recovery import Incident, Outcome
-from homelab.recovery_ops import restart_containers
+from homelab.health.probe import EndpointState, Reason
+from homelab.recovery.plan import Incident, Outcome
+from homelab.recovery.actions import restart_containers
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from homelab.cli import app
+from homelab_app.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [

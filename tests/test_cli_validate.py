@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from homelab.cli import app
+from homelab_app.cli import app
 from homelab.errors import Problem
 from tests.inventory_cases import BAD, EXAMPLES, HOSTILE, ROOT, hostile_file, read_expected
 

@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 import pytest
 
-from homelab.health import Prognosis
+from homelab.health.sweep import Prognosis
 from homelab.inventory import load_inventory
-from homelab.probe import EndpointState
+from homelab.health.probe import EndpointState
 from tests.fixtures.net import free_port
 
 pytestmark = [pytest.mark.llama]

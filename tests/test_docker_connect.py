@@ -9,7 +9,7 @@ import paramiko
 import pytest
 
 from homelab.docker_ops.connect import SSHAccess, open_engine
-from homelab.docker_ops.rollout import roll_out_node
+from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.errors import DockerOpError
 from homelab.inventory import Node

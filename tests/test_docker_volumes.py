@@ -20,7 +20,7 @@ from docker.models.containers import Container
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.plan import CopyModel, ReplaceContainer
-from homelab.docker_ops.rollout import StepStatus, roll_out_node
+from homelab.rollout.containers import StepStatus, roll_out_node
 from homelab.docker_ops.sources import CopyProgress, ModelSource, hash_local_file, model_sources
 from homelab.docker_ops.volumes import (
     activate_model,

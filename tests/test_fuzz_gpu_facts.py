@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homelab.gpu_facts import GpuFact, GpuStatus, gpu_fact
+from homelab.vram.gpu_facts import GpuFact, GpuStatus, gpu_fact
 from tests.bounded import capped
 
 FUZZ = settings(max_examples=300, deadline=1000, database=None)

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from homelab.health import Prognosis, classify_cluster, classify_tiers
+from homelab.health.sweep import Prognosis, classify_cluster, classify_tiers
 from homelab.inventory import Inventory, load_inventory
-from homelab.probe import EndpointState, ProbeResult, Reason
+from homelab.health.probe import EndpointState, ProbeResult, Reason
 
 CASES_DIR = Path(__file__).parent / "cases" / "health"
 CASES = [json.loads(line) for line in (CASES_DIR / "rules.jsonl").read_text().splitlines() if line.strip()]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from homelab.gpu_facts import GpuFact, GpuReading, GpuStatus, gpu_samples
-from homelab.health import ClusterHealth, Prognosis, SweepReport
+from homelab.vram.gpu_facts import GpuFact, GpuReading, GpuStatus, gpu_samples
+from homelab.health.sweep import ClusterHealth, Prognosis, SweepReport
 from homelab.history import (
     SCHEMA_VERSION,
     TABLES,
@@ -24,8 +24,8 @@ from homelab.history import (
     open_history,
 )
 from homelab.inventory import EndpointKind
-from homelab.probe import EndpointState, LoadedModel, ProbeResult, Reason
-from homelab.vram_sampling import model_samples
+from homelab.health.probe import EndpointState, LoadedModel, ProbeResult, Reason
+from homelab.vram.sampling import model_samples
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _REASON = {EndpointState.UP: Reason.OK, EndpointState.SLOW: Reason.SLOW, EndpointState.DOWN: Reason.REFUSED}

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from homelab.history import SCHEMA_VERSION, HistoryError, open_history
-from homelab.probe import EndpointState
+from homelab.health.probe import EndpointState
 from tests.fixtures.net import free_port
 from tests.fixtures.postgres import PostgresServer
 from tests.test_history import T0, big_report, report, result

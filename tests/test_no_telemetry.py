@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from homelab.stack.prefect_cli import configured_api_url, prefect_env
+from homelab_app.stack.prefect_cli import configured_api_url, prefect_env
 from tests.fixtures.dns_recorder import OfflineNetns, offline_netns
 from tests.fixtures.net import free_port
 from tests.stack_util import HOMELAB, UP_TIMEOUT_S, cluster_file

@@ -1,6 +1,6 @@
 """The Ollama rollout's core against Ollama stand-ins (not Ollama): faults, the pull path, CPU nodes, and the plan's rules.
 
-These call `homelab.ollama_deploy` directly (as `homelab rollout` does), so no Prefect retry
+These call `homelab.ollama` directly (as `homelab rollout` does), so no Prefect retry
 hides a fault: an upload cut on the wire fails the step, and the next run must redo it cleanly.
 """
 
@@ -17,17 +17,10 @@ import httpx
 from homelab.docker_ops.apply import StepStatus
 from homelab.docker_ops.sources import CopyProgress
 from homelab.inventory import Inventory
-from homelab.ollama_deploy import (
-    OllamaAPI,
-    OllamaRolloutReport,
-    desired_ollama,
-    ollama_apis,
-    ollama_sources,
-    plan_ollama_node,
-    roll_out_ollama_node,
-)
-from homelab.ollama_deploy.apply import ApiRunner, apply
-from homelab.ollama_standin import ModelSpec, StandInOptions
+from homelab.ollama import OllamaAPI, OllamaRolloutReport, desired_ollama, ollama_sources
+from homelab.ollama.apply import ApiRunner, apply
+from homelab.rollout.ollama import ollama_apis, plan_ollama_node, roll_out_ollama_node
+from homelab_app.ollama_standin import ModelSpec, StandInOptions
 from homelab.vram.node_plan import plan_node_vram
 from tests.fixtures.fault_servers import FaultServer, Handler
 from tests.fixtures.net import LOOPBACK, wait_until

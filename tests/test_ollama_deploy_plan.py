@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from homelab.docker_ops.sources import SourceFile
-from homelab.ollama_deploy.api import RunningModel, ShownModel, parse_parameters
-from homelab.ollama_deploy.desired import DesiredModel, EndpointDesired, OllamaDesired
-from homelab.ollama_deploy.facts import EndpointFacts, OllamaFacts
-from homelab.ollama_deploy.plan import deploy_marker, plan
+from homelab.ollama.api import RunningModel, ShownModel, parse_parameters
+from homelab.ollama.desired import DesiredModel, EndpointDesired, OllamaDesired
+from homelab.ollama.facts import EndpointFacts, OllamaFacts
+from homelab.ollama.plan import deploy_marker, plan
 
 CASES = Path(__file__).parent / "cases" / "ollama_deploy" / "plan.jsonl"
 ROWS = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homelab.go_syntax import MAX_DURATION_CHARS, MAX_TEMPLATE_CHARS, go_duration_s, go_template_problem
-from homelab.ollama_deploy.api import parse_parameters
+from homelab.ollama.api import parse_parameters
 
 _FAST = settings(max_examples=200, deadline=500)
 _TEMPLATE_PIECES = st.sampled_from(

@@ -12,10 +12,10 @@ from prefect.states import State
 
 from flows.rollout import rollout
 from homelab.docker_ops.apply import StepStatus
-from homelab.ollama_standin import StandInOptions
-from homelab.node_rollout import NodeRolloutReport
+from homelab_app.ollama_standin import StandInOptions
+from homelab.rollout.node import NodeRolloutReport
 from homelab.vram.node_plan import plan_node_vram
-from tasks.ollama_deploy import OLLAMA_ARTIFACT_KEY
+from tasks.ollama import OLLAMA_ARTIFACT_KEY
 from tests.fixtures.ollama_lab import TEST_SETTINGS, OllamaLab, deployed, ollama_lab  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from homelab.ollama_standin import DEFAULT_MODELS, ModelSpec, StandInOptions, parse_keep_alive
+from homelab_app.ollama_standin import DEFAULT_MODELS, ModelSpec, StandInOptions, parse_keep_alive
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_http
 from tests.fixtures.ollama import StandInServer
@@ -169,11 +169,11 @@ def test_module_cli_serves_the_models_it_is_given(tmp_path: Path) -> None:
     log = tmp_path / "standin.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "homelab.ollama_standin", "--port", str(port), "--models", str(models)],
+            [sys.executable, "-m", "homelab_app.ollama_standin", "--port", str(port), "--models", str(models)],
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab.ollama_standin", log)
+        wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab_app.ollama_standin", log)
         tags = httpx.get(f"http://{LOOPBACK}:{port}/api/tags", timeout=5).json()
         assert [m["name"] for m in tags["models"]] == ["cli-model:7b"]
     finally:
@@ -419,11 +419,11 @@ def test_module_cli_fault_flag_fails_create(tmp_path: Path) -> None:
     log = tmp_path / "standin.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "homelab.ollama_standin", "--port", str(port), "--fail-create", "no space left"],
+            [sys.executable, "-m", "homelab_app.ollama_standin", "--port", str(port), "--fail-create", "no space left"],
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab.ollama_standin", log)
+        wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab_app.ollama_standin", log)
         response = httpx.post(f"http://{LOOPBACK}:{port}/api/create", json={"model": "m", "from": "x"}, timeout=5)
         assert (response.status_code, response.json()) == (500, {"error": "no space left"})
     finally:

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from homelab.health import Prognosis, TierState, open_probe_client, sweep
+from homelab.health.sweep import Prognosis, TierState, open_probe_client, sweep
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, ProbeSettings
-from homelab.probe import EndpointState, ProbeResult, Reason, probe_endpoint
+from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from tests.fixtures.litellm_proxy import LiteLLMProxy
 from tests.fixtures.llama import LlamaServer
 from tests.fixtures.net import LOOPBACK

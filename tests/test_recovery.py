@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from homelab.inventory import Container, DockerSettings, Endpoint, Node, SSHSettings, Wake
-from homelab.recovery import (
+from homelab.recovery.plan import (
     NON_IDEMPOTENT,
     Action,
     ActionRecord,

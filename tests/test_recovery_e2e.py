@@ -37,12 +37,12 @@ from homelab.docker_ops.connect import open_engine
 from homelab.docker_ops.containers import ContainerSettings, container_state
 from homelab.docker_ops.gate import HealthGate
 from homelab.docker_ops.helper import HelperSettings
-from homelab.docker_ops.rollout import roll_out_node
+from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import model_sources
-from homelab.health import Prognosis
+from homelab.health.sweep import Prognosis
 from homelab.inventory import load_inventory
-from homelab.recovery import Incident, Outcome
+from homelab.recovery.plan import Incident, Outcome
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE

@@ -23,8 +23,8 @@ from prefect.states import State
 
 from flows.recover_node import FlowRecoveryPolicy, recover_node
 from homelab.history import open_history
-from homelab.recovery import Incident, Outcome
-from homelab.wake import magic_packet
+from homelab.recovery.plan import Incident, Outcome
+from homelab.recovery.wake import magic_packet
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.ollama import StandInServer
 from tests.recovery_sshd import RecordingSSHD, start_recording_sshd

@@ -32,8 +32,8 @@ from pydantic import SecretStr
 
 from blocks import VaultSecrets
 from flows.recover_node import FlowRecoveryPolicy, recover_node
-from homelab.recovery import Incident, Outcome
-from homelab.windows_node import WINDOWS_RESTART_DOCKER
+from homelab.recovery.plan import Incident, Outcome
+from homelab.recovery.windows import WINDOWS_RESTART_DOCKER
 from tests.fixtures.docker_engine import _Daemon
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.private_dockerd import victim  # noqa: F401 (fixture)

@@ -26,7 +26,7 @@ from prefect.flows import load_flow_from_entrypoint
 from flows.daily_report import daily_report
 from homelab.history import open_history
 from homelab.inventory import load_inventory
-from homelab.probe import EndpointState
+from homelab.health.probe import EndpointState
 from homelab.reports import (
     HealthReport,
     Period,

@@ -19,9 +19,9 @@ import pandas.testing as pdt
 import pytest
 import sqlalchemy as sa
 
-from homelab.gpu_facts import VramSample, VramSource
+from homelab.vram.gpu_facts import VramSample, VramSource
 from homelab.history import SCHEMA_VERSION, RetentionPolicy, open_history
-from homelab.probe import EndpointState
+from homelab.health.probe import EndpointState
 from homelab.reports import Period, build_report
 from tests.test_history import report, result
 

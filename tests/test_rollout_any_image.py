@@ -22,7 +22,7 @@ import pytest
 
 from homelab.docker_ops.containers import container_state
 from homelab.docker_ops.plan import UpdateRestartPolicy
-from homelab.docker_ops.rollout import RolloutReport, StepStatus, roll_out_node
+from homelab.rollout.containers import RolloutReport, StepStatus, roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.inventory import Inventory
 from tests.fixtures.docker_engine import DockerEngine

@@ -14,7 +14,7 @@ import pytest
 
 from homelab.docker_ops.containers import container_state
 from homelab.docker_ops.plan import CopyModel, CreateContainer, EnsureVolume, ReplaceContainer
-from homelab.docker_ops.rollout import RolloutReport, StepStatus, plan_node, roll_out_node
+from homelab.rollout.containers import RolloutReport, StepStatus, plan_node, roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.docker_ops.volumes import volume_files
 from homelab.inventory import Inventory

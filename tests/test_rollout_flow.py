@@ -18,7 +18,7 @@ from flows.rollout import rollout
 from homelab.docker_ops.apply import StepStatus
 from homelab.gateway.config import render_config
 from homelab.inventory import load_inventory
-from homelab.node_rollout import NodeRolloutReport
+from homelab.rollout.node import NodeRolloutReport
 from tasks.rollout import ARTIFACT_KEY
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 

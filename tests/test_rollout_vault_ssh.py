@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from blocks import VaultSecrets
 from flows.rollout import rollout
 from homelab.docker_ops.apply import StepStatus
-from homelab.node_rollout import NodeRolloutReport
+from homelab.rollout.node import NodeRolloutReport
 from tests.docker_ssh import docker_only_key, fingerprint
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)

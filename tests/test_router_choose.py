@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from homelab.health import open_probe_client, sweep
+from homelab.health.sweep import open_probe_client, sweep
 from homelab.history import open_history
 from homelab.inventory import Category, Inventory, load_inventory
-from homelab.ollama_standin import make_server
+from homelab_app.ollama_standin import make_server
 from homelab.router import Classification, Decision, HealthSettings, HealthSource, HealthView, choose_expert, open_router
 from homelab.router.health_view import refresh_health_view
 from tests.fixtures.fault_servers import FaultServer, Handler, canned, json_route

@@ -8,7 +8,7 @@ import pytest
 
 from homelab.errors import DeployConfigError
 from homelab.inventory import load_inventory
-from homelab.stack import PROJECT_DIR, fit_to_inventory, load_deploy_config
+from homelab_app.stack import PROJECT_DIR, fit_to_inventory, load_deploy_config
 
 EXAMPLE = PROJECT_DIR / "examples" / "three-tier.yaml"
 

@@ -24,8 +24,8 @@ import psutil
 import pytest
 
 from homelab.errors import DeployConfigError
-from homelab.stack import PROJECT_DIR, StackOptions, up
-from homelab.stack.services import check_port_free, port_free
+from homelab_app.stack import PROJECT_DIR, StackOptions, up
+from homelab_app.stack.services import check_port_free, port_free
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.stack_util import HOMELAB, api, cluster_file, homelab, user_env
 

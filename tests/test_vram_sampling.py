@@ -24,11 +24,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from homelab.gpu_facts import MIB, NVIDIA_SMI_QUERY, GpuStatus, gpu_fact, parse_nvidia_smi
+from homelab.vram.gpu_facts import MIB, NVIDIA_SMI_QUERY, GpuStatus, gpu_fact, parse_nvidia_smi
 from homelab.history import open_history
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, SSHSettings
 from homelab.remote import SSHCredentials
-from homelab.vram_sampling import nodes_to_sample, probe_model_vram, sample_node_gpus, vram_round
+from homelab.vram.sampling import nodes_to_sample, probe_model_vram, sample_node_gpus, vram_round
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_until
 from tests.fixtures.ollama import StandInServer
 from tests.fixtures.sshd import SSHD, keygen, shows_banner, write_sshd_config
@@ -148,7 +148,7 @@ def test_windows_node_without_nvidia_smi_is_not_installed_and_quiet(
     server = gpu_sshds["windows"]
     credentials = SSHCredentials(key=SecretStr(server.key.read_text()))
     node = _node(server, "mark-ii").model_copy(update={"os": "windows"})
-    with caplog.at_level(logging.DEBUG, logger="homelab.vram_sampling"):
+    with caplog.at_level(logging.DEBUG, logger="homelab.vram.sampling"):
         facts = [sample_node_gpus(node, credentials) for _ in range(2)]  # two rounds of the schedule
     assert [(f.status, f.detail) for f in facts] == [(GpuStatus.NO_NVIDIA_SMI, "nvidia-smi is not installed on this node")] * 2
     assert [r.levelno for r in caplog.records] == [logging.DEBUG] * 2
@@ -162,7 +162,7 @@ def test_unknown_host_key_is_a_failed_fact_naming_the_node(
     node = _node(server, "gpu1").model_copy(
         update={"ssh": SSHSettings(user="root", port=server.port, known_hosts=str(tmp_path / "empty"))}
     )
-    with caplog.at_level(logging.WARNING, logger="homelab.vram_sampling"):
+    with caplog.at_level(logging.WARNING, logger="homelab.vram.sampling"):
         fact = sample_node_gpus(node, SSHCredentials(key=SecretStr(server.key.read_text())))
     assert fact.status is GpuStatus.FAILED
     assert "gpu1" in fact.detail

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from flows.sample_vram import sample_vram
-from homelab.gpu_facts import GpuStatus
+from homelab.vram.gpu_facts import GpuStatus
 from homelab.history import open_history
 from homelab.reports import build_report, parse_since
 from tests.fixtures.ollama import StandInServer

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from gguf import GGUFReader
 
-from homelab.ollama_standin import ModelSpec
+from homelab_app.ollama_standin import ModelSpec
 from homelab.vram import MetadataUnavailable, UnsupportedModel, read_gguf
 from homelab.vram.served import (
     fetch_llama_server_model,

@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from homelab.inventory import Wake
-from homelab.wake import (
+from homelab.recovery.wake import (
     DETACH_GRACE_S,
     WakeFailed,
     WakeProcesses,

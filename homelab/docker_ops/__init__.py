@@ -4,7 +4,7 @@ Layers, as in pyinfra: `connect` is the connector (one engine per node, and the 
 docker-py, requests and paramiko errors become `DockerOpError`); facts only look
 (`volumes.volume_files`, `containers.container_state`, the sources' hashes); `plan.plan` is
 pure and turns the desired state and the facts into steps, each with its reason; `apply.apply`
-performs them, one container at a time (`serial`, `gate`). `rollout.roll_out_node` strings it
+performs them, one container at a time (`serial`, `gate`). `homelab.rollout.containers` strings it
 together. (The functions `plan.plan` and `apply.apply` are not re-exported here: they would
 hide their modules.) Nothing here imports Prefect: `tasks/rollout.py` and `flows/rollout.py` compose it.
 """
@@ -15,7 +15,6 @@ from homelab.docker_ops.containers import ContainerSettings, ContainerSpec, Cont
 from homelab.docker_ops.gate import GateResult, HealthGate
 from homelab.docker_ops.helper import HelperSettings
 from homelab.docker_ops.plan import Plan
-from homelab.docker_ops.rollout import plan_node, probe_settings_for, roll_out_node
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, RolloutSettings
 from homelab.docker_ops.sources import CopyProgress, ModelSource, ModelSourceMissing, ProgressCallback, model_sources
 
@@ -44,7 +43,4 @@ __all__ = [
     "StepStatus",
     "model_sources",
     "open_engine",
-    "plan_node",
-    "probe_settings_for",
-    "roll_out_node",
 ]

@@ -6,7 +6,7 @@ back to fewer layers than planned), and concurrent CUDA context creation in seve
 has been seen to deadlock drivers. Starting the next container only after the previous one
 answers its health check keeps each load alone on the GPU and makes its VRAM use measurable.
 
-The check is `homelab.probe.probe_endpoint`, the same one sweeps use: for llama-server,
+The check is `homelab.health.probe.probe_endpoint`, the same one sweeps use: for llama-server,
 `/health` must answer 200 `{"status": "ok"}` (503 while the model loads) and `/v1/models` must list
 the model. A container that exits while being waited for fails the gate at once.
 """
@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.containers import container_state, log_tail
-from homelab.health import open_probe_client
+from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, Node, ProbeSettings
-from homelab.probe import EndpointState, Reason, probe_endpoint
+from homelab.health.probe import EndpointState, Reason, probe_endpoint
 
 __all__ = ["DEFAULT_HEALTH_GATE", "GateProbe", "GateResult", "HealthGate", "wait_healthy"]
 

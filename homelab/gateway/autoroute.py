@@ -30,7 +30,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.gateway.config import AUTO_MODEL, AUTOROUTE_SETTINGS_KEY, gateway_model_name
-from homelab.health import open_probe_client
+from homelab.health.sweep import open_probe_client
 from homelab.inventory import Category, Inventory
 from homelab.router import (
     Classification,

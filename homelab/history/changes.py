@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from homelab.health import SweepReport
-from homelab.probe import EndpointState, ProbeResult
+from homelab.health.sweep import SweepReport
+from homelab.health.probe import EndpointState, ProbeResult
 
 __all__ = [
     "EndpointChange",

@@ -18,7 +18,7 @@ from homelab.history.schema import (
     PROBES,
     SWEEPS,
 )
-from homelab.probe import EndpointState
+from homelab.health.probe import EndpointState
 
 __all__ = [
     "track_endpoint_incidents",

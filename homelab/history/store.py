@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine, make_url
 
 from homelab.errors import HistoryError
-from homelab.gpu_facts import VramSample
-from homelab.health import Prognosis, SweepReport
+from homelab.vram.gpu_facts import VramSample
+from homelab.health.sweep import Prognosis, SweepReport
 from homelab.history.rollup import (
     hourly_probe_select,
     rolled_up_until,
@@ -35,7 +35,7 @@ from homelab.history.schema import (
     read_version,
     translate_errors,
 )
-from homelab.probe import ProbeResult
+from homelab.health.probe import ProbeResult
 from homelab.redact import redact_url
 
 __all__ = [

@@ -379,7 +379,7 @@ class DockerSettings(_Strict):
 
     url: Annotated[str, AfterValidator(check_docker_url)] = "unix:///var/run/docker.sock"
     restart_command: Annotated[str, AfterValidator(check_command)] | None = Field(
-        None, description="run over SSH to restart the engine; unset: the OS default (see homelab.recovery)"
+        None, description="run over SSH to restart the engine; unset: the OS default (see homelab.recovery.plan)"
     )
 
 

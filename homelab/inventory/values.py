@@ -2,7 +2,7 @@
 
 A value that validates must not crash or hang later: a host is checked with the IDNA rules
 httpx and anyio apply when they connect, a database URL with the dialect and driver SQLAlchemy
-will load, a wake command with the `shlex` split `homelab.wake` runs. Credentials never sit in
+will load, a wake command with the `shlex` split `homelab.recovery.wake` runs. Credentials never sit in
 the file: a URL with a password, or a password on a wake command line, is refused with a pointer
 to `secrets:`, and the messages never repeat the value that carried the password.
 """
@@ -214,7 +214,7 @@ _RDP_PASSWORD = re.compile(r"[/-]p:.+", re.IGNORECASE)  # xfreerdp /p:secret, wl
 
 
 def check_command(value: str) -> str:
-    """A local command line, split as `homelab.wake` will split it, with no password in it.
+    """A local command line, split as `homelab.recovery.wake` will split it, with no password in it.
 
     The secret goes to the command's stdin (`command_secret`): a password in argv is in the
     cluster file, in `ps` and in logs.

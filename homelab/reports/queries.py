@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homelab.gpu_facts import VramSource
+from homelab.vram.gpu_facts import VramSource
 from homelab.history import (
     BUCKET_COLUMNS,
     TABLES,

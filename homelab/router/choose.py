@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.inventory import Category, Inventory
-from homelab.probe import EndpointState
+from homelab.health.probe import EndpointState
 from homelab.redact import redact_url
 from homelab.router.classify import Classification
 from homelab.router.health_view import HealthSource, HealthView

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.health import DEFAULT_SWEEP_LIMITS, SweepLimits, SweepReport, probe_endpoints, sweep
+from homelab.health.sweep import DEFAULT_SWEEP_LIMITS, SweepLimits, SweepReport, probe_endpoints, sweep
 from homelab.inventory import Endpoint, Inventory, Node
-from homelab.probe import ProbeResult
+from homelab.health.probe import ProbeResult
 
 if TYPE_CHECKING:  # the store is passed in; routing itself never needs SQLAlchemy's tables
     from homelab.history import HistoryStore
@@ -141,7 +141,7 @@ async def refresh_health_view(
     Args:
         inv: the cluster; only its endpoints are probed.
         view: what is known already (usually `load_health_view`).
-        client: the probe client (see `homelab.health.open_probe_client`).
+        client: the probe client (see `homelab.health.sweep.open_probe_client`).
         settings: the TTL.
         limits: concurrency and probe limits, as for a sweep.
         now: the time staleness is judged at (tests pin it).

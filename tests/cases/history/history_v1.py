@@ -47,8 +47,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from homelab.errors import HomelabError
-from homelab.health import Prognosis, SweepReport
-from homelab.probe import ProbeResult
+from homelab.health.sweep import Prognosis, SweepReport
+from homelab.health.probe import ProbeResult
 
 __all__ = [
     "SCHEMA_VERSION",

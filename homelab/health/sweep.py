@@ -1,0 +1,257 @@
+"""A health sweep: every endpoint probed at once, then judged per tier and for the whole cluster.
+
+Rules (the README's "Health" section says the same):
+- endpoint: UP (valid answer within its slow threshold), SLOW (valid but late, or loading),
+  DOWN (anything else). An endpoint *serves* when it is UP or merely late.
+  A loading llama-server is SLOW but does not serve yet.
+- tier: HEALTHY when every endpoint is UP (a tier without endpoints too), DOWN when none
+  serves, DEGRADED in between.
+- cluster: CRITICAL when the gateway does not serve (every client goes through it), when
+  nothing serves, or when a category has no serving expert left; DEGRADED when anything else
+  is not UP (a lost expert with a fallback, a slow or loading endpoint); OPERATIONAL otherwise.
+  So the prognosis is DEGRADED exactly when some endpoint is not UP and nothing is CRITICAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from homelab.inventory import Endpoint, Inventory, Node
+from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
+
+__all__ = [
+    "TierState",
+    "Prognosis",
+    "TierHealth",
+    "ClusterHealth",
+    "SweepReport",
+    "SweepLimits",
+    "DEFAULT_SWEEP_LIMITS",
+    "classify_tier",
+    "classify_tiers",
+    "classify_cluster",
+    "sweep",
+    "probe_endpoints",
+    "open_probe_client",
+]
+
+
+class TierState(StrEnum):
+    """A tier's state: all endpoints UP, some serving, or none serving."""
+
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    DOWN = "DOWN"
+
+
+class Prognosis(StrEnum):
+    """The one word for the whole cluster; `homelab sweep` exits 0, 1 or 3 on it."""
+
+    OPERATIONAL = "OPERATIONAL"
+    DEGRADED = "DEGRADED"
+    CRITICAL = "CRITICAL"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TierHealth(_Frozen):
+    """A tier's state and how many of its endpoints are UP, SLOW (late or loading) and DOWN."""
+
+    name: str
+    state: TierState
+    up: int
+    slow: int
+    down: int
+
+
+class ClusterHealth(_Frozen):
+    """The prognosis and every reason behind it, most severe first."""
+
+    prognosis: Prognosis
+    reasons: list[str] = Field(default_factory=list, description="why the prognosis is not OPERATIONAL")
+
+
+class SweepReport(_Frozen):
+    """The outcome of one sweep: what `homelab sweep --json` prints and the history stores."""
+
+    started_at: datetime
+    duration_ms: float
+    endpoints: list[ProbeResult]
+    tiers: list[TierHealth]
+    cluster: ClusterHealth
+
+    @property
+    def all_up(self) -> bool:
+        """Every endpoint UP (then the prognosis is OPERATIONAL)."""
+        return all(r.state is EndpointState.UP for r in self.endpoints)
+
+
+class SweepLimits(_Frozen):
+    """How hard one sweep may hit the network."""
+
+    max_concurrency: int = Field(512, gt=0, le=65_536, description="endpoints probed at the same time")
+    max_connections_per_origin: int = Field(
+        256, gt=0, le=65_536, description="connections open at once to one scheme://host:port (a reverse proxy)"
+    )
+    probe: ProbeLimits = DEFAULT_PROBE_LIMITS
+
+
+DEFAULT_SWEEP_LIMITS = SweepLimits()
+
+
+def classify_tier(name: str, results: list[ProbeResult]) -> TierHealth:
+    """A tier's state from its endpoints' results."""
+    up = sum(r.state is EndpointState.UP for r in results)
+    slow = sum(r.state is EndpointState.SLOW for r in results)
+    down = len(results) - up - slow
+    if up == len(results):
+        state = TierState.HEALTHY
+    elif any(r.serving for r in results):
+        state = TierState.DEGRADED
+    else:
+        state = TierState.DOWN
+    return TierHealth(name=name, state=state, up=up, slow=slow, down=down)
+
+
+def classify_tiers(inv: Inventory, results: list[ProbeResult]) -> list[TierHealth]:
+    """Every tier of the inventory, in file order, judged from its endpoints' results."""
+    return [classify_tier(tier, [r for r in results if r.tier == tier]) for tier in inv.tiers()]
+
+
+def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealth:
+    """One prognosis for the cluster, with the reasons behind it (critical ones first)."""
+    by_endpoint = {(r.node, r.endpoint): r for r in results}
+    critical: list[str] = []
+    degraded: list[str] = []
+    if inv.gateway is not None:
+        node, _, name = inv.gateway.endpoint.partition("/")
+        gateway = by_endpoint.get((node, name))
+        if gateway is not None and not gateway.serving:
+            critical.append(
+                f"gateway {inv.gateway.endpoint} is {gateway.state} ({gateway.reason}): every client goes through it"
+            )
+    if results and not any(r.serving for r in results):
+        critical.append("no endpoint serves")
+    for category, chain in inv.experts.items():
+        serving = [alias for alias in chain if _alias_serving(inv, alias, by_endpoint)]
+        if not serving:
+            critical.append(f"no serving expert for {category}: none of {', '.join(chain)} serves")
+        elif serving[0] != chain[0]:
+            degraded.append(f"{category} falls back to {serving[0]} ({chain[0]} does not serve)")
+    degraded += [f"{r.node}/{r.endpoint} is {r.state} ({r.reason})" for r in results if r.state is not EndpointState.UP]
+    if critical:
+        return ClusterHealth(prognosis=Prognosis.CRITICAL, reasons=critical + degraded)
+    if degraded:
+        return ClusterHealth(prognosis=Prognosis.DEGRADED, reasons=degraded)
+    return ClusterHealth(prognosis=Prognosis.OPERATIONAL)
+
+
+def _alias_serving(inv: Inventory, alias: str, by_endpoint: dict[tuple[str, str], ProbeResult]) -> bool:
+    found = inv.serving(alias)
+    if found is None:
+        return False
+    node, endpoint, _ = found
+    result = by_endpoint.get((node.name, endpoint.name))
+    return result is not None and result.serving
+
+
+class _PoolPerOrigin(httpx.AsyncBaseTransport):
+    """One connection pool per scheme://host:port instead of one big pool.
+
+    httpcore's pool scans every connection it holds on each request and each close, so one
+    pool for a 500-endpoint sweep costs O(n²) bookkeeping: over a second of CPU that then
+    shows up as latency, and as false timeouts on a busy machine. A pool opens connections
+    only as requests need them, up to `max_connections`; an origin with one endpoint holds
+    one. Pools share one TLS context.
+    """
+
+    def __init__(self, max_connections: int) -> None:
+        self._tls = httpx.create_ssl_context()
+        self._max_connections = max_connections
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            limits = httpx.Limits(max_connections=self._max_connections, max_keepalive_connections=0)
+            pool = self._pools[origin] = httpx.AsyncHTTPTransport(verify=self._tls, limits=limits, trust_env=False)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            await pool.aclose()
+
+
+def open_probe_client(limits: SweepLimits = DEFAULT_SWEEP_LIMITS) -> httpx.AsyncClient:
+    """A client for sweeps; redirects are not followed (a health URL that moves is a fault),
+    proxies from the environment are ignored (probes go straight to the endpoint).
+
+    Each origin's pool holds `limits.max_connections_per_origin` connections, the most that
+    `probe_endpoints` lets run at once there, so a probe never waits for a pooled connection.
+    """
+    transport = _PoolPerOrigin(limits.max_connections_per_origin)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+
+
+def _origin(url: str) -> tuple[str, bytes, int | None] | str:
+    """What shares a connection pool: scheme, host, port (a URL httpx refuses is its own origin)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:  # its probe reports the URL as bad
+        return url
+    return parsed.scheme, parsed.raw_host, parsed.port
+
+
+async def probe_endpoints(
+    inv: Inventory,
+    pairs: Sequence[tuple[Node, Endpoint]],
+    client: httpx.AsyncClient,
+    limits: SweepLimits = DEFAULT_SWEEP_LIMITS,
+) -> list[ProbeResult]:
+    """Probe `pairs` concurrently, each within its own timeout; results in the same order.
+
+    Forty endpoints behind one reverse proxy share one origin: each probe's requests run one
+    after another, so the origin needs one connection per endpoint. A probe waits for its
+    origin's turn and a concurrency slot *before* its clock starts, so waiting for others
+    never turns into a false timeout; the client's pools are as large as the origin gate.
+    """
+    gate = asyncio.Semaphore(limits.max_concurrency)
+    counts = Counter(_origin(endpoint.url) for _, endpoint in pairs)
+    cap = limits.max_connections_per_origin
+    per_origin = {origin: asyncio.Semaphore(min(n, cap)) for origin, n in counts.items()}
+
+    async def one(node: Node, endpoint: Endpoint) -> ProbeResult:
+        # The origin first: probes queued behind a busy proxy do not hold concurrency slots.
+        async with per_origin[_origin(endpoint.url)], gate:
+            return await probe_endpoint(client, node, endpoint, inv.probe_settings(endpoint), limits.probe)
+
+    return list(await asyncio.gather(*(one(node, endpoint) for node, endpoint in pairs)))
+
+
+async def sweep(
+    inv: Inventory,
+    client: httpx.AsyncClient,
+    limits: SweepLimits = DEFAULT_SWEEP_LIMITS,
+) -> SweepReport:
+    """Probe every endpoint of the inventory concurrently, each within its own timeout."""
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    results = await probe_endpoints(inv, list(inv.endpoints()), client, limits)
+    return SweepReport(
+        started_at=started_at,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        endpoints=results,
+        tiers=classify_tiers(inv, results),
+        cluster=classify_cluster(inv, results),
+    )

@@ -1,0 +1,177 @@
+"""A node's whole rollout: its Ollama models, then its llama.cpp containers, then the gateway config.
+
+`homelab rollout` calls `roll_out`; the `rollout` flow runs the same parts as tasks. The order:
+
+1. every input first (`node_inputs`): the model files of both kinds and the node's VRAM plan.
+   A missing file or a model too big for the GPUs is refused before anything changes;
+2. the Ollama endpoints' models (`homelab.ollama`); when that part fails, the
+   containers are not touched;
+3. the llama.cpp containers (`homelab.docker_ops`), one at a time, rolled back on failure;
+4. when both succeeded, the LiteLLM config is regenerated (if its path was given; whether it
+   can be written is checked in step 1, so a bad path never fails a rollout that is done).
+
+A dry run changes nothing and also needs nothing live: it previews the node from the cluster
+file (`homelab.rollout.preview`) and adds each part's plan against the node when the engine
+or the Ollama endpoint answers, or why it could not be checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from homelab.docker_ops.apply import RolloutReport
+from homelab.docker_ops.connect import Engine, open_engine
+from homelab.rollout.containers import roll_out_node
+from homelab.docker_ops.serial import RolloutSettings
+from homelab.docker_ops.sources import ModelSource, ProgressCallback, model_sources
+from homelab.errors import HomelabError, OllamaError
+from homelab.files import check_replaceable
+from homelab.gateway.config import regenerate_config
+from homelab.inventory import Inventory, Node
+from homelab.ollama.apply import OllamaRolloutReport
+from homelab.ollama.desired import desired_ollama, ollama_endpoints, ollama_sources
+from homelab.rollout.ollama import ollama_apis, roll_out_ollama_node
+from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
+from homelab.rollout.preview import RolloutPreview, preview_rollout
+from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
+
+__all__ = ["EngineOpener", "NodeInputs", "NodeRolloutReport", "container_files", "node_inputs", "preview", "roll_out"]
+
+# How the rollout reaches the node's engine (`open_engine`, or with an SSH key from the store).
+EngineOpener = Callable[[Node], Engine]
+
+
+class NodeRolloutReport(BaseModel):
+    """Both parts of a node's rollout (None: the node has no such part, or it was not reached)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    dry_run: bool = False
+    ollama: OllamaRolloutReport | None = None
+    containers: RolloutReport | None = None
+    gateway: str | None = Field(None, description="what became of the gateway config, when one was given")
+    preview: RolloutPreview | None = Field(None, description="a dry run: the rollout from the cluster file alone")
+    engine_not_checked: str | None = Field(None, description="a dry run: why the engine could not be asked")
+    ollama_not_checked: str | None = Field(None, description="a dry run: why the Ollama endpoints could not be asked")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failure(self) -> str | None:
+        """The first failure: the Ollama part's, else the containers'."""
+        parts = (self.ollama, self.containers)
+        return next((part.failure for part in parts if part is not None and part.failure), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class NodeInputs(BaseModel):
+    """What a rollout reads before it changes anything."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sources: dict[str, ModelSource] = Field(description="container model file -> where to copy it from")
+    ggufs: dict[str, Path] = Field(description="GGUF an Ollama model is created from -> its path here")
+    vram: NodeVramPlan
+
+
+def container_files(node: Node) -> list[str]:
+    """The model files the node's llama.cpp containers serve."""
+    return sorted({e.container.model_file for e in node.endpoints if e.container})
+
+
+def node_inputs(
+    inv: Inventory,
+    node: Node,
+    *,
+    models_dir: Path | None,
+    node_models_dir: str | None,
+    gateway_config: Path | None = None,
+) -> NodeInputs:
+    """The model files of both parts and the VRAM plan; and that the gateway config can be written.
+
+    Raises:
+        ModelSourceMissing, ValueError: a model file cannot be found (or no folder was given).
+        FileAccessError: `gateway_config` is a symlink, a directory or device, or its folder is
+            missing or not writable (it is written last, after every container is replaced).
+        VramError: a model does not fit the node's GPUs, or its GGUF is unreadable.
+    """
+    if gateway_config is not None:
+        check_replaceable(gateway_config)
+    files = container_files(node)
+    sources = model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir) if files else {}
+    return NodeInputs(
+        sources=sources, ggufs=ollama_sources(node, models_dir), vram=plan_node_vram(inv, node, models_dir=models_dir)
+    )
+
+
+def preview(inv: Inventory, node: Node, inputs: NodeInputs, settings: RolloutSettings) -> RolloutPreview:
+    """The node's rollout from the cluster file and the VRAM plan alone (nothing is asked of the node)."""
+    ollama = desired_ollama(node, inputs.ggufs, inputs.vram) if ollama_endpoints(node) else None
+    return preview_rollout(inv, node, settings, inputs.vram, ollama)
+
+
+def roll_out(
+    inv: Inventory,
+    node: Node,
+    inputs: NodeInputs,
+    settings: RolloutSettings,
+    *,
+    ollama: OllamaDeploySettings = DEFAULT_OLLAMA_DEPLOY_SETTINGS,
+    dry_run: bool = False,
+    prune: bool = False,
+    gateway_config: Path | None = None,
+    progress: ProgressCallback | None = None,
+    connect: EngineOpener = open_engine,
+) -> NodeRolloutReport:
+    """Plan the node's rollout and, unless `dry_run`, apply it: what `homelab rollout` runs.
+
+    A dry run also previews the node from the file, and a part that could not be planned
+    against its node (it does not answer, or refused, or the key could not be read) is reported
+    as not checked, with why, instead of failing the run, as the flow's dry run does.
+
+    Args:
+        prune: delete the Ollama models the cluster file no longer names (else only unloaded).
+        gateway_config: the LiteLLM config file to regenerate after a successful rollout.
+        connect: opens the node's engine (`open_engine`; the CLI passes one with the node's key).
+
+    Raises:
+        OllamaError, DockerOpError: an endpoint or the engine did not answer (not in a dry run).
+        HomelabError: `connect` could not get what it needs to log in (the key from the store).
+    """
+    report = NodeRolloutReport(node=node.name, dry_run=dry_run)
+    if dry_run:
+        report = report.model_copy(update={"preview": preview(inv, node, inputs, settings)})
+    if ollama_endpoints(node):
+        try:
+            with ollama_apis(node, ollama) as apis:
+                part = roll_out_ollama_node(
+                    apis, node, inputs.ggufs, ollama, vram=inputs.vram, dry_run=dry_run, prune=prune, progress=progress
+                )
+        except OllamaError as exc:
+            if not dry_run:
+                raise
+            report = report.model_copy(update={"ollama_not_checked": str(exc)})
+        else:
+            report = report.model_copy(update={"ollama": part})
+    if inputs.sources and report.ok:
+        try:
+            with contextlib.closing(connect(node)) as engine:
+                containers = roll_out_node(
+                    engine, inv, node, inputs.sources, settings, dry_run=dry_run, vram=inputs.vram, progress=progress
+                )
+        except HomelabError as exc:  # the engine, or the key to log in to it
+            if not dry_run:
+                raise
+            report = report.model_copy(update={"engine_not_checked": str(exc)})
+        else:
+            report = report.model_copy(update={"containers": containers})
+    if gateway_config is not None and report.ok and not dry_run:
+        report = report.model_copy(update={"gateway": regenerate_config(inv, gateway_config)})
+    return report

@@ -1,0 +1,24 @@
+"""The `homelab` command: core results rendered for people (rich) or scripts (`--json`).
+
+Only this package imports typer and rich. Each command lives in its own module and registers
+itself on the shared app when imported. Exit codes: 0 success, 1 the cluster is not healthy
+(commands that check it), 2 bad input (an invalid cluster file, a bad option), 3 critical.
+"""
+
+# In the order `homelab --help` lists them: a newcomer's path through the tool.
+from homelab_app.cli import (  # noqa: F401, I001  (each registers its commands)
+    demo_cmd,
+    stack_cmd,
+    inventory_cmd,
+    sweep_cmd,
+    route_cmd,
+    plan_cmd,
+    rollout_cmd,
+    recover_cmd,
+    node_cmd,
+    gateway_cmd,
+    report_cmd,
+)
+from homelab_app.cli.common import app
+
+__all__ = ["app"]

@@ -1,0 +1,208 @@
+"""`homelab plan`: VRAM plans for the cluster and estimates for one GGUF file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.markup import escape
+from rich.table import Table
+
+from homelab_app.cli.common import (
+    EXIT_INVALID,
+    JsonFlag,
+    app,
+    err,
+    load_or_exit,
+    out,
+)
+from homelab.vram import (
+    DEFAULT_GPU_OVERHEAD_BYTES,
+    Estimate,
+    Plan,
+    PlanPolicy,
+    RunSettings,
+    SettingsError,
+    VramError,
+    estimate,
+    max_gpu_layers,
+    plan_lineup,
+    shape_of,
+)
+from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
+from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_GPU_LAYERS, MAX_GPU_OVERHEAD_BYTES, MAX_PARALLEL, MIB
+
+__all__ = ["plan_command", "estimate_command"]
+
+
+plan_app = typer.Typer(
+    help="VRAM plans from GGUF metadata: the inventory's lineup on its GPUs, or one model's estimate.",
+    rich_markup_mode=None,
+)
+app.add_typer(plan_app, name="plan")
+
+
+_MAX_OVERHEAD_MIB = MAX_GPU_OVERHEAD_BYTES // MIB
+# A budget far above any GPU's memory. The bound also refuses inf (once an OverflowError when
+# turned into bytes) and NaN (every comparison with NaN is false).
+_MAX_FIT_GIB = 65_536.0
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def _size(n: int) -> str:
+    """GiB from 1 GiB up, MiB below: an estimate's small buffers stay visible."""
+    return _gib(n) if n >= GIB else f"{n / MIB:.0f} MiB"
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Print a planning error (no traceback) and exit 2."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    else:
+        message = str(exc)
+    err.print(f"[red]✗[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _render_plan(plan: Plan) -> None:
+    rows = [(p.model + (f" {p.file_type}" if p.file_type else "")) for g in plan.gpus for p in g.placements]
+    width = max([len(r) for r in rows] + [len("total")]) + 2
+    for gpu in plan.gpus:
+        slot = gpu.slot
+        out.print(f"{_gib(slot.vram_bytes)} GPU ({escape(slot.node)}, {escape(slot.name)})", highlight=False)
+        for p in gpu.placements:
+            label = p.model + (f" {p.file_type}" if p.file_type else "")
+            e = p.estimate
+            layers = f"all {e.n_layers_total} layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU"
+            out.print(f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {layers}", highlight=False)
+        if not gpu.placements:
+            out.print("  (nothing placed)", highlight=False)
+        out.print(
+            f"  {'total':<{width}}{_gib(gpu.used_bytes):>9}  ({gpu.used_percent:.0f}% of {_gib(slot.vram_bytes)}; "
+            f"{_gib(slot.reserve_bytes)} reserve, {_gib(max(gpu.free_bytes, 0))} free)",
+            highlight=False,
+        )
+    for c in plan.cpu_only:
+        out.print(f"CPU only: {escape(c.model)} ({escape(c.reason)})", highlight=False, soft_wrap=True)
+    for u in plan.unsized:
+        out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
+    if plan.estimated_models:
+        names = ", ".join(plan.estimated_models)
+        out.print(f"estimated from names, not GGUF files: {escape(names)} (--models-dir or a lineup file reads the files)", highlight=False, soft_wrap=True)
+
+
+@plan_app.callback(invoke_without_command=True)
+def plan_command(
+    ctx: typer.Context,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="The cluster file.", envvar="HOMELAB_INVENTORY")
+    ] = None,
+    lineup: Annotated[Path | None, typer.Option("--lineup", help="Priorities, GGUF paths, contexts (YAML).")] = None,
+    models_dir: Annotated[Path | None, typer.Option("--models-dir", help="Where the containers' GGUF files can be read.")] = None,
+    flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Plan with flash attention.")] = True,
+    cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
+    overhead_mib: Annotated[
+        int,
+        typer.Option("--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per model and GPU: CUDA context, cuBLAS, pools."),
+    ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
+    as_json: JsonFlag = False,
+) -> None:
+    """Place the inventory's llama.cpp models on its GPUs; without a subcommand, print the plan.
+
+    Exit codes: 0 a plan (CPU-only models included); 2 bad input.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if inventory is None:
+        _fail(ValueError("homelab plan needs --inventory FILE (or HOMELAB_INVENTORY)"))
+    inv = load_or_exit(inventory)
+    try:
+        lineup_file = load_lineup_file(lineup) if lineup else None
+        built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file)
+        policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
+        plan = plan_lineup(built.entries, built.slots, policy, built.unsized)
+    except (VramError, ValidationError) as exc:
+        _fail(exc)
+    if as_json:
+        print(plan.model_dump_json(indent=2))
+    else:
+        _render_plan(plan)
+
+
+def _render_estimate(e: Estimate) -> None:
+    how = " (estimated from its name)" if e.estimated_shape else ""
+    out.print(
+        f"{escape(e.model)}{how}: context {e.n_ctx} ({e.n_ctx_seq} per sequence), "
+        f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table(show_edge=False, box=None)
+    for column in ("", "GPU", "host"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("weights", _size(e.weights_gpu_bytes), _size(e.weights_cpu_bytes))
+    table.add_row("KV cache", _size(e.kv_gpu_bytes), _size(e.kv_cpu_bytes))
+    table.add_row("compute", _size(e.compute_gpu_bytes), _size(e.compute_host_bytes))
+    table.add_row("output", "", _size(e.output_bytes))
+    if e.cuda_pool_bytes:
+        table.add_row("CUDA pool", _size(e.cuda_pool_bytes), "")
+    table.add_row("overhead", _size(e.overhead_bytes), "")
+    table.add_row("total", _size(e.gpu_total_bytes), _size(e.cpu_total_bytes))
+    out.print(table)
+
+
+@plan_app.command("estimate")
+def estimate_command(
+    model: Annotated[str, typer.Argument(help="A GGUF file, or a name to estimate from: 'qwen2.5-14b Q4_K_M'.")],
+    ctx_size: Annotated[
+        int | None, typer.Option("--ctx", "-c", min=1, max=MAX_CONTEXT, help="Context; default: the model's.")
+    ] = None,
+    ngl: Annotated[
+        int, typer.Option("--ngl", min=-1, max=MAX_GPU_LAYERS, help="GPU layers, output layer included; -1: all.")
+    ] = -1,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, max=MAX_PARALLEL, help="Parallel sequences (-np).")] = 1,
+    cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
+    flash_attn: Annotated[bool, typer.Option("--flash-attn", help="With flash attention (-fa on).")] = False,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="A CPU-only llama.cpp build.")] = False,
+    ubatch: Annotated[int, typer.Option("--ubatch", min=1, max=MAX_CONTEXT, help="Micro-batch (-ub).")] = 512,
+    overhead_mib: Annotated[
+        int, typer.Option("--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per GPU: CUDA context, cuBLAS, pools.")
+    ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
+    fit_gib: Annotated[
+        float | None,
+        typer.Option(
+            "--fit-gib", min=0.0, max=_MAX_FIT_GIB, help="Instead of --ngl: the most layers that fit this budget."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bytes one llama-server run puts on the GPU and on the CPU (weights, KV cache, compute)."""
+    try:
+        shape = shape_of(model)
+        settings = RunSettings(
+            ctx_size=ctx_size, parallel=parallel, cache_type_k=cache_type, cache_type_v=cache_type,
+            flash_attn=flash_attn, n_gpu_layers=ngl, n_ubatch=ubatch, backend="cpu" if cpu_only else "cuda",
+            gpu_overhead_bytes=overhead_mib * MIB,
+        )  # fmt: skip
+        if fit_gib is None:
+            result = estimate(shape, settings)
+        elif (fitted := max_gpu_layers(shape, settings, int(fit_gib * GIB))) is None:
+            raise SettingsError(f"not even -ngl 0 fits {fit_gib} GiB: a CUDA build computes on the GPU anyway")
+        else:
+            result = fitted
+    except (VramError, ValidationError) as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(result.model_dump() | {"settings": settings.model_dump()}, indent=2))
+    else:
+        _render_estimate(result)
+
+
+# -- LiteLLM gateway: `homelab gateway config` and `homelab gateway import` -----------------------

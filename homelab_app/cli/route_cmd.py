@@ -1,0 +1,172 @@
+"""`homelab route`: classify a request and pick its healthy expert."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from homelab_app.cli.common import (
+    EXIT_DEGRADED,
+    EXIT_INVALID,
+    STATE_STYLE,
+    JsonFlag,
+    app,
+    err,
+    fail,
+    load_or_exit,
+    out,
+)
+from homelab.health.sweep import open_probe_client
+from homelab.history import HistoryError, HistoryStore, open_history
+from homelab.inventory import Inventory
+from homelab.router import (
+    Decision,
+    ModelError,
+    Refreshed,
+    RequestError,
+    Router,
+    open_router,
+    route_lines,
+)
+from homelab.router.health_view import HealthSettings
+
+__all__ = ["route_command"]
+
+
+_ROUTE_DEFAULT_ENDPOINT = "/v1/chat/completions"
+
+
+def _route_history(inv: Inventory, inventory: Path) -> HistoryStore | None:
+    try:
+        return open_history(inv.history.url, relative_to=inventory.parent)
+    except HistoryError as exc:
+        err.print(f"[yellow]![/] {escape(str(exc))}; routing on live probes only", highlight=False, soft_wrap=True)
+        return None
+
+
+def _open_route(inv: Inventory | None, inventory: Path | None, ttl_s: float, probe: bool) -> Router:
+    """The router with the freshest view the history and (unless --no-probe) live probes give."""
+    if inv is None or inventory is None:
+        return Router(None)
+    settings = HealthSettings(ttl_s=ttl_s)
+    store = _route_history(inv, inventory)
+
+    async def run(history: HistoryStore | None) -> tuple[Router, Refreshed]:
+        if not probe:
+            return await open_router(inv, None, history, settings)
+        async with open_probe_client() as client:
+            return await open_router(inv, client, history, settings)
+
+    try:
+        try:
+            router, refreshed = asyncio.run(run(store))
+        except HistoryError as exc:
+            err.print(f"[yellow]![/] {escape(str(exc))}; routing on live probes only", highlight=False, soft_wrap=True)
+            router, refreshed = asyncio.run(run(None))
+        if refreshed.sweep is not None and store is not None:
+            try:
+                store.record_sweep(refreshed.sweep)
+            except HistoryError as exc:
+                err.print(f"[yellow]![/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    finally:
+        if store is not None:
+            store.close()
+    return router
+
+
+def _render_decision(d: Decision) -> None:
+    conf = f" ({d.confidence:.2f})" if d.confidence is not None else ""
+    out.print(f"category  [bold]{d.category}[/]{conf}  [dim]{escape(d.basis)}[/]", highlight=False)
+    if d.model is None:
+        out.print(f"model     [red]none[/]: {escape(d.reason)}", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"model     [green]{escape(d.model)}[/] at {escape(d.url or '')} ({d.node}/{d.endpoint})", highlight=False)
+        out.print(f"why       {escape(d.reason)}", highlight=False, soft_wrap=True)
+        out.print(f"fallbacks {escape(', '.join(d.fallbacks) or 'none')}", highlight=False)
+    if d.health_age_s is not None:
+        out.print(f"health    {d.health_age_s:.0f} s old ({d.health_source or 'history'})", highlight=False)
+    if d.candidates:
+        table = Table(title="candidates, in order", title_justify="left")
+        for column in ("#", "alias", "from", "state", "note"):
+            table.add_column(column)
+        for i, c in enumerate(d.candidates, start=1):
+            state = f"[{STATE_STYLE[c.state]}]{c.state}[/]" if c.state else "-"
+            mark = " ←" if c.alias == d.model else ""
+            table.add_row(str(i), escape(c.alias) + mark, c.chain, state, escape(c.note))
+        out.print(table)
+
+
+def _route_file(router: Router, requests: Path, as_json: bool) -> None:
+    """One JSON line (or table row) per request line, in order; bad lines on stderr with their number."""
+    name = "stdin" if str(requests) == "-" else str(requests)
+
+    def report(number: int, message: str) -> None:
+        err.print(f"[red]✗[/] {escape(name)}:{number}: {escape(message)}", highlight=False, soft_wrap=True)
+
+    try:
+        stdin = str(requests) == "-"
+        handle = open(0 if stdin else requests, encoding="utf-8", errors="replace", closefd=not stdin)  # noqa: SIM115
+    except OSError as exc:
+        err.print(f"[red]✗[/] cannot read {escape(name)}: {escape(exc.strerror or str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    table = None if as_json else Table("line", "category", "conf", "model", "reason")
+    with handle:
+        for item in route_lines(handle, router.decide, report):
+            if table is None:
+                print(json.dumps(item, ensure_ascii=False), flush=True)
+            else:
+                conf = f"{item['confidence']:.2f}" if item.get("confidence") is not None else "-"
+                why = item.get("error") or item.get("reason") or ""
+                table.add_row(str(item["line"]), str(item["category"]), conf, str(item["model"]), escape(why))
+    if table is not None:
+        out.print(table)
+
+
+@app.command("route")
+def route_command(
+    prompt: Annotated[str | None, typer.Argument(help="A prompt to route, sent as one user message.", show_default=False)] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", help="The cluster file; without one, requests are only classified.",
+                     envvar="HOMELAB_INVENTORY"),
+    ] = None,
+    requests: Annotated[
+        Path | None,
+        typer.Option("--requests", help='JSON lines {"endpoint": PATH, "body": {...}} to route ("-": stdin).'),
+    ] = None,
+    as_json: JsonFlag = False,
+    ttl_s: Annotated[float, typer.Option("--ttl", min=0, help="Seconds a health result stays fresh before a live probe.")] = 60.0,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="Route on the history alone; probe nothing.")] = False,
+    endpoint: Annotated[str, typer.Option("--endpoint", help="The API path PROMPT is sent to.")] = _ROUTE_DEFAULT_ENDPOINT,
+) -> None:
+    """Classify a request (code, reason, chat, vision, fast, embed) and pick the best healthy expert.
+
+    Give a PROMPT, or --requests FILE to route one request per line (one JSON line out per
+    line in, in order, with --json). Exit codes: 0 routed (for --requests: the file was read;
+    lines that could not be routed are reported on stderr and as {"error": ...} lines);
+    1 a PROMPT has no healthy model to go to; 2 bad input.
+    """
+    if (prompt is None) == (requests is None):
+        err.print("[red]✗[/] give a PROMPT or --requests FILE (exactly one)", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    inv = load_or_exit(inventory) if inventory is not None else None
+    try:
+        router = _open_route(inv, inventory, ttl_s, probe=not no_probe)
+        if requests is not None:
+            _route_file(router, requests, as_json)
+            return
+        decision = router.decide(endpoint, {"messages": [{"role": "user", "content": prompt}]})
+    except (ModelError, RequestError) as exc:
+        fail(exc, EXIT_INVALID)
+    if as_json:
+        print(decision.model_dump_json(indent=2))
+    else:
+        _render_decision(decision)
+    if inv is not None and decision.model is None:
+        raise typer.Exit(EXIT_DEGRADED)

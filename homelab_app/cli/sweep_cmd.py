@@ -1,0 +1,74 @@
+"""`homelab sweep`: one concurrent health sweep, without Prefect."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from homelab_app.cli.common import (
+    EXIT_CRITICAL,
+    EXIT_DEGRADED,
+    STATE_STYLE,
+    InventoryOption,
+    JsonFlag,
+    app,
+    load_or_exit,
+    out,
+)
+from homelab.health.sweep import Prognosis, SweepReport, open_probe_client, sweep
+
+__all__ = ["sweep_command"]
+
+
+_PROGNOSIS_STYLE = {Prognosis.OPERATIONAL: "green", Prognosis.DEGRADED: "yellow", Prognosis.CRITICAL: "bold red"}
+
+
+def _render_sweep(report: SweepReport) -> None:
+    for tier in report.tiers:
+        style = {"HEALTHY": "green", "DEGRADED": "yellow", "DOWN": "red"}[tier.state]
+        table = Table(title=f"tier {tier.name}: [{style}]{tier.state}[/]", title_justify="left")
+        for column in ("endpoint", "kind", "state", "latency", "reason"):
+            table.add_column(column, justify="right" if column == "latency" else "left")
+        for r in (r for r in report.endpoints if r.tier == tier.name):
+            table.add_row(
+                f"{r.node}/{r.endpoint}",
+                r.kind,
+                f"[{STATE_STYLE[r.state]}]{r.state}[/]",
+                f"{r.latency_ms:.0f} ms",
+                escape(r.detail or r.reason),
+            )
+        out.print(table)
+    prognosis = report.cluster.prognosis
+    out.print(f"cluster: [{_PROGNOSIS_STYLE[prognosis]}]{prognosis}[/]  ({report.duration_ms:.0f} ms)")
+    for reason in report.cluster.reasons:
+        out.print(f"  - {escape(reason)}", highlight=False)
+
+
+@app.command("sweep")
+def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None:
+    """Probe every endpoint once, concurrently, without Prefect.
+
+    Exit codes: 0 every endpoint UP; 1 something is SLOW or DOWN (DEGRADED);
+    3 the cluster is CRITICAL; 2 the cluster file is invalid.
+    """
+    inv = load_or_exit(inventory)
+
+    async def run() -> SweepReport:
+        async with open_probe_client() as client:
+            return await sweep(inv, client)
+
+    report = asyncio.run(run())
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        _render_sweep(report)
+    if report.cluster.prognosis is Prognosis.CRITICAL:
+        raise typer.Exit(EXIT_CRITICAL)
+    if not report.all_up:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+# -- VRAM planning: `homelab plan` (the inventory's lineup) and `homelab plan estimate` ------------
