@@ -66,8 +66,12 @@ def accuracy(clf: Classifier, rows: list[dict[str, Any]]) -> dict[str, Any]:
             per[cat] = {"n": total, "accuracy": round(confusion[(cat, cat)] / total, 4)}
     right = sum(confusion[(c, c)] for c in CATEGORIES)
     return {
-        "n": len(rows), "accuracy": round(right / len(rows), 4), "per_category": per,
-        "confusion": {label: {guess: confusion[(label, guess)] for guess in CATEGORIES} for label in CATEGORIES if label in per},
+        "n": len(rows),
+        "accuracy": round(right / len(rows), 4),
+        "per_category": per,
+        "confusion": {
+            label: {guess: confusion[(label, guess)] for guess in CATEGORIES} for label in CATEGORIES if label in per
+        },
         "misses": misses,
     }
 
@@ -85,9 +89,11 @@ def latency(clf: Classifier, rows: list[dict[str, Any]], rounds: int) -> dict[st
             wall.append((time.perf_counter_ns() - w0) / 1000)
     return {
         "calls": len(wall),
-        "wall_median_us": round(statistics.median(wall), 1), "wall_p99_us": round(_percentile(wall, 0.99), 1),
+        "wall_median_us": round(statistics.median(wall), 1),
+        "wall_p99_us": round(_percentile(wall, 0.99), 1),
         "wall_max_us": round(max(wall), 1),
-        "cpu_median_us": round(statistics.median(cpu), 1), "cpu_p99_us": round(_percentile(cpu, 0.99), 1),
+        "cpu_median_us": round(statistics.median(cpu), 1),
+        "cpu_p99_us": round(_percentile(cpu, 0.99), 1),
         "cpu_max_us": round(max(cpu), 1),
     }
 
@@ -101,8 +107,13 @@ def big_prompt(clf: Classifier) -> dict[str, Any]:
         t0 = time.perf_counter_ns()
         result = clf.classify("/v1/chat/completions", body)
         times.append((time.perf_counter_ns() - t0) / 1000)
-    return {"bytes": len(text.encode()), "category": result.category.value, "truncated": result.truncated,
-            "median_us": round(statistics.median(times), 1), "max_us": round(max(times), 1)}
+    return {
+        "bytes": len(text.encode()),
+        "category": result.category.value,
+        "truncated": result.truncated,
+        "median_us": round(statistics.median(times), 1),
+        "max_us": round(max(times), 1),
+    }
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -118,10 +129,14 @@ def _print_report(report: dict[str, Any]) -> None:
         for miss in acc["misses"]:
             print(f"  miss {miss['id']}: {miss['label']} -> {miss['guess']}")
     lat = report["latency"]
-    print(f"\nclassification, {lat['calls']} calls: wall median {lat['wall_median_us']} us, p99 {lat['wall_p99_us']} us, "
-          f"max {lat['wall_max_us']} us; CPU median {lat['cpu_median_us']} us, p99 {lat['cpu_p99_us']} us")
+    print(
+        f"\nclassification, {lat['calls']} calls: wall median {lat['wall_median_us']} us, p99 {lat['wall_p99_us']} us, "
+        f"max {lat['wall_max_us']} us; CPU median {lat['cpu_median_us']} us, p99 {lat['cpu_p99_us']} us"
+    )
     big = report["big_prompt"]
-    print(f"1 MB prompt: {big['median_us']} us median, {big['max_us']} us max -> {big['category']} (truncated {big['truncated']})")
+    print(
+        f"1 MB prompt: {big['median_us']} us median, {big['max_us']} us max -> {big['category']} (truncated {big['truncated']})"
+    )
     print(f"peak RSS {report['peak_rss_mib']} MiB; load average {report['load_average']}")
 
 
@@ -142,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     sets = {str(p): _read(p) for p in paths}
     weights = ROOT / "homelab" / "router" / "weights.npz"
     report = {
-        "load_ms": load_ms, "weights_kib": round(weights.stat().st_size / 1024), "keys": len(clf.model.vocabulary),
+        "load_ms": load_ms,
+        "weights_kib": round(weights.stat().st_size / 1024),
+        "keys": len(clf.model.vocabulary),
         "sets": {name: accuracy(clf, rows) for name, rows in sets.items()},
         "latency": latency(clf, [r for rows in sets.values() for r in rows], args.rounds),
         "big_prompt": big_prompt(clf),

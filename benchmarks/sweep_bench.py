@@ -58,11 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--blackhole", type=float, default=0.20, help="share of blackholed endpoints")
     parser.add_argument("--refused", type=float, default=0.10, help="share of refused ports")
     parser.add_argument("--slow", type=float, default=0.10, help="share of slow endpoints")
-    parser.add_argument("--slow-s", type=float, default=0.3, help="delay of each slow answer (a probe makes two requests)")
+    parser.add_argument(
+        "--slow-s", type=float, default=0.3, help="delay of each slow answer (a probe makes two requests)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs of the core sweep and of the flow")
     parser.add_argument("--naive-sample", type=int, default=25, help="endpoints the naive loop really probes")
     parser.add_argument(
-        "--settle-s", type=float, default=5.0,
+        "--settle-s",
+        type=float,
+        default=5.0,
         help="pause between runs: the Prefect server works off each run's events for a few seconds, "
         "and scheduled sweeps are minutes apart",
     )
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     factor = args.endpoints / len(sample)
     print(row(f"naive loop, measured on {len(sample)}", [naive_s], "same mix, sequential"))
     print(row(f"naive loop, EXTRAPOLATED to {args.endpoints}", [naive_s * factor], f"x {factor:g}, not run"))
+
 
 if __name__ == "__main__":
     main()

@@ -26,25 +26,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gguf import GGMLQuantizationType  # noqa: E402
+from gguf import GGMLQuantizationType
 
-from homelab.tiny_gguf import write_tiny_llama  # noqa: E402
-from homelab.vram.accuracy import (  # noqa: E402
+from homelab.tiny_gguf import write_tiny_llama
+from homelab.vram.accuracy import (
     ComponentCheck,
     Summary,
     check_run,
     load_capture,
     summarize,
 )
-from homelab.vram.metadata import read_gguf  # noqa: E402
-from homelab.vram.overhead import (  # noqa: E402
+from homelab.vram.metadata import read_gguf
+from homelab.vram.overhead import (
     bare_context_bytes,
     derived_overhead_bytes,
     full_context_totals,
     load_overhead_capture,
 )
-from homelab.vram.settings import MIB  # noqa: E402
-from homelab.vram.shape import ModelShape  # noqa: E402
+from homelab.vram.settings import MIB
+from homelab.vram.shape import ModelShape
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = sorted((ROOT / "benchmarks" / "data").glob("vram-*"))
@@ -88,8 +88,12 @@ def gpu_totals(checks: list[ComponentCheck]) -> list[ComponentCheck]:
             runs.setdefault(f"{c.backend}/{c.run}", []).append(c)
     return [
         ComponentCheck(
-            run=parts[0].run, model=parts[0].model, backend=parts[0].backend, component="gpu_total_bytes",
-            logged_bytes=sum(p.logged_bytes for p in parts), estimated_bytes=sum(p.estimated_bytes for p in parts),
+            run=parts[0].run,
+            model=parts[0].model,
+            backend=parts[0].backend,
+            component="gpu_total_bytes",
+            logged_bytes=sum(p.logged_bytes for p in parts),
+            estimated_bytes=sum(p.estimated_bytes for p in parts),
         )
         for parts in runs.values()
         if parts[0].backend == "cuda"

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gguf import GGMLQuantizationType  # noqa: E402
+from gguf import GGMLQuantizationType
 
-from homelab.tiny_gguf import write_tiny_llama  # noqa: E402
+from homelab.tiny_gguf import write_tiny_llama
 
 CASES = Path(__file__).with_name("vram_cases.json")
 
@@ -60,7 +60,9 @@ class Run:
 
 
 # Log lines kept in benchmarks/data: what homelab.vram.llama_log reads and the model's shape.
-_KEEP = re.compile(r"print_info: (file type|n_embd|n_layer|n_head|n_swa |n_ff |model params|n_vocab)|load_tensors: (?!layer)|llama_context:|llama_kv_cache|sched_reserve:")
+_KEEP = re.compile(
+    r"print_info: (file type|n_embd|n_layer|n_head|n_swa |n_ff |model params|n_vocab)|load_tensors: (?!layer)|llama_context:|llama_kv_cache|sched_reserve:"
+)
 
 
 def trim_log(text: str) -> str:
@@ -153,7 +155,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", type=Path, required=True, help="the llama-server binary")
     parser.add_argument("--out", type=Path, required=True, help="folder for models/, logs/ and runs.json")
-    parser.add_argument("--models-dir", type=Path, help="where the GGUF models are (written if missing); default OUT/models")
+    parser.add_argument(
+        "--models-dir", type=Path, help="where the GGUF models are (written if missing); default OUT/models"
+    )
     parser.add_argument("--cases", type=Path, default=CASES)
     parser.add_argument("--gpu", action="store_true", help="also offload 0, half and all layers")
     parser.add_argument("--quick", action="store_true", help="only the two smallest contexts")
@@ -186,7 +190,9 @@ def main() -> None:
         log = args.out / "logs" / f"{run.id}.log"
         ok = capture(args.server, models[run.model], run, log, args.timeout_s)
         results.append({**asdict(run), "id": run.id, "loaded": ok, "log": f"logs/{log.name}"})
-        print(f"[{i}/{len(runs)}] {run.id}: {'ok' if ok else 'FAILED'} ({time.monotonic() - started:.0f} s)", flush=True)
+        print(
+            f"[{i}/{len(runs)}] {run.id}: {'ok' if ok else 'FAILED'} ({time.monotonic() - started:.0f} s)", flush=True
+        )
         # Written after every run, so a capture cut short by its time limit keeps what it has.
         (args.out / "runs.json").write_text(json.dumps({"cases": cases, "runs": results}, indent=1))
 

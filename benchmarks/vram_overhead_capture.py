@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.vram_capture import CASES, Run, free_port, stop, wait_healthy, write_models  # noqa: E402
+from benchmarks.vram_capture import CASES, Run, free_port, stop, wait_healthy, write_models
 
 # (model, context, flash attention, GPU layers): no, partial and full offload, short and long
 # contexts, quantized (MMQ kernels) and F16 weights (cuBLAS), with and without flash attention.
@@ -70,7 +70,9 @@ def _prompt(port: int, n_tokens: int, n_vocab: int) -> float:
     rng = random.Random(n_tokens)
     body = {"prompt": [rng.randrange(300, n_vocab) for _ in range(n_tokens)], "n_predict": 1, "cache_prompt": False}
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/completion", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        f"http://127.0.0.1:{port}/completion",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
     started = time.monotonic()
     with urllib.request.urlopen(request, timeout=_REQUEST_TIMEOUT_S) as resp:
@@ -134,9 +136,14 @@ def bare_context() -> None:
     for p in ptrs:
         rt.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(n * n * 4))
     one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
-    blas.cublasSgemm_v2(handle, 0, 0, n, n, n, ctypes.byref(one), ptrs[0], n, ptrs[1], n, ctypes.byref(zero), ptrs[2], n)
+    blas.cublasSgemm_v2(
+        handle, 0, 0, n, n, n, ctypes.byref(one), ptrs[0], n, ptrs[1], n, ctypes.byref(zero), ptrs[2], n
+    )
     rt.cudaDeviceSynchronize()
-    print(json.dumps({"stage": "cublas_gemm", "buffers_mib": 3 * n * n * 4 / 2**20, **gpu_memory(os.getpid())}), flush=True)
+    print(
+        json.dumps({"stage": "cublas_gemm", "buffers_mib": 3 * n * n * 4 / 2**20, **gpu_memory(os.getpid())}),
+        flush=True,
+    )
 
 
 def main() -> None:

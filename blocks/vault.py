@@ -32,7 +32,7 @@ from pydantic import Field, SecretStr, model_validator
 from homelab.errors import HomelabError
 from homelab.inventory import Inventory, SecretRef
 
-__all__ = ["SecretsError", "VaultSecrets", "Secret", "load_vault", "read_secret", "resolve_secret"]
+__all__ = ["Secret", "SecretsError", "VaultSecrets", "load_vault", "read_secret", "resolve_secret"]
 
 DEFAULT_VAULT_TIMEOUT_S = 10.0
 

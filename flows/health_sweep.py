@@ -20,9 +20,9 @@ from pathlib import Path
 from prefect import flow
 from prefect.utilities.annotations import quote
 
+from homelab.health.probe import ProbeResult
 from homelab.health.sweep import SweepReport
 from homelab.inventory import load_inventory
-from homelab.health.probe import ProbeResult
 from tasks.health import (
     emit_sweep_events,
     probe_cluster,

@@ -21,8 +21,8 @@ from homelab.ollama.api import RunningModel
 from homelab.ollama.apply import OllamaRolloutReport, apply
 from homelab.ollama.desired import desired_ollama, ollama_endpoints
 from homelab.ollama.plan import CreateModel, DeleteModel, PreloadModel, PullModel, UnloadModel, UploadBlob
-from homelab.rollout.ollama import ollama_vram_lines
 from homelab.ollama.settings import OllamaDeploySettings
+from homelab.rollout.ollama import ollama_vram_lines
 from homelab.vram.node_plan import NodeVramPlan
 from tasks.ollama import (
     change_ollama_model,

@@ -146,7 +146,9 @@ def _detail(result: Any) -> str:
 class _Run:
     """What every step of one recovery run needs: the file, the node, the policy, the secrets block, the wake processes."""
 
-    def __init__(self, inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None, wakes: WakeProcesses) -> None:
+    def __init__(
+        self, inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | None, wakes: WakeProcesses
+    ) -> None:
         self.inv, self.node, self.policy, self.vault, self.wakes = inv, node, policy, vault, wakes
         self.log = _Log()
 
@@ -154,11 +156,17 @@ class _Run:
         """Run one planned step; returns why it failed, or None."""
         q, node, policy, vault = quote(self.inv), self.node, self.policy, self.vault
         calls: dict[Action, tuple[Callable[[], Any], Callable[[Any], str | None]]] = {
-            Action.RESTART_DOCKER: (lambda: restart_node_docker(q, node, policy, vault, return_state=True), _no_failure),
+            Action.RESTART_DOCKER: (
+                lambda: restart_node_docker(q, node, policy, vault, return_state=True),
+                _no_failure,
+            ),
             Action.WAIT_DOCKER: (lambda: wait_for_node_docker(q, node, policy, vault, return_state=True), _as_failure),
             Action.WAKE: (lambda: wake_node(q, node, vault, quote(self.wakes), return_state=True), _no_failure),
             Action.WAIT_SSH: (lambda: wait_for_node_ssh(q, node, policy, vault, return_state=True), _as_failure),
-            Action.RESTART_CONTAINERS: (lambda: restart_node_containers(q, node, vault, return_state=True), _containers_failure),
+            Action.RESTART_CONTAINERS: (
+                lambda: restart_node_containers(q, node, vault, return_state=True),
+                _containers_failure,
+            ),
             Action.WAIT_SERVING: (lambda: wait_for_node_serving(q, node, policy, return_state=True), _as_failure),
         }
         call, judge = calls[action]
@@ -174,7 +182,9 @@ class _Run:
         return None, None
 
     def serving(self) -> bool:
-        ok, serving = self.log.run("probe", lambda: probe_node_serving(quote(self.inv), self.node, return_state=True), _no_failure)
+        ok, serving = self.log.run(
+            "probe", lambda: probe_node_serving(quote(self.inv), self.node, return_state=True), _no_failure
+        )
         return bool(ok and serving)
 
     def facts(self, restart_failed: str | None) -> NodeFacts | str:
@@ -209,8 +219,11 @@ def _attempts(run: _Run) -> tuple[Outcome, str, int]:
     for attempt in range(1, run.policy.max_attempts + 1):
         if run.serving():
             acted = any(a.action not in {"probe", "check ssh", "check docker"} for a in run.log.actions)
-            return (Outcome.RECOVERED, "the node serves again", attempt) if acted else (
-                Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
+            return (
+                (Outcome.RECOVERED, "the node serves again", attempt)
+                if acted
+                else (Outcome.FLAP, "the node serves again before anything was done (a flap)", attempt)
+            )
         facts = run.facts(restart_failed)
         if isinstance(facts, str):
             return Outcome.FAILED, facts, attempt
@@ -250,16 +263,29 @@ def _recover(inv: Inventory, node: Node, policy: RecoveryPolicy, vault: str | No
     with WakeProcesses() as wakes:
         run = _Run(inv, node, policy, vault, wakes)
         if left > 0:
-            outcome, reason, attempts = Outcome.SKIPPED, f"cooling down: the last recovery ended {last}, {left:.0f} s left", 0
+            outcome, reason, attempts = (
+                Outcome.SKIPPED,
+                f"cooling down: the last recovery ended {last}, {left:.0f} s left",
+                0,
+            )
         else:
             outcome, reason, attempts = _attempts(run)
     return Incident(
-        node=node.name, started_at=started, finished_at=datetime.now(UTC), outcome=outcome, reason=reason,
-        attempts=attempts, actions=run.log.actions,
+        node=node.name,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        outcome=outcome,
+        reason=reason,
+        attempts=attempts,
+        actions=run.log.actions,
     )
 
 
-@flow(name="recover-node", description="Recover one down node: restart Docker or wake it, then its containers one at a time.", persist_result=False)
+@flow(
+    name="recover-node",
+    description="Recover one down node: restart Docker or wake it, then its containers one at a time.",
+    persist_result=False,
+)
 def recover_node(
     node: str,
     inventory: str = "cluster.yaml",
@@ -302,7 +328,6 @@ def recover_node(
     return Completed(message=f"node {node}: {incident.outcome}: {incident.reason}", data=incident)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m flows.recover_node NODE`: one recovery in this process (what `homelab recover` runs).
 
@@ -315,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inventory", default="cluster.yaml")
     parser.add_argument("--vault-block", default=None)
     parser.add_argument(
-        "--restart-command", default=None, help="for this run, replaces the node's docker.restart_command and the OS default"
+        "--restart-command",
+        default=None,
+        help="for this run, replaces the node's docker.restart_command and the OS default",
     )
     args = parser.parse_args(argv)
     policy = FlowRecoveryPolicy(restart_command=args.restart_command)

@@ -34,18 +34,18 @@ from flows.ollama_rollout import roll_out_ollama
 from homelab.docker_ops.apply import RolloutReport, apply
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
-from homelab.rollout.containers import probe_settings_for
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFailed, Pending, RolloutSettings
 from homelab.errors import DockerOpError, HomelabError, OllamaError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
 from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
+from homelab.rollout.containers import probe_settings_for
 from homelab.rollout.node import NodeInputs, NodeRolloutReport, preview
 from tasks.access import EngineLogin, engine_login
 from tasks.rollout import (
+    check_rollout_inputs,
     copy_model_into_volume,
     ensure_model_volume,
     keep_new_container,
-    check_rollout_inputs,
     plan_node_rollout,
     publish_preview_artifact,
     publish_rollout_artifact,

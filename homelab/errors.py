@@ -22,17 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "HomelabError",
-    "InventoryError",
+    "CommandFailed",
+    "DeployConfigError",
+    "DockerOpError",
     "GatewayConfigError",
+    "HistoryError",
+    "HomelabError",
+    "HostKeyMismatch",
+    "InventoryError",
+    "OllamaError",
     "Problem",
     "RemoteError",
-    "HostKeyMismatch",
-    "CommandFailed",
-    "DockerOpError",
-    "OllamaError",
-    "HistoryError",
-    "DeployConfigError",
     "StackError",
 ]
 

@@ -41,7 +41,27 @@ MAX_TEMPLATE_CHARS = 64 * 1024  # prompt templates are a few KB; bound what is s
 
 # text/template's builtins (Go's text/template/funcs.go `builtins`).
 GO_BUILTINS = frozenset(
-    "and call html index slice js len not or print printf println urlquery eq ge gt le lt ne".split()
+    [
+        "and",
+        "call",
+        "html",
+        "index",
+        "slice",
+        "js",
+        "len",
+        "not",
+        "or",
+        "print",
+        "printf",
+        "println",
+        "urlquery",
+        "eq",
+        "ge",
+        "gt",
+        "le",
+        "lt",
+        "ne",
+    ]
 )
 # Ollama's own functions in every version modelled (template/template.go `funcs`, line 120 at
 # v0.12.11); v0.33 adds `yesterdayDate`, which a template for both versions cannot use.

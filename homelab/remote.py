@@ -36,16 +36,16 @@ from homelab.errors import CommandFailed, HostKeyMismatch, RemoteError
 from homelab.inventory import Node
 
 __all__ = [
-    "SSHTimeouts",
     "DEFAULT_SSH_TIMEOUTS",
-    "SSHCredentials",
     "CommandResult",
     "RemoteShell",
+    "SSHCredentials",
+    "SSHTimeouts",
     "fingerprint",
     "load_private_key",
     "open_shell",
-    "sudo",
     "ssh_reachable",
+    "sudo",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ class SSHCredentials:
     password: SecretStr | None = field(default=None)
 
     def __repr__(self) -> str:
-        return f"SSHCredentials(key={'<key>' if self.key else None}, password={'<password>' if self.password else None})"
+        return (
+            f"SSHCredentials(key={'<key>' if self.key else None}, password={'<password>' if self.password else None})"
+        )
 
 
 class CommandResult(BaseModel):

@@ -25,15 +25,15 @@ from homelab.errors import InventoryError, Problem
 from homelab.files import FileAccessError, read_regular
 
 __all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
     "FieldPath",
     "SourceMap",
+    "format_path",
     "load_yaml",
     "loads_yaml",
-    "format_path",
-    "MAX_FILE_BYTES",
-    "MAX_DEPTH",
-    "MAX_ALIASES",
-    "MAX_NODES",
 ]
 
 FieldPath = tuple[str | int, ...]

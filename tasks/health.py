@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Completed, Failed, State
 
+from homelab.health.probe import ProbeResult
 from homelab.health.sweep import SweepReport, open_probe_client, sweep
 from homelab.history import (
     EndpointChange,
@@ -32,15 +33,14 @@ from homelab.history import (
     open_history,
 )
 from homelab.inventory import Inventory
-from homelab.health.probe import ProbeResult
 
 __all__ = [
     "ARTIFACT_KEY",
-    "probe_cluster",
-    "report_node_health",
-    "record_sweep_history",
     "emit_sweep_events",
+    "probe_cluster",
     "publish_sweep_artifact",
+    "record_sweep_history",
+    "report_node_health",
 ]
 
 ARTIFACT_KEY = "health-sweep"

@@ -21,8 +21,8 @@ from homelab.ollama.apply import OllamaRolloutReport, perform, wait_loaded
 from homelab.ollama.check import LoadCheck
 from homelab.ollama.desired import OllamaDesired
 from homelab.ollama.plan import CreateModel, DeleteModel, OllamaPlan, PreloadModel, PullModel, UnloadModel, UploadBlob
-from homelab.rollout.ollama import check_ollama_node, ollama_apis, plan_ollama_node
 from homelab.ollama.settings import OllamaDeploySettings
+from homelab.rollout.ollama import check_ollama_node, ollama_apis, plan_ollama_node
 from tasks.options import COMMON, ONCE, SAFE
 from tasks.rollout import steps_markdown
 
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 OLLAMA_ARTIFACT_KEY = "ollama-rollout"
-
 
 
 @contextmanager
@@ -63,7 +62,9 @@ def transfer_ollama_model(node: Node, step: UploadBlob | PullModel, settings: Ol
 
 
 @task(name="change-ollama-model", task_run_name="{step.kind}-{step.model}", **ONCE)
-def change_ollama_model(node: Node, step: CreateModel | UnloadModel | DeleteModel, settings: OllamaDeploySettings) -> str:
+def change_ollama_model(
+    node: Node, step: CreateModel | UnloadModel | DeleteModel, settings: OllamaDeploySettings
+) -> str:
     """Create, unload or delete a model."""
     with _api(node, step.endpoint, step.url, settings) as api:
         return perform(api, step)

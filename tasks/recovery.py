@@ -26,10 +26,9 @@ from prefect.variables import Variable
 from blocks.vault import VaultSecrets, resolve_secret
 from homelab.docker_ops.apply import StepOutcome
 from homelab.docker_ops.connect import open_engine
+from homelab.health.probe import ProbeResult
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
-from homelab.health.probe import ProbeResult
-from homelab.recovery.plan import Incident, Outcome, RecoveryPolicy
 from homelab.recovery.actions import (
     docker_error,
     probe_node,
@@ -37,24 +36,25 @@ from homelab.recovery.actions import (
     restart_docker,
     wait_for,
 )
-from homelab.remote import open_shell, ssh_reachable
+from homelab.recovery.plan import Incident, Outcome, RecoveryPolicy
 from homelab.recovery.wake import WakeProcesses, wake
+from homelab.remote import open_shell, ssh_reachable
 from tasks.access import credentials_for
 from tasks.access import engine_access as _engine_access
 
 __all__ = [
-    "probe_node_serving",
-    "check_node_ssh",
     "check_node_docker",
+    "check_node_ssh",
+    "credentials_for",
+    "last_recovery_finished",
+    "probe_node_serving",
+    "record_incident",
+    "restart_node_containers",
     "restart_node_docker",
-    "wake_node",
-    "wait_for_node_ssh",
     "wait_for_node_docker",
     "wait_for_node_serving",
-    "restart_node_containers",
-    "last_recovery_finished",
-    "record_incident",
-    "credentials_for",
+    "wait_for_node_ssh",
+    "wake_node",
 ]
 
 _LOOK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 1, "retry_delay_seconds": 2}
@@ -170,15 +170,23 @@ def record_incident(incident: Incident, history_url: str, base_dir: str) -> int 
     if incident.outcome is Outcome.SKIPPED:
         return None
     create_markdown_artifact(
-        markdown=incident.markdown(), key=f"recover-node-{incident.node}", description=f"{incident.outcome}: {incident.reason}"
+        markdown=incident.markdown(),
+        key=f"recover-node-{incident.node}",
+        description=f"{incident.outcome}: {incident.reason}",
     )
     if incident.actions:
         Variable.set(_COOLDOWN_VARIABLE.format(node=incident.node), incident.finished_at.isoformat(), overwrite=True)
     with open_history(history_url, relative_to=Path(base_dir)) as history:
-        incident_id = history.open_incident(incident.node, None, incident.started_at, f"{incident.outcome}: {incident.reason}")
+        incident_id = history.open_incident(
+            incident.node, None, incident.started_at, f"{incident.outcome}: {incident.reason}"
+        )
         for action in incident.actions:
-            history.add_incident_action(incident_id, action.at, action.action, "ok" if action.ok else "failed", action.detail)
-        history.add_incident_action(incident_id, incident.finished_at, "outcome", incident.outcome.value, incident.reason)
+            history.add_incident_action(
+                incident_id, action.at, action.action, "ok" if action.ok else "failed", action.detail
+            )
+        history.add_incident_action(
+            incident_id, incident.finished_at, "outcome", incident.outcome.value, incident.reason
+        )
         if incident.outcome in (Outcome.RECOVERED, Outcome.FLAP):
             history.close_incident(incident_id, incident.finished_at)
     return incident_id

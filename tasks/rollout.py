@@ -29,7 +29,6 @@ from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.connect import Engine, open_engine
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
-from homelab.rollout.containers import plan_node
 from homelab.docker_ops.serial import ContainerStepFailed, Pending, RolloutSettings
 from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
@@ -37,6 +36,7 @@ from homelab.gateway.config import regenerate_config
 from homelab.health.sweep import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.ollama.apply import OllamaRolloutReport
+from homelab.rollout.containers import plan_node
 from homelab.rollout.node import NodeInputs, NodeRolloutReport, node_inputs
 from tasks.access import EngineLogin
 from tasks.options import COMMON, ONCE, SAFE
@@ -79,9 +79,7 @@ def check_rollout_inputs(
     """Find every model file, place the node's models on its GPUs, check the gateway config can be
     written. A missing file, a model that does not fit or a gateway config that cannot be written
     ends the rollout before anything changed; retrying would only refuse again."""
-    return node_inputs(
-        inv, node, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config
-    )
+    return node_inputs(inv, node, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config)
 
 
 @task(name="plan-node-rollout", task_run_name="plan-{node.name}", **SAFE)

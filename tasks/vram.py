@@ -15,12 +15,12 @@ from prefect import task
 from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from homelab.vram.gpu_facts import GpuFact
+from homelab.health.probe import ProbeResult
 from homelab.health.sweep import open_probe_client
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
-from homelab.health.probe import ProbeResult
 from homelab.remote import SSHCredentials
+from homelab.vram.gpu_facts import GpuFact
 from homelab.vram.sampling import VramRound, probe_model_vram, sample_node_gpus
 
 __all__ = ["ARTIFACT_KEY", "probe_ollama_vram", "publish_vram_artifact", "record_vram_round", "sample_node_vram"]

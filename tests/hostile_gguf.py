@@ -17,7 +17,7 @@ from typing import Any
 
 from gguf import GGMLQuantizationType, GGUFValueType
 
-__all__ = ["CASES_DIR", "load_cases", "build_gguf"]
+__all__ = ["CASES_DIR", "build_gguf", "load_cases"]
 
 CASES_DIR = Path(__file__).resolve().parent / "cases" / "hostile" / "gguf"
 _FORMATS = {"UINT8": "B", "INT8": "b", "UINT16": "H", "INT16": "h", "UINT32": "I", "INT32": "i",

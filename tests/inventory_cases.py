@@ -24,7 +24,7 @@ from typing import Any
 
 from homelab.yaml_source import MAX_FILE_BYTES
 
-__all__ = ["ROOT", "BAD", "GOOD", "EXAMPLES", "HOSTILE", "Expected", "read_expected", "hostile_file"]
+__all__ = ["BAD", "EXAMPLES", "GOOD", "HOSTILE", "ROOT", "Expected", "hostile_file", "read_expected"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "cases" / "inventory"

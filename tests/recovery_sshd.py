@@ -106,9 +106,7 @@ def start_recording_sshd(root: Path, sudo_password: str) -> RecordingSSHD:
     port = free_port()
     known_hosts = root / "known_hosts"
     known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_key_line}\n")
-    config = write_sshd_config(
-        root, port, user, ["PermitUserEnvironment PATH", f"ForceCommand {bin_dir / 'record'}"]
-    )
+    config = write_sshd_config(root, port, user, ["PermitUserEnvironment PATH", f"ForceCommand {bin_dir / 'record'}"])
     try:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     except PermissionError:
@@ -124,4 +122,3 @@ def start_recording_sshd(root: Path, sudo_password: str) -> RecordingSSHD:
         stop_process(proc)
         raise
     return RecordingSSHD(LOOPBACK, port, user, root / "client_ed25519", host_key_line, known_hosts, root, proc)
-

@@ -29,7 +29,9 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def homelab(*args: str, env: dict[str, str], cwd: Path, timeout_s: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+def homelab(
+    *args: str, env: dict[str, str], cwd: Path, timeout_s: float = UP_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HOMELAB), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
     )

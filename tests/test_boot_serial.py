@@ -33,19 +33,19 @@ from prefect.logging.handlers import APILogWorker
 
 from flows.health_sweep import health_sweep
 from flows.recover_node import FlowRecoveryPolicy, recover_node
+from homelab.docker_ops.apply import StepStatus
 from homelab.docker_ops.connect import open_engine
 from homelab.docker_ops.containers import ContainerSettings, container_state, stop_container
 from homelab.docker_ops.gate import HealthGate, wait_healthy
 from homelab.docker_ops.helper import HelperSettings
-from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import model_sources
-from homelab.docker_ops.apply import StepStatus
+from homelab.health.probe import EndpointState, Reason
 from homelab.history import down_node
 from homelab.inventory import Inventory, load_inventory
-from homelab.health.probe import EndpointState, Reason
-from homelab.recovery.plan import Incident, Outcome
 from homelab.recovery.actions import restart_containers
+from homelab.recovery.plan import Incident, Outcome
+from homelab.rollout.containers import roll_out_node
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE
@@ -64,10 +64,17 @@ API_WAIT_S = 60.0  # the server stores events and logs in batches, a few seconds
 
 def _endpoint(name: str, order: int, policy: str) -> dict[str, Any]:
     return {
-        "name": name, "kind": "llamacpp", "url": f"http://{LOOPBACK}:{free_port()}",
+        "name": name,
+        "kind": "llamacpp",
+        "url": f"http://{LOOPBACK}:{free_port()}",
         "models": [{"name": name, "alias": name}],
-        "container": {"image": LLAMA_SERVER_IMAGE, "model_file": f"{name}.gguf", "ctx_size": 512,
-                      "start_order": order, "restart_policy": policy},
+        "container": {
+            "image": LLAMA_SERVER_IMAGE,
+            "model_file": f"{name}.gguf",
+            "ctx_size": 512,
+            "start_order": order,
+            "restart_policy": policy,
+        },
     }
 
 
@@ -76,11 +83,20 @@ def _cluster(tmp_path: Path, daemon: _Daemon) -> Path:
     gpu = [_endpoint(name, order, "no") for name, order in GPU_START_ORDER.items()]
     nodes = [
         {"name": "gpu1", "tier": "secondary", "host": LOOPBACK, "docker": {"url": daemon.base_url}, "endpoints": gpu},
-        {"name": "cpu1", "tier": "cpu", "host": LOOPBACK, "docker": {"url": daemon.base_url},
-         "endpoints": [_endpoint(STEADY, 0, "unless-stopped")]},
+        {
+            "name": "cpu1",
+            "tier": "cpu",
+            "host": LOOPBACK,
+            "docker": {"url": daemon.base_url},
+            "endpoints": [_endpoint(STEADY, 0, "unless-stopped")],
+        },
     ]
-    data = {"name": "boot", "defaults": {"probe": {"connect_s": 1, "total_s": 3}}, "nodes": nodes,
-            "history": {"url": "sqlite:///history.db"}}
+    data = {
+        "name": "boot",
+        "defaults": {"probe": {"connect_s": 1, "total_s": 3}},
+        "nodes": nodes,
+        "history": {"url": "sqlite:///history.db"},
+    }
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -93,10 +109,14 @@ def _roll_out(inv: Inventory, models: Path) -> None:
         for seed, name in enumerate(names, start=1):
             write_tiny_llama(models / f"{name}.gguf", seed=seed)
         settings = RolloutSettings(
-            helper=HelperSettings(image=BUSYBOX_IMAGE), containers=ContainerSettings(extra_args=("-t", "1", "--no-webui")), gate=GATE
+            helper=HelperSettings(image=BUSYBOX_IMAGE),
+            containers=ContainerSettings(extra_args=("-t", "1", "--no-webui")),
+            gate=GATE,
         )
         with closing(open_engine(node)) as engine:
-            report = roll_out_node(engine, inv, node, model_sources([f"{n}.gguf" for n in names], models_dir=models), settings)
+            report = roll_out_node(
+                engine, inv, node, model_sources([f"{n}.gguf" for n in names], models_dir=models), settings
+            )
         assert report.ok, report.failure
 
 
@@ -104,7 +124,10 @@ def _starts(base_url: str, since: float) -> dict[str, list[datetime]]:
     """The engine's own `start` events since `since` (epoch seconds), per container name."""
     with closing(docker_client(base_url)) as client:
         events = client.events(
-            since=int(since), until=int(time.time()) + 1, decode=True, filters={"type": ["container"], "event": ["start"]}
+            since=int(since),
+            until=int(time.time()) + 1,
+            decode=True,
+            filters={"type": ["container"], "event": ["start"]},
         )
         found: dict[str, list[datetime]] = {}
         for event in events:
@@ -118,7 +141,8 @@ async def _node_down_events(flow_run_id: UUID) -> list[Any]:
     """The sweep run's `homelab.node.down` events as the server stored them (what triggers match)."""
     await asyncio.to_thread(EventsWorker.drain_all)
     query = EventFilter(
-        event=EventNameFilter(name=["homelab.node.down"]), related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"])
+        event=EventNameFilter(name=["homelab.node.down"]),
+        related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
     )
     deadline = time.monotonic() + API_WAIT_S
     async with get_client() as client:
@@ -145,7 +169,10 @@ async def _run_logs(flow_run_id: UUID, wanted: str) -> list[str]:
 def _gate_passes(incident: Incident) -> dict[str, datetime]:
     """When each container's gate passed, from the incident's "restart containers" record."""
     [record] = [a for a in incident.actions if a.action == "restart containers"]
-    return {name: datetime.fromisoformat(at) for name, at in re.findall(r"(\S+) passed its gate at (\S+?)(?:;|$)", record.detail)}
+    return {
+        name: datetime.fromisoformat(at)
+        for name, at in re.findall(r"(\S+) passed its gate at (\S+?)(?:;|$)", record.detail)
+    }
 
 
 def _assert_one_at_a_time(starts: list[tuple[datetime, str]], passes: dict[str, datetime]) -> None:
@@ -159,7 +186,9 @@ def _assert_one_at_a_time(starts: list[tuple[datetime, str]], passes: dict[str, 
 
 
 def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_one_at_a_time(
-    prefect_harness: None, victim: _Daemon, tmp_path: Path  # noqa: F811 (fixture)
+    prefect_harness: None,
+    victim: _Daemon,
+    tmp_path: Path,
 ) -> None:
     path = _cluster(tmp_path, victim)
     inv = load_inventory(path)
@@ -178,7 +207,8 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
         assert wait_healthy(engine, f"homelab-{STEADY}", cpu1, steady, inv.probe_settings(steady), GATE).healthy
     # The engine holds each container's policy as the file gives it (the rollout made them so).
     assert {n: (s.status, s.restart_policy) for n, s in states.items() if s} == {
-        **dict.fromkeys(ordered, ("exited", "no")), f"homelab-{STEADY}": ("running", "unless-stopped")
+        **dict.fromkeys(ordered, ("exited", "no")),
+        f"homelab-{STEADY}": ("running", "unless-stopped"),
     }
     by_engine = _starts(victim.base_url, restart_began)
     assert list(by_engine) == [f"homelab-{STEADY}"], by_engine  # the engine started it, on its own, at boot
@@ -218,7 +248,7 @@ def test_after_an_engine_restart_gpu_containers_wait_and_recovery_starts_them_on
     assert event.resource["homelab.node"] == "gpu1"
 
 
-def test_recovery_gives_containers_the_files_restart_policy_before_it_starts_them(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_recovery_gives_containers_the_files_restart_policy_before_it_starts_them(rollout_lab: RolloutLab) -> None:
     """Containers made while the file said nothing (a CPU node: unless-stopped) meet a file that now says "no"."""
     lab = rollout_lab
     plans = [EndpointPlan("one", "one.gguf", start_order=0), EndpointPlan("two", "two.gguf", start_order=1)]
@@ -242,6 +272,9 @@ def test_recovery_gives_containers_the_files_restart_policy_before_it_starts_the
         (f"update restart policy of {two}: unless-stopped -> no (running)", StepStatus.DONE),
     ]
     assert all(o.gate is not None and o.gate.healthy for o in outcomes)
-    assert {n: (s.status, s.restart_policy) for n, s in after.items() if s} == {one: ("running", "no"), two: ("running", "no")}
+    assert {n: (s.status, s.restart_policy) for n, s in after.items() if s} == {
+        one: ("running", "no"),
+        two: ("running", "no"),
+    }
     assert two_before is not None and after[two] is not None
     assert after[two].started_at == two_before.started_at  # updated in place: the running server was not restarted

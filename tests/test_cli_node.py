@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from homelab_app.cli import app
 from homelab.recovery.windows import WINDOWS_RESTART_DOCKER
+from homelab_app.cli import app
 from tests.inventory_cases import ROOT
 
 THREE_TIER = ROOT / "examples" / "three-tier.yaml"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from homelab_app.cli import app
 from homelab.errors import Problem
+from homelab_app.cli import app
 from tests.inventory_cases import BAD, EXAMPLES, HOSTILE, ROOT, hostile_file, read_expected
 
 # The installed entry point, not `python -m`: cli.py has no __main__ guard, and the

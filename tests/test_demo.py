@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 import pytest
 
+from homelab.health.probe import EndpointState
 from homelab.health.sweep import Prognosis
 from homelab.inventory import load_inventory
-from homelab.health.probe import EndpointState
 from tests.fixtures.net import free_port
 
 pytestmark = [pytest.mark.llama]
@@ -48,7 +48,9 @@ def _mentioning(needle: str) -> list[int]:
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes() + os.readlink(proc / "cwd").encode()
+            text = (
+                (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes() + os.readlink(proc / "cwd").encode()
+            )
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
@@ -73,7 +75,9 @@ def _demo_argv(folder: Path, port: int) -> list[str]:
 
 def _run_demo(folder: Path, port: int, env: dict[str, str]) -> DemoRun:
     started, begun = datetime.now(UTC), time.monotonic()
-    done = subprocess.run(_demo_argv(folder, port), env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
+    done = subprocess.run(
+        _demo_argv(folder, port), env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return DemoRun(started, time.monotonic() - begun, json.loads(done.stdout), done.stderr)
 
@@ -82,7 +86,9 @@ def _kill_demo_when(folder: Path, port: int, env: dict[str, str], progress: str)
     """Start the demo and SIGKILL it (no chance to clean up) once its progress shows `progress`."""
     stderr = folder.parent / "killed-demo.stderr"
     with stderr.open("w") as sink:
-        demo = subprocess.Popen(_demo_argv(folder, port), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sink)
+        demo = subprocess.Popen(
+            _demo_argv(folder, port), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sink
+        )
     try:
         deadline = time.monotonic() + DEMO_TIMEOUT_S
         while progress not in stderr.read_text() and demo.poll() is None and time.monotonic() < deadline:
@@ -95,7 +101,9 @@ def _kill_demo_when(folder: Path, port: int, env: dict[str, str], progress: str)
 
 
 def _stop(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(HOMELAB), "demo", "--stop", "--dir", str(folder)], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(HOMELAB), "demo", "--stop", "--dir", str(folder)], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +225,12 @@ def test_master_key_stays_secret(demo: tuple[Path, dict[str, Any], str]) -> None
     key_file = Path(summary["master_key_file"])
     assert key_file.stat().st_mode & 0o777 == 0o600
     key = key_file.read_text().strip()
-    assert httpx.get(f"{summary['gateway_url']}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
+    assert (
+        httpx.get(
+            f"{summary['gateway_url']}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        ).status_code
+        == 200
+    )
     assert key not in json.dumps(summary) and key not in progress
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -232,7 +245,9 @@ def test_master_key_stays_secret(demo: tuple[Path, dict[str, Any], str]) -> None
 def test_stop_leaves_nothing_running(demo: tuple[Path, dict[str, Any], str]) -> None:
     folder, summary, _ = demo
     assert _mentioning(str(folder)), "the demo's processes should run until stopped"
-    done = subprocess.run([str(HOMELAB), "demo", "--stop", "--dir", str(folder)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(HOMELAB), "demo", "--stop", "--dir", str(folder)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "stopped server" in done.stdout and "stopped worker" in done.stdout
     deadline = time.monotonic() + 10

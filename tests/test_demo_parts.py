@@ -79,7 +79,12 @@ def test_wake_refuses_what_it_cannot_wake(tmp_path: Path) -> None:
         wake_server(tmp_path, "desk")
 
 
-_RUN = {"id": "7c1", "name": "able-fox", "state": {"type": "COMPLETED", "name": "Completed"}, "created": "2026-01-01T00:00:00Z"}
+_RUN = {
+    "id": "7c1",
+    "name": "able-fox",
+    "state": {"type": "COMPLETED", "name": "Completed"},
+    "created": "2026-01-01T00:00:00Z",
+}
 _ANSWER = canned({"/api/flow_runs/7c1": json_route(_RUN)})
 
 

@@ -9,10 +9,10 @@ import paramiko
 import pytest
 
 from homelab.docker_ops.connect import SSHAccess, open_engine
-from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.errors import DockerOpError
 from homelab.inventory import Node
+from homelab.rollout.containers import roll_out_node
 from tests.docker_ssh import docker_only_key
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.net import LOOPBACK, free_port
@@ -52,7 +52,7 @@ def _docker_only_key(sshd: SSHServer, docker_engine: DockerEngine, root: Path) -
 
 @pytest.mark.docker
 @pytest.mark.llama
-def test_a_rollout_over_ssh(sshd: SSHServer, rollout_lab: RolloutLab, tmp_path: Path) -> None:  # noqa: F811
+def test_a_rollout_over_ssh(sshd: SSHServer, rollout_lab: RolloutLab, tmp_path: Path) -> None:
     lab = rollout_lab
     access = SSHAccess(known_hosts=sshd.known_hosts, key=_docker_only_key(sshd, lab.docker_engine, tmp_path))
     lab.write_model("model.gguf", seed=4)

@@ -20,7 +20,7 @@ from tests.fixtures.rollout import RolloutLab, rollout_lab  # noqa: F401 (fixtur
 pytestmark = pytest.mark.docker
 
 
-def test_a_gpu_node_container_as_the_engine_records_it(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_gpu_node_container_as_the_engine_records_it(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     node = Node.model_validate(
         {
@@ -71,7 +71,7 @@ def test_a_gpu_node_container_as_the_engine_records_it(rollout_lab: RolloutLab) 
     assert state.status == "created" and state.model_sha256 == "ab" * 32 and state.config == spec.config()
 
 
-def test_every_field_of_the_container_section_reaches_the_engine(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_every_field_of_the_container_section_reaches_the_engine(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     section: dict[str, Any] = {
         "image": lab.llama_image,

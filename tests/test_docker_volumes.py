@@ -20,7 +20,6 @@ from docker.models.containers import Container
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.plan import CopyModel, ReplaceContainer
-from homelab.rollout.containers import StepStatus, roll_out_node
 from homelab.docker_ops.sources import CopyProgress, ModelSource, hash_local_file, model_sources
 from homelab.docker_ops.volumes import (
     activate_model,
@@ -29,6 +28,7 @@ from homelab.docker_ops.volumes import (
     node_source_file,
     volume_files,
 )
+from homelab.rollout.containers import StepStatus, roll_out_node
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.docker
@@ -51,7 +51,7 @@ def put_model(engine: Engine, lab: RolloutLab, path: Path) -> str:
     return expected.sha256
 
 
-def test_a_copy_is_verified_reports_progress_and_lands_under_a_temporary_name(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_copy_is_verified_reports_progress_and_lands_under_a_temporary_name(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     path = lab.models_dir / "model.gguf"
     path.write_bytes(os.urandom(9 << 20))
@@ -70,7 +70,7 @@ def test_a_copy_is_verified_reports_progress_and_lands_under_a_temporary_name(ro
     assert [p.phase for p in seen][-2:] == ["verify", "verify"]
 
 
-def test_a_copy_from_a_path_on_the_node_is_verified(rollout_lab: RolloutLab, tmp_path: Path) -> None:  # noqa: F811
+def test_a_copy_from_a_path_on_the_node_is_verified(rollout_lab: RolloutLab, tmp_path: Path) -> None:
     lab = rollout_lab
     if not lab.docker_engine.base_url.startswith("unix://"):
         pytest.skip("the node's paths are this machine's only when the engine is local")
@@ -104,7 +104,7 @@ copy_into_volume(engine, args["volume"], ModelSource.model_validate(args["source
 """
 
 
-def test_a_copy_killed_half_way_leaves_the_old_model_intact(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_copy_killed_half_way_leaves_the_old_model_intact(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     old = lab.models_dir / "old.gguf"
     old.write_bytes(os.urandom(1 << 20))
@@ -165,7 +165,7 @@ def holding(lab: RolloutLab, volume: str) -> Iterator[Container]:
 
 
 @pytest.mark.llama
-def test_a_full_volume_is_a_clear_error_and_nothing_is_lost(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_full_volume_is_a_clear_error_and_nothing_is_lost(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     with closing(lab.client()) as client:
         client.volumes.create(

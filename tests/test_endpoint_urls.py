@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from homelab.errors import InventoryError, Problem
 from homelab.gateway.config import litellm_params
+from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings, load_inventory_with_notes
 from homelab.inventory.values import KNOWN_API_PATHS, split_api_path
-from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from tests.fixtures.fault_servers import FaultServer, Handler, canned, json_route
 from tests.fixtures.litellm_proxy import LiteLLMProxy
 from tests.fixtures.llama import LlamaServer
@@ -105,8 +105,12 @@ def test_splitting_any_text_ends_and_keeps_a_prefix(kind: str, url: str) -> None
 
 def test_the_gateway_adds_v1_once_to_an_endpoint_written_with_v1() -> None:
     endpoint = Endpoint.model_validate(
-        {"name": "coder", "kind": "llamacpp", "url": "http://mark-ii.home.arpa:3009/v1/", "models": [
-            {"name": "qwen2.5-coder", "alias": "coder"}]}
+        {
+            "name": "coder",
+            "kind": "llamacpp",
+            "url": "http://mark-ii.home.arpa:3009/v1/",
+            "models": [{"name": "qwen2.5-coder", "alias": "coder"}],
+        }
     )
 
     params = litellm_params(endpoint, endpoint.models[0])

@@ -53,7 +53,8 @@ def write_cluster(tmp_path: Path, ports: dict[str, dict[str, int]]) -> Path:
             "tier": "gpu" if node == "gpu" else "cpu",
             "host": "127.0.0.1",
             "endpoints": [
-                {"name": name, "kind": "llamacpp", "url": f"http://127.0.0.1:{port}"} for name, port in endpoints.items()
+                {"name": name, "kind": "llamacpp", "url": f"http://127.0.0.1:{port}"}
+                for name, port in endpoints.items()
             ],
         }
         for node, endpoints in ports.items()
@@ -84,7 +85,11 @@ async def task_states(flow_run_id: UUID, expected: set[str]) -> dict[str, tuple[
     async with get_client() as client:
         while True:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            states = {run.name: (run.state.type, run.state.message or "") for run in runs if run.state and run.state.is_final()}
+            states = {
+                run.name: (run.state.type, run.state.message or "")
+                for run in runs
+                if run.state and run.state.is_final()
+            }
             if expected <= states.keys() or time.monotonic() > deadline:
                 return states
             await asyncio.sleep(0.5)
@@ -106,7 +111,9 @@ async def events_of(flow_run_id: UUID, names: list[str], expected: int) -> list[
             await asyncio.sleep(0.5)
 
 
-async def test_a_down_node_fails_its_task_and_the_sweep_is_recorded(tmp_path: Path, endpoint_fleet: EndpointFleet) -> None:  # noqa: F811
+async def test_a_down_node_fails_its_task_and_the_sweep_is_recorded(
+    tmp_path: Path, endpoint_fleet: EndpointFleet
+) -> None:
     ports = {
         "gpu": {"coder": endpoint_fleet.start("ok"), "general": endpoint_fleet.start("slow")},
         "nas": {"small": endpoint_fleet.start("refused"), "hung": endpoint_fleet.start("blackhole")},
@@ -125,7 +132,12 @@ async def test_a_down_node_fails_its_task_and_the_sweep_is_recorded(tmp_path: Pa
     with open_history("sqlite:///history/sweeps.db", relative_to=tmp_path) as history:
         [sweep] = history.recent_sweeps(5)
         stored = {(r.node, r.endpoint): r.state.value for r in history.sweep_results(sweep.id)}
-    assert stored == {("gpu", "coder"): "UP", ("gpu", "general"): "SLOW", ("nas", "small"): "DOWN", ("nas", "hung"): "DOWN"}
+    assert stored == {
+        ("gpu", "coder"): "UP",
+        ("gpu", "general"): "SLOW",
+        ("nas", "small"): "DOWN",
+        ("nas", "hung"): "DOWN",
+    }
     assert sweep.prognosis == "DEGRADED"
 
     async with get_client() as client:
@@ -156,7 +168,7 @@ async def test_a_down_node_fails_its_task_and_the_sweep_is_recorded(tmp_path: Pa
     assert node_down.payload["sweep_id"] == sweep.id
 
 
-async def test_an_endpoint_that_comes_back_emits_recovered(tmp_path: Path, endpoint_fleet: EndpointFleet) -> None:  # noqa: F811
+async def test_an_endpoint_that_comes_back_emits_recovered(tmp_path: Path, endpoint_fleet: EndpointFleet) -> None:
     back_port = endpoint_fleet.start("refused")
     cluster = write_cluster(tmp_path, {"gpu": {"coder": endpoint_fleet.start("ok"), "general": back_port}})
     first_state, first_run = await run_sweep(cluster)
@@ -168,7 +180,9 @@ async def test_an_endpoint_that_comes_back_emits_recovered(tmp_path: Path, endpo
     first = await events_of(first_run, ["homelab.endpoint.down"], expected=1)
     second = await events_of(second_run, ["homelab.endpoint.recovered", "homelab.endpoint.down"], expected=1)
     assert [(e.event, e.resource.id) for e in first] == [("homelab.endpoint.down", "homelab.endpoint.gpu.general")]
-    assert [(e.event, e.resource.id) for e in second] == [("homelab.endpoint.recovered", "homelab.endpoint.gpu.general")]
+    assert [(e.event, e.resource.id) for e in second] == [
+        ("homelab.endpoint.recovered", "homelab.endpoint.gpu.general")
+    ]
     recovered = second[0]
     assert (recovered.resource["homelab.node"], recovered.resource["homelab.tier"]) == ("gpu", "gpu")
     assert (recovered.payload["previous"], recovered.payload["state"]) == ("DOWN", "UP")

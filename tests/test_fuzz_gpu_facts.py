@@ -21,16 +21,20 @@ FUZZ = settings(max_examples=300, deadline=1000, database=None)
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EXIT = st.integers(min_value=-255, max_value=65535)
 FIELD = st.one_of(
-    st.text(max_size=20), st.sampled_from(["[N/A]", "[Not Supported]", "inf", "nan", "-1", "1e308", "0x10", ""]),
-    st.integers(min_value=-(2**70), max_value=2**70).map(str), st.floats().map(str),
+    st.text(max_size=20),
+    st.sampled_from(["[N/A]", "[Not Supported]", "inf", "nan", "-1", "1e308", "0x10", ""]),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats().map(str),
 )
 LINE = st.lists(FIELD, min_size=1, max_size=7).map(", ".join)
 CSV = st.lists(LINE, max_size=8).map("\n".join)
-NOT_FOUND = st.sampled_from([
-    "'nvidia-smi' is not recognized as an internal or external command,\r\noperable program or batch file.",
-    "nvidia-smi : The term 'nvidia-smi' is not recognized as the name of a cmdlet, function, script file",
-    "bash: line 1: nvidia-smi: command not found",
-])
+NOT_FOUND = st.sampled_from(
+    [
+        "'nvidia-smi' is not recognized as an internal or external command,\r\noperable program or batch file.",
+        "nvidia-smi : The term 'nvidia-smi' is not recognized as the name of a cmdlet, function, script file",
+        "bash: line 1: nvidia-smi: command not found",
+    ]
+)
 
 
 @FUZZ

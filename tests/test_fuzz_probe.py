@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
-from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from tests.bounded import capped
 from tests.fixtures.fault_servers import FaultServer, Route, http_response
 from tests.fixtures.net import LOOPBACK

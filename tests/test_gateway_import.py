@@ -167,7 +167,6 @@ def test_long_names_that_collide_are_cut_to_fit_the_cluster_file() -> None:
     assert [n.name for n in inv.nodes][1:] == ["h" * 63, "h" * 61 + "-2"]
 
 
-
 def test_a_value_the_cluster_file_refuses_is_named_by_the_entry_it_came_from() -> None:
     over_long_label = "h" * 64
     data = {
@@ -195,6 +194,7 @@ def test_ten_thousand_entries_wanting_one_alias_import_in_linear_time() -> None:
     aliases = [m.alias for _, e in inv.endpoints() for m in e.models]
     assert aliases[:3] == ["chat", "chat-2", "chat-3"] and len(set(aliases)) == 10_000
 
+
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
 
 
@@ -210,9 +210,7 @@ _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
                 ),
                 "litellm_params": st.fixed_dictionaries(
                     {
-                        "model": st.builds(
-                            "{}/{}".format, st.sampled_from(["ollama", "ollama_chat", "openai"]), _TEXT
-                        ),
+                        "model": st.builds("{}/{}".format, st.sampled_from(["ollama", "ollama_chat", "openai"]), _TEXT),
                         "api_base": st.builds(
                             "http://{}:{}".format,
                             st.one_of(_TEXT, st.from_regex(r"[a-z0-9.-]{1,80}", fullmatch=True)),

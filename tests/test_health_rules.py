@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from homelab.health.probe import EndpointState, ProbeResult, Reason
 from homelab.health.sweep import Prognosis, classify_cluster, classify_tiers
 from homelab.inventory import Inventory, load_inventory
-from homelab.health.probe import EndpointState, ProbeResult, Reason
 
 CASES_DIR = Path(__file__).parent / "cases" / "health"
 CASES = [json.loads(line) for line in (CASES_DIR / "rules.jsonl").read_text().splitlines() if line.strip()]
@@ -48,9 +48,7 @@ def _results(inv: Inventory, case: dict[str, Any]) -> list[ProbeResult]:
     known = {f"{n.name}/{e.name}" for n, e in inv.endpoints()}
     unknown = set(case["endpoints"]) - known
     assert not unknown, f"case {case['id']} names endpoints the inventory lacks: {sorted(unknown)}"
-    return [
-        _result(inv, n.name, e.name, case["endpoints"].get(f"{n.name}/{e.name}", "UP")) for n, e in inv.endpoints()
-    ]
+    return [_result(inv, n.name, e.name, case["endpoints"].get(f"{n.name}/{e.name}", "UP")) for n, e in inv.endpoints()]
 
 
 def test_case_ids_are_unique() -> None:

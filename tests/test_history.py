@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from homelab.vram.gpu_facts import GpuFact, GpuReading, GpuStatus, gpu_samples
+from homelab.health.probe import EndpointState, LoadedModel, ProbeResult, Reason
 from homelab.health.sweep import ClusterHealth, Prognosis, SweepReport
 from homelab.history import (
     SCHEMA_VERSION,
@@ -24,7 +24,7 @@ from homelab.history import (
     open_history,
 )
 from homelab.inventory import EndpointKind
-from homelab.health.probe import EndpointState, LoadedModel, ProbeResult, Reason
+from homelab.vram.gpu_facts import GpuFact, GpuReading, GpuStatus, gpu_samples
 from homelab.vram.sampling import model_samples
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -81,7 +81,10 @@ def test_latest_states_are_the_newest_sweep_per_endpoint(tmp_path: Path) -> None
         history.record_sweep(report([result("gpu", "a", at=later), result("gpu", "b", at=later)], at=later))
         states = history.latest_states()
         newest_first = [s.started_at for s in history.recent_sweeps(1)]
-    assert {key: r.state for key, r in states.items()} == {("gpu", "a"): EndpointState.UP, ("gpu", "b"): EndpointState.UP}
+    assert {key: r.state for key, r in states.items()} == {
+        ("gpu", "a"): EndpointState.UP,
+        ("gpu", "b"): EndpointState.UP,
+    }
     assert newest_first == [later]
 
 
@@ -160,7 +163,9 @@ def test_reopening_keeps_history_and_a_newer_schema_is_refused(tmp_path: Path) -
     db = sqlite3.connect(tmp_path / "h.db")
     db.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION + 1, T0.isoformat()))
     db.commit()
-    with pytest.raises(HistoryError, match=f"schema version {SCHEMA_VERSION + 1}, newer than this code's {SCHEMA_VERSION}"):
+    with pytest.raises(
+        HistoryError, match=f"schema version {SCHEMA_VERSION + 1}, newer than this code's {SCHEMA_VERSION}"
+    ):
         open_history(url)
 
 
@@ -216,9 +221,8 @@ def test_a_locked_database_is_a_clear_error_and_loses_nothing(tmp_path: Path) ->
     locker = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
     try:
-        with pytest.raises(HistoryError, match="locked"):
-            with open_history(url, busy_timeout_s=0.2) as history:
-                history.record_sweep(report([result("a", "x")], at=T0 + timedelta(minutes=1)))
+        with pytest.raises(HistoryError, match="locked"), open_history(url, busy_timeout_s=0.2) as history:
+            history.record_sweep(report([result("a", "x")], at=T0 + timedelta(minutes=1)))
     finally:
         locker.execute("ROLLBACK")
         locker.close()

@@ -14,14 +14,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from homelab.history import SCHEMA_VERSION, HistoryError, open_history
 from homelab.health.probe import EndpointState
+from homelab.history import SCHEMA_VERSION, HistoryError, open_history
 from tests.fixtures.net import free_port
 from tests.fixtures.postgres import PostgresServer
 from tests.test_history import T0, big_report, report, result
 
 
-def test_round_trip_latest_states_and_aware_times(postgres_url: Callable[[str], str]) -> None:  # noqa: F811
+def test_round_trip_latest_states_and_aware_times(postgres_url: Callable[[str], str]) -> None:
     with open_history(postgres_url("roundtrip")) as history:
         first = report([result("gpu", "a", EndpointState.DOWN), result("gpu", "b")])
         sweep_id = history.record_sweep(first)
@@ -34,7 +34,7 @@ def test_round_trip_latest_states_and_aware_times(postgres_url: Callable[[str], 
     assert newest.started_at == later and newest.started_at.tzinfo is not None
 
 
-def test_failing_sweep_leaves_no_trace_and_bulk_insert(postgres_url: Callable[[str], str]) -> None:  # noqa: F811
+def test_failing_sweep_leaves_no_trace_and_bulk_insert(postgres_url: Callable[[str], str]) -> None:
     statements: list[tuple[str, bool]] = []
     with open_history(postgres_url("atomic")) as history:
         kept = history.record_sweep(big_report(20))
@@ -53,8 +53,8 @@ def test_failing_sweep_leaves_no_trace_and_bulk_insert(postgres_url: Callable[[s
 
 
 def test_newer_schema_refused_and_gone_server_is_history_error(
-    postgres_url: Callable[[str], str],  # noqa: F811
-    postgres_server: PostgresServer,  # noqa: F811
+    postgres_url: Callable[[str], str],
+    postgres_server: PostgresServer,
 ) -> None:
     url = postgres_url("versions")
     with open_history(url) as history:

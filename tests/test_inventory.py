@@ -126,12 +126,8 @@ def test_three_tier_example() -> None:
 def test_probe_settings_merge_endpoint_overrides_into_defaults() -> None:
     inv = load_inventory(ROOT / "examples/three-tier.yaml")
 
-    assert inv.probe_settings(_endpoint(inv, "mark-i", "ollama")) == ProbeSettings(
-        connect_s=2, total_s=8, slow_ms=2000
-    )
-    assert inv.probe_settings(_endpoint(inv, "nas", "ollama")) == ProbeSettings(
-        connect_s=2, total_s=10, slow_ms=5000
-    )
+    assert inv.probe_settings(_endpoint(inv, "mark-i", "ollama")) == ProbeSettings(connect_s=2, total_s=8, slow_ms=2000)
+    assert inv.probe_settings(_endpoint(inv, "nas", "ollama")) == ProbeSettings(connect_s=2, total_s=10, slow_ms=5000)
     assert inv.probe_settings(_endpoint(inv, "mark-ii", "coder")) is inv.defaults.probe
 
 

@@ -28,8 +28,22 @@ from tests.stack_util import HOMELAB, UP_TIMEOUT_S, cluster_file
 # Variables by which Prefect 3.9 detects CI and then keeps its SDK analytics quiet by itself
 # (prefect/_internal/analytics/ci_detection.py:9); the test's user has none of them.
 _CI_VARIABLES = (
-    "CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "CIRCLECI", "BUILDKITE", "TF_BUILD",
-    "CODEBUILD_BUILD_ID", "BITBUCKET_COMMIT", "TEAMCITY_VERSION", "DRONE", "SEMAPHORE", "APPVEYOR", "BUDDY", "CI_NAME",
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "JENKINS_URL",
+    "TRAVIS",
+    "CIRCLECI",
+    "BUILDKITE",
+    "TF_BUILD",
+    "CODEBUILD_BUILD_ID",
+    "BITBUCKET_COMMIT",
+    "TEAMCITY_VERSION",
+    "DRONE",
+    "SEMAPHORE",
+    "APPVEYOR",
+    "BUDDY",
+    "CI_NAME",
 )
 _MAY_LOOK_UP = {"localhost"}
 _RECOVER_TIMEOUT_S = 300
@@ -64,7 +78,10 @@ def test_recover_looks_up_nothing_and_keeps_prefect_in_homelab_state(tmp_path: P
     home = _home(tmp_path)
     cluster = cluster_file(tmp_path, ["alpha"])
     done = netns.run(
-        [str(HOMELAB), "recover", "alpha", "-i", str(cluster)], _user_env(home), tmp_path, _RECOVER_TIMEOUT_S,
+        [str(HOMELAB), "recover", "alpha", "-i", str(cluster)],
+        _user_env(home),
+        tmp_path,
+        _RECOVER_TIMEOUT_S,
         terminal=True,
     )
     # The node serves nothing and the file gives no way to recover it: the flow ran, and failed.
@@ -83,7 +100,10 @@ def test_up_and_down_look_up_nothing_and_keep_prefect_in_the_state_dir(tmp_path:
     state = tmp_path / "state"
     try:
         up = netns.run(
-            [str(HOMELAB), "up", "--port", str(free_port()), "--state-dir", str(state)], env, tmp_path, UP_TIMEOUT_S,
+            [str(HOMELAB), "up", "--port", str(free_port()), "--state-dir", str(state)],
+            env,
+            tmp_path,
+            UP_TIMEOUT_S,
             terminal=True,
         )
         assert up.returncode == 0, up.stderr[-4000:]

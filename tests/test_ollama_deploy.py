@@ -20,8 +20,8 @@ from homelab.inventory import Inventory
 from homelab.ollama import OllamaAPI, OllamaRolloutReport, desired_ollama, ollama_sources
 from homelab.ollama.apply import ApiRunner, apply
 from homelab.rollout.ollama import ollama_apis, plan_ollama_node, roll_out_ollama_node
-from homelab_app.ollama_standin import ModelSpec, StandInOptions
 from homelab.vram.node_plan import plan_node_vram
+from homelab_app.ollama_standin import ModelSpec, StandInOptions
 from tests.fixtures.fault_servers import FaultServer, Handler
 from tests.fixtures.net import LOOPBACK, wait_until
 from tests.fixtures.ollama import StandInServer
@@ -79,7 +79,8 @@ def cutting_proxy(upstream: int, cut_after: int, cutting: threading.Event) -> Ha
 
 
 def test_an_upload_cut_halfway_creates_nothing_and_the_next_run_redoes_it(
-    ollama_lab: OllamaLab, fault_server: Callable[[Handler], FaultServer]  # noqa: F811
+    ollama_lab: OllamaLab,
+    fault_server: Callable[[Handler], FaultServer],
 ) -> None:
     lab = ollama_lab
     model = lab.write_model("alpha.gguf", seed=1)
@@ -93,7 +94,9 @@ def test_an_upload_cut_halfway_creates_nothing_and_the_next_run_redoes_it(
     cut = roll_out(lab, cluster)
 
     assert not cut.ok and cut.failure is not None
-    assert cut.failure.startswith("upload alpha.gguf (0.5 MiB) to ollama: not on the node: box/ollama: upload alpha.gguf:")
+    assert cut.failure.startswith(
+        "upload alpha.gguf (0.5 MiB) to ollama: not on the node: box/ollama: upload alpha.gguf:"
+    )
     assert [o.status for o in cut.outcomes] == [StepStatus.FAILED, StepStatus.NOT_RUN, StepStatus.NOT_RUN]
     assert server.standin.created == [] and "alpha:latest" not in server.standin.models
     wait_until(lambda: bool(server.standin.uploads), 10, "the stand-in noticing the cut")
@@ -109,13 +112,15 @@ def test_an_upload_cut_halfway_creates_nothing_and_the_next_run_redoes_it(
     assert server.standin.uploads[-1].status == 201 and server.standin.created == ["alpha:latest"]
 
 
-def test_a_file_changed_after_planning_is_a_digest_mismatch_naming_it(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_a_file_changed_after_planning_is_a_digest_mismatch_naming_it(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     model = lab.write_model("alpha.gguf", seed=1)
     server = lab.standin("box")
     inv = lab.inventory(lab.write_cluster({"box": [ALPHA]}))
     node = inv.nodes[0]
-    desired = desired_ollama(node, ollama_sources(node, lab.models_dir), plan_node_vram(inv, node, models_dir=lab.models_dir))
+    desired = desired_ollama(
+        node, ollama_sources(node, lab.models_dir), plan_node_vram(inv, node, models_dir=lab.models_dir)
+    )
     with ollama_apis(node, TEST_SETTINGS) as apis:
         plan = plan_ollama_node(apis, desired)
         lab.write_model("alpha.gguf", seed=99)  # replaced between planning and uploading
@@ -130,7 +135,7 @@ def test_a_file_changed_after_planning_is_a_digest_mismatch_naming_it(ollama_lab
     assert server.standin.blobs.has(f"sha256:{hashlib.sha256(model.read_bytes()).hexdigest()}")
 
 
-def test_an_upload_is_streamed_in_chunks_with_progress(ollama_lab: OllamaLab, tmp_path: Path) -> None:  # noqa: F811
+def test_an_upload_is_streamed_in_chunks_with_progress(ollama_lab: OllamaLab, tmp_path: Path) -> None:
     server = ollama_lab.standin("box")
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(range(256)) * (9 * 4096))  # 9 MiB: three reads of 4 MiB at most
@@ -147,7 +152,7 @@ def test_an_upload_is_streamed_in_chunks_with_progress(ollama_lab: OllamaLab, tm
     assert server.standin.blobs.has(digest)
 
 
-def test_a_pulled_model_is_made_with_the_planned_parameters(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_a_pulled_model_is_made_with_the_planned_parameters(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     registry = (ModelSpec(name="qwen2.5:0.5b", size=400_000_000, family="qwen2", parameter_size="494.03M"),)
     server = lab.standin("box", StandInOptions(registry=registry))
@@ -165,7 +170,7 @@ def test_a_pulled_model_is_made_with_the_planned_parameters(ollama_lab: OllamaLa
     assert roll_out(lab, cluster, prune=True).plan.empty, "the pulled tag it is made from stays"
 
 
-def test_a_node_without_gpus_runs_its_models_on_the_cpu(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_a_node_without_gpus_runs_its_models_on_the_cpu(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     server = lab.standin("nas")
@@ -181,7 +186,7 @@ def test_a_node_without_gpus_runs_its_models_on_the_cpu(ollama_lab: OllamaLab) -
     assert (check.size_vram, check.planned_gpu_bytes, check.matches) == (0, 0, True)
 
 
-def test_models_the_inventory_names_are_never_unloaded_or_deleted(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_models_the_inventory_names_are_never_unloaded_or_deleted(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     hand_pulled = ModelSpec(name="llava:13b", size=1000)
@@ -204,7 +209,7 @@ def test_models_the_inventory_names_are_never_unloaded_or_deleted(ollama_lab: Ol
     assert set(server.standin.resident()) == {"alpha:latest", "llava:13b"}
 
 
-def test_an_inventory_without_deploy_sections_plans_nothing_for_ollama(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_an_inventory_without_deploy_sections_plans_nothing_for_ollama(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.standin("box")
     inv: Inventory = lab.inventory(lab.write_cluster({"box": [{"name": "llava:13b", "alias": "vision"}]}))

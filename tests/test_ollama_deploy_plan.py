@@ -41,7 +41,9 @@ def _desired(row: dict[str, Any]) -> OllamaDesired:
         for m in row["models"]
     ]  # fmt: skip
     listed = [m.name for m in models] + row.get("listed", [])
-    return OllamaDesired(node="box", endpoints=[EndpointDesired(endpoint="ollama", url=URL, models=models, listed=listed)])
+    return OllamaDesired(
+        node="box", endpoints=[EndpointDesired(endpoint="ollama", url=URL, models=models, listed=listed)]
+    )
 
 
 def _shown(s: dict[str, Any]) -> ShownModel:

@@ -25,10 +25,12 @@ BETA = deployed("beta:q8", "b", "beta.gguf", num_ctx=1024)
 
 def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "HOMELAB_INVENTORY"} | {"COLUMNS": "250", "NO_COLOR": "1"}
-    return subprocess.run([str(HOMELAB), *map(str, args)], capture_output=True, text=True, timeout=120, env=env, check=False)
+    return subprocess.run(
+        [str(HOMELAB), *map(str, args)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
-def test_dry_run_json_then_a_rollout_then_nothing_to_do(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_dry_run_json_then_a_rollout_then_nothing_to_do(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     lab.write_model("beta.gguf", seed=2)
@@ -70,7 +72,7 @@ def test_dry_run_json_then_a_rollout_then_nothing_to_do(ollama_lab: OllamaLab) -
     assert [u.status for u in server.standin.uploads] == [201, 201]
 
 
-def test_bad_input_is_exit_2_without_a_traceback(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_bad_input_is_exit_2_without_a_traceback(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     lab.standin("box")
@@ -87,7 +89,7 @@ def test_bad_input_is_exit_2_without_a_traceback(ollama_lab: OllamaLab) -> None:
     assert "Traceback" not in no_folder.stderr + missing.stderr
 
 
-def test_an_endpoint_that_does_not_answer_is_exit_1_naming_it(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_an_endpoint_that_does_not_answer_is_exit_1_naming_it(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     lab.standin("box")
@@ -114,7 +116,8 @@ def _kinds(report: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("version", ["0.33.0", "0.12.11"])
 def test_a_second_rollout_creates_and_uploads_nothing_also_after_a_restart(
-    ollama_lab: OllamaLab, version: str  # noqa: F811
+    ollama_lab: OllamaLab,
+    version: str,
 ) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
@@ -144,7 +147,7 @@ def test_a_second_rollout_creates_and_uploads_nothing_also_after_a_restart(
     assert shown.returncode == 0 and "✓ alpha:latest on ollama: size_vram" in shown.stdout and verdict in shown.stdout
 
 
-def test_an_embedding_model_deploys_and_is_preloaded_through_embed(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_an_embedding_model_deploys_and_is_preloaded_through_embed(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("embed.gguf", seed=3, embedding=True)
     server = lab.standin("box")
@@ -160,7 +163,7 @@ def test_an_embedding_model_deploys_and_is_preloaded_through_embed(ollama_lab: O
     assert server.standin.sessions["embedder:latest"] == 1800
 
 
-def test_keep_alive_without_a_unit_is_exit_2_with_its_line(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_keep_alive_without_a_unit_is_exit_2_with_its_line(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     server = lab.standin("box")

@@ -12,9 +12,9 @@ from prefect.states import State
 
 from flows.rollout import rollout
 from homelab.docker_ops.apply import StepStatus
-from homelab_app.ollama_standin import StandInOptions
 from homelab.rollout.node import NodeRolloutReport
 from homelab.vram.node_plan import plan_node_vram
+from homelab_app.ollama_standin import StandInOptions
 from tasks.ollama import OLLAMA_ARTIFACT_KEY
 from tests.fixtures.ollama_lab import TEST_SETTINGS, OllamaLab, deployed, ollama_lab  # noqa: F401 (fixture)
 
@@ -45,10 +45,12 @@ def shown_parameters(url: str, model: str) -> dict[str, str]:
 
 
 def blob_posts(lab: OllamaLab, node: str = "box") -> int:
-    return sum(1 for method, path in lab.standins[node].standin.requests if (method, path[:11]) == ("POST", "/api/blobs/"))
+    return sum(
+        1 for method, path in lab.standins[node].standin.requests if (method, path[:11]) == ("POST", "/api/blobs/")
+    )
 
 
-def test_two_models_deployed_once_preloaded_one_at_a_time_then_one_removed_is_unloaded(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_two_models_deployed_once_preloaded_one_at_a_time_then_one_removed_is_unloaded(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     lab.write_model("beta.gguf", seed=2, n_layer=3)
@@ -104,11 +106,13 @@ def test_two_models_deployed_once_preloaded_one_at_a_time_then_one_removed_is_un
     pruned = run(lab, lab.write_cluster({"box": [ALPHA]}), prune=True)
 
     assert pruned.is_completed(), pruned.message
-    assert [s.summary() for s in pruned.result().ollama.plan.steps] == ["delete beta:q8 on ollama: not in the inventory"]
+    assert [s.summary() for s in pruned.result().ollama.plan.steps] == [
+        "delete beta:q8 on ollama: not in the inventory"
+    ]
     assert list(server.standin.models) == ["alpha:latest"]
 
 
-def test_a_changed_parameter_re_creates_and_reloads_only_that_model(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_a_changed_parameter_re_creates_and_reloads_only_that_model(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     lab.write_model("beta.gguf", seed=2)
@@ -128,7 +132,7 @@ def test_a_changed_parameter_re_creates_and_reloads_only_that_model(ollama_lab: 
 
 
 def test_a_node_answering_500_on_create_stops_with_the_reason_and_the_other_node_is_untouched(
-    ollama_lab: OllamaLab,  # noqa: F811
+    ollama_lab: OllamaLab,
 ) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
@@ -157,7 +161,7 @@ def test_a_node_answering_500_on_create_stops_with_the_reason_and_the_other_node
     assert healthy.standin.created == ["alpha:latest", "beta:q8"]
 
 
-def test_a_dry_run_lists_uploads_creates_and_preloads_and_changes_nothing(ollama_lab: OllamaLab) -> None:  # noqa: F811
+def test_a_dry_run_lists_uploads_creates_and_preloads_and_changes_nothing(ollama_lab: OllamaLab) -> None:
     lab = ollama_lab
     lab.write_model("alpha.gguf", seed=1)
     server = lab.standin("box")

@@ -15,16 +15,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from homelab_app.ollama_standin import DEFAULT_MODELS, ModelSpec, StandInOptions, parse_keep_alive
 from homelab.tiny_gguf import write_tiny_llama
+from homelab_app.ollama_standin import DEFAULT_MODELS, ModelSpec, StandInOptions, parse_keep_alive
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_http
 from tests.fixtures.ollama import StandInServer
 
 StartStandIn = Callable[..., StandInServer]
 
 TINY = ModelSpec(
-    name="tiny", size=2_000_000_000, family="qwen2", parameter_size="1.5B", quantization_level="Q8_0",
-    context_length=8192, size_vram=1_500_000_000,
+    name="tiny",
+    size=2_000_000_000,
+    family="qwen2",
+    parameter_size="1.5B",
+    quantization_level="Q8_0",
+    context_length=8192,
+    size_vram=1_500_000_000,
 )
 
 
@@ -75,11 +80,17 @@ def test_empty_generate_loads_and_keep_alive_zero_unloads(standin: StandInServer
     assert _get(standin, "/api/ps").json() == {"models": []}
     loaded = _post(standin, "/api/generate", {"model": "tiny"}).json()
     assert (loaded["model"], loaded["response"], loaded["done"], loaded["done_reason"]) == (
-        "tiny:latest", "", True, "load",
+        "tiny:latest",
+        "",
+        True,
+        "load",
     )
     (entry,) = _get(standin, "/api/ps").json()["models"]
     assert (entry["name"], entry["size"], entry["size_vram"], entry["context_length"]) == (
-        "tiny:latest", 2_000_000_000, 1_500_000_000, 8192,
+        "tiny:latest",
+        2_000_000_000,
+        1_500_000_000,
+        8192,
     )
     assert timedelta(minutes=4) < _expires_at(entry) - datetime.now(UTC) <= timedelta(minutes=5)
     unloaded = _post(standin, "/api/generate", {"model": "tiny", "keep_alive": 0}).json()
@@ -170,7 +181,8 @@ def test_module_cli_serves_the_models_it_is_given(tmp_path: Path) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "homelab_app.ollama_standin", "--port", str(port), "--models", str(models)],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab_app.ollama_standin", log)
@@ -271,7 +283,7 @@ def test_create_from_a_gguf_streams_progress_and_show_reports_what_it_was_made_w
     layer = server.standin.models["made:latest"].blob
     # 0.30+ rewrites the GGUF into a new layer (server/create.go:765 at v0.33.0-rc2); 0.12 keeps it.
     assert (layer == digest) is (version == "0.12.11")
-    assert server.standin.blobs.has(layer) and f"creating new layer {layer}" in statuses or version == "0.12.11"
+    assert (server.standin.blobs.has(layer) and f"creating new layer {layer}" in statuses) or version == "0.12.11"
     assert f"FROM /stand-in/blobs/sha256-{layer.removeprefix('sha256:')}" in shown["modelfile"]
     assert "PARAMETER num_ctx 1024" in shown["modelfile"]
     assert (shown["details"]["family"], shown["model_info"]["llama.block_count"]) == ("llama", 2)
@@ -420,7 +432,8 @@ def test_module_cli_fault_flag_fails_create(tmp_path: Path) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "homelab_app.ollama_standin", "--port", str(port), "--fail-create", "no space left"],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_http(f"http://{LOOPBACK}:{port}/api/version", 30, "python -m homelab_app.ollama_standin", log)

@@ -27,10 +27,10 @@ import pytest
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
-from homelab_app.ollama_standin import StandInOptions
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram.metadata import read_gguf
 from homelab.vram.served import fetch_ollama_shape
+from homelab_app.ollama_standin import StandInOptions
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_http
 from tests.fixtures.ollama import StandInServer
 
@@ -121,7 +121,15 @@ async def test_a_created_model_is_sized_from_show_as_from_its_file(
 def test_the_command_plays_the_version_asked_and_refuses_one_it_does_not_model(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "standin.log"
-    command = [sys.executable, "-m", "homelab_app.ollama_standin", "--port", str(port), "--models-dir", str(tmp_path / "m")]
+    command = [
+        sys.executable,
+        "-m",
+        "homelab_app.ollama_standin",
+        "--port",
+        str(port),
+        "--models-dir",
+        str(tmp_path / "m"),
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen([*command, "--ollama-version", "0.12.11"], stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, Reason, probe_endpoint
 from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
-from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, Reason, probe_endpoint
 from tests.fixtures.fault_servers import (
     FaultServer,
     Handler,
@@ -107,7 +107,10 @@ FAULTS = {
         "invalid JSON",
     ),
     "json-without-model-list": Fault(
-        EndpointKind.OPENAI, canned({"/v1/models": json_route({"ok": True})}), EndpointState.DOWN, Reason.BAD_BODY,
+        EndpointKind.OPENAI,
+        canned({"/v1/models": json_route({"ok": True})}),
+        EndpointState.DOWN,
+        Reason.BAD_BODY,
         "'data'",
     ),
     "wrong-content-type": Fault(
@@ -125,7 +128,10 @@ FAULTS = {
         "redirects to /v1/models",
     ),
     "http-500": Fault(
-        EndpointKind.OLLAMA, canned({}, Route(500, b"oops", "text/plain")), EndpointState.DOWN, Reason.HTTP_STATUS,
+        EndpointKind.OLLAMA,
+        canned({}, Route(500, b"oops", "text/plain")),
+        EndpointState.DOWN,
+        Reason.HTTP_STATUS,
         "HTTP 500",
     ),
     "llama-loading": Fault(
@@ -136,8 +142,11 @@ FAULTS = {
         "loading",
     ),
     "llama-health-not-ok": Fault(
-        EndpointKind.LLAMACPP, canned({"/health": json_route({"status": "error"})}), EndpointState.DOWN,
-        Reason.BAD_BODY, "status",
+        EndpointKind.LLAMACPP,
+        canned({"/health": json_route({"status": "error"})}),
+        EndpointState.DOWN,
+        Reason.BAD_BODY,
+        "status",
     ),
     "connection-reset": Fault(EndpointKind.OLLAMA, reset, EndpointState.DOWN, Reason.RESET, "2 attempts"),
     "hang-up-after-accept": Fault(EndpointKind.LITELLM, hang_up, EndpointState.DOWN, Reason.RESET, "2 attempts"),

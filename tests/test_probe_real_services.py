@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from homelab.health.sweep import Prognosis, TierState, open_probe_client, sweep
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, ProbeSettings
-from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
 from tests.fixtures.litellm_proxy import LiteLLMProxy
 from tests.fixtures.llama import LlamaServer
 from tests.fixtures.net import LOOPBACK
@@ -85,8 +85,12 @@ async def test_sweep_over_real_services_is_operational(
                     "tier": "gpu",
                     "host": LOOPBACK,
                     "endpoints": [
-                        {"name": "ollama", "kind": "ollama", "url": ollama_standin.url,
-                         "models": [{"name": "qwen2.5:0.5b", "alias": "chat"}]},
+                        {
+                            "name": "ollama",
+                            "kind": "ollama",
+                            "url": ollama_standin.url,
+                            "models": [{"name": "qwen2.5:0.5b", "alias": "chat"}],
+                        },
                         {"name": "gateway", "kind": "litellm", "url": litellm_proxy.url},
                     ],
                 },
@@ -95,8 +99,12 @@ async def test_sweep_over_real_services_is_operational(
                     "tier": "cpu",
                     "host": LOOPBACK,
                     "endpoints": [
-                        {"name": "coder", "kind": "llamacpp", "url": coder.url,
-                         "models": [{"name": "sweep-coder", "alias": "coder"}]},
+                        {
+                            "name": "coder",
+                            "kind": "llamacpp",
+                            "url": coder.url,
+                            "models": [{"name": "sweep-coder", "alias": "coder"}],
+                        },
                     ],
                 },
             ],

@@ -26,17 +26,31 @@ WOL = Wake(mac="aa:bb:cc:dd:ee:ff", broadcast="127.0.0.1")
 PLAIN = Node(name="gpu2", tier="t", host="127.0.0.1", ssh=SSH)
 WAKEABLE = Node(name="gpu2", tier="t", host="127.0.0.1", ssh=SSH, wake=WOL)
 WINDOWS = Node(
-    name="mark-ii", tier="t", host="127.0.0.1", os="windows", ssh=SSH,
+    name="mark-ii",
+    tier="t",
+    host="127.0.0.1",
+    os="windows",
+    ssh=SSH,
     wake=Wake(command="xfreerdp /v:127.0.0.1 /u:ops /from-stdin", command_secret="rdp", detach=True),
 )
 # Nothing to log into, nothing in containers: waking is all there is.
 NATIVE = Node(
-    name="nas", tier="t", host="127.0.0.1", wake=Wake(command="/bin/true"),
+    name="nas",
+    tier="t",
+    host="127.0.0.1",
+    wake=Wake(command="/bin/true"),
     endpoints=[Endpoint(name="llm", kind="llamacpp", url="http://127.0.0.1:9")],
 )
 CONTAINED = Node(
-    name="gpu3", tier="t", host="127.0.0.1", wake=WOL,
-    endpoints=[Endpoint(name="llm", kind="llamacpp", url="http://127.0.0.1:9", container=Container(image="i", model_file="m.gguf"))],
+    name="gpu3",
+    tier="t",
+    host="127.0.0.1",
+    wake=WOL,
+    endpoints=[
+        Endpoint(
+            name="llm", kind="llamacpp", url="http://127.0.0.1:9", container=Container(image="i", model_file="m.gguf")
+        )
+    ],
 )
 
 
@@ -52,7 +66,13 @@ CONTAINED = Node(
             None,
             "SSH works but the Docker engine does not answer \\(refused\\)",
         ),
-        (PLAIN, NodeFacts(serving=False, docker_error="x", ssh_error="timed out"), [], Outcome.FAILED, "no wake settings"),
+        (
+            PLAIN,
+            NodeFacts(serving=False, docker_error="x", ssh_error="timed out"),
+            [],
+            Outcome.FAILED,
+            "no wake settings",
+        ),
         (
             WAKEABLE,
             NodeFacts(serving=False, docker_error="x", ssh_error="timed out"),
@@ -64,7 +84,13 @@ CONTAINED = Node(
         (WAKEABLE, NodeFacts(serving=False, ssh_error="refused"), [Action.RESTART_CONTAINERS], None, "engine answers"),
         (NATIVE, NodeFacts(serving=False), [Action.WAKE, Action.WAIT_SERVING], None, "no SSH and no containers"),
         (NATIVE, NodeFacts(serving=True), [], Outcome.FLAP, "flap"),
-        (NATIVE.model_copy(update={"wake": None}), NodeFacts(serving=False), [], Outcome.FAILED, "no wake settings; it needs hands"),
+        (
+            NATIVE.model_copy(update={"wake": None}),
+            NodeFacts(serving=False),
+            [],
+            Outcome.FAILED,
+            "no wake settings; it needs hands",
+        ),
         # Containers to start: the engine ladder, whatever the SSH settings.
         (CONTAINED, NodeFacts(serving=False), [Action.RESTART_CONTAINERS], None, "engine answers"),
         # The restart was tried in this run and failed: the wake action is the next rung.
@@ -90,7 +116,13 @@ CONTAINED = Node(
             "engine restart failed \\(exit 1\\) and the node has no wake settings; it needs hands",
         ),
         # The engine came up late after all: its containers, no wake.
-        (WAKEABLE, NodeFacts(serving=False, restart_failed="exit 1"), [Action.RESTART_CONTAINERS], None, "engine answers"),
+        (
+            WAKEABLE,
+            NodeFacts(serving=False, restart_failed="exit 1"),
+            [Action.RESTART_CONTAINERS],
+            None,
+            "engine answers",
+        ),
         # SSH died too: the full wake ladder, SSH waited for.
         (
             WAKEABLE,
@@ -100,9 +132,23 @@ CONTAINED = Node(
             "SSH is dead",
         ),
     ],
-    ids=["flap", "containers", "engine", "dead-no-wake", "dead-wake", "sshd-only", "native", "native-flap",
-         "native-no-wake", "contained-no-ssh", "restart-failed-wake", "restart-failed-windows",
-         "restart-failed-no-wake", "restart-failed-engine-late", "restart-failed-ssh-dead"],
+    ids=[
+        "flap",
+        "containers",
+        "engine",
+        "dead-no-wake",
+        "dead-wake",
+        "sshd-only",
+        "native",
+        "native-flap",
+        "native-no-wake",
+        "contained-no-ssh",
+        "restart-failed-wake",
+        "restart-failed-windows",
+        "restart-failed-no-wake",
+        "restart-failed-engine-late",
+        "restart-failed-ssh-dead",
+    ],
 )
 def test_ladder(node: Node, facts: NodeFacts, steps: list[Action], outcome: Outcome | None, why: str) -> None:
     plan = plan_recovery(node, facts)
@@ -112,7 +158,7 @@ def test_ladder(node: Node, facts: NodeFacts, steps: list[Action], outcome: Outc
 
 
 def test_non_idempotent_flags() -> None:
-    assert NON_IDEMPOTENT == {Action.RESTART_DOCKER, Action.WAKE}
+    assert {Action.RESTART_DOCKER, Action.WAKE} == NON_IDEMPOTENT
 
 
 def test_cooldown() -> None:
@@ -130,7 +176,10 @@ def test_restart_command_per_os_and_override() -> None:
     assert "Stop-Process -Name 'Docker Desktop','com.docker.backend'" in windows
     assert windows.endswith('schtasks /Run /TN homelab-docker-desktop; exit $LASTEXITCODE"')
     assert "Start-Process" not in windows
-    assert default_restart_command(PLAIN, RecoveryPolicy(restart_command="service docker restart")) == "service docker restart"
+    assert (
+        default_restart_command(PLAIN, RecoveryPolicy(restart_command="service docker restart"))
+        == "service docker restart"
+    )
 
 
 def test_restart_command_precedence() -> None:
@@ -138,15 +187,22 @@ def test_restart_command_precedence() -> None:
     own = WINDOWS.model_copy(update={"docker": DockerSettings(restart_command="schtasks /Run /TN my-docker")})
     assert default_restart_command(own) == "schtasks /Run /TN my-docker"
     assert default_restart_command(own, RecoveryPolicy(restart_command="echo once")) == "echo once"
-    assert default_restart_command(WINDOWS.model_copy(update={"docker": DockerSettings()})) == default_restart_command(WINDOWS)
+    assert default_restart_command(WINDOWS.model_copy(update={"docker": DockerSettings()})) == default_restart_command(
+        WINDOWS
+    )
 
 
 def test_incident_time_to_recover_and_markdown() -> None:
     start = datetime(2026, 1, 1, 12, tzinfo=UTC)
     action = ActionRecord(action="restart docker", at=start, seconds=1.5, ok=True, detail="exit 0 | fine")
     recovered = Incident(
-        node="gpu2", started_at=start, finished_at=start + timedelta(seconds=42), outcome=Outcome.RECOVERED,
-        reason="serves again", attempts=1, actions=[action],
+        node="gpu2",
+        started_at=start,
+        finished_at=start + timedelta(seconds=42),
+        outcome=Outcome.RECOVERED,
+        reason="serves again",
+        attempts=1,
+        actions=[action],
     )
     assert recovered.time_to_recover_s == 42
     text = recovered.markdown()

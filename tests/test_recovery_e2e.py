@@ -37,12 +37,12 @@ from homelab.docker_ops.connect import open_engine
 from homelab.docker_ops.containers import ContainerSettings, container_state
 from homelab.docker_ops.gate import HealthGate
 from homelab.docker_ops.helper import HelperSettings
-from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import model_sources
 from homelab.health.sweep import Prognosis
 from homelab.inventory import load_inventory
 from homelab.recovery.plan import Incident, Outcome
+from homelab.rollout.containers import roll_out_node
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE
@@ -103,22 +103,35 @@ def _cluster(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD, ports: dict[s
         "tier": "secondary",
         "host": LOOPBACK,
         "ssh": {
-            "user": sshd.user, "port": sshd.port, "known_hosts": str(sshd.known_hosts),
-            "key_secret": "gpu2_ssh_key", "password_secret": "gpu2_sudo",
+            "user": sshd.user,
+            "port": sshd.port,
+            "known_hosts": str(sshd.known_hosts),
+            "key_secret": "gpu2_ssh_key",
+            "password_secret": "gpu2_sudo",
         },
         "docker": {"url": daemon.base_url},
         "endpoints": [
             {
-                "name": name, "kind": "llamacpp", "url": f"http://{LOOPBACK}:{port}",
+                "name": name,
+                "kind": "llamacpp",
+                "url": f"http://{LOOPBACK}:{port}",
                 "models": [{"name": name, "alias": name}],
-                "container": {"image": LLAMA_SERVER_IMAGE, "model_file": f"{name}.gguf", "volume": "models",
-                              "ctx_size": 512, "start_order": order, "restart_policy": "no"},
+                "container": {
+                    "image": LLAMA_SERVER_IMAGE,
+                    "model_file": f"{name}.gguf",
+                    "volume": "models",
+                    "ctx_size": 512,
+                    "start_order": order,
+                    "restart_policy": "no",
+                },
             }
             for order, (name, port) in enumerate(ports.items())
         ],
     }
     data = {
-        "name": "e2e", "defaults": {"probe": {"connect_s": 1, "total_s": 3}}, "nodes": [node],
+        "name": "e2e",
+        "defaults": {"probe": {"connect_s": 1, "total_s": 3}},
+        "nodes": [node],
         "secrets": {
             "gpu2_ssh_key": {"vault": {"path": "homelab/gpu2", "key": "ssh_key"}},
             "gpu2_sudo": {"vault": {"path": "homelab/gpu2", "key": "sudo"}},
@@ -173,7 +186,9 @@ def _roll_out_two_models(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD) -
         gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
     )
     with closing(open_engine(node)) as engine:
-        report = roll_out_node(engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings)
+        report = roll_out_node(
+            engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings
+        )
     assert report.ok, report.failure
     return path, ports
 
@@ -201,12 +216,22 @@ def test_killed_dockerd_is_restarted_through_sshd_and_containers_come_back_seria
         restart_command=str(_restart_script(tmp_path, victim)), wait_docker_s=60, poll_s=0.5, cooldown_s=0
     )
     with _ArgvWatch([SUDO_PASSWORD, key_marker]) as watch:
-        state = recover_node(node="gpu2", inventory=str(path), vault_block=VAULT_BLOCK, policy=policy, return_state=True)
+        state = recover_node(
+            node="gpu2", inventory=str(path), vault_block=VAULT_BLOCK, policy=policy, return_state=True
+        )
     incident = state.result(raise_on_failure=False)
     assert isinstance(incident, Incident), incident
     assert incident.outcome is Outcome.RECOVERED, incident.markdown()
     actions = [a.action for a in incident.actions]
-    assert actions == ["probe", "check docker", "check ssh", "restart docker", "wait for docker", "restart containers", "probe"]
+    assert actions == [
+        "probe",
+        "check docker",
+        "check ssh",
+        "restart docker",
+        "wait for docker",
+        "restart containers",
+        "probe",
+    ]
     assert [a.ok for a in incident.actions] == [True, False, True, True, True, True, True]
     assert incident.reason == "the node serves again after: restart docker, wait for docker, restart containers"
 
@@ -236,4 +261,6 @@ def test_killed_dockerd_is_restarted_through_sshd_and_containers_come_back_seria
         assert SUDO_PASSWORD.encode() not in data and key_marker.encode() not in data, db_file
 
     shares = ", ".join(f"{a.action} {a.seconds:.1f} s" for a in incident.actions)
-    print(f"\nkilled dockerd -> every endpoint healthy: {recovered_s:.1f} s; recovery run {incident.time_to_recover_s} s: {shares}")
+    print(
+        f"\nkilled dockerd -> every endpoint healthy: {recovered_s:.1f} s; recovery run {incident.time_to_recover_s} s: {shares}"
+    )

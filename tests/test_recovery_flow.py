@@ -30,7 +30,9 @@ from tests.fixtures.ollama import StandInServer
 from tests.recovery_sshd import RecordingSSHD, start_recording_sshd
 
 MAC = "02:00:5e:10:00:01"
-FAST = FlowRecoveryPolicy(max_attempts=2, cooldown_s=600, wait_ssh_s=1.0, wait_docker_s=1.0, poll_s=0.2, lock_wait_s=1.0)
+FAST = FlowRecoveryPolicy(
+    max_attempts=2, cooldown_s=600, wait_ssh_s=1.0, wait_docker_s=1.0, poll_s=0.2, lock_wait_s=1.0
+)
 
 
 @pytest.fixture
@@ -124,7 +126,9 @@ def test_no_wake_settings_fails_at_once(prefect_harness: None, tmp_path: Path) -
     assert incident.attempts == 1
 
 
-def test_flap_is_recorded_and_nothing_done(prefect_harness: None, tmp_path: Path, ollama_standin: StandInServer) -> None:
+def test_flap_is_recorded_and_nothing_done(
+    prefect_harness: None, tmp_path: Path, ollama_standin: StandInServer
+) -> None:
     node = _dead_node("flappy", tmp_path)
     node["endpoints"] = [{"name": "ollama", "kind": "ollama", "url": ollama_standin.url}]
     state, incident = _run(_cluster(tmp_path, node), "flappy")
@@ -212,8 +216,15 @@ def test_failed_restart_is_not_repeated_and_a_failing_wake_says_why(
     # Round 1: restart, escalate to the wake at once; round 2 starts from the wake (the failed
     # restart is a fact of the run).
     assert [a.action for a in incident.actions] == [
-        "probe", "check docker", "check ssh", "restart docker", "wake",
-        "probe", "check docker", "check ssh", "wake",
+        "probe",
+        "check docker",
+        "check ssh",
+        "restart docker",
+        "wake",
+        "probe",
+        "check docker",
+        "check ssh",
+        "wake",
     ]
     assert recording_sshd.commands_log.read_text().count("systemctl restart docker") == 1
     assert incident.reason.startswith("not recovered after 2 attempts: wake failed: ")

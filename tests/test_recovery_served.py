@@ -49,13 +49,21 @@ RUNS_TIMEOUT_S = 240.0
 
 def _prefect(env: dict[str, str], *args: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "prefect", "--no-prompt", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def _python(env: dict[str, str], code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -75,7 +83,11 @@ def _worker(own_prefect_server: PrefectServer, tmp_path: Path) -> Iterator[None]
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", "homelab", "--type", "process"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield
@@ -93,7 +105,10 @@ def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
 
 
 def test_sweep_event_recovery_served_by_worker(
-    own_prefect_server: PrefectServer, openbao: OpenBaoServer, victim: _Daemon, node_sshd: RecordingSSHD,  # noqa: F811
+    own_prefect_server: PrefectServer,
+    openbao: OpenBaoServer,
+    victim: _Daemon,
+    node_sshd: RecordingSSHD,
     tmp_path: Path,
 ) -> None:
     env = {**os.environ, **own_prefect_server.env}
@@ -154,7 +169,11 @@ def test_sweep_event_recovery_served_by_worker(
 
     assert watch.hits == [] and watch.samples > 10
     assert SUDO_PASSWORD not in node_sshd.recorded() and key_marker not in node_sshd.recorded()
-    texts = [httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [r["id"] for r in runs]}}}, timeout=10).text]
+    texts = [
+        httpx.post(
+            f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [r["id"] for r in runs]}}}, timeout=10
+        ).text
+    ]
     texts.append(httpx.post(f"{api}/artifacts/filter", json={}, timeout=10).text)
     texts.append(str(runs))
     for text in texts:
@@ -162,7 +181,9 @@ def test_sweep_event_recovery_served_by_worker(
     for db_file in own_prefect_server.home.glob("prefect.db*"):
         data = db_file.read_bytes()
         assert SUDO_PASSWORD.encode() not in data and key_marker.encode() not in data, db_file
-    artifact = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["recover-node-gpu2"]}}}, timeout=10).json()
+    artifact = httpx.post(
+        f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["recover-node-gpu2"]}}}, timeout=10
+    ).json()
     acting = next(r for r in runs if "RECOVERED" in (r["state"]["message"] or ""))
     marks["recover-node run created by the trigger"] = datetime.fromisoformat(acting["created"])
     marks["recover-node run started by the worker"] = datetime.fromisoformat(acting["start_time"])

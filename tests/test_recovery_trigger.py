@@ -29,7 +29,12 @@ WAIT_FOR_RUN_S = 90.0
 def _prefect(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -54,7 +59,9 @@ def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
 
 
 def _events(api: str) -> list[tuple[str, str]]:
-    answer = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"prefix": ["homelab.", "prefect.automation"]}}}, timeout=10)
+    answer = httpx.post(
+        f"{api}/events/filter", json={"filter": {"event": {"prefix": ["homelab.", "prefect.automation"]}}}, timeout=10
+    )
     return [(e["event"], e["resource"]["prefect.resource.id"]) for e in answer.json().get("events", [])]
 
 
@@ -77,13 +84,17 @@ def test_node_down_event_starts_recover_node(own_prefect_server: PrefectServer, 
         )
     )
     _deploy_recover_node(env, tmp_path, cluster)
-    deployment = httpx.get(f"{own_prefect_server.api_url}/deployments/name/recover-node/recover-node", timeout=10).json()
+    deployment = httpx.get(
+        f"{own_prefect_server.api_url}/deployments/name/recover-node/recover-node", timeout=10
+    ).json()
     automations = httpx.post(f"{own_prefect_server.api_url}/automations/filter", json={}, timeout=10).json()
     assert [a["name"] for a in automations] == ["recover-node-on-node-down"]
     assert automations[0]["trigger"]["expect"] == ["homelab.node.down"]
 
     sweep = f"import asyncio; from flows.health_sweep import health_sweep; asyncio.run(health_sweep(inventory={str(cluster)!r}))"
-    done = subprocess.run([sys.executable, "-c", sweep], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", sweep], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     deadline = time.monotonic() + WAIT_FOR_RUN_S
@@ -91,9 +102,10 @@ def test_node_down_event_starts_recover_node(own_prefect_server: PrefectServer, 
     while time.monotonic() < deadline and not runs:
         runs = _runs(own_prefect_server.api_url, deployment["id"])
         time.sleep(1)
-    assert len(runs) == 1, f"no recover-node run; events seen: {_events(own_prefect_server.api_url)}\n" + (
-        own_prefect_server.home / "server.log"
-    ).read_text()[-4000:]
+    assert len(runs) == 1, (
+        f"no recover-node run; events seen: {_events(own_prefect_server.api_url)}\n"
+        + (own_prefect_server.home / "server.log").read_text()[-4000:]
+    )
     assert runs[0]["parameters"]["node"] == "deadbox"
     assert runs[0]["parameters"]["inventory"] == str(cluster)
 
@@ -102,7 +114,9 @@ def test_cli_recover_reports_failed_node(own_prefect_server: PrefectServer, tmp_
     env = {**os.environ, **own_prefect_server.env}
     cluster = tmp_path / "cluster.yaml"
     node = {
-        "name": "handsneeded", "tier": "gpu", "host": LOOPBACK,
+        "name": "handsneeded",
+        "tier": "gpu",
+        "host": LOOPBACK,
         "ssh": {"user": "root", "port": free_port(), "known_hosts": str(tmp_path / "known_hosts")},
         "docker": {"url": f"unix://{tmp_path}/none.sock"},
         "endpoints": [{"name": "llm", "kind": "llamacpp", "url": f"http://{LOOPBACK}:{free_port()}"}],
@@ -111,7 +125,12 @@ def test_cli_recover_reports_failed_node(own_prefect_server: PrefectServer, tmp_
     homelab = Path(sys.executable).parent / "homelab"
     done = subprocess.run(
         [str(homelab), "recover", "handsneeded", "-i", str(cluster)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "# Node handsneeded: FAILED" in done.stdout

@@ -79,8 +79,12 @@ def _as_windows_node(path: Path, client: Path) -> None:
     data = yaml.safe_load(path.read_text())
     node = data["nodes"][0]
     node["os"] = "windows"
-    node["wake"] = {"command": f"{client} /v:127.0.0.1 /u:{node['ssh']['user']} /from-stdin",
-                    "command_secret": "gpu2_rdp", "detach": True, "command_timeout_s": 300}
+    node["wake"] = {
+        "command": f"{client} /v:127.0.0.1 /u:{node['ssh']['user']} /from-stdin",
+        "command_secret": "gpu2_rdp",
+        "detach": True,
+        "command_timeout_s": 300,
+    }
     data["secrets"]["gpu2_rdp"] = {"vault": {"path": "homelab/gpu2", "key": "rdp"}}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
@@ -98,8 +102,10 @@ def test_failed_restart_escalates_to_the_sign_in_and_the_node_comes_back(
     pids = tmp_path / "rdp-client.pids"
     client = tmp_path / "rdp-client"
     dockerd = [str(a) for a in victim.process.args]
-    client.write_text(f"#!{sys.executable}\n" + _RDP_CLIENT.format(
-        password=RDP_PASSWORD, dockerd=dockerd, log=str(victim.log), pids=str(pids)))
+    client.write_text(
+        f"#!{sys.executable}\n"
+        + _RDP_CLIENT.format(password=RDP_PASSWORD, dockerd=dockerd, log=str(victim.log), pids=str(pids))
+    )
     client.chmod(0o755)
     _as_windows_node(path, client)
 
@@ -107,14 +113,22 @@ def test_failed_restart_escalates_to_the_sign_in_and_the_node_comes_back(
     victim.process.wait(timeout=60)
     policy = FlowRecoveryPolicy(wait_docker_s=60, poll_s=0.5, cooldown_s=0)
     with _ArgvWatch([RDP_PASSWORD, key_text.splitlines()[2]]) as watch:
-        state = recover_node(node="gpu2", inventory=str(path), vault_block=VAULT_BLOCK, policy=policy, return_state=True)
+        state = recover_node(
+            node="gpu2", inventory=str(path), vault_block=VAULT_BLOCK, policy=policy, return_state=True
+        )
         ended = time.monotonic()
     incident = state.result(raise_on_failure=False)
     assert isinstance(incident, Incident), incident
     assert incident.outcome is Outcome.RECOVERED, incident.markdown()
     assert [(a.action, a.ok) for a in incident.actions] == [
-        ("probe", True), ("check docker", False), ("check ssh", True), ("restart docker", False),
-        ("wake", True), ("wait for docker", True), ("restart containers", True), ("probe", True),
+        ("probe", True),
+        ("check docker", False),
+        ("check ssh", True),
+        ("restart docker", False),
+        ("wake", True),
+        ("wait for docker", True),
+        ("restart containers", True),
+        ("probe", True),
     ]
     assert incident.attempts == 1
     assert "exited 127" in incident.actions[3].detail

@@ -38,7 +38,9 @@ def credentials(openbao: OpenBaoServer, rec_sshd: RecordingSSHD) -> SSHCredentia
         path="homelab/remote-test", secret={"key": rec_sshd.client_key.read_text(), "sudo": SUDO_PASSWORD}
     )
     vault = VaultSecrets(url=openbao.url, token=SecretStr(openbao.root_token))
-    return SSHCredentials(key=vault.read("homelab/remote-test", "key"), password=vault.read("homelab/remote-test", "sudo"))
+    return SSHCredentials(
+        key=vault.read("homelab/remote-test", "key"), password=vault.read("homelab/remote-test", "sudo")
+    )
 
 
 def _node(server: RecordingSSHD, known_hosts: Path, *, tofu: bool = False, port: int | None = None) -> Node:

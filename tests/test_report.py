@@ -24,9 +24,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.flows import load_flow_from_entrypoint
 
 from flows.daily_report import daily_report
+from homelab.health.probe import EndpointState
 from homelab.history import open_history
 from homelab.inventory import load_inventory
-from homelab.health.probe import EndpointState
 from homelab.reports import (
     HealthReport,
     Period,

@@ -19,10 +19,10 @@ import pandas.testing as pdt
 import pytest
 import sqlalchemy as sa
 
-from homelab.vram.gpu_facts import VramSample, VramSource
-from homelab.history import SCHEMA_VERSION, RetentionPolicy, open_history
 from homelab.health.probe import EndpointState
+from homelab.history import SCHEMA_VERSION, RetentionPolicy, open_history
 from homelab.reports import Period, build_report
+from homelab.vram.gpu_facts import VramSample, VramSource
 from tests.test_history import report, result
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -22,9 +22,9 @@ import pytest
 
 from homelab.docker_ops.containers import container_state
 from homelab.docker_ops.plan import UpdateRestartPolicy
-from homelab.rollout.containers import RolloutReport, StepStatus, roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.inventory import Inventory
+from homelab.rollout.containers import RolloutReport, StepStatus, roll_out_node
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
@@ -66,7 +66,7 @@ def inventory(lab: RolloutLab, endpoint: EndpointPlan, **container: Any) -> Inve
     return Inventory.model_validate(cluster)
 
 
-def test_an_image_with_its_own_command_serves(rollout_lab: RolloutLab, own_cmd_image: str) -> None:  # noqa: F811
+def test_an_image_with_its_own_command_serves(rollout_lab: RolloutLab, own_cmd_image: str) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=4)
     endpoint = EndpointPlan("yours", "model.gguf")
@@ -90,7 +90,7 @@ def test_an_image_with_its_own_command_serves(rollout_lab: RolloutLab, own_cmd_i
     assert roll_out(lab, inv).plan.empty
 
 
-def test_an_old_unless_stopped_container_is_changed_in_place(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_an_old_unless_stopped_container_is_changed_in_place(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=5)
     endpoint = EndpointPlan("old", "model.gguf")

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from tests.fixtures.net import free_port
-from tests.offline_node import offline_cluster
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
+from tests.offline_node import offline_cluster
 
 HOMELAB = Path(sys.executable).with_name("homelab")
 
@@ -31,7 +31,7 @@ def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.docker
 @pytest.mark.llama
-def test_dry_run_prints_the_plan_and_changes_nothing_then_a_rollout_is_idempotent(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_dry_run_prints_the_plan_and_changes_nothing_then_a_rollout_is_idempotent(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=7)
     endpoint = EndpointPlan(f"cli{lab.tag}", "model.gguf")
@@ -117,7 +117,7 @@ def test_bad_input_exits_2_and_a_dead_engine_exits_1(tmp_path: Path) -> None:
 @pytest.mark.docker
 @pytest.mark.llama
 def test_a_gpu_node_gets_the_vram_plans_layers_and_a_model_too_big_is_refused_before_any_change(
-    rollout_lab: RolloutLab,  # noqa: F811
+    rollout_lab: RolloutLab,
 ) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", n_layer=3)
@@ -199,7 +199,7 @@ def test_a_dry_run_without_a_live_engine_shows_the_plan_from_the_file(
 
 @pytest.mark.docker
 @pytest.mark.llama
-def test_a_symlinked_gateway_config_is_refused_before_the_engine_changes(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_symlinked_gateway_config_is_refused_before_the_engine_changes(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=8)
     cluster = lab.write_cluster([EndpointPlan(f"gw{lab.tag}", "model.gguf")])

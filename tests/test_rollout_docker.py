@@ -14,10 +14,10 @@ import pytest
 
 from homelab.docker_ops.containers import container_state
 from homelab.docker_ops.plan import CopyModel, CreateContainer, EnsureVolume, ReplaceContainer
-from homelab.rollout.containers import RolloutReport, StepStatus, plan_node, roll_out_node
 from homelab.docker_ops.sources import model_sources
 from homelab.docker_ops.volumes import volume_files
 from homelab.inventory import Inventory
+from homelab.rollout.containers import RolloutReport, StepStatus, plan_node, roll_out_node
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.llama]
@@ -33,7 +33,7 @@ def roll_out(lab: RolloutLab, inv: Inventory, *, dry_run: bool = False) -> Rollo
 
 
 def test_two_containers_start_one_after_the_other_and_a_rerun_changes_nothing(
-    rollout_lab: RolloutLab,  # noqa: F811
+    rollout_lab: RolloutLab,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     lab = rollout_lab
@@ -87,7 +87,7 @@ def test_two_containers_start_one_after_the_other_and_a_rerun_changes_nothing(
         assert container_state(engine, f"{lab.prefix}beta") == beta
 
 
-def test_a_changed_context_size_replaces_only_that_container(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_changed_context_size_replaces_only_that_container(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("alpha.gguf", seed=1)
     alpha, beta = EndpointPlan("alpha", "alpha.gguf", start_order=1), EndpointPlan("beta", "alpha.gguf", start_order=2)
@@ -112,7 +112,7 @@ def test_a_changed_context_size_replaces_only_that_container(rollout_lab: Rollou
     chat(beta.port)
 
 
-def test_a_corrupt_model_never_gets_healthy_and_the_old_container_comes_back(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_corrupt_model_never_gets_healthy_and_the_old_container_comes_back(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     good = lab.write_model("model.gguf", seed=1)
     endpoint = EndpointPlan("solo", "model.gguf")
@@ -146,7 +146,7 @@ def test_a_corrupt_model_never_gets_healthy_and_the_old_container_comes_back(rol
     chat(endpoint.port)
 
 
-def test_planning_changes_nothing(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_planning_changes_nothing(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=3)
     inv = lab.inventory([EndpointPlan("solo", "model.gguf")])
@@ -163,7 +163,7 @@ def test_planning_changes_nothing(rollout_lab: RolloutLab) -> None:  # noqa: F81
         assert lab.volume not in {v.name for v in client.volumes.list()}, "planning created nothing"
 
 
-def test_a_container_that_cannot_start_is_removed_and_the_rollout_stops(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_container_that_cannot_start_is_removed_and_the_rollout_stops(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=8)
     busy, after = EndpointPlan("busy", "model.gguf", start_order=1), EndpointPlan("after", "model.gguf", start_order=2)

@@ -36,7 +36,9 @@ def artifact_of(state: State[NodeRolloutReport]) -> str:
     return str(artifact.data)
 
 
-def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False, gateway: Path | None = None) -> State[NodeRolloutReport]:
+def run(
+    lab: RolloutLab, cluster: Path, *, dry_run: bool = False, gateway: Path | None = None
+) -> State[NodeRolloutReport]:
     return rollout(
         str(cluster),
         node="gpu2",
@@ -48,7 +50,7 @@ def run(lab: RolloutLab, cluster: Path, *, dry_run: bool = False, gateway: Path 
     )
 
 
-def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=5)
     endpoint = EndpointPlan("solo", "model.gguf")
@@ -78,7 +80,7 @@ def test_the_flow_rolls_out_then_a_dry_run_finds_nothing_to_do(rollout_lab: Roll
     assert f"- container {lab.prefix}solo up to date" in text
 
 
-def test_a_failed_gate_fails_the_flow_after_rolling_back(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_failed_gate_fails_the_flow_after_rolling_back(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     model = lab.write_model("model.gguf", seed=6)
     endpoint = EndpointPlan("solo", "model.gguf")
@@ -103,7 +105,7 @@ def test_a_failed_gate_fails_the_flow_after_rolling_back(rollout_lab: RolloutLab
     chat(endpoint.port)
 
 
-def test_a_container_that_cannot_start_is_rolled_back_by_the_flow(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_container_that_cannot_start_is_rolled_back_by_the_flow(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=9)
     endpoint = EndpointPlan("busy", "model.gguf")
@@ -130,7 +132,7 @@ def test_prefect_yaml_declares_the_rollout_deployment() -> None:
     assert not deployment.schedules, "a rollout runs when asked, never on a timer"
 
 
-def test_a_model_that_does_not_fit_fails_the_flow_before_the_engine_is_touched(rollout_lab: RolloutLab) -> None:  # noqa: F811
+def test_a_model_that_does_not_fit_fails_the_flow_before_the_engine_is_touched(rollout_lab: RolloutLab) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=6)
     cluster = lab.cluster([EndpointPlan("big", "model.gguf")])
@@ -147,7 +149,7 @@ def test_a_model_that_does_not_fit_fails_the_flow_before_the_engine_is_touched(r
 
 
 def test_a_symlinked_gateway_config_fails_the_flow_before_the_engine_is_touched(
-    rollout_lab: RolloutLab,  # noqa: F811
+    rollout_lab: RolloutLab,
 ) -> None:
     lab = rollout_lab
     lab.write_model("model.gguf", seed=10)

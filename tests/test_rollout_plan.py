@@ -11,11 +11,11 @@ import pytest
 
 from homelab.docker_ops.containers import ContainerSettings, ContainerState, container_spec, desired_containers
 from homelab.docker_ops.plan import CreateContainer, Facts, ReplaceContainer, plan
-from homelab.rollout.containers import desired_state
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import ModelSource, SourceFile
 from homelab.docker_ops.volumes import VolumeFile
 from homelab.inventory import Node
+from homelab.rollout.containers import desired_state
 
 CASES = [
     json.loads(line)

@@ -88,7 +88,7 @@ def _database_bytes() -> bytes:
 
 
 def test_the_flow_and_the_command_reach_an_ssh_engine_with_the_vault_key_only(
-    rollout_lab: RolloutLab,  # noqa: F811
+    rollout_lab: RolloutLab,
     sshd: SSHServer,
     openbao: OpenBaoServer,
     keyless_home: Path,

@@ -20,9 +20,17 @@ import yaml
 from homelab.health.sweep import open_probe_client, sweep
 from homelab.history import open_history
 from homelab.inventory import Category, Inventory, load_inventory
-from homelab_app.ollama_standin import make_server
-from homelab.router import Classification, Decision, HealthSettings, HealthSource, HealthView, choose_expert, open_router
+from homelab.router import (
+    Classification,
+    Decision,
+    HealthSettings,
+    HealthSource,
+    HealthView,
+    choose_expert,
+    open_router,
+)
 from homelab.router.health_view import refresh_health_view
+from homelab_app.ollama_standin import make_server
 from tests.fixtures.fault_servers import FaultServer, Handler, canned, json_route
 from tests.fixtures.net import LOOPBACK, free_port, wait_http
 
@@ -44,12 +52,31 @@ def _cluster(big: str, small: str, tiny: str, extra: str) -> dict[str, Any]:
         "name": "route-test",
         "defaults": {"probe": PROBE},
         "nodes": [
-            {"name": "gpu", "tier": "gpu", "host": LOOPBACK, "endpoints": [_endpoint("big", big, "coder-big", "reasoner")]},
-            {"name": "cpu", "tier": "cpu", "host": LOOPBACK, "endpoints": [_endpoint("small", small, "coder-small", "chatty")]},
-            {"name": "nas", "tier": "nas", "host": LOOPBACK,
-             "endpoints": [_endpoint("tiny", tiny, "quick"), _endpoint("extra", extra, "misc")]},
+            {
+                "name": "gpu",
+                "tier": "gpu",
+                "host": LOOPBACK,
+                "endpoints": [_endpoint("big", big, "coder-big", "reasoner")],
+            },
+            {
+                "name": "cpu",
+                "tier": "cpu",
+                "host": LOOPBACK,
+                "endpoints": [_endpoint("small", small, "coder-small", "chatty")],
+            },
+            {
+                "name": "nas",
+                "tier": "nas",
+                "host": LOOPBACK,
+                "endpoints": [_endpoint("tiny", tiny, "quick"), _endpoint("extra", extra, "misc")],
+            },
         ],
-        "experts": {"code": ["coder-big", "coder-small"], "reason": ["reasoner"], "chat": ["chatty"], "fast": ["quick"]},
+        "experts": {
+            "code": ["coder-big", "coder-small"],
+            "reason": ["reasoner"],
+            "chat": ["chatty"],
+            "fast": ["quick"],
+        },
     }
 
 
@@ -74,15 +101,20 @@ def _decide(inv: Inventory, category: Category) -> Decision:
 
 @pytest.fixture
 def servers(fault_server: StartServer) -> dict[str, FaultServer]:
-    return {"big": fault_server(_openai("coder-big", "reasoner")), "small": fault_server(_openai("coder-small", "chatty")),
-            "extra": fault_server(_openai("misc"))}
+    return {
+        "big": fault_server(_openai("coder-big", "reasoner")),
+        "small": fault_server(_openai("coder-small", "chatty")),
+        "extra": fault_server(_openai("misc")),
+    }
 
 
 def _dead() -> str:
     return f"http://{LOOPBACK}:{free_port()}"
 
 
-def test_first_expert_that_serves_wins_and_the_rest_are_fallbacks(tmp_path: Path, servers: dict[str, FaultServer]) -> None:
+def test_first_expert_that_serves_wins_and_the_rest_are_fallbacks(
+    tmp_path: Path, servers: dict[str, FaultServer]
+) -> None:
     inv = _load(tmp_path, _cluster(servers["big"].url, servers["small"].url, _dead(), servers["extra"].url))
     d = _decide(inv, Category.CODE)
     assert (d.model, d.node, d.endpoint, d.url) == ("coder-big", "gpu", "big", servers["big"].url)
@@ -101,7 +133,9 @@ def test_a_down_expert_is_skipped_for_the_next_in_its_chain(tmp_path: Path, serv
     assert d.fallbacks == ["chatty", "misc"]
 
 
-def test_a_category_without_a_serving_expert_falls_back_to_chat(tmp_path: Path, servers: dict[str, FaultServer]) -> None:
+def test_a_category_without_a_serving_expert_falls_back_to_chat(
+    tmp_path: Path, servers: dict[str, FaultServer]
+) -> None:
     servers["big"].stop()
     inv = _load(tmp_path, _cluster(servers["big"].url, servers["small"].url, _dead(), servers["extra"].url))
     d = _decide(inv, Category.REASON)
@@ -161,13 +195,23 @@ def late_standin() -> Iterator[Callable[[int], str]]:
 
 
 def _one_node(url: str) -> dict[str, Any]:
-    return {"defaults": {"probe": PROBE},
-            "nodes": [{"name": "box", "tier": "gpu", "host": LOOPBACK,
-                       "endpoints": [_endpoint("ollama", url, "chatty", kind="ollama")]}],
-            "experts": {"chat": ["chatty"]}}
+    return {
+        "defaults": {"probe": PROBE},
+        "nodes": [
+            {
+                "name": "box",
+                "tier": "gpu",
+                "host": LOOPBACK,
+                "endpoints": [_endpoint("ollama", url, "chatty", kind="ollama")],
+            }
+        ],
+        "experts": {"chat": ["chatty"]},
+    }
 
 
-def test_history_feeds_the_view_and_a_stale_one_is_probed_live(tmp_path: Path, late_standin: Callable[[int], str]) -> None:
+def test_history_feeds_the_view_and_a_stale_one_is_probed_live(
+    tmp_path: Path, late_standin: Callable[[int], str]
+) -> None:
     port = free_port()
     inv = _load(tmp_path, _one_node(f"http://{LOOPBACK}:{port}"))
     chat = {"messages": [{"role": "user", "content": "write me a poem about the sea"}]}
@@ -175,7 +219,9 @@ def test_history_feeds_the_view_and_a_stale_one_is_probed_live(tmp_path: Path, l
     async def route(ttl_s: float, probe: bool) -> tuple[Decision, int, bool]:
         with open_history(f"sqlite:///{tmp_path}/history.db") as store:
             async with open_probe_client() as client:
-                router, refreshed = await open_router(inv, client if probe else None, store, HealthSettings(ttl_s=ttl_s))
+                router, refreshed = await open_router(
+                    inv, client if probe else None, store, HealthSettings(ttl_s=ttl_s)
+                )
             if refreshed.sweep is not None:
                 store.record_sweep(refreshed.sweep)
             return router.decide("/v1/chat/completions", chat), refreshed.probed, refreshed.sweep is not None
@@ -206,8 +252,17 @@ def test_only_the_stale_endpoints_are_probed(tmp_path: Path, servers: dict[str, 
     async def run() -> tuple[HealthView, int]:
         async with open_probe_client() as client:
             view = (await refresh_health_view(inv, HealthView(), client)).view
-            grown = first | {"nodes": [*first["nodes"], {"name": "nas", "tier": "nas", "host": LOOPBACK,
-                                                         "endpoints": [_endpoint("extra", servers["extra"].url, "misc")]}]}
+            grown = first | {
+                "nodes": [
+                    *first["nodes"],
+                    {
+                        "name": "nas",
+                        "tier": "nas",
+                        "host": LOOPBACK,
+                        "endpoints": [_endpoint("extra", servers["extra"].url, "misc")],
+                    },
+                ]
+            }
             refreshed = await refresh_health_view(_load(tmp_path, grown), view, client, HealthSettings(ttl_s=600))
             return refreshed.view, refreshed.probed
 

@@ -52,7 +52,11 @@ def test_rules_decide_with_full_confidence() -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     vision = classify_request("/v1/chat/completions", {"messages": [{"role": "user", "content": [image]}]})
     embed = classify_request("/v1/embeddings", {"input": "Traceback (most recent call last): ..."})
-    assert (vision.category, vision.confidence, vision.basis) == (Category.VISION, 1.0, "a user message carries an image")
+    assert (vision.category, vision.confidence, vision.basis) == (
+        Category.VISION,
+        1.0,
+        "a user message carries an image",
+    )
     assert (embed.category, embed.confidence, embed.basis) == (Category.EMBED, 1.0, "embeddings endpoint")
 
 
@@ -79,8 +83,14 @@ def test_a_one_megabyte_prompt_is_cut_to_budget_and_stays_fast(clf: Classifier) 
 
 def test_context_is_budgeted_too() -> None:
     long_turn = "x" * 100_000
-    body = {"messages": [{"role": "system", "content": long_turn}, {"role": "user", "content": long_turn},
-                         {"role": "assistant", "content": long_turn}, {"role": "user", "content": "and now?"}]}
+    body = {
+        "messages": [
+            {"role": "system", "content": long_turn},
+            {"role": "user", "content": long_turn},
+            {"role": "assistant", "content": long_turn},
+            {"role": "user", "content": "and now?"},
+        ]
+    }
     conv = read_request("/v1/chat/completions", body)
     budget = TextBudget()
     assert len(conv.system) <= budget.context_chars
@@ -113,7 +123,12 @@ def test_classification_is_the_same_in_any_process() -> None:
     )
     outputs = set()
     for seed in ("1", "2"):
-        run = subprocess.run([sys.executable, "-c", code, str(CASES / "heldout.jsonl")], capture_output=True, text=True,
-                             check=True, env=os.environ | {"PYTHONHASHSEED": seed})
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(CASES / "heldout.jsonl")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"PYTHONHASHSEED": seed},
+        )
         outputs.add(run.stdout)
     assert len(outputs) == 1

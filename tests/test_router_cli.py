@@ -30,8 +30,9 @@ PROBE = {"connect_s": 1.0, "total_s": 3.0, "slow_ms": 2500}
 
 def _run(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "HOMELAB_INVENTORY"} | {"COLUMNS": "200"}
-    return subprocess.run([str(HOMELAB), *map(str, args)], input=stdin, capture_output=True, text=True, timeout=120,
-                          env=env, check=False)
+    return subprocess.run(
+        [str(HOMELAB), *map(str, args)], input=stdin, capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 def _cluster(tmp_path: Path, coder: str, chat: str) -> Path:
@@ -40,10 +41,27 @@ def _cluster(tmp_path: Path, coder: str, chat: str) -> Path:
         "defaults": {"probe": PROBE},
         "history": {"url": "sqlite:///state/history.db"},
         "nodes": [
-            {"name": "gpu", "tier": "gpu", "host": LOOPBACK, "endpoints": [
-                {"name": "coder", "kind": "openai", "url": coder, "models": [{"name": "qwen-coder", "alias": "coder"}]}]},
-            {"name": "cpu", "tier": "cpu", "host": LOOPBACK, "endpoints": [
-                {"name": "chat", "kind": "openai", "url": chat, "models": [{"name": "llama-3b", "alias": "chatty"}]}]},
+            {
+                "name": "gpu",
+                "tier": "gpu",
+                "host": LOOPBACK,
+                "endpoints": [
+                    {
+                        "name": "coder",
+                        "kind": "openai",
+                        "url": coder,
+                        "models": [{"name": "qwen-coder", "alias": "coder"}],
+                    }
+                ],
+            },
+            {
+                "name": "cpu",
+                "tier": "cpu",
+                "host": LOOPBACK,
+                "endpoints": [
+                    {"name": "chat", "kind": "openai", "url": chat, "models": [{"name": "llama-3b", "alias": "chatty"}]}
+                ],
+            },
         ],
         "experts": {"code": ["coder", "chatty"], "chat": ["chatty"]},
     }
@@ -79,7 +97,9 @@ def test_a_prompt_without_a_cluster_file_is_classified_only() -> None:
 def test_a_prompt_is_routed_with_an_explanation(tmp_path: Path, fault_server: StartServer) -> None:
     coder, chat = fault_server(_openai("qwen-coder")), fault_server(_openai("llama-3b"))
     inventory = _cluster(tmp_path, coder.url, chat.url)
-    result = _run("route", "fix this: TypeError: 'int' object is not iterable in my python loop", "--inventory", inventory)
+    result = _run(
+        "route", "fix this: TypeError: 'int' object is not iterable in my python loop", "--inventory", inventory
+    )
     assert result.returncode == 0, result.stderr
     assert f"model     coder at {coder.url} (gpu/coder)" in result.stdout
     assert "coder is the first code expert and it serves" in result.stdout
@@ -127,23 +147,44 @@ def test_requests_file_gives_one_json_line_per_request_in_order(tmp_path: Path, 
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(x["line"], x["category"], x["model"]) for x in lines] == [
-        (1, "code", "coder"), (2, "embed", "chatty"), (3, "chat", "chatty"), (4, "vision", "chatty")]
-    assert "no embed experts are configured; falling back to the chat expert chatty" == lines[1]["reason"]
+        (1, "code", "coder"),
+        (2, "embed", "chatty"),
+        (3, "chat", "chatty"),
+        (4, "vision", "chatty"),
+    ]
+    assert lines[1]["reason"] == "no embed experts are configured; falling back to the chat expert chatty"
 
 
 def test_bad_lines_are_reported_by_number_and_the_rest_still_routed(tmp_path: Path) -> None:
     inventory = _cluster(tmp_path, _dead(), _dead())
     huge = "Mar 03 02:14:07 nas kernel: ata3: hard resetting link\n" * 20_000 + "why does my NAS log this?"
-    path = _write_requests(tmp_path, [
-        json.dumps({"id": "a", "endpoint": "/v1/chat/completions", "body": _chat("What's the capital of Chile?")}),
-        '{"endpoint": "/v1/chat/completions", "body": {',
-        "",
-        json.dumps({"endpoint": "/v1/chat/completions", "body": {"messages": []}}),
-        json.dumps([1, 2, 3]),
-        json.dumps({"endpoint": "/v1/chat/completions", "body": {"messages": [
-            {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}, {"type": "text", "text": "prove that 7 is prime"}]}]}}),
-        json.dumps({"endpoint": "/v1/chat/completions", "body": _chat(huge)}),
-    ])
+    path = _write_requests(
+        tmp_path,
+        [
+            json.dumps({"id": "a", "endpoint": "/v1/chat/completions", "body": _chat("What's the capital of Chile?")}),
+            '{"endpoint": "/v1/chat/completions", "body": {',
+            "",
+            json.dumps({"endpoint": "/v1/chat/completions", "body": {"messages": []}}),
+            json.dumps([1, 2, 3]),
+            json.dumps(
+                {
+                    "endpoint": "/v1/chat/completions",
+                    "body": {
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": [
+                                    {"type": "input_audio", "input_audio": {}},
+                                    {"type": "text", "text": "prove that 7 is prime"},
+                                ],
+                            }
+                        ]
+                    },
+                }
+            ),
+            json.dumps({"endpoint": "/v1/chat/completions", "body": _chat(huge)}),
+        ],
+    )
     started = time.perf_counter()
     result = _run("route", "--inventory", inventory, "--requests", path, "--json")
     assert time.perf_counter() - started < 60

@@ -34,7 +34,12 @@ def test_the_generator_is_deterministic_and_balanced(training_rows: list[dict[st
     again = generate(per_label=50)
     assert again == generate(per_label=50)
     labels = [row["label"] for row in training_rows]
-    assert {label: labels.count(label) for label in set(labels)} == {"code": 3000, "reason": 3000, "chat": 3000, "fast": 3000}
+    assert {label: labels.count(label) for label in set(labels)} == {
+        "code": 3000,
+        "reason": 3000,
+        "chat": 3000,
+        "fast": 3000,
+    }
 
 
 def test_shipped_weights_record_this_data_and_these_settings(training_rows: list[dict[str, object]]) -> None:

@@ -62,12 +62,28 @@ def test_each_node_worker_runs_its_own_nodes_recovery(
         cluster_file(tmp_path, NODES)
         state_dirs = {"main": tmp_path / "main", **{n: tmp_path / f"node-{n}" for n in NODES}}
         try:
-            main = _up("-i", "cluster.yaml", "--queue", "default", "--state-dir", str(state_dirs["main"]), env=env, cwd=tmp_path)
+            main = _up(
+                "-i",
+                "cluster.yaml",
+                "--queue",
+                "default",
+                "--state-dir",
+                str(state_dirs["main"]),
+                env=env,
+                cwd=tmp_path,
+            )
             assert main["embedded"] is False and main["server"] is None and main["started"] == ["worker"]
             workers = {
                 node: _up(
-                    "--worker-only", "--queue", f"node-{node}", "--worker-name", f"worker-{node}",
-                    "--state-dir", str(state_dirs[node]), env=env, cwd=tmp_path,
+                    "--worker-only",
+                    "--queue",
+                    f"node-{node}",
+                    "--worker-name",
+                    f"worker-{node}",
+                    "--state-dir",
+                    str(state_dirs[node]),
+                    env=env,
+                    cwd=tmp_path,
                 )["worker"]
                 for node in NODES
             }
@@ -99,7 +115,9 @@ def _run_and_check_recoveries(api_url: str, workers: dict[str, dict[str, Any]]) 
     _wait_for(each_node_recovered, RECOVERY_WAIT_S)
     sweep_run = api(api_url, f"flow_runs/{sweep['id']}")
     runs = _recovery_runs(api_url, recover_ids)
-    assert all(runs.values()), f"recoveries per node: { {n: len(r) for n, r in runs.items()} }; sweep {sweep_run['state_type']}"
+    assert all(runs.values()), (
+        f"recoveries per node: { {n: len(r) for n, r in runs.items()} }; sweep {sweep_run['state_type']}"
+    )
     logs = {node: Path(workers[node]["log"]).read_text() for node in NODES}
     for node, node_runs in runs.items():
         other = next(n for n in NODES if n != node)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import docker
 import httpx
-from docker.models.containers import Container
 import pytest
+from docker.models.containers import Container
 
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.llama import LlamaServer
@@ -52,9 +52,7 @@ def test_named_volume_carries_data_between_containers(docker_engine: DockerEngin
 
 
 @pytest.mark.llama
-def test_llama_server_health_models_chat(
-    tiny_gguf: Path, llama_server: Callable[..., LlamaServer]
-) -> None:
+def test_llama_server_health_models_chat(tiny_gguf: Path, llama_server: Callable[..., LlamaServer]) -> None:
     server = llama_server(tiny_gguf, alias="tiny-smoke")
 
     health = httpx.get(f"{server.url}/health", timeout=5.0)

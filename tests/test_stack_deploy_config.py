@@ -44,7 +44,10 @@ def test_repository_prefect_yaml_fitted_to_three_tier_cluster() -> None:
     [
         ("deployments: [\n  {name: a\n", "prefect.yaml:3: YAML syntax error"),
         ("name: x\n", "prefect.yaml:1: deployments: expected a list of deployments"),
-        ("deployments:\n  - name: a\n", "prefect.yaml:2: deployments[0].entrypoint: every deployment needs a `entrypoint`"),
+        (
+            "deployments:\n  - name: a\n",
+            "prefect.yaml:2: deployments[0].entrypoint: every deployment needs a `entrypoint`",
+        ),
         (
             "deployments:\n  - name: a\n    entrypoint: f.py:f\n    parameters: [1]\n",
             "prefect.yaml:4: deployments[0].parameters: expected a mapping",
@@ -58,4 +61,3 @@ def test_broken_prefect_yaml_is_located(tmp_path: Path, text: str, message: str)
     with pytest.raises(DeployConfigError) as caught:
         load_deploy_config(path)
     assert str(caught.value).replace(str(tmp_path) + "/", "").startswith(message), str(caught.value)
-

@@ -118,7 +118,9 @@ def test_deployments_scheduled_and_recovery_per_node(stack: Stack) -> None:
         assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(PROJECT_DIR)
     automations = {a["name"]: a for a in api(stack.api_url, "automations/filter", {})}
     assert set(automations) == {f"recover-node-{n}-on-node-down" for n in NODES}
-    assert automations["recover-node-alpha-on-node-down"]["trigger"]["match"] == {"prefect.resource.id": "homelab.node.alpha"}
+    assert automations["recover-node-alpha-on-node-down"]["trigger"]["match"] == {
+        "prefect.resource.id": "homelab.node.alpha"
+    }
 
 
 def test_worker_is_online(stack: Stack) -> None:
@@ -217,7 +219,9 @@ def test_up_killed_while_its_server_starts_has_recorded_it_for_down(tmp_path: Pa
 
 
 def test_server_that_exits_at_start_shows_its_log(tmp_path: Path) -> None:
-    env = user_env(tmp_path / "home", PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/x.db")
+    env = user_env(
+        tmp_path / "home", PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/x.db"
+    )
     done = homelab("up", "--port", str(free_port()), env=env, cwd=tmp_path, timeout_s=300)
     assert done.returncode == 1
     assert "the Prefect server exited while starting" in done.stderr

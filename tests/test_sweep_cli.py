@@ -46,8 +46,12 @@ def _cluster(ollama: str, coder: str, gateway: str, extra: list[dict[str, Any]] 
                 "tier": "gpu",
                 "host": LOOPBACK,
                 "endpoints": [
-                    {"name": "ollama", "kind": "ollama", "url": ollama,
-                     "models": [{"name": "qwen2.5:0.5b", "alias": "chat"}]},
+                    {
+                        "name": "ollama",
+                        "kind": "ollama",
+                        "url": ollama,
+                        "models": [{"name": "qwen2.5:0.5b", "alias": "chat"}],
+                    },
                     {"name": "gateway", "kind": "litellm", "url": gateway},
                 ],
             },
@@ -56,8 +60,12 @@ def _cluster(ollama: str, coder: str, gateway: str, extra: list[dict[str, Any]] 
                 "tier": "cpu",
                 "host": LOOPBACK,
                 "endpoints": [
-                    {"name": "coder", "kind": "openai", "url": coder,
-                     "models": [{"name": "coder-7b", "alias": "coder"}]},
+                    {
+                        "name": "coder",
+                        "kind": "openai",
+                        "url": coder,
+                        "models": [{"name": "coder-7b", "alias": "coder"}],
+                    },
                     *(extra or []),
                 ],
             },

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from homelab.health.probe import EndpointState, Reason
 from homelab.health.sweep import SweepLimits, open_probe_client, sweep
 from homelab.history import open_history
 from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
-from homelab.health.probe import EndpointState, Reason
 from homelab.router import open_router
 from tests.fixtures.fault_servers import FaultServer, Handler, Route, canned, delayed, endless_body, json_route
 from tests.fixtures.net import LOOPBACK

@@ -70,7 +70,6 @@ def test_summary_share_and_worst_error() -> None:
     assert summary.max_abs_error_bytes <= 16 * MIB
 
 
-
 _PRINT_INFO = re.compile(r"print_info: (n_layer|n_embd|n_head|n_head_kv|n_vocab|model params)\s+= ([0-9.]+)")
 
 

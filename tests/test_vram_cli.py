@@ -109,7 +109,9 @@ def test_estimate_json_matches_the_library(tiny: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert all(name in data for name in INTERFACE)
-    settings = RunSettings(ctx_size=1024, n_gpu_layers=3, parallel=2, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=True)
+    settings = RunSettings(
+        ctx_size=1024, n_gpu_layers=3, parallel=2, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=True
+    )
     expected = estimate(read_gguf(tiny), settings)
     assert {k: data[k] for k in INTERFACE} == {k: getattr(expected, k) for k in INTERFACE}
     assert (data["settings"]["parallel"], data["settings"]["cache_type_v"]) == (2, "q8_0")
@@ -140,7 +142,10 @@ def test_estimate_bad_inputs_are_clean_errors(tmp_path: Path, tiny: Path) -> Non
     assert_clean_error(homelab("plan", "estimate", truncated), "corrupt or truncated GGUF")
     assert_clean_error(homelab("plan", "estimate", text), "not a GGUF file")
     assert_clean_error(homelab("plan", "estimate", tmp_path / "missing.gguf"), "cannot read")
-    assert_clean_error(homelab("plan", "estimate", write_bare_gguf(tmp_path / "rwkv.gguf", "rwkv6")), "architecture 'rwkv6' is not modelled")
+    assert_clean_error(
+        homelab("plan", "estimate", write_bare_gguf(tmp_path / "rwkv.gguf", "rwkv6")),
+        "architecture 'rwkv6' is not modelled",
+    )
     assert_clean_error(homelab("plan", "estimate", "my-favourite-model"), "no parameter count")
     assert_clean_error(homelab("plan", "estimate", tiny, "--cache-type", "q7"), "cache_type_k: Input should be")
     assert_clean_error(homelab("plan", "estimate", tiny, "--cache-type", "q8_0"), "needs flash attention")

@@ -31,7 +31,9 @@ def test_context_is_padded_to_256_cells_per_stream(
     [(32768, 1, False, 1536), (512, 1, False, 512), (32768, 4, False, 1536), (4096, 4, False, 1024),
      (32768, 4, True, 4608)],
 )  # fmt: skip
-def test_sliding_window_cache_is_window_plus_micro_batch(ctx: int, parallel: int, unified: bool, swa_cells: int) -> None:
+def test_sliding_window_cache_is_window_plus_micro_batch(
+    ctx: int, parallel: int, unified: bool, swa_cells: int
+) -> None:
     c = context_for(shape("gemma2-f16"), RunSettings(ctx_size=ctx, parallel=parallel, kv_unified=unified))
     assert c.swa_cells == swa_cells
 

@@ -21,7 +21,11 @@ from homelab.vram.weights import layers_on_gpu
 from tests.vram_shapes import stored_shape
 
 ROOT = Path(__file__).resolve().parents[1]
-TRACED = [(folder, run) for folder in sorted((ROOT / "benchmarks" / "data").glob("alloc-trace-*")) for run in load_capture(folder)[1]]
+TRACED = [
+    (folder, run)
+    for folder in sorted((ROOT / "benchmarks" / "data").glob("alloc-trace-*"))
+    for run in load_capture(folder)[1]
+]
 IDS = [run.id for _, run in TRACED]
 
 
@@ -77,11 +81,34 @@ def test_k_copies_land_above_the_kq_mask_exactly_when_the_attention_rises(folder
     ("steps", "expected"),
     [
         # best fit: the smaller of two holes that fit, not the first
-        ([("a", "x", 384), ("a", "y", 128), ("a", "z", 256), ("a", "w", 128), ("f", "x"), ("f", "z"), ("a", "n", 200)], 512),
+        (
+            [
+                ("a", "x", 384),
+                ("a", "y", 128),
+                ("a", "z", 256),
+                ("a", "w", 128),
+                ("f", "x"),
+                ("f", "z"),
+                ("a", "n", 200),
+            ],
+            512,
+        ),
         # nothing fits a hole: the tail
         ([("a", "x", 128), ("a", "y", 128), ("f", "x"), ("a", "n", 256)], 256),
         # frees merge with both neighbours
-        ([("a", "x", 128), ("a", "y", 128), ("a", "z", 128), ("a", "w", 128), ("f", "x"), ("f", "z"), ("f", "y"), ("a", "n", 384)], 0),
+        (
+            [
+                ("a", "x", 128),
+                ("a", "y", 128),
+                ("a", "z", 128),
+                ("a", "w", 128),
+                ("f", "x"),
+                ("f", "z"),
+                ("f", "y"),
+                ("a", "n", 384),
+            ],
+            0,
+        ),
     ],
     ids=["best-fit", "tail", "merge"],
 )

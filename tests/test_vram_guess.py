@@ -11,7 +11,9 @@ import pytest
 from homelab.vram import UnsupportedModel, guess_shape
 from homelab.vram.guess import FILE_TYPES
 
-CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "vram" / "names.jsonl").read_text().splitlines()]
+CASES = [
+    json.loads(line) for line in (Path(__file__).parent / "cases" / "vram" / "names.jsonl").read_text().splitlines()
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

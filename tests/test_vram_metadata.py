@@ -9,8 +9,7 @@ import pytest
 from gguf import GGMLQuantizationType
 
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import ModelFileError, UnsupportedModel, read_gguf
-from homelab.vram import gguf_header
+from homelab.vram import ModelFileError, UnsupportedModel, gguf_header, read_gguf
 from homelab.vram.gguf_header import SkippedArray, read_header
 from homelab.vram.shape import tensor_bytes
 from tests.bounded import capped
@@ -87,10 +86,14 @@ def _bytes(tiny_dir: Path) -> bytes:
         ("cut-in-header", lambda whole: whole[:200], "corrupt or truncated GGUF"),
         ("cut-in-tensor-data", lambda whole: whole[: len(whole) // 2], "corrupt or truncated GGUF"),
         ("bad-version", lambda whole: whole[:4] + b"\x63\x00\x00\x00" + whole[8:], "version 99"),
-        ("garbage-after-magic", lambda whole: b"GGUF" + bytes(range(256)) * 8, "GGUF version 50462976 is not supported"),
+        (
+            "garbage-after-magic",
+            lambda whole: b"GGUF" + bytes(range(256)) * 8,
+            "GGUF version 50462976 is not supported",
+        ),
     ],
 )
-def test_bad_files_are_model_file_errors(tiny_dir: Path, case: str, content, message: str) -> None:  # noqa: ANN001
+def test_bad_files_are_model_file_errors(tiny_dir: Path, case: str, content, message: str) -> None:
     path = tiny_dir / f"{case}.gguf"
     path.write_bytes(content(_bytes(tiny_dir)))
 
@@ -141,16 +144,18 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     fifo = tmp_path / "model.gguf"
     os.mkfifo(fifo)
 
-    with pytest.raises(ModelFileError, match=r"model.gguf: cannot read: not a regular file") as info, capped(
-        seconds=2, extra_bytes=64 * 1024**2
+    with (
+        pytest.raises(ModelFileError, match=r"model.gguf: cannot read: not a regular file") as info,
+        capped(seconds=2, extra_bytes=64 * 1024**2),
     ):
         read_gguf(fifo)
     assert str(info.value).startswith(f"{fifo}: ")
 
 
 def test_dev_zero_is_refused() -> None:
-    with pytest.raises(ModelFileError, match=r"^/dev/zero: cannot read: not a regular file"), capped(
-        seconds=2, extra_bytes=64 * 1024**2
+    with (
+        pytest.raises(ModelFileError, match=r"^/dev/zero: cannot read: not a regular file"),
+        capped(seconds=2, extra_bytes=64 * 1024**2),
     ):
         read_gguf("/dev/zero")
 
@@ -179,9 +184,14 @@ def test_array_items_are_kept_only_up_to_a_total(tmp_path: Path) -> None:
 def test_a_header_over_the_cap_is_refused_naming_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gguf_header, "MAX_HEADER_BYTES", 4096)  # instead of writing a 64 MiB file
     path = tmp_path / "template.gguf"
-    path.write_bytes(build_gguf({"base": True, "kv": [{"key": "tokenizer.chat_template", "type": "STRING", "value": "x" * 5000}]}))
+    path.write_bytes(
+        build_gguf({"base": True, "kv": [{"key": "tokenizer.chat_template", "type": "STRING", "value": "x" * 5000}]})
+    )
 
-    with pytest.raises(ModelFileError, match=r"chat_template length is 5,000; at most 3,\d+ fit, 3,\d+ left before the 4,096-byte limit"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"chat_template length is 5,000; at most 3,\d+ fit, 3,\d+ left before the 4,096-byte limit",
+    ):
         read_gguf(path)
 
 

@@ -27,7 +27,8 @@ def _inventory(gpus: list[dict[str, Any]], containers: list[dict[str, Any]]) -> 
                     "name": f"{name}-{c['name']}",
                     "kind": "llamacpp",
                     "url": f"http://127.0.0.1:{port + i}",
-                    "container": {"image": "llama:test", "ctx_size": 4096} | {k: v for k, v in c.items() if k != "name"},
+                    "container": {"image": "llama:test", "ctx_size": 4096}
+                    | {k: v for k, v in c.items() if k != "name"},
                 }
                 for i, c in enumerate(containers)
             ],
@@ -45,7 +46,10 @@ def models(tmp_path: Path) -> Path:
 
 
 def test_every_container_gets_the_plans_layers_and_a_line(models: Path) -> None:
-    inv = _inventory([{"name": "RTX 3090", "vram_gib": 24}], [{"name": "a", "model_file": "a.gguf"}, {"name": "b", "model_file": "b.gguf"}])
+    inv = _inventory(
+        [{"name": "RTX 3090", "vram_gib": 24}],
+        [{"name": "a", "model_file": "a.gguf"}, {"name": "b", "model_file": "b.gguf"}],
+    )
 
     plan = plan_node_vram(inv, inv.nodes[0], models_dir=models)
 

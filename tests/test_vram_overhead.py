@@ -42,7 +42,7 @@ def test_the_default_overhead_is_the_measured_one() -> None:
     everything = [s for samples in SAMPLES.values() for s in samples]
     served = [s.overhead_bytes for s in everything if s.stage != "loaded"]
 
-    assert DEFAULT_GPU_OVERHEAD_BYTES == derived_overhead_bytes(everything)
+    assert derived_overhead_bytes(everything) == DEFAULT_GPU_OVERHEAD_BYTES
     assert DEFAULT_GPU_OVERHEAD_BYTES - 16 * MIB < max(served) <= DEFAULT_GPU_OVERHEAD_BYTES
 
 

@@ -32,7 +32,11 @@ def _slots(gpus: list[dict[str, Any]]) -> list[GpuSlot]:
     for gpu in gpus:
         i = index[gpu["node"]] = index.get(gpu["node"], -1) + 1
         reserve = int(gpu.get("reserve_gib", RESERVE_GIB) * GIB)
-        slots.append(GpuSlot(node=gpu["node"], name=gpu["name"], index=i, vram_bytes=gpu["vram_gib"] * GIB, reserve_bytes=reserve))
+        slots.append(
+            GpuSlot(
+                node=gpu["node"], name=gpu["name"], index=i, vram_bytes=gpu["vram_gib"] * GIB, reserve_bytes=reserve
+            )
+        )
     return slots
 
 
@@ -136,13 +140,19 @@ def test_models_dir_and_lineup_file_give_files_and_priorities(tmp_path: Path) ->
 
     assert (entries["coder"].shape.estimated, entries["coder"].shape.n_layer) == (False, 3)
     assert (entries["quick"].shape.estimated, entries["quick"].shape.n_layer) == (False, 2)
-    assert (entries["general"].priority, entries["general"].ctx_size, entries["general"].shape.estimated) == (5, 4096, True)
+    assert (entries["general"].priority, entries["general"].ctx_size, entries["general"].shape.estimated) == (
+        5,
+        4096,
+        True,
+    )
     assert {s.reserve_bytes for s in lineup.slots} == {GIB}
 
 
 def test_lineup_file_naming_an_unknown_model(tmp_path: Path) -> None:
     inventory = load_inventory(ROOT / "examples" / "three-tier.yaml")
-    with pytest.raises(LineupError, match="no llama.cpp container or deployed Ollama model on a GPU node serves: vision"):
+    with pytest.raises(
+        LineupError, match="no llama.cpp container or deployed Ollama model on a GPU node serves: vision"
+    ):
         lineup_from_inventory(inventory, lineup_file=LineupFile(models=[ModelOverride(model="vision")]))
 
 

@@ -24,10 +24,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from homelab.vram.gpu_facts import MIB, NVIDIA_SMI_QUERY, GpuStatus, gpu_fact, parse_nvidia_smi
 from homelab.history import open_history
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, SSHSettings
 from homelab.remote import SSHCredentials
+from homelab.vram.gpu_facts import MIB, NVIDIA_SMI_QUERY, GpuStatus, gpu_fact, parse_nvidia_smi
 from homelab.vram.sampling import nodes_to_sample, probe_model_vram, sample_node_gpus, vram_round
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, wait_until
 from tests.fixtures.ollama import StandInServer
@@ -150,7 +150,9 @@ def test_windows_node_without_nvidia_smi_is_not_installed_and_quiet(
     node = _node(server, "mark-ii").model_copy(update={"os": "windows"})
     with caplog.at_level(logging.DEBUG, logger="homelab.vram.sampling"):
         facts = [sample_node_gpus(node, credentials) for _ in range(2)]  # two rounds of the schedule
-    assert [(f.status, f.detail) for f in facts] == [(GpuStatus.NO_NVIDIA_SMI, "nvidia-smi is not installed on this node")] * 2
+    assert [(f.status, f.detail) for f in facts] == [
+        (GpuStatus.NO_NVIDIA_SMI, "nvidia-smi is not installed on this node")
+    ] * 2
     assert [r.levelno for r in caplog.records] == [logging.DEBUG] * 2
     assert vram_round(facts, [], at=T0).samples == []  # nothing stored for it
 

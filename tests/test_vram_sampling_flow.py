@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from flows.sample_vram import sample_vram
-from homelab.vram.gpu_facts import GpuStatus
 from homelab.history import open_history
 from homelab.reports import build_report, parse_since
+from homelab.vram.gpu_facts import GpuStatus
 from tests.fixtures.ollama import StandInServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

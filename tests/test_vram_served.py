@@ -9,7 +9,6 @@ import httpx
 import pytest
 from gguf import GGUFReader
 
-from homelab_app.ollama_standin import ModelSpec
 from homelab.vram import MetadataUnavailable, UnsupportedModel, read_gguf
 from homelab.vram.served import (
     fetch_llama_server_model,
@@ -17,6 +16,7 @@ from homelab.vram.served import (
     server_model_from_llama,
     shape_from_ollama_show,
 )
+from homelab_app.ollama_standin import ModelSpec
 from tests.fixtures.llama import LlamaServer
 from tests.fixtures.net import LOOPBACK, free_port
 from tests.fixtures.ollama import StandInServer

@@ -160,7 +160,8 @@ def test_detached_command_stopped_after_its_timeout(tmp_path: Path) -> None:
 def test_detached_command_failing_fast_is_a_wake_failure(tmp_path: Path) -> None:
     # As xfreerdp does when nothing listens on the port: an error line, a non-zero exit at once.
     refused = _script(
-        tmp_path, "rdp-refused",
+        tmp_path,
+        "rdp-refused",
         "import sys\nprint('[ERROR][com.freerdp.core] - freerdp_tcp_connect: connection refused', file=sys.stderr)\n"
         "sys.exit(131)\n",
     )

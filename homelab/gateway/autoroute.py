@@ -44,13 +44,13 @@ from homelab.router import (
 )
 
 __all__ = [
-    "ROUTE_HEADER_PREFIX",
     "CALL_PATHS",
     "PROXY_HEALTH",
-    "RouteDecision",
+    "ROUTE_HEADER_PREFIX",
     "AutoRouter",
-    "route_headers",
+    "RouteDecision",
     "handler",
+    "route_headers",
 ]
 
 logger = logging.getLogger(__name__)

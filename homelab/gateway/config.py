@@ -26,21 +26,21 @@ from homelab.files import read_regular, write_atomic
 from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
 
 __all__ = [
-    "AUTO_MODEL",
     "AUTOROUTE_CALLBACK",
     "AUTOROUTE_SETTINGS_KEY",
+    "AUTO_MODEL",
     "CONFIG_LIMIT_BYTES",
+    "DEFAULT_GATEWAY_TIMEOUTS",
     "MASTER_KEY_ENV",
     "PLACEHOLDER_API_KEY",
     "GatewayTimeouts",
-    "DEFAULT_GATEWAY_TIMEOUTS",
+    "build_config",
+    "check_config",
     "gateway_model_name",
     "litellm_params",
-    "build_config",
-    "render_config",
-    "check_config",
-    "write_config",
     "regenerate_config",
+    "render_config",
+    "write_config",
 ]
 
 AUTO_MODEL = "auto"

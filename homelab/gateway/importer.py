@@ -37,7 +37,7 @@ from homelab.errors import GatewayConfigError, InventoryError, Problem
 from homelab.inventory import Endpoint, EndpointKind, Inventory
 from homelab.yaml_source import SourceMap, load_yaml
 
-__all__ = ["DEFAULT_LLAMACPP_PORTS", "PROVIDER_KINDS", "load_litellm_config", "import_litellm", "render_inventory"]
+__all__ = ["DEFAULT_LLAMACPP_PORTS", "PROVIDER_KINDS", "import_litellm", "load_litellm_config", "render_inventory"]
 
 DEFAULT_LLAMACPP_PORTS = frozenset({8080})
 PROVIDER_KINDS: dict[str, EndpointKind] = {
@@ -203,8 +203,13 @@ def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
         if seen.url != entry.url and not ollama:
             line = source.line_of(("model_list", entry.index, "litellm_params", "api_base"))
             problems.append(
-                Problem(source.file, line, entry.label, f"api_base {entry.url} shares its port with {seen.label} "
-                        f"({seen.url}) but not its path: one port is one server")
+                Problem(
+                    source.file,
+                    line,
+                    entry.label,
+                    f"api_base {entry.url} shares its port with {seen.label} "
+                    f"({seen.url}) but not its path: one port is one server",
+                )
             )
     return problems
 

@@ -27,14 +27,14 @@ from homelab.inventory import ProbeSettings
 from homelab.redact import redact_url
 
 __all__ = [
-    "Reason",
-    "ProbeLimits",
     "DEFAULT_PROBE_LIMITS",
-    "JSON_MAX_DEPTH",
     "DETAIL_MAX_CHARS",
-    "Down",
+    "JSON_MAX_DEPTH",
     "Answer",
+    "Down",
     "Fetcher",
+    "ProbeLimits",
+    "Reason",
     "target_url",
 ]
 
@@ -178,7 +178,11 @@ class Fetcher:
     async def _get_once(self, path: str) -> Answer:
         cap = self.limits.max_body_bytes
         request = self.client.stream(
-            "GET", f"{self.base}{path}", headers=_HEADERS, auth=self.auth, timeout=self.timeout,
+            "GET",
+            f"{self.base}{path}",
+            headers=_HEADERS,
+            auth=self.auth,
+            timeout=self.timeout,
             follow_redirects=False,
         )
         async with request as response:

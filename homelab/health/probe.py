@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
 from homelab.health.http import (
     DEFAULT_PROBE_LIMITS,
     JSON_MAX_DEPTH,
@@ -32,16 +31,17 @@ from homelab.health.http import (
     Reason,
     target_url,
 )
+from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
 from homelab.redact import redact_url
 
 __all__ = [
-    "EndpointState",
-    "Reason",
-    "LoadedModel",
-    "ProbeResult",
-    "ProbeLimits",
     "DEFAULT_PROBE_LIMITS",
     "JSON_MAX_DEPTH",
+    "EndpointState",
+    "LoadedModel",
+    "ProbeLimits",
+    "ProbeResult",
+    "Reason",
     "probe_endpoint",
 ]
 
@@ -155,7 +155,7 @@ async def _litellm(fetch: Fetcher) -> _Found:
     # the models behind it are probed on their own endpoints.
     body = _require_200(await fetch.get("/health/liveliness"), "/health/liveliness")
     if not (isinstance(body, str) and "alive" in body.lower()):
-        raise Down(Reason.BAD_BODY, f"/health/liveliness answered {str(body)[:80]!r}, expected \"I'm alive!\"")
+        raise Down(Reason.BAD_BODY, f'/health/liveliness answered {str(body)[:80]!r}, expected "I\'m alive!"')
     return [], []
 
 

@@ -24,23 +24,23 @@ from enum import StrEnum
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.inventory import Endpoint, Inventory, Node
 from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
+from homelab.inventory import Endpoint, Inventory, Node
 
 __all__ = [
-    "TierState",
-    "Prognosis",
-    "TierHealth",
-    "ClusterHealth",
-    "SweepReport",
-    "SweepLimits",
     "DEFAULT_SWEEP_LIMITS",
+    "ClusterHealth",
+    "Prognosis",
+    "SweepLimits",
+    "SweepReport",
+    "TierHealth",
+    "TierState",
+    "classify_cluster",
     "classify_tier",
     "classify_tiers",
-    "classify_cluster",
-    "sweep",
-    "probe_endpoints",
     "open_probe_client",
+    "probe_endpoints",
+    "sweep",
 ]
 
 

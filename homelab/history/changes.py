@@ -6,16 +6,17 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from homelab.health.sweep import SweepReport
 from homelab.health.probe import EndpointState, ProbeResult
+from homelab.health.sweep import SweepReport
 
 __all__ = [
     "EndpointChange",
     "NodeDown",
     "SweepChanges",
-    "down_node",
     "compare_with_previous",
+    "down_node",
 ]
+
 
 class EndpointChange(BaseModel):
     """An endpoint that went DOWN, or came back from DOWN, since the previous sweep."""

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from homelab.health.probe import EndpointState
 from homelab.history.schema import (
     BUCKET_COLUMNS,
     INCIDENT_MARK,
@@ -18,14 +19,14 @@ from homelab.history.schema import (
     PROBES,
     SWEEPS,
 )
-from homelab.health.probe import EndpointState
 
 __all__ = [
-    "track_endpoint_incidents",
     "hour_of",
     "hourly_probe_select",
     "rolled_up_until",
+    "track_endpoint_incidents",
 ]
+
 
 def _transitions(conn: Connection, after_sweep: int) -> list[Any]:
     """Probe rows after sweep `after_sweep` where an endpoint's DOWN-ness changed, plus each

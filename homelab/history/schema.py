@@ -12,24 +12,24 @@ from sqlalchemy.engine import Connection, Engine
 from homelab.errors import HistoryError
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "LATENCY_EDGES_MS",
     "BUCKET_COLUMNS",
-    "SQLITE_BUSY_TIMEOUT_S",
-    "METADATA",
-    "SCHEMA_VERSION_TABLE",
-    "SWEEPS",
-    "PROBES",
-    "STORED_FIELDS",
-    "VRAM_SAMPLES",
     "INCIDENTS",
     "INCIDENT_ACTIONS",
-    "ROLLOUTS",
-    "PROBE_HOURLY",
-    "MARKS",
     "INCIDENT_MARK",
-    "V2_TABLES",
+    "LATENCY_EDGES_MS",
+    "MARKS",
+    "METADATA",
+    "PROBES",
+    "PROBE_HOURLY",
+    "ROLLOUTS",
+    "SCHEMA_VERSION",
+    "SCHEMA_VERSION_TABLE",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "STORED_FIELDS",
+    "SWEEPS",
     "TABLES",
+    "V2_TABLES",
+    "VRAM_SAMPLES",
     "ensure_schema",
     "read_version",
     "translate_errors",
@@ -49,8 +49,6 @@ BUCKET_COLUMNS: tuple[str, ...] = tuple(f"lat_b{i:02d}" for i in range(len(LATEN
 
 # SQLite waits this long for another writer (a report reading while a sweep writes) before failing.
 SQLITE_BUSY_TIMEOUT_S = 30.0
-
-
 
 
 class _UTCDateTime(sa.TypeDecorator[datetime]):
@@ -201,7 +199,6 @@ def _upgrade_to_2(conn: Connection) -> None:
 
 # version reached -> the step that takes a database from the version before it there.
 _UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2}
-
 
 
 def ensure_schema(engine: Engine) -> None:

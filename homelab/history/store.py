@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine, make_url
 
 from homelab.errors import HistoryError
-from homelab.vram.gpu_facts import VramSample
+from homelab.health.probe import ProbeResult
 from homelab.health.sweep import Prognosis, SweepReport
 from homelab.history.rollup import (
     hourly_probe_select,
@@ -35,13 +35,13 @@ from homelab.history.schema import (
     read_version,
     translate_errors,
 )
-from homelab.health.probe import ProbeResult
 from homelab.redact import redact_url
+from homelab.vram.gpu_facts import VramSample
 
 __all__ = [
+    "HistoryStore",
     "RetentionPolicy",
     "SweepRecord",
-    "HistoryStore",
     "open_history",
 ]
 
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # past it (an Ollama `size_vram` of 2^64 from a confused server) would fail the insert and
 # lose the whole round; that one figure is stored as unknown instead.
 _INT_COLUMN_MAX = {"used_bytes": 2**63 - 1, "total_bytes": 2**63 - 1, "gpu_index": 2**31 - 1}
+
 
 class RetentionPolicy(BaseModel):
     """How long raw rows are kept; hourly roll-ups are kept for good.
@@ -63,7 +64,6 @@ class RetentionPolicy(BaseModel):
 
     raw_days: float = Field(30.0, gt=0, description="days raw probe rows are kept")
     vram_days: float = Field(365.0, gt=0, description="days raw VRAM samples are kept")
-
 
 
 class SweepRecord(BaseModel):
@@ -274,8 +274,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-
-
 def _probe_row(sweep_id: int, result: ProbeResult) -> dict[str, Any]:
     row: dict[str, Any] = {"sweep_id": sweep_id}
     for name in STORED_FIELDS:
@@ -293,7 +291,10 @@ def _vram_row(sample: VramSample) -> dict[str, Any]:
         if value is not None and not -top - 1 <= value <= top:
             log.warning(
                 "VRAM sample of %s (%s): %s is a %d-bit number, past what the history holds; stored as unknown",
-                sample.node, sample.model or sample.gpu_name or sample.source.value, name, value.bit_length(),
+                sample.node,
+                sample.model or sample.gpu_name or sample.source.value,
+                name,
+                value.bit_length(),
             )
             row[name] = None
     return row

@@ -38,35 +38,34 @@ from homelab.inventory.values import (
     url_port,
 )
 
-
 __all__ = [
-    "Category",
-    "EndpointKind",
-    "ProbeSettings",
-    "ProbeOverride",
-    "OllamaDeploy",
-    "ServedModel",
-    "Container",
-    "RestartPolicy",
-    "OWNED_FLAGS",
-    "PLANNED_FLAGS",
-    "flag_values",
-    "Endpoint",
-    "SSHSettings",
-    "DockerSettings",
-    "GPU",
-    "Wake",
-    "Node",
-    "VaultRef",
-    "SecretRef",
-    "Gateway",
-    "History",
-    "Defaults",
-    "Inventory",
-    "NAME_PATTERN",
-    "NAME_RULE",
     "ALIAS_PATTERN",
     "ALIAS_RULE",
+    "GPU",
+    "NAME_PATTERN",
+    "NAME_RULE",
+    "OWNED_FLAGS",
+    "PLANNED_FLAGS",
+    "Category",
+    "Container",
+    "Defaults",
+    "DockerSettings",
+    "Endpoint",
+    "EndpointKind",
+    "Gateway",
+    "History",
+    "Inventory",
+    "Node",
+    "OllamaDeploy",
+    "ProbeOverride",
+    "ProbeSettings",
+    "RestartPolicy",
+    "SSHSettings",
+    "SecretRef",
+    "ServedModel",
+    "VaultRef",
+    "Wake",
+    "flag_values",
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -231,8 +230,14 @@ def _no_nul(word: str) -> str:
 Word = Annotated[str, StringConstraints(min_length=1, max_length=_MAX_WORD_CHARS), AfterValidator(_no_nul)]
 Words = Annotated[list[Word], Field(max_length=_MAX_WORDS)]
 # llama-server options homelab writes from the container section; `args` may not repeat them.
-OWNED_FLAGS = {"-m": "model_file", "--model": "model_file", "--host": "the endpoint URL", "--port": "container_port",
-               "--alias": "the endpoint's model name", "-a": "the endpoint's model name"}
+OWNED_FLAGS = {
+    "-m": "model_file",
+    "--model": "model_file",
+    "--host": "the endpoint URL",
+    "--port": "container_port",
+    "--alias": "the endpoint's model name",
+    "-a": "the endpoint's model name",
+}
 # Options the VRAM plan reads, by field: a value in `args` or `command` is the one the plan uses.
 PLANNED_FLAGS = {
     "ctx_size": ("-c", "--ctx-size"),
@@ -294,8 +299,9 @@ class Container(_Strict):
     )
     entrypoint: Words | None = Field(None, description="replaces the image's entrypoint")
     restart_policy: RestartPolicy | None = Field(
-        None, description="the engine's restart policy; unset: 'no' on a node with GPUs (homelab starts them one "
-        "at a time after a reboot), 'unless-stopped' elsewhere"
+        None,
+        description="the engine's restart policy; unset: 'no' on a node with GPUs (homelab starts them one "
+        "at a time after a reboot), 'unless-stopped' elsewhere",
     )
     gpus: Annotated[list[Annotated[StrictInt, Field(ge=0, le=255)]], Field(min_length=1, max_length=64)] | None = Field(
         None, description="CUDA indexes of the node's GPUs the container gets; unset: all of them"
@@ -418,8 +424,9 @@ class Wake(_Strict):
     command_secret: str | None = None
     command_timeout_s: Seconds = Field(60.0, description="how long the command may run")
     detach: bool = Field(
-        False, description="the command keeps running (an RDP client): start it, judge the wake by the node "
-        "coming up, stop it after command_timeout_s"
+        False,
+        description="the command keeps running (an RDP client): start it, judge the wake by the node "
+        "coming up, stop it after command_timeout_s",
     )
 
     @model_validator(mode="after")

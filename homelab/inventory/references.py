@@ -19,6 +19,7 @@ __all__ = ["check_references"]
 
 _KINDS = {kind.value for kind in EndpointKind}  # an unknown kind is the schema's to report
 
+
 def _entries(parent: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
     """The mappings of list `parent[key]`, with their positions."""
     items = parent.get(key) if isinstance(parent, dict) else None

@@ -20,15 +20,15 @@ import sqlalchemy.exc
 
 __all__ = [
     "FILE_NAME_RULE",
+    "KNOWN_API_PATHS",
+    "api_path_note",
+    "check_command",
+    "check_database_url",
+    "check_docker_url",
     "check_file_name",
     "check_host",
     "check_http_url",
-    "KNOWN_API_PATHS",
     "split_api_path",
-    "api_path_note",
-    "check_docker_url",
-    "check_database_url",
-    "check_command",
     "url_port",
 ]
 
@@ -113,7 +113,13 @@ KNOWN_API_PATHS: dict[str, tuple[str, ...]] = {
     "ollama": ("/api/tags", "/api/version", "/api/ps", "/api", "/v1/models", "/v1"),
     "llamacpp": ("/v1/health", "/health", "/props", "/metrics", "/v1/models", "/models", "/v1"),
     "litellm": (
-        "/health/liveliness", "/health/liveness", "/health/readiness", "/health", "/v1/models", "/models", "/v1",
+        "/health/liveliness",
+        "/health/liveness",
+        "/health/readiness",
+        "/health",
+        "/v1/models",
+        "/models",
+        "/v1",
     ),
     "openai": ("/v1/models", "/v1"),
 }

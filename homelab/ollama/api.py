@@ -110,7 +110,9 @@ class OllamaAPI:
             raise OllamaError(f"{self.where}: {what}: HTTP {response.status_code}: {_error_text(response)}")
         return response
 
-    def _stream(self, what: str, body: dict[str, Any], path: str, on_line: Callable[[dict[str, Any]], None]) -> list[str]:
+    def _stream(
+        self, what: str, body: dict[str, Any], path: str, on_line: Callable[[dict[str, Any]], None]
+    ) -> list[str]:
         """POST a call that answers with NDJSON progress; its statuses, or the error a line gives."""
         timeout = httpx.Timeout(self.timeouts.stream_gap_s, connect=self.timeouts.connect_s)
         statuses: list[str] = []

@@ -85,9 +85,7 @@ class OllamaDesired(_Frozen):
 
 def ollama_endpoints(node: Node) -> list[Endpoint]:
     """The node's Ollama endpoints with at least one model to deploy."""
-    return [
-        e for e in node.endpoints if e.kind == EndpointKind.OLLAMA and any(m.deploy is not None for m in e.models)
-    ]
+    return [e for e in node.endpoints if e.kind == EndpointKind.OLLAMA and any(m.deploy is not None for m in e.models)]
 
 
 def ollama_gguf_files(node: Node) -> list[str]:

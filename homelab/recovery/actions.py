@@ -21,18 +21,18 @@ from homelab.docker_ops.gate import wait_healthy
 from homelab.docker_ops.plan import Plan, StartContainer, UpdateRestartPolicy
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, RolloutSettings
 from homelab.errors import DockerOpError
+from homelab.health.probe import ProbeResult, probe_endpoint
 from homelab.health.sweep import open_probe_client
 from homelab.inventory import Inventory, Node
-from homelab.health.probe import ProbeResult, probe_endpoint
 from homelab.recovery.plan import RecoveryPolicy, default_restart_command
 from homelab.remote import CommandResult, RemoteShell, sudo
 
 __all__ = [
-    "probe_node",
     "docker_error",
+    "probe_node",
+    "restart_containers",
     "restart_docker",
     "wait_for",
-    "restart_containers",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ async def probe_node(inv: Inventory, node: Node) -> list[ProbeResult]:
         return [await probe_endpoint(client, node, e, inv.probe_settings(e)) for e in node.endpoints]
 
 
-def docker_error(node: Node, ssh: SSHAccess | None = None, timeouts: DockerTimeouts = ENGINE_CHECK_TIMEOUTS) -> str | None:
+def docker_error(
+    node: Node, ssh: SSHAccess | None = None, timeouts: DockerTimeouts = ENGINE_CHECK_TIMEOUTS
+) -> str | None:
     """Fact: None when the node's engine answers a ping at its Docker URL, else why not."""
     try:
         engine = open_engine(node, ssh=ssh, timeouts=timeouts)
@@ -99,7 +101,9 @@ def _start_step(spec: ContainerSpec, state: ContainerState) -> StartContainer | 
     the next rollout, and the engine starts those all at once at every boot.
     """
     if state.restart_policy not in (None, spec.restart_policy):
-        return UpdateRestartPolicy(spec=spec, reason=f"{state.restart_policy} -> {spec.restart_policy} ({state.status})")
+        return UpdateRestartPolicy(
+            spec=spec, reason=f"{state.restart_policy} -> {spec.restart_policy} ({state.status})"
+        )
     if state.running:
         return None
     return StartContainer(spec=spec, reason=f"was {state.status} after the node went down")
@@ -138,7 +142,9 @@ def restart_containers(
             gate = wait_healthy(engine, spec.name, node, endpoint, inv.probe_settings(endpoint), settings.gate)
             status = StepStatus.DONE if gate.healthy else StepStatus.FAILED
             seconds = round(time.perf_counter() - started, 2)
-            outcomes.append(StepOutcome(summary=f"gate {spec.name}", status=status, detail=gate.why, seconds=seconds, gate=gate))
+            outcomes.append(
+                StepOutcome(summary=f"gate {spec.name}", status=status, detail=gate.why, seconds=seconds, gate=gate)
+            )
         else:
             runner = EngineRunner(engine, node, {endpoint.name: inv.probe_settings(endpoint)}, settings)
             outcomes += apply(Plan(node=node.name, steps=[step]), runner).outcomes

@@ -33,19 +33,19 @@ from homelab.inventory import Node
 from homelab.recovery.windows import WINDOWS_RESTART_DOCKER
 
 __all__ = [
-    "Action",
-    "NON_IDEMPOTENT",
-    "Outcome",
-    "RecoveryPolicy",
     "DEFAULT_RECOVERY_POLICY",
-    "NodeFacts",
-    "RecoveryPlan",
+    "NON_IDEMPOTENT",
+    "Action",
     "ActionRecord",
     "Incident",
+    "NodeFacts",
+    "Outcome",
+    "RecoveryPlan",
+    "RecoveryPolicy",
+    "cooldown_left_s",
+    "default_restart_command",
     "plan_recovery",
     "wake_only",
-    "default_restart_command",
-    "cooldown_left_s",
 ]
 
 LINUX_RESTART_DOCKER = "systemctl restart docker"
@@ -90,8 +90,9 @@ class RecoveryPolicy(_Frozen):
     wait_serving_s: float = Field(300.0, gt=0, description="seconds a woken wake-only node may take to serve")
     poll_s: float = Field(2.0, gt=0, description="seconds between checks while waiting")
     restart_command: str | None = Field(
-        None, description="for this run, replaces the node's docker.restart_command and the OS default; "
-        "on Linux run through sudo, password on stdin"
+        None,
+        description="for this run, replaces the node's docker.restart_command and the OS default; "
+        "on Linux run through sudo, password on stdin",
     )
 
 
@@ -159,7 +160,9 @@ class Incident(_Frozen):
         ]
         for a in self.actions:
             detail = a.detail.replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(f"| {a.at.strftime('%H:%M:%S')} | {a.action} | {'ok' if a.ok else 'FAILED'} | {a.seconds:.2f} | {detail} |")
+            lines.append(
+                f"| {a.at.strftime('%H:%M:%S')} | {a.action} | {'ok' if a.ok else 'FAILED'} | {a.seconds:.2f} | {detail} |"
+            )
         return "\n".join(lines)
 
 

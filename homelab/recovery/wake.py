@@ -37,12 +37,12 @@ from homelab.inventory import Wake
 
 __all__ = [
     "DETACH_GRACE_S",
-    "WakeFailed",
     "RunningWake",
+    "WakeFailed",
     "WakeProcesses",
     "magic_packet",
-    "send_magic_packet",
     "run_wake_command",
+    "send_magic_packet",
     "start_wake_command",
     "wake",
 ]
@@ -85,7 +85,9 @@ def send_magic_packet(mac: str, broadcast: str, port: int = 9) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.sendto(packet, (broadcast, port))
     except OSError as exc:
-        raise WakeFailed(f"sending the Wake-on-LAN packet for {mac} to {broadcast}:{port}: {exc.strerror or exc}") from exc
+        raise WakeFailed(
+            f"sending the Wake-on-LAN packet for {mac} to {broadcast}:{port}: {exc.strerror or exc}"
+        ) from exc
     log.info("sent Wake-on-LAN packet for %s to %s:%d", mac, broadcast, port)
 
 

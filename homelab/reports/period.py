@@ -58,7 +58,9 @@ def parse_since(since: str, now: datetime | None = None) -> Period:
     if match := _SPAN.match(since):
         seconds = float(match[1]) * _UNIT_S[match[2]]
         if seconds > MAX_PERIOD.total_seconds():
-            raise ReportError(f"--since {shown}: longer than {MAX_PERIOD.days} days, the longest period a report covers")
+            raise ReportError(
+                f"--since {shown}: longer than {MAX_PERIOD.days} days, the longest period a report covers"
+            )
         start = end - timedelta(seconds=seconds)
     else:
         try:

@@ -17,7 +17,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homelab.vram.gpu_facts import VramSource
 from homelab.history import (
     BUCKET_COLUMNS,
     TABLES,
@@ -26,6 +25,7 @@ from homelab.history import (
     rolled_up_until,
 )
 from homelab.reports.period import Period
+from homelab.vram.gpu_facts import VramSource
 
 __all__ = [
     "SUM_COLUMNS",
@@ -98,9 +98,7 @@ def endpoint_totals(days: pd.DataFrame) -> pd.DataFrame:
     """Per endpoint over the period, from `endpoint_days`."""
     if days.empty:
         return days.drop(columns="day", errors="ignore")
-    return days.groupby(["node", "endpoint"], as_index=False).agg(
-        {"tier": "last", **dict.fromkeys(SUM_COLUMNS, "sum")}
-    )
+    return days.groupby(["node", "endpoint"], as_index=False).agg({"tier": "last", **dict.fromkeys(SUM_COLUMNS, "sum")})
 
 
 def tier_hours(conn: Connection, period: Period) -> pd.DataFrame:

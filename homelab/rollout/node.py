@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.connect import Engine, open_engine
-from homelab.rollout.containers import roll_out_node
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import ModelSource, ProgressCallback, model_sources
 from homelab.errors import HomelabError, OllamaError
@@ -34,8 +33,9 @@ from homelab.gateway.config import regenerate_config
 from homelab.inventory import Inventory, Node
 from homelab.ollama.apply import OllamaRolloutReport
 from homelab.ollama.desired import desired_ollama, ollama_endpoints, ollama_sources
-from homelab.rollout.ollama import ollama_apis, roll_out_ollama_node
 from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
+from homelab.rollout.containers import roll_out_node
+from homelab.rollout.ollama import ollama_apis, roll_out_ollama_node
 from homelab.rollout.preview import RolloutPreview, preview_rollout
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
 

@@ -44,7 +44,11 @@ def ollama_vram_lines(desired: OllamaDesired, vram: NodeVramPlan | None) -> list
 
 
 def plan_ollama_node(
-    apis: Mapping[str, OllamaAPI], desired: OllamaDesired, *, prune: bool = False, progress: ProgressCallback | None = None
+    apis: Mapping[str, OllamaAPI],
+    desired: OllamaDesired,
+    *,
+    prune: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> OllamaPlan:
     """Facts and plan for the node's Ollama endpoints, in one call (changes nothing)."""
     return plan(desired, gather_facts(apis, desired, progress), prune=prune)

@@ -16,12 +16,23 @@ from typing import Any
 from homelab.router.choose import Decision
 from homelab.router.request import RequestError
 
-__all__ = ["DEFAULT_ENDPOINT", "RequestLine", "BadLine", "read_request_lines", "route_lines"]
+__all__ = ["DEFAULT_ENDPOINT", "BadLine", "RequestLine", "read_request_lines", "route_lines"]
 
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 # Keys of a decision that go into a batch output line (the candidate list stays out: too long).
-_LINE_KEYS = ("category", "confidence", "model", "url", "node", "endpoint", "fallbacks", "reason",
-              "health_age_s", "health_source", "basis")
+_LINE_KEYS = (
+    "category",
+    "confidence",
+    "model",
+    "url",
+    "node",
+    "endpoint",
+    "fallbacks",
+    "reason",
+    "health_age_s",
+    "health_source",
+    "basis",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.inventory import Category, Inventory
 from homelab.health.probe import EndpointState
+from homelab.inventory import Category, Inventory
 from homelab.redact import redact_url
 from homelab.router.classify import Classification
 from homelab.router.health_view import HealthSource, HealthView
 
-__all__ = ["FALLBACK_CATEGORIES", "ANY_MODEL", "Candidate", "Decision", "choose_expert", "unrouted"]
+__all__ = ["ANY_MODEL", "FALLBACK_CATEGORIES", "Candidate", "Decision", "choose_expert", "unrouted"]
 
 FALLBACK_CATEGORIES = (Category.CHAT, Category.FAST)
 ANY_MODEL = "any"  # the `chain` of a candidate that is in no expert list of the fallback path
@@ -82,8 +82,13 @@ def _candidate(inv: Inventory, view: HealthView, alias: str, chain: str, now: da
     if found is None:
         return Candidate(alias=alias, chain=chain, note="no endpoint of the cluster serves this alias")
     node, endpoint, _ = found
-    where = {"alias": alias, "chain": chain, "node": node.name, "endpoint": endpoint.name,
-             "url": redact_url(endpoint.url)}  # shown and dumped, never used to connect
+    where = {
+        "alias": alias,
+        "chain": chain,
+        "node": node.name,
+        "endpoint": endpoint.name,
+        "url": redact_url(endpoint.url),
+    }  # shown and dumped, never used to connect
     result = view.result(node.name, endpoint.name)
     if result is None:
         return Candidate(**where, note=f"{node.name}/{endpoint.name} has never been probed")
@@ -108,8 +113,9 @@ def _reason(category: Category, chosen: Candidate, skipped: list[Candidate], con
     return f"{lead}; falling back to the {chosen.chain} expert {chosen.alias}"
 
 
-def choose_expert(inv: Inventory, classification: Classification, view: HealthView,
-                  now: datetime | None = None) -> Decision:
+def choose_expert(
+    inv: Inventory, classification: Classification, view: HealthView, now: datetime | None = None
+) -> Decision:
     """Pick the model for a classified request from what the health view says serves.
 
     Args:
@@ -125,8 +131,12 @@ def choose_expert(inv: Inventory, classification: Classification, view: HealthVi
     category = classification.category
     candidates = [_candidate(inv, view, alias, chain, now) for alias, chain in _order(inv, category)]
     serving = [c for c in candidates if c.serving]
-    base = {"category": category, "confidence": classification.confidence, "basis": classification.basis,
-            "candidates": candidates}
+    base = {
+        "category": category,
+        "confidence": classification.confidence,
+        "basis": classification.basis,
+        "candidates": candidates,
+    }
     if not serving:
         if not candidates:
             reason = "the cluster file lists no models"
@@ -154,5 +164,9 @@ def choose_expert(inv: Inventory, classification: Classification, view: HealthVi
 
 def unrouted(classification: Classification, reason: str) -> Decision:
     """A decision with a category but no model: no cluster file, or no way to reach it."""
-    return Decision(category=classification.category, confidence=classification.confidence,
-                    basis=classification.basis, reason=reason)
+    return Decision(
+        category=classification.category,
+        confidence=classification.confidence,
+        basis=classification.basis,
+        reason=reason,
+    )

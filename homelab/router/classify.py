@@ -21,7 +21,7 @@ from homelab.router.features import feature_groups
 from homelab.router.model import LinearModel, load_model
 from homelab.router.request import DEFAULT_TEXT_BUDGET, Conversation, TextBudget, read_request
 
-__all__ = ["Classification", "Classifier", "default_classifier", "classify_request"]
+__all__ = ["Classification", "Classifier", "classify_request", "default_classifier"]
 
 
 class Classification(BaseModel):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from homelab.router.request import Conversation
 
-__all__ = ["length_units", "scan_window", "cue_keys", "LENGTH_STEPS", "SCAN_SPAN"]
+__all__ = ["LENGTH_STEPS", "SCAN_SPAN", "cue_keys", "length_units", "scan_window"]
 
 # Characters of the last message that cues and n-grams read: head and tail (see scan_window).
 SCAN_SPAN = (600, 200)
@@ -27,6 +27,7 @@ _DIGIT = re.compile(r"\d")
 _LATIN_WORD = re.compile(r"[^\W\d_]+|\d+", re.ASCII)
 # CJK ideographs, kana and hangul: no spaces between words, so length counts characters.
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
 
 @dataclass(frozen=True, slots=True)
 class _Cue:
@@ -43,41 +44,100 @@ _DIGITS = tuple("0123456789")
 _CUES = (
     _Cue("#fence", re.compile(r"```|~~~"), ("```", "~~~")),
     _Cue("#inline-code", re.compile(r"`[^`\n]{1,80}`"), ("`",)),
-    _Cue("#error-name", re.compile(r"\b[A-Z][a-zA-Z]+(?:Error|Exception)\b|\bE[A-Z]{3,}\b|\b0x[0-9a-fA-F]{4,}\b"),
-         ("Error", "Exception", "0x", "E")),
-    _Cue("#code-line", re.compile(r"[;{}]\s*$|^\s*(?:def|class|fn|func|function|import|from|#include|public|let|const|var|"
-                                  r"return|if|for|while|SELECT|FROM|WHERE|server|location)\b.*[:({=;]\s*$", re.MULTILINE),
-         (";", "{", "}", ":", "(", "="), count=True),
+    _Cue(
+        "#error-name",
+        re.compile(r"\b[A-Z][a-zA-Z]+(?:Error|Exception)\b|\bE[A-Z]{3,}\b|\b0x[0-9a-fA-F]{4,}\b"),
+        ("Error", "Exception", "0x", "E"),
+    ),
+    _Cue(
+        "#code-line",
+        re.compile(
+            r"[;{}]\s*$|^\s*(?:def|class|fn|func|function|import|from|#include|public|let|const|var|"
+            r"return|if|for|while|SELECT|FROM|WHERE|server|location)\b.*[:({=;]\s*$",
+            re.MULTILINE,
+        ),
+        (";", "{", "}", ":", "(", "="),
+        count=True,
+    ),
     _Cue("#indented", re.compile(r"^(?: {2,}|\t)\S", re.MULTILINE), ("\n ", "\n\t"), count=True),
     _Cue("#call", re.compile(r"\b[A-Za-z_][\w.]*\([^()\n]{0,60}\)"), ("(",), count=True),
     _Cue("#snake", re.compile(r"\b[a-z]+_[a-z_]+\b"), ("_",), count=True),
     _Cue("#camel", re.compile(r"\b[a-z]+[A-Z][a-zA-Z]+\b"), tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
     _Cue("#path", re.compile(r"(?:^|[\s'\"(=])(?:~|\.{1,2})?/[\w.-]+/[\w./-]*|[A-Za-z]:\\\w"), ("/", "\\")),
-    _Cue("#file-ext", re.compile(r"\b[\w-]+\.(?:py|js|ts|tsx|go|rs|c|h|cpp|java|rb|php|sh|sql|ya?ml|json|toml|ini|conf|"
-                                 r"cfg|env|md|html|css|xml|csv|txt|log|service|timer|lock|dockerfile)\b", re.IGNORECASE), (".",)),
+    _Cue(
+        "#file-ext",
+        re.compile(
+            r"\b[\w-]+\.(?:py|js|ts|tsx|go|rs|c|h|cpp|java|rb|php|sh|sql|ya?ml|json|toml|ini|conf|"
+            r"cfg|env|md|html|css|xml|csv|txt|log|service|timer|lock|dockerfile)\b",
+            re.IGNORECASE,
+        ),
+        (".",),
+    ),
     _Cue("#cli-flag", re.compile(r"(?:^|\s)--?[a-zA-Z][\w-]*"), ("-",), count=True),
-    _Cue("#shell", re.compile(r"^\s*(?:\$|#)\s+\w|\b(?:sudo|apt|pip|npm|git|docker|kubectl|systemctl|chmod|chown|grep|sed|"
-                              r"awk|curl|ssh|rsync|crontab|jq|cd|ls|cat)\s+[-\w./~$]", re.MULTILINE)),
-    _Cue("#code-op", re.compile(r"==|!=|=>|->|::|&&|\|\||\+=|:=|</?\w+[^>]*>|\$\{|\w\[\w*\]"),
-         ("=", "->", "::", "&&", "||", "<", "${", "[")),
+    _Cue(
+        "#shell",
+        re.compile(
+            r"^\s*(?:\$|#)\s+\w|\b(?:sudo|apt|pip|npm|git|docker|kubectl|systemctl|chmod|chown|grep|sed|"
+            r"awk|curl|ssh|rsync|crontab|jq|cd|ls|cat)\s+[-\w./~$]",
+            re.MULTILINE,
+        ),
+    ),
+    _Cue(
+        "#code-op",
+        re.compile(r"==|!=|=>|->|::|&&|\|\||\+=|:=|</?\w+[^>]*>|\$\{|\w\[\w*\]"),
+        ("=", "->", "::", "&&", "||", "<", "${", "["),
+    ),
     _Cue("#yaml", re.compile(r"^\s*[\w.-]+:\s+\S.*$\n^\s*[\w.-]+:", re.MULTILINE), (":\n", ": ")),
-    _Cue("#sql", re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|CREATE TABLE|JOIN|GROUP BY|ORDER BY)\b"),
-         ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "JOIN", " BY")),
-    _Cue("#arith", re.compile(r"\d\s*[-+*/×÷^xX]\s*\d|\d\s*%|%\s*(?:of|de|von)\b"), ("%", "+", "-", "*", "/", "×", "÷", "^", "x", "X")),
-    _Cue("#equation", re.compile(r"(?<![\w.])[a-zA-Z]\s*(?:[=<>≤≥]|\^|²|³)|\d\s*[a-z]\b(?!\w)|[=<>≤≥]\s*-?\d"),
-         ("=", "<", ">", "≤", "≥", "^", "²", "³", *_DIGITS)),
-    _Cue("#math-sym", re.compile(r"[∫∑Σ√π∞≤≥≠±²³∂θλΔ∈∀∃⊂∩∪→⇒≡ⁿ]|\\frac|\\int|\\sum|\bmod\b"),
-         (*"∫∑Σ√π∞≤≥≠±²³∂θλΔ∈∀∃⊂∩∪→⇒≡ⁿ", "\\", "mod")),
+    _Cue(
+        "#sql",
+        re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|CREATE TABLE|JOIN|GROUP BY|ORDER BY)\b"),
+        ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "JOIN", " BY"),
+    ),
+    _Cue(
+        "#arith",
+        re.compile(r"\d\s*[-+*/×÷^xX]\s*\d|\d\s*%|%\s*(?:of|de|von)\b"),
+        ("%", "+", "-", "*", "/", "×", "÷", "^", "x", "X"),
+    ),
+    _Cue(
+        "#equation",
+        re.compile(r"(?<![\w.])[a-zA-Z]\s*(?:[=<>≤≥]|\^|²|³)|\d\s*[a-z]\b(?!\w)|[=<>≤≥]\s*-?\d"),
+        ("=", "<", ">", "≤", "≥", "^", "²", "³", *_DIGITS),
+    ),
+    _Cue(
+        "#math-sym",
+        re.compile(r"[∫∑Σ√π∞≤≥≠±²³∂θλΔ∈∀∃⊂∩∪→⇒≡ⁿ]|\\frac|\\int|\\sum|\bmod\b"),
+        (*"∫∑Σ√π∞≤≥≠±²³∂θλΔ∈∀∃⊂∩∪→⇒≡ⁿ", "\\", "mod"),
+    ),
     _Cue("#power", re.compile(r"\d\s*\^\s*\d|\d\*\*\d|\d+[²³]"), ("^", "**", "²", "³")),
     _Cue("#fraction", re.compile(r"\b\d+/\d+\b"), ("/",)),
-    _Cue("#money", re.compile(r"[$€£¥]\s?\d|\d\s?[$€£¥]|\d\s?(?:dollars|euros?|USD|EUR)\b"), ("$", "€", "£", "¥", "dollar", "euro", "USD", "EUR")),
+    _Cue(
+        "#money",
+        re.compile(r"[$€£¥]\s?\d|\d\s?[$€£¥]|\d\s?(?:dollars|euros?|USD|EUR)\b"),
+        ("$", "€", "£", "¥", "dollar", "euro", "USD", "EUR"),
+    ),
     _Cue("#quoted", re.compile(r"['\"“‘«„][^'\"”’»]{1,30}['\"”’»]"), ("'", '"', "“", "‘", "«", "„")),
     _Cue("#list", re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE), ("- ", "* ", "• ", ". ", ") "), count=True),
     _Cue("#paste", re.compile(r":\s*\n\s*\n|:\n\S"), (":\n", ": \n")),
 )
 # Stack traces and compiler errors, matched on the lower-cased text as plain substrings.
-_TRACE_MARKS = ("traceback (most recent", "panicked at", "exception in thread", "segmentation fault", "error:", "error[",
-                "exception:", "errno", "exit code", "exit status", "status=", 'file "', "\tat ", "    at ", "npm err!", "fatal:")
+_TRACE_MARKS = (
+    "traceback (most recent",
+    "panicked at",
+    "exception in thread",
+    "segmentation fault",
+    "error:",
+    "error[",
+    "exception:",
+    "errno",
+    "exit code",
+    "exit status",
+    "status=",
+    'file "',
+    "\tat ",
+    "    at ",
+    "npm err!",
+    "fatal:",
+)
 
 
 def length_units(text: str) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from homelab.router.cues import cue_keys, length_units, scan_window
 from homelab.router.request import Conversation
 
-__all__ = ["Group", "CHAR_SPAN", "SHORT_FOLLOWUP_UNITS", "MEDIUM_FOLLOWUP_UNITS", "normalise", "feature_groups"]
+__all__ = ["CHAR_SPAN", "MEDIUM_FOLLOWUP_UNITS", "SHORT_FOLLOWUP_UNITS", "Group", "feature_groups", "normalise"]
 
 # Characters of the scanned window that char n-grams read: head and tail.
 CHAR_SPAN = (400, 100)

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from homelab.health.probe import ProbeResult
 from homelab.health.sweep import DEFAULT_SWEEP_LIMITS, SweepLimits, SweepReport, probe_endpoints, sweep
 from homelab.inventory import Endpoint, Inventory, Node
-from homelab.health.probe import ProbeResult
 
 if TYPE_CHECKING:  # the store is passed in; routing itself never needs SQLAlchemy's tables
     from homelab.history import HistoryStore
 
 __all__ = [
-    "HealthSource",
-    "HealthSettings",
     "DEFAULT_HEALTH_SETTINGS",
+    "HealthSettings",
+    "HealthSource",
     "HealthView",
     "Refreshed",
     "load_health_view",
@@ -63,8 +63,9 @@ class HealthView:
     """A probe result per (node, endpoint), with where it came from. Immutable: refreshing
     returns a new view."""
 
-    def __init__(self, results: Mapping[_Key, ProbeResult] | None = None,
-                 sources: Mapping[_Key, HealthSource] | None = None) -> None:
+    def __init__(
+        self, results: Mapping[_Key, ProbeResult] | None = None, sources: Mapping[_Key, HealthSource] | None = None
+    ) -> None:
         self._results = dict(results or {})
         self._sources = {key: (sources or {}).get(key, HealthSource.HISTORY) for key in self._results}
 

@@ -23,7 +23,7 @@ import numpy as np
 from homelab.errors import HomelabError
 from homelab.router.features import Group
 
-__all__ = ["ModelError", "LinearModel", "WEIGHTS_FILE", "load_model"]
+__all__ = ["WEIGHTS_FILE", "LinearModel", "ModelError", "load_model"]
 
 WEIGHTS_FILE = "weights.npz"
 
@@ -84,8 +84,10 @@ def _read(source: Any) -> LinearModel:
         classes = tuple(str(c) for c in data["classes"])
         meta = json.loads(str(data["meta"]))
     if weights.shape != (len(keys), len(classes)) or bias.shape != (len(classes),):
-        raise ModelError(f"router weights: shapes {weights.shape} and {bias.shape} do not fit "
-                         f"{len(keys)} keys and {len(classes)} classes")
+        raise ModelError(
+            f"router weights: shapes {weights.shape} and {bias.shape} do not fit "
+            f"{len(keys)} keys and {len(classes)} classes"
+        )
     return LinearModel(classes, {k: i for i, k in enumerate(keys)}, weights, bias, meta)
 
 

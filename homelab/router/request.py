@@ -20,11 +20,11 @@ from typing import Any
 from homelab.errors import HomelabError
 
 __all__ = [
-    "RequestError",
-    "Conversation",
-    "TextBudget",
     "DEFAULT_TEXT_BUDGET",
     "IMAGE_PART_TYPES",
+    "Conversation",
+    "RequestError",
+    "TextBudget",
     "is_embedding_endpoint",
     "read_request",
 ]
@@ -187,6 +187,10 @@ def read_request(endpoint: str, body: Any, budget: TextBudget = DEFAULT_TEXT_BUD
         if not isinstance(prompt, str):
             raise RequestError("body.prompt is not a string")
         image = bool(body.get("images"))
-        return Conversation(endpoint=path, last_user=budget.cut(prompt), has_image=image,
-                            truncated=len(prompt) > budget.head_chars + budget.tail_chars)
+        return Conversation(
+            endpoint=path,
+            last_user=budget.cut(prompt),
+            has_image=image,
+            truncated=len(prompt) > budget.head_chars + budget.tail_chars,
+        )
     raise RequestError("body has neither messages nor prompt")

@@ -36,8 +36,9 @@ NO_INVENTORY = "no cluster file given (--inventory): classified only"
 class Router:
     """Routes requests for one cluster (or only classifies them, without one)."""
 
-    def __init__(self, inv: Inventory | None, view: HealthView | None = None,
-                 classifier: Classifier | None = None) -> None:
+    def __init__(
+        self, inv: Inventory | None, view: HealthView | None = None, classifier: Classifier | None = None
+    ) -> None:
         self.inv = inv
         self.view = view if view is not None else HealthView()
         self.classifier = classifier or default_classifier()

@@ -21,15 +21,15 @@ from homelab.vram.settings import MIB, RunSettings
 from homelab.vram.shape import ModelShape
 
 __all__ = [
+    "ABS_BOUND_BYTES",
     "COMPONENTS",
     "REL_BOUND",
-    "ABS_BOUND_BYTES",
     "CapturedRun",
     "ComponentCheck",
     "Summary",
+    "check_run",
     "load_capture",
     "settings_for",
-    "check_run",
     "summarize",
 ]
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Placement", "Peak", "gpu_allocator", "placements", "replay"]
+__all__ = ["Peak", "Placement", "gpu_allocator", "placements", "replay"]
 
 _ALLOC = re.compile(
     r"ggml_dyn_tallocr_alloc: \[(?P<alloc>0x[0-9a-f]+)\] allocating (?P<name>.+?) \((?P<size>\d+) bytes\)"
     r" - block \d+, offset (?P<offset>\d+), chunk 0"
 )
-_FREE = re.compile(r"ggml_gallocr_free_node: \[(?P<alloc>0x[0-9a-f]+)\] freeing .+? at \{chunk=0, offset=(?P<offset>\d+)\}")
+_FREE = re.compile(
+    r"ggml_gallocr_free_node: \[(?P<alloc>0x[0-9a-f]+)\] freeing .+? at \{chunk=0, offset=(?P<offset>\d+)\}"
+)
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,7 @@ def gpu_allocator(text: str) -> str:
 def placements(text: str, allocator: str) -> list[Placement]:
     """Every allocation of one allocator, in order."""
     return [
-        Placement(m["name"], int(m["offset"]), int(m["size"]))
-        for m in _ALLOC.finditer(text)
-        if m["alloc"] == allocator
+        Placement(m["name"], int(m["offset"]), int(m["size"])) for m in _ALLOC.finditer(text) if m["alloc"] == allocator
     ]
 
 

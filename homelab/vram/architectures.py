@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from homelab.vram.errors import UnsupportedModel
 
-__all__ = ["ArchInfo", "ARCHITECTURES", "arch_info", "swa_layers"]
+__all__ = ["ARCHITECTURES", "ArchInfo", "arch_info", "swa_layers"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ def arch_info(arch: str) -> ArchInfo:
         return ARCHITECTURES[arch]
     except KeyError:
         known = ", ".join(sorted(ARCHITECTURES))
-        raise UnsupportedModel(f"architecture {arch!r} is not modelled by the VRAM estimator (known: {known})") from None
+        raise UnsupportedModel(
+            f"architecture {arch!r} is not modelled by the VRAM estimator (known: {known})"
+        ) from None
 
 
 def swa_layers(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from homelab.errors import HomelabError
 
-__all__ = ["VramError", "ModelFileError", "UnsupportedModel", "MetadataUnavailable", "SettingsError", "LineupError"]
+__all__ = ["LineupError", "MetadataUnavailable", "ModelFileError", "SettingsError", "UnsupportedModel", "VramError"]
 
 
 class VramError(HomelabError):

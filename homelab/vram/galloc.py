@@ -26,7 +26,7 @@ from homelab.vram.settings import Context, RunSettings
 from homelab.vram.shape import ModelShape, TensorInfo
 from homelab.vram.weights import cuda_alloc_bytes
 
-__all__ = ["BestFit", "REPLAYED_ARCHS", "replay_cpu_layers", "attention_rise"]
+__all__ = ["REPLAYED_ARCHS", "BestFit", "attention_rise", "replay_cpu_layers"]
 
 _ALIGN = 128  # ggml-cuda's buffer alignment
 _F32 = 4
@@ -178,7 +178,7 @@ def _cpu_layers(shape: ModelShape, settings: RunSettings, on_gpu: list[bool]) ->
     if settings.flash_attn or settings.backend == "cpu" or shape.arch not in REPLAYED_ARCHS or shape.n_expert:
         return []
     layers = [il for il in range(shape.n_layer) if not on_gpu[il]]
-    if any(not _LAYER_TENSORS <= _weights(shape, il).keys() for il in layers):
+    if any(not _weights(shape, il).keys() >= _LAYER_TENSORS for il in layers):
         return []
     return layers
 

@@ -34,11 +34,11 @@ from homelab.vram.errors import ModelFileError
 from homelab.vram.shape import TensorInfo
 
 __all__ = [
+    "KEEP_ARRAY_ITEMS",
+    "KEEP_TOTAL_ITEMS",
     "MAX_HEADER_BYTES",
     "MAX_KEYS",
     "MAX_TENSORS",
-    "KEEP_ARRAY_ITEMS",
-    "KEEP_TOTAL_ITEMS",
     "GGUFHeader",
     "SkippedArray",
     "read_header",

@@ -19,13 +19,13 @@ from homelab.vram.metadata import read_gguf
 from homelab.vram.shape import ModelShape, Source, synthesize_tensors
 
 __all__ = [
-    "FileType",
+    "FAMILIES",
     "FILE_TYPES",
     "Family",
-    "FAMILIES",
-    "parse_file_type",
+    "FileType",
     "family_of",
     "guess_shape",
+    "parse_file_type",
     "shape_from_counts",
     "shape_of",
 ]
@@ -148,17 +148,37 @@ def shape_from_counts(
     family = _nearest(params, family_name)
     bits = ftype.bits_per_weight * params / _parameter_count(family)
     tensors = synthesize_tensors(
-        n_layer=family.n_layer, n_embd=family.n_embd, n_head=family.n_head, n_head_kv=family.n_head_kv,
-        head_dim=family.head_dim, n_ff=family.n_ff, n_vocab=family.n_vocab, weight_type=ftype.weight_type,
-        bits_per_weight=bits, tied_output=family.tied,
+        n_layer=family.n_layer,
+        n_embd=family.n_embd,
+        n_head=family.n_head,
+        n_head_kv=family.n_head_kv,
+        head_dim=family.head_dim,
+        n_ff=family.n_ff,
+        n_vocab=family.n_vocab,
+        weight_type=ftype.weight_type,
+        bits_per_weight=bits,
+        tied_output=family.tied,
     )
     swa = [family.sliding_window is not None and il % 2 == 0 for il in range(family.n_layer)]
     return ModelShape(
-        name=name, arch=family.arch, source=source, estimated=True, n_layer=family.n_layer,
-        n_embd=family.n_embd, n_head=family.n_head, n_head_kv=[family.n_head_kv] * family.n_layer,
-        head_dim_k=family.head_dim, head_dim_v=family.head_dim, n_ff=family.n_ff, n_vocab=family.n_vocab,
-        context_length=family.context_length, sliding_window=family.sliding_window, swa_layers=swa,
-        file_type=(file_type or _DEFAULT_FILE_TYPE).upper(), parameter_count=int(params), tensors=tensors,
+        name=name,
+        arch=family.arch,
+        source=source,
+        estimated=True,
+        n_layer=family.n_layer,
+        n_embd=family.n_embd,
+        n_head=family.n_head,
+        n_head_kv=[family.n_head_kv] * family.n_layer,
+        head_dim_k=family.head_dim,
+        head_dim_v=family.head_dim,
+        n_ff=family.n_ff,
+        n_vocab=family.n_vocab,
+        context_length=family.context_length,
+        sliding_window=family.sliding_window,
+        swa_layers=swa,
+        file_type=(file_type or _DEFAULT_FILE_TYPE).upper(),
+        parameter_count=int(params),
+        tensors=tensors,
     )
 
 

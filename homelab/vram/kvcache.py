@@ -33,7 +33,9 @@ class LayerCache:
 def _row(cache_type: str, width: int, what: str) -> int:
     block, _ = type_size(cache_type)
     if width % block:
-        raise SettingsError(f"a {cache_type} {what} cache needs rows that divide by {block}; this model's are {width} wide")
+        raise SettingsError(
+            f"a {cache_type} {what} cache needs rows that divide by {block}; this model's are {width} wide"
+        )
     return row_bytes(cache_type, width)
 
 

@@ -40,7 +40,14 @@ from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_PARALLEL, MIB
 from homelab.vram.shape import ModelShape
 from homelab.yaml_source import load_yaml
 
-__all__ = ["DEFAULT_RESERVE_BYTES", "ModelOverride", "LineupFile", "Lineup", "load_lineup_file", "lineup_from_inventory"]
+__all__ = [
+    "DEFAULT_RESERVE_BYTES",
+    "Lineup",
+    "LineupFile",
+    "ModelOverride",
+    "lineup_from_inventory",
+    "load_lineup_file",
+]
 
 DEFAULT_RESERVE_BYTES = 512 * MIB  # display, driver and stray processes on a home GPU
 
@@ -122,8 +129,14 @@ def _models_of(node: Node) -> Iterator[_Served]:
         if endpoint.kind == EndpointKind.LLAMACPP and container is not None:
             name = endpoint.models[0].alias if endpoint.models else endpoint.name
             yield _Served(
-                name, endpoint, container.model_file, _names(endpoint), container.gpu_layers, container.ctx_size,
-                container.parallel, gpus=container.gpus,
+                name,
+                endpoint,
+                container.model_file,
+                _names(endpoint),
+                container.gpu_layers,
+                container.ctx_size,
+                container.parallel,
+                gpus=container.gpus,
             )
         for model in endpoint.models if endpoint.kind == EndpointKind.OLLAMA else []:
             if (deploy := model.deploy) is not None:
@@ -133,14 +146,20 @@ def _models_of(node: Node) -> Iterator[_Served]:
                 yield _Served(model.alias, endpoint, source, names, deploy.num_gpu, deploy.num_ctx, parallel, True)
 
 
-def _entry(node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None) -> LineupEntry | Unsized:
+def _entry(
+    node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None
+) -> LineupEntry | Unsized:
     """One model of the lineup with the lineup file's changes; Unsized when it cannot be sized."""
     try:
         shape = _shape(served.model_file, override, models_dir)
     except UnsupportedModel as exc:
         return Unsized(model=served.name, endpoint=served.endpoint.name, reason=str(exc))
     return LineupEntry(
-        name=served.name, shape=shape, node=node.name, endpoint=served.endpoint.name, gpu_layers=served.gpu_layers,
+        name=served.name,
+        shape=shape,
+        node=node.name,
+        endpoint=served.endpoint.name,
+        gpu_layers=served.gpu_layers,
         gpus=served.gpus,
         priority=override.priority if override and override.priority is not None else 0,
         ctx_size=_ctx_size(served, shape, override.ctx_size if override and override.ctx_size else served.ctx_size),
@@ -165,8 +184,11 @@ def _shape(model_file: str, override: ModelOverride | None, models_dir: Path | N
 def _slots(node: Node, reserve_bytes: int) -> list[GpuSlot]:
     return [
         GpuSlot(
-            node=node.name, name=gpu.name, index=i if gpu.index is None else gpu.index,
-            vram_bytes=int(gpu.vram_gib * GIB), reserve_bytes=reserve_bytes,
+            node=node.name,
+            name=gpu.name,
+            index=i if gpu.index is None else gpu.index,
+            vram_bytes=int(gpu.vram_gib * GIB),
+            reserve_bytes=reserve_bytes,
         )
         for i, gpu in enumerate(node.gpus)
     ]
@@ -182,7 +204,11 @@ def lineup_from_inventory(
         ModelFileError: A GGUF named or found is unreadable.
     """
     overrides = list(lineup_file.models) if lineup_file else []
-    reserve = DEFAULT_RESERVE_BYTES if not lineup_file or lineup_file.reserve_gib is None else int(lineup_file.reserve_gib * GIB)
+    reserve = (
+        DEFAULT_RESERVE_BYTES
+        if not lineup_file or lineup_file.reserve_gib is None
+        else int(lineup_file.reserve_gib * GIB)
+    )
     entries: list[LineupEntry] = []
     slots: list[GpuSlot] = []
     unsized: list[Unsized] = []

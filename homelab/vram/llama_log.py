@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["MIB", "LoggedBuffers", "parse_llama_log", "is_gpu_buffer"]
+__all__ = ["MIB", "LoggedBuffers", "is_gpu_buffer", "parse_llama_log"]
 
 MIB = 1024 * 1024
 

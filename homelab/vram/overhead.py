@@ -27,12 +27,12 @@ from homelab.vram.settings import MIB, RunSettings
 from homelab.vram.shape import ModelShape
 
 __all__ = [
-    "Stage",
     "OverheadSample",
-    "load_overhead_capture",
+    "Stage",
     "bare_context_bytes",
     "derived_overhead_bytes",
     "full_context_totals",
+    "load_overhead_capture",
 ]
 
 Stage = Literal["loaded", "ubatch", "full"]
@@ -124,5 +124,7 @@ def full_context_totals(folder: Path, shape_of: Callable[[str], ModelShape]) -> 
     for run in data["runs"]:
         used = run["samples"].get("full", {}).get("process_used_mib")
         if used is not None:
-            out.append((run["id"], used * MIB, estimate(shape_of(run["model"]), _settings(run, run["ctx"])).gpu_total_bytes))
+            out.append(
+                (run["id"], used * MIB, estimate(shape_of(run["model"]), _settings(run, run["ctx"])).gpu_total_bytes)
+            )
     return out

@@ -32,7 +32,18 @@ from homelab.vram.settings import (
 )
 from homelab.vram.shape import ModelShape
 
-__all__ = ["LineupEntry", "GpuSlot", "PlanPolicy", "Placement", "GpuUse", "CpuOnly", "Unsized", "Plan", "DEFAULT_POLICY", "plan_lineup"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "CpuOnly",
+    "GpuSlot",
+    "GpuUse",
+    "LineupEntry",
+    "Placement",
+    "Plan",
+    "PlanPolicy",
+    "Unsized",
+    "plan_lineup",
+]
 
 
 class _Frozen(BaseModel):
@@ -153,9 +164,14 @@ DEFAULT_POLICY = PlanPolicy()
 
 def _settings(entry: LineupEntry, policy: PlanPolicy, ngl: int, backend: str = "cuda") -> RunSettings:
     return RunSettings(
-        ctx_size=entry.ctx_size, parallel=entry.parallel, cache_type_k=policy.cache_type,
-        cache_type_v=policy.cache_type, flash_attn=policy.flash_attn, n_gpu_layers=ngl,
-        backend=backend, gpu_overhead_bytes=policy.gpu_overhead_bytes,  # type: ignore[arg-type]
+        ctx_size=entry.ctx_size,
+        parallel=entry.parallel,
+        cache_type_k=policy.cache_type,
+        cache_type_v=policy.cache_type,
+        flash_attn=policy.flash_attn,
+        n_gpu_layers=ngl,
+        backend=backend,
+        gpu_overhead_bytes=policy.gpu_overhead_bytes,  # type: ignore[arg-type]
     )
 
 
@@ -169,8 +185,12 @@ def _ctx_label(n_ctx: int) -> str:
 
 def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement:
     return Placement(
-        model=entry.name, endpoint=entry.endpoint, file_type=entry.shape.file_type, node=slot.node,
-        gpu_index=slot.index, estimate=result,
+        model=entry.name,
+        endpoint=entry.endpoint,
+        file_type=entry.shape.file_type,
+        node=slot.node,
+        gpu_index=slot.index,
+        estimate=result,
     )
 
 
@@ -184,7 +204,8 @@ def _place(
 ) -> tuple[int, Placement] | CpuOnly:
     """The GPU (its position in `slots`) and placement for one model, or its CPU-only verdict."""
     allowed = [
-        i for i, s in enumerate(slots)
+        i
+        for i, s in enumerate(slots)
         if (entry.node is None or s.node == entry.node) and (entry.gpus is None or s.index in entry.gpus)
     ]
     if not allowed:

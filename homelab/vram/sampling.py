@@ -21,11 +21,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from homelab.errors import RemoteError
-from homelab.vram.gpu_facts import NVIDIA_SMI_QUERY, GpuFact, GpuStatus, VramSample, VramSource, gpu_fact, gpu_samples
-from homelab.inventory import EndpointKind, Inventory, Node
-from homelab.health.sweep import probe_endpoints
 from homelab.health.probe import ProbeResult
+from homelab.health.sweep import probe_endpoints
+from homelab.inventory import EndpointKind, Inventory, Node
 from homelab.remote import DEFAULT_SSH_TIMEOUTS, SSHCredentials, SSHTimeouts, open_shell
+from homelab.vram.gpu_facts import NVIDIA_SMI_QUERY, GpuFact, GpuStatus, VramSample, VramSource, gpu_fact, gpu_samples
 
 __all__ = ["VramRound", "model_samples", "probe_model_vram", "sample_node_gpus", "vram_round"]
 

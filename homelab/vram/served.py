@@ -28,10 +28,10 @@ from homelab.vram.shape import ModelShape, TensorInfo, tensor_bytes
 
 __all__ = [
     "ServerModel",
-    "shape_from_ollama_show",
-    "server_model_from_llama",
-    "fetch_ollama_shape",
     "fetch_llama_server_model",
+    "fetch_ollama_shape",
+    "server_model_from_llama",
+    "shape_from_ollama_show",
 ]
 
 
@@ -52,7 +52,11 @@ def _ollama_tensors(entries: list[dict[str, Any]]) -> list[TensorInfo]:
     for entry in entries:
         shape = [int(x) for x in entry["shape"]]
         size = tensor_bytes(str(entry["type"]), shape)
-        out.append(TensorInfo(name=str(entry["name"]), type=str(entry["type"]).upper(), shape=shape, n_bytes=size, offset=offset))
+        out.append(
+            TensorInfo(
+                name=str(entry["name"]), type=str(entry["type"]).upper(), shape=shape, n_bytes=size, offset=offset
+            )
+        )
         offset += size
     return out
 
@@ -105,7 +109,9 @@ def server_model_from_llama(props: dict[str, Any], models: dict[str, Any], *, re
             raise UnsupportedModel(f"{name}: model file not readable here and /v1/models gives no n_params")
         bits = 8 * float(size) / float(params) if size else None
         file_type = parse_file_type(str(props.get("model_ftype") or "")) or parse_file_type(name)
-        shape = shape_from_counts(name, params=float(params), file_type=file_type, family_name=family_of(name), source="llama-server")
+        shape = shape_from_counts(
+            name, params=float(params), file_type=file_type, family_name=family_of(name), source="llama-server"
+        )
         if bits:
             shape = _rescaled(shape, bits)
     return ServerModel(shape=shape, n_ctx_slot=n_ctx, parallel=slots, model_path=path)
@@ -138,7 +144,9 @@ async def _json(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
         response.raise_for_status()
         body = response.json()
     except httpx.HTTPStatusError as exc:
-        raise MetadataUnavailable(f"{method} {url}: HTTP {exc.response.status_code}: {exc.response.text[:200]}") from exc
+        raise MetadataUnavailable(
+            f"{method} {url}: HTTP {exc.response.status_code}: {exc.response.text[:200]}"
+        ) from exc
     except httpx.HTTPError as exc:
         raise MetadataUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:

@@ -17,17 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from homelab.vram.shape import ModelShape
 
 __all__ = [
-    "MIB",
-    "GIB",
     "DEFAULT_GPU_OVERHEAD_BYTES",
+    "GIB",
     "MAX_CONTEXT",
-    "MAX_PARALLEL",
     "MAX_GPU_LAYERS",
     "MAX_GPU_OVERHEAD_BYTES",
-    "CacheType",
+    "MAX_PARALLEL",
+    "MIB",
     "Backend",
-    "RunSettings",
+    "CacheType",
     "Context",
+    "RunSettings",
     "context_for",
 ]
 

@@ -19,14 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from homelab.vram.errors import UnsupportedModel
 
 __all__ = [
+    "ModelShape",
     "Source",
     "TensorInfo",
-    "ModelShape",
-    "type_size",
-    "row_bytes",
-    "tensor_bytes",
     "layer_index",
+    "row_bytes",
     "synthesize_tensors",
+    "tensor_bytes",
+    "type_size",
 ]
 
 Source = Literal["gguf", "ollama", "llama-server", "name"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from homelab.vram.settings import Backend, Context
 from homelab.vram.shape import ModelShape, TensorInfo, layer_index, row_bytes
 
-__all__ = ["WeightSplit", "layers_on_gpu", "split_weights", "cuda_alloc_bytes"]
+__all__ = ["WeightSplit", "cuda_alloc_bytes", "layers_on_gpu", "split_weights"]
 
 _CUDA_ALIGN = 128
 _CUDA_ROW_PAD = 512

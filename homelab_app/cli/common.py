@@ -12,23 +12,23 @@ from rich.console import Console
 from rich.markup import escape
 
 from homelab.errors import InventoryError, Problem
-from homelab.inventory import Inventory, load_inventory
 from homelab.health.probe import EndpointState
+from homelab.inventory import Inventory, load_inventory
 
 __all__ = [
-    "app",
-    "out",
-    "err",
+    "EXIT_CRITICAL",
     "EXIT_DEGRADED",
     "EXIT_INVALID",
-    "EXIT_CRITICAL",
+    "STATE_STYLE",
     "InventoryOption",
     "JsonFlag",
-    "print_problems",
-    "print_notes",
+    "app",
+    "err",
     "fail",
     "load_or_exit",
-    "STATE_STYLE",
+    "out",
+    "print_notes",
+    "print_problems",
 ]
 
 

@@ -12,6 +12,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from homelab.errors import HomelabError, InventoryError
+from homelab.inventory import load_inventory
 from homelab_app.cli.common import EXIT_INVALID, JsonFlag, app, err, out, print_problems
 from homelab_app.demo.cluster import default_folder, prepare_demo, start_servers, stop_demo, wait_ready
 from homelab_app.demo.layout import DemoProcess, DemoState
@@ -31,8 +33,6 @@ from homelab_app.demo.tour import (
     take_down_prefect,
     wait_recovery,
 )
-from homelab.errors import HomelabError, InventoryError
-from homelab.inventory import load_inventory
 from homelab_app.stack.processes import is_alive
 
 __all__ = ["demo_command"]
@@ -148,9 +148,13 @@ def demo_command(
     stop: Annotated[bool, typer.Option("--stop", help="Stop the demo's servers, Prefect server and worker.")] = False,
     folder: Annotated[
         Path | None,
-        typer.Option("--dir", envvar="HOMELAB_DEMO_DIR", help="The demo's files [default: ~/.local/state/homelab/demo]."),
+        typer.Option(
+            "--dir", envvar="HOMELAB_DEMO_DIR", help="The demo's files [default: ~/.local/state/homelab/demo]."
+        ),
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="The Prefect UI's port [default: 4200, else a free one].")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="The Prefect UI's port [default: 4200, else a free one].")
+    ] = None,
     gateway: Annotated[
         bool | None, typer.Option("--gateway/--no-gateway", help="Run a LiteLLM proxy [default: when installed].")
     ] = None,
@@ -178,7 +182,9 @@ def demo_command(
             begun = datetime.now(UTC)
             stopped = start_afresh(folder)
             if stopped:
-                show.step(f"stopped the previous demo's {len(stopped)} processes: " + ", ".join(r.role for r in stopped))
+                show.step(
+                    f"stopped the previous demo's {len(stopped)} processes: " + ", ".join(r.role for r in stopped)
+                )
             state = prepare_demo(folder, binary, _gateway_command(gateway))
             show.step(f"cluster file: {state.inventory} ({state.down.endpoint} stays down on purpose)")
             started = start_servers(state)
@@ -191,13 +197,14 @@ def demo_command(
         raise typer.Exit(EXIT_INVALID) from None
     except HomelabError as exc:
         err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        err.print(f"What runs is left running for a look; stop it with: homelab demo --stop --dir {folder}", highlight=False)
+        err.print(
+            f"What runs is left running for a look; stop it with: homelab demo --stop --dir {folder}", highlight=False
+        )
         raise typer.Exit(EXIT_FAILED) from None
     if as_json:
         print(summary.model_dump_json(indent=2))
     else:
         _render(summary)
-
 
 
 def _say(text: str = "") -> None:
@@ -208,7 +215,11 @@ def _render_servers(s: DemoSummary, home: str) -> None:
     _say(f"\n[bold]homelab demo[/]: cluster file {escape(str(s.inventory).replace(home, '~', 1))}\n")
     for srv in s.servers:
         if srv.down_on_purpose:
-            state = "[red]down on purpose[/]" if srv.pid is None else f"[green]down on purpose, woken by the recovery[/] (pid {srv.pid})"
+            state = (
+                "[red]down on purpose[/]"
+                if srv.pid is None
+                else f"[green]down on purpose, woken by the recovery[/] (pid {srv.pid})"
+            )
         else:
             state = f"pid {srv.pid}" if srv.pid is not None else "[red]not running[/]"
         _say(f"  {srv.endpoint:<16} {escape(srv.url):<24} {escape(srv.what):<38} {state}")
@@ -218,7 +229,11 @@ def _render_plan(plan: dict[str, Any]) -> None:
     for gpu in plan.get("gpus", []):
         parts = [
             f"{p['model']} {p['estimate']['gpu_total_bytes'] / GIB:.1f} GiB "
-            + ("all layers" if p["whole"] else f"{p['estimate']['n_gpu_layers']}/{p['estimate']['n_layers_total']} layers")
+            + (
+                "all layers"
+                if p["whole"]
+                else f"{p['estimate']['n_gpu_layers']}/{p['estimate']['n_layers_total']} layers"
+            )
             for p in gpu["placements"]
         ]
         slot = gpu["slot"]
@@ -235,17 +250,23 @@ def _render(s: DemoSummary) -> None:
     _render_servers(s, home)
     sweep = s.sweep
     style = {"OPERATIONAL": "green", "DEGRADED": "yellow", "CRITICAL": "bold red"}[sweep.prognosis]
-    _say(f"\n[bold]1 health sweep[/]  [{style}]{sweep.prognosis}[/]  flow run {sweep.flow_run.name} (deployment health-sweep)")
+    _say(
+        f"\n[bold]1 health sweep[/]  [{style}]{sweep.prognosis}[/]  flow run {sweep.flow_run.name} (deployment health-sweep)"
+    )
     for reason in sweep.reasons:
         _say(f"    - {escape(reason)}")
     d = s.route.decision
     _say(f"[bold]2 routing[/]       $ {escape(s.route.command)}")
-    _say(f"    {d.category} ({d.confidence or 0:.2f}) -> {escape(d.model or 'nothing')} at {escape(d.url or '-')} ({d.node}/{d.endpoint})")
+    _say(
+        f"    {d.category} ({d.confidence or 0:.2f}) -> {escape(d.model or 'nothing')} at {escape(d.url or '-')} ({d.node}/{d.endpoint})"
+    )
     _say(f"    {escape(d.reason)}")
     _say(f"[bold]3 VRAM plan[/]     $ {escape(s.plan.command)}")
     _render_plan(s.plan.plan)
     rec = s.recovery.flow_run
-    _say(f"[bold]4 recovery[/]      {rec.state_name}  flow run {rec.name}, started by the automation {escape(rec.created_by_name or '?')}")
+    _say(
+        f"[bold]4 recovery[/]      {rec.state_name}  flow run {rec.name}, started by the automation {escape(rec.created_by_name or '?')}"
+    )
     _say(f"    {escape(rec.message or '')}")
     rep = s.report
     _say(f"[bold]5 report[/]        {rep.flow_run.state_name}  flow run {rep.flow_run.name} (deployment daily-report)")

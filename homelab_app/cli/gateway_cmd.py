@@ -9,6 +9,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from homelab.errors import InventoryError
+from homelab.files import FileAccessError, read_regular, write_atomic
+from homelab.gateway.config import CONFIG_LIMIT_BYTES, check_config, render_config
+from homelab.gateway.importer import (
+    DEFAULT_LLAMACPP_PORTS,
+    import_litellm,
+    load_litellm_config,
+    render_inventory,
+)
 from homelab_app.cli.common import (
     EXIT_INVALID,
     InventoryOption,
@@ -18,15 +27,6 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
     print_problems,
-)
-from homelab.errors import InventoryError
-from homelab.files import FileAccessError, read_regular, write_atomic
-from homelab.gateway.config import CONFIG_LIMIT_BYTES, check_config, render_config
-from homelab.gateway.importer import (
-    DEFAULT_LLAMACPP_PORTS,
-    import_litellm,
-    load_litellm_config,
-    render_inventory,
 )
 
 __all__ = ["gateway_config", "gateway_import"]

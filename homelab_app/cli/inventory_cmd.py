@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from homelab.errors import InventoryError
+from homelab.inventory import Inventory, load_inventory_with_notes
 from homelab_app.cli.common import (
     EXIT_INVALID,
     JsonFlag,
@@ -16,10 +18,8 @@ from homelab_app.cli.common import (
     print_notes,
     print_problems,
 )
-from homelab.errors import InventoryError
-from homelab.inventory import Inventory, load_inventory_with_notes
 
-__all__ = ["validate", "schema"]
+__all__ = ["schema", "validate"]
 
 
 def _summary(inv: Inventory) -> dict[str, Any]:

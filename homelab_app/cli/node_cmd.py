@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from homelab_app.cli.common import EXIT_INVALID, InventoryOption, JsonFlag, _shown, app, fail, load_or_exit, out
 from homelab.recovery.windows import windows_setup
+from homelab_app.cli.common import EXIT_INVALID, InventoryOption, JsonFlag, _shown, app, fail, load_or_exit, out
 
 __all__ = ["windows_setup_command"]
 

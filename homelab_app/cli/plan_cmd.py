@@ -11,14 +11,6 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from homelab_app.cli.common import (
-    EXIT_INVALID,
-    JsonFlag,
-    app,
-    err,
-    load_or_exit,
-    out,
-)
 from homelab.vram import (
     DEFAULT_GPU_OVERHEAD_BYTES,
     Estimate,
@@ -34,8 +26,16 @@ from homelab.vram import (
 )
 from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
 from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_GPU_LAYERS, MAX_GPU_OVERHEAD_BYTES, MAX_PARALLEL, MIB
+from homelab_app.cli.common import (
+    EXIT_INVALID,
+    JsonFlag,
+    app,
+    err,
+    load_or_exit,
+    out,
+)
 
-__all__ = ["plan_command", "estimate_command"]
+__all__ = ["estimate_command", "plan_command"]
 
 
 plan_app = typer.Typer(
@@ -80,7 +80,9 @@ def _render_plan(plan: Plan) -> None:
         for p in gpu.placements:
             label = p.model + (f" {p.file_type}" if p.file_type else "")
             e = p.estimate
-            layers = f"all {e.n_layers_total} layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU"
+            layers = (
+                f"all {e.n_layers_total} layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU"
+            )
             out.print(f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {layers}", highlight=False)
         if not gpu.placements:
             out.print("  (nothing placed)", highlight=False)
@@ -95,7 +97,11 @@ def _render_plan(plan: Plan) -> None:
         out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
     if plan.estimated_models:
         names = ", ".join(plan.estimated_models)
-        out.print(f"estimated from names, not GGUF files: {escape(names)} (--models-dir or a lineup file reads the files)", highlight=False, soft_wrap=True)
+        out.print(
+            f"estimated from names, not GGUF files: {escape(names)} (--models-dir or a lineup file reads the files)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @plan_app.callback(invoke_without_command=True)
@@ -105,12 +111,16 @@ def plan_command(
         Path | None, typer.Option("--inventory", "-i", help="The cluster file.", envvar="HOMELAB_INVENTORY")
     ] = None,
     lineup: Annotated[Path | None, typer.Option("--lineup", help="Priorities, GGUF paths, contexts (YAML).")] = None,
-    models_dir: Annotated[Path | None, typer.Option("--models-dir", help="Where the containers' GGUF files can be read.")] = None,
+    models_dir: Annotated[
+        Path | None, typer.Option("--models-dir", help="Where the containers' GGUF files can be read.")
+    ] = None,
     flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Plan with flash attention.")] = True,
     cache_type: Annotated[str, typer.Option("--cache-type", help="KV cache type: f16, q8_0, q4_0...")] = "f16",
     overhead_mib: Annotated[
         int,
-        typer.Option("--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per model and GPU: CUDA context, cuBLAS, pools."),
+        typer.Option(
+            "--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per model and GPU: CUDA context, cuBLAS, pools."
+        ),
     ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
     as_json: JsonFlag = False,
 ) -> None:

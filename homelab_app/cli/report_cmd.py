@@ -10,6 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from homelab.errors import HistoryError
+from homelab.files import FileAccessError, write_atomic
 from homelab_app.cli.common import (
     EXIT_INVALID,
     InventoryOption,
@@ -19,8 +21,6 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
-from homelab.errors import HistoryError
-from homelab.files import FileAccessError, write_atomic
 
 if TYPE_CHECKING:
     from homelab.reports import HealthReport
@@ -32,7 +32,9 @@ def _render_report(report: HealthReport) -> None:
     """The headline tables on the terminal; the full report is the HTML, the CSV and --json."""
     from homelab import reports  # see report_command
 
-    out.print(f"[bold]Cluster health report[/]: {report.period.start:%Y-%m-%d %H:%M} to {report.period.end:%Y-%m-%d %H:%M} UTC")
+    out.print(
+        f"[bold]Cluster health report[/]: {report.period.start:%Y-%m-%d %H:%M} to {report.period.end:%Y-%m-%d %H:%M} UTC"
+    )
     for note in report.notes:
         out.print(f"[yellow]![/] {escape(note)}", highlight=False)
     for name in ("uptime_tier", "uptime_node", "latency", "incidents", "flapping", "gpus"):

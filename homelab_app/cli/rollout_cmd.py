@@ -18,6 +18,13 @@ from rich.progress import (
 from rich.table import Table
 
 from homelab import docker_ops as _docker_ops
+from homelab.docker_ops.apply import StepsReport
+from homelab.docker_ops.connect import Engine, engine_url, open_engine
+from homelab.errors import HomelabError
+from homelab.inventory import Inventory, Node
+from homelab.rollout.node import EngineOpener, NodeRolloutReport, node_inputs, roll_out
+from homelab.rollout.preview import RolloutPreview
+from homelab.vram import VramError
 from homelab_app.cli.common import (
     EXIT_INVALID,
     InventoryOption,
@@ -29,14 +36,7 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
-from homelab.docker_ops.apply import StepsReport
-from homelab.docker_ops.connect import Engine, engine_url, open_engine
-from homelab.errors import HomelabError
-from homelab.inventory import Inventory, Node
-from homelab.rollout.node import EngineOpener, NodeRolloutReport, node_inputs, roll_out
-from homelab.rollout.preview import RolloutPreview
 from homelab_app.stack.prefect_cli import default_prefect_home, prefect_env
-from homelab.vram import VramError
 
 __all__ = ["rollout_command"]
 
@@ -103,7 +103,9 @@ def _connect(inv: Inventory, vault_block: str | None) -> EngineOpener:
 
 def _not_checked(part: str, against: str, why: str | None) -> None:
     if why:
-        out.print(f"[yellow]![/] {part}: not checked against {against} ({_shown(why)})", highlight=False, soft_wrap=True)
+        out.print(
+            f"[yellow]![/] {part}: not checked against {against} ({_shown(why)})", highlight=False, soft_wrap=True
+        )
 
 
 def _render_preview(preview: RolloutPreview) -> None:
@@ -148,7 +150,9 @@ def _render_node(report: NodeRolloutReport) -> None:
         tail = [line for o in report.containers.outcomes if o.gate for line in o.gate.log_tail]
         _failure(report.containers.failure, tail if report.containers.failure else [])
     if report.ollama is None and report.containers is None and report.preview is None:
-        out.print(f"nothing to roll out on {escape(report.node)}: no containers, no Ollama models with a deploy section")
+        out.print(
+            f"nothing to roll out on {escape(report.node)}: no containers, no Ollama models with a deploy section"
+        )
     if report.gateway:
         out.print(f"gateway: {escape(report.gateway)}", highlight=False)
 
@@ -165,13 +169,17 @@ def rollout_command(
     ] = None,
     gateway_config: Annotated[
         Path | None,
-        typer.Option("--gateway-config", help="The LiteLLM proxy's config file: regenerated after a successful rollout."),
+        typer.Option(
+            "--gateway-config", help="The LiteLLM proxy's config file: regenerated after a successful rollout."
+        ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan (from the file alone if the node is down); change nothing.")
+        bool,
+        typer.Option("--dry-run", help="Print the plan (from the file alone if the node is down); change nothing."),
     ] = False,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Delete Ollama models the cluster file no longer names (else only unloaded).")
+        bool,
+        typer.Option("--prune", help="Delete Ollama models the cluster file no longer names (else only unloaded)."),
     ] = False,
     helper_image: Annotated[
         str, typer.Option("--helper-image", help="Image of the short-lived copy helpers.")

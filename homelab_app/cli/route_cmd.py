@@ -11,17 +11,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab_app.cli.common import (
-    EXIT_DEGRADED,
-    EXIT_INVALID,
-    STATE_STYLE,
-    JsonFlag,
-    app,
-    err,
-    fail,
-    load_or_exit,
-    out,
-)
 from homelab.health.sweep import open_probe_client
 from homelab.history import HistoryError, HistoryStore, open_history
 from homelab.inventory import Inventory
@@ -35,6 +24,17 @@ from homelab.router import (
     route_lines,
 )
 from homelab.router.health_view import HealthSettings
+from homelab_app.cli.common import (
+    EXIT_DEGRADED,
+    EXIT_INVALID,
+    STATE_STYLE,
+    JsonFlag,
+    app,
+    err,
+    fail,
+    load_or_exit,
+    out,
+)
 
 __all__ = ["route_command"]
 
@@ -86,7 +86,9 @@ def _render_decision(d: Decision) -> None:
     if d.model is None:
         out.print(f"model     [red]none[/]: {escape(d.reason)}", highlight=False, soft_wrap=True)
     else:
-        out.print(f"model     [green]{escape(d.model)}[/] at {escape(d.url or '')} ({d.node}/{d.endpoint})", highlight=False)
+        out.print(
+            f"model     [green]{escape(d.model)}[/] at {escape(d.url or '')} ({d.node}/{d.endpoint})", highlight=False
+        )
         out.print(f"why       {escape(d.reason)}", highlight=False, soft_wrap=True)
         out.print(f"fallbacks {escape(', '.join(d.fallbacks) or 'none')}", highlight=False)
     if d.health_age_s is not None:
@@ -130,20 +132,30 @@ def _route_file(router: Router, requests: Path, as_json: bool) -> None:
 
 @app.command("route")
 def route_command(
-    prompt: Annotated[str | None, typer.Argument(help="A prompt to route, sent as one user message.", show_default=False)] = None,
+    prompt: Annotated[
+        str | None, typer.Argument(help="A prompt to route, sent as one user message.", show_default=False)
+    ] = None,
     inventory: Annotated[
         Path | None,
-        typer.Option("--inventory", "-i", help="The cluster file; without one, requests are only classified.",
-                     envvar="HOMELAB_INVENTORY"),
+        typer.Option(
+            "--inventory",
+            "-i",
+            help="The cluster file; without one, requests are only classified.",
+            envvar="HOMELAB_INVENTORY",
+        ),
     ] = None,
     requests: Annotated[
         Path | None,
         typer.Option("--requests", help='JSON lines {"endpoint": PATH, "body": {...}} to route ("-": stdin).'),
     ] = None,
     as_json: JsonFlag = False,
-    ttl_s: Annotated[float, typer.Option("--ttl", min=0, help="Seconds a health result stays fresh before a live probe.")] = 60.0,
+    ttl_s: Annotated[
+        float, typer.Option("--ttl", min=0, help="Seconds a health result stays fresh before a live probe.")
+    ] = 60.0,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Route on the history alone; probe nothing.")] = False,
-    endpoint: Annotated[str, typer.Option("--endpoint", help="The API path PROMPT is sent to.")] = _ROUTE_DEFAULT_ENDPOINT,
+    endpoint: Annotated[
+        str, typer.Option("--endpoint", help="The API path PROMPT is sent to.")
+    ] = _ROUTE_DEFAULT_ENDPOINT,
 ) -> None:
     """Classify a request (code, reason, chat, vision, fast, embed) and pick the best healthy expert.
 

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from homelab.errors import InventoryError, StackError
 from homelab_app.cli.common import (
     EXIT_INVALID,
     JsonFlag,
@@ -18,16 +19,17 @@ from homelab_app.cli.common import (
     out,
     print_problems,
 )
-from homelab.errors import InventoryError, StackError
 from homelab_app.stack import DEFAULT_PORT, StackOptions, StackStatus, StopReport, down, up
 
-__all__ = ["up_command", "down_command"]
+__all__ = ["down_command", "up_command"]
 
 EXIT_FAILED = 1
 
 StateDirOption = Annotated[
     Path | None,
-    typer.Option("--state-dir", envvar="HOMELAB_STATE_DIR", help="Pids, logs and the embedded database [default: .homelab]."),
+    typer.Option(
+        "--state-dir", envvar="HOMELAB_STATE_DIR", help="Pids, logs and the embedded database [default: .homelab]."
+    ),
 ]
 
 
@@ -35,7 +37,12 @@ StateDirOption = Annotated[
 def up_command(
     inventory: Annotated[
         Path | None,
-        typer.Option("--inventory", "-i", envvar="HOMELAB_INVENTORY", help="The cluster file [default: ./cluster.yaml if present]."),
+        typer.Option(
+            "--inventory",
+            "-i",
+            envvar="HOMELAB_INVENTORY",
+            help="The cluster file [default: ./cluster.yaml if present].",
+        ),
     ] = None,
     port: Annotated[int, typer.Option("--port", help="Port of the embedded server on 127.0.0.1.")] = DEFAULT_PORT,
     state_dir: StateDirOption = None,
@@ -54,8 +61,12 @@ def up_command(
     message says what, with its log); 2 the cluster file or prefect.yaml is invalid.
     """
     options = StackOptions(
-        inventory=inventory, port=port, state_dir=state_dir, queues=tuple(queue or ()),
-        worker_only=worker_only, worker_name=worker_name,
+        inventory=inventory,
+        port=port,
+        state_dir=state_dir,
+        queues=tuple(queue or ()),
+        worker_only=worker_only,
+        worker_name=worker_name,
     )
     try:
         with err.status("homelab up") as spinner:
@@ -89,7 +100,9 @@ def _render_up(status: StackStatus) -> None:
     if status.deployments:
         table = Table("deployment", "queue", "schedule", title="deployments", title_justify="left")
         for d in sorted(status.deployments, key=lambda d: (d.flow, d.name)):
-            table.add_row(escape(f"{d.flow}/{d.name}"), escape(d.work_queue or ""), escape(", ".join(d.schedules) or "-"))
+            table.add_row(
+                escape(f"{d.flow}/{d.name}"), escape(d.work_queue or ""), escape(", ".join(d.schedules) or "-")
+            )
         out.print(table)
     if status.embedded:
         out.print(f"Prefect commands in a shell: export PREFECT_API_URL={status.api_url}", highlight=False)

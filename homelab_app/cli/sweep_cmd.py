@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from homelab.health.sweep import Prognosis, SweepReport, open_probe_client, sweep
 from homelab_app.cli.common import (
     EXIT_CRITICAL,
     EXIT_DEGRADED,
@@ -18,7 +19,6 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
-from homelab.health.sweep import Prognosis, SweepReport, open_probe_client, sweep
 
 __all__ = ["sweep_command"]
 

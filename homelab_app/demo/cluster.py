@@ -17,23 +17,23 @@ from pathlib import Path
 import httpx
 import yaml
 
-from homelab_app.demo.layout import INVENTORY_HEADER, DemoProcess, DemoState, inventory_data, plan_demo
-from homelab_app.demo.processes import ProcessTable
 from homelab.errors import HomelabError
 from homelab.gateway.config import render_config
 from homelab.inventory import load_inventory
-from homelab_app.stack.processes import ProcessRecord, is_alive, log_tail
 from homelab.tiny_gguf import write_tiny_llama
+from homelab_app.demo.layout import INVENTORY_HEADER, DemoProcess, DemoState, inventory_data, plan_demo
+from homelab_app.demo.processes import ProcessTable
+from homelab_app.stack.processes import ProcessRecord, is_alive, log_tail
 
 __all__ = [
     "DemoError",
     "default_folder",
-    "prepare_demo",
     "load_state",
+    "prepare_demo",
     "start_servers",
+    "stop_demo",
     "wait_ready",
     "wake_server",
-    "stop_demo",
 ]
 
 STATE_FILE = "demo.json"
@@ -126,7 +126,9 @@ def wait_ready(
                 if on_ready is not None:
                     on_ready(process, time.monotonic() - begun)
             elif not is_alive(recorded):
-                raise DemoError(f"{name} ({process.what}) exited before it served; {recorded.log}:\n{log_tail(recorded.log, 1500)}")
+                raise DemoError(
+                    f"{name} ({process.what}) exited before it served; {recorded.log}:\n{log_tail(recorded.log, 1500)}"
+                )
             elif time.monotonic() - begun > process.ready_timeout_s:
                 raise DemoError(
                     f"{name} ({process.what}) did not serve within {process.ready_timeout_s:.0f} s; "

@@ -25,15 +25,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "DOWN_NODE",
+    "HISTORY_FILE",
+    "INVENTORY_HEADER",
+    "ROUTE_PROMPT",
     "DemoProcess",
     "DemoState",
-    "DOWN_NODE",
-    "ROUTE_PROMPT",
-    "plan_demo",
-    "inventory_data",
-    "INVENTORY_HEADER",
     "free_port",
-    "HISTORY_FILE",
+    "inventory_data",
+    "plan_demo",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -173,7 +173,9 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
             "container": container | {"model_file": "qwen2.5-14b-instruct-q4_k_m.gguf", "ctx_size": 8192, "start_order": 2},
         },
     ]  # fmt: skip
-    nas = [{"name": "small", "kind": "llamacpp", "url": state.down.url, "models": [_served("nas-fast", "qwen2.5-1.5b")]}]
+    nas = [
+        {"name": "small", "kind": "llamacpp", "url": state.down.url, "models": [_served("nas-fast", "qwen2.5-1.5b")]}
+    ]
     data: dict[str, Any] = {
         "version": 1,
         "name": "homelab-demo",

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from homelab.errors import HomelabError
 
-__all__ = ["BuildFailed", "BuildLine", "BUILD_SCRIPT", "llama_server_binary"]
+__all__ = ["BUILD_SCRIPT", "BuildFailed", "BuildLine", "llama_server_binary"]
 
 # The script sits in the repository beside the package (an editable install, as setup.sh makes).
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-llama-server.sh"

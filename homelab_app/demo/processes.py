@@ -18,7 +18,7 @@ from pathlib import Path
 
 from homelab_app.stack.processes import ProcessRecord, is_alive, spawn, stop
 
-__all__ = ["ProcessTable", "STOP_TIMEOUT_S"]
+__all__ = ["STOP_TIMEOUT_S", "ProcessTable"]
 
 STOP_TIMEOUT_S = 10.0
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.errors import HomelabError
 
-__all__ = ["PrefectApiError", "FlowRun", "Artifact", "PrefectApi", "TERMINAL", "open_api"]
+__all__ = ["TERMINAL", "Artifact", "FlowRun", "PrefectApi", "PrefectApiError", "open_api"]
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 _POLL_S = 1.0
@@ -102,7 +102,9 @@ class PrefectApi:
     def run_deployment(self, flow: str, deployment: str, parameters: dict[str, Any] | None = None) -> FlowRun:
         """Schedule a run of `flow/deployment` now (a worker picks it up); its parameters on top of the deployment's."""
         body = {"parameters": parameters} if parameters else {}
-        return FlowRun.from_api(self._call("POST", f"/deployments/{self.deployment_id(flow, deployment)}/create_flow_run", body))
+        return FlowRun.from_api(
+            self._call("POST", f"/deployments/{self.deployment_id(flow, deployment)}/create_flow_run", body)
+        )
 
     def flow_run(self, run_id: str) -> FlowRun:
         return FlowRun.from_api(self._call("GET", f"/flow_runs/{run_id}"))
@@ -117,9 +119,7 @@ class PrefectApi:
         runs = [FlowRun.from_api(r) for r in self._call("POST", "/flow_runs/filter", body)]
         return sorted((r for r in runs if r.created >= since), key=lambda r: r.created)
 
-    def wait(
-        self, run_id: str, timeout_s: float, on_change: Callable[[FlowRun], None] | None = None
-    ) -> FlowRun:
+    def wait(self, run_id: str, timeout_s: float, on_change: Callable[[FlowRun], None] | None = None) -> FlowRun:
         """Poll a run until it finishes.
 
         Raises:
@@ -157,7 +157,9 @@ class PrefectApi:
                 return chosen
             if time.monotonic() > deadline:
                 seen = ", ".join(f"{r.name} {r.state_name}" for r in runs) or "none"
-                raise PrefectApiError(f"no run started by an automation finished within {timeout_s:.0f} s (runs: {seen})")
+                raise PrefectApiError(
+                    f"no run started by an automation finished within {timeout_s:.0f} s (runs: {seen})"
+                )
             time.sleep(_POLL_S)
 
     def artifacts(self, run_id: str) -> list[Artifact]:

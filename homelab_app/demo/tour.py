@@ -21,39 +21,48 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab_app.demo.cluster import stop_demo
-from homelab_app.demo.layout import DOWN_NODE, HISTORY_FILE, ROUTE_PROMPT, free_port
-from homelab_app.demo.runs import Artifact, FlowRun, PrefectApi
 from homelab.errors import HomelabError
+from homelab.health.probe import ProbeResult
 from homelab.health.sweep import Prognosis
 from homelab.history import open_history
 from homelab.inventory import Inventory
-from homelab.health.probe import ProbeResult
 from homelab.router import Decision
-from homelab_app.stack import DEFAULT_PORT, OFFLINE_ENV, StackOptions, StackStatus, StopReport, down, recover_deployment_name, up
+from homelab_app.demo.cluster import stop_demo
+from homelab_app.demo.layout import DOWN_NODE, HISTORY_FILE, ROUTE_PROMPT, free_port
+from homelab_app.demo.runs import Artifact, FlowRun, PrefectApi
+from homelab_app.stack import (
+    DEFAULT_PORT,
+    OFFLINE_ENV,
+    StackOptions,
+    StackStatus,
+    StopReport,
+    down,
+    recover_deployment_name,
+    up,
+)
 from homelab_app.stack.processes import ProcessRecord
 from homelab_app.stack.services import port_free
 
 __all__ = [
-    "TourError",
-    "RunStep",
-    "SweepStep",
     "CommandStep",
-    "RouteStep",
-    "PlanStep",
-    "TourTimeouts",
-    "run_sweep",
-    "run_route",
-    "run_plan",
-    "wait_recovery",
-    "run_report",
-    "cli_argv",
-    "Server",
     "DemoSummary",
+    "PlanStep",
+    "RouteStep",
+    "RunStep",
+    "Server",
+    "SweepStep",
+    "TourError",
+    "TourTimeouts",
     "bring_up_prefect",
-    "take_down_prefect",
-    "start_afresh",
+    "cli_argv",
+    "run_plan",
+    "run_report",
+    "run_route",
+    "run_sweep",
     "stack_dir",
+    "start_afresh",
+    "take_down_prefect",
+    "wait_recovery",
 ]
 
 Progress = Callable[[str], None]
@@ -103,7 +112,9 @@ class RouteStep(CommandStep):
 
 
 class PlanStep(CommandStep):
-    plan: dict[str, Any] = Field(description="`homelab plan --json`: GPUs with placements (and their use), CPU-only models")
+    plan: dict[str, Any] = Field(
+        description="`homelab plan --json`: GPUs with placements (and their use), CPU-only models"
+    )
 
 
 class Server(BaseModel):

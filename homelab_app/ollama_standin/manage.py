@@ -60,7 +60,9 @@ def _gguf_facts(path: Path) -> dict[str, Any]:
 
     arch = str(field("general.architecture") or "llama")
     file_type = field("general.file_type")
-    quant = LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_") if file_type is not None else "F32"
+    quant = (
+        LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_") if file_type is not None else "F32"
+    )
     # An embedding model is one whose GGUF sets a pooling type (server/images.go:171-176 at v0.33.0-rc2).
     embedding = field(f"{arch}.pooling_type") is not None
     return {
@@ -87,9 +89,7 @@ def gguf_model_data(path: Path, verbose: bool) -> tuple[dict[str, Any], list[dic
             continue
         value = found.contents()
         info[key] = [] if isinstance(value, list) and len(value) > 5 and not verbose else value
-    tensors = [
-        {"name": t.name, "type": t.tensor_type.name, "shape": [int(n) for n in t.shape]} for t in reader.tensors
-    ]
+    tensors = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(n) for n in t.shape]} for t in reader.tensors]
     return info, tensors
 
 
@@ -223,7 +223,11 @@ class ModelAdmin:
             {"status": f"pulling {spec.digest[:12]}", "digest": digest, "total": spec.size, "completed": done}
             for done in [*range(0, spec.size, step), spec.size]
         ]
-        lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, lambda: self._commit(spec, created=False)]
+        lines += [
+            {"status": "verifying sha256 digest"},
+            {"status": "writing manifest"},
+            lambda: self._commit(spec, created=False),
+        ]
         return progress(lines, body.get("stream", True))
 
     async def delete(self, request: Request) -> Response:

@@ -50,7 +50,9 @@ class ModelSpec(BaseModel):
     block_count: int | None = Field(None, ge=0, description="created models: transformer blocks in the GGUF")
     parameters: dict[str, Any] = Field(default_factory=dict, description="created with: num_ctx, num_gpu, ...")
     template: str | None = None
-    license: tuple[str, ...] = Field((), description="created with: `license` texts; /api/show joins them with newlines")
+    license: tuple[str, ...] = Field(
+        (), description="created with: `license` texts; /api/show joins them with newlines"
+    )
 
     @property
     def full_name(self) -> str:
@@ -106,8 +108,13 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(name="qwen2.5:0.5b", size=397_821_319, family="qwen2", parameter_size="494.03M", context_length=32768),
     ModelSpec(name="llama3.2:1b", size=1_321_098_329, family="llama", parameter_size="1.2B", context_length=131072),
     ModelSpec(
-        name="nomic-embed-text", size=274_302_450, family="nomic-bert", parameter_size="137M",
-        quantization_level="F16", context_length=2048, capabilities=("embedding",),
+        name="nomic-embed-text",
+        size=274_302_450,
+        family="nomic-bert",
+        parameter_size="137M",
+        quantization_level="F16",
+        context_length=2048,
+        capabilities=("embedding",),
     ),
 )
 

@@ -228,7 +228,9 @@ class OllamaStandIn(StandInState):
 
 def _parameter_value(value: Any) -> str:
     """Go's `%#v` as `ollama show` prints parameters: numbers bare, strings quoted."""
-    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    return (
+        json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    )
 
 
 def _parameters_text(parameters: dict[str, Any]) -> str:
@@ -301,7 +303,9 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m homelab_app.ollama_standin`: serve the stand-in on 127.0.0.1 by default."""
-    parser = argparse.ArgumentParser(prog="python -m homelab_app.ollama_standin", description="A stand-in for Ollama's HTTP API (NOT Ollama).")
+    parser = argparse.ArgumentParser(
+        prog="python -m homelab_app.ollama_standin", description="A stand-in for Ollama's HTTP API (NOT Ollama)."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--models", help="JSON file with a list of models (name, size, family, ...)")
@@ -309,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models-dir", help="OLLAMA_MODELS: blobs and manifests, kept across restarts")
     parser.add_argument("--num-parallel", type=int, default=1, help="OLLAMA_NUM_PARALLEL")
     parser.add_argument("--load-delay", type=float, default=0.0, help="seconds a model takes to load")
-    parser.add_argument("--fail-create", metavar="MESSAGE", help="test-only fault: answer every /api/create with 500 MESSAGE")
+    parser.add_argument(
+        "--fail-create", metavar="MESSAGE", help="test-only fault: answer every /api/create with 500 MESSAGE"
+    )
     args = parser.parse_args(argv)
     models: Sequence[ModelSpec] = DEFAULT_MODELS
     if args.models:

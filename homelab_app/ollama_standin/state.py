@@ -31,7 +31,9 @@ class StandInOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ollama_version: str = Field(NEWEST_VERSION, description="the Ollama release whose behaviour to follow (versions.py)")
+    ollama_version: str = Field(
+        NEWEST_VERSION, description="the Ollama release whose behaviour to follow (versions.py)"
+    )
     create_error: str | None = Field(None, description="test-only fault: every /api/create answers 500 with this")
     registry: tuple[ModelSpec, ...] = Field((), description="what /api/pull can fetch; empty: no registry reachable")
     vram_bytes: dict[str, int] = Field(default_factory=dict, description="model -> size_vram to report in /api/ps")

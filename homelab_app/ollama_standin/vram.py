@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homelab_app.ollama_standin.models import ModelSpec
-from homelab_app.ollama_standin.versions import OllamaBehaviour
 from homelab.vram.errors import VramError
 from homelab.vram.estimate import estimate
 from homelab.vram.metadata import read_gguf
 from homelab.vram.settings import RunSettings
+from homelab_app.ollama_standin.models import ModelSpec
+from homelab_app.ollama_standin.versions import OllamaBehaviour
 
 __all__ = ["size_vram"]
 

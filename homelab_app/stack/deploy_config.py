@@ -24,8 +24,8 @@ from homelab.yaml_source import SourceMap, load_yaml
 __all__ = [
     "RECOVER_DEPLOYMENT",
     "WORK_POOL",
-    "load_deploy_config",
     "fit_to_inventory",
+    "load_deploy_config",
     "node_queue",
     "recover_deployment_name",
 ]

@@ -117,8 +117,13 @@ def configured_api_url(env: Mapping[str, str], cwd: Path, timeout_s: float) -> s
     the active profile, prefect.toml or .env, resolved by Prefect itself), or None."""
     code = "from prefect.settings import get_current_settings as s; print(s().api.url or '')"
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env={**env, **OFFLINE_ENV},
-        capture_output=True, text=True, timeout=timeout_s, check=False,
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env={**env, **OFFLINE_ENV},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
     if done.returncode != 0:
         raise StackError(f"could not read the Prefect settings:\n{done.stderr[-_OUTPUT_TAIL_CHARS:]}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ProcessRecord", "spawn", "is_alive", "stop", "log_tail"]
+__all__ = ["ProcessRecord", "is_alive", "log_tail", "spawn", "stop"]
 
 # Start times read back through psutil are floats from the same /proc fields; allow rounding.
 _START_TIME_TOLERANCE_S = 0.05

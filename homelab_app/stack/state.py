@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from homelab_app.stack.processes import ProcessRecord
 
-__all__ = ["StackState", "load_state", "save_state", "locked", "STATE_FILE"]
+__all__ = ["STATE_FILE", "StackState", "load_state", "locked", "save_state"]
 
 STATE_FILE = "stack.json"
 _LOCK_FILE = "stack.lock"

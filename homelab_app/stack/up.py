@@ -154,9 +154,16 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
         deployments = [] if config is None else _deploy(config, commands, state_dir, progress)
         worker = _ensure_worker(options, state, state_dir, api_url, env, progress, started, reused)
         return StackStatus(
-            api_url=api_url, ui_url=ui_url_of(api_url), embedded=embedded, state_dir=state_dir,
-            inventory=None if config is None else options.resolved_inventory(), server=state.server, worker=worker,
-            started=started, reused=reused, deployments=deployments,
+            api_url=api_url,
+            ui_url=ui_url_of(api_url),
+            embedded=embedded,
+            state_dir=state_dir,
+            inventory=None if config is None else options.resolved_inventory(),
+            server=state.server,
+            worker=worker,
+            started=started,
+            reused=reused,
+            deployments=deployments,
         )
 
 
@@ -261,7 +268,14 @@ def _ensure_worker(
         save_state(state_dir, state)
 
     worker = start_worker(
-        api_url, name, queues, env, options.project_dir, state_dir / "worker.log", options.timeouts.worker_start_s, record
+        api_url,
+        name,
+        queues,
+        env,
+        options.project_dir,
+        state_dir / "worker.log",
+        options.timeouts.worker_start_s,
+        record,
     )
     started.append("worker")
     return worker

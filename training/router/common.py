@@ -12,14 +12,50 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["T", "Gen", "pick", "picks", "weighted", "fill", "roughen", "NAMES", "LANGS", "maybe"]
+__all__ = ["LANGS", "NAMES", "Gen", "T", "fill", "maybe", "pick", "picks", "roughen", "weighted"]
 
 T = TypeVar("T")
 Gen = Callable[[random.Random], str]
 
-NAMES = ["Alice", "Bob", "Carol", "Dan", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal", "Lena",
-         "Maya", "Nils", "Olga", "Priya", "Quentin", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yusuf",
-         "Zoe", "Mark", "Lucía", "Sven", "Aiko", "Raj", "Mei", "Carlos", "Jo", "Ana", "Ben", "Cho", "Pedro"]
+NAMES = [
+    "Alice",
+    "Bob",
+    "Carol",
+    "Dan",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemal",
+    "Lena",
+    "Maya",
+    "Nils",
+    "Olga",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Yusuf",
+    "Zoe",
+    "Mark",
+    "Lucía",
+    "Sven",
+    "Aiko",
+    "Raj",
+    "Mei",
+    "Carlos",
+    "Jo",
+    "Ana",
+    "Ben",
+    "Cho",
+    "Pedro",
+]
 
 # name in English, French, German, Spanish, Italian, Portuguese, Chinese
 LANGS = [

@@ -25,7 +25,7 @@ from training.router.fast import CLOSINGS
 from training.router.framing import frame
 from training.router.intl import intl_prompt
 
-__all__ = ["DEFAULT_SEED", "DEFAULT_PER_LABEL", "generate", "data_digest", "main"]
+__all__ = ["DEFAULT_PER_LABEL", "DEFAULT_SEED", "data_digest", "generate", "main"]
 
 DEFAULT_SEED = 5
 DEFAULT_PER_LABEL = 3000
@@ -101,8 +101,14 @@ def generate(per_label: int = DEFAULT_PER_LABEL, seed: int = DEFAULT_SEED) -> li
                 continue
             seen.add(key)
             made += 1
-            rows.append({"id": f"gen-{label}-{made:05d}", "endpoint": "/v1/chat/completions",
-                         "body": {"model": "auto", "messages": messages}, "label": label})
+            rows.append(
+                {
+                    "id": f"gen-{label}-{made:05d}",
+                    "endpoint": "/v1/chat/completions",
+                    "body": {"model": "auto", "messages": messages},
+                    "label": label,
+                }
+            )
     return rows
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from training.router.generate import generate
 
-__all__ = ["last_user_text", "shingles", "near_duplicates", "main"]
+__all__ = ["last_user_text", "main", "near_duplicates", "shingles"]
 
 _WORD = re.compile(r"\w+")
 
@@ -46,8 +46,9 @@ def shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def near_duplicates(train: list[str], test: list[tuple[str, str]], threshold: float,
-                    min_shared: int = 1) -> list[dict[str, Any]]:
+def near_duplicates(
+    train: list[str], test: list[tuple[str, str]], threshold: float, min_shared: int = 1
+) -> list[dict[str, Any]]:
     """(id, text) test prompts whose best training match covers at least `threshold` of their
     shingles, and at least `min_shared` of them (a common phrase such as "what are the pros and
     cons of" covers most of a short prompt without making it a copy)."""
@@ -67,7 +68,9 @@ def near_duplicates(train: list[str], test: list[tuple[str, str]], threshold: fl
             continue
         best, count = hits.most_common(1)[0]
         if count / len(mine) >= threshold and count >= min_shared:
-            found.append({"id": test_id, "overlap": round(count / len(mine), 2), "test": text[:120], "train": train[best][:120]})
+            found.append(
+                {"id": test_id, "overlap": round(count / len(mine), 2), "test": text[:120], "train": train[best][:120]}
+            )
     return found
 
 

@@ -11,7 +11,7 @@ import random
 
 from training.router.common import NAMES, pick, picks
 
-__all__ = ["paragraph", "notes", "draft"]
+__all__ = ["draft", "notes", "paragraph"]
 
 _SENTENCES = [
     "The old mill by the river was turned into a small museum about the town's textile history.",
@@ -64,7 +64,9 @@ def notes(rng: random.Random) -> str:
     """Meeting notes as people jot them down."""
     a, b = picks(rng, NAMES, 2)
     lines = [line.format(a=a, b=b) for line in picks(rng, _NOTE_LINES, rng.randint(3, 6))]
-    return f"Sync {rng.randint(1, 12)}/{rng.randint(1, 28)}, attendees: {a}, {b}\n" + "\n".join(f"- {line}" for line in lines)
+    return f"Sync {rng.randint(1, 12)}/{rng.randint(1, 28)}, attendees: {a}, {b}\n" + "\n".join(
+        f"- {line}" for line in lines
+    )
 
 
 def draft(rng: random.Random) -> str:

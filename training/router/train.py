@@ -28,7 +28,7 @@ from homelab.router.request import read_request
 from training.router.dialogue import LABELS
 from training.router.generate import DEFAULT_PER_LABEL, DEFAULT_SEED, data_digest, generate
 
-__all__ = ["Settings", "Design", "design_matrix", "fit", "train", "main"]
+__all__ = ["Design", "Settings", "design_matrix", "fit", "main", "train"]
 
 FEATURE_VERSION = 1
 WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "homelab" / "router" / WEIGHTS_FILE
@@ -183,8 +183,12 @@ def train(settings: Settings) -> LinearModel:
         theta = fit(x, len(vocab), len(LABELS), settings.l2, settings.iterations)
     weights = theta[: len(vocab) * len(LABELS)].reshape(len(vocab), len(LABELS)).astype(np.float32)
     bias = theta[len(vocab) * len(LABELS) :]
-    meta = asdict(settings) | {"data_sha256": data_digest(rows), "requests": len(rows), "keys": len(vocab),
-                               "feature_version": FEATURE_VERSION}
+    meta = asdict(settings) | {
+        "data_sha256": data_digest(rows),
+        "requests": len(rows),
+        "keys": len(vocab),
+        "feature_version": FEATURE_VERSION,
+    }
     model = LinearModel(tuple(LABELS), vocab, weights, bias, meta)
     model.meta["train_accuracy"] = round(_accuracy(model, all_groups, labels), 4)
     return model
@@ -193,22 +197,28 @@ def train(settings: Settings) -> LinearModel:
 def _accuracy(model: LinearModel, all_groups: list[list[tuple[list[str], bool]]], labels: list[int]) -> float:
     from homelab.router.features import Group
 
-    right = sum(int(np.argmax(model.probabilities([Group(k, n) for k, n in g]))) == y for g, y in zip(all_groups, labels, strict=True))
+    right = sum(
+        int(np.argmax(model.probabilities([Group(k, n) for k, n in g]))) == y
+        for g, y in zip(all_groups, labels, strict=True)
+    )
     return right / len(labels)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
-    parser.add_argument("--check", action="store_true", help="retrain and compare with the weights at --out; write nothing")
+    parser.add_argument(
+        "--check", action="store_true", help="retrain and compare with the weights at --out; write nothing"
+    )
     parser.add_argument("--per-label", type=int, default=Settings.per_label)
     parser.add_argument("--l2", type=float, default=Settings.l2)
     parser.add_argument("--min-df", type=int, default=Settings.min_df)
     parser.add_argument("--max-keys", type=int, default=Settings.max_keys)
     parser.add_argument("--iterations", type=int, default=Settings.iterations)
     args = parser.parse_args(argv)
-    settings = Settings(per_label=args.per_label, l2=args.l2, min_df=args.min_df, max_keys=args.max_keys,
-                        iterations=args.iterations)
+    settings = Settings(
+        per_label=args.per_label, l2=args.l2, min_df=args.min_df, max_keys=args.max_keys, iterations=args.iterations
+    )
     model = train(settings)
     if args.check:
         shipped = load_model(args.out)

@@ -47,14 +47,14 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from homelab.errors import HomelabError
-from homelab.health.sweep import Prognosis, SweepReport
 from homelab.health.probe import ProbeResult
+from homelab.health.sweep import Prognosis, SweepReport
 
 __all__ = [
     "SCHEMA_VERSION",
     "HistoryError",
-    "SweepRecord",
     "HistoryStore",
+    "SweepRecord",
     "open_history",
 ]
 
