@@ -4,21 +4,21 @@ Each task calls into `homelab` and returns its model; what a task adds is what t
 and automations see: a task run per node that ends Failed when the node is down, the events
 that triggers (node recovery) listen for, and a table artifact of the sweep.
 
-None of these tasks retries: a DOWN endpoint is a finding, not a transient error to retry
-away, and a history write that failed may or may not have committed (a retry could store
-the sweep twice). Nothing is cached or persisted either: every sweep must look afresh.
+Only the probe retries (`tasks.options`): a DOWN endpoint is data, not an exception, so a retry
+runs only when the sweep itself broke. A node's verdict does not retry: its Failed state is a
+finding, and a retry would judge the same results again. A history write that failed may or
+may not have committed (a retry could store the sweep twice), and events and the artifact go
+out once. Nothing is cached or persisted either: every sweep must look afresh.
 """
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Completed, Failed, State
 
@@ -33,6 +33,7 @@ from homelab.history import (
     open_history,
 )
 from homelab.inventory import Inventory
+from tasks.options import task_options
 
 __all__ = [
     "ARTIFACT_KEY",
@@ -48,9 +49,6 @@ ARTIFACT_KEY = "health-sweep"
 # Columns of the artifact table, in order.
 _ARTIFACT_COLUMNS = ("node", "tier", "endpoint", "kind", "state", "reason", "latency_ms", "detail")
 
-# The task options every health task shares (see the module docstring for why).
-_FRESH: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
-
 
 class _NodeResults(list[ProbeResult]):
     """A node's results, with a short repr: Prefect logs a Failed state's data with `repr`."""
@@ -59,7 +57,7 @@ class _NodeResults(list[ProbeResult]):
         return f"<{len(self)} probe results>"
 
 
-@task(name="probe-cluster", **_FRESH)
+@task(name="probe-cluster", **task_options(idempotent=True))
 async def probe_cluster(inv: Inventory) -> SweepReport:
     """Probe every endpoint at once: the core sweep, exactly as `homelab sweep` runs it.
 
@@ -80,7 +78,7 @@ async def probe_cluster(inv: Inventory) -> SweepReport:
         gc.unfreeze()
 
 
-@task(name="report-node-health", task_run_name="node-{node}", **_FRESH)
+@task(name="report-node-health", task_run_name="node-{node}", **task_options(idempotent=False))
 async def report_node_health(node: str, results: list[ProbeResult]) -> State[list[ProbeResult]]:
     """One node's verdict in the UI: Failed, with every endpoint's reason, when none answered.
 
@@ -99,7 +97,7 @@ async def report_node_health(node: str, results: list[ProbeResult]) -> State[lis
     return Completed(message=f"{sum(r.serving for r in results)} of {len(results)} endpoints serve", data=results)
 
 
-@task(name="record-sweep-history", **_FRESH)
+@task(name="record-sweep-history", **task_options(idempotent=False))
 def record_sweep_history(url: str, base_dir: str, report: SweepReport) -> SweepChanges:
     """Store the sweep (one transaction) and compare it with the sweep before it.
 
@@ -155,7 +153,7 @@ def _node_down_event(down: NodeDown, sweep_id: int) -> None:
     )
 
 
-@task(name="emit-sweep-events", **_FRESH)
+@task(name="emit-sweep-events", **task_options(idempotent=False))
 def emit_sweep_events(changes: SweepChanges) -> int:
     """Emit `homelab.endpoint.down` / `.recovered` per change and `homelab.node.down` per down node.
 
@@ -188,7 +186,7 @@ def _artifact_description(report: SweepReport, sweep_id: int) -> str:
     return "\n".join(lines).rstrip()
 
 
-@task(name="publish-sweep-artifact", **_FRESH)
+@task(name="publish-sweep-artifact", **task_options(idempotent=False))
 async def publish_sweep_artifact(report: SweepReport, sweep_id: int) -> UUID:
     """A table artifact (key `health-sweep`): one row per endpoint, the prognosis above it."""
     rows = [r.model_dump(mode="json", include=set(_ARTIFACT_COLUMNS)) for r in report.endpoints]
