@@ -14,7 +14,6 @@ from prefect.utilities.annotations import quote
 
 from homelab.inventory import load_inventory
 from homelab.vram.sampling import VramRound, nodes_to_sample, vram_round
-from tasks.recovery import credentials_for
 from tasks.vram import probe_ollama_vram, publish_vram_artifact, record_vram_round, sample_node_vram
 
 __all__ = ["sample_vram"]
@@ -34,7 +33,8 @@ async def sample_vram(inventory: str = "cluster.yaml", vault_block: str | None =
     """
     path = Path(inventory)
     inv = load_inventory(path)
-    facts = [sample_node_vram(quote(node), credentials_for(inv, node, vault_block)) for node in nodes_to_sample(inv)]
+    # Only the block's name goes to the task, which reads the node's key itself (tasks/vram.py).
+    facts = [sample_node_vram(quote(inv), quote(node), vault_block) for node in nodes_to_sample(inv)]
     results = await probe_ollama_vram(quote(inv))
     sampled = vram_round(facts, results)
     await publish_vram_artifact(quote(sampled))

@@ -2,54 +2,64 @@
 
 One task per node for the GPU query, so a node that hangs or refuses shows in the UI as its
 own task run; its failure is still a finding (the `GpuFact` says why), not a failed flow.
-Reading is idempotent, so the SSH query gets one quick retry; the history write gets none
-(a write that failed may have committed, and a retry would store the round twice).
+The node's SSH key is read inside that task (`tasks.access`): a secret in a task parameter
+would be stored by Prefect, so only the cluster file's references and the block's name cross.
+Reading is idempotent, so the queries retry (`tasks.options`); the history write does not
+(a write that failed may have committed, and a retry would store the round twice), and the
+artifact goes out once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from homelab.health.probe import ProbeResult
 from homelab.health.sweep import open_probe_client
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
-from homelab.remote import SSHCredentials
 from homelab.vram.gpu_facts import GpuFact
 from homelab.vram.sampling import VramRound, probe_model_vram, sample_node_gpus
+from tasks.access import credentials_for
+from tasks.options import task_options
 
 __all__ = ["ARTIFACT_KEY", "probe_ollama_vram", "publish_vram_artifact", "record_vram_round", "sample_node_vram"]
 
 ARTIFACT_KEY = "vram-sample"
-_FRESH: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(name="sample-node-vram", task_run_name="vram-{node.name}", retries=1, retry_delay_seconds=5, **_FRESH)
-def sample_node_vram(node: Node, credentials: SSHCredentials) -> GpuFact:
-    """nvidia-smi on one node over SSH: readings, or why there are none."""
-    return sample_node_gpus(node, credentials)
+@task(name="sample-node-vram", task_run_name="vram-{node.name}", **task_options(idempotent=True))
+def sample_node_vram(inv: Inventory, node: Node, vault_block: str | None) -> GpuFact:
+    """nvidia-smi on one node over SSH: readings, or why there are none.
+
+    Args:
+        inv: the cluster; its `secrets` say where the node's key lives.
+        node: the node to query.
+        vault_block: the `VaultSecrets` block that reads Vault refs (None: no Vault).
+
+    Raises:
+        SecretsError: the secrets store failed or lacks the node's key.
+    """
+    return sample_node_gpus(node, credentials_for(inv, node, vault_block))
 
 
-@task(name="probe-ollama-vram", retries=1, retry_delay_seconds=5, **_FRESH)
+@task(name="probe-ollama-vram", **task_options(idempotent=True))
 async def probe_ollama_vram(inv: Inventory) -> list[ProbeResult]:
     """Ollama endpoints' `/api/ps`: the VRAM each loaded model holds."""
     async with open_probe_client() as client:
         return await probe_model_vram(inv, client)
 
 
-@task(name="record-vram-round", retries=0, **_FRESH)
+@task(name="record-vram-round", **task_options(idempotent=False))
 def record_vram_round(url: str, base_dir: str, sampled: VramRound) -> int:
     """Store the round's rows in the history (one transaction); returns how many."""
     with open_history(url, relative_to=Path(base_dir)) as history:
         return history.record_vram_samples(sampled.samples)
 
 
-@task(name="publish-vram-artifact", retries=0, **_FRESH)
+@task(name="publish-vram-artifact", **task_options(idempotent=False))
 async def publish_vram_artifact(sampled: VramRound) -> None:
     """A table artifact (key `vram-sample`): one row per node with its GPU status and readings."""
     rows = [
