@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_a_failing_sweep_leaves_no_trace_and_earlier_sweeps_stay(tmp_path: Path)
         kept = history.record_sweep(big_report(20))
         broken = big_report(30, at=T0 + timedelta(minutes=5))
         broken = broken.model_copy(update={"endpoints": [*broken.endpoints, broken.endpoints[0]]})
-        with pytest.raises(HistoryError, match="cannot record the sweep of .*IntegrityError"):
+        with pytest.raises(HistoryError, match=r"cannot record the sweep of .*IntegrityError"):
             history.record_sweep(broken)
         assert [s.id for s in history.recent_sweeps(10)] == [kept]
         assert len(history.sweep_results(kept)) == 20
@@ -171,10 +172,10 @@ def test_reopening_keeps_history_and_a_newer_schema_is_refused(tmp_path: Path) -
 
 def test_an_unusable_path_is_a_history_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(HistoryError, match="cannot create the directory of .*file/h.db"):
+    with pytest.raises(HistoryError, match=r"cannot create the directory of .*file/h\.db"):
         open_history(f"sqlite:///{tmp_path}/file/h.db")
     (tmp_path / "dir.db").mkdir()
-    with pytest.raises(HistoryError, match="cannot create or upgrade the schema: OperationalError: .*unable to open"):
+    with pytest.raises(HistoryError, match=r"cannot create or upgrade the schema: OperationalError: .*unable to open"):
         open_history(f"sqlite:///{tmp_path}/dir.db")
 
 
@@ -231,6 +232,25 @@ def test_a_locked_database_is_a_clear_error_and_loses_nothing(tmp_path: Path) ->
         assert len(history.sweep_results(first)) == 1
         history.record_sweep(report([result("a", "x")], at=T0 + timedelta(minutes=2)))
         assert len(history.recent_sweeps()) == 2
+
+
+def test_a_fresh_file_another_connection_holds_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """SQLite turns a file to WAL without its busy handler; opening it waits for the holder anyway."""
+    locker = sqlite3.connect(tmp_path / "h.db", isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN IMMEDIATE")  # another process mid-way through creating the fresh file
+    release = threading.Timer(0.5, locker.execute, ["ROLLBACK"])
+    release.start()
+    started = time.monotonic()
+    try:
+        with open_history(f"sqlite:///{tmp_path / 'h.db'}", busy_timeout_s=10) as history:
+            waited_s = time.monotonic() - started
+            history.record_sweep(report([result("a", "x")]))
+            with history.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        locker.close()
+    assert waited_s >= 0.4
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

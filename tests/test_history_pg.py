@@ -40,7 +40,7 @@ def test_failing_sweep_leaves_no_trace_and_bulk_insert(postgres_url: Callable[[s
         kept = history.record_sweep(big_report(20))
         broken = big_report(30, at=T0 + timedelta(minutes=5))
         broken = broken.model_copy(update={"endpoints": [*broken.endpoints, broken.endpoints[0]]})
-        with pytest.raises(HistoryError, match="cannot record the sweep of .*IntegrityError"):
+        with pytest.raises(HistoryError, match=r"cannot record the sweep of .*IntegrityError"):
             history.record_sweep(broken)
         assert [s.id for s in history.recent_sweeps(10)] == [kept]
 

@@ -89,7 +89,7 @@ def compare_with_previous(
             changes.append(EndpointChange(result=result, previous=before.state if before else None))
     nodes_down: list[NodeDown] = []
     for node, results in by_node.items():
-        before = [p for (n, _), p in previous.items() if n == node]
-        if (down := down_node(results, new=down_node(before) is None)) is not None:
+        node_before = [p for (n, _), p in previous.items() if n == node]
+        if (down := down_node(results, new=down_node(node_before) is None)) is not None:
             nodes_down.append(down)
     return SweepChanges(sweep_id=sweep_id, endpoints=changes, nodes_down=nodes_down)

@@ -18,6 +18,7 @@ from homelab.history.schema import (
     PROBE_HOURLY,
     PROBES,
     SWEEPS,
+    insert_row,
 )
 
 __all__ = [
@@ -77,7 +78,7 @@ def track_endpoint_incidents(conn: Connection) -> int:
                 "first_sweep_id": row.sweep_id,
                 "summary": f"{row.reason}: {row.detail}"[:500],
             }
-            open_[key] = conn.execute(INCIDENTS.insert().values(**values)).inserted_primary_key[0]
+            open_[key] = insert_row(conn, INCIDENTS.insert().values(**values))
             opened += 1
         elif not row.down and key in open_:
             update = INCIDENTS.update().where(INCIDENTS.c.id == open_.pop(key))

@@ -31,6 +31,7 @@ __all__ = [
     "V2_TABLES",
     "VRAM_SAMPLES",
     "ensure_schema",
+    "insert_row",
     "read_version",
     "translate_errors",
 ]
@@ -256,6 +257,18 @@ def read_version(conn: Connection) -> int | None:
     if not sa.inspect(conn).has_table(SCHEMA_VERSION_TABLE.name):
         return None
     return conn.execute(sa.select(sa.func.max(SCHEMA_VERSION_TABLE.c.version))).scalar()
+
+
+def insert_row(conn: Connection, statement: sa.Insert) -> int:
+    """Run a one-row INSERT into a table keyed by an integer id; returns the id it created.
+
+    Raises:
+        HistoryError: the statement created no key (it was not a one-row INSERT).
+    """
+    key = conn.execute(statement).inserted_primary_key
+    if key is None:
+        raise HistoryError(f"history: {statement.table} got no row id from its INSERT")
+    return int(key[0])
 
 
 def _stamp(conn: Connection, version: int) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -32,6 +35,7 @@ from homelab.history.schema import (
     SWEEPS,
     VRAM_SAMPLES,
     ensure_schema,
+    insert_row,
     read_version,
     translate_errors,
 )
@@ -50,6 +54,9 @@ log = logging.getLogger(__name__)
 # past it (an Ollama `size_vram` of 2^64 from a confused server) would fail the insert and
 # lose the whole round; that one figure is stored as unknown instead.
 _INT_COLUMN_MAX = {"used_bytes": 2**63 - 1, "total_bytes": 2**63 - 1, "gpu_index": 2**31 - 1}
+# Pauses between tries to turn a database to WAL (`_enable_wal`), growing as SQLite's own
+# busy handler's do; the last repeats until the busy timeout.
+_WAL_RETRY_PAUSES_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
 
 class RetentionPolicy(BaseModel):
@@ -109,18 +116,19 @@ class HistoryStore:
             HistoryError: nothing of this sweep was stored (earlier sweeps are untouched).
         """
         with translate_errors(f"record the sweep of {report.started_at.isoformat()}"), self.engine.begin() as conn:
-            sweep_id = conn.execute(
+            sweep_id = insert_row(
+                conn,
                 SWEEPS.insert().values(
                     started_at=report.started_at,
                     duration_ms=report.duration_ms,
                     prognosis=report.cluster.prognosis.value,
                     reasons=list(report.cluster.reasons),
-                )
-            ).inserted_primary_key[0]
+                ),
+            )
             if report.endpoints:
                 # One executemany: a 500-endpoint sweep is one round trip, not 500.
                 conn.execute(PROBES.insert(), [_probe_row(sweep_id, r) for r in report.endpoints])
-        return int(sweep_id)
+        return sweep_id
 
     def record_vram_samples(self, samples: Sequence[VramSample]) -> int:
         """Store one sampling round in one transaction; returns how many rows were written."""
@@ -135,7 +143,7 @@ class HistoryStore:
         """Open an incident (endpoint None: the whole node), for the recovery flow; returns its id."""
         values = {"node": node, "endpoint": endpoint, "opened_at": at, "summary": summary}
         with translate_errors(f"open an incident for {node}"), self.engine.begin() as conn:
-            return int(conn.execute(INCIDENTS.insert().values(**values)).inserted_primary_key[0])
+            return insert_row(conn, INCIDENTS.insert().values(**values))
 
     def add_incident_action(self, incident_id: int, at: datetime, action: str, outcome: str, detail: str = "") -> None:
         """Record one recovery step (e.g. `restart-docker`, `ok`) taken for an incident."""
@@ -152,7 +160,7 @@ class HistoryStore:
     def record_rollout(self, values: dict[str, Any]) -> int:
         """Store one rollout (columns of `rollouts` but `id`); returns its id."""
         with translate_errors("record a rollout"), self.engine.begin() as conn:
-            return int(conn.execute(ROLLOUTS.insert().values(**values)).inserted_primary_key[0])
+            return insert_row(conn, ROLLOUTS.insert().values(**values))
 
     def roll_up(self, now: datetime) -> int:
         """Roll every complete hour not yet rolled up into the hourly tables; returns hours added.
@@ -264,14 +272,34 @@ def _create_engine(url: str, relative_to: Path | None, busy_timeout_s: float) ->
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     """WAL: readers (reports) never block the sweep's writer; foreign keys: SQLite's are off by default."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Turn the database to WAL, waiting out other connections for up to the busy timeout.
+
+    SQLite does not call its busy handler here: the switch upgrades the read lock it took to
+    look at the file's header, and a lock upgrade fails at once rather than risk a deadlock.
+    So several processes opening one fresh database (a sweep, a report, a worker) would have
+    all but one fail with "database is locked" at once, the more often the busier the machine.
+    Once the file is in WAL mode the pragma takes no write lock and succeeds the first time.
+    """
+    deadline = time.monotonic() + cursor.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+    for pause_s in itertools.chain(_WAL_RETRY_PAUSES_S, itertools.repeat(_WAL_RETRY_PAUSES_S[-1])):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() + pause_s > deadline:
+                raise
+        time.sleep(pause_s)
 
 
 def _probe_row(sweep_id: int, result: ProbeResult) -> dict[str, Any]:
