@@ -5,6 +5,6 @@ serves people without Vault. The cluster file refers to either by path and key o
 name, never by value.
 """
 
-from blocks.vault import Secret, SecretsError, VaultSecrets, read_secret, resolve_secret
+from blocks.vault import Secret, VaultSecrets, read_secret, resolve_secret
 
-__all__ = ["Secret", "SecretsError", "VaultSecrets", "read_secret", "resolve_secret"]
+__all__ = ["Secret", "VaultSecrets", "read_secret", "resolve_secret"]

@@ -29,16 +29,12 @@ from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
 from pydantic import Field, SecretStr, model_validator
 
-from homelab.errors import HomelabError
+from homelab.errors import SecretsError
 from homelab.inventory import Inventory, SecretRef
 
-__all__ = ["Secret", "SecretsError", "VaultSecrets", "load_vault", "read_secret", "resolve_secret"]
+__all__ = ["Secret", "VaultSecrets", "load_vault", "read_secret", "resolve_secret"]
 
 DEFAULT_VAULT_TIMEOUT_S = 10.0
-
-
-class SecretsError(HomelabError):
-    """A secret could not be read: the store is unreachable, refused us, or lacks the path or key."""
 
 
 @contextmanager

@@ -34,8 +34,8 @@ from flows.ollama_rollout import roll_out_ollama
 from homelab.docker_ops.apply import RolloutReport, apply
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
-from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, ContainerStepFailed, Pending, RolloutSettings
-from homelab.errors import DockerOpError, HomelabError, OllamaError
+from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, Pending, RolloutSettings
+from homelab.errors import ContainerStepFailed, DockerOpError, HomelabError, OllamaError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
 from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
 from homelab.rollout.containers import probe_settings_for

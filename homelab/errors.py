@@ -1,39 +1,89 @@
-"""The exceptions homelab raises, one tree under `HomelabError`.
+"""Every error homelab raises on purpose: one tree under `HomelabError`, and what each means.
+
+The `homelab` command prints an error's message on one line (no traceback) and exits with the
+code shown: 2 for input it cannot use (a file, an option, a model that does not fit), 1 for a
+system that failed or refused while the command ran. A few commands that report their own
+outcome choose otherwise (`homelab rollout` exits 1 for any error during the rollout itself).
 
     HomelabError
-    ├── InventoryError (ValueError)   the cluster file is unreadable or invalid
-    │   ├── GatewayConfigError        a LiteLLM config cannot be read or imported
-    │   └── DeployConfigError         prefect.yaml cannot be read or lacks what `homelab up` needs
-    ├── RemoteError                   SSH to a node failed
-    │   ├── HostKeyMismatch           the node's host key is unknown or changed
-    │   └── CommandFailed             a remote command exited non-zero
-    ├── DockerOpError                 a Docker engine refused or failed an operation
-    ├── OllamaError                   an Ollama server refused or failed a deployment call
-    ├── HistoryError                  the history database cannot be opened, read or written
-    └── StackError                    `homelab up`/`down` could not start, reach or set up Prefect
+    ├── InventoryError (ValueError)       2  the cluster file is unreadable or invalid
+    │   ├── GatewayConfigError            2  a LiteLLM config cannot be read or imported
+    │   └── DeployConfigError             2  prefect.yaml cannot be read or lacks what `homelab up` needs
+    ├── FileAccessError (ValueError)      2  an input is no readable regular file, or an output cannot be written
+    ├── ModelSourceMissing (FileNotFoundError)
+    │                                     2  a model file the rollout needs is not in the folder given
+    ├── VramError                         2  the VRAM planner cannot answer
+    │   ├── ModelFileError (ValueError)   2  a GGUF file is missing, truncated, corrupt or no GGUF
+    │   ├── UnsupportedModel (ValueError) 2  readable metadata of a model the estimator does not know
+    │   ├── MetadataUnavailable           2  a server (Ollama, llama-server) gave no usable metadata
+    │   ├── SettingsError (ValueError)    2  run settings that llama.cpp itself would refuse
+    │   ├── LineupError (ValueError)      2  a lineup file is unreadable or invalid
+    │   └── VramRefused                   2  a node's models do not fit its GPUs
+    ├── ReportError (ValueError)          2  a report period or output it cannot use
+    ├── HistoryError                      2  the history database cannot be opened, read or written
+    ├── ModelError                        2  the router's weights file is missing or malformed
+    ├── RequestError (ValueError)         2  a request body routing cannot read
+    ├── RemoteError                       1  SSH to a node failed
+    │   ├── HostKeyMismatch               1  the node's host key is unknown or changed
+    │   └── CommandFailed                 1  a remote command exited non-zero
+    ├── DockerOpError                     1  a Docker engine refused or failed an operation
+    │   └── ContainerStepFailed           1  a container step failed before its health gate
+    ├── OllamaError                       1  an Ollama server refused or failed a deployment call
+    ├── WakeFailed                        1  the wake packet or the wake command failed
+    ├── SecretsError                      1  a secret store is unreachable, refused, or lacks the secret
+    ├── StackError                        1  `homelab up`/`down` could not start, reach or set up Prefect
+    ├── DemoError                         1  a demo server would not start or serve
+    ├── BuildFailed                       1  llama-server could not be found or built for the demo
+    ├── PrefectApiError                   1  the Prefect API refused a call of the demo's tour
+    └── TourError                         1  a step of the demo's tour failed
 
-Third-party errors are translated at one boundary each (`remote.py` for paramiko,
-`docker_ops` for docker-py, `ollama_deploy.api` for httpx, `blocks/` for hvac) with `raise ... from exc`.
-A dead endpoint is not an error: probes return it as data.
+Third-party errors are translated at one boundary each, with `raise ... from exc`: `remote.py`
+for paramiko, `docker_ops.connect` for docker-py, `blocks/vault.py` for hvac, `history` for
+SQLAlchemy, and for httpx `health.http` (probes: a dead endpoint is a DOWN result, not an error)
+and `ollama.api` (Ollama's API, where a failure is an `OllamaError`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from homelab.docker_ops.serial import Pending
 
 __all__ = [
+    "BuildFailed",
     "CommandFailed",
+    "ContainerStepFailed",
+    "DemoError",
     "DeployConfigError",
     "DockerOpError",
+    "FileAccessError",
     "GatewayConfigError",
     "HistoryError",
     "HomelabError",
     "HostKeyMismatch",
     "InventoryError",
+    "LineupError",
+    "MetadataUnavailable",
+    "ModelError",
+    "ModelFileError",
+    "ModelSourceMissing",
     "OllamaError",
+    "PrefectApiError",
     "Problem",
     "RemoteError",
+    "ReportError",
+    "RequestError",
+    "SecretsError",
+    "SettingsError",
     "StackError",
+    "TourError",
+    "UnsupportedModel",
+    "VramError",
+    "VramRefused",
+    "WakeFailed",
 ]
 
 
@@ -101,3 +151,89 @@ class DeployConfigError(InventoryError):
 class StackError(HomelabError):
     """`homelab up` or `down` failed: a port is taken, the Prefect server exited or never became
     healthy, or a Prefect command failed. The message carries the log tail that says why."""
+
+
+class FileAccessError(HomelabError, ValueError):
+    """An input is not a readable regular file, is too large, or an output cannot be written."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+        self.message = message
+
+
+class ModelSourceMissing(HomelabError, FileNotFoundError):
+    """A model file the inventory needs is not in the folder the rollout was pointed at."""
+
+
+class VramError(HomelabError):
+    """Root of the VRAM planner's errors. A lineup that does not fit is not one: the planner
+    returns CPU-only verdicts with reasons."""
+
+
+class ModelFileError(VramError, ValueError):
+    """A model file cannot be read as GGUF; the message names the file and what is wrong."""
+
+
+class UnsupportedModel(VramError, ValueError):
+    """The model's architecture or shape is outside what the estimator models."""
+
+
+class MetadataUnavailable(VramError):
+    """A serving runtime did not answer with metadata the estimator can use."""
+
+
+class SettingsError(VramError, ValueError):
+    """Run settings that llama.cpp refuses (a quantized V cache without flash attention...)."""
+
+
+class LineupError(VramError, ValueError):
+    """A lineup file cannot be read, or names models the inventory does not serve."""
+
+
+class VramRefused(VramError):
+    """A model of the node does not fit its GPUs; the message gives each one and why."""
+
+
+class ReportError(HomelabError, ValueError):
+    """A report was asked for something it cannot do (a bad period, an unwritable output)."""
+
+
+class ModelError(HomelabError):
+    """The router's weights file is missing or malformed (reinstall, or retrain)."""
+
+
+class RequestError(HomelabError, ValueError):
+    """A request body routing cannot read (not an object, no messages, no user message)."""
+
+
+class ContainerStepFailed(DockerOpError):
+    """A container step failed before its gate; `pending` says what was done and must be undone."""
+
+    def __init__(self, message: str, pending: Pending) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
+class WakeFailed(HomelabError):
+    """The wake packet could not be sent, or the wake command failed."""
+
+
+class SecretsError(HomelabError):
+    """A secret could not be read: the store is unreachable, refused us, or lacks the path or key."""
+
+
+class DemoError(HomelabError):
+    """A demo server would not start or serve; the message names it and quotes its log."""
+
+
+class BuildFailed(HomelabError):
+    """llama-server could not be found or built; the message carries the build's last lines."""
+
+
+class PrefectApiError(HomelabError):
+    """The Prefect API refused a call, or a run did not finish in time."""
+
+
+class TourError(HomelabError):
+    """A step of the tour failed; the message says which and why."""

@@ -15,18 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from homelab.errors import HomelabError
+from homelab.errors import FileAccessError
 
-__all__ = ["FileAccessError", "check_replaceable", "open_regular", "read_regular", "write_atomic"]
-
-
-class FileAccessError(HomelabError, ValueError):
-    """An input is not a readable regular file, is too large, or an output cannot be written."""
-
-    def __init__(self, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = str(path)
-        self.message = message
+__all__ = ["check_replaceable", "open_regular", "read_regular", "write_atomic"]
 
 
 def _reason(exc: OSError) -> str:

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from homelab.errors import InventoryError, Problem
-from homelab.files import FileAccessError, read_regular
+from homelab.errors import FileAccessError, InventoryError, Problem
+from homelab.files import read_regular
 
 __all__ = [
     "MAX_ALIASES",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from blocks.vault import SecretsError, load_vault, read_secret, resolve_secret
+from blocks.vault import load_vault, read_secret, resolve_secret
 from homelab.docker_ops.connect import SSHAccess, engine_url
+from homelab.errors import SecretsError
 from homelab.inventory import Inventory, Node, SecretRef
 from homelab.remote import SSHCredentials, load_private_key
 

@@ -29,9 +29,10 @@ from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.connect import Engine, open_engine
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
-from homelab.docker_ops.serial import ContainerStepFailed, Pending, RolloutSettings
+from homelab.docker_ops.serial import Pending, RolloutSettings
 from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
+from homelab.errors import ContainerStepFailed
 from homelab.gateway.config import regenerate_config
 from homelab.health.sweep import SweepReport, open_probe_client, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings

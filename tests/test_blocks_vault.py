@@ -18,7 +18,8 @@ import hvac
 import pytest
 from pydantic import SecretStr
 
-from blocks import SecretsError, VaultSecrets, read_secret, resolve_secret
+from blocks import VaultSecrets, read_secret, resolve_secret
+from homelab.errors import SecretsError
 from homelab.inventory import Inventory, SecretRef, VaultRef
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.prefect_server import PrefectServer

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-from homelab_app.demo.cluster import DemoError, prepare_demo, wake_server
-from homelab_app.demo.llama_build import BuildFailed, BuildLine, llama_server_binary
+from homelab.errors import BuildFailed, DemoError, PrefectApiError
+from homelab_app.demo.cluster import prepare_demo, wake_server
+from homelab_app.demo.llama_build import BuildLine, llama_server_binary
 from homelab_app.demo.processes import ProcessTable
-from homelab_app.demo.runs import PrefectApiError, open_api
+from homelab_app.demo.runs import open_api
 from homelab_app.stack.processes import is_alive
 from tests.fixtures.fault_servers import FaultServer, Handler, Route, canned, http_response, json_route, reset
 

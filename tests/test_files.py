@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from homelab.files import FileAccessError, read_regular, write_atomic
+from homelab.errors import FileAccessError
+from homelab.files import read_regular, write_atomic
 from tests.fixtures.tmpfs import TINY_TMPFS_BYTES, read_only, tiny_tmpfs
 
 OLD = b"old content, whole\n"

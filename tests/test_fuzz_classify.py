@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from homelab.errors import RequestError
 from homelab.inventory import Category
-from homelab.router import RequestError
 from homelab.router.classify import Classification, default_classifier
 from tests.bounded import capped
 

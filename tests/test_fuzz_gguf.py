@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from homelab.errors import ModelFileError, UnsupportedModel
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import ModelFileError, ModelShape, UnsupportedModel, read_gguf
+from homelab.vram import ModelShape, read_gguf
 from homelab.vram.gguf_header import GGUFHeader, read_header
 from homelab.vram.metadata import shape_from_fields
 from tests.bounded import capped

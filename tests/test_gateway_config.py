@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from homelab.files import FileAccessError
+from homelab.errors import FileAccessError
 from homelab.gateway.config import (
     AUTOROUTE_CALLBACK,
     AUTOROUTE_SETTINGS_KEY,

@@ -14,16 +14,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from homelab.errors import HistoryError
 from homelab.health.probe import EndpointState, LoadedModel, ProbeResult, Reason
 from homelab.health.sweep import ClusterHealth, Prognosis, SweepReport
-from homelab.history import (
-    SCHEMA_VERSION,
-    TABLES,
-    HistoryError,
-    compare_with_previous,
-    down_node,
-    open_history,
-)
+from homelab.history import SCHEMA_VERSION, TABLES, compare_with_previous, down_node, open_history
 from homelab.inventory import EndpointKind
 from homelab.vram.gpu_facts import GpuFact, GpuReading, GpuStatus, gpu_samples
 from homelab.vram.sampling import model_samples

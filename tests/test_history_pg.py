@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from homelab.errors import HistoryError
 from homelab.health.probe import EndpointState
-from homelab.history import SCHEMA_VERSION, HistoryError, open_history
+from homelab.history import SCHEMA_VERSION, open_history
 from tests.fixtures.net import free_port
 from tests.fixtures.postgres import PostgresServer
 from tests.test_history import T0, big_report, report, result

@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.flows import load_flow_from_entrypoint
 
 from flows.daily_report import daily_report
+from homelab.errors import ReportError
 from homelab.health.probe import EndpointState
 from homelab.history import open_history
 from homelab.inventory import load_inventory
@@ -38,7 +39,7 @@ from homelab.reports import (
     write_csv,
 )
 from homelab.reports.build import planned_vram_gib
-from homelab.reports.period import MAX_PERIOD, ReportError
+from homelab.reports.period import MAX_PERIOD
 from homelab.reports.synthetic import SyntheticHistory, write_synthetic_history
 from tasks.reports import ARTIFACT_KEY
 from tests.test_history import report, result

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from homelab.errors import RequestError
 from homelab.inventory import Category
-from homelab.router import Classifier, RequestError, classify_request, read_request
+from homelab.router import Classifier, classify_request, read_request
 from homelab.router.request import TextBudget
 
 CASES = Path(__file__).parent / "cases" / "router"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from homelab.vram import SettingsError, estimate, max_gpu_layers
+from homelab.errors import SettingsError
+from homelab.vram import estimate, max_gpu_layers
 from homelab.vram.guess import guess_shape
 from homelab.vram.settings import MIB, RunSettings, context_for
 from tests.vram_shapes import stored_shape as shape

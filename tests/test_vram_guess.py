@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from homelab.vram import UnsupportedModel, guess_shape
+from homelab.errors import UnsupportedModel
+from homelab.vram import guess_shape
 from homelab.vram.guess import FILE_TYPES
 
 CASES = [

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from gguf import GGMLQuantizationType
 
+from homelab.errors import ModelFileError, UnsupportedModel
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import ModelFileError, UnsupportedModel, gguf_header, read_gguf
+from homelab.vram import gguf_header, read_gguf
 from homelab.vram.gguf_header import SkippedArray, read_header
 from homelab.vram.shape import tensor_bytes
 from tests.bounded import capped

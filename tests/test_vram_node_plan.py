@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from homelab.errors import VramRefused
 from homelab.inventory import Inventory
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram import estimate, read_gguf
-from homelab.vram.node_plan import VramRefused, plan_node_vram
+from homelab.vram.node_plan import plan_node_vram
 from homelab.vram.planner import DEFAULT_POLICY
 from homelab.vram.settings import GIB, RunSettings
 

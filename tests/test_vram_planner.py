@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from homelab.errors import LineupError
 from homelab.inventory import load_inventory
-from homelab.vram import LineupError, guess_shape
+from homelab.vram import guess_shape
 from homelab.vram.lineup import (
     DEFAULT_RESERVE_BYTES,
     LineupFile,

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from gguf import GGUFReader
 
-from homelab.vram import MetadataUnavailable, UnsupportedModel, read_gguf
+from homelab.errors import MetadataUnavailable, UnsupportedModel
+from homelab.vram import read_gguf
 from homelab.vram.served import (
     fetch_llama_server_model,
     fetch_ollama_shape,

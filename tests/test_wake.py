@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from homelab.errors import WakeFailed
 from homelab.inventory import Wake
 from homelab.recovery.wake import (
     DETACH_GRACE_S,
-    WakeFailed,
     WakeProcesses,
     magic_packet,
     run_wake_command,

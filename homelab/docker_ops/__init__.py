@@ -16,7 +16,7 @@ from homelab.docker_ops.gate import GateResult, HealthGate
 from homelab.docker_ops.helper import HelperSettings
 from homelab.docker_ops.plan import Plan
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, RolloutSettings
-from homelab.docker_ops.sources import CopyProgress, ModelSource, ModelSourceMissing, ProgressCallback, model_sources
+from homelab.docker_ops.sources import CopyProgress, ModelSource, ProgressCallback, model_sources
 
 __all__ = [
     "DEFAULT_DOCKER_TIMEOUTS",
@@ -32,7 +32,6 @@ __all__ = [
     "HealthGate",
     "HelperSettings",
     "ModelSource",
-    "ModelSourceMissing",
     "Plan",
     "ProgressCallback",
     "RolloutReport",

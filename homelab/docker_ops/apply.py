@@ -28,7 +28,6 @@ from homelab.docker_ops.plan import (
     UpdateRestartPolicy,
 )
 from homelab.docker_ops.serial import (
-    ContainerStepFailed,
     Pending,
     RolloutSettings,
     begin_container_step,
@@ -38,7 +37,7 @@ from homelab.docker_ops.serial import (
 )
 from homelab.docker_ops.sources import ProgressCallback
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
-from homelab.errors import DockerOpError
+from homelab.errors import ContainerStepFailed, DockerOpError
 from homelab.inventory import Node, ProbeSettings
 
 __all__ = ["EngineRunner", "RolloutReport", "StepOutcome", "StepRunner", "StepStatus", "StepsReport", "apply"]

@@ -39,12 +39,11 @@ from homelab.docker_ops.plan import (
     UpdateRestartPolicy,
 )
 from homelab.docker_ops.volumes import activate_model, forget_previous, restore_model
-from homelab.errors import DockerOpError
+from homelab.errors import ContainerStepFailed, DockerOpError
 from homelab.inventory import Node, ProbeSettings
 
 __all__ = [
     "DEFAULT_ROLLOUT_SETTINGS",
-    "ContainerStepFailed",
     "Pending",
     "RolloutSettings",
     "begin_container_step",
@@ -78,14 +77,6 @@ class Pending(BaseModel):
     old_kept: bool = Field(False, description="the old container waits, stopped, as NAME-previous")
     model_activated: bool = Field(False, description="the new model file is in place, the old one kept")
     new_created: bool = False
-
-
-class ContainerStepFailed(DockerOpError):
-    """A container step failed before its gate; `pending` says what was done and must be undone."""
-
-    def __init__(self, message: str, pending: Pending) -> None:
-        super().__init__(message)
-        self.pending = pending
 
 
 @dataclass

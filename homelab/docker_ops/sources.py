@@ -14,13 +14,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from homelab.errors import HomelabError
+from homelab.errors import ModelSourceMissing
 
 __all__ = [
     "READ_CHUNK_BYTES",
     "CopyProgress",
     "ModelSource",
-    "ModelSourceMissing",
     "ProgressCallback",
     "SourceFile",
     "hash_local_file",
@@ -29,10 +28,6 @@ __all__ = [
 
 # Big reads keep Python's share of a copy small: a 1 GiB file is 256 calls, not 131072.
 READ_CHUNK_BYTES = 4 << 20
-
-
-class ModelSourceMissing(HomelabError, FileNotFoundError):
-    """A model file the inventory needs is not in the folder the rollout was pointed at."""
 
 
 class _Frozen(BaseModel):

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from homelab.errors import RequestError
 from homelab.gateway.config import AUTO_MODEL, AUTOROUTE_SETTINGS_KEY, gateway_model_name
 from homelab.health.sweep import open_probe_client
 from homelab.inventory import Category, Inventory
@@ -37,7 +38,6 @@ from homelab.router import (
     Classifier,
     HealthSettings,
     HealthView,
-    RequestError,
     choose_expert,
     default_classifier,
     refresh_health_view,

@@ -36,7 +36,6 @@ One sweep is one transaction: the sweep row and all its probe rows commit togeth
 at all. A crash mid-write leaves no half sweep, and earlier sweeps are untouched.
 """
 
-from homelab.errors import HistoryError
 from homelab.history.changes import (
     EndpointChange,
     NodeDown,
@@ -65,7 +64,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "EndpointChange",
-    "HistoryError",
     "HistoryStore",
     "NodeDown",
     "RetentionPolicy",

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.docker_ops.sources import ModelSourceMissing, model_sources
+from homelab.docker_ops.sources import model_sources
+from homelab.errors import ModelSourceMissing
 from homelab.inventory import Endpoint, EndpointKind, Node, ServedModel
 from homelab.vram.node_plan import NodeVramPlan
 

@@ -32,13 +32,12 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from homelab.errors import HomelabError
+from homelab.errors import WakeFailed
 from homelab.inventory import Wake
 
 __all__ = [
     "DETACH_GRACE_S",
     "RunningWake",
-    "WakeFailed",
     "WakeProcesses",
     "magic_packet",
     "run_wake_command",
@@ -59,10 +58,6 @@ _TAIL_BYTES = 4096
 _SHOWN_CHARS = 300
 # After SIGTERM, how long the group's leader gets before the whole group is killed.
 _STOP_WAIT_S = 5.0
-
-
-class WakeFailed(HomelabError):
-    """The wake packet could not be sent, or the wake command failed."""
 
 
 def magic_packet(mac: str) -> bytes:

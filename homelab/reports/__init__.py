@@ -16,7 +16,7 @@ from homelab.reports.build import (
     build_report,
     open_report_history,
 )
-from homelab.reports.period import Period, ReportError, parse_since
+from homelab.reports.period import Period, parse_since
 from homelab.reports.render import (
     TITLES,
     cell_text,
@@ -32,7 +32,6 @@ __all__ = [
     "TITLES",
     "HealthReport",
     "Period",
-    "ReportError",
     "build_report",
     "cell_text",
     "charts",

@@ -14,11 +14,12 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import make_url
 
-from homelab.history import HistoryError, HistoryStore, open_history, translate_errors
+from homelab.errors import HistoryError, VramError
+from homelab.history import HistoryStore, open_history, translate_errors
 from homelab.inventory import Inventory
 from homelab.reports import frames, queries
 from homelab.reports.period import Period
-from homelab.vram import VramError, plan_lineup
+from homelab.vram import plan_lineup
 from homelab.vram.lineup import lineup_from_inventory
 
 __all__ = ["TABLE_NAMES", "HealthReport", "build_report", "open_report_history", "planned_vram_gib"]

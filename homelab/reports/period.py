@@ -11,19 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from homelab.errors import HomelabError
+from homelab.errors import ReportError
 
-__all__ = ["MAX_PERIOD", "Period", "ReportError", "parse_since"]
+__all__ = ["MAX_PERIOD", "Period", "parse_since"]
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Longer than any history a home cluster keeps; a bigger span (99999999999d) would overflow
 # datetime arithmetic instead of being refused.
 MAX_PERIOD = timedelta(days=3660)
-
-
-class ReportError(HomelabError, ValueError):
-    """A report was asked for something it cannot do (a bad period, an unwritable output)."""
 
 
 class Period(BaseModel):

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from homelab.errors import ReportError
 from homelab.reports.build import TABLE_NAMES, HealthReport
 from homelab.reports.charts import data_uri, line_chart_png
-from homelab.reports.period import ReportError
 
 __all__ = ["TITLES", "cell_text", "charts", "to_html", "to_json", "to_markdown", "write_csv"]
 

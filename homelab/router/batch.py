@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from homelab.errors import RequestError
 from homelab.router.choose import Decision
-from homelab.router.request import RequestError
 
 __all__ = ["DEFAULT_ENDPOINT", "BadLine", "RequestLine", "read_request_lines", "route_lines"]
 

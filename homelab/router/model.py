@@ -20,16 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from homelab.errors import HomelabError
+from homelab.errors import ModelError
 from homelab.router.features import Group
 
-__all__ = ["WEIGHTS_FILE", "LinearModel", "ModelError", "load_model"]
+__all__ = ["WEIGHTS_FILE", "LinearModel", "load_model"]
 
 WEIGHTS_FILE = "weights.npz"
-
-
-class ModelError(HomelabError):
-    """The router's weights file is missing or malformed (reinstall, or retrain)."""
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from homelab.errors import HomelabError
+from homelab.errors import RequestError
 
 __all__ = [
     "DEFAULT_TEXT_BUDGET",
     "IMAGE_PART_TYPES",
     "Conversation",
-    "RequestError",
     "TextBudget",
     "is_embedding_endpoint",
     "read_request",
@@ -33,10 +32,6 @@ __all__ = [
 IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
 _TEXT_PART_TYPES = frozenset({"text", "input_text"})
 _SYSTEM_ROLES = frozenset({"system", "developer"})
-
-
-class RequestError(HomelabError, ValueError):
-    """A request body routing cannot read (not an object, no messages, no user message)."""
 
 
 @dataclass(frozen=True, slots=True)

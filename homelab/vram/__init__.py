@@ -12,14 +12,6 @@
 Accuracy against llama.cpp's logs: docs/vram-accuracy.md.
 """
 
-from homelab.vram.errors import (
-    LineupError,
-    MetadataUnavailable,
-    ModelFileError,
-    SettingsError,
-    UnsupportedModel,
-    VramError,
-)
 from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
 from homelab.vram.guess import guess_shape, shape_of
 from homelab.vram.metadata import read_gguf
@@ -32,16 +24,10 @@ __all__ = [
     "Estimate",
     "GpuSlot",
     "LineupEntry",
-    "LineupError",
-    "MetadataUnavailable",
-    "ModelFileError",
     "ModelShape",
     "Plan",
     "PlanPolicy",
     "RunSettings",
-    "SettingsError",
-    "UnsupportedModel",
-    "VramError",
     "estimate",
     "guess_shape",
     "max_gpu_layers",

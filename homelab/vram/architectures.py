@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from homelab.vram.errors import UnsupportedModel
+from homelab.errors import UnsupportedModel
 
 __all__ = ["ARCHITECTURES", "ArchInfo", "arch_info", "swa_layers"]
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from homelab.files import FileAccessError, open_regular
-from homelab.vram.errors import ModelFileError
+from homelab.errors import FileAccessError, ModelFileError
+from homelab.files import open_regular
 from homelab.vram.shape import TensorInfo
 
 __all__ = [

@@ -14,7 +14,7 @@ import os
 import re
 from typing import NamedTuple
 
-from homelab.vram.errors import UnsupportedModel
+from homelab.errors import UnsupportedModel
 from homelab.vram.metadata import read_gguf
 from homelab.vram.shape import ModelShape, Source, synthesize_tensors
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from homelab.vram.errors import SettingsError
+from homelab.errors import SettingsError
 from homelab.vram.settings import Context, RunSettings
 from homelab.vram.shape import ModelShape, row_bytes, type_size
 

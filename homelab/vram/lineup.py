@@ -30,9 +30,8 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from homelab.errors import InventoryError
+from homelab.errors import InventoryError, LineupError, UnsupportedModel
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node
-from homelab.vram.errors import LineupError, UnsupportedModel
 from homelab.vram.guess import guess_shape
 from homelab.vram.metadata import read_gguf
 from homelab.vram.planner import GpuSlot, LineupEntry, Unsized

@@ -16,8 +16,8 @@ from typing import Any
 from gguf import LlamaFileType
 from pydantic import ValidationError
 
+from homelab.errors import UnsupportedModel
 from homelab.vram.architectures import arch_info, swa_layers
-from homelab.vram.errors import UnsupportedModel
 from homelab.vram.gguf_header import SkippedArray, read_header
 from homelab.vram.settings import MAX_CONTEXT
 from homelab.vram.shape import ModelShape, TensorInfo

@@ -15,17 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from homelab.errors import VramRefused
 from homelab.inventory import EndpointKind, Inventory, Node
-from homelab.vram.errors import VramError
 from homelab.vram.lineup import lineup_from_inventory
 from homelab.vram.planner import DEFAULT_POLICY, Placement, PlanPolicy, plan_lineup
 from homelab.vram.settings import GIB
 
-__all__ = ["ModelGpu", "NodeVramPlan", "VramRefused", "plan_node_vram"]
-
-
-class VramRefused(VramError):
-    """A model of the node does not fit its GPUs; the message gives each one and why."""
+__all__ = ["ModelGpu", "NodeVramPlan", "plan_node_vram"]
 
 
 class ModelGpu(BaseModel):

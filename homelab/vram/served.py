@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.vram.errors import MetadataUnavailable, ModelFileError, UnsupportedModel
+from homelab.errors import MetadataUnavailable, ModelFileError, UnsupportedModel
 from homelab.vram.guess import family_of, parse_file_type, shape_from_counts
 from homelab.vram.metadata import read_gguf, shape_from_fields
 from homelab.vram.shape import ModelShape, TensorInfo, tensor_bytes

@@ -16,7 +16,7 @@ from typing import Literal
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from homelab.vram.errors import UnsupportedModel
+from homelab.errors import UnsupportedModel
 
 __all__ = [
     "ModelShape",

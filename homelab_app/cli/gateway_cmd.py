@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from homelab.errors import InventoryError
-from homelab.files import FileAccessError, read_regular, write_atomic
+from homelab.errors import FileAccessError, InventoryError
+from homelab.files import read_regular, write_atomic
 from homelab.gateway.config import CONFIG_LIMIT_BYTES, check_config, render_config
 from homelab.gateway.importer import (
     DEFAULT_LLAMACPP_PORTS,

@@ -11,14 +11,13 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from homelab.errors import SettingsError, VramError
 from homelab.vram import (
     DEFAULT_GPU_OVERHEAD_BYTES,
     Estimate,
     Plan,
     PlanPolicy,
     RunSettings,
-    SettingsError,
-    VramError,
     estimate,
     max_gpu_layers,
     plan_lineup,

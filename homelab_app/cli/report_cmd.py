@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.errors import HistoryError
-from homelab.files import FileAccessError, write_atomic
+from homelab.errors import FileAccessError, HistoryError, ReportError
+from homelab.files import write_atomic
 from homelab_app.cli.common import (
     EXIT_INVALID,
     InventoryOption,
@@ -70,7 +70,7 @@ def report_command(
             write_atomic(html, reports.to_html(report).encode())
         if csv is not None:
             reports.write_csv(report, csv)
-    except (reports.ReportError, HistoryError, FileAccessError) as exc:
+    except (ReportError, HistoryError, FileAccessError) as exc:
         fail(exc, EXIT_INVALID)
     if as_json:
         out.print_json(json.dumps(reports.to_json(report)))

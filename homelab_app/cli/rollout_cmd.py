@@ -20,11 +20,10 @@ from rich.table import Table
 from homelab import docker_ops as _docker_ops
 from homelab.docker_ops.apply import StepsReport
 from homelab.docker_ops.connect import Engine, engine_url, open_engine
-from homelab.errors import HomelabError
+from homelab.errors import HomelabError, ModelSourceMissing, VramError
 from homelab.inventory import Inventory, Node
 from homelab.rollout.node import EngineOpener, NodeRolloutReport, node_inputs, roll_out
 from homelab.rollout.preview import RolloutPreview
-from homelab.vram import VramError
 from homelab_app.cli.common import (
     EXIT_INVALID,
     InventoryOption,
@@ -219,7 +218,7 @@ def rollout_command(
         inputs = node_inputs(
             inv, target, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config
         )
-    except (_docker_ops.ModelSourceMissing, ValueError, VramError) as exc:
+    except (ModelSourceMissing, ValueError, VramError) as exc:
         fail(exc, EXIT_INVALID)
     settings = _docker_ops.RolloutSettings(helper=_docker_ops.HelperSettings(image=helper_image))
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())

@@ -11,18 +11,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from homelab.errors import HistoryError, ModelError, RequestError
 from homelab.health.sweep import open_probe_client
-from homelab.history import HistoryError, HistoryStore, open_history
+from homelab.history import HistoryStore, open_history
 from homelab.inventory import Inventory
-from homelab.router import (
-    Decision,
-    ModelError,
-    Refreshed,
-    RequestError,
-    Router,
-    open_router,
-    route_lines,
-)
+from homelab.router import Decision, Refreshed, Router, open_router, route_lines
 from homelab.router.health_view import HealthSettings
 from homelab_app.cli.common import (
     EXIT_DEGRADED,

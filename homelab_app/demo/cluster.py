@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from homelab.errors import HomelabError
+from homelab.errors import DemoError
 from homelab.gateway.config import render_config
 from homelab.inventory import load_inventory
 from homelab.tiny_gguf import write_tiny_llama
@@ -25,25 +25,12 @@ from homelab_app.demo.layout import INVENTORY_HEADER, DemoProcess, DemoState, in
 from homelab_app.demo.processes import ProcessTable
 from homelab_app.stack.processes import ProcessRecord, is_alive, log_tail
 
-__all__ = [
-    "DemoError",
-    "default_folder",
-    "load_state",
-    "prepare_demo",
-    "start_servers",
-    "stop_demo",
-    "wait_ready",
-    "wake_server",
-]
+__all__ = ["default_folder", "load_state", "prepare_demo", "start_servers", "stop_demo", "wait_ready", "wake_server"]
 
 STATE_FILE = "demo.json"
 _POLL_S = 0.2
 # Never sent through a proxy (everything is on loopback), never to a database by accident.
 _DROPPED_ENV = ("DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-class DemoError(HomelabError):
-    """A demo server would not start or serve; the message names it and quotes its log."""
 
 
 def default_folder() -> Path:

@@ -15,18 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from homelab.errors import HomelabError
+from homelab.errors import BuildFailed
 
-__all__ = ["BUILD_SCRIPT", "BuildFailed", "BuildLine", "llama_server_binary"]
+__all__ = ["BUILD_SCRIPT", "BuildLine", "llama_server_binary"]
 
 # The script sits in the repository beside the package (an editable install, as setup.sh makes).
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-llama-server.sh"
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
 _TAIL_LINES = 30
-
-
-class BuildFailed(HomelabError):
-    """llama-server could not be found or built; the message carries the build's last lines."""
 
 
 class BuildLine(NamedTuple):

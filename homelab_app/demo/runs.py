@@ -1,11 +1,10 @@
-"""Flow runs on a Prefect server through its REST API: start a deployment's run, wait, find, read artifacts.
+"""Flow runs of the demo through Prefect's own client: start a deployment's run, wait, find, read artifacts.
 
-Only the calls the demo needs, each a documented endpoint of Prefect 3's API
-(`/deployments/name/...`, `/create_flow_run`, `/flow_runs/{id}`, `/flow_runs/filter`,
-`/artifacts/filter`), sent through Prefect's own HTTP client (`open_api`), so that they retry
-what a busy server answers exactly as Prefect's SDK does. A run that an automation started
-carries `created_by` `{"type": "AUTOMATION", "display_value": NAME}`: that is how the demo
-tells a recovery started by the `homelab.node.down` event from one started by hand.
+`open_api` opens Prefect's synchronous client on the demo's server, which retries what a busy
+server answers as Prefect's SDK does everywhere; what it still raises becomes a
+`PrefectApiError` naming the call. A run that an automation started carries `created_by` of
+type AUTOMATION, with the automation's name as its `display_value`: that is how the demo tells
+a recovery started by the `homelab.node.down` event from one started by hand.
 """
 
 from __future__ import annotations
@@ -14,22 +13,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.errors import HomelabError
+from homelab.errors import PrefectApiError
+from homelab_app.stack.prefect_api import open_client
 
-__all__ = ["TERMINAL", "Artifact", "FlowRun", "PrefectApi", "PrefectApiError", "open_api"]
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas import objects
+
+__all__ = ["TERMINAL", "Artifact", "FlowRun", "PrefectApi", "open_api"]
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 _POLL_S = 1.0
 _HTTP_TIMEOUT_S = 10.0
-
-
-class PrefectApiError(HomelabError):
-    """The Prefect API refused a call, or a run did not finish in time."""
+# The recovery deployment's runs since the demo began: a few, even after a long-running demo.
+_RUNS_LIMIT = 50
 
 
 class FlowRun(BaseModel):
@@ -56,15 +58,15 @@ class FlowRun(BaseModel):
         return self.state_type in TERMINAL
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> FlowRun:
-        state = data.get("state") or {}
-        creator = data.get("created_by") or {}
+    def from_prefect(cls, run: objects.FlowRun) -> FlowRun:
+        state, creator = run.state, run.created_by
         return cls(
-            id=data["id"], name=data["name"], deployment_id=data.get("deployment_id"),
-            state_type=state.get("type") or data.get("state_type") or "UNKNOWN",
-            state_name=state.get("name") or data.get("state_name") or "Unknown", message=state.get("message"),
-            created=data["created"], start_time=data.get("start_time"), end_time=data.get("end_time"), created_by=creator.get("type"), created_by_name=creator.get("display_value"),
-            parameters=data.get("parameters") or {}, total_run_time_s=data.get("total_run_time") or 0.0,
+            id=str(run.id), name=run.name, deployment_id=None if run.deployment_id is None else str(run.deployment_id),
+            state_type=state.type.value if state else run.state_type.value if run.state_type else "UNKNOWN",
+            state_name=(state.name if state else run.state_name) or "Unknown", message=state.message if state else None,
+            created=run.created, start_time=run.start_time, end_time=run.end_time,
+            created_by=creator.type if creator else None, created_by_name=creator.display_value if creator else None,
+            parameters=run.parameters, total_run_time_s=run.total_run_time.total_seconds(),
         )  # fmt: skip
 
 
@@ -80,43 +82,55 @@ class Artifact(BaseModel):
 
 
 class PrefectApi:
-    """Calls to one Prefect API (`http://HOST:PORT/api`) over the given client."""
+    """The demo's calls to one Prefect server, over Prefect's synchronous client."""
 
-    def __init__(self, api_url: str, client: httpx.Client) -> None:
-        self.api_url = api_url.rstrip("/")
+    def __init__(self, client: SyncPrefectClient) -> None:
         self.client = client
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        """Prefect's client errors, once its retries are spent, as a PrefectApiError saying what was asked of whom."""
+        import httpx
+        from prefect.exceptions import ObjectNotFound
+
+        where = f"{what} at {self.client.api_url}"
         try:
-            answer = self.client.request(method, f"{self.api_url}{path}", json=body)
+            yield
+        except ObjectNotFound as exc:
+            raise PrefectApiError(f"{where}: not found") from exc
+        except httpx.HTTPStatusError as exc:
+            raise PrefectApiError(f"{where}: HTTP {exc.response.status_code}: {exc.response.text[:300]}") from exc
         except httpx.HTTPError as exc:
-            raise PrefectApiError(f"{method} {self.api_url}{path}: {exc}") from exc
-        if answer.status_code >= 400:
-            raise PrefectApiError(f"{method} {self.api_url}{path}: HTTP {answer.status_code}: {answer.text[:300]}")
-        return answer.json()
+            raise PrefectApiError(f"{where}: {exc!r}") from exc
 
     def deployment_id(self, flow: str, deployment: str) -> str:
         """The id of deployment `flow/deployment`."""
-        return str(self._call("GET", f"/deployments/name/{flow}/{deployment}")["id"])
+        with self._call(f"reading deployment {flow}/{deployment}"):
+            return str(self.client.read_deployment_by_name(f"{flow}/{deployment}").id)
 
     def run_deployment(self, flow: str, deployment: str, parameters: dict[str, Any] | None = None) -> FlowRun:
         """Schedule a run of `flow/deployment` now (a worker picks it up); its parameters on top of the deployment's."""
-        body = {"parameters": parameters} if parameters else {}
-        return FlowRun.from_api(
-            self._call("POST", f"/deployments/{self.deployment_id(flow, deployment)}/create_flow_run", body)
-        )
+        deployment_id = UUID(self.deployment_id(flow, deployment))
+        with self._call(f"starting a run of deployment {flow}/{deployment}"):
+            return FlowRun.from_prefect(
+                self.client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+            )
 
     def flow_run(self, run_id: str) -> FlowRun:
-        return FlowRun.from_api(self._call("GET", f"/flow_runs/{run_id}"))
+        with self._call(f"reading flow run {run_id}"):
+            return FlowRun.from_prefect(self.client.read_flow_run(UUID(run_id)))
 
     def runs_of(self, deployment_id: str, since: datetime) -> list[FlowRun]:
         """Runs of a deployment created at or after `since`, oldest first."""
-        body = {
-            "flow_runs": {"deployment_id": {"any_": [deployment_id]}},
-            "sort": "EXPECTED_START_TIME_ASC",
-            "limit": 50,
-        }
-        runs = [FlowRun.from_api(r) for r in self._call("POST", "/flow_runs/filter", body)]
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        of_deployment = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[UUID(deployment_id)]))
+        with self._call(f"listing the runs of deployment {deployment_id}"):
+            found = self.client.read_flow_runs(
+                flow_run_filter=of_deployment, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=_RUNS_LIMIT
+            )
+        runs = [FlowRun.from_prefect(r) for r in found]
         return sorted((r for r in runs if r.created >= since), key=lambda r: r.created)
 
     def wait(self, run_id: str, timeout_s: float, on_change: Callable[[FlowRun], None] | None = None) -> FlowRun:
@@ -164,23 +178,24 @@ class PrefectApi:
 
     def artifacts(self, run_id: str) -> list[Artifact]:
         """The artifacts a flow run published."""
-        body = {"artifacts": {"flow_run_id": {"any_": [run_id]}}, "sort": "KEY_ASC"}
-        return [Artifact.model_validate(a) for a in self._call("POST", "/artifacts/filter", body)]
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.client.schemas.sorting import ArtifactSort
+
+        of_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
+        with self._call(f"reading the artifacts of flow run {run_id}"):
+            found = self.client.read_artifacts(artifact_filter=of_run, sort=ArtifactSort.KEY_ASC)
+        return [Artifact(id=str(a.id), key=a.key, type=a.type, description=a.description) for a in found]
 
 
 @contextmanager
 def open_api(api_url: str, timeout_s: float = _HTTP_TIMEOUT_S) -> Iterator[PrefectApi]:
-    """A `PrefectApi` over Prefect's own HTTP client, which retries what a busy server answers.
+    """A `PrefectApi` over Prefect's synchronous client for `api_url` (`http://HOST:PORT/api`).
 
-    `prefect.client.base.PrefectHttpxSyncClient` retries answers 408, 429, 502 and 503 (after
-    Retry-After when given), resets, read timeouts and, once it has connected, refused
-    connections, with exponential backoff and jitter, up to PREFECT_CLIENT_MAX_RETRIES times
-    (default 5): a Prefect server on busy SQLite answers 503 for a while, and the same call
-    from a flow or the `prefect` CLI would ride that out. Errors are still ours to raise
-    (`raise_on_all_errors=False`), with the method and URL in the message. Imported here:
-    Prefect takes seconds to import and only the demo's tour talks to the API.
+    Prefect's client retries answers 408, 429, 502 and 503 (after Retry-After when given),
+    resets, read timeouts and, once it has connected, refused connections, with exponential
+    backoff and jitter, up to PREFECT_CLIENT_MAX_RETRIES times (default 5): a Prefect server on
+    busy SQLite answers 503 for a while, and a flow or the `prefect` CLI would ride that out too.
+    The server is the demo's own on loopback: no proxy from the environment carries the calls.
     """
-    from prefect.client.base import PrefectHttpxSyncClient
-
-    with PrefectHttpxSyncClient(timeout=timeout_s, trust_env=False, raise_on_all_errors=False) as client:
-        yield PrefectApi(api_url, client)
+    with open_client(api_url, timeout_s=timeout_s, trust_env=False) as client:
+        yield PrefectApi(client)

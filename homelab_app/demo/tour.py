@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.errors import HomelabError
+from homelab.errors import TourError
 from homelab.health.probe import ProbeResult
 from homelab.health.sweep import Prognosis
 from homelab.history import open_history
@@ -51,7 +51,6 @@ __all__ = [
     "RunStep",
     "Server",
     "SweepStep",
-    "TourError",
     "TourTimeouts",
     "bring_up_prefect",
     "cli_argv",
@@ -66,10 +65,6 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
-
-
-class TourError(HomelabError):
-    """A step of the tour failed; the message says which and why."""
 
 
 class TourTimeouts(BaseModel):

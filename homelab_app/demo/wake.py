@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from homelab_app.demo.cluster import DemoError, wake_server
+from homelab.errors import DemoError
+from homelab_app.demo.cluster import wake_server
 
 __all__ = ["main"]
 

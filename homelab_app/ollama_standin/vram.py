@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homelab.vram.errors import VramError
+from homelab.errors import VramError
 from homelab.vram.estimate import estimate
 from homelab.vram.metadata import read_gguf
 from homelab.vram.settings import RunSettings

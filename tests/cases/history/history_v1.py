@@ -50,13 +50,7 @@ from homelab.errors import HomelabError
 from homelab.health.probe import ProbeResult
 from homelab.health.sweep import Prognosis, SweepReport
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "HistoryError",
-    "HistoryStore",
-    "SweepRecord",
-    "open_history",
-]
+__all__ = ["SCHEMA_VERSION", "HistoryStore", "SweepRecord", "open_history"]
 
 SCHEMA_VERSION = 1
 
