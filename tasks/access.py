@@ -12,7 +12,7 @@ task parameter would be stored by Prefect.
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,29 +20,25 @@ from blocks.vault import load_vault, read_secret, resolve_secret
 from homelab.docker_ops.connect import SSHAccess, engine_url
 from homelab.errors import SecretsError
 from homelab.inventory import Inventory, Node, SecretRef
-from homelab.remote import SSHCredentials, load_private_key
+from homelab.recovery.runner import SecretReader, engine_ssh_access, node_credentials
+from homelab.remote import SSHCredentials
 
-__all__ = ["EngineLogin", "credentials_for", "engine_access", "engine_login"]
+__all__ = ["EngineLogin", "credentials_for", "engine_login", "secret_reader"]
+
+
+def secret_reader(inv: Inventory, vault_block: str | None) -> SecretReader:
+    """Reads the cluster file's secrets by name from their store; the Vault block is loaded at the first read.
+
+    Raises (when called):
+        SecretsError: the name is not in the file's `secrets`, or the store failed.
+    """
+    vault = cache(lambda: load_vault(vault_block))
+    return lambda name: resolve_secret(inv, name, vault())
 
 
 def credentials_for(inv: Inventory, node: Node, vault_block: str | None) -> SSHCredentials:
     """The node's SSH key and password from the secrets store (masked values)."""
-    vault = load_vault(vault_block)
-    ssh = node.ssh
-    if ssh is None:
-        return SSHCredentials()
-    return SSHCredentials(
-        key=resolve_secret(inv, ssh.key_secret, vault), password=resolve_secret(inv, ssh.password_secret, vault)
-    )
-
-
-def engine_access(node: Node, credentials: SSHCredentials) -> SSHAccess | None:
-    """For an ssh:// engine URL: the node's known_hosts and the same key SSH uses."""
-    if node.ssh is None or credentials.key is None:
-        return None
-    return SSHAccess(
-        known_hosts=Path(node.ssh.known_hosts).expanduser(), key=load_private_key(credentials.key.get_secret_value())
-    )
+    return node_credentials(node, secret_reader(inv, vault_block))
 
 
 class EngineLogin(BaseModel):
@@ -67,7 +63,7 @@ class EngineLogin(BaseModel):
         if self.key is None:
             return None
         key = read_secret(self.key, load_vault(self.vault_block))
-        return engine_access(node, SSHCredentials(key=key))
+        return engine_ssh_access(node, SSHCredentials(key=key))
 
 
 def engine_login(inv: Inventory, node: Node, vault_block: str | None) -> EngineLogin:

@@ -1,4 +1,4 @@
-"""Recovery's facts and operations on one node: is it serving, does its engine answer, restart, wait, restart containers.
+"""Recovery's facts and operations on one node: does it serve, does its engine answer; restart, wait, start.
 
 The decisions are in `homelab.recovery.plan`; these functions look or act, one thing each, so the
 flow can run each as a task and put retries on the ones that only look. Connectors come in
@@ -7,6 +7,8 @@ as arguments (an open `RemoteShell`, an `Engine`), as STYLE §5 asks.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +31,9 @@ from homelab.remote import CommandResult, RemoteShell, sudo
 
 __all__ = [
     "docker_error",
+    "not_serving",
     "probe_node",
+    "probe_node_now",
     "restart_containers",
     "restart_docker",
     "wait_for",
@@ -44,6 +48,24 @@ async def probe_node(inv: Inventory, node: Node) -> list[ProbeResult]:
     """Fact: every endpoint of the node probed once, with the sweep's own probe."""
     async with open_probe_client() as client:
         return [await probe_endpoint(client, node, e, inv.probe_settings(e)) for e in node.endpoints]
+
+
+def probe_node_now(inv: Inventory, node: Node) -> list[ProbeResult]:
+    """`probe_node` from sync code, with its event loop in a thread of its own.
+
+    So it works whether or not the caller's thread already runs a loop (a sync Prefect flow,
+    a test, the CLI).
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, probe_node(inv, node)).result()
+
+
+def not_serving(inv: Inventory, node: Node) -> str | None:
+    """Fact: None when an endpoint of the node serves, else what each endpoint answered."""
+    results = probe_node_now(inv, node)
+    if any(r.serving for r in results):
+        return None
+    return "; ".join(f"{r.endpoint} {r.state}: {r.detail or r.reason}" for r in results) or "no endpoints"
 
 
 def docker_error(

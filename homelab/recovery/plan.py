@@ -160,9 +160,8 @@ class Incident(_Frozen):
         ]
         for a in self.actions:
             detail = a.detail.replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(
-                f"| {a.at.strftime('%H:%M:%S')} | {a.action} | {'ok' if a.ok else 'FAILED'} | {a.seconds:.2f} | {detail} |"
-            )
+            result = "ok" if a.ok else "FAILED"
+            lines.append(f"| {a.at.strftime('%H:%M:%S')} | {a.action} | {result} | {a.seconds:.2f} | {detail} |")
         return "\n".join(lines)
 
 

@@ -81,7 +81,8 @@ def _ssh_steps(node: Node) -> list[SetupStep]:
                 'icacls.exe "$Env:ProgramData\\ssh\\administrators_authorized_keys" /inheritance:r '
                 '/grant "Administrators:F" /grant "SYSTEM:F"',
             ],
-            note=f"for an administrator account; a plain account ({user}) uses C:\\Users\\{user}\\.ssh\\authorized_keys",
+            note=f"for an administrator account; a plain account ({user}) uses "
+            f"C:\\Users\\{user}\\.ssh\\authorized_keys",
         ),
     ]
 
