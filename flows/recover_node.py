@@ -37,10 +37,10 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from homelab.docker_ops.apply import StepOutcome
+from homelab.errors import RecoveryStepFailed
 from homelab.inventory import Inventory, Node, load_inventory
 from homelab.recovery.loop import recover
 from homelab.recovery.plan import Incident, Outcome, RecoveryPolicy
-from homelab.recovery.runner import StepFailed
 from homelab.recovery.wake import WakeProcesses
 from tasks.recovery import (
     check_node_docker,
@@ -80,7 +80,7 @@ class _TaskRunner:
     @staticmethod
     def _result(state: State[Any]) -> Any:
         if not state.is_completed():
-            raise StepFailed(state.message or f"task ended {state.type.value}")
+            raise RecoveryStepFailed(state.message or f"task ended {state.type.value}")
         return state.result()
 
     def probe_serving(self, node: Node) -> bool:

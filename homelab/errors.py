@@ -30,6 +30,7 @@ outcome choose otherwise (`homelab rollout` exits 1 for any error during the rol
     │   └── ContainerStepFailed           1  a container step failed before its health gate
     ├── OllamaError                       1  an Ollama server refused or failed a deployment call
     ├── WakeFailed                        1  the wake packet or the wake command failed
+    ├── RecoveryStepFailed                1  a recovery step's Prefect task ended Failed or Crashed
     ├── SecretsError                      1  a secret store is unreachable, refused, or lacks the secret
     ├── StackError                        1  `homelab up`/`down` could not start, reach or set up Prefect
     ├── DemoError                         1  a demo server would not start or serve
@@ -73,6 +74,7 @@ __all__ = [
     "OllamaError",
     "PrefectApiError",
     "Problem",
+    "RecoveryStepFailed",
     "RemoteError",
     "ReportError",
     "RequestError",
@@ -217,6 +219,13 @@ class ContainerStepFailed(DockerOpError):
 
 class WakeFailed(HomelabError):
     """The wake packet could not be sent, or the wake command failed."""
+
+
+class RecoveryStepFailed(HomelabError):
+    """A step of the recover-node flow ran as a Prefect task that did not complete; its state's message says why.
+
+    The recovery loop records it as the step's failure and decides from it, as from any other.
+    """
 
 
 class SecretsError(HomelabError):

@@ -23,7 +23,6 @@ from pydantic import SecretStr
 
 from homelab.docker_ops.apply import StepOutcome
 from homelab.docker_ops.connect import SSHAccess, open_engine
-from homelab.errors import HomelabError
 from homelab.inventory import Inventory, Node
 from homelab.recovery.actions import (
     docker_error,
@@ -37,14 +36,10 @@ from homelab.recovery.plan import RecoveryPolicy
 from homelab.recovery.wake import WakeProcesses, wake
 from homelab.remote import SSHCredentials, load_private_key, open_shell, ssh_reachable
 
-__all__ = ["DirectRunner", "RecoveryRunner", "SecretReader", "StepFailed", "engine_ssh_access", "node_credentials"]
+__all__ = ["DirectRunner", "RecoveryRunner", "SecretReader", "engine_ssh_access", "node_credentials"]
 
 # An inventory secret name -> its value (Vault or a Prefect Secret block behind it, in tasks/access.py).
 SecretReader = Callable[[str], SecretStr | None]
-
-
-class StepFailed(HomelabError):
-    """A runner could not complete a step for a reason of its own (a Prefect task that ended Failed or Crashed)."""
 
 
 class RecoveryRunner(Protocol):
