@@ -1,6 +1,7 @@
 """The `rollout` flow: a node's Ollama models and llama.cpp containers put in the cluster file's state.
 
-The same order as `homelab rollout` (`homelab.rollout.node`), each part a set of task runs:
+homelab's own sequence (`homelab.rollout.node.roll_out`, the same as `homelab rollout`) with
+runners whose parts are task runs; this module adds only the tasks, artifacts and the run's state:
 
 1. `check-rollout-inputs`: every model file found and the node's VRAM plan made (GPU layers
    per container, `num_gpu` per Ollama model); a missing file, a model that does not fit or
@@ -24,22 +25,25 @@ the run still completes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
 from prefect.utilities.annotations import quote
 
-from flows.ollama_rollout import roll_out_ollama
-from homelab.docker_ops.apply import RolloutReport, apply
+from flows.ollama_rollout import OllamaTaskRunner
+from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.gate import GateResult
-from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume
+from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, Pending, RolloutSettings
+from homelab.docker_ops.sources import ModelSource
 from homelab.errors import ContainerStepFailed, DockerOpError, HomelabError, OllamaError
 from homelab.inventory import Inventory, Node, ProbeSettings, load_inventory
 from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
 from homelab.rollout.containers import probe_settings_for
-from homelab.rollout.node import NodeInputs, NodeRolloutReport, preview
+from homelab.rollout.node import NodeRolloutReport, roll_out
 from tasks.access import EngineLogin, engine_login
 from tasks.rollout import (
     check_rollout_inputs,
@@ -56,17 +60,21 @@ from tasks.rollout import (
     wait_for_container_health,
 )
 
-__all__ = ["TaskRunner", "rollout"]
+__all__ = ["FlowRunner", "TaskRunner", "rollout"]
 
 
 @dataclass(frozen=True)
 class TaskRunner:
-    """homelab's `StepRunner`, each step a Prefect task run."""
+    """homelab's `ContainerRunner`, each part a Prefect task run."""
 
+    inv: Inventory
     node: Node
     probe: dict[str, ProbeSettings]
     settings: RolloutSettings
     login: EngineLogin | None = None
+
+    def plan(self, sources: Mapping[str, ModelSource], gpu_layers: Mapping[str, int]) -> Plan:
+        return plan_node_rollout(self.node, dict(sources), self.settings, dict(gpu_layers), login=self.login)
 
     def volume_step(self, step: EnsureVolume | CopyModel) -> str:
         if isinstance(step, EnsureVolume):
@@ -90,56 +98,48 @@ class TaskRunner:
     def roll_back(self, pending: Pending) -> GateResult | None:
         return roll_back_container(self.node, pending, self._probe(pending), self.settings, login=self.login)
 
+    def finished(self, report: RolloutReport) -> None:
+        # Also after a rollback: the sweep then shows whether the old containers serve again.
+        swept = None if report.dry_run else sweep_rolled_out_node(quote(self.inv), self.node)
+        publish_rollout_artifact(quote(report), swept)
+
     def _probe(self, pending: Pending) -> ProbeSettings:
         return self.probe[pending.step.spec.endpoint]
 
 
-def _roll_out_containers(
-    inv: Inventory, target: Node, inputs: NodeInputs, settings: RolloutSettings, login: EngineLogin, dry_run: bool
-) -> RolloutReport:
-    """The containers' part: plan, then (unless `dry_run`) apply, sweep the node, publish the artifact.
+@dataclass(frozen=True)
+class FlowRunner:
+    """homelab's `NodeRunner` for the flow: each part's runner made of tasks, each task opening its own connection."""
+
+    inv: Inventory
+    node: Node
+    settings: RolloutSettings
+    ollama: OllamaDeploySettings
+    login: EngineLogin | None = None
+
+    @contextmanager
+    def ollama_part(self) -> Iterator[OllamaTaskRunner]:
+        yield OllamaTaskRunner(self.node, self.ollama)
+
+    @contextmanager
+    def container_part(self) -> Iterator[TaskRunner]:
+        yield TaskRunner(self.inv, self.node, probe_settings_for(self.inv, self.node), self.settings, self.login)
+
+    def regenerate_gateway(self, path: Path) -> str:
+        return update_gateway_config(quote(self.inv), path)
+
+
+def _raise_on_failure(report: NodeRolloutReport) -> None:
+    """End the run Failed with the failed part's reason (its artifact is published by then).
 
     Raises:
-        DockerOpError: a container failed (after rolling back); the artifact says which and why.
+        OllamaError: the Ollama part failed; the containers were not touched.
+        DockerOpError: a container failed (after rolling back).
     """
-    steps = plan_node_rollout(target, inputs.sources, settings, inputs.vram.gpu_layers, login=login)
-    if dry_run:
-        report = RolloutReport(node=target.name, dry_run=True, plan=steps, vram=inputs.vram.lines)
-        publish_rollout_artifact(quote(report), None)
-        return report
-    applied = apply(steps, TaskRunner(target, probe_settings_for(inv, target), settings, login))
-    report = applied.model_copy(update={"vram": inputs.vram.lines})
-    # Also after a rollback: the sweep then shows whether the old containers serve again.
-    publish_rollout_artifact(quote(report), sweep_rolled_out_node(quote(inv), target))
-    if not report.ok:
-        raise DockerOpError(f"rollout on {target.name} failed: {report.failure}")
-    return report
-
-
-def _dry_run(
-    inv: Inventory,
-    target: Node,
-    inputs: NodeInputs,
-    settings: RolloutSettings,
-    login: EngineLogin,
-    ollama: OllamaDeploySettings,
-    prune: bool,
-) -> NodeRolloutReport:
-    """The node from the file, then each part planned against its node, or why it could not be."""
-    report = NodeRolloutReport(node=target.name, dry_run=True, preview=preview(inv, target, inputs, settings))
-    try:
-        part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, dry_run=True, prune=prune)
-        report = report.model_copy(update={"ollama": part})
-    except OllamaError as exc:
-        report = report.model_copy(update={"ollama_not_checked": str(exc)})
-    if inputs.sources:
-        try:
-            containers = _roll_out_containers(inv, target, inputs, settings, login, dry_run=True)
-            report = report.model_copy(update={"containers": containers})
-        except HomelabError as exc:  # the engine, or the key to log in to it
-            report = report.model_copy(update={"engine_not_checked": str(exc)})
-    publish_preview_artifact(quote(report))
-    return report
+    if report.ollama is not None and report.ollama.failure:
+        raise OllamaError(f"Ollama rollout on {report.node} failed: {report.ollama.failure}")
+    if report.containers is not None and report.containers.failure:
+        raise DockerOpError(f"rollout on {report.node} failed: {report.containers.failure}")
 
 
 def _node(inv: Inventory, name: str) -> Node:
@@ -151,7 +151,10 @@ def _node(inv: Inventory, name: str) -> Node:
 
 @flow(
     name="rollout",
-    description="Put a node's models in place: llama.cpp containers one at a time, Ollama models created and preloaded one at a time.",
+    description=(
+        "Put a node's models in place: llama.cpp containers one at a time, "
+        "Ollama models created and preloaded one at a time."
+    ),
     persist_result=False,
 )
 def rollout(
@@ -202,9 +205,9 @@ def rollout(
     gateway = Path(gateway_config) if gateway_config else None
     login = engine_login(inv, target, vault_block)
     inputs = check_rollout_inputs(quote(inv), target, local, node_models_dir, gateway)
+    runner = FlowRunner(inv, target, settings, ollama, login)
+    report = roll_out(inv, target, inputs, settings, runner, dry_run=dry_run, prune=prune, gateway_config=gateway)
     if dry_run:
-        return _dry_run(inv, target, inputs, settings, login, ollama, prune)
-    ollama_part = roll_out_ollama(target, inputs.ggufs, inputs.vram, ollama, prune=prune)
-    containers = _roll_out_containers(inv, target, inputs, settings, login, dry_run=False) if inputs.sources else None
-    regenerated = update_gateway_config(quote(inv), gateway) if gateway else None
-    return NodeRolloutReport(node=target.name, ollama=ollama_part, containers=containers, gateway=regenerated)
+        publish_preview_artifact(quote(report))
+    _raise_on_failure(report)
+    return report

@@ -23,7 +23,7 @@ from homelab.ollama.desired import OllamaDesired
 from homelab.ollama.plan import CreateModel, DeleteModel, OllamaPlan, PreloadModel, PullModel, UnloadModel, UploadBlob
 from homelab.ollama.settings import OllamaDeploySettings
 from homelab.rollout.ollama import check_ollama_node, ollama_apis, plan_ollama_node
-from tasks.options import COMMON, ONCE, SAFE
+from tasks.options import task_options
 from tasks.rollout import steps_markdown
 
 __all__ = [
@@ -47,21 +47,23 @@ def _api(node: Node, endpoint: str, url: str, settings: OllamaDeploySettings) ->
         yield OllamaAPI(client, f"{node.name}/{endpoint}", settings.timeouts)
 
 
-@task(name="plan-ollama-rollout", task_run_name="plan-ollama-{node.name}", **SAFE)
+@task(name="plan-ollama-rollout", task_run_name="plan-ollama-{node.name}", **task_options(idempotent=True))
 def plan_ollama_rollout(node: Node, desired: OllamaDesired, settings: OllamaDeploySettings, prune: bool) -> OllamaPlan:
     """Hash the GGUF sources, ask each endpoint what it holds, plan (only looks)."""
     with ollama_apis(node, settings) as apis:
         return plan_ollama_node(apis, desired, prune=prune)
 
 
-@task(name="transfer-ollama-model", task_run_name="transfer-{step.endpoint}-{step.kind}", **SAFE)
+@task(
+    name="transfer-ollama-model", task_run_name="transfer-{step.endpoint}-{step.kind}", **task_options(idempotent=True)
+)
 def transfer_ollama_model(node: Node, step: UploadBlob | PullModel, settings: OllamaDeploySettings) -> str:
     """Upload a GGUF blob (streamed, verified by the node) or pull a tag."""
     with _api(node, step.endpoint, step.url, settings) as api:
         return perform(api, step)
 
 
-@task(name="change-ollama-model", task_run_name="{step.kind}-{step.model}", **ONCE)
+@task(name="change-ollama-model", task_run_name="{step.kind}-{step.model}", **task_options(idempotent=False))
 def change_ollama_model(
     node: Node, step: CreateModel | UnloadModel | DeleteModel, settings: OllamaDeploySettings
 ) -> str:
@@ -70,21 +72,21 @@ def change_ollama_model(
         return perform(api, step)
 
 
-@task(name="preload-ollama-model", task_run_name="preload-{step.model}", **ONCE)
+@task(name="preload-ollama-model", task_run_name="preload-{step.model}", **task_options(idempotent=False))
 def preload_ollama_model(node: Node, step: PreloadModel, settings: OllamaDeploySettings) -> None:
     """Ask the endpoint to load the model (an empty generate with the inventory's keep_alive)."""
     with _api(node, step.endpoint, step.url, settings) as api:
         api.load(step.model, step.keep_alive)
 
 
-@task(name="wait-for-ollama-model", task_run_name="wait-{step.model}", **SAFE)
+@task(name="wait-for-ollama-model", task_run_name="wait-{step.model}", **task_options(idempotent=True))
 def wait_for_ollama_model(node: Node, step: PreloadModel, settings: OllamaDeploySettings) -> RunningModel:
     """Wait until `/api/ps` lists the model (only looks)."""
     with _api(node, step.endpoint, step.url, settings) as api:
         return wait_loaded(api, step.model, settings.load_wait)
 
 
-@task(name="check-ollama-loads", task_run_name="check-ollama-{node.name}", **SAFE)
+@task(name="check-ollama-loads", task_run_name="check-ollama-{node.name}", **task_options(idempotent=True))
 def check_ollama_loads(node: Node, desired: OllamaDesired, settings: OllamaDeploySettings) -> list[LoadCheck]:
     """Each planned model in `/api/ps`, its `size_vram` against the VRAM plan (only looks)."""
     with ollama_apis(node, settings) as apis:
@@ -101,7 +103,7 @@ def ollama_rollout_markdown(report: OllamaRolloutReport) -> str:
     return "\n".join(lines)
 
 
-@task(name="publish-ollama-rollout-artifact", **COMMON)
+@task(name="publish-ollama-rollout-artifact", **task_options(idempotent=False))
 def publish_ollama_rollout_artifact(report: OllamaRolloutReport) -> Any:
     """A markdown artifact (key `ollama-rollout`) summarising what changed."""
     return create_markdown_artifact(

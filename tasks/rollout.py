@@ -40,7 +40,7 @@ from homelab.ollama.apply import OllamaRolloutReport
 from homelab.rollout.containers import plan_node
 from homelab.rollout.node import NodeInputs, NodeRolloutReport, node_inputs
 from tasks.access import EngineLogin
-from tasks.options import COMMON, ONCE, SAFE
+from tasks.options import task_options
 
 __all__ = [
     "ARTIFACT_KEY",
@@ -73,7 +73,7 @@ def _engine(node: Node, login: EngineLogin | None) -> Iterator[Engine]:
         yield engine
 
 
-@task(name="check-rollout-inputs", task_run_name="inputs-{node.name}", **ONCE)
+@task(name="check-rollout-inputs", task_run_name="inputs-{node.name}", **task_options(idempotent=False))
 def check_rollout_inputs(
     inv: Inventory, node: Node, models_dir: Path | None, node_models_dir: str | None, gateway_config: Path | None = None
 ) -> NodeInputs:
@@ -83,7 +83,7 @@ def check_rollout_inputs(
     return node_inputs(inv, node, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config)
 
 
-@task(name="plan-node-rollout", task_run_name="plan-{node.name}", **SAFE)
+@task(name="plan-node-rollout", task_run_name="plan-{node.name}", **task_options(idempotent=True))
 def plan_node_rollout(
     node: Node,
     sources: dict[str, ModelSource],
@@ -96,14 +96,14 @@ def plan_node_rollout(
         return plan_node(engine, node, sources, settings, gpu_layers)
 
 
-@task(name="ensure-model-volume", task_run_name="volume-{step.volume}", **SAFE)
+@task(name="ensure-model-volume", task_run_name="volume-{step.volume}", **task_options(idempotent=True))
 def ensure_model_volume(node: Node, step: EnsureVolume, login: EngineLogin | None = None) -> str:
     """Create the named volume when it is missing."""
     with _engine(node, login) as engine:
         return "created" if ensure_volume(engine, step.volume) else "already there"
 
 
-@task(name="copy-model-into-volume", task_run_name="copy-{step.source.model_file}", **SAFE)
+@task(name="copy-model-into-volume", task_run_name="copy-{step.source.model_file}", **task_options(idempotent=True))
 def copy_model_into_volume(
     node: Node, step: CopyModel, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> str:
@@ -113,7 +113,7 @@ def copy_model_into_volume(
     return f"{copied.size_bytes} bytes, sha256 {copied.sha256[:12]} verified"
 
 
-@task(name="start-container", task_run_name="start-{step.spec.name}", **ONCE)
+@task(name="start-container", task_run_name="start-{step.spec.name}", **task_options(idempotent=False))
 def start_container_step(
     node: Node, step: ContainerStep, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> State[Pending] | Pending:
@@ -130,7 +130,7 @@ def start_container_step(
             return Failed(message=str(exc), data=exc.pending)
 
 
-@task(name="wait-for-container-health", task_run_name="gate-{pending.step.spec.name}", **SAFE)
+@task(name="wait-for-container-health", task_run_name="gate-{pending.step.spec.name}", **task_options(idempotent=True))
 def wait_for_container_health(
     node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> GateResult:
@@ -139,7 +139,7 @@ def wait_for_container_health(
         return serial.gate_container_step(engine, pending, node, probe, settings.gate)
 
 
-@task(name="keep-new-container", task_run_name="keep-{pending.step.spec.name}", **SAFE)
+@task(name="keep-new-container", task_run_name="keep-{pending.step.spec.name}", **task_options(idempotent=True))
 def keep_new_container(
     node: Node, pending: Pending, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> None:
@@ -148,7 +148,7 @@ def keep_new_container(
         serial.finish_container_step(engine, pending, settings)
 
 
-@task(name="roll-back-container", task_run_name="roll-back-{pending.step.spec.name}", **ONCE)
+@task(name="roll-back-container", task_run_name="roll-back-{pending.step.spec.name}", **task_options(idempotent=False))
 def roll_back_container(
     node: Node, pending: Pending, probe: ProbeSettings, settings: RolloutSettings, login: EngineLogin | None = None
 ) -> GateResult | None:
@@ -157,7 +157,7 @@ def roll_back_container(
         return serial.roll_back_container_step(engine, pending, node, probe, settings)
 
 
-@task(name="sweep-rolled-out-node", task_run_name="sweep-{node.name}", **SAFE)
+@task(name="sweep-rolled-out-node", task_run_name="sweep-{node.name}", **task_options(idempotent=True))
 def sweep_rolled_out_node(inv: Inventory, node: Node) -> SweepReport:
     """Probe every endpoint of the node, as `homelab sweep` would (the rollout's final check)."""
     alone = inv.model_copy(update={"nodes": [node], "experts": {}, "gateway": None})
@@ -200,13 +200,13 @@ def rollout_markdown(report: RolloutReport, swept: SweepReport | None) -> str:
     return "\n".join(lines)
 
 
-@task(name="update-gateway-config", task_run_name="gateway-config", **SAFE)
+@task(name="update-gateway-config", task_run_name="gateway-config", **task_options(idempotent=True))
 def update_gateway_config(inv: Inventory, path: Path) -> str:
     """Regenerate the LiteLLM config file from the cluster file; says whether it changed."""
     return regenerate_config(inv, path)
 
 
-@task(name="publish-rollout-artifact", **COMMON)
+@task(name="publish-rollout-artifact", **task_options(idempotent=False))
 def publish_rollout_artifact(report: RolloutReport, swept: SweepReport | None) -> Any:
     """A markdown artifact (key `model-rollout`) summarising what changed."""
     return create_markdown_artifact(
@@ -248,7 +248,7 @@ def preview_markdown(report: NodeRolloutReport) -> str:
     return "\n".join(lines)
 
 
-@task(name="publish-rollout-preview", **COMMON)
+@task(name="publish-rollout-preview", **task_options(idempotent=False))
 def publish_preview_artifact(report: NodeRolloutReport) -> Any:
     """A markdown artifact (key `rollout-preview`) with a dry run's view from the cluster file."""
     return create_markdown_artifact(

@@ -1,4 +1,4 @@
-"""The boot path on a real dockerd: after an engine restart, GPU containers wait for homelab, which starts them one at a time.
+"""The boot path on a real dockerd: after an engine restart, GPU containers wait for homelab to start them one by one.
 
 Issue #16, item 1. Node `gpu1` runs three llama-server containers with restart policy "no"
 (the GPU default: the engine must not start them together on boot); node `cpu1`, on the same
@@ -45,7 +45,7 @@ from homelab.history import down_node
 from homelab.inventory import Inventory, load_inventory
 from homelab.recovery.actions import restart_containers
 from homelab.recovery.plan import Incident, Outcome
-from homelab.rollout.containers import roll_out_node
+from homelab.rollout.containers import EngineRollout, roll_out_containers
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE
@@ -114,8 +114,10 @@ def _roll_out(inv: Inventory, models: Path) -> None:
             gate=GATE,
         )
         with closing(open_engine(node)) as engine:
-            report = roll_out_node(
-                engine, inv, node, model_sources([f"{n}.gguf" for n in names], models_dir=models), settings
+            report = roll_out_containers(
+                EngineRollout.on(engine, inv, node, settings),
+                node,
+                model_sources([f"{n}.gguf" for n in names], models_dir=models),
             )
         assert report.ok, report.failure
 
@@ -262,7 +264,9 @@ def test_recovery_gives_containers_the_files_restart_policy_before_it_starts_the
     one, two = (f"{lab.prefix}{p.name}" for p in plans)
     with closing(lab.engine(old.nodes[0])) as engine:
         sources = model_sources([p.model_file for p in plans], models_dir=lab.models_dir)
-        assert roll_out_node(engine, old, old.nodes[0], sources, lab.settings()).ok
+        assert roll_out_containers(
+            EngineRollout.on(engine, old, old.nodes[0], lab.settings()), old.nodes[0], sources
+        ).ok
         stop_container(engine, one, 10)  # as after a reboot; `two` runs, as the engine's policy made it
         two_before = container_state(engine, two)
         outcomes = restart_containers(engine, new, new.nodes[0], lab.settings())

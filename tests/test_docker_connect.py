@@ -12,7 +12,7 @@ from homelab.docker_ops.connect import SSHAccess, open_engine
 from homelab.docker_ops.sources import model_sources
 from homelab.errors import DockerOpError
 from homelab.inventory import Node
-from homelab.rollout.containers import roll_out_node
+from homelab.rollout.containers import EngineRollout, roll_out_containers
 from tests.docker_ssh import docker_only_key
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.net import LOOPBACK, free_port
@@ -63,8 +63,10 @@ def test_a_rollout_over_ssh(sshd: SSHServer, rollout_lab: RolloutLab, tmp_path: 
 
     with closing(open_engine(node, ssh=access)) as engine:
         assert engine.url == url
-        report = roll_out_node(
-            engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings()
+        report = roll_out_containers(
+            EngineRollout.on(engine, inv, node, lab.settings()),
+            node,
+            model_sources(["model.gguf"], models_dir=lab.models_dir),
         )
 
     assert report.ok, report.failure

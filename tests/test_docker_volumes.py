@@ -28,7 +28,7 @@ from homelab.docker_ops.volumes import (
     node_source_file,
     volume_files,
 )
-from homelab.rollout.containers import StepStatus, roll_out_node
+from homelab.rollout.containers import EngineRollout, StepStatus, roll_out_containers
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.docker
@@ -176,14 +176,18 @@ def test_a_full_volume_is_a_clear_error_and_nothing_is_lost(rollout_lab: Rollout
     inv = lab.inventory([endpoint])
     [node] = inv.nodes
     with holding(lab, lab.volume), closing(lab.engine(node)) as engine:
-        first = roll_out_node(
-            engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings()
+        first = roll_out_containers(
+            EngineRollout.on(engine, inv, node, lab.settings()),
+            node,
+            model_sources(["model.gguf"], models_dir=lab.models_dir),
         )
         assert first.ok, first.failure
         lab.write_model("model.gguf", seed=2, n_vocab=4096)  # about 2.5 MB: more than the volume has left
 
-        report = roll_out_node(
-            engine, inv, node, model_sources(["model.gguf"], models_dir=lab.models_dir), lab.settings()
+        report = roll_out_containers(
+            EngineRollout.on(engine, inv, node, lab.settings()),
+            node,
+            model_sources(["model.gguf"], models_dir=lab.models_dir),
         )
         held = volume_files(engine, lab.volume, ALL_NAMES, lab.settings().helper)
 

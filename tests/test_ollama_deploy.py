@@ -1,4 +1,4 @@
-"""The Ollama rollout's core against Ollama stand-ins (not Ollama): faults, the pull path, CPU nodes, and the plan's rules.
+"""The Ollama rollout's core against Ollama stand-ins (not Ollama): faults, the pull path, CPU nodes, the plan's rules.
 
 These call `homelab.ollama` directly (as `homelab rollout` does), so no Prefect retry
 hides a fault: an upload cut on the wire fails the step, and the next run must redo it cleanly.
@@ -19,7 +19,7 @@ from homelab.docker_ops.sources import CopyProgress
 from homelab.inventory import Inventory
 from homelab.ollama import OllamaAPI, OllamaRolloutReport, desired_ollama, ollama_sources
 from homelab.ollama.apply import ApiRunner, apply
-from homelab.rollout.ollama import ollama_apis, plan_ollama_node, roll_out_ollama_node
+from homelab.rollout.ollama import ApiRollout, ollama_apis, plan_ollama_node, roll_out_ollama
 from homelab.vram.node_plan import plan_node_vram
 from homelab_app.ollama_standin import ModelSpec, StandInOptions
 from tests.fixtures.fault_servers import FaultServer, Handler
@@ -36,9 +36,8 @@ def roll_out(lab: OllamaLab, cluster: Path, *, prune: bool = False) -> OllamaRol
     node = inv.nodes[0]
     vram = plan_node_vram(inv, node, models_dir=lab.models_dir)
     with ollama_apis(node, TEST_SETTINGS) as apis:
-        return roll_out_ollama_node(
-            apis, node, ollama_sources(node, lab.models_dir), TEST_SETTINGS, vram=vram, prune=prune
-        )
+        runner = ApiRollout(apis, TEST_SETTINGS)
+        return roll_out_ollama(runner, node, ollama_sources(node, lab.models_dir), vram=vram, prune=prune)
 
 
 def cutting_proxy(upstream: int, cut_after: int, cutting: threading.Event) -> Handler:
@@ -125,7 +124,7 @@ def test_a_file_changed_after_planning_is_a_digest_mismatch_naming_it(ollama_lab
         plan = plan_ollama_node(apis, desired)
         lab.write_model("alpha.gguf", seed=99)  # replaced between planning and uploading
 
-        report = apply(plan, ApiRunner(apis, TEST_SETTINGS.load_wait))
+        report = apply(plan, ApiRunner(apis, TEST_SETTINGS))
 
     assert report.failure is not None
     assert "box/ollama: upload alpha.gguf: HTTP 400: digest mismatch, expected" in report.failure

@@ -42,7 +42,7 @@ from homelab.docker_ops.sources import model_sources
 from homelab.health.sweep import Prognosis
 from homelab.inventory import load_inventory
 from homelab.recovery.plan import Incident, Outcome
-from homelab.rollout.containers import roll_out_node
+from homelab.rollout.containers import EngineRollout, roll_out_containers
 from homelab.tiny_gguf import write_tiny_llama
 from tests.fixtures.docker_engine import BUSYBOX_IMAGE, _Daemon
 from tests.fixtures.llama import LLAMA_SERVER_IMAGE
@@ -186,8 +186,10 @@ def _roll_out_two_models(tmp_path: Path, daemon: _Daemon, sshd: RecordingSSHD) -
         gate=HealthGate(interval_s=0.2, max_interval_s=1.0, timeout_s=60.0),
     )
     with closing(open_engine(node)) as engine:
-        report = roll_out_node(
-            engine, inv, node, model_sources([f"{n}.gguf" for n in ports], models_dir=models), settings
+        report = roll_out_containers(
+            EngineRollout.on(engine, inv, node, settings),
+            node,
+            model_sources([f"{n}.gguf" for n in ports], models_dir=models),
         )
     assert report.ok, report.failure
     return path, ports

@@ -24,7 +24,7 @@ from homelab.docker_ops.containers import container_state
 from homelab.docker_ops.plan import UpdateRestartPolicy
 from homelab.docker_ops.sources import model_sources
 from homelab.inventory import Inventory
-from homelab.rollout.containers import RolloutReport, StepStatus, roll_out_node
+from homelab.rollout.containers import EngineRollout, RolloutReport, StepStatus, roll_out_containers
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
@@ -57,7 +57,8 @@ def roll_out(lab: RolloutLab, inv: Inventory) -> RolloutReport:
     [node] = inv.nodes
     files = [e.container.model_file for e in node.endpoints if e.container]
     with closing(lab.engine(node)) as engine:
-        return roll_out_node(engine, inv, node, model_sources(files, models_dir=lab.models_dir), lab.settings())
+        runner = EngineRollout.on(engine, inv, node, lab.settings())
+        return roll_out_containers(runner, node, model_sources(files, models_dir=lab.models_dir))
 
 
 def inventory(lab: RolloutLab, endpoint: EndpointPlan, **container: Any) -> Inventory:

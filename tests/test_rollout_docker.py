@@ -17,7 +17,7 @@ from homelab.docker_ops.plan import CopyModel, CreateContainer, EnsureVolume, Re
 from homelab.docker_ops.sources import model_sources
 from homelab.docker_ops.volumes import volume_files
 from homelab.inventory import Inventory
-from homelab.rollout.containers import RolloutReport, StepStatus, plan_node, roll_out_node
+from homelab.rollout.containers import EngineRollout, RolloutReport, StepStatus, plan_node, roll_out_containers
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.llama]
@@ -29,7 +29,7 @@ def roll_out(lab: RolloutLab, inv: Inventory, *, dry_run: bool = False) -> Rollo
     engine = lab.engine(node)
     with closing(engine):
         sources = model_sources(files, models_dir=lab.models_dir)
-        return roll_out_node(engine, inv, node, sources, lab.settings(), dry_run=dry_run)
+        return roll_out_containers(EngineRollout.on(engine, inv, node, lab.settings()), node, sources, dry_run=dry_run)
 
 
 def test_two_containers_start_one_after_the_other_and_a_rerun_changes_nothing(

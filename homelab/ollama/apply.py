@@ -36,7 +36,7 @@ from homelab.ollama.plan import (
     UnloadModel,
     UploadBlob,
 )
-from homelab.ollama.settings import LoadWait
+from homelab.ollama.settings import LoadWait, OllamaDeploySettings
 
 __all__ = ["ApiRunner", "OllamaRolloutReport", "OllamaStepRunner", "apply", "perform", "wait_loaded"]
 
@@ -100,7 +100,7 @@ class ApiRunner:
     """Performs steps by calling the endpoints directly."""
 
     apis: Mapping[str, OllamaAPI]
-    wait: LoadWait
+    settings: OllamaDeploySettings
     progress: ProgressCallback | None = None
 
     def perform(self, step: UploadBlob | PullModel | CreateModel | UnloadModel | DeleteModel) -> str:
@@ -110,7 +110,7 @@ class ApiRunner:
         self.apis[step.endpoint].load(step.model, step.keep_alive)
 
     def wait_loaded(self, step: PreloadModel) -> RunningModel:
-        return wait_loaded(self.apis[step.endpoint], step.model, self.wait)
+        return wait_loaded(self.apis[step.endpoint], step.model, self.settings.load_wait)
 
 
 def _one(step: OllamaStep, runner: OllamaStepRunner) -> StepOutcome:

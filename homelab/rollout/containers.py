@@ -1,7 +1,9 @@
 """A node's model rollout end to end: desired state from the inventory, facts from the node, plan, apply.
 
-`homelab rollout` calls `roll_out_node`; the Prefect flow calls the same pieces (`plan_node`,
-then `apply` with a runner made of tasks).
+The sequence is written once, in `roll_out_containers`; a `ContainerRunner` says how each
+part is done. `EngineRollout` calls homelab on one engine directly (what `homelab rollout`
+uses); the Prefect flow passes a runner whose methods are tasks and publishes the report as
+an artifact when the runner hears it.
 
 The plan's order is the rollout's: volumes, then every copy (so a failing copy stops the
 rollout before any container was touched), then containers one at a time in start order,
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-from homelab.docker_ops.apply import EngineRunner, RolloutReport, StepOutcome, StepStatus, apply
+from homelab.docker_ops.apply import EngineRunner, RolloutReport, StepOutcome, StepRunner, StepStatus, apply
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.containers import (
     ContainerSpec,
@@ -31,6 +35,8 @@ from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.vram.node_plan import NodeVramPlan
 
 __all__ = [
+    "ContainerRunner",
+    "EngineRollout",
     "RolloutReport",
     "StepOutcome",
     "StepStatus",
@@ -38,7 +44,7 @@ __all__ = [
     "gather_facts",
     "plan_node",
     "probe_settings_for",
-    "roll_out_node",
+    "roll_out_containers",
     "source_facts",
 ]
 
@@ -112,32 +118,64 @@ def plan_node(
     return plan(desired, gather_facts(engine, desired, settings, progress))
 
 
-def roll_out_node(
-    engine: Engine,
-    inv: Inventory,
+class ContainerRunner(StepRunner, Protocol):
+    """How the containers' part reaches the node: the steps (`StepRunner`), plus planning."""
+
+    def plan(self, sources: Mapping[str, ModelSource], gpu_layers: Mapping[str, int]) -> Plan:
+        """Desired state, facts and plan (changes nothing)."""
+        ...
+
+    def finished(self, report: RolloutReport) -> None:
+        """Hears the part's report, also a dry run's (the flow sweeps the node and publishes it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngineRollout(EngineRunner):
+    """The containers' part on one engine directly."""
+
+    @classmethod
+    def on(
+        cls,
+        engine: Engine,
+        inv: Inventory,
+        node: Node,
+        settings: RolloutSettings,
+        progress: ProgressCallback | None = None,
+    ) -> EngineRollout:
+        """The runner for `node` on its open `engine`, gating with the inventory's probe settings."""
+        return cls(engine, node, probe_settings_for(inv, node), settings, progress)
+
+    def plan(self, sources: Mapping[str, ModelSource], gpu_layers: Mapping[str, int]) -> Plan:
+        return plan_node(self.engine, self.node, sources, self.settings, gpu_layers, self.progress)
+
+    def finished(self, report: RolloutReport) -> None:
+        """The caller renders the returned report; nothing to publish."""
+
+
+def roll_out_containers(
+    runner: ContainerRunner,
     node: Node,
     sources: Mapping[str, ModelSource],
-    settings: RolloutSettings,
     *,
     dry_run: bool = False,
     vram: NodeVramPlan | None = None,
-    progress: ProgressCallback | None = None,
 ) -> RolloutReport:
-    """Plan the node's rollout and, unless `dry_run`, apply it: what `homelab rollout` runs.
+    """Plan the node's containers and, unless `dry_run`, apply the plan.
 
     Args:
-        engine: the node's engine (`open_engine(node)`).
-        inv: the inventory (for each endpoint's probe settings).
+        runner: how each part is done (`EngineRollout.on(engine, inv, node, settings)`, or the
+            flow's task-backed runner).
         node: the node to roll out.
         sources: model file -> where to copy it from (`model_sources`).
-        settings: helper image, container defaults, gate.
         dry_run: plan only; the report's outcomes are empty.
         vram: the node's VRAM plan (`plan_node_vram`): GPU layers where the inventory sets none.
-        progress: copy and hash progress.
     """
     vram = vram or NodeVramPlan(node=node.name)
-    steps = plan_node(engine, node, sources, settings, vram.gpu_layers, progress)
+    steps = runner.plan(sources, vram.gpu_layers)
     if dry_run:
-        return RolloutReport(node=node.name, dry_run=True, plan=steps, vram=vram.lines)
-    report = apply(steps, EngineRunner(engine, node, probe_settings_for(inv, node), settings, progress))
-    return report.model_copy(update={"vram": vram.lines})
+        report = RolloutReport(node=node.name, dry_run=True, plan=steps, vram=vram.lines)
+    else:
+        report = apply(steps, runner).model_copy(update={"vram": vram.lines})
+    runner.finished(report)
+    return report

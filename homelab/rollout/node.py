@@ -1,6 +1,8 @@
 """A node's whole rollout: its Ollama models, then its llama.cpp containers, then the gateway config.
 
-`homelab rollout` calls `roll_out`; the `rollout` flow runs the same parts as tasks. The order:
+The order is written once, in `roll_out`; a `NodeRunner` says how each part reaches the node.
+`homelab rollout` passes a `DirectRunner`; the `rollout` flow passes runners whose steps are
+Prefect tasks. The order:
 
 1. every input first (`node_inputs`): the model files of both kinds and the node's VRAM plan.
    A missing file or a model too big for the GPUs is refused before anything changes;
@@ -18,8 +20,11 @@ or the Ollama endpoint answers, or why it could not be checked.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -34,12 +39,22 @@ from homelab.inventory import Inventory, Node
 from homelab.ollama.apply import OllamaRolloutReport
 from homelab.ollama.desired import desired_ollama, ollama_endpoints, ollama_sources
 from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploySettings
-from homelab.rollout.containers import roll_out_node
-from homelab.rollout.ollama import ollama_apis, roll_out_ollama_node
+from homelab.rollout.containers import ContainerRunner, EngineRollout, roll_out_containers
+from homelab.rollout.ollama import ApiRollout, OllamaRunner, ollama_apis, roll_out_ollama
 from homelab.rollout.preview import RolloutPreview, preview_rollout
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
 
-__all__ = ["EngineOpener", "NodeInputs", "NodeRolloutReport", "container_files", "node_inputs", "preview", "roll_out"]
+__all__ = [
+    "DirectRunner",
+    "EngineOpener",
+    "NodeInputs",
+    "NodeRolloutReport",
+    "NodeRunner",
+    "container_files",
+    "node_inputs",
+    "preview",
+    "roll_out",
+]
 
 # How the rollout reaches the node's engine (`open_engine`, or with an SSH key from the store).
 EngineOpener = Callable[[Node], Engine]
@@ -117,55 +132,96 @@ def preview(inv: Inventory, node: Node, inputs: NodeInputs, settings: RolloutSet
     return preview_rollout(inv, node, settings, inputs.vram, ollama)
 
 
+class NodeRunner(Protocol):
+    """How a node's rollout reaches the node: a runner per part, opened when the part starts."""
+
+    def ollama_part(self) -> AbstractContextManager[OllamaRunner]:
+        """The Ollama endpoints' runner (opening it may raise `OllamaError`)."""
+        ...
+
+    def container_part(self) -> AbstractContextManager[ContainerRunner]:
+        """The engine's runner (opening it may raise `HomelabError`: the engine, or the key to log in)."""
+        ...
+
+    def regenerate_gateway(self, path: Path) -> str:
+        """Write the LiteLLM config from the cluster file; what became of it."""
+        ...
+
+
+@dataclass(frozen=True)
+class DirectRunner:
+    """Each part straight against the node: what `homelab rollout` runs, without Prefect.
+
+    Args:
+        connect: opens the node's engine (`open_engine`; the CLI passes one with the node's key).
+        progress: copy, hash, upload and pull progress.
+    """
+
+    inv: Inventory
+    node: Node
+    settings: RolloutSettings
+    ollama: OllamaDeploySettings = DEFAULT_OLLAMA_DEPLOY_SETTINGS
+    connect: EngineOpener = open_engine
+    progress: ProgressCallback | None = None
+
+    @contextlib.contextmanager
+    def ollama_part(self) -> Iterator[OllamaRunner]:
+        with ollama_apis(self.node, self.ollama) as apis:
+            yield ApiRollout(apis, self.ollama, self.progress)
+
+    @contextlib.contextmanager
+    def container_part(self) -> Iterator[ContainerRunner]:
+        with contextlib.closing(self.connect(self.node)) as engine:
+            yield EngineRollout.on(engine, self.inv, self.node, self.settings, self.progress)
+
+    def regenerate_gateway(self, path: Path) -> str:
+        return regenerate_config(self.inv, path)
+
+
 def roll_out(
     inv: Inventory,
     node: Node,
     inputs: NodeInputs,
     settings: RolloutSettings,
+    runner: NodeRunner,
     *,
-    ollama: OllamaDeploySettings = DEFAULT_OLLAMA_DEPLOY_SETTINGS,
     dry_run: bool = False,
     prune: bool = False,
     gateway_config: Path | None = None,
-    progress: ProgressCallback | None = None,
-    connect: EngineOpener = open_engine,
 ) -> NodeRolloutReport:
-    """Plan the node's rollout and, unless `dry_run`, apply it: what `homelab rollout` runs.
+    """Plan the node's rollout and, unless `dry_run`, apply it, part after part.
 
     A dry run also previews the node from the file, and a part that could not be planned
     against its node (it does not answer, or refused, or the key could not be read) is reported
-    as not checked, with why, instead of failing the run, as the flow's dry run does.
+    as not checked, with why, instead of failing the run.
 
     Args:
+        runner: how each part reaches the node (`DirectRunner`, or the flow's task-backed one).
         prune: delete the Ollama models the cluster file no longer names (else only unloaded).
         gateway_config: the LiteLLM config file to regenerate after a successful rollout.
-        connect: opens the node's engine (`open_engine`; the CLI passes one with the node's key).
 
     Raises:
         OllamaError, DockerOpError: an endpoint or the engine did not answer (not in a dry run).
-        HomelabError: `connect` could not get what it needs to log in (the key from the store).
+        HomelabError: the runner could not get what it needs to log in (the key from the store).
     """
     report = NodeRolloutReport(node=node.name, dry_run=dry_run)
     if dry_run:
         report = report.model_copy(update={"preview": preview(inv, node, inputs, settings)})
     if ollama_endpoints(node):
         try:
-            with ollama_apis(node, ollama) as apis:
-                part = roll_out_ollama_node(
-                    apis, node, inputs.ggufs, ollama, vram=inputs.vram, dry_run=dry_run, prune=prune, progress=progress
-                )
+            with runner.ollama_part() as ollama:
+                part = roll_out_ollama(ollama, node, inputs.ggufs, vram=inputs.vram, dry_run=dry_run, prune=prune)
         except OllamaError as exc:
             if not dry_run:
                 raise
             report = report.model_copy(update={"ollama_not_checked": str(exc)})
         else:
             report = report.model_copy(update={"ollama": part})
+    # A failed Ollama part leaves the containers untouched.
     if inputs.sources and report.ok:
         try:
-            with contextlib.closing(connect(node)) as engine:
-                containers = roll_out_node(
-                    engine, inv, node, inputs.sources, settings, dry_run=dry_run, vram=inputs.vram, progress=progress
-                )
+            with runner.container_part() as engine:
+                containers = roll_out_containers(engine, node, inputs.sources, dry_run=dry_run, vram=inputs.vram)
         except HomelabError as exc:  # the engine, or the key to log in to it
             if not dry_run:
                 raise
@@ -173,5 +229,5 @@ def roll_out(
         else:
             report = report.model_copy(update={"containers": containers})
     if gateway_config is not None and report.ok and not dry_run:
-        report = report.model_copy(update={"gateway": regenerate_config(inv, gateway_config)})
+        report = report.model_copy(update={"gateway": runner.regenerate_gateway(gateway_config)})
     return report

@@ -1,19 +1,23 @@
 """A node's Ollama rollout end to end: desired state, facts, plan, apply, then `/api/ps` checked against the plan.
 
-`homelab rollout` calls `roll_out_ollama_node`; the Prefect flow calls the same pieces
-(`plan_ollama_node`, then `apply` with a runner made of tasks, then `check_ollama_node`).
+The sequence is written once, in `roll_out_ollama`; an `OllamaRunner` says how each part is
+done. `ApiRollout` calls the endpoints directly (what `homelab rollout` uses); the Prefect
+flow passes a runner whose methods are tasks (`flows/ollama_rollout.py`) and publishes the
+report as an artifact when the runner hears it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from homelab.docker_ops.sources import ProgressCallback
 from homelab.inventory import Node
 from homelab.ollama.api import OllamaAPI, open_ollama_client
-from homelab.ollama.apply import ApiRunner, OllamaRolloutReport, apply
+from homelab.ollama.apply import ApiRunner, OllamaRolloutReport, OllamaStepRunner, apply
 from homelab.ollama.check import LoadCheck, check_loads
 from homelab.ollama.desired import OllamaDesired, desired_ollama, ollama_endpoints
 from homelab.ollama.facts import gather_facts
@@ -21,7 +25,15 @@ from homelab.ollama.plan import OllamaPlan, plan
 from homelab.ollama.settings import OllamaDeploySettings
 from homelab.vram.node_plan import NodeVramPlan
 
-__all__ = ["check_ollama_node", "ollama_apis", "ollama_vram_lines", "plan_ollama_node", "roll_out_ollama_node"]
+__all__ = [
+    "ApiRollout",
+    "OllamaRunner",
+    "check_ollama_node",
+    "ollama_apis",
+    "ollama_vram_lines",
+    "plan_ollama_node",
+    "roll_out_ollama",
+]
 
 
 @contextmanager
@@ -63,34 +75,65 @@ def check_ollama_node(
     return check_loads(desired, running, settings.vram_tolerance, versions)
 
 
-def roll_out_ollama_node(
-    apis: Mapping[str, OllamaAPI],
+class OllamaRunner(OllamaStepRunner, Protocol):
+    """How the Ollama part reaches the node: the steps (`OllamaStepRunner`), plus planning and checking."""
+
+    def plan(self, desired: OllamaDesired, prune: bool) -> OllamaPlan:
+        """Facts and plan (changes nothing)."""
+        ...
+
+    def check(self, desired: OllamaDesired) -> list[LoadCheck]:
+        """`/api/ps` against the plan (only looks)."""
+        ...
+
+    def finished(self, report: OllamaRolloutReport) -> None:
+        """Hears the part's report, also a dry run's (the flow publishes it as an artifact)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiRollout(ApiRunner):
+    """The Ollama part over the endpoints' connectors directly (`ollama_apis(node, settings)`)."""
+
+    def plan(self, desired: OllamaDesired, prune: bool) -> OllamaPlan:
+        return plan_ollama_node(self.apis, desired, prune=prune, progress=self.progress)
+
+    def check(self, desired: OllamaDesired) -> list[LoadCheck]:
+        return check_ollama_node(self.apis, desired, self.settings)
+
+    def finished(self, report: OllamaRolloutReport) -> None:
+        """The caller renders the returned report; nothing to publish."""
+
+
+def roll_out_ollama(
+    runner: OllamaRunner,
     node: Node,
     sources: Mapping[str, Path],
-    settings: OllamaDeploySettings,
     *,
     vram: NodeVramPlan | None = None,
     dry_run: bool = False,
     prune: bool = False,
-    progress: ProgressCallback | None = None,
 ) -> OllamaRolloutReport:
     """Plan the node's Ollama models and, unless `dry_run`, apply the plan and check the loads.
 
     Args:
-        apis: endpoint name -> connector (`ollama_apis(node, settings)`).
+        runner: how each part is done (`ApiRollout`, or the flow's task-backed runner).
         sources: GGUF file name -> local path (`model_sources(ollama_gguf_files(node), models_dir=...)`).
         vram: the node's VRAM plan (`plan_node_vram`): `num_gpu` where the inventory sets none.
         prune: delete models the inventory no longer names (they are unloaded either way).
-        progress: hash, upload and pull progress.
 
     Raises:
         OllamaError: an endpoint did not answer while the facts were gathered.
     """
     desired = desired_ollama(node, sources, vram)
-    steps = plan_ollama_node(apis, desired, prune=prune, progress=progress)
+    steps = runner.plan(desired, prune)
     lines = ollama_vram_lines(desired, vram)
     if dry_run:
-        return OllamaRolloutReport(node=node.name, dry_run=True, plan=steps, vram=lines)
-    report = apply(steps, ApiRunner(apis, settings.load_wait, progress))
-    checks = check_ollama_node(apis, desired, settings) if report.ok else []
-    return report.model_copy(update={"vram": lines, "checks": checks})
+        report = OllamaRolloutReport(node=node.name, dry_run=True, plan=steps, vram=lines)
+    else:
+        applied = apply(steps, runner)
+        # Loads are checked only after every step succeeded: a half-done plan has nothing to compare.
+        checks = runner.check(desired) if applied.ok else []
+        report = applied.model_copy(update={"vram": lines, "checks": checks})
+    runner.finished(report)
+    return report

@@ -22,7 +22,7 @@ from homelab.docker_ops.apply import StepsReport
 from homelab.docker_ops.connect import Engine, engine_url, open_engine
 from homelab.errors import HomelabError, ModelSourceMissing, VramError
 from homelab.inventory import Inventory, Node
-from homelab.rollout.node import EngineOpener, NodeRolloutReport, node_inputs, roll_out
+from homelab.rollout.node import DirectRunner, EngineOpener, NodeRolloutReport, node_inputs, roll_out
 from homelab.rollout.preview import RolloutPreview
 from homelab_app.cli.common import (
     EXIT_INVALID,
@@ -224,10 +224,12 @@ def rollout_command(
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     try:
         with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+            runner = DirectRunner(
+                inv, target, settings, connect=_connect(inv, vault_block), progress=_rollout_progress(progress)
+            )
             report = roll_out(
-                inv, target, inputs, settings, dry_run=dry_run, prune=prune, gateway_config=gateway_config,
-                progress=_rollout_progress(progress), connect=_connect(inv, vault_block),
-            )  # fmt: skip
+                inv, target, inputs, settings, runner, dry_run=dry_run, prune=prune, gateway_config=gateway_config
+            )
     except (HomelabError, OSError) as exc:
         fail(exc, EXIT_ROLLOUT_FAILED)
     if as_json:
