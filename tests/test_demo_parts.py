@@ -80,13 +80,15 @@ def test_wake_refuses_what_it_cannot_wake(tmp_path: Path) -> None:
         wake_server(tmp_path, "desk")
 
 
+_RUN_ID = "7c1a1f0e-0000-4000-8000-000000000001"
 _RUN = {
-    "id": "7c1",
+    "id": _RUN_ID,
     "name": "able-fox",
+    "flow_id": "7c1a1f0e-0000-4000-8000-000000000002",
     "state": {"type": "COMPLETED", "name": "Completed"},
     "created": "2026-01-01T00:00:00Z",
 }
-_ANSWER = canned({"/api/flow_runs/7c1": json_route(_RUN)})
+_ANSWER = canned({f"/api/flow_runs/{_RUN_ID}": json_route(_RUN)})
 
 
 def _answer(status: int) -> Handler:
@@ -124,14 +126,18 @@ def _in_turn(faults: list[Handler]) -> Handler:
 def test_the_demo_rides_out_a_busy_prefect_api(faults: list[Handler], fault_server: StartServer) -> None:
     server = fault_server(_in_turn(faults))
     with open_api(f"{server.url}/api") as api:
-        runs = [api.flow_run("7c1"), api.flow_run("7c1")]
+        runs = [api.flow_run(_RUN_ID), api.flow_run(_RUN_ID)]
     assert [(r.name, r.state_type) for r in runs] == [("able-fox", "COMPLETED")] * 2
     assert server.connections == 2 + len(faults)
 
 
 def test_a_prefect_api_busy_for_good_is_an_error_naming_the_call(fault_server: StartServer) -> None:
     server = fault_server(_answer(503))
-    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 2}), open_api(f"{server.url}/api") as api:
-        with pytest.raises(PrefectApiError, match=f"GET {server.url}/api/flow_runs/7c1: HTTP 503"):
-            api.flow_run("7c1")
+    named = f"reading flow run {_RUN_ID} at {server.url}/api/: HTTP 503"
+    with (
+        temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 2}),
+        open_api(f"{server.url}/api") as api,
+        pytest.raises(PrefectApiError, match=named),
+    ):
+        api.flow_run(_RUN_ID)
     assert server.connections == 3  # the first try and two retries, then it gives up

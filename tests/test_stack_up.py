@@ -71,13 +71,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def _running(pid: int) -> bool:
     # Orphans are reaped by init a moment later; a zombie has stopped.
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
 
 def _environ(pid: int) -> dict[str, str]:
-    return psutil.Process(pid).environ()
+    return dict(psutil.Process(pid).environ())
 
 
 def test_up_serves_ui_and_api_on_loopback(stack: Stack) -> None:
@@ -121,6 +121,24 @@ def test_deployments_scheduled_and_recovery_per_node(stack: Stack) -> None:
     assert automations["recover-node-alpha-on-node-down"]["trigger"]["match"] == {
         "prefect.resource.id": "homelab.node.alpha"
     }
+
+
+def test_up_reports_each_deployment_its_flow_queue_and_schedule(stack: Stack) -> None:
+    """What `homelab up` shows after deploying, read back through Prefect's client."""
+    reported = {d["name"]: d for d in stack.status["deployments"]}
+    assert set(reported) == {
+        "health-sweep",
+        "sample-vram",
+        "daily-report",
+        "rollout",
+        *(f"recover-node-{n}" for n in NODES),
+    }
+    assert reported["health-sweep"]["schedules"] == ["every 300 s"]
+    assert reported["daily-report"]["schedules"] == ["cron 15 6 * * * (UTC)"]
+    assert reported["rollout"]["schedules"] == []
+    for node in NODES:
+        recover = reported[f"recover-node-{node}"]
+        assert (recover["flow"], recover["work_queue"], recover["paused"]) == ("recover-node", f"node-{node}", False)
 
 
 def test_worker_is_online(stack: Stack) -> None:
@@ -196,8 +214,14 @@ def _server_on(port: int) -> psutil.Process | None:
 def test_up_killed_while_its_server_starts_has_recorded_it_for_down(tmp_path: Path) -> None:
     port = free_port()
     env = user_env(tmp_path / "home")
-    up_proc = subprocess.Popen([str(HOMELAB), "up", "--port", str(port)], cwd=tmp_path, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    up_proc = subprocess.Popen(
+        [str(HOMELAB), "up", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     server = None
     try:
         deadline = time.monotonic() + 120

@@ -68,7 +68,7 @@ def _started_at(pid: int) -> float:
         proc = psutil.Process(pid)
         while not proc.cmdline() and time.monotonic() < deadline:
             time.sleep(0.01)
-        return proc.create_time()
+        return float(proc.create_time())
     except psutil.NoSuchProcess:
         return 0.0  # exited at once; is_alive() says so and the caller shows the log
 

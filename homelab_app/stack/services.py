@@ -1,8 +1,8 @@
 """Starting the embedded Prefect server and a worker, and knowing when each is ready.
 
-Readiness is asked of the API, not guessed from log lines: the server is ready when
-`/api/health` answers true, a worker when the pool lists it ONLINE (it heartbeats on start).
-A process that exits while we wait is reported with the tail of its log.
+Readiness is asked of the API through Prefect's client, not guessed from log lines: the server
+is ready when `/api/health` answers true, a worker when the pool lists it ONLINE (it heartbeats
+on start). A process that exits while we wait is reported with the tail of its log.
 """
 
 from __future__ import annotations
@@ -13,32 +13,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import httpx
-
 from homelab.errors import StackError
 from homelab_app.stack.deploy_config import WORK_POOL
+from homelab_app.stack.prefect_api import api_healthy, worker_online
 from homelab_app.stack.prefect_cli import OFFLINE_ENV, PREFECT
 from homelab_app.stack.processes import ProcessRecord, is_alive, log_tail, spawn, stop
 
-__all__ = ["LOOPBACK", "api_healthy", "check_port_free", "port_free", "start_server", "start_worker", "ui_url_of"]
+__all__ = ["LOOPBACK", "check_port_free", "port_free", "start_server", "start_worker", "ui_url_of"]
 
 # The embedded server serves this machine only; other machines use a server of their own
 # choosing (docs/scale-out.md).
 LOOPBACK = "127.0.0.1"
 _POLL_S = 0.25
-_HTTP_TIMEOUT_S = 2.0
 # Told a process's record as soon as it is spawned, before its readiness wait.
 OnSpawn = Callable[[ProcessRecord], None]
-
-
-def api_healthy(api_url: str) -> bool:
-    """Whether the Prefect API at `api_url` answers its health check."""
-    try:
-        answer = httpx.get(f"{api_url}/health", timeout=_HTTP_TIMEOUT_S)
-        # Behind basic auth the answer is 401: it is up, and the CLI children carry the credentials.
-        return answer.status_code == 401 or (answer.status_code == 200 and answer.json() is True)
-    except (httpx.HTTPError, ValueError):  # ValueError: something else answers, not with JSON
-        return False
 
 
 def ui_url_of(api_url: str) -> str:
@@ -115,14 +103,6 @@ def start_server(
     return proc
 
 
-def _worker_online(api_url: str, name: str) -> bool:
-    answer = httpx.post(f"{api_url}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=_HTTP_TIMEOUT_S)
-    if answer.status_code == 401:
-        return True  # behind auth we cannot look; the process is alive, which is what we can know
-    answer.raise_for_status()
-    return any(w["name"] == name and w.get("status") == "ONLINE" for w in answer.json())
-
-
 def start_worker(
     api_url: str,
     name: str,
@@ -141,11 +121,5 @@ def start_worker(
     proc = spawn("worker", argv, worker_env, cwd, log)
     on_spawn(proc)
 
-    def online() -> bool:
-        try:
-            return _worker_online(api_url, name)
-        except httpx.HTTPError:
-            return False
-
-    _wait(online, proc, f"the Prefect worker {name!r}", timeout_s)
+    _wait(lambda: worker_online(api_url, name), proc, f"the Prefect worker {name!r}", timeout_s)
     return proc

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,19 @@ import homelab
 from homelab.errors import StackError
 from homelab.inventory import load_inventory
 from homelab_app.stack.deploy_config import RECOVER_DEPLOYMENT, fit_to_inventory, load_deploy_config
-from homelab_app.stack.prefect_cli import DeployedDeployment, PrefectCommands, configured_api_url, prefect_env
+from homelab_app.stack.prefect_api import (
+    DeployedDeployment,
+    api_healthy,
+    configured_api_url,
+    delete_deployment,
+    deployments,
+    ensure_work_pool,
+    open_client,
+    register_blocks,
+)
+from homelab_app.stack.prefect_cli import deploy_all, use_prefect_env
 from homelab_app.stack.processes import ProcessRecord, is_alive, stop
-from homelab_app.stack.services import LOOPBACK, api_healthy, start_server, start_worker, ui_url_of
+from homelab_app.stack.services import LOOPBACK, start_server, start_worker, ui_url_of
 from homelab_app.stack.state import StackState, load_state, locked, save_state
 
 __all__ = [
@@ -55,7 +66,7 @@ class StackTimeouts(BaseModel):
 
     server_start_s: float = Field(180.0, gt=0, description="until /api/health answers")
     worker_start_s: float = Field(90.0, gt=0, description="until the pool lists the worker online")
-    command_s: float = Field(300.0, gt=0, description="per `prefect` command (deploy imports every flow)")
+    command_s: float = Field(300.0, gt=0, description="for `prefect deploy` (it imports every flow)")
     stop_s: float = Field(20.0, gt=0, description="after SIGTERM, before SIGKILL")
 
 
@@ -137,7 +148,7 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
 
     Raises:
         StackError: a port is taken, the server or worker did not start (with its log tail),
-            a `prefect` command failed, or the configured API does not answer.
+            `prefect deploy` or a call to the API failed, or the configured API does not answer.
         InventoryError: the cluster file is invalid (DeployConfigError: prefect.yaml is).
     """
     options = options or StackOptions()
@@ -148,10 +159,11 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
         reused: list[str] = []
         # A broken prefect.yaml or cluster file fails before anything is started.
         config = None if options.worker_only else _deploy_config(options)
+        # Before anything imports Prefect here; the server, `prefect deploy` and the worker inherit it.
+        use_prefect_env(state_dir / "prefect")
         api_url, embedded = _ensure_api(options, state, state_dir, progress, started, reused)
         env = _child_env(api_url, state_dir, embedded)
-        commands = PrefectCommands(env, options.project_dir, state_dir / "deploy.log", options.timeouts.command_s)
-        deployments = [] if config is None else _deploy(config, commands, state_dir, progress)
+        deployed = [] if config is None else _deploy(config, options, api_url, env, state_dir, progress)
         worker = _ensure_worker(options, state, state_dir, api_url, env, progress, started, reused)
         return StackStatus(
             api_url=api_url,
@@ -163,7 +175,7 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
             worker=worker,
             started=started,
             reused=reused,
-            deployments=deployments,
+            deployments=deployed,
         )
 
 
@@ -173,9 +185,7 @@ def _ensure_api(
     """The API to use, and whether it is our embedded server (started now or found running)."""
     ours = state.server is not None and is_alive(state.server) and state.api_url is not None
     progress("reading the Prefect settings")
-    configured = os.environ.get("PREFECT_API_URL") or configured_api_url(
-        prefect_env(os.environ, state_dir / "prefect"), options.workdir, options.timeouts.command_s
-    )
+    configured = os.environ.get("PREFECT_API_URL") or configured_api_url(options.workdir)
     if ours and state.api_url is not None and configured in (None, state.api_url):
         reused.append("server")
         return state.api_url, True
@@ -206,7 +216,7 @@ def _ensure_api(
 
 
 def _child_env(api_url: str, state_dir: Path, embedded: bool) -> dict[str, str]:
-    env = {**prefect_env(os.environ, state_dir / "prefect"), "PREFECT_API_URL": api_url}
+    env = {**os.environ, "PREFECT_API_URL": api_url}
     if embedded:
         # The embedded stack keeps its Prefect home (profiles, local storage) apart from ~/.prefect.
         env["PREFECT_HOME"] = str(state_dir / "prefect")
@@ -221,25 +231,43 @@ def _deploy_config(options: StackOptions) -> dict[str, Any]:
     return config
 
 
+@contextmanager
+def _api_errors(api_url: str) -> Iterator[None]:
+    """Prefect's client errors, once its retries are spent, as a StackError (the call's URL is in the message)."""
+    import httpx
+    from prefect.exceptions import PrefectException
+
+    try:
+        yield
+    except (httpx.HTTPError, PrefectException) as exc:
+        raise StackError(f"the Prefect API {api_url} failed a call: {exc}") from exc
+
+
 def _deploy(
-    config: dict[str, Any], commands: PrefectCommands, state_dir: Path, progress: Progress
+    config: dict[str, Any],
+    options: StackOptions,
+    api_url: str,
+    env: dict[str, str],
+    state_dir: Path,
+    progress: Progress,
 ) -> list[DeployedDeployment]:
     """Blocks, pool, deployments; then drop recovery deployments this deploy no longer has."""
     prefect_file = state_dir / "prefect.yaml"
     prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    progress("registering the blocks")
-    commands.register_blocks()
-    progress("creating the homelab work pool")
-    commands.ensure_work_pool()
-    progress(f"deploying {len(config['deployments'])} deployments (imports every flow)")
-    commands.deploy_all(prefect_file)
-    wanted = {d["name"] for d in config["deployments"]}
-    deployed = commands.deployments()
-    # A per-node deployment of a node gone from the inventory, or the catch-all one after
-    # per-node ones replaced it, would start a second recovery for the same event.
-    for stale in (d for d in deployed if d.flow == RECOVER_DEPLOYMENT and d.name not in wanted):
-        progress(f"removing the stale deployment {stale.flow}/{stale.name}")
-        commands.delete_deployment(stale.id)
+    with _api_errors(api_url), open_client(api_url) as client:
+        progress("registering the blocks")
+        register_blocks()
+        progress("creating the homelab work pool")
+        ensure_work_pool(client)
+        progress(f"deploying {len(config['deployments'])} deployments (imports every flow)")
+        deploy_all(prefect_file, env, options.project_dir, state_dir / "deploy.log", options.timeouts.command_s)
+        wanted = {d["name"] for d in config["deployments"]}
+        deployed = deployments(client)
+        # A per-node deployment of a node gone from the inventory, or the catch-all one after
+        # per-node ones replaced it, would start a second recovery for the same event.
+        for stale in (d for d in deployed if d.flow == RECOVER_DEPLOYMENT and d.name not in wanted):
+            progress(f"removing the stale deployment {stale.flow}/{stale.name}")
+            delete_deployment(client, stale.id)
     return [d for d in deployed if not (d.flow == RECOVER_DEPLOYMENT and d.name not in wanted)]
 
 
