@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_core import to_jsonable_python
 
 from homelab.docker_ops.containers import ContainerSpec, ContainerState, previous_container_name
 from homelab.docker_ops.sources import ModelSource, SourceFile
 from homelab.docker_ops.volumes import VolumeFile
+from homelab.frozen import Frozen
 
 __all__ = [
     "ContainerStep",
@@ -34,11 +35,7 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DesiredState(_Frozen):
+class DesiredState(Frozen):
     """What the node should run: containers in start order, and where their model files come from."""
 
     node: str
@@ -53,7 +50,7 @@ class DesiredState(_Frozen):
         return list(dict.fromkeys((spec.volume, spec.model_file) for spec in self.containers))
 
 
-class Facts(_Frozen):
+class Facts(Frozen):
     """What the node and the sources hold now (gathered by `rollout.gather_facts`)."""
 
     volumes: list[str] = Field(description="those of the desired volumes that exist")
@@ -64,7 +61,7 @@ class Facts(_Frozen):
     managed: list[str] = Field(default_factory=list, description="every managed container on the node")
 
 
-class EnsureVolume(_Frozen):
+class EnsureVolume(Frozen):
     """Create a named volume (idempotent: safe to retry)."""
 
     kind: Literal["ensure_volume"] = "ensure_volume"
@@ -75,7 +72,7 @@ class EnsureVolume(_Frozen):
         return f"create volume {self.volume}: {self.reason}"
 
 
-class CopyModel(_Frozen):
+class CopyModel(Frozen):
     """Copy a model file into a volume as a verified temporary file (idempotent: safe to retry)."""
 
     kind: Literal["copy_model"] = "copy_model"
@@ -88,7 +85,7 @@ class CopyModel(_Frozen):
         return f"copy {self.source.model_file} into volume {self.volume}: {self.reason}"
 
 
-class CreateContainer(_Frozen):
+class CreateContainer(Frozen):
     """Create and start a container that does not exist yet, then wait for its health gate."""
 
     kind: Literal["create_container"] = "create_container"
@@ -101,7 +98,7 @@ class CreateContainer(_Frozen):
         return f"create {self.spec.name}: {self.reason}"
 
 
-class ReplaceContainer(_Frozen):
+class ReplaceContainer(Frozen):
     """Stop and set aside the old container, start a new one, keep it only if it passes the gate."""
 
     kind: Literal["replace_container"] = "replace_container"
@@ -114,7 +111,7 @@ class ReplaceContainer(_Frozen):
         return f"replace {self.spec.name}: {self.reason}"
 
 
-class StartContainer(_Frozen):
+class StartContainer(Frozen):
     """Start an up-to-date container that is not running, then wait for its gate."""
 
     kind: Literal["start_container"] = "start_container"
@@ -125,7 +122,7 @@ class StartContainer(_Frozen):
         return f"start {self.spec.name}: {self.reason}"
 
 
-class UpdateRestartPolicy(_Frozen):
+class UpdateRestartPolicy(Frozen):
     """Change an up-to-date container's restart policy in place (a running server is not restarted),
     start it if it is stopped, then wait for its gate."""
 
@@ -141,7 +138,7 @@ ContainerStep = CreateContainer | ReplaceContainer | StartContainer | UpdateRest
 Step = Annotated[EnsureVolume | CopyModel | ContainerStep, Field(discriminator="kind")]
 
 
-class Plan(_Frozen):
+class Plan(Frozen):
     """The steps, in the order they must run, and why everything else is left alone."""
 
     node: str

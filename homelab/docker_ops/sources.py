@@ -12,9 +12,10 @@ import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from homelab.errors import ModelSourceMissing
+from homelab.frozen import Frozen
 
 __all__ = [
     "READ_CHUNK_BYTES",
@@ -30,11 +31,7 @@ __all__ = [
 READ_CHUNK_BYTES = 4 << 20
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CopyProgress(_Frozen):
+class CopyProgress(Frozen):
     """How far a copy (or a hash) of one file has got; `cli.py` turns these into a progress bar."""
 
     file: str
@@ -46,7 +43,7 @@ class CopyProgress(_Frozen):
 ProgressCallback = Callable[[CopyProgress], None]
 
 
-class ModelSource(_Frozen):
+class ModelSource(Frozen):
     """One GGUF file: on this machine (`local_path`) or already on the node (`node_path`)."""
 
     model_file: str
@@ -67,7 +64,7 @@ class ModelSource(_Frozen):
         return f"{self.local_path} (local)" if self.local_path else f"{self.node_path} (on the node)"
 
 
-class SourceFile(_Frozen):
+class SourceFile(Frozen):
     """What a source file holds: its size and SHA-256, the identity a rollout compares."""
 
     model_file: str

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from homelab.frozen import Frozen
 from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
 from homelab.inventory import Endpoint, Inventory, Node
 
@@ -60,11 +61,7 @@ class Prognosis(StrEnum):
     CRITICAL = "CRITICAL"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class TierHealth(_Frozen):
+class TierHealth(Frozen):
     """A tier's state and how many of its endpoints are UP, SLOW (late or loading) and DOWN."""
 
     name: str
@@ -74,14 +71,14 @@ class TierHealth(_Frozen):
     down: int
 
 
-class ClusterHealth(_Frozen):
+class ClusterHealth(Frozen):
     """The prognosis and every reason behind it, most severe first."""
 
     prognosis: Prognosis
     reasons: list[str] = Field(default_factory=list, description="why the prognosis is not OPERATIONAL")
 
 
-class SweepReport(_Frozen):
+class SweepReport(Frozen):
     """The outcome of one sweep: what `homelab sweep --json` prints and the history stores."""
 
     started_at: datetime
@@ -96,7 +93,7 @@ class SweepReport(_Frozen):
         return all(r.state is EndpointState.UP for r in self.endpoints)
 
 
-class SweepLimits(_Frozen):
+class SweepLimits(Frozen):
     """How hard one sweep may hit the network."""
 
     max_concurrency: int = Field(512, gt=0, le=65_536, description="endpoints probed at the same time")

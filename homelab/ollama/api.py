@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from homelab.docker_ops.sources import READ_CHUNK_BYTES, CopyProgress, ProgressCallback
 from homelab.errors import OllamaError
+from homelab.frozen import Frozen
 from homelab.ollama.settings import OllamaTimeouts
 
 __all__ = ["OllamaAPI", "RunningModel", "ShownModel", "open_ollama_client", "parse_parameters"]
@@ -30,11 +31,7 @@ _GO_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _MAX_PARAMETER_LINES = 1000  # a model has a few dozen parameters; bound what is read
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class ShownModel(_Frozen):
+class ShownModel(Frozen):
     """What `/api/show` says a model was made with (its template is not read: 0.30+ may show the GGUF's Jinja one)."""
 
     parameters: dict[str, str]
@@ -42,8 +39,11 @@ class ShownModel(_Frozen):
     capabilities: tuple[str, ...] = ()
 
 
-class RunningModel(_Frozen):
+class RunningModel(Frozen):
     """A loaded model as `/api/ps` lists it."""
+
+    # Read from Ollama's answer, whose other fields (digest, details, ...) are not read here.
+    model_config = ConfigDict(extra="ignore")
 
     name: str
     size: int

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from homelab.docker_ops.sources import model_sources
 from homelab.errors import ModelSourceMissing
+from homelab.frozen import Frozen
 from homelab.inventory import Endpoint, EndpointKind, Node, ServedModel
 from homelab.vram.node_plan import NodeVramPlan
 
@@ -34,16 +35,12 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def full_name(name: str) -> str:
     """Ollama's canonical name: `qwen` is `qwen:latest`, as `/api/ps` and `/api/tags` list it."""
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
-class DesiredModel(_Frozen):
+class DesiredModel(Frozen):
     """One model an endpoint should have, made with these parameters and preloaded."""
 
     name: str = Field(description="full name, tag included")
@@ -65,7 +62,7 @@ class DesiredModel(_Frozen):
         return ", ".join([f"from {self.source}", *(f"{k} {v}" for k, v in self.parameters.items())])
 
 
-class EndpointDesired(_Frozen):
+class EndpointDesired(Frozen):
     """An Ollama endpoint homelab deploys to."""
 
     endpoint: str
@@ -74,7 +71,7 @@ class EndpointDesired(_Frozen):
     listed: list[str] = Field(description="full names of every model the inventory names here (and the tags pulled)")
 
 
-class OllamaDesired(_Frozen):
+class OllamaDesired(Frozen):
     """A node's Ollama endpoints as the inventory and the VRAM plan want them."""
 
     node: str

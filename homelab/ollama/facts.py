@@ -10,24 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from homelab.docker_ops.sources import ProgressCallback, SourceFile, hash_local_file
+from homelab.frozen import Frozen
 from homelab.ollama.api import OllamaAPI, RunningModel, ShownModel
 from homelab.ollama.desired import EndpointDesired, OllamaDesired
 
 __all__ = ["EndpointFacts", "OllamaFacts", "blob_digest", "gather_facts"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def blob_digest(source: SourceFile) -> str:
     return f"sha256:{source.sha256}"
 
 
-class EndpointFacts(_Frozen):
+class EndpointFacts(Frozen):
     """What one Ollama endpoint holds now."""
 
     blobs: dict[str, bool] = Field(description="source digest -> the endpoint has the blob")
@@ -37,7 +34,7 @@ class EndpointFacts(_Frozen):
     present: list[str] = Field(description="every model the endpoint has")
 
 
-class OllamaFacts(_Frozen):
+class OllamaFacts(Frozen):
     """The sources and every deployed endpoint of a node."""
 
     sources: dict[str, SourceFile] = Field(description="GGUF file name -> size and SHA-256")

@@ -7,16 +7,14 @@ a load may take minutes on a slow disk.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from homelab.frozen import Frozen
 
 __all__ = ["DEFAULT_OLLAMA_DEPLOY_SETTINGS", "LoadWait", "OllamaDeploySettings", "OllamaTimeouts"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class OllamaTimeouts(_Frozen):
+class OllamaTimeouts(Frozen):
     """Per call: connecting, an answer to a quick call, the gap between chunks of a stream, a load."""
 
     connect_s: float = Field(5.0, gt=0)
@@ -25,7 +23,7 @@ class OllamaTimeouts(_Frozen):
     load_s: float = Field(600.0, gt=0, description="a preload: Ollama answers once the model is in memory")
 
 
-class LoadWait(_Frozen):
+class LoadWait(Frozen):
     """How a preloaded model is awaited in `/api/ps`: polled every `interval_s` up to `timeout_s`."""
 
     interval_s: float = Field(0.5, gt=0)
@@ -38,7 +36,7 @@ class LoadWait(_Frozen):
         return self
 
 
-class OllamaDeploySettings(_Frozen):
+class OllamaDeploySettings(Frozen):
     """Everything about an Ollama rollout that is not in the inventory."""
 
     timeouts: OllamaTimeouts = OllamaTimeouts()

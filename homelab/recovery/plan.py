@@ -27,8 +27,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from homelab.frozen import Frozen
 from homelab.inventory import Node
 from homelab.recovery.windows import WINDOWS_RESTART_DOCKER
 
@@ -76,11 +77,7 @@ class Outcome(StrEnum):
     SKIPPED = "SKIPPED"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RecoveryPolicy(_Frozen):
+class RecoveryPolicy(Frozen):
     """Limits of one recovery run; every wait is bounded, so a dead node ends FAILED, not in a loop."""
 
     max_attempts: int = Field(2, ge=1, le=10, description="rounds of facts, plan and steps before giving up")
@@ -99,7 +96,7 @@ class RecoveryPolicy(_Frozen):
 DEFAULT_RECOVERY_POLICY = RecoveryPolicy()
 
 
-class NodeFacts(_Frozen):
+class NodeFacts(Frozen):
     """What was observed about a down node; an error text means the check failed, None means it passed."""
 
     serving: bool
@@ -108,7 +105,7 @@ class NodeFacts(_Frozen):
     restart_failed: str | None = Field(None, description="the engine restart was tried in this run and failed: why")
 
 
-class RecoveryPlan(_Frozen):
+class RecoveryPlan(Frozen):
     """Steps to take in order, or (no steps) why nothing can or need be done."""
 
     steps: list[Action] = Field(default_factory=list)
@@ -116,7 +113,7 @@ class RecoveryPlan(_Frozen):
     outcome: Outcome | None = Field(None, description="set when the plan ends the run without steps")
 
 
-class ActionRecord(_Frozen):
+class ActionRecord(Frozen):
     """One thing the recovery did (or checked), when, how long, and how it ended."""
 
     action: str
@@ -126,7 +123,7 @@ class ActionRecord(_Frozen):
     detail: str = ""
 
 
-class Incident(_Frozen):
+class Incident(Frozen):
     """One recovery run of one node: what happened, how it ended and why."""
 
     node: str

@@ -11,12 +11,13 @@ dry run still succeeds: planning a node that is down is what a dry run is for.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from homelab.docker_ops.connect import engine_url
 from homelab.docker_ops.containers import desired_containers
 from homelab.docker_ops.gate import HealthGate
 from homelab.docker_ops.serial import RolloutSettings
+from homelab.frozen import Frozen
 from homelab.inventory import Endpoint, Inventory, Node
 from homelab.ollama.desired import OllamaDesired
 from homelab.redact import redact_url
@@ -29,11 +30,7 @@ __all__ = ["ContainerPreview", "GatePreview", "OllamaModelPreview", "RolloutPrev
 _LLAMA_GATE_PATHS = ("/health", "/v1/models")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class GatePreview(_Frozen):
+class GatePreview(Frozen):
     """The health gate a started container must pass before the next one starts."""
 
     kind: str = Field(description="which probe: the endpoint kind's, as sweeps use it")
@@ -54,7 +51,7 @@ class GatePreview(_Frozen):
         )
 
 
-class ContainerPreview(_Frozen):
+class ContainerPreview(Frozen):
     """One container as the cluster file and the VRAM plan make it."""
 
     position: int = Field(description="1 starts first")
@@ -79,7 +76,7 @@ class ContainerPreview(_Frozen):
         return f"{self.image} {command}; GPUs: {self.gpus}"
 
 
-class OllamaModelPreview(_Frozen):
+class OllamaModelPreview(Frozen):
     """One model an Ollama endpoint would be given, in preload order."""
 
     endpoint: str
@@ -90,7 +87,7 @@ class OllamaModelPreview(_Frozen):
     keep_alive: int | str
 
 
-class RolloutPreview(_Frozen):
+class RolloutPreview(Frozen):
     """The node's rollout from the cluster file alone."""
 
     node: str

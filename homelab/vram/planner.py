@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import Field, computed_field
 
+from homelab.frozen import Frozen
 from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
 from homelab.vram.settings import (
     DEFAULT_GPU_OVERHEAD_BYTES,
@@ -46,11 +47,7 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LineupEntry(_Frozen):
+class LineupEntry(Frozen):
     """A model the cluster should serve, and how."""
 
     name: str
@@ -64,7 +61,7 @@ class LineupEntry(_Frozen):
     gpu_layers: int | None = Field(None, ge=0, description="fixed -ngl; None: the planner decides")
 
 
-class GpuSlot(_Frozen):
+class GpuSlot(Frozen):
     """One GPU the planner may fill."""
 
     node: str
@@ -79,7 +76,7 @@ class GpuSlot(_Frozen):
         return f"{self.node} GPU{self.index} ({self.name})"
 
 
-class PlanPolicy(_Frozen):
+class PlanPolicy(Frozen):
     """How every model is run, and how far partial offload may go."""
 
     flash_attn: bool = True
@@ -88,7 +85,7 @@ class PlanPolicy(_Frozen):
     min_gpu_fraction: float = Field(0.5, ge=0.0, le=1.0)
 
 
-class Placement(_Frozen):
+class Placement(Frozen):
     """A model on a GPU."""
 
     model: str
@@ -105,7 +102,7 @@ class Placement(_Frozen):
         return self.estimate.n_gpu_layers == self.estimate.n_layers_total
 
 
-class GpuUse(_Frozen):
+class GpuUse(Frozen):
     """A GPU with what was placed on it."""
 
     slot: GpuSlot
@@ -130,7 +127,7 @@ class GpuUse(_Frozen):
         return round(100.0 * self.used_bytes / self.slot.vram_bytes, 1)
 
 
-class CpuOnly(_Frozen):
+class CpuOnly(Frozen):
     """A model left to the CPU, and why."""
 
     model: str
@@ -142,7 +139,7 @@ class CpuOnly(_Frozen):
     estimate: Estimate = Field(description="the model run on a CPU-only build")
 
 
-class Unsized(_Frozen):
+class Unsized(Frozen):
     """A model of the lineup that could not be sized at all (no file, no usable name)."""
 
     model: str
@@ -150,12 +147,12 @@ class Unsized(_Frozen):
     reason: str
 
 
-class Plan(_Frozen):
+class Plan(Frozen):
     """The assignment: GPUs in inventory order, then the CPU-only models."""
 
     gpus: list[GpuUse]
     cpu_only: list[CpuOnly]
-    unsized: list[Unsized] = []
+    unsized: list[Unsized] = Field(default_factory=list)
     estimated_models: list[str] = Field(description="models sized from a name or count, not a file")
 
 
