@@ -14,8 +14,11 @@ flow's logs, parameters or artifacts, and not in the bytes of the Prefect databa
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -263,6 +266,50 @@ def test_killed_dockerd_is_restarted_through_sshd_and_containers_come_back_seria
         assert SUDO_PASSWORD.encode() not in data and key_marker.encode() not in data, db_file
 
     shares = ", ".join(f"{a.action} {a.seconds:.1f} s" for a in incident.actions)
-    print(
-        f"\nkilled dockerd -> every endpoint healthy: {recovered_s:.1f} s; recovery run {incident.time_to_recover_s} s: {shares}"
-    )
+    ttr = incident.time_to_recover_s
+    print(f"\nkilled dockerd -> every endpoint healthy: {recovered_s:.1f} s; recovery run {ttr} s: {shares}")
+
+
+def test_cli_restarts_the_killed_engine_with_the_key_and_password_from_vault(
+    prefect_harness: None, openbao: OpenBaoServer, victim: _Daemon, node_sshd: RecordingSSHD, tmp_path: Path
+) -> None:
+    """`homelab recover --vault-block`: the same loop in the command's process, Prefect only to read the block.
+
+    The key and the sudo password are read inside the steps that use them: never on a command
+    line, in the command's output or in the history.
+    """
+    key_text = node_sshd.client_key.read_text()
+    root = hvac.Client(url=openbao.url, token=openbao.root_token)
+    root.secrets.kv.v2.create_or_update_secret(path="homelab/gpu2", secret={"ssh_key": key_text, "sudo": SUDO_PASSWORD})
+    VaultSecrets(url=openbao.url, token=SecretStr(openbao.root_token)).save(VAULT_BLOCK, overwrite=True)
+    key_marker = key_text.splitlines()[2]
+    path, _ = _roll_out_two_models(tmp_path, victim, node_sshd)
+    victim.process.send_signal(signal.SIGTERM)
+    victim.process.wait(timeout=60)
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(HOME=str(home), PREFECT_API_URL=str(get_current_settings().api.url))
+    script = _restart_script(tmp_path, victim)
+    argv = ["recover", "gpu2", "-i", str(path), "--vault-block", VAULT_BLOCK, "--restart-command", str(script)]
+    with _ArgvWatch([SUDO_PASSWORD, key_marker]) as watch:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "homelab"), *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "# Node gpu2: RECOVERED" in done.stdout
+    assert "- why: the node serves again after: restart docker, wait for docker, restart containers" in done.stdout
+    assert f"sudo -S -p '' {script}" in node_sshd.commands_log.read_text()
+    assert watch.samples > 10 and watch.hits == []
+    history = (tmp_path / "history.db").read_bytes()
+    for secret in (SUDO_PASSWORD, key_marker):
+        assert secret not in done.stdout + done.stderr
+        assert secret not in node_sshd.recorded()
+        assert secret.encode() not in history
