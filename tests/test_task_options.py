@@ -45,6 +45,9 @@ STATE_CHANGING = (
     "publish-rollout-preview",
     "publish-ollama-rollout-artifact",
 )
+# Tasks whose Failed state is a finding (a node that is down), not an error: Prefect retries a
+# returned Failed state too, so a retry would only judge the same results again, later.
+FINDINGS = ("report-node-health",)
 # A task named for one of these acts, whatever list it is on.
 ACTING_VERBS = ("start-", "roll-back-", "restart-", "wake-", "emit-", "record-", "publish-")
 # Values that must never be a task parameter: Prefect stores what a task is given.
@@ -98,6 +101,12 @@ def test_results_are_never_cached_or_persisted(t: Task[..., typing.Any]) -> None
 def test_a_task_that_changes_the_cluster_never_retries(name: str) -> None:
     assert name in BY_NAME, f"{name} is gone: update STATE_CHANGING"
     assert BY_NAME[name].retries == 0
+    assert _retry_shape(BY_NAME[name]) == _retry_shape(_reference(False))
+
+
+@pytest.mark.parametrize("name", FINDINGS)
+def test_a_task_whose_failure_is_a_finding_never_retries(name: str) -> None:
+    assert name in BY_NAME, f"{name} is gone: update FINDINGS"
     assert _retry_shape(BY_NAME[name]) == _retry_shape(_reference(False))
 
 
