@@ -1,8 +1,9 @@
 """Recovery's facts and operations on one node: does it serve, does its engine answer; restart, wait, start.
 
-The decisions are in `homelab.recovery.plan`; these functions look or act, one thing each, so the
-flow can run each as a task and put retries on the ones that only look. Connectors come in
-as arguments (an open `RemoteShell`, an `Engine`), as STYLE §5 asks.
+The decisions are in `homelab.recovery.plan`; these functions look or act, one thing each, so a
+runner (`homelab.recovery.runner`) can run each as one step, and the flow as a task with
+retries on the ones that only look. Connectors come in as arguments (an open `RemoteShell`, an
+`Engine`), as STYLE §5 asks.
 """
 
 from __future__ import annotations

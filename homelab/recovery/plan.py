@@ -2,9 +2,10 @@
 
 Pure, as pyinfra's operations are: `plan_recovery` reads facts (does the node serve again, does
 SSH log in, does the Docker engine answer) and returns the steps to take, each flagged
-idempotent or not, or the reason nothing can be done. `homelab.recovery.actions` performs the
-steps; the `recover-node` flow runs them as tasks (retries only on idempotent ones) and
-records an `Incident`.
+idempotent or not, or the reason nothing can be done. `homelab.recovery.loop` asks it each
+round and runs the steps through a runner (`homelab.recovery.runner`: plain calls of
+`homelab.recovery.actions`, or the `recover-node` flow's tasks, retries only on idempotent
+ones), and records an `Incident`.
 
 The ladder, cheapest first:
 - the node serves again: a flap; record it and stop;
