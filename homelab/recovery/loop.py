@@ -1,8 +1,9 @@
-"""The recovery loop of one down node: probe, facts, plan, act, probe again, until it serves or the attempts are spent.
+"""The recovery loop of one down node: probe, facts, plan, act, probe again, until it serves or attempts run out.
 
-Written once, here. `homelab recover` runs it with `DirectRunner`; the `recover-node` flow
-runs it with task-backed steps and adds only what Prefect gives: the per-node lock, the
-cooldown mark, the artifact, the run's state (`homelab.recovery.runner`).
+Written once, here; how each step runs is a runner's business (`homelab.recovery.runner`).
+`homelab recover` runs it with `DirectRunner`; the `recover-node` flow with task-backed steps,
+and adds only what needs Prefect: the per-node lock, the cooldown mark, the artifact, the
+run's state.
 
 Each round: if the node serves, the run ends RECOVERED (something was done) or FLAP (nothing
 was). Else the facts (engine, then SSH when the engine is dead) go to `plan_recovery`, and its
