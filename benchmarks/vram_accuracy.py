@@ -43,8 +43,8 @@ from homelab.vram.overhead import (
     full_context_totals,
     load_overhead_capture,
 )
-from homelab.vram.settings import MIB
 from homelab.vram.shape import ModelShape
+from homelab.vram.sizes import MIB
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = sorted((ROOT / "benchmarks" / "data").glob("vram-*"))
@@ -152,7 +152,8 @@ def overhead_report() -> str:
             f"{folder.name}: bare CUDA context {_mib(bare['context'])} MiB, with cuBLAS after one GEMM "
             f"{_mib(bare['cublas_gemm'])} MiB",
             "",
-            "| run | stage | process used MiB | logged GPU buffers MiB | CUDA pool MiB | overhead MiB | estimated total MiB |",
+            "| run | stage | process used MiB | logged GPU buffers MiB | CUDA pool MiB | overhead MiB "
+            "| estimated total MiB |",
             "|---|---|---|---|---|---|---|",
         ]
         for x in samples:

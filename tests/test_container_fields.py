@@ -20,10 +20,12 @@ from homelab.docker_ops.containers import ContainerSettings, container_spec, des
 from homelab.inventory import Inventory, Node, load_inventory
 from homelab.inventory.models import PLANNED_FLAGS, flag_values
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import estimate, read_gguf
+from homelab.vram.estimate import estimate
 from homelab.vram.lineup import lineup_from_inventory
+from homelab.vram.metadata import read_gguf
 from homelab.vram.node_plan import plan_node_vram
-from homelab.vram.settings import GIB, RunSettings
+from homelab.vram.settings import RunSettings
+from homelab.vram.sizes import GIB
 from tests.inventory_cases import ROOT
 
 GPUS = [{"name": "RTX 3090", "vram_gib": 24}, {"name": "RTX 3060", "vram_gib": 12, "index": 2}]

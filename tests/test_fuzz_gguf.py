@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from homelab.errors import ModelFileError, UnsupportedModel
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import ModelShape, read_gguf
 from homelab.vram.gguf_header import GGUFHeader, read_header
-from homelab.vram.metadata import shape_from_fields
+from homelab.vram.metadata import read_gguf, shape_from_fields
+from homelab.vram.shape import ModelShape
 from tests.bounded import capped
 
 HEADER_SPAN = 12_000  # the tiny model's metadata and tensor table lie in its first ~10 KB

@@ -20,7 +20,7 @@ from homelab.vram.accuracy import (
     load_capture,
     summarize,
 )
-from homelab.vram.settings import MIB
+from homelab.vram.sizes import MIB
 from tests.vram_shapes import SHAPES
 from tests.vram_shapes import stored_shape as _shape
 
@@ -56,8 +56,8 @@ def test_every_component_within_3_percent_or_16_mib(capture: str, run: CapturedR
 
 def _describe(check: ComponentCheck) -> str:
     return (
-        f"{check.component}: logged {check.logged_bytes / MIB:.2f} MiB, estimated {check.estimated_bytes / MIB:.2f} MiB "
-        f"(bound {check.bound_bytes / MIB:.1f} MiB)"
+        f"{check.component}: logged {check.logged_bytes / MIB:.2f} MiB, "
+        f"estimated {check.estimated_bytes / MIB:.2f} MiB (bound {check.bound_bytes / MIB:.1f} MiB)"
     )
 
 

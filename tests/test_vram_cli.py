@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import RunSettings, estimate, read_gguf
+from homelab.vram.estimate import estimate
+from homelab.vram.metadata import read_gguf
+from homelab.vram.settings import RunSettings
 from tests.hostile_gguf import build_gguf, load_cases
 from tests.vram_shapes import write_bare_gguf
 

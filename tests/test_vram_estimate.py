@@ -6,9 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from homelab.errors import SettingsError
-from homelab.vram import estimate, max_gpu_layers
+from homelab.vram.estimate import estimate, max_gpu_layers
 from homelab.vram.guess import guess_shape
-from homelab.vram.settings import MIB, RunSettings, context_for
+from homelab.vram.settings import RunSettings, context_for
+from homelab.vram.sizes import MIB
 from tests.vram_shapes import stored_shape as shape
 
 INTERFACE = ("weights_gpu_bytes", "weights_cpu_bytes", "kv_bytes", "compute_bytes", "gpu_total_bytes",

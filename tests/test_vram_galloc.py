@@ -16,7 +16,8 @@ from homelab.vram.accuracy import CapturedRun, load_capture, settings_for
 from homelab.vram.alloc_trace import gpu_allocator, placements, replay
 from homelab.vram.galloc import BestFit, attention_rise, replay_cpu_layers
 from homelab.vram.kvcache import kv_layers
-from homelab.vram.settings import MIB, context_for
+from homelab.vram.settings import context_for
+from homelab.vram.sizes import MIB
 from homelab.vram.weights import layers_on_gpu
 from tests.vram_shapes import stored_shape
 

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from homelab.errors import UnsupportedModel
-from homelab.vram import guess_shape
-from homelab.vram.guess import FILE_TYPES
+from homelab.vram.guess import FILE_TYPES, guess_shape
 
 CASES = [
     json.loads(line) for line in (Path(__file__).parent / "cases" / "vram" / "names.jsonl").read_text().splitlines()

@@ -10,8 +10,9 @@ from gguf import GGMLQuantizationType
 
 from homelab.errors import ModelFileError, UnsupportedModel
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import gguf_header, read_gguf
+from homelab.vram import gguf_header
 from homelab.vram.gguf_header import SkippedArray, read_header
+from homelab.vram.metadata import read_gguf
 from homelab.vram.shape import tensor_bytes
 from tests.bounded import capped
 from tests.hostile_gguf import build_gguf, load_cases

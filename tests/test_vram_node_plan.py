@@ -10,10 +10,12 @@ import pytest
 from homelab.errors import VramRefused
 from homelab.inventory import Inventory
 from homelab.tiny_gguf import write_tiny_llama
-from homelab.vram import estimate, read_gguf
+from homelab.vram.estimate import estimate
+from homelab.vram.metadata import read_gguf
 from homelab.vram.node_plan import plan_node_vram
 from homelab.vram.planner import DEFAULT_POLICY
-from homelab.vram.settings import GIB, RunSettings
+from homelab.vram.settings import RunSettings
+from homelab.vram.sizes import GIB
 
 
 def _inventory(gpus: list[dict[str, Any]], containers: list[dict[str, Any]]) -> Inventory:

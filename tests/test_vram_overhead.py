@@ -18,7 +18,7 @@ from homelab.vram.overhead import (
     full_context_totals,
     load_overhead_capture,
 )
-from homelab.vram.settings import DEFAULT_GPU_OVERHEAD_BYTES, MIB
+from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, MIB
 from tests.vram_shapes import stored_shape as _shape
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pytest
 
 from homelab.errors import LineupError
 from homelab.inventory import load_inventory
-from homelab.vram import guess_shape
+from homelab.vram.guess import guess_shape
 from homelab.vram.lineup import (
     DEFAULT_RESERVE_BYTES,
     LineupFile,
@@ -20,7 +20,7 @@ from homelab.vram.lineup import (
     load_lineup_file,
 )
 from homelab.vram.planner import GpuSlot, LineupEntry, Plan, PlanPolicy, plan_lineup
-from homelab.vram.settings import GIB
+from homelab.vram.sizes import GIB
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [json.loads(line) for line in (ROOT / "tests" / "cases" / "vram" / "plans.jsonl").read_text().splitlines()]
@@ -152,16 +152,19 @@ def test_models_dir_and_lineup_file_give_files_and_priorities(tmp_path: Path) ->
 def test_lineup_file_naming_an_unknown_model(tmp_path: Path) -> None:
     inventory = load_inventory(ROOT / "examples" / "three-tier.yaml")
     with pytest.raises(
-        LineupError, match="no llama.cpp container or deployed Ollama model on a GPU node serves: vision"
+        LineupError, match=r"no llama\.cpp container or deployed Ollama model on a GPU node serves: vision"
     ):
         lineup_from_inventory(inventory, lineup_file=LineupFile(models=[ModelOverride(model="vision")]))
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("models: [", ":1: YAML syntax error"), ("models: [{model: x, priority: high}]", r":1: models\[0\].priority: Input should be a valid integer"),
-     ("surprise: 1", ":1: surprise: Extra inputs are not permitted"), ("reserve_gib: .inf", "reserve_gib: Input should be a finite number"),
-     ("models: [{model: x, ctx_size: 99999999999}]", r"models\[0\].ctx_size: Input should be less than or equal to 67108864")],
+    [("models: [", ":1: YAML syntax error"),
+     ("models: [{model: x, priority: high}]", r":1: models\[0\].priority: Input should be a valid integer"),
+     ("surprise: 1", ":1: surprise: Extra inputs are not permitted"),
+     ("reserve_gib: .inf", "reserve_gib: Input should be a finite number"),
+     ("models: [{model: x, ctx_size: 99999999999}]",
+      r"models\[0\].ctx_size: Input should be less than or equal to 67108864")],
 )  # fmt: skip
 def test_bad_lineup_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "lineup.yaml"

@@ -10,7 +10,7 @@ import pytest
 from gguf import GGUFReader
 
 from homelab.errors import MetadataUnavailable, UnsupportedModel
-from homelab.vram import read_gguf
+from homelab.vram.metadata import read_gguf
 from homelab.vram.served import (
     fetch_llama_server_model,
     fetch_ollama_shape,

@@ -19,8 +19,8 @@ from homelab.history import HistoryStore, open_history, translate_errors
 from homelab.inventory import Inventory
 from homelab.reports import frames, queries
 from homelab.reports.period import Period
-from homelab.vram import plan_lineup
 from homelab.vram.lineup import lineup_from_inventory
+from homelab.vram.planner import plan_lineup
 
 __all__ = ["TABLE_NAMES", "HealthReport", "build_report", "open_report_history", "planned_vram_gib"]
 
@@ -53,7 +53,7 @@ class HealthReport:
     @property
     def empty(self) -> bool:
         """No probe and no VRAM sample in the period."""
-        return self.tables["uptime_endpoint"].empty and self.tables["gpus"].empty
+        return bool(self.tables["uptime_endpoint"].empty and self.tables["gpus"].empty)
 
 
 def planned_vram_gib(inventory: Inventory | None) -> dict[tuple[str, int], float]:

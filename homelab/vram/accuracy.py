@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict
 
 from homelab.vram.estimate import Estimate, estimate
 from homelab.vram.llama_log import LoggedBuffers, parse_llama_log
-from homelab.vram.settings import MIB, RunSettings
+from homelab.vram.settings import RunSettings
 from homelab.vram.shape import ModelShape
+from homelab.vram.sizes import MIB
 
 __all__ = [
     "ABS_BOUND_BYTES",
@@ -131,8 +132,8 @@ def settings_for(run: CapturedRun) -> RunSettings:
     return RunSettings(
         ctx_size=run.ctx,
         parallel=run.parallel,
-        cache_type_k=run.cache_type,  # type: ignore[arg-type]
-        cache_type_v=run.cache_type,  # type: ignore[arg-type]
+        cache_type_k=run.cache_type,
+        cache_type_v=run.cache_type,
         flash_attn=run.flash_attn,
         n_gpu_layers=run.ngl,
         backend=run.logged.backend,

@@ -35,8 +35,8 @@ from homelab.inventory import Endpoint, EndpointKind, Inventory, Node
 from homelab.vram.guess import guess_shape
 from homelab.vram.metadata import read_gguf
 from homelab.vram.planner import GpuSlot, LineupEntry, Unsized
-from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_PARALLEL, MIB
 from homelab.vram.shape import ModelShape
+from homelab.vram.sizes import GIB, MAX_CONTEXT, MAX_PARALLEL, MIB
 from homelab.yaml_source import load_yaml
 
 __all__ = [

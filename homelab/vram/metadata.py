@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from homelab.errors import UnsupportedModel
 from homelab.vram.architectures import arch_info, swa_layers
 from homelab.vram.gguf_header import SkippedArray, read_header
-from homelab.vram.settings import MAX_CONTEXT
 from homelab.vram.shape import ModelShape, TensorInfo
+from homelab.vram.sizes import MAX_CONTEXT
 
 __all__ = ["read_gguf", "shape_from_fields"]
 
@@ -98,7 +98,7 @@ def _per_layer(fields: dict[str, Any], arch: str, name: str, n_layer: int, defau
     if isinstance(value, list | SkippedArray):
         if len(value) != n_layer:
             raise UnsupportedModel(f"metadata key {key!r} has {len(value):,} entries for {n_layer} layers")
-        return [_whole(key, x, _RANGES[name]) for x in value]
+        return [_whole(key, x, _RANGES[name]) for x in _items(key, value)]
     if value is None and default is None:
         raise UnsupportedModel(f"metadata key {key!r} is missing")
     return [default if value is None else _whole(key, value, _RANGES[name])] * n_layer  # type: ignore[list-item]
@@ -146,7 +146,7 @@ def shape_from_fields(
         return ModelShape(
             name=name,
             arch=arch,
-            source=source,  # type: ignore[arg-type]
+            source=source,
             estimated=estimated,
             n_layer=n_layer,
             n_embd=n_embd,
@@ -172,6 +172,14 @@ def shape_from_fields(
         raise UnsupportedModel(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
+def _items(key: str, value: list[Any] | SkippedArray) -> list[Any]:
+    """A per-layer array's items; one the header reader skipped (its budget of kept items spent
+    on earlier arrays, as only a hostile file does) has none to give."""
+    if isinstance(value, SkippedArray):
+        raise UnsupportedModel(f"metadata key {key!r}: its {len(value):,} entries were not read (too many arrays)")
+    return value
+
+
 def _swa_pattern(fields: dict[str, Any], arch: str, n_layer: int) -> int | list[bool] | None:
     """`sliding_window_pattern`: a period, or flags for the first layers (llama.cpp's get_key_or_arr)."""
     key = f"{arch}.attention.sliding_window_pattern"
@@ -179,7 +187,7 @@ def _swa_pattern(fields: dict[str, Any], arch: str, n_layer: int) -> int | list[
     if isinstance(value, list | SkippedArray):
         if len(value) > n_layer:
             raise UnsupportedModel(f"metadata key {key!r} has {len(value):,} entries for {n_layer} layers")
-        return [bool(x) for x in value]
+        return [bool(x) for x in _items(key, value)]
     return _optional(fields, arch, "attention.sliding_window_pattern")
 
 

@@ -19,7 +19,7 @@ from homelab.errors import VramRefused
 from homelab.inventory import EndpointKind, Inventory, Node
 from homelab.vram.lineup import lineup_from_inventory
 from homelab.vram.planner import DEFAULT_POLICY, Placement, PlanPolicy, plan_lineup
-from homelab.vram.settings import GIB
+from homelab.vram.sizes import GIB
 
 __all__ = ["ModelGpu", "NodeVramPlan", "plan_node_vram"]
 
@@ -31,7 +31,8 @@ class ModelGpu(BaseModel):
 
     gpu_layers: int
     gpu_bytes: int = Field(
-        description="the model's own GPU buffers: weights, KV cache, compute (the per-process CUDA overhead not counted)"
+        description="the model's own GPU buffers: weights, KV cache, compute "
+        "(the per-process CUDA overhead not counted)"
     )
 
 

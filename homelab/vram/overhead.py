@@ -9,7 +9,7 @@ workspace, kernels loaded lazily on first use, the pool's small allocations. The
 measures a bare CUDA context and one with cuBLAS after one GEMM, which split the figure.
 
 `derived_overhead_bytes` turns the measurements into the default the estimator adds per GPU
-(`settings.DEFAULT_GPU_OVERHEAD_BYTES`); a test keeps the two equal.
+(`sizes.DEFAULT_GPU_OVERHEAD_BYTES`); a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from homelab.vram.estimate import estimate
 from homelab.vram.llama_log import parse_llama_log
-from homelab.vram.settings import MIB, RunSettings
+from homelab.vram.settings import RunSettings
 from homelab.vram.shape import ModelShape
+from homelab.vram.sizes import MIB
 
 __all__ = [
     "OverheadSample",
@@ -58,7 +59,7 @@ class OverheadSample(BaseModel):
         return self.used_bytes - self.logged_gpu_bytes - self.pool_bytes
 
 
-def _settings(run: dict, ctx_size: int) -> RunSettings:
+def _settings(run: dict[str, Any], ctx_size: int) -> RunSettings:
     return RunSettings(
         ctx_size=ctx_size,
         parallel=run["parallel"],
@@ -69,7 +70,7 @@ def _settings(run: dict, ctx_size: int) -> RunSettings:
     )
 
 
-def _pool_bytes(shape: ModelShape, run: dict, stage: Stage) -> int:
+def _pool_bytes(shape: ModelShape, run: dict[str, Any], stage: Stage) -> int:
     """The CUDA pool for the context filled at this stage (one sequence's prompt): none before a prompt."""
     if stage == "loaded":
         return 0

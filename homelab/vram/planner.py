@@ -24,14 +24,9 @@ from pydantic import Field, computed_field
 
 from homelab.frozen import Frozen
 from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
-from homelab.vram.settings import (
-    DEFAULT_GPU_OVERHEAD_BYTES,
-    GIB,
-    MAX_GPU_OVERHEAD_BYTES,
-    CacheType,
-    RunSettings,
-)
+from homelab.vram.settings import CacheType, RunSettings
 from homelab.vram.shape import ModelShape
+from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB, MAX_GPU_OVERHEAD_BYTES
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -168,7 +163,7 @@ def _settings(entry: LineupEntry, policy: PlanPolicy, ngl: int, backend: str = "
         flash_attn=policy.flash_attn,
         n_gpu_layers=ngl,
         backend=backend,
-        gpu_overhead_bytes=policy.gpu_overhead_bytes,  # type: ignore[arg-type]
+        gpu_overhead_bytes=policy.gpu_overhead_bytes,
     )
 
 

@@ -10,20 +10,22 @@ smaller cache of sliding-window layers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from homelab.vram.shape import ModelShape
+from homelab.vram.sizes import (
+    DEFAULT_GPU_OVERHEAD_BYTES,
+    MAX_CONTEXT,
+    MAX_GPU_LAYERS,
+    MAX_GPU_OVERHEAD_BYTES,
+    MAX_PARALLEL,
+)
+
+if TYPE_CHECKING:
+    from homelab.vram.shape import ModelShape
 
 __all__ = [
-    "DEFAULT_GPU_OVERHEAD_BYTES",
-    "GIB",
-    "MAX_CONTEXT",
-    "MAX_GPU_LAYERS",
-    "MAX_GPU_OVERHEAD_BYTES",
-    "MAX_PARALLEL",
-    "MIB",
     "Backend",
     "CacheType",
     "Context",
@@ -31,20 +33,7 @@ __all__ = [
     "context_for",
 ]
 
-MIB = 1024**2
-GIB = 1024**3
-# What one llama-server process holds on a GPU beyond its logged buffers and the modelled CUDA
-# pool, once it has answered a prompt: CUDA context (518 MiB), cuBLAS handle and workspace (~67),
-# kernels loaded lazily, the pool's small allocations. Measured on an H200 and an H100 (driver
-# 580.159.04, CUDA 13.0): 600-693 MiB over 15 starts, rounded up (homelab.vram.overhead derives
-# it from benchmarks/data/gpu-overhead-*). Other GPUs, drivers and CUDA versions differ: configurable.
-DEFAULT_GPU_OVERHEAD_BYTES = 704 * MIB
 _CELL_PAD = 256  # llama.cpp pads the context and each stream to 256 cells
-# Bounds on the flags: llama.cpp's own where it has one, else far above any real run.
-MAX_CONTEXT = 1 << 26  # tokens; the longest released context is 10M (Llama 4 Scout)
-MAX_PARALLEL = 256  # LLAMA_MAX_SEQ: llama-context.cpp throws "n_seq_max must be <= 256"
-MAX_GPU_LAYERS = 1 << 16  # any -ngl above a model's layer count means all of them
-MAX_GPU_OVERHEAD_BYTES = 1 << 40
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
 Backend = Literal["cuda", "cpu"]

@@ -6,38 +6,23 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from homelab.errors import HomelabError, InventoryError
-from homelab.inventory import load_inventory
-from homelab_app.cli.common import EXIT_INVALID, JsonFlag, app, err, out, print_problems
-from homelab_app.demo.cluster import default_folder, prepare_demo, start_servers, stop_demo, wait_ready
-from homelab_app.demo.layout import DemoProcess, DemoState
-from homelab_app.demo.llama_build import BuildLine, llama_server_binary
-from homelab_app.demo.processes import ProcessTable
-from homelab_app.demo.runs import open_api
-from homelab_app.demo.tour import (
-    DemoSummary,
-    Server,
-    TourTimeouts,
-    bring_up_prefect,
-    run_plan,
-    run_report,
-    run_route,
-    run_sweep,
-    start_afresh,
-    take_down_prefect,
-    wait_recovery,
-)
-from homelab_app.stack.processes import is_alive
+from homelab_app.cli.common import EXIT_FAILED, EXIT_INVALID, JsonFlag, app, err, out, print_error
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from homelab_app.demo.layout import DemoState
+    from homelab_app.demo.llama_build import BuildLine
+    from homelab_app.demo.tour import DemoSummary, Server
 
 __all__ = ["demo_command"]
 
-EXIT_FAILED = 1
 GIB = 2**30
 _BUILD_NOTE_EVERY = 10  # percent, when stderr is not a terminal
 
@@ -65,6 +50,8 @@ class _Show:
         err.print(f"[dim]· {escape(text)}[/]", highlight=False, soft_wrap=True)
 
     def build_line(self, line: BuildLine) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         if self.build is None:
             self.status.stop()
             err.print("building llama-server from source once (about 12 minutes on 2 cores; cached afterwards)")
@@ -100,6 +87,9 @@ def _gateway_command(wanted: bool | None) -> Path | None:
 
 
 def _stop(folder: Path, as_json: bool) -> None:
+    from homelab_app.demo.cluster import stop_demo
+    from homelab_app.demo.tour import take_down_prefect
+
     # Prefect first: a recovery still running would otherwise wake a server after the servers stop.
     stack = take_down_prefect(folder)
     servers = stop_demo(folder)
@@ -114,6 +104,11 @@ def _stop(folder: Path, as_json: bool) -> None:
 
 
 def _servers(state: DemoState) -> list[Server]:
+    from homelab_app.demo.layout import DemoProcess
+    from homelab_app.demo.processes import ProcessTable
+    from homelab_app.demo.tour import Server
+    from homelab_app.stack.processes import is_alive
+
     pids = {r.role: r.pid for r in ProcessTable(Path(state.folder)).records() if is_alive(r)}
 
     def server(p: DemoProcess, down: bool = False) -> Server:
@@ -123,6 +118,19 @@ def _servers(state: DemoState) -> list[Server]:
 
 
 def _tour(state: DemoState, api_url: str, ui_url: str, begun: datetime, show: _Show) -> DemoSummary:
+    from homelab.inventory import load_inventory
+    from homelab_app.demo.cluster import default_folder
+    from homelab_app.demo.runs import open_api
+    from homelab_app.demo.tour import (
+        DemoSummary,
+        TourTimeouts,
+        run_plan,
+        run_report,
+        run_route,
+        run_sweep,
+        wait_recovery,
+    )
+
     folder, inventory = Path(state.folder), Path(state.inventory)
     inv = load_inventory(inventory)
     timeouts = TourTimeouts()
@@ -170,6 +178,10 @@ def demo_command(
     Everything keeps running for the Prefect UI; `homelab demo --stop` ends it. The first run
     builds llama-server (about 12 minutes on two cores). Exit codes: 0 done; 1 a step failed.
     """
+    from homelab_app.demo.cluster import default_folder, prepare_demo, start_servers, wait_ready
+    from homelab_app.demo.llama_build import llama_server_binary
+    from homelab_app.demo.tour import bring_up_prefect, start_afresh
+
     folder = (folder or default_folder()).expanduser().resolve()
     if stop:
         _stop(folder, as_json)
@@ -192,11 +204,10 @@ def demo_command(
             stack = bring_up_prefect(folder, Path(state.inventory), port, show.step)
             wait_ready(state, started, lambda p, s: show.step(f"{p.endpoint} serves ({p.what}), after {s:.0f} s"))
             summary = _tour(state, stack.api_url, stack.ui_url, begun, show)
-    except InventoryError as exc:
-        print_problems(exc)
-        raise typer.Exit(EXIT_INVALID) from None
+    except InventoryError:
+        raise  # the CLI's handler: each problem, exit 2
     except HomelabError as exc:
-        err.print(f"[red]✗[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(exc)
         err.print(
             f"What runs is left running for a look; stop it with: homelab demo --stop --dir {folder}", highlight=False
         )

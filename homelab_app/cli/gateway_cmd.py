@@ -9,25 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from homelab.errors import FileAccessError, InventoryError
 from homelab.files import read_regular, write_atomic
-from homelab.gateway.config import CONFIG_LIMIT_BYTES, check_config, render_config
-from homelab.gateway.importer import (
-    DEFAULT_LLAMACPP_PORTS,
-    import_litellm,
-    load_litellm_config,
-    render_inventory,
-)
-from homelab_app.cli.common import (
-    EXIT_INVALID,
-    InventoryOption,
-    app,
-    err,
-    fail,
-    load_or_exit,
-    out,
-    print_problems,
-)
+from homelab_app.cli.common import EXIT_INVALID, InventoryOption, app, err, fail, load_or_exit, out
 
 __all__ = ["gateway_config", "gateway_import"]
 
@@ -64,10 +47,7 @@ def _emit(text: str, output: Path | None, inputs: list[Path], follow_symlinks: b
     for source in inputs:
         if _same_file(output, source):
             fail(f"{output}: is {source}, an input of this command; refusing to overwrite it", EXIT_INVALID)
-    try:
-        write_atomic(output, text.encode("utf-8"), follow_symlinks=follow_symlinks)
-    except FileAccessError as exc:
-        fail(exc, EXIT_INVALID)
+    write_atomic(output, text.encode("utf-8"), follow_symlinks=follow_symlinks)
     err.print(f"[green]✓[/] wrote {escape(str(output))}", highlight=False, soft_wrap=True)
 
 
@@ -91,6 +71,8 @@ def gateway_config(
     or an --output that cannot be written (the cluster file itself, a symlink without
     --follow-symlinks, a directory or device, a missing folder, no permission, a full disk).
     """
+    from homelab.gateway.config import CONFIG_LIMIT_BYTES, check_config, render_config
+
     if output is not None and check is not None:
         err.print("[red]✗[/] give --output or --check, not both", highlight=False)
         raise typer.Exit(EXIT_INVALID)
@@ -100,8 +82,6 @@ def gateway_config(
         return
     try:
         current = read_regular(check, limit_bytes=CONFIG_LIMIT_BYTES, what="proxy config").decode("utf-8")
-    except FileAccessError as exc:
-        fail(exc, EXIT_INVALID)
     except UnicodeDecodeError as exc:
         fail(f"{check}: not UTF-8 text ({exc.reason} at byte {exc.start})", EXIT_INVALID)
     diff = check_config(text, current, str(check))
@@ -127,14 +107,12 @@ def gateway_import(
     Exit codes: 0 written; 2 the config cannot be imported (each problem names its entry) or
     the output file already exists.
     """
+    from homelab.gateway.importer import DEFAULT_LLAMACPP_PORTS, import_litellm, load_litellm_config, render_inventory
+
     # lexists: a dangling symlink is something there too, and a name too long is no crash.
     if output is not None and os.path.lexists(output):
         err.print(f"[red]✗[/] {escape(str(output))} exists: choose another --output", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID)
-    try:
-        data, source = load_litellm_config(config)
-        inv = import_litellm(data, source, name=name, llamacpp_ports=llamacpp_port or DEFAULT_LLAMACPP_PORTS)
-    except InventoryError as exc:
-        print_problems(exc)
-        raise typer.Exit(EXIT_INVALID) from None
+    data, source = load_litellm_config(config)
+    inv = import_litellm(data, source, name=name, llamacpp_ports=llamacpp_port or DEFAULT_LLAMACPP_PORTS)
     _emit(render_inventory(inv, config.name), output, [config])

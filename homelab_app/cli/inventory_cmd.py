@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from homelab.errors import InventoryError
-from homelab.inventory import Inventory, load_inventory_with_notes
 from homelab_app.cli.common import (
     EXIT_INVALID,
     JsonFlag,
@@ -18,6 +17,9 @@ from homelab_app.cli.common import (
     print_notes,
     print_problems,
 )
+
+if TYPE_CHECKING:
+    from homelab.inventory import Inventory
 
 __all__ = ["schema", "validate"]
 
@@ -44,6 +46,8 @@ def validate(
     Notes in the same form say where a valid file is read differently from how it is written
     (an endpoint URL with an API path such as /v1 on it). Exits 0 when all are valid, 2 when any is not.
     """
+    from homelab.inventory import load_inventory_with_notes
+
     results: list[dict[str, Any]] = []
     for path in files:
         try:
@@ -73,4 +77,6 @@ def validate(
 @app.command()
 def schema() -> None:
     """Print the cluster file's JSON Schema (point your editor's YAML support at it)."""
+    from homelab.inventory import Inventory
+
     print(json.dumps(Inventory.model_json_schema(), indent=2))

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from homelab.recovery.windows import windows_setup
-from homelab_app.cli.common import EXIT_INVALID, InventoryOption, JsonFlag, _shown, app, fail, load_or_exit, out
+from homelab_app.cli.common import EXIT_INVALID, InventoryOption, JsonFlag, app, fail, load_or_exit, out, shown
 
 __all__ = ["windows_setup_command"]
 
@@ -27,6 +26,8 @@ def windows_setup_command(
     Nothing is run: the steps are for the machine's owner, at its keyboard. Exit code 2 when
     the cluster file is invalid, has no such node, or the node is not `os: windows`.
     """
+    from homelab.recovery.windows import windows_setup
+
     nodes = load_or_exit(inventory).nodes
     target = next((n for n in nodes if n.name == node), None)
     if target is None:
@@ -39,8 +40,8 @@ def windows_setup_command(
         print(json.dumps([s.model_dump() for s in steps], indent=2))
         return
     for number, step in enumerate(steps, start=1):
-        out.print(f"{number}. {_shown(step.title)}  ({_shown(step.where)})", highlight=False, soft_wrap=True)
+        out.print(f"{number}. {shown(step.title)}  ({shown(step.where)})", highlight=False, soft_wrap=True)
         for command in step.commands:
-            out.print(f"     {_shown(command)}", highlight=False, soft_wrap=True)
+            out.print(f"     {shown(command)}", highlight=False, soft_wrap=True)
         if step.note:
-            out.print(f"   {_shown(step.note)}", highlight=False, soft_wrap=True)
+            out.print(f"   {shown(step.note)}", highlight=False, soft_wrap=True)

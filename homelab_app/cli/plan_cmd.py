@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.errors import SettingsError, VramError
-from homelab.vram import (
+from homelab.errors import SettingsError
+from homelab.vram.sizes import (
     DEFAULT_GPU_OVERHEAD_BYTES,
-    Estimate,
-    Plan,
-    PlanPolicy,
-    RunSettings,
-    estimate,
-    max_gpu_layers,
-    plan_lineup,
-    shape_of,
+    GIB,
+    MAX_CONTEXT,
+    MAX_GPU_LAYERS,
+    MAX_GPU_OVERHEAD_BYTES,
+    MAX_PARALLEL,
+    MIB,
 )
-from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
-from homelab.vram.settings import GIB, MAX_CONTEXT, MAX_GPU_LAYERS, MAX_GPU_OVERHEAD_BYTES, MAX_PARALLEL, MIB
 from homelab_app.cli.common import (
     EXIT_INVALID,
     JsonFlag,
@@ -33,6 +28,10 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
+
+if TYPE_CHECKING:
+    from homelab.vram.estimate import Estimate
+    from homelab.vram.planner import Plan
 
 __all__ = ["estimate_command", "plan_command"]
 
@@ -60,7 +59,9 @@ def _size(n: int) -> str:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    """Print a planning error (no traceback) and exit 2."""
+    """Print bad input that is no HomelabError (no traceback) and exit 2."""
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
@@ -129,6 +130,11 @@ def plan_command(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from pydantic import ValidationError
+
+    from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
+    from homelab.vram.planner import PlanPolicy, plan_lineup
+
     if inventory is None:
         _fail(ValueError("homelab plan needs --inventory FILE (or HOMELAB_INVENTORY)"))
     inv = load_or_exit(inventory)
@@ -137,7 +143,7 @@ def plan_command(
         built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file)
         policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
         plan = plan_lineup(built.entries, built.slots, policy, built.unsized)
-    except (VramError, ValidationError) as exc:
+    except ValidationError as exc:
         _fail(exc)
     if as_json:
         print(plan.model_dump_json(indent=2))
@@ -193,6 +199,12 @@ def estimate_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Bytes one llama-server run puts on the GPU and on the CPU (weights, KV cache, compute)."""
+    from pydantic import ValidationError
+
+    from homelab.vram.estimate import estimate, max_gpu_layers
+    from homelab.vram.guess import shape_of
+    from homelab.vram.settings import RunSettings
+
     try:
         shape = shape_of(model)
         settings = RunSettings(
@@ -206,12 +218,9 @@ def estimate_command(
             raise SettingsError(f"not even -ngl 0 fits {fit_gib} GiB: a CUDA build computes on the GPU anyway")
         else:
             result = fitted
-    except (VramError, ValidationError) as exc:
+    except ValidationError as exc:
         _fail(exc)
     if as_json:
         print(json.dumps(result.model_dump() | {"settings": settings.model_dump()}, indent=2))
     else:
         _render_estimate(result)
-
-
-# -- LiteLLM gateway: `homelab gateway config` and `homelab gateway import` -----------------------

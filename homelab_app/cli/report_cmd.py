@@ -10,17 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.errors import FileAccessError, HistoryError, ReportError
 from homelab.files import write_atomic
-from homelab_app.cli.common import (
-    EXIT_INVALID,
-    InventoryOption,
-    JsonFlag,
-    app,
-    fail,
-    load_or_exit,
-    out,
-)
+from homelab_app.cli.common import InventoryOption, JsonFlag, app, load_or_exit, out
 
 if TYPE_CHECKING:
     from homelab.reports import HealthReport
@@ -55,23 +46,24 @@ def report_command(
     csv: Annotated[Path | None, typer.Option("--csv", help="Write one CSV per table (and PNG charts) here.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Report uptime, latency, incidents and VRAM use from the history database."""
+    """Report uptime, latency, incidents and VRAM use from the history database.
+
+    Exit codes: 0 reported; 2 an invalid cluster file or period, a history database that
+    cannot be read, or an output that cannot be written.
+    """
     # Imported here, not at the top: pandas and matplotlib take over a second to import, and
     # only this command should pay for them (every other `homelab` call starts without).
     from homelab import reports
 
     inv = load_or_exit(inventory)
-    try:
-        period = reports.parse_since(since)
-        with reports.open_report_history(inv.history.url, relative_to=inventory.parent) as history:
-            report = reports.build_report(history, period, inv)
-        if html is not None:
-            # Atomic, and never through a FIFO (writing one waits for a reader) or a device.
-            write_atomic(html, reports.to_html(report).encode())
-        if csv is not None:
-            reports.write_csv(report, csv)
-    except (ReportError, HistoryError, FileAccessError) as exc:
-        fail(exc, EXIT_INVALID)
+    period = reports.parse_since(since)
+    with reports.open_report_history(inv.history.url, relative_to=inventory.parent) as history:
+        report = reports.build_report(history, period, inv)
+    if html is not None:
+        # Atomic, and never through a FIFO (writing one waits for a reader) or a device.
+        write_atomic(html, reports.to_html(report).encode())
+    if csv is not None:
+        reports.write_csv(report, csv)
     if as_json:
         out.print_json(json.dumps(reports.to_json(report)))
     else:

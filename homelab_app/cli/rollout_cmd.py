@@ -4,51 +4,46 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
-from homelab import docker_ops as _docker_ops
-from homelab.docker_ops.apply import StepsReport
-from homelab.docker_ops.connect import Engine, engine_url, open_engine
-from homelab.errors import HomelabError, ModelSourceMissing, VramError
-from homelab.inventory import Inventory, Node
-from homelab.rollout.node import DirectRunner, EngineOpener, NodeRolloutReport, node_inputs, roll_out
-from homelab.rollout.preview import RolloutPreview
+from homelab.errors import HomelabError
 from homelab_app.cli.common import (
+    EXIT_FAILED,
     EXIT_INVALID,
     InventoryOption,
     JsonFlag,
-    _shown,
     app,
     err,
     fail,
     load_or_exit,
     out,
+    shown,
 )
-from homelab_app.stack.prefect_cli import default_prefect_home, prefect_env
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from homelab.docker_ops.apply import StepsReport
+    from homelab.docker_ops.connect import Engine
+    from homelab.docker_ops.sources import CopyProgress, ProgressCallback
+    from homelab.inventory import Inventory, Node
+    from homelab.rollout.node import EngineOpener, NodeRolloutReport
+    from homelab.rollout.preview import RolloutPreview
 
 __all__ = ["rollout_command"]
 
-
-EXIT_ROLLOUT_FAILED = 1
 _STEP_STYLE = {"done": "green", "rolled back": "yellow", "failed": "red", "not run": "dim"}
 
 
-def _rollout_progress(progress: Progress) -> _docker_ops.ProgressCallback:
+def _rollout_progress(progress: Progress) -> ProgressCallback:
     """Turn the core's copy callbacks into rich bars (one per file and phase) with bytes per second."""
     bars: dict[tuple[str, str], Any] = {}
 
-    def update(p: _docker_ops.CopyProgress) -> None:
+    def update(p: CopyProgress) -> None:
         key = (p.file, p.phase)
         if key not in bars:
             bars[key] = progress.add_task(f"{p.phase} {p.file}", total=p.total_bytes)
@@ -85,6 +80,9 @@ def _failure(message: str | None, log_tail: list[str]) -> None:
 def _connect(inv: Inventory, vault_block: str | None) -> EngineOpener:
     """Open the node's engine; for ssh:// with the key its cluster-file entry names, as the flow's tasks do."""
 
+    from homelab.docker_ops.connect import engine_url, open_engine
+    from homelab_app.stack.prefect_cli import default_prefect_home, prefect_env
+
     def connect(node: Node) -> Engine:
         if not engine_url(node).startswith("ssh://"):
             return open_engine(node)
@@ -102,9 +100,7 @@ def _connect(inv: Inventory, vault_block: str | None) -> EngineOpener:
 
 def _not_checked(part: str, against: str, why: str | None) -> None:
     if why:
-        out.print(
-            f"[yellow]![/] {part}: not checked against {against} ({_shown(why)})", highlight=False, soft_wrap=True
-        )
+        out.print(f"[yellow]![/] {part}: not checked against {against} ({shown(why)})", highlight=False, soft_wrap=True)
 
 
 def _render_preview(preview: RolloutPreview) -> None:
@@ -122,7 +118,7 @@ def _render_preview(preview: RolloutPreview) -> None:
             )  # fmt: skip
         out.print(table)
         for c in preview.containers:
-            out.print(f"  run {escape(c.name)}: {_shown(c.run_line())}", highlight=False, soft_wrap=True)
+            out.print(f"  run {escape(c.name)}: {shown(c.run_line())}", highlight=False, soft_wrap=True)
             out.print(f"  gate {escape(c.name)}: {escape(c.gate.summary())}", highlight=False, soft_wrap=True)
     for m in preview.ollama:
         parameters = ", ".join(f"{k} {v}" for k, v in m.parameters.items())
@@ -181,8 +177,14 @@ def rollout_command(
         typer.Option("--prune", help="Delete Ollama models the cluster file no longer names (else only unloaded)."),
     ] = False,
     helper_image: Annotated[
-        str, typer.Option("--helper-image", help="Image of the short-lived copy helpers.")
-    ] = _docker_ops.HelperSettings().image,
+        str | None,
+        # The default is written out: docker_ops loads only when a rollout runs (a test keeps them equal).
+        typer.Option(
+            "--helper-image",
+            help="Image of the short-lived copy helpers [default: busybox:stable].",
+            show_default=False,
+        ),
+    ] = None,
     vault_block: Annotated[
         str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads an ssh:// node's key.")
     ] = None,
@@ -209,6 +211,12 @@ def rollout_command(
     checked in /api/ps; models the cluster file no longer names are unloaded (--prune deletes
     them). When that fails, the containers are not touched.
     """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from homelab.docker_ops.helper import HelperSettings
+    from homelab.docker_ops.serial import RolloutSettings
+    from homelab.rollout.node import DirectRunner, node_inputs, roll_out
+
     inv = load_or_exit(inventory)
     target = next((n for n in inv.nodes if n.name == node), None)
     if target is None:
@@ -218,9 +226,10 @@ def rollout_command(
         inputs = node_inputs(
             inv, target, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config
         )
-    except (ModelSourceMissing, ValueError, VramError) as exc:
+    except ValueError as exc:  # a missing model file or a plan that does not fit: the CLI's handler, exit 2 too
         fail(exc, EXIT_INVALID)
-    settings = _docker_ops.RolloutSettings(helper=_docker_ops.HelperSettings(image=helper_image))
+    helper = HelperSettings() if helper_image is None else HelperSettings(image=helper_image)
+    settings = RolloutSettings(helper=helper)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     try:
         with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
@@ -230,11 +239,11 @@ def rollout_command(
             report = roll_out(
                 inv, target, inputs, settings, runner, dry_run=dry_run, prune=prune, gateway_config=gateway_config
             )
-    except (HomelabError, OSError) as exc:
-        fail(exc, EXIT_ROLLOUT_FAILED)
+    except (HomelabError, OSError) as exc:  # once the rollout runs, every failure is exit 1
+        fail(exc, EXIT_FAILED)
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
         _render_node(report)
     if not report.ok:
-        raise typer.Exit(EXIT_ROLLOUT_FAILED)
+        raise typer.Exit(EXIT_FAILED)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.errors import HistoryError, ModelError, RequestError
-from homelab.health.sweep import open_probe_client
-from homelab.history import HistoryStore, open_history
-from homelab.inventory import Inventory
-from homelab.router import Decision, Refreshed, Router, open_router, route_lines
-from homelab.router.health_view import HealthSettings
+from homelab.errors import HistoryError
 from homelab_app.cli.common import (
     EXIT_DEGRADED,
     EXIT_INVALID,
@@ -24,10 +18,16 @@ from homelab_app.cli.common import (
     JsonFlag,
     app,
     err,
-    fail,
     load_or_exit,
     out,
 )
+
+if TYPE_CHECKING:
+    from homelab.history import HistoryStore
+    from homelab.inventory import Inventory
+    from homelab.router.choose import Decision
+    from homelab.router.health_view import Refreshed
+    from homelab.router.route import Router
 
 __all__ = ["route_command"]
 
@@ -36,6 +36,8 @@ _ROUTE_DEFAULT_ENDPOINT = "/v1/chat/completions"
 
 
 def _route_history(inv: Inventory, inventory: Path) -> HistoryStore | None:
+    from homelab.history import open_history
+
     try:
         return open_history(inv.history.url, relative_to=inventory.parent)
     except HistoryError as exc:
@@ -45,6 +47,12 @@ def _route_history(inv: Inventory, inventory: Path) -> HistoryStore | None:
 
 def _open_route(inv: Inventory | None, inventory: Path | None, ttl_s: float, probe: bool) -> Router:
     """The router with the freshest view the history and (unless --no-probe) live probes give."""
+    import asyncio
+
+    from homelab.health.sweep import open_probe_client
+    from homelab.router.health_view import HealthSettings
+    from homelab.router.route import Router, open_router
+
     if inv is None or inventory is None:
         return Router(None)
     settings = HealthSettings(ttl_s=ttl_s)
@@ -99,6 +107,8 @@ def _render_decision(d: Decision) -> None:
 
 def _route_file(router: Router, requests: Path, as_json: bool) -> None:
     """One JSON line (or table row) per request line, in order; bad lines on stderr with their number."""
+    from homelab.router.batch import route_lines
+
     name = "stdin" if str(requests) == "-" else str(requests)
 
     def report(number: int, message: str) -> None:
@@ -161,14 +171,11 @@ def route_command(
         err.print("[red]✗[/] give a PROMPT or --requests FILE (exactly one)", highlight=False)
         raise typer.Exit(EXIT_INVALID)
     inv = load_or_exit(inventory) if inventory is not None else None
-    try:
-        router = _open_route(inv, inventory, ttl_s, probe=not no_probe)
-        if requests is not None:
-            _route_file(router, requests, as_json)
-            return
-        decision = router.decide(endpoint, {"messages": [{"role": "user", "content": prompt}]})
-    except (ModelError, RequestError) as exc:
-        fail(exc, EXIT_INVALID)
+    router = _open_route(inv, inventory, ttl_s, probe=not no_probe)
+    if requests is not None:
+        _route_file(router, requests, as_json)
+        return
+    decision = router.decide(endpoint, {"messages": [{"role": "user", "content": prompt}]})
     if as_json:
         print(decision.model_dump_json(indent=2))
     else:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.errors import InventoryError, StackError
-from homelab_app.cli.common import (
-    EXIT_INVALID,
-    JsonFlag,
-    app,
-    err,
-    fail,
-    out,
-    print_problems,
-)
-from homelab_app.stack import DEFAULT_PORT, StackOptions, StackStatus, StopReport, down, up
+from homelab_app.cli.common import JsonFlag, app, err, out
+
+if TYPE_CHECKING:
+    from homelab_app.stack import StackStatus, StopReport
 
 __all__ = ["down_command", "up_command"]
-
-EXIT_FAILED = 1
 
 StateDirOption = Annotated[
     Path | None,
@@ -44,7 +35,11 @@ def up_command(
             help="The cluster file [default: ./cluster.yaml if present].",
         ),
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Port of the embedded server on 127.0.0.1.")] = DEFAULT_PORT,
+    port: Annotated[
+        int | None,
+        # The default is written out: the stack's modules load only when `up` runs (a test keeps them equal).
+        typer.Option("--port", help="Port of the embedded server on 127.0.0.1 [default: 4200].", show_default=False),
+    ] = None,
     state_dir: StateDirOption = None,
     queue: Annotated[
         list[str] | None, typer.Option("--queue", "-q", help="Work queue for the worker (repeat); default every queue.")
@@ -60,27 +55,23 @@ def up_command(
     Idempotent: what already runs is kept. Exit codes: 0 up; 1 something did not start (the
     message says what, with its log); 2 the cluster file or prefect.yaml is invalid.
     """
+    from homelab_app.stack import DEFAULT_PORT, StackOptions, up
+
     options = StackOptions(
         inventory=inventory,
-        port=port,
+        port=DEFAULT_PORT if port is None else port,
         state_dir=state_dir,
         queues=tuple(queue or ()),
         worker_only=worker_only,
         worker_name=worker_name,
     )
-    try:
-        with err.status("homelab up") as spinner:
+    with err.status("homelab up") as spinner:
 
-            def progress(step: str) -> None:
-                spinner.update(escape(step))
-                err.print(f"[dim]· {escape(step)}[/]", highlight=False)
+        def progress(step: str) -> None:
+            spinner.update(escape(step))
+            err.print(f"[dim]· {escape(step)}[/]", highlight=False)
 
-            status = up(options, progress)
-    except InventoryError as exc:
-        print_problems(exc)
-        raise typer.Exit(EXIT_INVALID) from None
-    except StackError as exc:
-        fail(exc, EXIT_FAILED)
+        status = up(options, progress)
     if as_json:
         print(status.model_dump_json(indent=2))
     else:
@@ -112,6 +103,8 @@ def _render_up(status: StackStatus) -> None:
 @app.command("down")
 def down_command(state_dir: StateDirOption = None, as_json: JsonFlag = False) -> None:
     """Stop what `homelab up` started from this state directory (worker, then server), nothing else."""
+    from homelab_app.stack import down
+
     report: StopReport = down(state_dir or Path(".homelab"))
     if as_json:
         print(report.model_dump_json(indent=2))

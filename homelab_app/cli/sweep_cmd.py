@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from homelab.health.sweep import Prognosis, SweepReport, open_probe_client, sweep
 from homelab_app.cli.common import (
     EXIT_CRITICAL,
     EXIT_DEGRADED,
@@ -20,10 +19,14 @@ from homelab_app.cli.common import (
     out,
 )
 
+if TYPE_CHECKING:
+    from homelab.health.sweep import SweepReport
+
 __all__ = ["sweep_command"]
 
 
-_PROGNOSIS_STYLE = {Prognosis.OPERATIONAL: "green", Prognosis.DEGRADED: "yellow", Prognosis.CRITICAL: "bold red"}
+# Keyed by the Prognosis values (a StrEnum equals its value): the sweep's models load when it runs.
+_PROGNOSIS_STYLE = {"OPERATIONAL": "green", "DEGRADED": "yellow", "CRITICAL": "bold red"}
 
 
 def _render_sweep(report: SweepReport) -> None:
@@ -54,6 +57,10 @@ def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None
     Exit codes: 0 every endpoint UP; 1 something is SLOW or DOWN (DEGRADED);
     3 the cluster is CRITICAL; 2 the cluster file is invalid.
     """
+    import asyncio
+
+    from homelab.health.sweep import Prognosis, open_probe_client, sweep
+
     inv = load_or_exit(inventory)
 
     async def run() -> SweepReport:
@@ -69,6 +76,3 @@ def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None
         raise typer.Exit(EXIT_CRITICAL)
     if not report.all_up:
         raise typer.Exit(EXIT_DEGRADED)
-
-
-# -- VRAM planning: `homelab plan` (the inventory's lineup) and `homelab plan estimate` ------------
