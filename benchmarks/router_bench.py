@@ -135,7 +135,8 @@ def _print_report(report: dict[str, Any]) -> None:
     )
     big = report["big_prompt"]
     print(
-        f"1 MB prompt: {big['median_us']} us median, {big['max_us']} us max -> {big['category']} (truncated {big['truncated']})"
+        f"1 MB prompt: {big['median_us']} us median, {big['max_us']} us max -> {big['category']} "
+        f"(truncated {big['truncated']})"
     )
     print(f"peak RSS {report['peak_rss_mib']} MiB; load average {report['load_average']}")
 

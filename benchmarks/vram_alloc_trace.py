@@ -26,7 +26,8 @@ _EDITS = (
     (
         "//#define AT_PRINTF(...) GGML_LOG_DEBUG(__VA_ARGS__)\n#define AT_PRINTF(...)\n",
         "#include <stdio.h>\n"
-        'static int ggml_alloc_trace(void) { static int t = -1; if (t < 0) { t = getenv("GGML_ALLOC_TRACE") != NULL; } return t; }\n'
+        "static int ggml_alloc_trace(void) { static int t = -1; "
+        'if (t < 0) { t = getenv("GGML_ALLOC_TRACE") != NULL; } return t; }\n'
         "#define AT_PRINTF(...) do { if (ggml_alloc_trace()) { fprintf(stderr, __VA_ARGS__); } } while (0)\n",
     ),
     (

@@ -61,7 +61,8 @@ class Run:
 
 # Log lines kept in benchmarks/data: what homelab.vram.llama_log reads and the model's shape.
 _KEEP = re.compile(
-    r"print_info: (file type|n_embd|n_layer|n_head|n_swa |n_ff |model params|n_vocab)|load_tensors: (?!layer)|llama_context:|llama_kv_cache|sched_reserve:"
+    r"print_info: (file type|n_embd|n_layer|n_head|n_swa |n_ff |model params|n_vocab)"
+    r"|load_tensors: (?!layer)|llama_context:|llama_kv_cache|sched_reserve:"
 )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import hvac
@@ -143,11 +143,25 @@ def load_vault(name: str | None) -> VaultSecrets | None:
     if not name:
         return None
     try:
-        return VaultSecrets.load(name, _sync=True)  # type: ignore[call-arg,no-any-return]
+        return _load_block(VaultSecrets, name)
     except ValueError as exc:  # Prefect's "Unable to find block document named ..."
         raise SecretsError(f"vault block {name!r}: {_first_line(exc)}") from exc
     except httpx.HTTPError as exc:
         raise SecretsError(f"vault block {name!r}: the Prefect API does not answer: {type(exc).__name__}") from exc
+
+
+_B = TypeVar("_B", bound=Block)
+
+
+def _load_block(block_type: type[_B], name: str) -> _B:
+    """A saved block, loaded synchronously even inside a running event loop (a flow's).
+
+    `_sync=True` makes Prefect's `async_dispatch` call the sync implementation, so the result
+    is never the coroutine that the decorator's return type allows.
+    """
+    block = block_type.load(name, _sync=True)  # type: ignore[call-arg]  # async_dispatch's own keyword
+    assert isinstance(block, block_type)
+    return block
 
 
 def read_secret(ref: SecretRef, vault: VaultSecrets | None) -> SecretStr:
@@ -166,7 +180,7 @@ def read_secret(ref: SecretRef, vault: VaultSecrets | None) -> SecretStr:
         return vault.read(ref.vault.path, ref.vault.key, ref.vault.mount)
     assert ref.block is not None
     try:
-        block = Secret.load(ref.block, _sync=True)  # type: ignore[call-arg]
+        block = _load_block(Secret, ref.block)
     except ValueError as exc:  # Prefect's "Unable to find block document named ..."
         raise SecretsError(f"prefect secret block {ref.block!r}: {_first_line(exc)}") from exc
     value = block.get()

@@ -1,4 +1,4 @@
-"""The Go syntaxes Ollama applies to what it is sent: text/template for prompt templates, time.ParseDuration for keep_alive.
+"""The Go syntaxes Ollama applies to what it is sent: text/template for templates, time.ParseDuration for keep_alive.
 
 Durations: Ollama reads a `keep_alive` string with Go's `time.ParseDuration` (ollama/ollama
 api/types.go `Duration.UnmarshalJSON`, line 1259 at v0.33.0-rc2, line 1040 at v0.12.11), so

@@ -161,10 +161,15 @@ def _translated(node: str, doing: str) -> Iterator[None]:
     except paramiko.SSHException as exc:
         raise RemoteError(f"node {node}: {doing}: SSH error: {exc}") from exc
     except NoValidConnectionsError as exc:
-        causes = "; ".join(sorted({e.strerror or str(e) for e in exc.errors.values()}))
+        causes = "; ".join(sorted({_os_reason(e) for e in exc.errors.values()}))
         raise RemoteError(f"node {node}: {doing}: cannot connect: {causes}") from exc
     except OSError as exc:
         raise RemoteError(f"node {node}: {doing}: {exc.strerror or exc}") from exc
+
+
+def _os_reason(exc: Exception) -> str:
+    """A socket error's own words ("Connection refused", not "[Errno 111] Connection refused")."""
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 class RemoteShell:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -104,6 +104,14 @@ class _Refused(yaml.YAMLError):
         self.message = message
 
 
+class _NodeEvent(Protocol):
+    """What SafeLoader's pure-Python parser gives for a node: every event it makes has a mark
+    (types-PyYAML allows None and libyaml's marks too, which this loader never sees)."""
+
+    anchor: str | None
+    start_mark: yaml.Mark
+
+
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader that counts depth, alias uses and expanded size while it composes."""
 
@@ -119,7 +127,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self._peek()
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
                 raise _Refused(event.start_mark, f"more than {MAX_ALIASES:,} aliases (*name); refusing to expand them")
@@ -127,12 +135,15 @@ class _BoundedLoader(yaml.SafeLoader):
             if anchored is not None and id(anchored) not in self._expanded:
                 raise _Refused(event.start_mark, f"alias *{event.anchor} is used inside its own anchor (a loop)")
             self._count(self._expanded[id(anchored)][0] if anchored is not None else 0, event.start_mark)
-            return super().compose_node(parent, index)
+            alias = super().compose_node(parent, index)
+            assert alias is not None  # PyYAML composes a node or raises; its stubs allow None
+            return alias
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise _Refused(self.peek_event().start_mark, f"nested more than {MAX_DEPTH} levels deep")
-        self._count(1, self.peek_event().start_mark)
+            raise _Refused(self._peek().start_mark, f"nested more than {MAX_DEPTH} levels deep")
+        self._count(1, self._peek().start_mark)
         node = super().compose_node(parent, index)
+        assert node is not None
         self._depth -= 1
         self._expanded[id(node)] = self._measure(node)
         if isinstance(node, yaml.MappingNode):
@@ -143,6 +154,11 @@ class _BoundedLoader(yaml.SafeLoader):
                     self.duplicate_keys[id(key_node)] = first[key]
                 first.setdefault(key, line)
         return node
+
+    def _peek(self) -> _NodeEvent:
+        """The next event, not consumed: a node's (an alias, a scalar, a collection's start) here."""
+        event: _NodeEvent = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        return event
 
     def _count(self, values: int, mark: yaml.Mark) -> None:
         self._values += values

@@ -35,7 +35,7 @@ FUZZ = settings(
 MAX_SECONDS = 2.0
 MAX_PEAK_GROWTH_KIB = 128 * 1024  # ru_maxrss is in KiB on Linux
 SEEDS = [path.read_text(encoding="utf-8") for path in EXAMPLES + GOOD]
-YAML_CHARACTERS = list("[]{}:,-?&*!|>'\"#%@`~\n\t .0123456789eE+") + ["\x00", "\x1b", "\x85", "\u2028", "\ufeff"]
+YAML_CHARACTERS = [*"[]{}:,-?&*!|>'\"#%@`~\n\t .0123456789eE+", "\x00", "\x1b", "\x85", "\u2028", "\ufeff"]
 
 
 def load(text: str) -> Inventory | None:
@@ -142,9 +142,11 @@ def test_the_fuzzer_sees_valid_files_too() -> None:
 
 
 URL_PARTS = st.sampled_from(
-    ["http", "https", "sqlite", "postgresql", "postgresql+psycopg", "mysql", "tcp", "ssh", "unix", "xn--", "a"]
-    + list(":/@?#[]%.-+=~ \x00\t")
-    + ["::1", "127.0.0.1", "65536", "0", "-1", "user", "pass", "--password", "/p:x", "'", '"']
+    [
+        *["http", "https", "sqlite", "postgresql", "postgresql+psycopg", "mysql", "tcp", "ssh", "unix", "xn--", "a"],
+        *":/@?#[]%.-+=~ \x00\t",
+        *["::1", "127.0.0.1", "65536", "0", "-1", "user", "pass", "--password", "/p:x", "'", '"'],
+    ]
 )
 CHECKS = [check_http_url, check_docker_url, check_database_url, check_command, check_host]
 

@@ -1,4 +1,4 @@
-"""Hostile inputs and outputs for `homelab gateway config`, `gateway import` and `rollout --gateway-config`, through the real CLI.
+"""Hostile inputs and outputs for `gateway config`, `gateway import` and `rollout --gateway-config` via the real CLI.
 
 Each case is one YAML file under `tests/cases/hostile/gateway/`: what to lay out in a fresh
 folder (`files`, `fifos`, `dirs`, `sparse` files of a given size, `symlinks`, `hardlinks`, `copies`

@@ -35,8 +35,9 @@ def _sha(short: str) -> str:
 def _desired(row: dict[str, Any]) -> OllamaDesired:
     models = [
         DesiredModel(
-            name=m["name"], alias=m["name"], gguf=m.get("gguf"), local_path=Path("/models", m["gguf"]) if "gguf" in m else None,
-            pull=m.get("pull"), parameters=m["parameters"], template=m.get("template"), keep_alive=m.get("keep_alive", -1),
+            name=m["name"], alias=m["name"], gguf=m.get("gguf"),
+            local_path=Path("/models", m["gguf"]) if "gguf" in m else None, pull=m.get("pull"),
+            parameters=m["parameters"], template=m.get("template"), keep_alive=m.get("keep_alive", -1),
         )
         for m in row["models"]
     ]  # fmt: skip

@@ -1,8 +1,9 @@
-"""The stand-in plays Ollama 0.12 and 0.30+ as their source says: one row per behaviour in tests/cases/ollama_standin/behaviours.jsonl.
+"""The stand-in plays Ollama 0.12 and 0.30+ as their source says, one case per behaviour.
 
-A row names the Ollama version played, an optional tiny GGUF uploaded first (`chat`, or
-`embedding`: one with a pooling type), setup requests that must succeed (`steps`), an optional
-restart with every blob aged by `restart_hours`, then the request and what must come back:
+A row of tests/cases/ollama_standin/behaviours.jsonl names the Ollama version played, an
+optional tiny GGUF uploaded first (`chat`, or `embedding`: one with a pooling type), setup
+requests that must succeed (`steps`), an optional restart with every blob aged by
+`restart_hours`, then the request and what must come back:
 `status`, the exact `error`, a subset of the JSON body (`json`), lengths of parts of it
 (`lengths`, by `a/b` paths), what `/api/ps` lists after
 (`ps`, `ps_forever`), and for a create whether the model's layer is the uploaded blob or a

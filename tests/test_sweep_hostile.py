@@ -157,7 +157,10 @@ async def test_urls_httpx_refuses_are_down_and_every_other_result_is_kept(fault_
         report = await sweep(inv, client)
     first, *rest = report.endpoints
     assert first.state is EndpointState.UP, first.detail
-    found = {case["id"]: (r.state.value, r.reason.value, case["detail"] in r.detail) for case, r in zip(BAD_URLS, rest)}
+    found = {
+        case["id"]: (r.state.value, r.reason.value, case["detail"] in r.detail)
+        for case, r in zip(BAD_URLS, rest, strict=True)
+    }
     assert found == {case["id"]: ("DOWN", case["reason"], True) for case in BAD_URLS}, [r.detail for r in rest]
     json.loads(report.model_dump_json())
 

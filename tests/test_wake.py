@@ -181,7 +181,7 @@ def test_detached_command_needs_an_owner(tmp_path: Path) -> None:
 
 def test_plain_command_uses_command_timeout_s() -> None:
     started = time.monotonic()
-    with pytest.raises(WakeFailed, match="still running after 0.5 s"):
+    with pytest.raises(WakeFailed, match=r"still running after 0\.5 s"):
         wake(Wake(command="sleep 30", command_timeout_s=0.5))
     assert time.monotonic() - started < 8
 

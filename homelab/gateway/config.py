@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.main import IncEx
 
 from homelab.files import read_regular, write_atomic
 from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
@@ -134,7 +135,7 @@ def _fallbacks(chains: dict[Category, list[str]]) -> dict[str, list[str]]:
 def _model_entry(
     name: str, inv: Inventory, endpoint: Endpoint, model: ServedModel, embedding: bool, timeouts: GatewayTimeouts
 ) -> dict[str, Any]:
-    params = litellm_params(endpoint, model, embedding=embedding) or {}
+    params: dict[str, Any] = dict(litellm_params(endpoint, model, embedding=embedding) or {})
     params |= {"timeout": timeouts.request_s, "stream_timeout": timeouts.stream_s}
     info: dict[str, Any] = {"health_check_timeout": inv.probe_settings(endpoint).total_s}
     if embedding:
@@ -150,7 +151,13 @@ def _autoroute_inventory(inv: Inventory, served: set[str]) -> dict[str, Any]:
     SSH, wake, containers, models' deploy sections, GPUs, secrets and history are left out: the
     proxy needs none of them, and the fewer references to the rest of the cluster it carries, the better.
     """
-    keep = {"name": True, "kind": True, "url": True, "probe": True, "models": {"__all__": {"name", "alias"}}}
+    keep: dict[str, IncEx | bool] = {
+        "name": True,
+        "kind": True,
+        "url": True,
+        "probe": True,
+        "models": {"__all__": {"name", "alias"}},
+    }
     nodes = []
     for node in inv.nodes:
         endpoints = [

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -123,10 +123,13 @@ def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -
     return Problem(source.file, line, entry.label, f"as a cluster file, its {field or 'entry'} is refused: {why}")
 
 
+_T = TypeVar("_T")
+
+
 def _origin(loc: tuple[Any, ...], origins: list[list[list[_Entry]]]) -> _Entry:
     """The entry behind `nodes[n].endpoints[e].models[m]...` (the first of its node or endpoint if shorter)."""
 
-    def pick(items: list[Any], at: int) -> Any:
+    def pick(items: list[_T], at: int) -> _T:
         index = loc[at] if len(loc) > at and isinstance(loc[at], int) and loc[at] < len(items) else 0
         return items[index]
 

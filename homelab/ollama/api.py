@@ -21,7 +21,7 @@ from pydantic import ConfigDict
 from homelab.docker_ops.sources import READ_CHUNK_BYTES, CopyProgress, ProgressCallback
 from homelab.errors import OllamaError
 from homelab.frozen import Frozen
-from homelab.ollama.settings import OllamaTimeouts
+from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaTimeouts
 
 __all__ = ["OllamaAPI", "RunningModel", "ShownModel", "open_ollama_client", "parse_parameters"]
 
@@ -90,7 +90,9 @@ def _error_text(response: httpx.Response) -> str:
 class OllamaAPI:
     """Deployment calls to one Ollama server; `where` (node/endpoint) starts every error message."""
 
-    def __init__(self, client: httpx.Client, where: str, timeouts: OllamaTimeouts = OllamaTimeouts()) -> None:
+    def __init__(
+        self, client: httpx.Client, where: str, timeouts: OllamaTimeouts = DEFAULT_OLLAMA_DEPLOY_SETTINGS.timeouts
+    ) -> None:
         self.client = client
         self.where = where
         self.timeouts = timeouts

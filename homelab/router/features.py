@@ -61,7 +61,7 @@ def _char_grams(text: str) -> list[str]:
     shifted = [padded[i:] for i in range(max(CHAR_SIZES))]
     grams: list[str] = []
     for size in CHAR_SIZES:
-        grams += map("".join, zip(*shifted[:size]))
+        grams += map("".join, zip(*shifted[:size], strict=False))  # the shortest shift ends the grams
     return grams
 
 

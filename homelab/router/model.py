@@ -56,8 +56,9 @@ class LinearModel:
             index = np.fromiter(itertools.chain.from_iterable(found), dtype=np.intp, count=sum(sizes))
             scores += np.repeat(scales, sizes) @ self.weights[index]
         scores -= scores.max()
-        exp = np.exp(scores)
-        return exp / exp.sum()
+        exp: np.ndarray = np.exp(scores)
+        exp /= exp.sum()
+        return exp
 
     def save(self, path: Path) -> None:
         """Write the weights file (keys as UTF-8 text, weights as float32)."""

@@ -131,7 +131,7 @@ def compute_buffers(
         peak = max(terms.kq + _ATTN_ACTS * terms.act, terms.ffn, terms.logits)
         return ComputeSplit(0, terms.masks + terms.v_idxs + terms.small + peak + terms.act)
     output_on_gpu = on_gpu[shape.n_layer]
-    cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu) if not gpu]
+    cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if not gpu]
     kv_copy = max(cpu_kv, default=0)
     attn = terms.kq + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy + _ATTN_ACTS * terms.act
     attn += attention_rise(shape, settings, ctx, kv, on_gpu)

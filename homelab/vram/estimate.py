@@ -57,7 +57,8 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
     on_gpu = layers_on_gpu(shape, ctx)
     weights = split_weights(shape, ctx, settings.backend)
     kv = kv_layers(shape, settings, ctx)
-    kv_gpu = sum(layer.bytes for layer, gpu in zip(kv, on_gpu) if gpu)
+    # on_gpu ends with the output layer, which holds no cache.
+    kv_gpu = sum(layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if gpu)
     kv_all = sum(layer.bytes for layer in kv)
     compute = compute_buffers(shape, settings, ctx, kv, on_gpu)
     output = shape.n_vocab * ctx.n_outputs * 4

@@ -68,8 +68,8 @@ def parse_llama_log(text: str) -> LoggedBuffers:
 
     The first line, when it starts with `# `, is taken as the command line (the capture script
     writes it there). A log that names any buffer other than the CPU's came from a GPU build
-    (`backend="cuda"`; other GPU backends are reported as such too). KV cells are the non-SWA cache's cells per stream; `swa_cells` is set only
-    for models with a sliding-window cache.
+    (`backend="cuda"`; other GPU backends are reported as such too). KV cells are the non-SWA
+    cache's cells per stream; `swa_cells` is set only for models with a sliding-window cache.
     """
     sums: dict[str, float] = {}
     fields: dict[str, object] = {}

@@ -8,10 +8,10 @@ paths, field names, status codes and NDJSON streaming, so a real client (LiteLLM
 It plays one Ollama release (`--ollama-version`, default the newest modelled; `versions.py`
 says what differs between 0.12.x and 0.30+, each behaviour with the Ollama source line it
 follows). Implemented: GET `/`, `/api/version`, `/api/tags`, `/api/ps`; POST `/api/show`,
-`/api/chat`, `/api/generate`, `/api/embed` (`server.py`); HEAD/POST `/api/blobs/:digest`, POST `/api/create`, `/api/pull`,
-DELETE `/api/delete` (`manage.py`). Where the stand-in cannot be Ollama it says so: a GPU's
-`size_vram` follows a documented rule (`ModelSpec.vram`), a pull succeeds only for the models
-of its `registry` option, and `create_error` is a fault for tests.
+`/api/chat`, `/api/generate`, `/api/embed` (`server.py`); HEAD/POST `/api/blobs/:digest`, POST
+`/api/create`, `/api/pull`, DELETE `/api/delete` (`manage.py`). Where the stand-in cannot be
+Ollama it says so: a GPU's `size_vram` follows a documented rule (`ModelSpec.vram`), a pull
+succeeds only for the models of its `registry` option, and `create_error` is a fault for tests.
 
 Run it: `python -m homelab_app.ollama_standin --port 11434 [--ollama-version 0.12.11] [--models-dir DIR]
 [--models models.json] [--fail-create MSG]`; a second start on the same `--models-dir` is a restart.

@@ -234,7 +234,7 @@ class ModelAdmin:
         asked = await model_request(request)
         if isinstance(asked, Response):
             return asked
-        body, name = asked
+        _body, name = asked
         if self.state.remove(full_name(name)) is None:
             return error(404, f"model '{name}' not found")
         return Response(status_code=200)

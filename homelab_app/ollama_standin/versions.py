@@ -1,4 +1,4 @@
-"""Which Ollama the stand-in plays: the behaviours that differ between Ollama 0.12.x and 0.30+, each from Ollama's source.
+"""Which Ollama the stand-in plays: the behaviours that differ between Ollama 0.12.x and 0.30+, each from its source.
 
 Citations are to the GitHub repository ollama/ollama at the tags v0.12.11 and v0.33.0-rc2
 (file:line); `docs/ollama-versions.md` lists them with the tests that check each one, and
