@@ -24,7 +24,8 @@ PREFECT = [sys.executable, "-m", "prefect"]
 
 # What in Prefect 3.9.1 (the pinned major's installed release; src/prefect/ in PrefectHQ/prefect)
 # sends anything off the machine, and what turns each off. Settings are read when Prefect is
-# imported, so these go into a child's environment before it starts, never set in-process after.
+# imported, so these go into a process's environment before that: a child's before it starts,
+# this process's before its first import (`use_prefect_env`), never after.
 # - The server's heartbeat to https://sens-o-matic.prefect.io/ (server/services/telemetry.py:105),
 #   run while server.analytics_enabled (:65; settings/models/server/root.py:45), which
 #   PREFECT_SERVER_ANALYTICS_ENABLED sets (`prefect server start --analytics-off` too,
