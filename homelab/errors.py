@@ -6,37 +6,36 @@ system that failed or refused while the command ran. A few commands that report 
 outcome choose otherwise (`homelab rollout` exits 1 for any error during the rollout itself).
 
     HomelabError
-    ├── InventoryError (ValueError)       2  the cluster file is unreadable or invalid
-    │   ├── GatewayConfigError            2  a LiteLLM config cannot be read or imported
-    │   └── DeployConfigError             2  prefect.yaml cannot be read or lacks what `homelab up` needs
-    ├── FileAccessError (ValueError)      2  an input is no readable regular file, or an output cannot be written
-    ├── ModelSourceMissing (FileNotFoundError)
-    │                                     2  a model file the rollout needs is not in the folder given
-    ├── VramError                         2  the VRAM planner cannot answer
-    │   ├── ModelFileError (ValueError)   2  a GGUF file is missing, truncated, corrupt or no GGUF
-    │   ├── UnsupportedModel (ValueError) 2  readable metadata of a model the estimator does not know
-    │   ├── MetadataUnavailable           2  a server (Ollama, llama-server) gave no usable metadata
-    │   ├── SettingsError (ValueError)    2  run settings that llama.cpp itself would refuse
-    │   ├── LineupError (ValueError)      2  a lineup file is unreadable or invalid
-    │   └── VramRefused                   2  a node's models do not fit its GPUs
-    ├── ReportError (ValueError)          2  a report period or output it cannot use
-    ├── HistoryError                      2  the history database cannot be opened, read or written
-    ├── ModelError                        2  the router's weights file is missing or malformed
-    ├── RequestError (ValueError)         2  a request body routing cannot read
-    ├── RemoteError                       1  SSH to a node failed
-    │   ├── HostKeyMismatch               1  the node's host key is unknown or changed
-    │   └── CommandFailed                 1  a remote command exited non-zero
-    ├── DockerOpError                     1  a Docker engine refused or failed an operation
-    │   └── ContainerStepFailed           1  a container step failed before its health gate
-    ├── OllamaError                       1  an Ollama server refused or failed a deployment call
-    ├── WakeFailed                        1  the wake packet or the wake command failed
-    ├── RecoveryStepFailed                1  a recovery step's Prefect task ended Failed or Crashed
-    ├── SecretsError                      1  a secret store is unreachable, refused, or lacks the secret
-    ├── StackError                        1  `homelab up`/`down` could not start, reach or set up Prefect
-    ├── DemoError                         1  a demo server would not start or serve
-    ├── BuildFailed                       1  llama-server could not be found or built for the demo
-    ├── PrefectApiError                   1  the Prefect API refused a call of the demo's tour
-    └── TourError                         1  a step of the demo's tour failed
+    ├── InventoryError (ValueError)             2  the cluster file is unreadable or invalid
+    │   ├── GatewayConfigError                  2  a LiteLLM config cannot be read or imported
+    │   └── DeployConfigError                   2  prefect.yaml cannot be read or lacks what `homelab up` needs
+    ├── FileAccessError (ValueError)            2  an input is no readable regular file; an output cannot be written
+    ├── ModelSourceMissing (FileNotFoundError)  2  a model file the rollout needs is not in the folder given
+    ├── VramError                               2  the VRAM planner cannot answer
+    │   ├── ModelFileError (ValueError)         2  a GGUF file is missing, truncated, corrupt or no GGUF
+    │   ├── UnsupportedModel (ValueError)       2  readable metadata of a model the estimator does not know
+    │   ├── MetadataUnavailable                 2  a server (Ollama, llama-server) gave no usable metadata
+    │   ├── SettingsError (ValueError)          2  run settings that llama.cpp itself would refuse
+    │   ├── LineupError (ValueError)            2  a lineup file is unreadable or invalid
+    │   └── VramRefused                         2  a node's models do not fit its GPUs
+    ├── ReportError (ValueError)                2  a report period or output it cannot use
+    ├── HistoryError                            2  the history database cannot be opened, read or written
+    ├── ModelError                              2  the router's weights file is missing or malformed
+    ├── RequestError (ValueError)               2  a request body routing cannot read
+    ├── RemoteError                             1  SSH to a node failed
+    │   ├── HostKeyMismatch                     1  the node's host key is unknown or changed
+    │   └── CommandFailed                       1  a remote command exited non-zero
+    ├── DockerOpError                           1  a Docker engine refused or failed an operation
+    │   └── ContainerStepFailed                 1  a container step failed before its health gate
+    ├── OllamaError                             1  an Ollama server refused or failed a deployment call
+    ├── WakeFailed                              1  the wake packet or the wake command failed
+    ├── RecoveryStepFailed                      1  a recovery step's Prefect task ended Failed or Crashed
+    ├── SecretsError                            1  a secret store is unreachable, refused, or lacks the secret
+    ├── StackError                              1  `homelab up`/`down` could not start, reach or set up Prefect
+    ├── DemoError                               1  a demo server would not start or serve
+    ├── BuildFailed                             1  llama-server could not be found or built for the demo
+    ├── PrefectApiError                         1  the Prefect API refused a call of the demo's tour
+    └── TourError                               1  a step of the demo's tour failed
 
 Third-party errors are translated at one boundary each, with `raise ... from exc`: `remote.py`
 for paramiko, `docker_ops.connect` for docker-py, `blocks/vault.py` for hvac, `history` for
