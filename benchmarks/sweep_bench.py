@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
-from homelab.health.sweep import SweepReport, open_probe_client, sweep  # noqa: E402
+from homelab.health.http import open_probe_client  # noqa: E402
+from homelab.health.sweep import SweepReport, sweep  # noqa: E402
 from homelab.inventory import Inventory, load_inventory  # noqa: E402
 
 BEHAVIOURS = ("ok", "slow", "blackhole", "refused")

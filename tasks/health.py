@@ -22,8 +22,9 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.events import emit_event
 from prefect.states import Completed, Failed, State
 
+from homelab.health.http import open_probe_client
 from homelab.health.probe import ProbeResult
-from homelab.health.sweep import SweepReport, open_probe_client, sweep
+from homelab.health.sweep import SweepReport, sweep
 from homelab.history import (
     EndpointChange,
     NodeDown,

@@ -34,7 +34,8 @@ from homelab.docker_ops.sources import ModelSource
 from homelab.docker_ops.volumes import copy_into_volume, ensure_volume
 from homelab.errors import ContainerStepFailed
 from homelab.gateway.config import regenerate_config
-from homelab.health.sweep import SweepReport, open_probe_client, sweep
+from homelab.health.http import open_probe_client
+from homelab.health.sweep import SweepReport, sweep
 from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.ollama.apply import OllamaRolloutReport
 from homelab.rollout.containers import plan_node

@@ -16,8 +16,8 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
 
+from homelab.health.http import open_probe_client
 from homelab.health.probe import ProbeResult
-from homelab.health.sweep import open_probe_client
 from homelab.history import open_history
 from homelab.inventory import Inventory, Node
 from homelab.vram.gpu_facts import GpuFact

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from homelab.errors import InventoryError, Problem
 from homelab.gateway.config import litellm_params
+from homelab.health.http import open_probe_client
 from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
-from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings, load_inventory_with_notes
 from homelab.inventory.values import KNOWN_API_PATHS, split_api_path
 from tests.fixtures.fault_servers import FaultServer, Handler, canned, json_route

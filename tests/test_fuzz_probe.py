@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from homelab.health.http import open_probe_client
 from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
-from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
 from tests.bounded import capped
 from tests.fixtures.fault_servers import FaultServer, Route, http_response

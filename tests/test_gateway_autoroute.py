@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from homelab.gateway.autoroute import AutoRouter, RouteDecision, route_headers
-from homelab.health.sweep import open_probe_client
+from homelab.health.http import open_probe_client
 from homelab.inventory import Category, Inventory
 from homelab.router import HealthSettings
 from tests.fixtures.fault_servers import FaultServer, canned, json_route

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from homelab.health.http import open_probe_client
 from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, Reason, probe_endpoint
-from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
 from tests.fixtures.fault_servers import (
     FaultServer,

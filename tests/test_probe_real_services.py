@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from homelab.health.http import open_probe_client
 from homelab.health.probe import EndpointState, ProbeResult, Reason, probe_endpoint
-from homelab.health.sweep import Prognosis, TierState, open_probe_client, sweep
+from homelab.health.sweep import Prognosis, TierState, sweep
 from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, ProbeSettings
 from tests.fixtures.litellm_proxy import LiteLLMProxy
 from tests.fixtures.llama import LlamaServer

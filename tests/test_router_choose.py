@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from homelab.health.sweep import open_probe_client, sweep
+from homelab.health.http import open_probe_client
+from homelab.health.sweep import sweep
 from homelab.history import open_history
 from homelab.inventory import Category, Inventory, load_inventory
 from homelab.router import (

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from homelab.health.http import open_probe_client
 from homelab.health.probe import EndpointState, Reason
-from homelab.health.sweep import SweepLimits, open_probe_client, sweep
+from homelab.health.sweep import SweepLimits, sweep
 from homelab.history import open_history
 from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
 from homelab.router import open_router
@@ -127,7 +128,7 @@ async def test_a_probe_waiting_for_its_origin_has_not_started_its_clock(fault_se
     proxy = fault_server(delayed(json_route({"data": [{"id": "m"}]}), 0.5))
     inv = _behind_proxy(proxy.url, 40, EndpointKind.OPENAI, {"connect_s": 1.0, "total_s": 1.5, "slow_ms": 1400})
     limits = SweepLimits(max_connections_per_origin=10)
-    async with open_probe_client(limits) as client:
+    async with open_probe_client(limits.max_connections_per_origin) as client:
         report = await sweep(inv, client, limits)
     assert [r.state for r in report.endpoints] == [EndpointState.UP] * 40, {r.detail for r in report.endpoints}
     assert max(r.latency_ms for r in report.endpoints) < 1400

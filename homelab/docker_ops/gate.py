@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from homelab.docker_ops.connect import Engine
 from homelab.docker_ops.containers import container_state, log_tail
+from homelab.health.http import open_probe_client
 from homelab.health.probe import EndpointState, Reason, probe_endpoint
-from homelab.health.sweep import open_probe_client
 from homelab.inventory import Endpoint, Node, ProbeSettings
 
 __all__ = ["DEFAULT_HEALTH_GATE", "GateProbe", "GateResult", "HealthGate", "wait_healthy"]

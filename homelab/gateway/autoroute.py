@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.errors import RequestError
 from homelab.gateway.config import AUTO_MODEL, AUTOROUTE_SETTINGS_KEY, gateway_model_name
-from homelab.health.sweep import open_probe_client
+from homelab.health.http import open_probe_client
 from homelab.inventory import Category, Inventory
 from homelab.router import (
     Classification,

@@ -25,6 +25,7 @@ import httpx
 from pydantic import Field
 
 from homelab.frozen import Frozen
+from homelab.health.http import DEFAULT_CONNECTIONS_PER_ORIGIN
 from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
 from homelab.inventory import Endpoint, Inventory, Node
 
@@ -39,7 +40,6 @@ __all__ = [
     "classify_cluster",
     "classify_tier",
     "classify_tiers",
-    "open_probe_client",
     "probe_endpoints",
     "sweep",
 ]
@@ -98,7 +98,10 @@ class SweepLimits(Frozen):
 
     max_concurrency: int = Field(512, gt=0, le=65_536, description="endpoints probed at the same time")
     max_connections_per_origin: int = Field(
-        256, gt=0, le=65_536, description="connections open at once to one scheme://host:port (a reverse proxy)"
+        DEFAULT_CONNECTIONS_PER_ORIGIN,
+        gt=0,
+        le=65_536,
+        description="connections open at once to one scheme://host:port (a reverse proxy)",
     )
     probe: ProbeLimits = DEFAULT_PROBE_LIMITS
 
@@ -162,45 +165,6 @@ def _alias_serving(inv: Inventory, alias: str, by_endpoint: dict[tuple[str, str]
     return result is not None and result.serving
 
 
-class _PoolPerOrigin(httpx.AsyncBaseTransport):
-    """One connection pool per scheme://host:port instead of one big pool.
-
-    httpcore's pool scans every connection it holds on each request and each close, so one
-    pool for a 500-endpoint sweep costs O(n²) bookkeeping: over a second of CPU that then
-    shows up as latency, and as false timeouts on a busy machine. A pool opens connections
-    only as requests need them, up to `max_connections`; an origin with one endpoint holds
-    one. Pools share one TLS context.
-    """
-
-    def __init__(self, max_connections: int) -> None:
-        self._tls = httpx.create_ssl_context()
-        self._max_connections = max_connections
-        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        origin = (request.url.raw_scheme, request.url.raw_host, request.url.port)
-        pool = self._pools.get(origin)
-        if pool is None:
-            limits = httpx.Limits(max_connections=self._max_connections, max_keepalive_connections=0)
-            pool = self._pools[origin] = httpx.AsyncHTTPTransport(verify=self._tls, limits=limits, trust_env=False)
-        return await pool.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
-
-
-def open_probe_client(limits: SweepLimits = DEFAULT_SWEEP_LIMITS) -> httpx.AsyncClient:
-    """A client for sweeps; redirects are not followed (a health URL that moves is a fault),
-    proxies from the environment are ignored (probes go straight to the endpoint).
-
-    Each origin's pool holds `limits.max_connections_per_origin` connections, the most that
-    `probe_endpoints` lets run at once there, so a probe never waits for a pooled connection.
-    """
-    transport = _PoolPerOrigin(limits.max_connections_per_origin)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
-
-
 def _origin(url: str) -> tuple[str, bytes, int | None] | str:
     """What shares a connection pool: scheme, host, port (a URL httpx refuses is its own origin)."""
     try:
@@ -221,7 +185,8 @@ async def probe_endpoints(
     Forty endpoints behind one reverse proxy share one origin: each probe's requests run one
     after another, so the origin needs one connection per endpoint. A probe waits for its
     origin's turn and a concurrency slot *before* its clock starts, so waiting for others
-    never turns into a false timeout; the client's pools are as large as the origin gate.
+    never turns into a false timeout; the client's pools (`open_probe_client`, given
+    `limits.max_connections_per_origin`) are as large as the origin gate.
     """
     gate = asyncio.Semaphore(limits.max_concurrency)
     counts = Counter(_origin(endpoint.url) for _, endpoint in pairs)

@@ -24,8 +24,8 @@ from homelab.docker_ops.gate import wait_healthy
 from homelab.docker_ops.plan import Plan, StartContainer, UpdateRestartPolicy
 from homelab.docker_ops.serial import DEFAULT_ROLLOUT_SETTINGS, RolloutSettings
 from homelab.errors import DockerOpError
+from homelab.health.http import open_probe_client
 from homelab.health.probe import ProbeResult, probe_endpoint
-from homelab.health.sweep import open_probe_client
 from homelab.inventory import Inventory, Node
 from homelab.recovery.plan import RecoveryPolicy, default_restart_command
 from homelab.remote import CommandResult, RemoteShell, sudo

@@ -142,7 +142,7 @@ async def refresh_health_view(
     Args:
         inv: the cluster; only its endpoints are probed.
         view: what is known already (usually `load_health_view`).
-        client: the probe client (see `homelab.health.sweep.open_probe_client`).
+        client: the probe client (see `homelab.health.http.open_probe_client`).
         settings: the TTL.
         limits: concurrency and probe limits, as for a sweep.
         now: the time staleness is judged at (tests pin it).

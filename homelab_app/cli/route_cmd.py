@@ -49,7 +49,7 @@ def _open_route(inv: Inventory | None, inventory: Path | None, ttl_s: float, pro
     """The router with the freshest view the history and (unless --no-probe) live probes give."""
     import asyncio
 
-    from homelab.health.sweep import open_probe_client
+    from homelab.health.http import open_probe_client
     from homelab.router.health_view import HealthSettings
     from homelab.router.route import Router, open_router
 

@@ -59,7 +59,8 @@ def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None
     """
     import asyncio
 
-    from homelab.health.sweep import Prognosis, open_probe_client, sweep
+    from homelab.health.http import open_probe_client
+    from homelab.health.sweep import Prognosis, sweep
 
     inv = load_or_exit(inventory)
 
