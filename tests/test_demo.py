@@ -149,7 +149,7 @@ def test_three_demos_in_a_row_each_recover_their_own_node(demos: tuple[Path, lis
 
 
 def test_cluster_file_validates_and_names_the_stand_in(demo: tuple[Path, dict[str, Any], str]) -> None:
-    folder, summary, _ = demo
+    _, summary, _ = demo
     inv = load_inventory(Path(summary["inventory"]))
     assert [n.name for n in inv.nodes] == ["desk", "gpu-box", "nas"]
     assert inv.tiers() == ["primary", "secondary", "nas"]
@@ -172,7 +172,7 @@ def test_sweep_is_degraded_with_the_one_endpoint_down(demo: tuple[Path, dict[str
 
 
 def test_recovery_run_was_started_by_the_event_and_recovered(demo: tuple[Path, dict[str, Any], str]) -> None:
-    folder, summary, _ = demo
+    _, summary, _ = demo
     run_id = summary["recovery"]["flow_run"]["id"]
     # Ask Prefect itself, not the summary: who created the run, with which parameters, how it ended.
     run = httpx.get(f"{summary['api_url']}/flow_runs/{run_id}", timeout=10).json()

@@ -129,7 +129,8 @@ def plan_demo(folder: Path, llama_server: Path, model: Path, litellm: Path | Non
                 name="desk-litellm", endpoint="desk/litellm", what="LiteLLM proxy, the gateway",
                 # Through this Python, not the script's shebang: the process then shows the
                 # command line it was started with, which is how a stop knows it again.
-                argv=[python, str(litellm), "--config", str(folder / "litellm.yaml"), "--host", LOOPBACK, "--port", str(port)],
+                argv=[python, str(litellm), "--config", str(folder / "litellm.yaml"),
+                      "--host", LOOPBACK, "--port", str(port)],
                 url=gateway_url, ready_path="/health/liveliness", ready_timeout_s=_LITELLM_START_S,
                 env={
                     "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
@@ -155,7 +156,9 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
     desk: list[dict[str, Any]] = [
         {
             "name": "ollama", "kind": "ollama", "url": by_name["desk-ollama"].url,
-            "models": [_served("chat", "llama3.2:1b"), _served("quick", "qwen2.5:0.5b"), _served("embed", "nomic-embed-text")],
+            "models": [
+                _served("chat", "llama3.2:1b"), _served("quick", "qwen2.5:0.5b"), _served("embed", "nomic-embed-text")
+            ],
         }
     ]  # fmt: skip
     if state.gateway_url is not None:
@@ -165,12 +168,14 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
         {
             "name": "coder", "kind": "llamacpp", "url": by_name["gpu-box-coder"].url,
             "models": [_served("coder", "qwen2.5-coder-7b")],
-            "container": container | {"model_file": "qwen2.5-coder-7b-instruct-q4_k_m.gguf", "ctx_size": 16384, "start_order": 1},
+            "container": container
+            | {"model_file": "qwen2.5-coder-7b-instruct-q4_k_m.gguf", "ctx_size": 16384, "start_order": 1},
         },
         {
             "name": "general", "kind": "llamacpp", "url": by_name["gpu-box-general"].url,
             "models": [_served("general", "qwen2.5-14b")],
-            "container": container | {"model_file": "qwen2.5-14b-instruct-q4_k_m.gguf", "ctx_size": 8192, "start_order": 2},
+            "container": container
+            | {"model_file": "qwen2.5-14b-instruct-q4_k_m.gguf", "ctx_size": 8192, "start_order": 2},
         },
     ]  # fmt: skip
     nas = [
@@ -181,7 +186,8 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
         "name": "homelab-demo",
         "nodes": [
             {"name": "desk", "tier": "primary", "host": LOOPBACK, "endpoints": desk},
-            {"name": "gpu-box", "tier": "secondary", "host": LOOPBACK, "gpus": [{"name": "RTX 4060 Ti", "vram_gib": 16}], "endpoints": gpu_box},
+            {"name": "gpu-box", "tier": "secondary", "host": LOOPBACK,
+             "gpus": [{"name": "RTX 4060 Ti", "vram_gib": 16}], "endpoints": gpu_box},
             {"name": DOWN_NODE, "tier": "nas", "host": LOOPBACK, "wake": {"command": wake}, "endpoints": nas},
         ],
         "experts": {
