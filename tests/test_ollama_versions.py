@@ -28,6 +28,8 @@ import pytest
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
+from homelab.ollama.api import OllamaAPI, open_ollama_client
+from homelab.ollama.settings import OllamaTimeouts
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram.metadata import read_gguf
 from homelab.vram.served import fetch_ollama_shape
@@ -111,8 +113,8 @@ async def test_a_created_model_is_sized_from_show_as_from_its_file(
     create = {"model": "m", "files": {"m.gguf": digest}}
     _call(server, {"method": "POST", "path": "/api/create", "body": create}, digest)
 
-    async with httpx.AsyncClient() as client:
-        shown = await fetch_ollama_shape(client, server.url, "m")
+    with open_ollama_client(server.url, OllamaTimeouts()) as client:
+        shown = fetch_ollama_shape(OllamaAPI(client, "node/ollama"), "m")
 
     on_disk = read_gguf(path)
     assert not shown.estimated and (shown.n_layer, shown.n_vocab) == (on_disk.n_layer, on_disk.n_vocab) == (6, 512)
@@ -165,8 +167,8 @@ async def test_per_layer_arrays_reach_the_vram_reader_only_through_verbose(
     _call(server, {"method": "POST", "path": "/api/create", "body": create}, digest)
     plain = httpx.post(f"{server.url}/api/show", json={"model": "m"}, timeout=10).json()
 
-    async with httpx.AsyncClient() as client:
-        shown = await fetch_ollama_shape(client, server.url, "m")
+    with open_ollama_client(server.url, OllamaTimeouts()) as client:
+        shown = fetch_ollama_shape(OllamaAPI(client, "node/ollama"), "m")
 
     assert plain["model_info"]["llama.attention.head_count_kv"] == [], "Ollama empties it without verbose"
     assert shown.n_head_kv == [2, 2, 1, 2, 2, 1] and not shown.estimated

@@ -10,6 +10,9 @@ import pytest
 from gguf import GGUFReader
 
 from homelab.errors import MetadataUnavailable, UnsupportedModel
+from homelab.health.http import open_probe_client
+from homelab.ollama.api import OllamaAPI, open_ollama_client
+from homelab.ollama.settings import OllamaTimeouts
 from homelab.vram.metadata import read_gguf
 from homelab.vram.served import (
     fetch_llama_server_model,
@@ -38,7 +41,7 @@ def _same_model(a: object, b: object) -> None:
 @pytest.mark.llama
 async def test_llama_server_reads_the_file_it_serves(llama_server: Callable[..., LlamaServer], tiny_gguf: Path) -> None:
     server = llama_server(tiny_gguf, alias="vram-props", extra_args=["-np", "2"])
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with open_probe_client() as client:
         served = await fetch_llama_server_model(client, server.url)
 
     _same_model(served.shape, read_gguf(tiny_gguf))
@@ -65,15 +68,15 @@ async def test_llama_server_elsewhere_is_estimated_from_its_counts(
 
 async def test_unreachable_server_is_metadata_unavailable() -> None:
     url = f"http://{LOOPBACK}:{free_port()}"
-    async with httpx.AsyncClient(timeout=2) as client:
-        with pytest.raises(MetadataUnavailable, match=rf"GET {url}/props: ConnectError"):
+    async with open_probe_client() as client:
+        with pytest.raises(MetadataUnavailable, match=rf"GET {url}/props: connection refused"):
             await fetch_llama_server_model(client, url)
 
 
 async def test_ollama_show_without_tensors_is_estimated(ollama_standin_factory: StartStandIn) -> None:
     server = ollama_standin_factory([QWEN_14B])
-    async with httpx.AsyncClient(timeout=5) as client:
-        shape = await fetch_ollama_shape(client, server.url, "qwen2.5:14b")
+    with open_ollama_client(server.url, OllamaTimeouts()) as client:
+        shape = fetch_ollama_shape(OllamaAPI(client, "gpu1/ollama"), "qwen2.5:14b")
 
     assert (shape.source, shape.estimated, shape.arch, shape.n_layer) == ("ollama", True, "qwen2", 48)
     assert (shape.file_type, shape.parameter_count) == ("Q4_K_M", 14_800_000_000)
@@ -82,9 +85,16 @@ async def test_ollama_show_without_tensors_is_estimated(ollama_standin_factory: 
 
 async def test_ollama_unknown_model_is_metadata_unavailable(ollama_standin_factory: StartStandIn) -> None:
     server = ollama_standin_factory([QWEN_14B])
-    async with httpx.AsyncClient(timeout=5) as client:
-        with pytest.raises(MetadataUnavailable, match=r"POST .*/api/show: HTTP 404: .*not found"):
-            await fetch_ollama_shape(client, server.url, "llama9:400b")
+    api = OllamaAPI(open_ollama_client(server.url, OllamaTimeouts()), "gpu1/ollama")
+    with api.client, pytest.raises(MetadataUnavailable, match=r"gpu1/ollama: show llama9:400b: .*no model .*HTTP 404"):
+        fetch_ollama_shape(api, "llama9:400b")
+
+
+async def test_ollama_that_does_not_answer_is_metadata_unavailable() -> None:
+    url = f"http://{LOOPBACK}:{free_port()}"
+    api = OllamaAPI(open_ollama_client(url, OllamaTimeouts()), "gpu1/ollama")
+    with api.client, pytest.raises(MetadataUnavailable, match=r"gpu1/ollama: show m: cannot talk to"):
+        fetch_ollama_shape(api, "m")
 
 
 def test_ollama_show_with_tensors_is_as_good_as_the_file(tmp_path: Path, tiny_gguf: Path) -> None:

@@ -175,14 +175,28 @@ class OllamaAPI:
         self._checked(response, what, (200, 201))
         return sent
 
-    def show(self, model: str) -> ShownModel | None:
-        """`/api/show` verbose: 0.30+ leaves the GGUF's arrays null without it (server/routes.go:1567)."""
+    def show_body(self, model: str) -> dict[str, Any] | None:
+        """`/api/show` verbose, as Ollama answers it (None: no such model); 0.30+ leaves the GGUF's
+        arrays null without verbose (server/routes.go:1567). `homelab.vram.served` sizes models from it.
+        """
         what = f"show {model}"
         with self._errors(what):
             response = self.client.post("/api/show", json={"model": model, "verbose": True})
         if response.status_code == 404:
             return None
-        body = self._checked(response, what).json()
+        try:
+            body = self._checked(response, what).json()
+        except ValueError:
+            raise OllamaError(f"{self.where}: {what}: the answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise OllamaError(f"{self.where}: {what}: the answer is not a JSON object")
+        return body
+
+    def show(self, model: str) -> ShownModel | None:
+        """What `model` was made with (`show_body`); None when the server has no such model."""
+        body = self.show_body(model)
+        if body is None:
+            return None
         capabilities = body.get("capabilities") or []
         return ShownModel(
             parameters=parse_parameters(str(body.get("parameters") or "")),

@@ -9,8 +9,10 @@ llama-server's `/props` names the model file it loaded (`model_path`) and the ru
 and slots; `/v1/models` adds the parameter count and file size. When `model_path` is readable
 here the file itself is read; otherwise the shape is estimated from those counts.
 
-The parsers are pure; the fetchers take an `httpx.AsyncClient` and translate its errors, so
-this module is the one boundary for HTTP failures while reading metadata.
+The parsers are pure. The fetchers talk through homelab's two HTTP boundaries and turn their
+failures into `MetadataUnavailable`: Ollama through its connector (`homelab.ollama.api`, whose
+errors are `OllamaError`s), llama-server through the probes' bounded GETs (`homelab.health.http`,
+whose failures are `Down` reasons). No httpx error is caught here.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.errors import MetadataUnavailable, ModelFileError, UnsupportedModel
+from homelab.errors import MetadataUnavailable, ModelFileError, OllamaError, UnsupportedModel
+from homelab.health.http import DEFAULT_PROBE_LIMITS, Down, Fetcher, target_url
+from homelab.inventory import ProbeSettings
+from homelab.ollama.api import OllamaAPI
 from homelab.vram.guess import family_of, parse_file_type, shape_from_counts
 from homelab.vram.metadata import read_gguf, shape_from_fields
 from homelab.vram.shape import ModelShape, TensorInfo, tensor_bytes
@@ -138,45 +143,57 @@ def _rescaled(shape: ModelShape, bits_per_weight: float) -> ModelShape:
     return shape.model_copy(update={"tensors": tensors})
 
 
-async def _json(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+async def _get_json(fetcher: Fetcher, path: str) -> dict[str, Any]:
+    """GET `path` through the probes' bounded fetcher: a JSON object, or `MetadataUnavailable` saying why."""
+    where = f"GET {fetcher.base}{path}"
     try:
-        response = await client.request(method, url, **kwargs)
-        response.raise_for_status()
-        body = response.json()
-    except httpx.HTTPStatusError as exc:
-        raise MetadataUnavailable(
-            f"{method} {url}: HTTP {exc.response.status_code}: {exc.response.text[:200]}"
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise MetadataUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-    except ValueError as exc:
-        raise MetadataUnavailable(f"{method} {url}: the reply is not JSON") from exc
-    if not isinstance(body, dict):
-        raise MetadataUnavailable(f"{method} {url}: the reply is not a JSON object")
-    return body
+        answer = await fetcher.get(path)
+    except Down as exc:
+        raise MetadataUnavailable(f"{where}: {exc.detail}") from exc
+    if answer.status != 200:
+        raise MetadataUnavailable(f"{where}: HTTP {answer.status}")
+    if not isinstance(answer.body, dict):
+        raise MetadataUnavailable(f"{where}: the reply is not a JSON object")
+    return answer.body
 
 
-async def fetch_ollama_shape(client: httpx.AsyncClient, base_url: str, model: str) -> ModelShape:
-    """The shape of `model` as the Ollama at `base_url` describes it.
+def fetch_ollama_shape(api: OllamaAPI, model: str) -> ModelShape:
+    """The shape of `model` as the Ollama behind `api` describes it (verbose `/api/show`).
 
     Raises:
-        MetadataUnavailable: Ollama did not answer, or answered with an error (unknown model).
+        MetadataUnavailable: Ollama did not answer, answered with an error, or has no such model.
         UnsupportedModel: The description is not enough to size the model.
     """
-    # Verbose: without it Ollama empties every array of more than 5 entries (server/routes.go:1612-1618
-    # at v0.33.0-rc2), per-layer head counts among them.
-    body = await _json(client, "POST", f"{base_url.rstrip('/')}/api/show", json={"model": model, "verbose": True})
+    # Verbose (show_body asks for it): without it Ollama empties every array of more than 5
+    # entries (server/routes.go:1612-1618 at v0.33.0-rc2), per-layer head counts among them.
+    try:
+        body = api.show_body(model)
+    except OllamaError as exc:
+        raise MetadataUnavailable(str(exc)) from exc
+    if body is None:
+        raise MetadataUnavailable(f"{api.where}: show {model}: Ollama has no model {model!r} (HTTP 404)")
     return shape_from_ollama_show(model, body)
 
 
-async def fetch_llama_server_model(client: httpx.AsyncClient, base_url: str) -> ServerModel:
+async def fetch_llama_server_model(
+    client: httpx.AsyncClient, base_url: str, settings: ProbeSettings | None = None
+) -> ServerModel:
     """What the llama-server at `base_url` serves: its model's shape, context and slots.
 
+    Args:
+        client: a probe client (`homelab.health.http.open_probe_client`).
+        base_url: the server's URL, without an API path.
+        settings: timeouts of each GET (the cluster file's probe settings); default the probes' own.
+
     Raises:
-        MetadataUnavailable: The server did not answer either endpoint.
+        MetadataUnavailable: The server did not answer either endpoint with a JSON object.
         UnsupportedModel: Neither the file nor the replies are enough to size the model.
     """
-    base = base_url.rstrip("/")
-    props = await _json(client, "GET", f"{base}/props")
-    models = await _json(client, "GET", f"{base}/v1/models")
+    try:
+        base = target_url(base_url.rstrip("/"))
+    except Down as exc:
+        raise MetadataUnavailable(f"{base_url}: {exc.detail}") from exc
+    fetcher = Fetcher(client, base, settings or ProbeSettings(), DEFAULT_PROBE_LIMITS)
+    props = await _get_json(fetcher, "/props")
+    models = await _get_json(fetcher, "/v1/models")
     return server_model_from_llama(props, models)
