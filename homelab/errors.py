@@ -38,9 +38,11 @@ outcome choose otherwise (`homelab rollout` exits 1 for any error during the rol
     └── TourError                               1  a step of the demo's tour failed
 
 Third-party errors are translated at one boundary each, with `raise ... from exc`: `remote.py`
-for paramiko, `docker_ops.connect` for docker-py, `blocks/vault.py` for hvac, `history` for
-SQLAlchemy, and for httpx `health.http` (probes: a dead endpoint is a DOWN result, not an error)
-and `ollama.api` (Ollama's API, where a failure is an `OllamaError`).
+for paramiko, `docker_ops.connect` for docker-py, `history` for SQLAlchemy, `blocks/vault.py`
+for hvac (and Prefect's client loading a block), and for httpx `health.http` (probes, their
+client and readiness polls: a dead endpoint is a DOWN result, not an error) and `ollama.api`
+(Ollama's API: `OllamaError`); `vram.served` reads through those two. The application's
+Prefect client is `homelab_app.stack`'s.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ __all__ = [
     "ProbeLimits",
     "Reason",
     "open_probe_client",
+    "serves",
     "target_url",
 ]
 
@@ -277,6 +278,15 @@ def _connect_failure(exc: httpx.ConnectError) -> Down:
         if isinstance(cause, socket.gaierror):
             return Down(Reason.DNS, f"name does not resolve: {cause}")
     return Down(Reason.ERROR, f"cannot connect: {_why(exc)}")
+
+
+def serves(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether GET `url` answers 200 within `timeout_s`: a readiness poll for a server this
+    machine just started (the demo's), where any failure only means "not yet"."""
+    try:
+        return httpx.get(url, timeout=timeout_s, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def target_url(url: str) -> httpx.URL:

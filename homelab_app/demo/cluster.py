@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import yaml
 
 from homelab.errors import DemoError
 from homelab.gateway.config import render_config
+from homelab.health.http import serves
 from homelab.inventory import load_inventory
 from homelab.tiny_gguf import write_tiny_llama
 from homelab_app.demo.layout import INVENTORY_HEADER, DemoProcess, DemoState, inventory_data, plan_demo
@@ -88,13 +88,6 @@ def start_servers(state: DemoState, processes: list[DemoProcess] | None = None) 
     return [table.start(p.name, p.argv, env=_env(p), cwd=Path(state.folder)) for p in chosen]
 
 
-def _serves(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2.0, trust_env=False).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def wait_ready(
     state: DemoState, started: list[ProcessRecord], on_ready: Callable[[DemoProcess, float], None] | None = None
 ) -> None:
@@ -108,7 +101,7 @@ def wait_ready(
     while waiting:
         for name, recorded in list(waiting.items()):
             process = state.find(name)
-            if _serves(process.url + process.ready_path):
+            if serves(process.url + process.ready_path):
                 del waiting[name]
                 if on_ready is not None:
                     on_ready(process, time.monotonic() - begun)
