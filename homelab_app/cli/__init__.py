@@ -1,8 +1,11 @@
 """The `homelab` command: core results rendered for people (rich) or scripts (`--json`).
 
 Only this package imports typer and rich. Each command lives in its own module and registers
-itself on the shared app when imported. Exit codes: 0 success, 1 the cluster is not healthy
-(commands that check it), 2 bad input (an invalid cluster file, a bad option), 3 critical.
+itself on the shared app when imported; it imports the core when it runs, so `homelab --help`
+loads no heavy library (`tests/test_core_boundaries.py`, `benchmarks/startup_bench.py`).
+Exit codes: 0 success, 1 the cluster is not healthy (commands that check it) or a system failed,
+2 bad input (an invalid cluster file, a bad option), 3 critical. One handler, the app's group in
+`common.py`, turns a `HomelabError` into its one-line message and its code (homelab/errors.py).
 """
 
 # In the order `homelab --help` lists them: a newcomer's path through the tool.

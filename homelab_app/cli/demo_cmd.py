@@ -262,21 +262,24 @@ def _render(s: DemoSummary) -> None:
     sweep = s.sweep
     style = {"OPERATIONAL": "green", "DEGRADED": "yellow", "CRITICAL": "bold red"}[sweep.prognosis]
     _say(
-        f"\n[bold]1 health sweep[/]  [{style}]{sweep.prognosis}[/]  flow run {sweep.flow_run.name} (deployment health-sweep)"
+        f"\n[bold]1 health sweep[/]  [{style}]{sweep.prognosis}[/]  "
+        f"flow run {sweep.flow_run.name} (deployment health-sweep)"
     )
     for reason in sweep.reasons:
         _say(f"    - {escape(reason)}")
     d = s.route.decision
     _say(f"[bold]2 routing[/]       $ {escape(s.route.command)}")
     _say(
-        f"    {d.category} ({d.confidence or 0:.2f}) -> {escape(d.model or 'nothing')} at {escape(d.url or '-')} ({d.node}/{d.endpoint})"
+        f"    {d.category} ({d.confidence or 0:.2f}) -> {escape(d.model or 'nothing')} "
+        f"at {escape(d.url or '-')} ({d.node}/{d.endpoint})"
     )
     _say(f"    {escape(d.reason)}")
     _say(f"[bold]3 VRAM plan[/]     $ {escape(s.plan.command)}")
     _render_plan(s.plan.plan)
     rec = s.recovery.flow_run
     _say(
-        f"[bold]4 recovery[/]      {rec.state_name}  flow run {rec.name}, started by the automation {escape(rec.created_by_name or '?')}"
+        f"[bold]4 recovery[/]      {rec.state_name}  flow run {rec.name}, "
+        f"started by the automation {escape(rec.created_by_name or '?')}"
     )
     _say(f"    {escape(rec.message or '')}")
     rep = s.report

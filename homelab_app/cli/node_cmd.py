@@ -21,7 +21,8 @@ def windows_setup_command(
     node: Annotated[str, typer.Option("--node", "-n", help="The os: windows node of the cluster file.")],
     json_output: JsonFlag = False,
 ) -> None:
-    """Print what to run once on a Windows Docker Desktop node: OpenSSH, the key, the task that starts Docker Desktop, RDP.
+    """Print what to run once on a Windows Docker Desktop node: OpenSSH, the key, the task that
+    starts Docker Desktop, RDP.
 
     Nothing is run: the steps are for the machine's owner, at its keyboard. Exit code 2 when
     the cluster file is invalid, has no such node, or the node is not `os: windows`.

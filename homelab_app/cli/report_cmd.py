@@ -24,7 +24,8 @@ def _render_report(report: HealthReport) -> None:
     from homelab import reports  # see report_command
 
     out.print(
-        f"[bold]Cluster health report[/]: {report.period.start:%Y-%m-%d %H:%M} to {report.period.end:%Y-%m-%d %H:%M} UTC"
+        f"[bold]Cluster health report[/]: {report.period.start:%Y-%m-%d %H:%M} "
+        f"to {report.period.end:%Y-%m-%d %H:%M} UTC"
     )
     for note in report.notes:
         out.print(f"[yellow]![/] {escape(note)}", highlight=False)

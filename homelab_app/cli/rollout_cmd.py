@@ -226,7 +226,7 @@ def rollout_command(
         inputs = node_inputs(
             inv, target, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config
         )
-    except ValueError as exc:  # a missing model file or a plan that does not fit: the CLI's handler, exit 2 too
+    except ValueError as exc:  # bad values; a missing model file or a plan that does not fit: the handler's 2
         fail(exc, EXIT_INVALID)
     helper = HelperSettings() if helper_image is None else HelperSettings(image=helper_image)
     settings = RolloutSettings(helper=helper)
