@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect.cache_policies import NO_CACHE
 
-__all__ = ["COMMON", "ONCE", "RETRIES", "RETRY_DELAY_S", "SAFE", "task_options"]
+__all__ = ["RETRIES", "RETRY_DELAY_S", "task_options"]
 
 RETRIES = 2
 RETRY_DELAY_S = 5
@@ -23,9 +23,3 @@ def task_options(*, idempotent: bool) -> dict[str, Any]:
     """`@task(name=..., **task_options(idempotent=...))`: retries for an idempotent task, none otherwise."""
     retry = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAY_S} if idempotent else {"retries": 0}
     return {"cache_policy": NO_CACHE, "persist_result": False, **retry}
-
-
-# Until every task module says `task_options(idempotent=...)` itself (#18).
-SAFE = task_options(idempotent=True)
-ONCE = task_options(idempotent=False)
-COMMON = ONCE
