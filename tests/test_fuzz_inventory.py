@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.engine
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from homelab.errors import InventoryError
-from homelab.inventory import Inventory, parse_inventory
+from homelab.inventory import Inventory, parse_inventory, values
 from homelab.inventory.values import check_command, check_database_url, check_docker_url, check_host, check_http_url
 from homelab.yaml_source import loads_yaml
 from tests.inventory_cases import EXAMPLES, GOOD
@@ -159,3 +160,28 @@ def test_value_checks_raise_only_value_error(check: Callable[[str], str], value:
         assert isinstance(check(value), str)
     except ValueError as exc:
         assert str(exc)
+
+
+SQLITE_PARTS = st.sampled_from(
+    ["a", "/", "?", "password=x", "mode=ro", "=", "&", "#", ":", "@", "%20", " ", "\x00", ".."]
+)
+PLAIN_SQLITE_CANDIDATES = st.one_of(
+    st.from_regex(values._PLAIN_SQLITE, fullmatch=True).filter(lambda v: len(v) <= 500),
+    st.tuples(st.sampled_from(["sqlite:///", "sqlite+pysqlite:///"]), st.lists(SQLITE_PARTS, max_size=12)).map(
+        lambda t: t[0] + "".join(t[1])
+    ),
+)
+
+
+@FUZZ
+@given(PLAIN_SQLITE_CANDIDATES)
+def test_plain_sqlite_shortcut_agrees_with_sqlalchemy(value: str) -> None:
+    """`validate` accepts a plain sqlite:///PATH without importing SQLAlchemy: only URLs that
+    SQLAlchemy itself reads as a password-less SQLite file database on an installed driver."""
+    if not values._PLAIN_SQLITE.fullmatch(value):
+        return
+    assert check_database_url(value) == value
+    url = sqlalchemy.engine.make_url(value)
+    assert url.get_backend_name() == "sqlite"
+    assert url.password is None and not url.query
+    url.get_dialect().import_dbapi()
