@@ -186,11 +186,11 @@ def test_a_value_the_cluster_file_refuses_is_named_by_the_entry_it_came_from() -
 
 def test_ten_thousand_entries_wanting_one_alias_import_in_linear_time() -> None:
     entry = {"model_name": "chat", "litellm_params": {"model": "ollama_chat/m", "api_base": "http://h:11434"}}
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: steady on a loaded machine
 
     inv = import_litellm({"model_list": [entry] * 10_000}, SourceMap("litellm.yaml"))
 
-    assert time.perf_counter() - started < 5, "was 16 s when each entry tried every taken suffix again"
+    assert time.process_time() - started < 5, "was 16 s when each entry tried every taken suffix again"
     aliases = [m.alias for _, e in inv.endpoints() for m in e.models]
     assert aliases[:3] == ["chat", "chat-2", "chat-3"] and len(set(aliases)) == 10_000
 

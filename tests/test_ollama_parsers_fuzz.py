@@ -72,7 +72,7 @@ def test_parameters_parse_any_text(text: str) -> None:
 
 
 def test_inputs_past_the_caps_are_refused_quickly() -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: steady on a loaded machine
 
     assert "characters" in (go_template_problem("{{ " * MAX_TEMPLATE_CHARS) or "")
     try:
@@ -82,4 +82,4 @@ def test_inputs_past_the_caps_are_refused_quickly() -> None:
     else:
         raise AssertionError("an over-long duration was accepted")
     assert len(parse_parameters("k 1\n" * 100_000)) == 1
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
