@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from prefect.utilities.annotations import quote
 
+from flows.quoting import quoted
 from homelab.inventory import load_inventory
 from homelab.reports import HealthReport
 from tasks.reports import build_health_report, maintain_history, publish_health_report, write_report_html
@@ -38,8 +38,8 @@ async def daily_report(
     inv = load_inventory(path)
     base_dir = str(path.resolve().parent)
     maintain_history(inv.history.url, base_dir, raw_days)
-    report = build_health_report(quote(inv), base_dir, since)
-    await publish_health_report(quote(report))
+    report = build_health_report(quoted(inv), base_dir, since)
+    await publish_health_report(quoted(report))
     if html:
-        write_report_html(quote(report), html)
+        write_report_html(quoted(report), html)
     return report

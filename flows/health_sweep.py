@@ -15,11 +15,14 @@ runs come after, so Prefect's bookkeeping never competes with probes whose timeo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import cast
 
 from prefect import flow
-from prefect.utilities.annotations import quote
+from prefect.client.schemas.objects import State
 
+from flows.quoting import quoted
 from homelab.health.probe import ProbeResult
 from homelab.health.sweep import SweepReport
 from homelab.inventory import load_inventory
@@ -42,7 +45,7 @@ __all__ = ["health_sweep"]
 async def health_sweep(inventory: str = "cluster.yaml") -> SweepReport:
     """Sweep the cluster described by the cluster file at `inventory`.
 
-    Big arguments are wrapped in `quote`: otherwise Prefect walks every field of every task
+    Big arguments are wrapped in `quoted`: otherwise Prefect walks every field of every task
     argument looking for upstream futures, which for a 500-endpoint inventory cost more CPU
     than the probes themselves.
 
@@ -55,15 +58,18 @@ async def health_sweep(inventory: str = "cluster.yaml") -> SweepReport:
     """
     path = Path(inventory)
     inv = load_inventory(path)
-    report = await probe_cluster(quote(inv))
+    report = await probe_cluster(quoted(inv))
     by_node: dict[str, list[ProbeResult]] = {node.name: [] for node in inv.nodes}
     for result in report.endpoints:
         by_node[result.node].append(result)
-    # return_state: a Failed node is a finding to show, not an exception to stop the flow.
-    await asyncio.gather(
-        *(report_node_health(node, quote(results), return_state=True) for node, results in by_node.items())
+    # return_state: a Failed node is a finding to show, not an exception to stop the flow. Prefect
+    # types such a call of an async task as the State; in a running loop it is a coroutine of one.
+    verdicts = (
+        cast("Awaitable[State[list[ProbeResult]]]", report_node_health(node, quoted(results), return_state=True))
+        for node, results in by_node.items()
     )
-    changes = record_sweep_history(inv.history.url, str(path.resolve().parent), quote(report))
-    emit_sweep_events(quote(changes))
-    await publish_sweep_artifact(quote(report), changes.sweep_id)
+    await asyncio.gather(*verdicts)
+    changes = record_sweep_history(inv.history.url, str(path.resolve().parent), quoted(report))
+    emit_sweep_events(quoted(changes))
+    await publish_sweep_artifact(quoted(report), changes.sweep_id)
     return report

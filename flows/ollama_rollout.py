@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect.utilities.annotations import quote
-
+from flows.quoting import quoted
 from homelab.inventory import Node
 from homelab.ollama.api import RunningModel
 from homelab.ollama.apply import OllamaRolloutReport
@@ -67,4 +66,4 @@ class OllamaTaskRunner:
         return check_ollama_loads(self.node, desired, self.settings)
 
     def finished(self, report: OllamaRolloutReport) -> None:
-        publish_ollama_rollout_artifact(quote(report))
+        publish_ollama_rollout_artifact(quoted(report))

@@ -33,9 +33,9 @@ from prefect.client.schemas.objects import State
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.states import Completed, Failed
-from prefect.utilities.annotations import quote
 from pydantic import Field
 
+from flows.quoting import quoted
 from homelab.docker_ops.apply import StepOutcome
 from homelab.errors import RecoveryStepFailed
 from homelab.inventory import Inventory, Node, load_inventory
@@ -75,7 +75,7 @@ class _TaskRunner:
     """
 
     def __init__(self, inv: Inventory, vault_block: str | None) -> None:
-        self.inv, self.vault = quote(inv), vault_block
+        self.inv, self.vault = quoted(inv), vault_block
 
     @staticmethod
     def _result(state: State[Any]) -> Any:
@@ -98,7 +98,7 @@ class _TaskRunner:
         return str(self._result(restart_node_docker(self.inv, node, policy, self.vault, return_state=True)))
 
     def wake(self, node: Node, processes: WakeProcesses) -> str:
-        return str(self._result(wake_node(self.inv, node, self.vault, quote(processes), return_state=True)))
+        return str(self._result(wake_node(self.inv, node, self.vault, quoted(processes), return_state=True)))
 
     def wait_for_ssh(self, node: Node, policy: RecoveryPolicy) -> str | None:
         result: str | None = self._result(wait_for_node_ssh(self.inv, node, policy, self.vault, return_state=True))

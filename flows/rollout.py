@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
-from prefect.utilities.annotations import quote
 
 from flows.ollama_rollout import OllamaTaskRunner
+from flows.quoting import quoted
 from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.gate import GateResult
 from homelab.docker_ops.plan import ContainerStep, CopyModel, EnsureVolume, Plan
@@ -83,11 +83,13 @@ class TaskRunner:
 
     def begin(self, step: ContainerStep) -> Pending:
         state = start_container_step(self.node, step, self.settings, login=self.login, return_state=True)
-        if state.is_failed():
-            raise ContainerStepFailed(
-                state.message or "starting the container failed", state.result(raise_on_failure=False)
-            )
-        return state.result()
+        done = state.result(raise_on_failure=False)
+        if isinstance(done, BaseException):
+            raise done  # the step never began (no engine, say): nothing to roll back
+        assert isinstance(done, Pending)  # Prefect hands back a returned state's data, not the state
+        if state.is_failed():  # the task's own Failed state: half-way, with what was done to undo
+            raise ContainerStepFailed(state.message or "starting the container failed", done)
+        return done
 
     def gate(self, pending: Pending) -> GateResult:
         return wait_for_container_health(self.node, pending, self._probe(pending), self.settings, login=self.login)
@@ -100,8 +102,8 @@ class TaskRunner:
 
     def finished(self, report: RolloutReport) -> None:
         # Also after a rollback: the sweep then shows whether the old containers serve again.
-        swept = None if report.dry_run else sweep_rolled_out_node(quote(self.inv), self.node)
-        publish_rollout_artifact(quote(report), swept)
+        swept = None if report.dry_run else sweep_rolled_out_node(quoted(self.inv), self.node)
+        publish_rollout_artifact(quoted(report), swept)
 
     def _probe(self, pending: Pending) -> ProbeSettings:
         return self.probe[pending.step.spec.endpoint]
@@ -126,7 +128,7 @@ class FlowRunner:
         yield TaskRunner(self.inv, self.node, probe_settings_for(self.inv, self.node), self.settings, self.login)
 
     def regenerate_gateway(self, path: Path) -> str:
-        return update_gateway_config(quote(self.inv), path)
+        return update_gateway_config(quoted(self.inv), path)
 
 
 def _raise_on_failure(report: NodeRolloutReport) -> None:
@@ -204,10 +206,10 @@ def rollout(
     local = Path(models_dir) if models_dir else None
     gateway = Path(gateway_config) if gateway_config else None
     login = engine_login(inv, target, vault_block)
-    inputs = check_rollout_inputs(quote(inv), target, local, node_models_dir, gateway)
+    inputs = check_rollout_inputs(quoted(inv), target, local, node_models_dir, gateway)
     runner = FlowRunner(inv, target, settings, ollama, login)
     report = roll_out(inv, target, inputs, settings, runner, dry_run=dry_run, prune=prune, gateway_config=gateway)
     if dry_run:
-        publish_preview_artifact(quote(report))
+        publish_preview_artifact(quoted(report))
     _raise_on_failure(report)
     return report

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from prefect.utilities.annotations import quote
 
+from flows.quoting import quoted
 from homelab.inventory import load_inventory
 from homelab.vram.sampling import VramRound, nodes_to_sample, vram_round
 from tasks.vram import probe_ollama_vram, publish_vram_artifact, record_vram_round, sample_node_vram
@@ -34,9 +34,9 @@ async def sample_vram(inventory: str = "cluster.yaml", vault_block: str | None =
     path = Path(inventory)
     inv = load_inventory(path)
     # Only the block's name goes to the task, which reads the node's key itself (tasks/vram.py).
-    facts = [sample_node_vram(quote(inv), quote(node), vault_block) for node in nodes_to_sample(inv)]
-    results = await probe_ollama_vram(quote(inv))
+    facts = [sample_node_vram(quoted(inv), quoted(node), vault_block) for node in nodes_to_sample(inv)]
+    results = await probe_ollama_vram(quoted(inv))
     sampled = vram_round(facts, results)
-    await publish_vram_artifact(quote(sampled))
-    record_vram_round(inv.history.url, str(path.resolve().parent), quote(sampled))
+    await publish_vram_artifact(quoted(sampled))
+    record_vram_round(inv.history.url, str(path.resolve().parent), quoted(sampled))
     return sampled

@@ -19,8 +19,9 @@ from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
+from prefect.client.schemas.objects import State
 from prefect.events import emit_event
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from homelab.health.http import open_probe_client
 from homelab.health.probe import ProbeResult

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -104,9 +103,9 @@ def ollama_rollout_markdown(report: OllamaRolloutReport) -> str:
 
 
 @task(name="publish-ollama-rollout-artifact", **task_options(idempotent=False))
-def publish_ollama_rollout_artifact(report: OllamaRolloutReport) -> Any:
+def publish_ollama_rollout_artifact(report: OllamaRolloutReport) -> None:
     """A markdown artifact (key `ollama-rollout`) summarising what changed."""
-    return create_markdown_artifact(
+    create_markdown_artifact(
         markdown=ollama_rollout_markdown(report),
         key=OLLAMA_ARTIFACT_KEY,
         description=f"Ollama rollout on {report.node}",

@@ -18,11 +18,11 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.states import Failed, State
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from homelab.docker_ops import serial
 from homelab.docker_ops.apply import RolloutReport
@@ -208,9 +208,9 @@ def update_gateway_config(inv: Inventory, path: Path) -> str:
 
 
 @task(name="publish-rollout-artifact", **task_options(idempotent=False))
-def publish_rollout_artifact(report: RolloutReport, swept: SweepReport | None) -> Any:
+def publish_rollout_artifact(report: RolloutReport, swept: SweepReport | None) -> None:
     """A markdown artifact (key `model-rollout`) summarising what changed."""
-    return create_markdown_artifact(
+    create_markdown_artifact(
         markdown=rollout_markdown(report, swept),
         key=ARTIFACT_KEY,
         description=f"model rollout on {report.node}",
@@ -250,8 +250,8 @@ def preview_markdown(report: NodeRolloutReport) -> str:
 
 
 @task(name="publish-rollout-preview", **task_options(idempotent=False))
-def publish_preview_artifact(report: NodeRolloutReport) -> Any:
+def publish_preview_artifact(report: NodeRolloutReport) -> None:
     """A markdown artifact (key `rollout-preview`) with a dry run's view from the cluster file."""
-    return create_markdown_artifact(
+    create_markdown_artifact(
         markdown=preview_markdown(report), key=PREVIEW_ARTIFACT_KEY, description=f"rollout preview of {report.node}"
     )
