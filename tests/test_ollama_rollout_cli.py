@@ -1,4 +1,4 @@
-"""`homelab rollout` on an Ollama node, as a user runs it: the real console script against an Ollama stand-in (not Ollama).
+"""`homelab rollout` on an Ollama node as a user runs it: the console script against an Ollama stand-in (not Ollama).
 
 Asserted is what the user sees: the plan, the step table and the load checks, the exit code
 (0 done or nothing to do, 1 failed, 2 bad input) and the `--json` document.

@@ -1,4 +1,7 @@
-"""The `rollout` flow on Ollama nodes: two tiny GGUFs deployed to Ollama stand-ins (not Ollama), read back from the stand-in and the Prefect API."""
+"""The `rollout` flow on Ollama nodes: two tiny GGUFs deployed to Ollama stand-ins (not Ollama).
+
+What was deployed is read back from the stand-ins and from the Prefect API.
+"""
 
 from __future__ import annotations
 

@@ -121,7 +121,8 @@ def test_sweep_event_recovery_served_by_worker(
     _python(
         {**env, "HL_TEST_TOKEN": openbao.root_token},
         "import os\nfrom pydantic import SecretStr\nfrom blocks import VaultSecrets\n"
-        f"VaultSecrets(url={openbao.url!r}, token=SecretStr(os.environ['HL_TEST_TOKEN'])).save({VAULT_BLOCK!r}, overwrite=True)\n",
+        f"VaultSecrets(url={openbao.url!r}, token=SecretStr(os.environ['HL_TEST_TOKEN']))"
+        f".save({VAULT_BLOCK!r}, overwrite=True)\n",
     )
 
     cluster, _ = _roll_out_two_models(tmp_path, victim, node_sshd)

@@ -91,7 +91,10 @@ def test_node_down_event_starts_recover_node(own_prefect_server: PrefectServer, 
     assert [a["name"] for a in automations] == ["recover-node-on-node-down"]
     assert automations[0]["trigger"]["expect"] == ["homelab.node.down"]
 
-    sweep = f"import asyncio; from flows.health_sweep import health_sweep; asyncio.run(health_sweep(inventory={str(cluster)!r}))"
+    sweep = (
+        "import asyncio; from flows.health_sweep import health_sweep; "
+        f"asyncio.run(health_sweep(inventory={str(cluster)!r}))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", sweep], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -1,9 +1,9 @@
-"""A Windows Docker Desktop node end to end: the engine restart fails, the recovery signs the user in (the wake), and the node serves again.
+"""A Windows Docker Desktop node end to end: the engine restart fails, the wake signs the user in, the node serves.
 
 The node is this machine seen through the recording sshd, with `os: windows` and a private
 dockerd of its own (`tests.fixtures.private_dockerd.victim`) whose containers were rolled out
-as test_recovery_e2e.py rolls them out (restart policy "no"). The engine is killed. Then, as on a real Windows node where nobody
-is signed in:
+as test_recovery_e2e.py rolls them out (restart policy "no"). The engine is killed. Then, as
+on a real Windows node where nobody is signed in:
 
 - the restart is the Windows default, sent as is through sshd; this sshd's shell has no
   PowerShell, so it fails (as `schtasks /Run` of an interactive-only task fails to bring
