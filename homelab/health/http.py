@@ -99,7 +99,7 @@ class Down(Exception):
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer: its status, its JSON body (parsed only for 200) and where a redirect points."""
+    """One HTTP answer: its status, its JSON body (a GET's only for 200) and where a redirect points."""
 
     status: int
     body: Any = None
@@ -146,7 +146,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 class Fetcher:
-    """GETs with a byte cap, a connection-reset retry and transport errors mapped to reasons."""
+    """GETs (and the few POSTs that ask what a model can do) with a byte cap, a connection-reset
+    retry for GETs and transport errors mapped to reasons."""
 
     def __init__(
         self, client: httpx.AsyncClient, base: httpx.URL, settings: ProbeSettings, limits: ProbeLimits
@@ -165,11 +166,23 @@ class Fetcher:
         attempts = self.limits.reset_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                return await self._get_once(path)
+                return await self._once("GET", path)
             except httpx.HTTPError as exc:
                 if attempt == attempts or not _is_reset(exc):
                     raise await self._plain_at_tls(exc, path) or _failure(exc, path, attempt) from exc
         raise AssertionError("unreachable")
+
+    async def post(self, path: str, payload: Any) -> Answer:
+        """The answer to POST `path` with a JSON body; its body is read whatever the status (an
+        error's body says why). No reset retry: a POST is not assumed idempotent.
+
+        Raises:
+            Down: for anything that is not an HTTP answer.
+        """
+        try:
+            return await self._once("POST", path, payload)
+        except httpx.HTTPError as exc:
+            raise _failure(exc, path, 1) from exc
 
     async def _plain_at_tls(self, exc: httpx.HTTPError, path: str) -> Down | None:
         """TLS, when an http:// request was dropped or garbled because the port speaks TLS.
@@ -185,18 +198,19 @@ class Fetcher:
             return None
         return Down(Reason.TLS, f"{path}: the server speaks TLS on this port (an http:// URL; use https://)")
 
-    async def _get_once(self, path: str) -> Answer:
+    async def _once(self, method: str, path: str, payload: Any = None) -> Answer:
         cap = self.limits.max_body_bytes
         request = self.client.stream(
-            "GET",
+            method,
             f"{self.base}{path}",
             headers=_HEADERS,
             auth=self.auth,
             timeout=self.timeout,
             follow_redirects=False,
+            json=payload,
         )
         async with request as response:
-            if response.status_code != 200:
+            if response.status_code != 200 and method == "GET":
                 # The body of an error or a redirect is not read: status and Location say enough.
                 return Answer(response.status_code, location=redact_url(response.headers.get("location", "")))
             encoding = response.headers.get("content-encoding", "identity").lower()
@@ -210,7 +224,8 @@ class Fetcher:
                 body += chunk
                 if len(body) > cap:
                     raise Down(Reason.TOO_LARGE, f"{path} sent more than {cap} bytes")
-            return Answer(200, _json_body(response.headers.get("content-type", ""), bytes(body), path))
+            parsed = _json_body(response.headers.get("content-type", ""), bytes(body), path)
+            return Answer(response.status_code, parsed)
 
 
 def _json_body(content_type: str, body: bytes, path: str) -> Any:

@@ -31,7 +31,8 @@ from homelab.health.http import (
     Reason,
     target_url,
 )
-from homelab.inventory import Endpoint, EndpointKind, Node, ProbeSettings
+from homelab.inventory import Capability, Endpoint, EndpointKind, Node, ProbeSettings
+from homelab.inventory.capabilities import from_ollama
 from homelab.redact import redact_url
 
 __all__ = [
@@ -81,6 +82,9 @@ class ProbeResult(BaseModel):
     checked_at: datetime
     models: list[str] = Field(default_factory=list, description="model names the endpoint says it serves")
     loaded: list[LoadedModel] = Field(default_factory=list)
+    capabilities: dict[str, list[Capability]] = Field(
+        default_factory=dict, description="what the server says each of the endpoint's models can do, by model name"
+    )
 
     @property
     def serving(self) -> bool:
@@ -164,6 +168,76 @@ async def _openai(fetch: Fetcher) -> _Found:
     return _model_list(body, "data", "id", "/v1/models"), []
 
 
+async def _ollama_capabilities(fetch: Fetcher, names: list[str]) -> dict[str, list[Capability]]:
+    """`/api/show` of each model: Ollama derives `capabilities` from the GGUF, its projector and
+    its template (server/images.go:112-138 at v0.33.0-rc2)."""
+
+    async def one(name: str) -> tuple[str, list[Capability]] | None:
+        try:
+            answer = await fetch.post("/api/show", {"model": name})
+        except Down:
+            return None
+        words = answer.body.get("capabilities") if answer.status == 200 and isinstance(answer.body, dict) else None
+        if not isinstance(words, list):  # an Ollama before 0.6.4 says nothing: unknown, not "none"
+            return None
+        return name, from_ollama([w for w in words[:32] if isinstance(w, str)])
+
+    found = await asyncio.gather(*(one(name) for name in names))
+    return dict(item for item in found if item is not None)
+
+
+async def _llamacpp_capabilities(fetch: Fetcher, names: list[str]) -> dict[str, list[Capability]]:
+    """One server, one model: `/props` says whether it takes images (`modalities.vision`, with
+    `--mmproj`) and whether its template takes tools (`chat_template_caps.supports_tools`);
+    a POST to `/v1/embeddings` without input says whether it embeds, computing nothing: 501
+    "does not support embeddings" without `--embeddings`, 400 "\"input\" or \"content\" must
+    be provided" with it (tools/server/server-context.cpp `get_res_props` and
+    `handle_embeddings_impl`, llama.cpp as built by scripts/build-llama-server.sh)."""
+    props = _require_200(await fetch.get("/props"), "/props")
+    embeddings = await fetch.post("/v1/embeddings", {})
+    error = embeddings.body.get("error") if isinstance(embeddings.body, dict) else None
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    if embeddings.status == 400 and "must be provided" in message:
+        # `--embeddings` restricts the server to embeddings; its model is an embedding model.
+        have = [Capability.EMBEDDING]
+    else:
+        modalities = props.get("modalities") if isinstance(props, dict) else None
+        caps = props.get("chat_template_caps") if isinstance(props, dict) else None
+        have = [Capability.COMPLETION]
+        if isinstance(modalities, dict) and modalities.get("vision") is True:
+            have.append(Capability.VISION)
+        if isinstance(caps, dict) and caps.get("supports_tools") is True:
+            have.append(Capability.TOOLS)
+    return dict.fromkeys(names, have)
+
+
+_DISCOVERIES: dict[EndpointKind, Callable[[Fetcher, list[str]], Awaitable[dict[str, list[Capability]]]]] = {
+    EndpointKind.OLLAMA: _ollama_capabilities,
+    EndpointKind.LLAMACPP: _llamacpp_capabilities,
+}
+
+
+async def _discover(
+    fetcher: Fetcher, endpoint: Endpoint, listed: list[str], left_s: float
+) -> dict[str, list[Capability]]:
+    """What the endpoint's models of the cluster file can do, within the probe's remaining time.
+
+    Best effort: the endpoint has already answered its health check, so a server that cannot
+    say (an older version, an error, no time left) leaves its models' capabilities unknown
+    rather than turning the endpoint DOWN. Only models the server lists are asked about.
+    """
+    discover = _DISCOVERIES.get(endpoint.kind)
+    served = {name.removesuffix(":latest") for name in listed}
+    names = [m.name for m in endpoint.models if m.name.removesuffix(":latest") in served]
+    if discover is None or not names or left_s <= 0:
+        return {}
+    try:
+        async with asyncio.timeout(left_s):
+            return await discover(fetcher, names)
+    except (Down, TimeoutError):
+        return {}
+
+
 _PROBES: dict[EndpointKind, Callable[[Fetcher], Awaitable[_Found]]] = {
     EndpointKind.OLLAMA: _ollama,
     EndpointKind.LLAMACPP: _llamacpp,
@@ -196,6 +270,8 @@ async def probe_endpoint(
     state, reason, detail = EndpointState.UP, Reason.OK, ""
     models: list[str] = []
     loaded: list[LoadedModel] = []
+    capabilities: dict[str, list[Capability]] = {}
+    fetcher: Fetcher | None = None
     try:
         fetcher = Fetcher(client, target_url(endpoint.url), settings, limits)
         async with asyncio.timeout(settings.total_s):
@@ -210,6 +286,8 @@ async def probe_endpoint(
     if state is EndpointState.UP and latency_ms > settings.slow_ms:
         state, reason = EndpointState.SLOW, Reason.SLOW
         detail = f"answered in {latency_ms:.0f} ms (slow over {settings.slow_ms} ms)"
+    if fetcher is not None and (state is EndpointState.UP or reason is Reason.SLOW):  # it serves: ask what it can do
+        capabilities = await _discover(fetcher, endpoint, models, settings.total_s - latency_ms / 1000)
     return ProbeResult(
         node=node.name,
         tier=node.tier,
@@ -223,4 +301,5 @@ async def probe_endpoint(
         checked_at=checked_at,
         models=models,
         loaded=loaded,
+        capabilities=capabilities,
     )

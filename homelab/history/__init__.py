@@ -24,6 +24,9 @@ Version 2 (issue #9) adds tables only, so no row of version 1 is touched:
                           histogram: probes per bucket of LATENCY_EDGES_MS)
     history_marks         name PK, value: the last sweep id an incremental pass has seen
 
+Version 3 (issue #17) adds one nullable column, `probe_results.capabilities` (JSON: what the
+server said each model can do, by model name), so routing knows it without probing again.
+
 The hourly roll-ups are what reports read, so a report over months costs thousands of rows,
 not millions; raw probe rows older than the retention (`RetentionPolicy.raw_days`) are
 deleted once rolled up, and the roll-ups are kept for good (`HistoryStore.roll_up`, `HistoryStore.prune`).

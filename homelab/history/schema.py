@@ -36,7 +36,7 @@ __all__ = [
     "translate_errors",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Upper edges (ms) of the latency histogram buckets of `probe_hourly`; the last bucket
 # is open-ended. Percentiles from it are exact to within one bucket, which is what an owner
@@ -105,6 +105,9 @@ PROBES = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("checked_at", _UTCDateTime, nullable=False),
+    # Version 3: what the server said its models can do, {model name: [capability]}, so that
+    # routing knows it without asking again (NULL in rows written before).
+    sa.Column("capabilities", sa.JSON, nullable=True),
     # One result per endpoint per sweep; also the index for "the latest sweep's rows".
     sa.UniqueConstraint("sweep_id", "node", "endpoint", name="uq_probe_results_sweep_endpoint"),
 )
@@ -198,8 +201,14 @@ def _upgrade_to_2(conn: Connection) -> None:
     METADATA.create_all(conn, tables=list(V2_TABLES))
 
 
+def _upgrade_to_3(conn: Connection) -> None:
+    """Version 3 adds one nullable column: rows of earlier sweeps keep NULL (capabilities unknown)."""
+    column = PROBES.c.capabilities
+    conn.execute(sa.text(f"ALTER TABLE {PROBES.name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"))
+
+
 # version reached -> the step that takes a database from the version before it there.
-_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2, 3: _upgrade_to_3}
 
 
 def ensure_schema(engine: Engine) -> None:

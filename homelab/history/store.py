@@ -329,4 +329,6 @@ def _vram_row(sample: VramSample) -> dict[str, Any]:
 
 
 def _probe_result(row: Any) -> ProbeResult:
-    return ProbeResult.model_validate({name: row[name] for name in STORED_FIELDS})
+    values = {name: row[name] for name in STORED_FIELDS}
+    values["capabilities"] = values["capabilities"] or {}  # NULL in rows from before schema version 3
+    return ProbeResult.model_validate(values)

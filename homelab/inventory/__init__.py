@@ -6,6 +6,7 @@
 from homelab.inventory.load import load_inventory, load_inventory_with_notes, parse_inventory
 from homelab.inventory.models import (
     GPU,
+    Capability,
     Category,
     Container,
     Defaults,
@@ -28,6 +29,7 @@ from homelab.inventory.models import (
 
 __all__ = [
     "GPU",
+    "Capability",
     "Category",
     "Container",
     "Defaults",

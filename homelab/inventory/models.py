@@ -46,6 +46,7 @@ __all__ = [
     "NAME_RULE",
     "OWNED_FLAGS",
     "PLANNED_FLAGS",
+    "Capability",
     "Category",
     "Container",
     "Defaults",
@@ -104,6 +105,16 @@ class Category(StrEnum):
     VISION = "vision"
     FAST = "fast"
     EMBED = "embed"
+
+
+class Capability(StrEnum):
+    """What a served model can do; a request needs one (see `homelab.inventory.capabilities`)."""
+
+    COMPLETION = "completion"
+    VISION = "vision"
+    EMBEDDING = "embedding"
+    TOOLS = "tools"
+    REASONING = "reasoning"
 
 
 class EndpointKind(StrEnum):
@@ -211,6 +222,9 @@ class ServedModel(_Strict):
     name: str = Field(min_length=1, description="the backend's own name: an Ollama tag or a llama.cpp alias")
     alias: Alias
     deploy: OllamaDeploy | None = Field(None, description="ollama endpoints: how a rollout puts the model there")
+    capabilities: Annotated[list[Capability], Field(min_length=1, max_length=len(Capability))] | None = Field(
+        None, description="what the model can do; unset: discovered by the sweep, else hinted by its name"
+    )
 
 
 RestartPolicy = Literal["no", "unless-stopped", "always", "on-failure"]
