@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gguf import GGMLQuantizationType
+from vram_capture import write_model
 
-from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram.accuracy import (
     ComponentCheck,
     Summary,
@@ -58,9 +58,8 @@ def model_shape(spec: dict, models_dir: Path | None) -> ModelShape:
         return ModelShape.model_validate_json((SHAPES / f"{spec['id']}.json").read_text())
     path = models_dir / f"{spec['id']}.gguf"
     if not path.exists():
-        args = {k: v for k, v in spec.items() if k not in {"id", "dtype"}}
         print(f"writing {path} ...", file=sys.stderr, flush=True)
-        write_tiny_llama(path, dtype=GGMLQuantizationType[spec["dtype"]], **args)
+        write_model(spec, path)
     return read_gguf(path).model_copy(update={"name": spec["id"]})
 
 

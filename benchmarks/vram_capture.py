@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gguf import GGMLQuantizationType
 
-from homelab.tiny_gguf import write_tiny_llama
+from homelab.tiny_gguf import write_tiny_llama, write_tiny_moe
 
 CASES = Path(__file__).with_name("vram_cases.json")
 
@@ -84,10 +84,16 @@ def write_models(cases: dict, models_dir: Path) -> dict[str, Path]:
     for spec in cases["models"]:
         path = models_dir / f"{spec['id']}.gguf"
         if not path.exists():
-            args = {k: v for k, v in spec.items() if k not in {"id", "dtype"}}
-            write_tiny_llama(path, dtype=GGMLQuantizationType[spec["dtype"]], **args)
+            write_model(spec, path)
         paths[spec["id"]] = path
     return paths
+
+
+def write_model(spec: dict, path: Path) -> None:
+    """Write a case's model: `write_tiny_moe` for the mixture-of-experts architectures."""
+    args = {k: v for k, v in spec.items() if k not in {"id", "dtype"}}
+    writer = write_tiny_moe if spec["arch"] in ("qwen3moe", "qwen2moe") else write_tiny_llama
+    writer(path, dtype=GGMLQuantizationType[spec["dtype"]], **args)
 
 
 def runs_for(cases: dict, gpu: bool, quick: bool) -> list[Run]:

@@ -38,12 +38,13 @@ RUNS = _runs()
 def test_the_captures_are_all_here() -> None:
     assert [f.name for f in CAPTURES] == [
         "vram-cpu",
+        "vram-cpu-moe",
         "vram-cuda-h100-thresholds",
         "vram-cuda-h200",
         "vram-cuda-h200-qwen2",
         "vram-cuda-h200-unseen",
     ]
-    assert len(RUNS) == 249
+    assert len(RUNS) == 291
     assert {run.logged.backend for _, run in RUNS} == {"cpu", "cuda"}
 
 

@@ -7,8 +7,10 @@ that mark as the largest of three phases of one layer, plus what lives through t
   whole graph  the KQ masks ([cells, n_ubatch], f32, or f16 with flash attention), and without
                flash attention the index rows that scatter transposed V into the cache
   attention    without flash attention the KQ matrix, cells x n_ubatch x n_head f32, which
-               dominates long contexts; five [n_embd, n_ubatch] f32 activations around it
-  feed-forward gate, up and their product ([n_ff, n_ubatch] each) plus four activations
+               dominates long contexts; five f32 activations around it, three of them as wide as
+               the query heads (n_head x head size, wider than n_embd in qwen3 and gemma3)
+  feed-forward gate, up and their product ([n_ff, n_ubatch] each) plus four activations; with
+               mixture-of-experts, see `_moe_peak`
   output       the logits of the reserved outputs (one row per sequence in llama-server)
 
 What a CUDA build adds, learnt from ggml-cuda and checked against its logs:
@@ -24,8 +26,8 @@ Without flash attention, where the CPU layers' K and V copies land is replayed b
 sits about one K copy higher than the first layer's.
 
 The activation counts were fitted to the captured logs in units of whole tensors, not bytes, so
-they scale with the model; they hold for the llama-style layers measured (llama, qwen2, gemma2).
-Mixture-of-experts feed-forward blocks are sized as their active experts' width, unmeasured.
+they scale with the model; they hold for the layers measured (llama, qwen2, gemma2, qwen3moe,
+qwen2moe on the CPU build).
 Other fragmentation is not modelled (docs/vram-accuracy.md lists where it shows).
 """
 
@@ -44,7 +46,8 @@ _F32 = 4
 _F16 = 2
 _I64 = 8
 _FLOAT_CACHE = ("f32", "f16", "bf16")
-_ATTN_ACTS = 5  # [n_embd, n_ubatch] f32 activations alive next to KQ
+_ATTN_ACTS = 2  # [n_embd, n_ubatch] f32 activations alive next to KQ...
+_ATTN_Q_ACTS = 3  # ... and [n_head x head size, n_ubatch] ones (Q, its RoPE, the attention output)
 _FFN_ACTS = 4  # ... next to the feed-forward intermediates
 _HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
 _FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
@@ -72,17 +75,42 @@ class _Terms:
     small: int
     kq: int
     act: int  # one [n_embd, n_ubatch] f32 activation
+    attn_acts: int  # the activations alive next to KQ
     ffn: int
     logits: int
 
 
-def _ffn_width(shape: ModelShape) -> tuple[int, int]:
-    """(width of one intermediate, number of intermediates alive at once) of the feed-forward block."""
-    gated = any(t.name.endswith(("ffn_gate.weight", "ffn_gate_exps.weight")) for t in shape.tensors)
-    width = shape.n_ff
-    if shape.n_expert and shape.n_ff_expert:
-        width = max(width, shape.n_ff_expert * max(shape.n_expert_used, 1))
-    return width, 3 if gated else 2
+def _width(shape: ModelShape, suffix: str) -> int:
+    """The widest `blk.*.{suffix}` tensor's second dimension (its output rows), 0 if none."""
+    return max((t.shape[1] for t in shape.tensors if t.name.endswith(suffix) and len(t.shape) >= 2), default=0)
+
+
+def _ffn_peak(shape: ModelShape, t: int, act: int) -> int:
+    """Peak bytes of the feed-forward phase: dense (or shared-expert) intermediates, or routed experts."""
+    experts = _width(shape, ".ffn_up_exps.weight")
+    # A dense model's width is n_ff; a MoE file's n_ff describes no tensor (qwen3moe), so read them.
+    dense = max(_width(shape, ".ffn_up.weight"), _width(shape, ".ffn_up_shexp.weight")) if experts else shape.n_ff
+    gated = any(t.name.endswith(("ffn_gate.weight", "ffn_gate_shexp.weight")) for t in shape.tensors)
+    peak = ((3 if gated else 2) * dense * t * _F32 + _FFN_ACTS * act) if dense else 0
+    if experts:
+        peak = max(peak, _moe_peak(experts * max(shape.n_expert_used, 1) * t * _F32, shape.n_expert_used * act, act))
+    return peak
+
+
+def _moe_peak(inter: int, out: int, act: int) -> int:
+    """The routed experts' peak (build_moe_ffn), fitted to 16 captured CPU graphs exactly.
+
+    `inter` is one intermediate over the active experts ([n_ff_exp, n_expert_used, n_ubatch]: up,
+    gate, their product), `out` the experts' outputs ([n_embd, n_expert_used, n_ubatch]). Up to
+    one activation wide, an intermediate reuses the hole an attention activation left; the outputs
+    fit where up and gate were when those were at least as large, else they sit on top, above the
+    three intermediates unless those went into holes.
+    """
+    small = inter <= act
+    intermediates = 3 * inter + _FFN_ACTS * act - (inter if small else 0)
+    if out <= 2 * inter:
+        return intermediates
+    return out + _FFN_ACTS * act + (0 if small else 3 * inter)
 
 
 def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
@@ -97,14 +125,14 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
     small = 2 * t * _F32 + len(kinds) * t * _I64 * (2 if settings.flash_attn else 1) + ctx.n_outputs * _F32
     kq = 0 if settings.flash_attn else max(ctx.cells(swa) for swa in kinds) * t * shape.n_head * _F32
     act = shape.n_embd * t * _F32
-    width, n_inter = _ffn_width(shape)
     return _Terms(
         masks=masks,
         v_idxs=v_idxs,
         small=small,
         kq=kq,
         act=act,
-        ffn=n_inter * width * t * _F32 + _FFN_ACTS * act,
+        attn_acts=_ATTN_ACTS * act + _ATTN_Q_ACTS * shape.n_head * shape.head_dim_k * t * _F32,
+        ffn=_ffn_peak(shape, t, act),
         logits=shape.n_vocab * ctx.n_outputs * _F32,
     )
 
@@ -128,12 +156,12 @@ def compute_buffers(
     terms = _terms(shape, settings, ctx)
     if settings.backend == "cpu":
         # One buffer for everything: the GPU graph's peak plus the token embedding rows.
-        peak = max(terms.kq + _ATTN_ACTS * terms.act, terms.ffn, terms.logits)
+        peak = max(terms.kq + terms.attn_acts, terms.ffn, terms.logits)
         return ComputeSplit(0, terms.masks + terms.v_idxs + terms.small + peak + terms.act)
     output_on_gpu = on_gpu[shape.n_layer]
     cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if not gpu]
     kv_copy = max(cpu_kv, default=0)
-    attn = terms.kq + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy + _ATTN_ACTS * terms.act
+    attn = terms.kq + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy + terms.attn_acts
     attn += attention_rise(shape, settings, ctx, kv, on_gpu)
     # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
     ffn = terms.ffn + min(kv_copy, _FFN_HOLE_ACTS * terms.act)
