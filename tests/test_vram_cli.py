@@ -55,7 +55,7 @@ def test_plan_of_the_example_inventory_reads_like_a_plan() -> None:
     assert any(line.strip().startswith("coder Q4_K_M") and line.endswith("all 29 layers") for line in lines)
     assert any(line.strip().startswith("total") and "% of 24.0 GiB; 0.5 GiB reserve" in line for line in lines)
     assert any(line.strip().startswith("chat Q4_K_M") and line.endswith("all 49 layers") for line in lines)  # Ollama
-    assert lines[-1].startswith("estimated from names, not GGUF files: chat, reason, coder, general, quick")
+    assert lines[-1].startswith("estimated from names, not GGUF files: chat, reason, vision, coder, general, quick")
 
 
 def test_plan_json_has_every_gpu_and_model() -> None:
@@ -67,7 +67,9 @@ def test_plan_json_has_every_gpu_and_model() -> None:
     assert [p["model"] for p in mark_ii["placements"]] == ["coder", "general", "quick"]
     assert mark_ii["used_bytes"] == sum(p["estimate"]["gpu_total_bytes"] for p in mark_ii["placements"])
     assert mark_ii["free_bytes"] >= 0
-    assert plan["cpu_only"] == [] and plan["unsized"] == []
+    # mark-i's Ollama models without deploy: (its node is not reachable here) are planned too.
+    assert [(c["model"], c["source"]) for c in plan["cpu_only"]] == [("vision", "name")]
+    assert [u["model"] for u in plan["unsized"]] == ["embed"]
 
 
 def test_plan_with_a_model_that_does_not_fit(tmp_path: Path) -> None:

@@ -118,10 +118,22 @@ def test_lineup_from_the_example_inventory() -> None:
     assert got == [
         ("chat", "mark-i", 8192, 1, None, True),  # deployed to Ollama: one sequence
         ("reason", "mark-i", 8192, 1, None, True),
+        ("vision", "mark-i", 32768, 1, None, True),  # not deployed: Ollama's default for a 24 GiB node
         ("coder", "mark-ii", 16384, 1, None, True),
         ("general", "mark-ii", 8192, 1, 28, True),
         ("quick", "mark-ii", 4096, 2, None, True),
     ]
+    [embed] = lineup.unsized
+    assert (embed.model, embed.endpoint) == ("embed", "ollama")
+    assert embed.reason.startswith("node: the node was not asked; name: 'nomic-embed-text': no parameter count")
+
+
+def test_a_rollout_plans_only_the_ollama_models_it_deploys() -> None:
+    inventory = load_inventory(ROOT / "examples" / "three-tier.yaml")
+
+    lineup = lineup_from_inventory(inventory, deployed_only=True)
+
+    assert [e.name for e in lineup.entries] == ["chat", "reason", "coder", "general", "quick"]
     assert lineup.unsized == []
 
 
@@ -151,10 +163,8 @@ def test_models_dir_and_lineup_file_give_files_and_priorities(tmp_path: Path) ->
 
 def test_lineup_file_naming_an_unknown_model(tmp_path: Path) -> None:
     inventory = load_inventory(ROOT / "examples" / "three-tier.yaml")
-    with pytest.raises(
-        LineupError, match=r"no llama\.cpp container or deployed Ollama model on a GPU node serves: vision"
-    ):
-        lineup_from_inventory(inventory, lineup_file=LineupFile(models=[ModelOverride(model="vision")]))
+    with pytest.raises(LineupError, match=r"no llama\.cpp container or Ollama model on a GPU node serves: nas-fast"):
+        lineup_from_inventory(inventory, lineup_file=LineupFile(models=[ModelOverride(model="nas-fast")]))
 
 
 @pytest.mark.parametrize(

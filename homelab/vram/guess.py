@@ -25,6 +25,7 @@ __all__ = [
     "FileType",
     "family_of",
     "guess_shape",
+    "parameter_count",
     "parse_file_type",
     "shape_from_counts",
     "shape_of",
@@ -128,7 +129,8 @@ def parse_file_type(text: str | None) -> str | None:
     return match.group(1).upper() if match else None
 
 
-def _parameter_count(family: Family) -> int:
+def parameter_count(family: Family) -> int:
+    """The weights of a dense configuration: attention, gated FFN and the embeddings (norms left out)."""
     q, kv = family.n_head * family.head_dim, family.n_head_kv * family.head_dim
     per_layer = family.n_embd * (2 * q + 2 * kv) + 3 * family.n_embd * family.n_ff
     embeddings = family.n_vocab * family.n_embd * (1 if family.tied else 2)
@@ -137,16 +139,26 @@ def _parameter_count(family: Family) -> int:
 
 def _nearest(params: float, family_name: str | None) -> Family:
     pool = FAMILIES[family_name].values() if family_name else [f for fam in FAMILIES.values() for f in fam.values()]
-    return min(pool, key=lambda f: abs(_parameter_count(f) - params))
+    return min(pool, key=lambda f: abs(parameter_count(f) - params))
 
 
 def shape_from_counts(
-    name: str, *, params: float, file_type: str | None, family_name: str | None = None, source: Source = "name"
+    name: str,
+    *,
+    params: float,
+    file_type: str | None,
+    family_name: str | None = None,
+    family: Family | None = None,
+    source: Source = "name",
 ) -> ModelShape:
-    """An estimated shape for `params` parameters quantized as `file_type` (None: Q4_K_M)."""
+    """An estimated shape for `params` parameters quantized as `file_type` (None: Q4_K_M).
+
+    Args:
+        family: the configuration, when known (a node reported it); else the nearest of `family_name`'s.
+    """
     ftype = FILE_TYPES.get((file_type or _DEFAULT_FILE_TYPE).upper(), FILE_TYPES[_DEFAULT_FILE_TYPE])
-    family = _nearest(params, family_name)
-    bits = ftype.bits_per_weight * params / _parameter_count(family)
+    family = family or _nearest(params, family_name)
+    bits = ftype.bits_per_weight * params / parameter_count(family)
     tensors = synthesize_tensors(
         n_layer=family.n_layer,
         n_embd=family.n_embd,
@@ -204,7 +216,7 @@ def guess_shape(name: str) -> ModelShape:
     params = float(size.group(1)) * (1e9 if size.group(2).lower() == "b" else 1e6)
     family = family_of(name)
     if family and size.group(1) in FAMILIES[family]:
-        params = _parameter_count(FAMILIES[family][size.group(1)])
+        params = parameter_count(FAMILIES[family][size.group(1)])
     return shape_from_counts(name, params=params, file_type=parse_file_type(name), family_name=family)
 
 

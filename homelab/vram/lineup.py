@@ -1,13 +1,16 @@
 """The lineup and the GPUs of an inventory: what the planner places, and where it may.
 
 The models are those of `llamacpp` endpoints that run in a container (model file, context,
-parallel sequences, optionally fixed GPU layers) and the models a rollout deploys to `ollama`
-endpoints (their `deploy:` section: GGUF or pulled tag, `num_ctx`, optionally `num_gpu`), on a
-node with GPUs. An Ollama model runs `num_ctx` clamped to its training context (server/sched.go:161
-`effectiveContext` at v0.33.0-rc2), times the node's `ollama_num_parallel` (OLLAMA_NUM_PARALLEL,
-default 1): Ollama launches llama-server with `-c num_ctx*parallel` (llm/llama_server.go:375).
-Each may only go on its own node's GPUs. Their lineup order is the inventory's order; an
-optional lineup file gives priorities, other contexts and where the GGUF files can be read:
+parallel sequences, optionally fixed GPU layers) and every model of an `ollama` endpoint, on a
+node with GPUs. A model a rollout deploys (its `deploy:` section: GGUF or pulled tag, `num_ctx`,
+optionally `num_gpu`) runs with the deploy's `num_ctx`; one without runs with Ollama's default,
+chosen by the node's total VRAM: 262144 from 47 GiB, 32768 from 23 GiB, else 4096 (server/
+routes.go:2043-2057 at v0.33.0-rc2, OLLAMA_CONTEXT_LENGTH unset). Either is clamped to the
+model's training context (server/sched.go:161 `effectiveContext`), times the node's
+`ollama_num_parallel` (OLLAMA_NUM_PARALLEL, default 1): Ollama launches llama-server with
+`-c num_ctx*parallel` (llm/llama_server.go:375). Each may only go on its own node's GPUs. Their
+lineup order is the inventory's order; an optional lineup file gives priorities, other contexts
+and where the GGUF files can be read:
 
     # lineup.yaml
     reserve_gib: 1.0                 # kept free on every GPU (default 0.5)
@@ -17,14 +20,17 @@ optional lineup file gives priorities, other contexts and where the GGUF files c
         gguf: /srv/models/qwen2.5-14b-instruct-q4_k_m.gguf
         ctx_size: 16384
 
-Shapes come from the GGUF (the lineup file's `gguf`, else `models_dir/model_file`), else from
-the file name or pulled tag (an estimate, e.g. `qwen2.5-14b-instruct-q4_k_m.gguf`,
-`qwen2.5:14b`); a model neither can size is listed as unsized.
+Shapes come, first found, from: the lineup file's `gguf`; the file `models_dir/model_file`; for
+an Ollama model without `deploy:`, what its node reported (`NodeReports`, gathered by
+`homelab.vram.served.ask_ollama_nodes`); the file name or tag (an estimate, e.g.
+`qwen2.5-14b-instruct-q4_k_m.gguf`, `qwen2.5:14b`). A deployed model is not sized from its node:
+the node may not hold what the cluster file deploys until the rollout has run. A model none of
+these can size is listed as unsized, with why each source failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,11 +50,20 @@ __all__ = [
     "Lineup",
     "LineupFile",
     "ModelOverride",
+    "NodeReports",
     "lineup_from_inventory",
     "load_lineup_file",
+    "ollama_default_ctx",
 ]
 
 DEFAULT_RESERVE_BYTES = 512 * MIB  # display, driver and stray processes on a home GPU
+# Ollama's default num_ctx by the node's total VRAM (server/routes.go:2049-2056 at v0.33.0-rc2):
+# thresholds of 47 and 23 GiB, "slightly lower" than 48 and 24 so a 24 GB card gets the middle tier.
+_OLLAMA_CTX_TIERS = ((47 * GIB, 262144), (23 * GIB, 32768))
+_OLLAMA_SMALL_CTX = 4096
+
+NodeReports = Mapping[tuple[str, str, str], ModelShape | str]
+"""What Ollama nodes said, by (node, endpoint, model tag): the shape, or why there is none."""
 
 
 class ModelOverride(BaseModel):
@@ -119,10 +134,18 @@ class _Served(NamedTuple):
     parallel: int
     ollama: bool = False
     gpus: list[int] | None = None  # a container's CUDA indexes: the only GPUs it sees
+    report: tuple[str, str, str] | None = None  # an Ollama model without deploy: its key in NodeReports
 
 
-def _models_of(node: Node) -> Iterator[_Served]:
-    """llama.cpp containers, and the models a rollout deploys to Ollama (one sequence: Ollama's default)."""
+def ollama_default_ctx(node: Node) -> int:
+    """The num_ctx Ollama gives a model nobody set one for, on `node` (see the module docstring)."""
+    total = sum(int(gpu.vram_gib * GIB) for gpu in node.gpus)
+    return next((ctx for least, ctx in _OLLAMA_CTX_TIERS if total >= least), _OLLAMA_SMALL_CTX)
+
+
+def _models_of(node: Node, deployed_only: bool) -> Iterator[_Served]:
+    """llama.cpp containers, and the Ollama models (those a rollout deploys, or all of them)."""
+    parallel = node.ollama_num_parallel or 1
     for endpoint in node.endpoints:
         container = endpoint.container
         if endpoint.kind == EndpointKind.LLAMACPP and container is not None:
@@ -141,16 +164,20 @@ def _models_of(node: Node) -> Iterator[_Served]:
             if (deploy := model.deploy) is not None:
                 source = deploy.gguf or deploy.pull or model.name
                 names = {model.alias, model.name, source}
-                parallel = node.ollama_num_parallel or 1
                 yield _Served(model.alias, endpoint, source, names, deploy.num_gpu, deploy.num_ctx, parallel, True)
+            elif not deployed_only:
+                key = (node.name, endpoint.name, model.name)
+                names = {model.alias, model.name}
+                ctx = ollama_default_ctx(node)
+                yield _Served(model.alias, endpoint, model.name, names, None, ctx, parallel, True, report=key)
 
 
 def _entry(
-    node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None
+    node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None, reports: NodeReports
 ) -> LineupEntry | Unsized:
     """One model of the lineup with the lineup file's changes; Unsized when it cannot be sized."""
     try:
-        shape = _shape(served.model_file, override, models_dir)
+        shape = _shape(served, override, models_dir, reports)
     except UnsupportedModel as exc:
         return Unsized(model=served.name, endpoint=served.endpoint.name, reason=str(exc))
     return LineupEntry(
@@ -171,13 +198,28 @@ def _ctx_size(served: _Served, shape: ModelShape, ctx_size: int) -> int:
     return min(ctx_size, shape.context_length) * served.parallel if served.ollama else ctx_size
 
 
-def _shape(model_file: str, override: ModelOverride | None, models_dir: Path | None) -> ModelShape:
-    """The model's shape: its GGUF when one is given or found, else estimated from the file name."""
+def _shape(
+    served: _Served, override: ModelOverride | None, models_dir: Path | None, reports: NodeReports
+) -> ModelShape:
+    """The model's shape from the first source that has one (module docstring).
+
+    Raises:
+        UnsupportedModel: No source could size it; the message says why each one failed.
+    """
     if override and override.gguf:
         return read_gguf(override.gguf)
-    if models_dir is not None and (models_dir / model_file).is_file():
-        return read_gguf(models_dir / model_file)
-    return guess_shape(model_file)
+    if models_dir is not None and (models_dir / served.model_file).is_file():
+        return read_gguf(models_dir / served.model_file)
+    node_said = reports.get(served.report) if served.report else None
+    if isinstance(node_said, ModelShape):
+        return node_said
+    try:
+        return guess_shape(served.model_file)
+    except UnsupportedModel as exc:
+        if served.report is None:
+            raise
+        node = node_said or "the node was not asked"
+        raise UnsupportedModel(f"node: {node}; name: {exc}") from exc
 
 
 def _slots(node: Node, reserve_bytes: int) -> list[GpuSlot]:
@@ -194,12 +236,22 @@ def _slots(node: Node, reserve_bytes: int) -> list[GpuSlot]:
 
 
 def lineup_from_inventory(
-    inventory: Inventory, *, models_dir: Path | None = None, lineup_file: LineupFile | None = None
+    inventory: Inventory,
+    *,
+    models_dir: Path | None = None,
+    lineup_file: LineupFile | None = None,
+    reports: NodeReports | None = None,
+    deployed_only: bool = False,
 ) -> Lineup:
     """The planner's input for an inventory.
 
+    Args:
+        reports: what the Ollama nodes said about their models without `deploy:`; none: sized by name.
+        deployed_only: leave out the Ollama models without `deploy:` (a rollout preloads only the
+            deployed ones; Ollama loads the others on demand).
+
     Raises:
-        LineupError: The lineup file names a model that no container or deployed Ollama model of a GPU node serves.
+        LineupError: The lineup file names a model that no container or Ollama model of a GPU node serves.
         ModelFileError: A GGUF named or found is unreadable.
     """
     overrides = list(lineup_file.models) if lineup_file else []
@@ -216,11 +268,11 @@ def lineup_from_inventory(
         if not node.gpus:
             continue
         slots += _slots(node, reserve)
-        for served in _models_of(node):
+        for served in _models_of(node, deployed_only):
             override = next((o for o in overrides if o.model in served.names), None)
             if override:
                 used.add(override.model)
-            entry = _entry(node, served, override, models_dir)
+            entry = _entry(node, served, override, models_dir, reports or {})
             if isinstance(entry, Unsized):
                 unsized.append(entry)
             else:
@@ -228,7 +280,7 @@ def lineup_from_inventory(
     unknown = [o.model for o in overrides if o.model not in used]
     if unknown:
         raise LineupError(
-            "the lineup file names models that no llama.cpp container or deployed Ollama model on a GPU node "
+            "the lineup file names models that no llama.cpp container or Ollama model on a GPU node "
             f"serves: {', '.join(unknown)}"
         )
     return Lineup(entries=entries, slots=slots, unsized=unsized)

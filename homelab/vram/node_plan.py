@@ -1,7 +1,8 @@
 """One node's share of the VRAM plan: the GPU layers its rollout gives each llama.cpp container and Ollama model.
 
-A rollout plans before it changes anything. The node's models are placed on the node's GPUs
-exactly as `homelab plan` places them (other nodes' models never share these GPUs, so they
+A rollout plans before it changes anything. The node's llama.cpp containers and the Ollama
+models it deploys (it preloads only those; others Ollama loads on demand) are placed on the
+node's GPUs exactly as `homelab plan` places them (other nodes' models never share these GPUs, so they
 are left out, and their files need not be readable here). A model the plan leaves to the CPU
 on a node with GPUs is refused, with the planner's reason: starting it anyway would either
 over-commit the GPU or crawl on the CPU, and either is a decision for the cluster file
@@ -77,7 +78,8 @@ def plan_node_vram(
     """
     if not node.gpus:
         return NodeVramPlan(node=node.name)
-    lineup = lineup_from_inventory(inventory.model_copy(update={"nodes": [node]}), models_dir=models_dir)
+    only_node = inventory.model_copy(update={"nodes": [node]})
+    lineup = lineup_from_inventory(only_node, models_dir=models_dir, deployed_only=True)
     plan = plan_lineup(lineup.entries, lineup.slots, policy, lineup.unsized)
     if plan.cpu_only:
         refused = "; ".join(f"{_named(m.model, m.endpoint)}: {m.reason}" for m in plan.cpu_only)

@@ -25,7 +25,7 @@ from pydantic import Field, computed_field
 from homelab.frozen import Frozen
 from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
 from homelab.vram.settings import CacheType, RunSettings
-from homelab.vram.shape import ModelShape
+from homelab.vram.shape import ModelShape, Source
 from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB, MAX_GPU_OVERHEAD_BYTES
 
 __all__ = [
@@ -86,6 +86,7 @@ class Placement(Frozen):
     model: str
     endpoint: str | None = None
     file_type: str | None = None
+    source: Source = Field(description="where the shape came from: a GGUF file, a serving node, or the name")
     node: str
     gpu_index: int
     estimate: Estimate
@@ -129,6 +130,7 @@ class CpuOnly(Frozen):
     endpoint: str | None = None
     node: str | None
     reason: str
+    source: Source = Field(description="where the shape came from: a GGUF file, a serving node, or the name")
     needs_gpu_bytes: int | None = Field(None, description="GPU total when fully offloaded")
     best_free_bytes: int | None = Field(None, description="the most any allowed GPU had free")
     estimate: Estimate = Field(description="the model run on a CPU-only build")
@@ -180,6 +182,7 @@ def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement
         model=entry.name,
         endpoint=entry.endpoint,
         file_type=entry.shape.file_type,
+        source=entry.shape.source,
         node=slot.node,
         gpu_index=slot.index,
         estimate=result,
@@ -188,7 +191,15 @@ def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement
 
 def _cpu_only(entry: LineupEntry, policy: PlanPolicy, reason: str, **numbers: int) -> CpuOnly:
     cpu = estimate(entry.shape, _settings(entry, policy, 0, backend="cpu"))
-    return CpuOnly(model=entry.name, endpoint=entry.endpoint, node=entry.node, reason=reason, estimate=cpu, **numbers)
+    return CpuOnly(
+        model=entry.name,
+        endpoint=entry.endpoint,
+        node=entry.node,
+        reason=reason,
+        source=entry.shape.source,
+        estimate=cpu,
+        **numbers,
+    )
 
 
 def _place(

@@ -2,8 +2,11 @@
 
 Ollama's `/api/show` returns the GGUF keys as `model_info` and, in recent versions, the tensor
 table (`tensors`: name, type, shape); with both the shape is as good as a file's. Without the
-tensors (older Ollama, or the stand-in) the size comes from `general.parameter_count` and
-`details.quantization_level`, and the shape is estimated.
+tensors (older Ollama, or the stand-in's pulled models) the size comes from
+`general.parameter_count` and `details.quantization_level`, and the shape is estimated: on the
+architecture's own keys (`llama.block_count`, `.embedding_length`, `.attention.head_count`,
+`.feed_forward_length`...) when the node reports them, else on the nearest known family.
+`ask_ollama_nodes` asks every Ollama endpoint of a GPU node about its models without `deploy:`.
 
 llama-server's `/props` names the model file it loaded (`model_path`) and the running context
 and slots; `/v1/models` adds the parameter count and file size. When `model_path` is readable
@@ -18,6 +21,8 @@ whose failures are `Down` reasons). No httpx error is caught here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -25,14 +30,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.errors import MetadataUnavailable, ModelFileError, OllamaError, UnsupportedModel
 from homelab.health.http import DEFAULT_PROBE_LIMITS, Down, Fetcher, target_url
-from homelab.inventory import ProbeSettings
+from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, ProbeSettings
 from homelab.ollama.api import OllamaAPI
-from homelab.vram.guess import family_of, parse_file_type, shape_from_counts
+from homelab.vram.architectures import ARCHITECTURES
+from homelab.vram.guess import Family, family_of, parameter_count, parse_file_type, shape_from_counts
+from homelab.vram.lineup import NodeReports
 from homelab.vram.metadata import read_gguf, shape_from_fields
 from homelab.vram.shape import ModelShape, TensorInfo, tensor_bytes
 
 __all__ = [
+    "OpenOllama",
     "ServerModel",
+    "ask_ollama_nodes",
     "fetch_llama_server_model",
     "fetch_ollama_shape",
     "server_model_from_llama",
@@ -85,13 +94,63 @@ def shape_from_ollama_show(name: str, body: dict[str, Any]) -> ModelShape:
     if not params:
         raise UnsupportedModel(f"{name}: /api/show reports no parameter count and no tensors")
     arch = str(info.get("general.architecture") or details.get("family") or "")
-    return shape_from_counts(
+    shape = shape_from_counts(
         name,
         params=float(params),
         file_type=parse_file_type(str(details.get("quantization_level") or "")),
         family_name=family_of(arch) or family_of(name),
+        family=_reported_family(info, arch, float(params)),
         source="ollama",
     )
+    per_layer_kv = info.get(f"{arch}.attention.head_count_kv")
+    if isinstance(per_layer_kv, list) and len(per_layer_kv) == shape.n_layer:  # verbose: not emptied
+        shape = shape.model_copy(update={"n_head_kv": [int(n) for n in per_layer_kv]})
+    return shape
+
+
+def _count(info: dict[str, Any], key: str) -> int | None:
+    """A positive whole-number key of `model_info`; a per-layer array gives its largest entry."""
+    value = info.get(key)
+    if isinstance(value, list):
+        value = max(value) if value and all(isinstance(v, int) for v in value) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 26 else None
+
+
+def _reported_family(info: dict[str, Any], arch: str, params: float) -> Family | None:
+    """The configuration the node reports in `model_info`; None when a key the estimate needs is missing.
+
+    Only for the dense architectures the estimator models whose sliding window (if any) is on every
+    other layer, as `shape_from_counts` lays it out: experts or another pattern need the tensors.
+    The vocabulary is the token list's length (verbose only: Ollama empties longer arrays without
+    it), else `vocab_size`; whether the output shares the embedding is what matches the reported
+    parameter count better.
+    """
+    known = ARCHITECTURES.get(arch)
+    if known is None or known.swa_period not in (None, 2) or f"{arch}.expert_count" in info:
+        return None
+    keys = ("block_count", "embedding_length", "attention.head_count", "feed_forward_length")
+    n_layer, n_embd, n_head, n_ff = (_count(info, f"{arch}.{k}") for k in keys)
+    tokens = info.get("tokenizer.ggml.tokens")
+    n_vocab = (len(tokens) if isinstance(tokens, list) else 0) or _count(info, f"{arch}.vocab_size")
+    if not (n_layer and n_embd and n_head and n_ff and n_vocab):
+        return None
+    head_dim = _count(info, f"{arch}.attention.key_length") or n_embd // n_head
+    family = Family(
+        arch=arch,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=_count(info, f"{arch}.attention.head_count_kv") or n_head,
+        head_dim=head_dim,
+        n_ff=n_ff,
+        n_vocab=n_vocab,
+        context_length=_count(info, f"{arch}.context_length") or 4096,
+        sliding_window=None
+        if known.swa_period is None
+        else _count(info, f"{arch}.attention.sliding_window") or known.default_window,
+    )
+    tied = family._replace(tied=True)
+    return min((family, tied), key=lambda f: abs(parameter_count(f) - params))
 
 
 def server_model_from_llama(props: dict[str, Any], models: dict[str, Any], *, read_local: bool = True) -> ServerModel:
@@ -173,6 +232,43 @@ def fetch_ollama_shape(api: OllamaAPI, model: str) -> ModelShape:
     if body is None:
         raise MetadataUnavailable(f"{api.where}: show {model}: Ollama has no model {model!r} (HTTP 404)")
     return shape_from_ollama_show(model, body)
+
+
+OpenOllama = Callable[[Node, Endpoint], AbstractContextManager[OllamaAPI]]
+"""Opens the connector to one Ollama endpoint (the caller sets its client and timeouts)."""
+
+
+def ask_ollama_nodes(inventory: Inventory, open_api: OpenOllama) -> NodeReports:
+    """What each Ollama endpoint of a GPU node says about its models without `deploy:`.
+
+    An endpoint that does not answer `/api/version` is not asked about each model: every one of
+    them gets that failure as its reason (one wait for a node that is down, not one per model).
+
+    Returns:
+        By (node, endpoint, tag): the shape, or why the node gave none.
+    """
+    reports: dict[tuple[str, str, str], ModelShape | str] = {}
+    for node in inventory.nodes:
+        for endpoint in node.endpoints if node.gpus else []:
+            tags = [m.name for m in endpoint.models if m.deploy is None]
+            if endpoint.kind != EndpointKind.OLLAMA or not tags:
+                continue
+            with open_api(node, endpoint) as api:
+                try:
+                    api.version()
+                except OllamaError as exc:
+                    reports |= {(node.name, endpoint.name, tag): f"not reachable: {exc}" for tag in tags}
+                    continue
+                for tag in tags:
+                    reports[(node.name, endpoint.name, tag)] = _asked(api, tag)
+    return reports
+
+
+def _asked(api: OllamaAPI, tag: str) -> ModelShape | str:
+    try:
+        return fetch_ollama_shape(api, tag)
+    except (MetadataUnavailable, UnsupportedModel) as exc:
+        return str(exc)
 
 
 async def fetch_llama_server_model(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -30,8 +32,12 @@ from homelab_app.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from homelab.inventory import Endpoint, Inventory, Node
+    from homelab.ollama.api import OllamaAPI
     from homelab.vram.estimate import Estimate
     from homelab.vram.planner import Plan
+    from homelab.vram.served import OpenOllama
+    from homelab.vram.shape import Source
 
 __all__ = ["estimate_command", "plan_command"]
 
@@ -71,6 +77,16 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(EXIT_INVALID)
 
 
+# Where a placement's figures come from, as the plan prints it.
+_SOURCES = {"gguf": "GGUF file", "ollama": "node", "llama-server": "node", "name": "name estimate"}
+_SOURCE_WIDTH = len("name estimate") + 2
+
+
+def _source(source: Source, estimated: bool) -> str:
+    """A node that reported only counts (no tensor list) gave an estimate too."""
+    return "node counts" if source in {"ollama", "llama-server"} and estimated else _SOURCES[source]
+
+
 def _render_plan(plan: Plan) -> None:
     rows = [(p.model + (f" {p.file_type}" if p.file_type else "")) for g in plan.gpus for p in g.placements]
     width = max([len(r) for r in rows] + [len("total")]) + 2
@@ -83,20 +99,28 @@ def _render_plan(plan: Plan) -> None:
             layers = (
                 f"all {e.n_layers_total} layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU"
             )
-            out.print(f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {layers}", highlight=False)
+            source = _source(p.source, e.estimated_shape)
+            out.print(
+                f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {source:<{_SOURCE_WIDTH}}{layers}",
+                highlight=False,
+            )
         if not gpu.placements:
             out.print("  (nothing placed)", highlight=False)
         out.print(
-            f"  {'total':<{width}}{_gib(gpu.used_bytes):>9}  ({gpu.used_percent:.0f}% of {_gib(slot.vram_bytes)}; "
+            f"  {'total':<{width}}{_gib(gpu.used_bytes):>9}  {'':<{_SOURCE_WIDTH}}"
+            f"({gpu.used_percent:.0f}% of {_gib(slot.vram_bytes)}; "
             f"{_gib(slot.reserve_bytes)} reserve, {_gib(max(gpu.free_bytes, 0))} free)",
             highlight=False,
         )
     for c in plan.cpu_only:
-        out.print(f"CPU only: {escape(c.model)} ({escape(c.reason)})", highlight=False, soft_wrap=True)
+        source = _source(c.source, c.estimate.estimated_shape)
+        out.print(f"CPU only: {escape(c.model)} ({escape(c.reason)}) [{source}]", highlight=False, soft_wrap=True)
     for u in plan.unsized:
         out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
-    if plan.estimated_models:
-        names = ", ".join(plan.estimated_models)
+    by_name = {p.model for g in plan.gpus for p in g.placements if p.source == "name"}
+    by_name |= {c.model for c in plan.cpu_only if c.source == "name"}
+    if named := [m for m in plan.estimated_models if m in by_name]:
+        names = ", ".join(named)
         out.print(
             f"estimated from names, not GGUF files: {escape(names)} (--models-dir or a lineup file reads the files)",
             highlight=False,
@@ -122,11 +146,19 @@ def plan_command(
             "--overhead-mib", min=0, max=_MAX_OVERHEAD_MIB, help="Per model and GPU: CUDA context, cuBLAS, pools."
         ),
     ] = DEFAULT_GPU_OVERHEAD_BYTES // MIB,
+    ask_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--ask-nodes/--no-ask-nodes",
+            help="Size Ollama models without deploy: from their node's /api/show (else from the tag).",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
-    """Place the inventory's llama.cpp models on its GPUs; without a subcommand, print the plan.
+    """Place the inventory's models on its GPUs; without a subcommand, print the plan.
 
-    Exit codes: 0 a plan (CPU-only models included); 2 bad input.
+    Each placement says where its figures come from: a GGUF file, the serving node, or an
+    estimate from the name. Exit codes: 0 a plan (CPU-only and unsized models included); 2 bad input.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -134,13 +166,15 @@ def plan_command(
 
     from homelab.vram.lineup import lineup_from_inventory, load_lineup_file
     from homelab.vram.planner import PlanPolicy, plan_lineup
+    from homelab.vram.served import ask_ollama_nodes
 
     if inventory is None:
         _fail(ValueError("homelab plan needs --inventory FILE (or HOMELAB_INVENTORY)"))
     inv = load_or_exit(inventory)
     try:
         lineup_file = load_lineup_file(lineup) if lineup else None
-        built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file)
+        reports = ask_ollama_nodes(inv, _ollama_opener(inv)) if ask_nodes else None
+        built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file, reports=reports)
         policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
         plan = plan_lineup(built.entries, built.slots, policy, built.unsized)
     except ValidationError as exc:
@@ -149,6 +183,21 @@ def plan_command(
         print(plan.model_dump_json(indent=2))
     else:
         _render_plan(plan)
+
+
+def _ollama_opener(inventory: Inventory) -> OpenOllama:
+    """Connectors to Ollama endpoints, with the endpoint's probe timeouts (a plan waits no longer than a probe)."""
+    from homelab.ollama.api import OllamaAPI, open_ollama_client
+    from homelab.ollama.settings import OllamaTimeouts
+
+    @contextmanager
+    def open_api(node: Node, endpoint: Endpoint) -> Iterator[OllamaAPI]:
+        probe = inventory.probe_settings(endpoint)
+        timeouts = OllamaTimeouts(connect_s=probe.connect_s, read_s=probe.total_s)
+        with open_ollama_client(endpoint.url, timeouts) as client:
+            yield OllamaAPI(client, f"{node.name}/{endpoint.name}", timeouts)
+
+    return open_api
 
 
 def _render_estimate(e: Estimate) -> None:
