@@ -92,7 +92,9 @@ def write_models(cases: dict, models_dir: Path) -> dict[str, Path]:
 def write_model(spec: dict, path: Path) -> None:
     """Write a case's model: `write_tiny_moe` for the mixture-of-experts architectures."""
     args = {k: v for k, v in spec.items() if k not in {"id", "dtype"}}
-    writer = write_tiny_moe if spec["arch"] in ("qwen3moe", "qwen2moe") else write_tiny_llama
+    if "expert_dtype" in args:
+        args["expert_dtype"] = GGMLQuantizationType[args["expert_dtype"]]
+    writer = write_tiny_moe if spec["arch"] in ("qwen3moe", "qwen2moe", "gpt-oss") else write_tiny_llama
     writer(path, dtype=GGMLQuantizationType[spec["dtype"]], **args)
 
 

@@ -22,7 +22,7 @@ from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, PoolingType, T
 __all__ = ["CHATML_TEMPLATE", "Arch", "MoeArch", "tiny_vocab", "write_tiny_llama", "write_tiny_moe"]
 
 Arch = Literal["llama", "qwen2", "gemma2"]
-MoeArch = Literal["qwen3moe", "qwen2moe"]
+MoeArch = Literal["qwen3moe", "qwen2moe", "gpt-oss"]
 
 # Weight types the writer can produce, with the file type llama.cpp reports for each.
 _FILE_TYPES = {
@@ -276,6 +276,8 @@ def write_tiny_moe(
     n_vocab: int = 512,
     context_length: int = 2048,
     dtype: GGMLQuantizationType = GGMLQuantizationType.F32,
+    expert_dtype: GGMLQuantizationType | None = None,
+    sliding_window: int = 128,
     seed: int = 0,
     name: str = "homelab-tiny-moe",
 ) -> Path:
@@ -283,14 +285,17 @@ def write_tiny_moe(
 
     Args:
         path: Where to write the file.
-        arch: "qwen3moe" (q/k norms, experts only) or "qwen2moe" (q/k/v biases and a gated shared
-            expert beside the routed ones).
+        arch: "qwen3moe" (q/k norms, experts only), "qwen2moe" (q/k/v biases and a gated shared
+            expert beside the routed ones) or "gpt-oss" (biases everywhere, attention sinks,
+            sliding-window attention on every other layer, no FFN norm but a post-attention one).
         head_dim: Key/value head size (`key_length`); default n_embd / n_head. qwen2moe needs the default.
         n_expert: Experts per layer.
         n_expert_used: Experts routed to per token.
         n_ff_exp: Feed-forward width of one expert.
         n_ff_shexp: qwen2moe's shared expert width.
         dtype: Type of the 2-D and 3-D weights (the router stays F32, as converters keep it).
+        expert_dtype: Type of the expert tensors (MXFP4 for gpt-oss as released); default `dtype`.
+        sliding_window: gpt-oss's attention window in tokens.
         The rest as in `write_tiny_llama`.
 
     Returns:
@@ -299,10 +304,10 @@ def write_tiny_moe(
     Raises:
         ValueError: An unsupported dtype or architecture, or inconsistent head or expert counts.
     """
-    if dtype not in _FILE_TYPES:
+    if dtype not in _FILE_TYPES or (expert_dtype or dtype) not in (*_FILE_TYPES, GGMLQuantizationType.MXFP4):
         raise ValueError(f"dtype must be one of {', '.join(t.name for t in _FILE_TYPES)}, got {dtype!r}")
-    if arch not in ("qwen3moe", "qwen2moe"):
-        raise ValueError(f"arch must be 'qwen3moe' or 'qwen2moe', got {arch!r}")
+    if arch not in ("qwen3moe", "qwen2moe", "gpt-oss"):
+        raise ValueError(f"arch must be 'qwen3moe', 'qwen2moe' or 'gpt-oss', got {arch!r}")
     head = head_dim or n_embd // n_head
     if n_head % n_head_kv or not 0 < n_expert_used <= n_expert or (arch == "qwen2moe" and head * n_head != n_embd):
         raise ValueError("inconsistent heads or experts")
@@ -318,11 +323,13 @@ def write_tiny_moe(
         writer.add_expert_feed_forward_length(n_ff_exp)
         if arch == "qwen2moe":
             writer.add_expert_shared_feed_forward_length(n_ff_shexp)
+        if arch == "gpt-oss":
+            writer.add_sliding_window(sliding_window)
         _add_tokenizer(writer, tokens, scores, types)
         dims = _MoeDims(n_layer, n_embd, n_head * head, n_head_kv * head, head, n_expert, n_ff_exp, n_ff_shexp, n_vocab)
         rng = np.random.default_rng(seed)
         for tensor_name, array in _moe_tensors(arch, dims):
-            _add_weight(writer, tensor_name, array, dtype, rng)
+            _add_weight(writer, tensor_name, array, expert_dtype or dtype if "_exps." in tensor_name else dtype, rng)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -355,7 +362,7 @@ def _add_weight(
     if len(shape) == 1:
         array = array + 1.0 if name.endswith("norm.weight") else array
     matrix = name.endswith(_MATRICES) or name in ("token_embd.weight", "output.weight")
-    if matrix and dtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0):
+    if matrix and dtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantizationType.MXFP4):
         writer.add_tensor(name, quants.quantize(array, dtype), raw_dtype=dtype)
     else:
         writer.add_tensor(name, array.astype(np.float16) if matrix and dtype == GGMLQuantizationType.F16 else array)
@@ -372,17 +379,28 @@ def _moe_tensors(arch: MoeArch, d: _MoeDims) -> list[tuple[str, tuple[int, ...]]
             (f"{blk}.attn_k.weight", (d.n_kv, d.n_embd)),
             (f"{blk}.attn_v.weight", (d.n_kv, d.n_embd)),
         ]
-        if arch == "qwen2moe":
+        if arch == "qwen3moe":
+            out += [(f"{blk}.attn_q_norm.weight", (d.head,)), (f"{blk}.attn_k_norm.weight", (d.head,))]
+        else:
             out += [
                 (f"{blk}.attn_q.bias", (d.n_q,)),
                 (f"{blk}.attn_k.bias", (d.n_kv,)),
                 (f"{blk}.attn_v.bias", (d.n_kv,)),
             ]
+        out += [(f"{blk}.attn_output.weight", (d.n_embd, d.n_q))]
+        if arch == "gpt-oss":
+            out += [
+                (f"{blk}.attn_output.bias", (d.n_embd,)),
+                (f"{blk}.attn_sinks.weight", (d.n_q // d.head,)),
+                (f"{blk}.post_attention_norm.weight", (d.n_embd,)),
+                (f"{blk}.ffn_gate_inp.bias", (d.n_expert,)),
+                (f"{blk}.ffn_gate_exps.bias", (d.n_expert, d.n_ff_exp)),
+                (f"{blk}.ffn_down_exps.bias", (d.n_expert, d.n_embd)),
+                (f"{blk}.ffn_up_exps.bias", (d.n_expert, d.n_ff_exp)),
+            ]
         else:
-            out += [(f"{blk}.attn_q_norm.weight", (d.head,)), (f"{blk}.attn_k_norm.weight", (d.head,))]
+            out += [(f"{blk}.ffn_norm.weight", (d.n_embd,))]
         out += [
-            (f"{blk}.attn_output.weight", (d.n_embd, d.n_q)),
-            (f"{blk}.ffn_norm.weight", (d.n_embd,)),
             (f"{blk}.ffn_gate_inp.weight", (d.n_expert, d.n_embd)),
             (f"{blk}.ffn_gate_exps.weight", (d.n_expert, d.n_ff_exp, d.n_embd)),
             (f"{blk}.ffn_down_exps.weight", (d.n_expert, d.n_embd, d.n_ff_exp)),

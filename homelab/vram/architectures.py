@@ -41,6 +41,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "gemma3": ArchInfo(swa_period=6, window_needs_key=True),
     "cohere2": ArchInfo(swa_period=4),
     "olmo2": ArchInfo(swa_period=4, window_needs_key=True),
+    "gpt-oss": ArchInfo(swa_period=2, window_needs_key=True),
 }  # fmt: skip
 
 

@@ -9,8 +9,8 @@ The two sides are sized differently, as llama.cpp does:
   GPU  every tensor allocated in a CUDA buffer: its bytes, plus a padding row for quantized rows
        not a multiple of 512 (MATRIX_ROW_PADDING), rounded up to 128 bytes.
   CPU  the model file is memory-mapped, and llama.cpp reports the mapped span from the first to
-       the last CPU tensor (gaps included). A CPU-only build with AVX2 also repacks Q4_0, Q4_K
-       and IQ4_NL matrices into a CPU_REPACK buffer, which it reports on top of the span.
+       the last CPU tensor (gaps included). A CPU-only build with AVX2 also repacks Q4_0, Q4_K,
+       IQ4_NL and MXFP4 matrices (experts too) into a CPU_REPACK buffer, reported on top of the span.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _CUDA_ALIGN = 128
 _CUDA_ROW_PAD = 512
 _CPU_ALIGN = 32
 _INPUT = ("token_embd.", "position_embd.", "token_types.")
-_REPACKED = {"Q4_0", "Q4_K", "IQ4_NL"}  # ggml-cpu repack.cpp on x86 with AVX2
+_REPACKED = {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"}  # ggml-cpu repack.cpp on x86 with AVX2
 _FLOAT = {"F32", "F16", "BF16", "F64"}
 
 
