@@ -71,11 +71,13 @@ async def test_a_category_goes_to_its_first_serving_expert(route: Route, ollama_
     assert decision.reason.startswith("eyes2 is the first vision expert that serves; skipped eyes: eyes/ollama is DOWN")
 
 
-async def test_a_category_without_experts_falls_back_to_chat(route: Route, ollama_standin: StandInServer) -> None:
+async def test_embeddings_never_fall_back_to_a_chat_model(route: Route, ollama_standin: StandInServer) -> None:
     decision = await route({"talk": ollama_standin.url}, {"chat": ["talk"]}, "/v1/embeddings", {"input": "x"})
 
-    assert (decision.category, decision.model) == (Category.EMBED, "t/talk")
-    assert decision.reason == "no embed experts are configured; falling back to the chat expert talk"
+    assert (decision.category, decision.model) == (Category.EMBED, None)
+    assert decision.reason.startswith(
+        "no embed experts are configured; no serving model can take embed requests, which need embedding: talk"
+    )
 
 
 async def test_an_unreadable_body_is_routed_as_chat(route: Route, ollama_standin: StandInServer) -> None:
@@ -85,12 +87,13 @@ async def test_an_unreadable_body_is_routed_as_chat(route: Route, ollama_standin
     assert decision.basis.startswith("unreadable request (body.messages is empty")
 
 
-async def test_when_nothing_serves_the_first_expert_is_left_to_litellms_fallbacks(route: Route) -> None:
+async def test_when_nothing_serves_there_is_no_model_and_the_reason(route: Route) -> None:
     decision = await route({"a": _refused(), "b": _refused()}, {"embed": ["a", "b"]}, "/v1/embeddings", {})
 
-    assert decision.model == "t/a"
-    assert decision.skipped == ["t/b (DOWN)"]
+    assert decision.model is None
+    assert decision.skipped == ["t/a (DOWN)", "t/b (DOWN)"]
     assert decision.reason == "no model serves: every endpoint is down or unprobed"
+    assert decision.headers()["x-homelab-route-model"] == "none"
 
 
 async def test_a_stale_view_is_refreshed_in_the_background_not_on_the_request() -> None:

@@ -155,11 +155,18 @@ def test_then_fast_then_any_model_that_serves(tmp_path: Path, fault_server: Star
     assert "nor a chat or fast expert; misc is the first model of the cluster that serves" in d.reason
 
 
-def test_a_category_with_no_experts_configured_says_so(tmp_path: Path, servers: dict[str, FaultServer]) -> None:
+def test_a_category_with_no_experts_configured_falls_back_only_to_a_capable_model(
+    tmp_path: Path, servers: dict[str, FaultServer]
+) -> None:
     inv = _load(tmp_path, _cluster(servers["big"].url, servers["small"].url, _dead(), servers["extra"].url))
     d = _decide(inv, Category.VISION)
-    assert d.model == "chatty"
-    assert d.reason == "no vision experts are configured; falling back to the chat expert chatty"
+    assert d.model is None and d.needs == "vision" and d.fallbacks == []
+    assert d.reason == (
+        "no vision experts are configured; no serving model can take vision requests, which need vision: "
+        "chatty can do completion (experts), coder-big can do completion (experts), reasoner can do completion "
+        "(experts), coder-small can do completion (experts), misc can do completion (assumed)"
+    )
+    assert not any(c.capable for c in d.candidates), "text models cannot see the image"
 
 
 def test_nothing_serving_is_a_decision_without_a_model(tmp_path: Path) -> None:

@@ -120,10 +120,10 @@ def test_the_json_decision_carries_everything(tmp_path: Path, fault_server: Star
     assert 0 < d["confidence"] <= 1 and [c["alias"] for c in d["candidates"]] == ["coder", "chatty"]
 
 
-def test_no_healthy_model_for_a_prompt_is_exit_1(tmp_path: Path) -> None:
+def test_no_healthy_model_for_a_prompt_is_exit_3(tmp_path: Path) -> None:
     inventory = _cluster(tmp_path, _dead(), _dead())
     result = _run("route", "hello there", "--inventory", inventory)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "model     none: no model serves: every endpoint is down or unprobed" in result.stdout
 
 
@@ -146,13 +146,16 @@ def test_requests_file_gives_one_json_line_per_request_in_order(tmp_path: Path, 
     result = _run("route", "--inventory", inventory, "--requests", path, "--json")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(x["line"], x["category"], x["model"]) for x in lines] == [
-        (1, "code", "coder"),
-        (2, "embed", "chatty"),
-        (3, "chat", "chatty"),
-        (4, "vision", "chatty"),
+    assert [(x["line"], x["category"], x["needs"], x["model"]) for x in lines] == [
+        (1, "code", "completion", "coder"),
+        (2, "embed", "embedding", None),
+        (3, "chat", "completion", "chatty"),
+        (4, "vision", "vision", None),
     ]
-    assert lines[1]["reason"] == "no embed experts are configured; falling back to the chat expert chatty"
+    assert lines[1]["reason"].startswith(
+        "no embed experts are configured; no serving model can take embed requests, which need embedding: "
+    )
+    assert lines[3]["reason"].startswith("no vision experts are configured; no serving model can take vision")
 
 
 def test_bad_lines_are_reported_by_number_and_the_rest_still_routed(tmp_path: Path) -> None:

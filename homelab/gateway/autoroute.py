@@ -3,11 +3,15 @@
 The generated config names `homelab.gateway.autoroute.proxy_handler_instance` under
 `litellm_settings.callbacks`; LiteLLM resolves that dotted name with `getattr` at startup and
 calls the handler's `async_pre_call_hook` before it routes each request. For `model: auto` the
-hook classifies the request and chooses the first expert of its category that serves
-(`homelab.router`: rules, the text model, then the cluster's health), and rewrites the model to
-that expert's gateway name. The rest of the chain stays in LiteLLM's own fallbacks, for a
-backend that dies after the last look at it. The decision travels in the request's metadata
-and comes back to the client as `x-homelab-route-*` headers.
+hook classifies the request and chooses the first expert of its category that serves and can
+take it (`homelab.router`: rules, the text model, the cluster's health, the models'
+capabilities), and rewrites the model to that expert's gateway name. The rest of the chain
+stays in LiteLLM's own fallbacks, for a backend that dies after the last look at it. The
+decision travels in the request's metadata and comes back to the client as
+`x-homelab-route-*` headers. When no model that can take the request serves (an image with
+only text models up, embeddings with the embedding model down), the hook answers 503 with the
+router's reason: an answer from a model that cannot serve the request (vectors from another
+model's space, a reply that never saw the image) would be worse than none.
 
 What the hook knows of the cluster comes from the config itself (`callback_settings.
 homelab_autoroute.inventory`, the cluster file's own schema), so the proxy needs no other file.
@@ -45,6 +49,7 @@ from homelab.router import (
 
 __all__ = [
     "CALL_PATHS",
+    "NO_MODEL_STATUS",
     "PROXY_HEALTH",
     "ROUTE_HEADER_PREFIX",
     "AutoRouter",
@@ -70,6 +75,7 @@ CALL_PATHS: dict[str, str] = {
 # How old the hook's view of the cluster may get before a background refresh (the router's
 # own default, 60 s, suits the CLI; the proxy sees traffic and can afford to look more often).
 PROXY_HEALTH = HealthSettings(ttl_s=5.0)
+NO_MODEL_STATUS = 503  # Service Unavailable: nothing that can serve the request is up now
 
 
 class RouteDecision(BaseModel):
@@ -78,14 +84,14 @@ class RouteDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     category: Category | None
-    model: str | None = Field(description="the gateway model the request was sent to; None: left to `auto`'s alias")
+    model: str | None = Field(description="the gateway model the request was sent to; None: no model can take it")
     basis: str = Field(description="why this category: the classifier's rule or scores")
     reason: str = Field(description="why this expert (the router's words)")
     skipped: list[str] = Field(default_factory=list, description="experts passed over, with their state")
 
     def headers(self) -> dict[str, str]:
         """The decision as response headers (ASCII, one line each)."""
-        values = {"category": self.category or "", "model": self.model or AUTO_MODEL, "basis": self.basis,
+        values = {"category": self.category or "", "model": self.model or "none", "basis": self.basis,
                   "reason": self.reason}  # fmt: skip
         if self.skipped:
             values["skipped"] = ", ".join(self.skipped)
@@ -131,8 +137,8 @@ class AutoRouter:
         """The expert for one request (see `homelab.router.choose_expert` for the order).
 
         An unreadable body is routed as chat: the backend, not the router, should tell the
-        client what is wrong with it. When nothing serves, the first expert the router
-        considered (LiteLLM's fallbacks then try the rest and report the failure).
+        client what is wrong with it. When no model that can take the request serves, the
+        decision has no model and the router's reason.
         """
         try:
             found = self.classifier.classify(path, body)
@@ -140,15 +146,11 @@ class AutoRouter:
             found = Classification(category=Category.CHAT, confidence=0.0, basis=f"unreadable request ({exc}): chat")
         await self._keep_fresh()
         decision = choose_expert(self.inv, found, self.view)
-        if decision.model is not None:
-            chosen: str | None = decision.model
-            passed = decision.candidates[: [c.alias for c in decision.candidates].index(decision.model)]
-        else:
-            chosen = next((c.alias for c in decision.candidates if c.node), None)
-            passed = [c for c in decision.candidates if c.alias != chosen]
+        aliases = [c.alias for c in decision.candidates]
+        passed = decision.candidates[: aliases.index(decision.model)] if decision.model else decision.candidates
         return RouteDecision(
             category=decision.category,
-            model=self._name(chosen) if chosen else None,
+            model=self._name(decision.model) if decision.model else None,
             basis=decision.basis,
             reason=decision.reason,
             skipped=[f"{self._name(c.alias)} ({c.state or 'unknown'})" for c in passed],
@@ -203,8 +205,11 @@ class _Hooks:
             return data
         decision = await self._get_router().route(CALL_PATHS[call_type], data)
         logger.info("auto -> %s (%s; %s)", decision.model, decision.category, decision.basis)
-        if decision.model is not None:  # else `auto` stays, and its alias names the chat expert
-            data["model"] = decision.model
+        if decision.model is None:
+            from fastapi import HTTPException  # the proxy's own web framework, loaded with it
+
+            raise HTTPException(NO_MODEL_STATUS, detail={"error": f"homelab auto-routing: {decision.reason}"})
+        data["model"] = decision.model
         metadata = data.get("metadata")
         if not isinstance(metadata, dict):
             metadata = data["metadata"] = {}

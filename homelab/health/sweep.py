@@ -7,7 +7,9 @@ Rules (the README's "Health" section says the same):
 - tier: HEALTHY when every endpoint is UP (a tier without endpoints too), DOWN when none
   serves, DEGRADED in between.
 - cluster: CRITICAL when the gateway does not serve (every client goes through it), when
-  nothing serves, or when a category has no serving expert left; DEGRADED when anything else
+  nothing serves, or when a category has no serving expert left (an expert that serves but
+  cannot take the category's requests, an embedding model listed for chat, does not count:
+  `expert_verdict`, which `homelab route` shares); DEGRADED when anything else
   is not UP (a lost expert with a fallback, a slow or loading endpoint); OPERATIONAL otherwise.
   So the prognosis is DEGRADED exactly when some endpoint is not UP and nothing is CRITICAL.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -27,11 +29,13 @@ from pydantic import Field
 from homelab.frozen import Frozen
 from homelab.health.http import DEFAULT_CONNECTIONS_PER_ORIGIN
 from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
-from homelab.inventory import Endpoint, Inventory, Node
+from homelab.inventory import Category, Endpoint, Inventory, Node
+from homelab.inventory.capabilities import NEEDS, Capabilities, model_capabilities
 
 __all__ = [
     "DEFAULT_SWEEP_LIMITS",
     "ClusterHealth",
+    "ExpertVerdict",
     "Prognosis",
     "SweepLimits",
     "SweepReport",
@@ -40,7 +44,9 @@ __all__ = [
     "classify_cluster",
     "classify_tier",
     "classify_tiers",
+    "expert_verdict",
     "probe_endpoints",
+    "served_capabilities",
     "sweep",
 ]
 
@@ -86,6 +92,9 @@ class SweepReport(Frozen):
     endpoints: list[ProbeResult]
     tiers: list[TierHealth]
     cluster: ClusterHealth
+    capabilities: dict[str, Capabilities] = Field(
+        default_factory=dict, description="what each model alias can do, and where that is known from"
+    )
 
     @property
     def all_up(self) -> bool:
@@ -143,11 +152,11 @@ def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealt
     if results and not any(r.serving for r in results):
         critical.append("no endpoint serves")
     for category, chain in inv.experts.items():
-        serving = [alias for alias in chain if _alias_serving(inv, alias, by_endpoint)]
-        if not serving:
-            critical.append(f"no serving expert for {category}: none of {', '.join(chain)} serves")
-        elif serving[0] != chain[0]:
-            degraded.append(f"{category} falls back to {serving[0]} ({chain[0]} does not serve)")
+        verdict = expert_verdict(inv, category, lambda node, endpoint: by_endpoint.get((node, endpoint)))
+        if verdict.lost is not None:
+            critical.append(verdict.lost)
+        elif verdict.serving[0] != chain[0]:
+            degraded.append(f"{category} falls back to {verdict.serving[0]} ({chain[0]} does not serve)")
     degraded += [f"{r.node}/{r.endpoint} is {r.state} ({r.reason})" for r in results if r.state is not EndpointState.UP]
     if critical:
         return ClusterHealth(prognosis=Prognosis.CRITICAL, reasons=critical + degraded)
@@ -156,13 +165,52 @@ def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealt
     return ClusterHealth(prognosis=Prognosis.OPERATIONAL)
 
 
-def _alias_serving(inv: Inventory, alias: str, by_endpoint: dict[tuple[str, str], ProbeResult]) -> bool:
-    found = inv.serving(alias)
-    if found is None:
-        return False
-    node, endpoint, _ = found
-    result = by_endpoint.get((node.name, endpoint.name))
-    return result is not None and result.serving
+class ExpertVerdict(Frozen):
+    """A category's experts that serve and can take its requests, in order, and why none does."""
+
+    serving: list[str]
+    lost: str | None = Field(None, description="why no expert is left; None while one serves (or none is listed)")
+
+
+def expert_verdict(
+    inv: Inventory, category: Category, result_of: Callable[[str, str], ProbeResult | None]
+) -> ExpertVerdict:
+    """The one judgement of a category's experts, shared by the sweep's prognosis and `homelab route`.
+
+    Args:
+        inv: the cluster: the category's experts and where each is served.
+        category: the category judged.
+        result_of: (node, endpoint) -> the latest probe result, None when never probed.
+    """
+    chain = inv.experts.get(category, [])
+    needed = NEEDS[category]
+    serving: list[str] = []
+    unable: list[str] = []
+    for alias in chain:
+        found = inv.serving(alias)
+        result = result_of(found[0].name, found[1].name) if found else None
+        if found is None or result is None or not result.serving:
+            continue
+        capabilities = model_capabilities(inv, found[2], result.capabilities.get(found[2].name))
+        if capabilities.can(needed):
+            serving.append(alias)
+        else:
+            unable.append(f"{alias} serves but has no {needed}: {capabilities}")
+    if serving or not chain:
+        return ExpertVerdict(serving=serving)
+    why = f"no serving expert for {category}: none of {', '.join(chain)} serves"
+    return ExpertVerdict(serving=[], lost=why + (f" ({'; '.join(unable)})" if unable else ""))
+
+
+def served_capabilities(inv: Inventory, results: list[ProbeResult]) -> dict[str, Capabilities]:
+    """Every alias of the cluster file with what it can do, from the file, these results, or its name."""
+    by_endpoint = {(r.node, r.endpoint): r for r in results}
+    out: dict[str, Capabilities] = {}
+    for node, endpoint in inv.endpoints():
+        result = by_endpoint.get((node.name, endpoint.name))
+        for model in endpoint.models:
+            out[model.alias] = model_capabilities(inv, model, result.capabilities.get(model.name) if result else None)
+    return out
 
 
 def _origin(url: str) -> tuple[str, bytes, int | None] | str:
@@ -216,4 +264,5 @@ async def sweep(
         endpoints=results,
         tiers=classify_tiers(inv, results),
         cluster=classify_cluster(inv, results),
+        capabilities=served_capabilities(inv, results),
     )

@@ -1,9 +1,11 @@
 """Cross-references of a cluster file, checked on the parsed YAML before the schema has passed.
 
 Names must be unique, secrets and aliases referred to must exist, the gateway must name a
-litellm endpoint. These checks read the plain YAML data, not the validated models, so that a
-file with a structural error and a missing secret gets both reported at once. A value of the
-wrong type is skipped here: the schema reports it.
+litellm endpoint, an expert must be able to take its category's requests when the file says
+what it can do (its `capabilities:`, or a name like `nomic-embed-text`). These checks read the
+plain YAML data, not the validated models, so that a file with a structural error and a missing
+secret gets both reported at once. A value of the wrong type is skipped here: the schema
+reports it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from homelab.errors import Problem
-from homelab.inventory.models import EndpointKind
+from homelab.inventory.capabilities import NEEDS, name_hint
+from homelab.inventory.models import Capability, Category, EndpointKind
 from homelab.inventory.values import url_port
 from homelab.yaml_source import FieldPath, SourceMap
 
@@ -82,16 +85,42 @@ def check_references(data: dict[str, Any], source: SourceMap) -> list[Problem]:
         aliases += _check_node(check, node, ("nodes", i))
     check.unique(aliases, "model alias")
     served = {alias for alias, _ in aliases}
+    models = {
+        _text(m, "alias"): m
+        for _, node in nodes
+        for _, e in _entries(node, "endpoints")
+        for _, m in _entries(e, "models")
+    }
     experts = data.get("experts")
     for category, chain in experts.items() if isinstance(experts, dict) else []:
         for k, alias in enumerate(chain) if isinstance(chain, list) else []:
             if isinstance(alias, str) and alias not in served:
                 check.report(("experts", str(category), k), f"no endpoint serves model alias {alias!r}")
+            elif isinstance(alias, str) and (message := _capability_problem(category, alias, models[alias])):
+                check.report(("experts", str(category), k), message)
     gateway = data.get("gateway")
     check.secret(gateway, "master_key_secret", ("gateway",))
     if (ref := _text(gateway, "endpoint")) is not None and (message := _gateway_problem(nodes, ref)) is not None:
         check.report(("gateway", "endpoint"), message)
     return check.problems
+
+
+def _capability_problem(category: Any, alias: str, model: dict[str, Any]) -> str | None:
+    """An expert whose capabilities the file states or its name gives, without the one its category needs."""
+    if category not in set(Category):
+        return None  # the schema reports an unknown category
+    declared = model.get("capabilities")
+    if isinstance(declared, list):
+        known = [Capability(c) for c in declared if isinstance(c, str) and c in set(Capability)]
+        where = "its capabilities:"
+    else:
+        name = _text(model, "name") or ""
+        known = name_hint(name) or []
+        where = f"its name {name!r} says"
+    needed = NEEDS[Category(category)]
+    if not known or needed in known:
+        return None
+    return f"{alias} cannot take {category} requests, which need {needed}: {where} {', '.join(known)}"
 
 
 def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tuple[str | None, FieldPath]]:

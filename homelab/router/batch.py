@@ -23,6 +23,7 @@ DEFAULT_ENDPOINT = "/v1/chat/completions"
 _LINE_KEYS = (
     "category",
     "confidence",
+    "needs",
     "model",
     "url",
     "node",

@@ -1,10 +1,13 @@
-"""Category -> the best healthy expert, with the ordered fallbacks and the reason, as data.
+"""Category -> the best healthy expert that can serve the request, with the ordered fallbacks and the reason.
 
 The order is the cluster file's promise: `experts.<category>` lists aliases best first, and
-the first one whose endpoint serves (UP, or merely slow; see `ProbeResult.serving`) wins.
-When none of them serves, the request is still better answered than refused: the chat
-experts are general, the fast ones at least answer; then any model that serves. Only when
-nothing serves is there no model, and the decision says why.
+the first one whose endpoint serves (UP, or merely slow; see `ProbeResult.serving`) and that
+can take the request wins. When none of them serves, the request is still better answered
+than refused: the chat experts are general, the fast ones at least answer; then any model
+that serves. But only by a model that can serve it (`homelab.inventory.capabilities`): an
+image needs `vision`, an embeddings request `embedding` (vectors from another model live in
+another space), every other request `completion`. When no such model serves there is no
+model, and the reason is the sweep's own verdict on the category (`expert_verdict`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.health.probe import EndpointState
-from homelab.inventory import Category, Inventory
+from homelab.health.sweep import expert_verdict
+from homelab.inventory import Capability, Category, Inventory
+from homelab.inventory.capabilities import NEEDS, Capabilities, model_capabilities
 from homelab.redact import redact_url
 from homelab.router.classify import Classification
 from homelab.router.health_view import HealthSource, HealthView
@@ -37,6 +42,8 @@ class Candidate(BaseModel):
     url: str | None = None
     state: EndpointState | None = None
     serving: bool = False
+    capabilities: Capabilities | None = Field(None, description="what the model can do, and where that is known from")
+    capable: bool = Field(False, description="it can take this request (has the capability the request needs)")
     note: str = Field(description="why it serves or not, for people")
 
 
@@ -48,6 +55,7 @@ class Decision(BaseModel):
     category: Category | None
     confidence: float | None = None
     basis: str = Field("", description="what decided the category")
+    needs: Capability | None = Field(None, description="the capability a model needs to take this request")
     model: str | None = Field(None, description="the chosen alias; None when nothing serves")
     url: str | None = Field(None, description="the chosen endpoint's URL")
     node: str | None = None
@@ -77,11 +85,13 @@ def _order(inv: Inventory, category: Category) -> list[tuple[str, str]]:
     return out
 
 
-def _candidate(inv: Inventory, view: HealthView, alias: str, chain: str, now: datetime) -> Candidate:
+def _candidate(
+    inv: Inventory, view: HealthView, alias: str, chain: str, needed: Capability, now: datetime
+) -> Candidate:
     found = inv.serving(alias)
     if found is None:
         return Candidate(alias=alias, chain=chain, note="no endpoint of the cluster serves this alias")
-    node, endpoint, _ = found
+    node, endpoint, model = found
     where = {
         "alias": alias,
         "chain": chain,
@@ -90,12 +100,16 @@ def _candidate(inv: Inventory, view: HealthView, alias: str, chain: str, now: da
         "url": redact_url(endpoint.url),
     }  # shown and dumped, never used to connect
     result = view.result(node.name, endpoint.name)
+    capabilities = model_capabilities(inv, model, result.capabilities.get(model.name) if result else None)
+    able = {"capabilities": capabilities, "capable": capabilities.can(needed)}
     if result is None:
-        return Candidate(**where, note=f"{node.name}/{endpoint.name} has never been probed")
+        return Candidate(**where, **able, note=f"{node.name}/{endpoint.name} has never been probed")
     age = view.age_s(node.name, endpoint.name, now) or 0.0
     why = result.detail or result.reason.value
     note = f"{node.name}/{endpoint.name} is {result.state.value} ({why}), checked {age:.0f} s ago"
-    return Candidate(**where, state=result.state, serving=result.serving, note=note)
+    if result.serving and not capabilities.can(needed):
+        note = f"has no {needed}: {capabilities}; {note}"
+    return Candidate(**where, **able, state=result.state, serving=result.serving, note=note)
 
 
 def _reason(category: Category, chosen: Candidate, skipped: list[Candidate], configured: bool) -> str:
@@ -129,22 +143,19 @@ def choose_expert(
     """
     now = now or datetime.now(UTC)
     category = classification.category
-    candidates = [_candidate(inv, view, alias, chain, now) for alias, chain in _order(inv, category)]
-    serving = [c for c in candidates if c.serving]
+    needed = NEEDS[category]
+    candidates = [_candidate(inv, view, alias, chain, needed, now) for alias, chain in _order(inv, category)]
+    serving = [c for c in candidates if c.serving and c.capable]
     base = {
         "category": category,
         "confidence": classification.confidence,
         "basis": classification.basis,
+        "needs": needed,
         "candidates": candidates,
     }
     if not serving:
-        if not candidates:
-            reason = "the cluster file lists no models"
-        elif not len(view):
-            reason = "no model serves: no endpoint has been probed"
-        else:
-            reason = "no model serves: every endpoint is down or unprobed"
         age = view.newest_age_s(now)
+        reason = _no_model(inv, category, view, candidates)
         return Decision(**base, reason=reason, health_age_s=None if age is None else round(age, 1))
     chosen = serving[0]
     skipped = candidates[: candidates.index(chosen)]
@@ -162,11 +173,26 @@ def choose_expert(
     )
 
 
+def _no_model(inv: Inventory, category: Category, view: HealthView, candidates: list[Candidate]) -> str:
+    """Why no model can take the request; when some serve but cannot, the sweep's verdict first."""
+    if not candidates:
+        return "the cluster file lists no models"
+    if not len(view):
+        return "no model serves: no endpoint has been probed"
+    unable = [c for c in candidates if c.serving]
+    if not unable:
+        return "no model serves: every endpoint is down or unprobed"
+    lost = expert_verdict(inv, category, view.result).lost or f"no {category} experts are configured"
+    listing = ", ".join(f"{c.alias} can do {c.capabilities}" for c in unable)
+    return f"{lost}; no serving model can take {category} requests, which need {NEEDS[category]}: {listing}"
+
+
 def unrouted(classification: Classification, reason: str) -> Decision:
     """A decision with a category but no model: no cluster file, or no way to reach it."""
     return Decision(
         category=classification.category,
         confidence=classification.confidence,
         basis=classification.basis,
+        needs=NEEDS[classification.category],
         reason=reason,
     )

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from homelab.errors import HistoryError
 from homelab_app.cli.common import (
-    EXIT_DEGRADED,
+    EXIT_CRITICAL,
     EXIT_INVALID,
     STATE_STYLE,
     JsonFlag,
@@ -84,24 +84,31 @@ def _open_route(inv: Inventory | None, inventory: Path | None, ttl_s: float, pro
 def _render_decision(d: Decision) -> None:
     conf = f" ({d.confidence:.2f})" if d.confidence is not None else ""
     out.print(f"category  [bold]{d.category}[/]{conf}  [dim]{escape(d.basis)}[/]", highlight=False)
+    if d.needs is not None:
+        out.print(f"needs     {d.needs}", highlight=False)
+    chosen = next((c for c in d.candidates if c.alias == d.model), None)
     if d.model is None:
         out.print(f"model     [red]none[/]: {escape(d.reason)}", highlight=False, soft_wrap=True)
     else:
         out.print(
             f"model     [green]{escape(d.model)}[/] at {escape(d.url or '')} ({d.node}/{d.endpoint})", highlight=False
         )
+        if chosen is not None and chosen.capabilities is not None:
+            out.print(f"can       {escape(str(chosen.capabilities))}", highlight=False)
         out.print(f"why       {escape(d.reason)}", highlight=False, soft_wrap=True)
         out.print(f"fallbacks {escape(', '.join(d.fallbacks) or 'none')}", highlight=False)
     if d.health_age_s is not None:
         out.print(f"health    {d.health_age_s:.0f} s old ({d.health_source or 'history'})", highlight=False)
     if d.candidates:
         table = Table(title="candidates, in order", title_justify="left")
-        for column in ("#", "alias", "from", "state", "note"):
+        for column in ("#", "alias", "from", "state", "can", "note"):
             table.add_column(column)
         for i, c in enumerate(d.candidates, start=1):
             state = f"[{STATE_STYLE[c.state]}]{c.state}[/]" if c.state else "-"
             mark = " ←" if c.alias == d.model else ""
-            table.add_row(str(i), escape(c.alias) + mark, c.chain, state, escape(c.note))
+            can = escape(str(c.capabilities)) if c.capabilities is not None else "-"
+            can = can if c.capable or c.capabilities is None else f"[red]{can}[/]"
+            table.add_row(str(i), escape(c.alias) + mark, c.chain, state, can, escape(c.note))
         out.print(table)
 
 
@@ -163,9 +170,11 @@ def route_command(
     """Classify a request (code, reason, chat, vision, fast, embed) and pick the best healthy expert.
 
     Give a PROMPT, or --requests FILE to route one request per line (one JSON line out per
-    line in, in order, with --json). Exit codes: 0 routed (for --requests: the file was read;
-    lines that could not be routed are reported on stderr and as {"error": ...} lines);
-    1 a PROMPT has no healthy model to go to; 2 bad input.
+    line in, in order, with --json). A request only goes to a model that can serve it (an image
+    needs vision, embeddings need embedding, text needs completion). Exit codes: 0 routed (for
+    --requests: the file was read; lines that could not be routed are reported on stderr and
+    as {"error": ...} lines); 2 bad input; 3 no serving model can take a PROMPT (the sweep's
+    CRITICAL verdict for its category).
     """
     if (prompt is None) == (requests is None):
         err.print("[red]✗[/] give a PROMPT or --requests FILE (exactly one)", highlight=False)
@@ -181,4 +190,4 @@ def route_command(
     else:
         _render_decision(decision)
     if inv is not None and decision.model is None:
-        raise typer.Exit(EXIT_DEGRADED)
+        raise typer.Exit(EXIT_CRITICAL)

@@ -21,6 +21,7 @@ from homelab_app.cli.common import (
 
 if TYPE_CHECKING:
     from homelab.health.sweep import SweepReport
+    from homelab.inventory import Inventory
 
 __all__ = ["sweep_command"]
 
@@ -29,19 +30,22 @@ __all__ = ["sweep_command"]
 _PROGNOSIS_STYLE = {"OPERATIONAL": "green", "DEGRADED": "yellow", "CRITICAL": "bold red"}
 
 
-def _render_sweep(report: SweepReport) -> None:
+def _render_sweep(report: SweepReport, inv: Inventory) -> None:
+    aliases = {(node.name, endpoint.name): [m.alias for m in endpoint.models] for node, endpoint in inv.endpoints()}
     for tier in report.tiers:
         style = {"HEALTHY": "green", "DEGRADED": "yellow", "DOWN": "red"}[tier.state]
         table = Table(title=f"tier {tier.name}: [{style}]{tier.state}[/]", title_justify="left")
-        for column in ("endpoint", "kind", "state", "latency", "reason"):
+        for column in ("endpoint", "kind", "state", "latency", "reason", "models can"):
             table.add_column(column, justify="right" if column == "latency" else "left")
         for r in (r for r in report.endpoints if r.tier == tier.name):
+            can = [f"{a}: {report.capabilities[a]}" for a in aliases.get((r.node, r.endpoint), [])]
             table.add_row(
                 f"{r.node}/{r.endpoint}",
                 r.kind,
                 f"[{STATE_STYLE[r.state]}]{r.state}[/]",
                 f"{r.latency_ms:.0f} ms",
                 escape(r.detail or r.reason),
+                escape("\n".join(can)),
             )
         out.print(table)
     prognosis = report.cluster.prognosis
@@ -72,7 +76,7 @@ def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        _render_sweep(report)
+        _render_sweep(report, inv)
     if report.cluster.prognosis is Prognosis.CRITICAL:
         raise typer.Exit(EXIT_CRITICAL)
     if not report.all_up:
