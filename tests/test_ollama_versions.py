@@ -5,7 +5,7 @@ optional tiny GGUF uploaded first (`chat`, or `embedding`: one with a pooling ty
 requests that must succeed (`steps`), an optional restart with every blob aged by
 `restart_hours`, then the request and what must come back:
 `status`, the exact `error`, a subset of the JSON body (`json`), lengths of parts of it
-(`lengths`, by `a/b` paths), what `/api/ps` lists after
+(`lengths`, by `a/b` paths) and parts that are null (`nulls`), what `/api/ps` lists after
 (`ps`, `ps_forever`), and for a create whether the model's layer is the uploaded blob or a
 rewritten one (`layer`). `source` cites the Ollama file and line the behaviour copies; `{digest}`
 in a request stands for the uploaded blob. A new case needs no new code.
@@ -93,6 +93,11 @@ def test_behaviour(row: dict[str, Any], ollama_standin_factory: Callable[..., St
         for key in where.split("/"):
             found = found[key]
         assert len(found) == length, where
+    for where in row.get("nulls", []):
+        found = response.json()
+        for key in where.split("/"):
+            found = found[key]
+        assert found is None, where
     if "ps" in row:
         ps = httpx.get(f"{server.url}/api/ps", timeout=10).json()["models"]
         assert [m["name"] for m in ps] == row["ps"]
@@ -170,5 +175,5 @@ async def test_per_layer_arrays_reach_the_vram_reader_only_through_verbose(
     with open_ollama_client(server.url, OllamaTimeouts()) as client:
         shown = fetch_ollama_shape(OllamaAPI(client, "node/ollama"), "m")
 
-    assert plain["model_info"]["llama.attention.head_count_kv"] == [], "Ollama empties it without verbose"
+    assert plain["model_info"]["llama.attention.head_count_kv"] is None, "Ollama shows it null without verbose"
     assert shown.n_head_kv == [2, 2, 1, 2, 2, 1] and not shown.estimated

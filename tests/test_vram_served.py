@@ -83,6 +83,24 @@ async def test_ollama_show_without_tensors_is_estimated(ollama_standin_factory: 
     assert shape.weight_bytes == pytest.approx(QWEN_14B.size, rel=0.02)
 
 
+async def test_ollama_keys_shape_the_estimate_and_per_layer_ones_need_verbose(
+    ollama_standin_factory: StartStandIn,
+) -> None:
+    kv_heads = [8] * 20 + [4] * 10
+    keys = {"qwen2.block_count": 30, "qwen2.embedding_length": 5120, "qwen2.attention.head_count": 40,
+            "qwen2.attention.head_count_kv": kv_heads, "qwen2.feed_forward_length": 13824}  # fmt: skip
+    spec = QWEN_14B.model_copy(update={"gguf_keys": keys, "n_vocab": 1000, "parameter_size": "9.3B"})
+    server = ollama_standin_factory([spec])
+    plain = httpx.post(f"{server.url}/api/show", json={"model": "qwen2.5:14b"}, timeout=10).json()["model_info"]
+    with open_ollama_client(server.url, OllamaTimeouts()) as client:
+        shape = fetch_ollama_shape(OllamaAPI(client, "gpu1/ollama"), "qwen2.5:14b")
+
+    assert plain["qwen2.attention.head_count_kv"] is None and plain["tokenizer.ggml.tokens"] is None
+    assert plain["qwen2.block_count"] == 30
+    assert (shape.n_layer, shape.n_embd, shape.n_ff, shape.n_vocab) == (30, 5120, 13824, 1000)
+    assert shape.n_head_kv == kv_heads and (shape.source, shape.estimated) == ("ollama", True)
+
+
 async def test_ollama_unknown_model_is_metadata_unavailable(ollama_standin_factory: StartStandIn) -> None:
     server = ollama_standin_factory([QWEN_14B])
     api = OllamaAPI(open_ollama_client(server.url, OllamaTimeouts()), "gpu1/ollama")

@@ -223,8 +223,9 @@ def fetch_ollama_shape(api: OllamaAPI, model: str) -> ModelShape:
         MetadataUnavailable: Ollama did not answer, answered with an error, or has no such model.
         UnsupportedModel: The description is not enough to size the model.
     """
-    # Verbose (show_body asks for it): without it Ollama empties every array of more than 5
-    # entries (server/routes.go:1612-1618 at v0.33.0-rc2), per-layer head counts among them.
+    # Verbose (show_body asks for it): without it Ollama shows every GGUF array as null (it decodes
+    # them with no room: server/routes.go:1600-1605, fs/ggml/gguf.go:469-482 at v0.33.0-rc2),
+    # per-layer head counts and the vocabulary among them.
     try:
         body = api.show_body(model)
     except OllamaError as exc:

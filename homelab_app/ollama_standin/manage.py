@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from homelab_app.ollama_standin.models import ModelSpec, full_name
 from homelab_app.ollama_standin.replies import Line, error, model_request, progress
 from homelab_app.ollama_standin.state import StandInState, UploadRecord
 
-__all__ = ["ModelAdmin", "gguf_model_data", "human_number"]
+__all__ = ["ModelAdmin", "gguf_model_data", "human_number", "shown_model_info"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,26 @@ def human_number(n: int) -> str:
     return str(n)
 
 
+def _gguf_capabilities(arch: str, field: Callable[[str], Any]) -> tuple[str, ...]:
+    """What Ollama says a model made from one GGUF can do, in its order (server/images.go
+    `ggufCapabilities`, :147-185 at v0.33.0-rc2): the chat template's (`tools` when it mentions
+    tools or tool_call, :202-204; `thinking` when it has both <think> and </think>, :223-225),
+    then `embedding` when the GGUF sets a pooling type, else `completion` (:171-176), then
+    `vision` when it has a vision encoder (`{arch}.vision.block_count`, :177-179; keys are read
+    under the architecture, fs/gguf/gguf.go:332-335)."""
+    found: list[str] = []
+    template = field("tokenizer.chat_template")
+    if isinstance(template, str) and template:
+        if "tools" in template or "tool_call" in template:
+            found.append("tools")
+        if "<think>" in template and "</think>" in template:
+            found.append("thinking")
+    found.append("embedding" if field(f"{arch}.pooling_type") is not None else "completion")
+    if field(f"{arch}.vision.block_count") is not None:
+        found.append("vision")
+    return tuple(found)
+
+
 def _gguf_facts(path: Path) -> dict[str, Any]:
     """Architecture, blocks, context, file type and parameter count from a GGUF's header."""
     reader = GGUFReader(path)
@@ -63,10 +84,8 @@ def _gguf_facts(path: Path) -> dict[str, Any]:
     quant = (
         LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_") if file_type is not None else "F32"
     )
-    # An embedding model is one whose GGUF sets a pooling type (server/images.go:171-176 at v0.33.0-rc2).
-    embedding = field(f"{arch}.pooling_type") is not None
     return {
-        "capabilities": ("embedding",) if embedding else ("completion",),
+        "capabilities": _gguf_capabilities(arch, field),
         "family": arch,
         "block_count": int(field(f"{arch}.block_count") or 0),
         "context_length": int(field(f"{arch}.context_length") or 4096),
@@ -75,22 +94,36 @@ def _gguf_facts(path: Path) -> dict[str, Any]:
     }
 
 
+def shown_model_info(info: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    """`model_info` as `/api/show` answers it: without `verbose`, every non-empty array is null.
+
+    Ollama decodes the GGUF with `maxArraySize` 0 unless verbose (server/routes.go:1600-1605 at
+    v0.33.0-rc2, the same at v0.12.11 :1185-1190); `newArray` then keeps no values for an array
+    of one entry or more (fs/ggml/gguf.go:469-482), and an array without values marshals as
+    `null` (:465-467). The loop that would empty arrays of more than 5 entries (server/
+    routes.go:1612-1618) never matches: the values are `*array[T]`, not `[]any`. So per-layer
+    arrays (KV heads) and the vocabulary need `verbose: true`.
+    """
+    if verbose:
+        return info
+    return {key: None if isinstance(value, list) and value else value for key, value in info.items()}
+
+
 def gguf_model_data(path: Path, verbose: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`/api/show`'s `model_info` and `tensors` from a GGUF, as Ollama's `getModelData` gives them.
 
-    Without `verbose` an array of more than 5 entries is shown empty (server/routes.go:1600-1620
-    at v0.33.0-rc2), so per-layer arrays and the vocabulary need `verbose: true`; the name and
-    the chat template are left out (:1577-1578).
+    Arrays as `shown_model_info` says; the name and the chat template are left out (server/
+    routes.go:1579-1580 at v0.33.0-rc2); the tensor table is there with or without verbose
+    (:1583-1587).
     """
     reader = GGUFReader(path)
     info: dict[str, Any] = {}
     for key, found in reader.fields.items():
         if key.startswith("GGUF.") or key in {"general.name", "tokenizer.chat_template"}:
             continue
-        value = found.contents()
-        info[key] = [] if isinstance(value, list) and len(value) > 5 and not verbose else value
+        info[key] = found.contents()
     tensors = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(n) for n in t.shape]} for t in reader.tensors]
-    return info, tensors
+    return shown_model_info(info, verbose), tensors
 
 
 class ModelAdmin:

@@ -48,6 +48,14 @@ class ModelSpec(BaseModel):
     capabilities: tuple[str, ...] = ("completion",)
     blob: str | None = Field(None, description="created models: 'sha256:...' of the GGUF they were made from")
     block_count: int | None = Field(None, ge=0, description="created models: transformer blocks in the GGUF")
+    gguf_keys: dict[str, Any] = Field(
+        default_factory=dict,
+        description="pulled models: more keys of the GGUF they stand for (`qwen2.embedding_length`, per-layer "
+        "arrays), shown in /api/show's model_info",
+    )
+    n_vocab: int | None = Field(
+        None, gt=0, le=1 << 20, description="pulled models: the vocabulary, shown as that many placeholder tokens"
+    )
     parameters: dict[str, Any] = Field(default_factory=dict, description="created with: num_ctx, num_gpu, ...")
     template: str | None = None
     license: tuple[str, ...] = Field(

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from homelab_app.ollama_standin.manage import ModelAdmin, gguf_model_data
+from homelab_app.ollama_standin.manage import ModelAdmin, gguf_model_data, shown_model_info
 from homelab_app.ollama_standin.models import DEFAULT_MODELS, ModelSpec, full_name, parse_keep_alive
 from homelab_app.ollama_standin.replies import error, json_object, model_request, timestamp
 from homelab_app.ollama_standin.state import LoadRecord, StandInOptions, StandInState
@@ -37,6 +37,20 @@ from homelab_app.ollama_standin.versions import NEWEST_VERSION
 __all__ = ["OllamaStandIn", "build_app", "main", "make_server", "serve"]
 
 _PARAMETER_COLUMN = 30  # `ollama show` pads parameter names to this width
+
+
+def _pulled_model_info(m: ModelSpec) -> dict[str, Any]:
+    """The GGUF keys of a model the stand-in pretends to have pulled (it has no file, so no tensor table)."""
+    vocabulary = {"tokenizer.ggml.tokens": [f"<t{i}>" for i in range(m.n_vocab)]} if m.n_vocab else {}
+    return {
+        "general.architecture": m.family,
+        "general.parameter_count": m.parameter_count(),
+        "general.quantization_version": 2,
+        f"{m.family}.context_length": m.context_length,
+        **({f"{m.family}.block_count": m.block_count} if m.block_count is not None else {}),
+        **m.gguf_keys,
+        **vocabulary,
+    }
 
 
 class OllamaStandIn(StandInState):
@@ -106,16 +120,11 @@ class OllamaStandIn(StandInState):
         m = self.find(name)
         if m is None:
             return error(404, f"model '{name}' not found")
-        described = {
-            "general.architecture": m.family,
-            "general.parameter_count": m.parameter_count(),
-            "general.quantization_version": 2,
-            f"{m.family}.context_length": m.context_length,
-            **({f"{m.family}.block_count": m.block_count} if m.block_count is not None else {}),
-        }
+        verbose = body.get("verbose") is True
+        described = shown_model_info(_pulled_model_info(m), verbose)
         tensors: list[dict[str, Any]] = []
         if m.blob and self.blobs.has(m.blob):  # a created model: its GGUF, as Ollama reads it
-            described, tensors = gguf_model_data(self.blobs.path(m.blob), body.get("verbose") is True)
+            described, tensors = gguf_model_data(self.blobs.path(m.blob), verbose)
         return JSONResponse(
             {
                 "modelfile": _modelfile(m),
