@@ -181,3 +181,16 @@ def test_ollamas_default_context_follows_the_nodes_vram(tmp_path: Path, gpus: li
     path.write_text(f"nodes:\n  - name: box\n    tier: gpu\n    host: box.home.arpa\n    gpus: [{listed}]\n")
 
     assert ollama_default_ctx(load_inventory(path).nodes[0]) == ctx
+
+
+def test_a_tag_is_not_looked_up_as_a_file_in_the_models_folder(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    write_tiny_llama(models / "qwen2.5:14b", n_layer=4)  # a file that happens to bear the tag's name
+    path = cluster(tmp_path, f"http://{LOOPBACK}:{free_port()}", {"chat": "qwen2.5:14b"})
+
+    result = homelab("plan", "-i", path, "--models-dir", models, "--json")
+
+    assert result.returncode == 0, result.stderr
+    chat = placements(json.loads(result.stdout))["chat"]
+    assert (chat["source"], chat["estimate"]["n_layers_total"]) == ("name", 49)

@@ -20,12 +20,12 @@ and where the GGUF files can be read:
         gguf: /srv/models/qwen2.5-14b-instruct-q4_k_m.gguf
         ctx_size: 16384
 
-Shapes come, first found, from: the lineup file's `gguf`; the file `models_dir/model_file`; for
-an Ollama model without `deploy:`, what its node reported (`NodeReports`, gathered by
-`homelab.vram.served.ask_ollama_nodes`); the file name or tag (an estimate, e.g.
-`qwen2.5-14b-instruct-q4_k_m.gguf`, `qwen2.5:14b`). A deployed model is not sized from its node:
-the node may not hold what the cluster file deploys until the rollout has run. A model none of
-these can size is listed as unsized, with why each source failed.
+Shapes come, first found, from: the lineup file's `gguf`; the file `models_dir/model_file` (not
+for an Ollama model without `deploy:`, whose tag names no file); for such a model, what its node
+reported (`NodeReports`, gathered by `homelab.vram.served.ask_ollama_nodes`); the file name or
+tag (an estimate, e.g. `qwen2.5-14b-instruct-q4_k_m.gguf`, `qwen2.5:14b`). A deployed model is
+not sized from its node: the node may not hold what the cluster file deploys until the rollout
+has run. A model none of these can size is listed as unsized, with why each source failed.
 """
 
 from __future__ import annotations
@@ -208,8 +208,8 @@ def _shape(
     """
     if override and override.gguf:
         return read_gguf(override.gguf)
-    if models_dir is not None and (models_dir / served.model_file).is_file():
-        return read_gguf(models_dir / served.model_file)
+    if served.report is None and models_dir is not None and (models_dir / served.model_file).is_file():
+        return read_gguf(models_dir / served.model_file)  # a tag only Ollama holds is no file name here
     node_said = reports.get(served.report) if served.report else None
     if isinstance(node_said, ModelShape):
         return node_said
