@@ -75,9 +75,7 @@ async def test_embeddings_never_fall_back_to_a_chat_model(route: Route, ollama_s
     decision = await route({"talk": ollama_standin.url}, {"chat": ["talk"]}, "/v1/embeddings", {"input": "x"})
 
     assert (decision.category, decision.model) == (Category.EMBED, None)
-    assert decision.reason.startswith(
-        "no embed experts are configured; no serving model can take embed requests, which need embedding: talk"
-    )
+    assert decision.reason.startswith("no embed experts are configured; embeddings go only to the embed experts")
 
 
 async def test_an_unreadable_body_is_routed_as_chat(route: Route, ollama_standin: StandInServer) -> None:
@@ -92,7 +90,7 @@ async def test_when_nothing_serves_there_is_no_model_and_the_reason(route: Route
 
     assert decision.model is None
     assert decision.skipped == ["t/a (DOWN)", "t/b (DOWN)"]
-    assert decision.reason == "no model serves: every endpoint is down or unprobed"
+    assert decision.reason.startswith("no serving expert for embed: none of a, b serves; embeddings go only to")
     assert decision.headers()["x-homelab-route-model"] == "none"
 
 

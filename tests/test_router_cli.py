@@ -152,8 +152,9 @@ def test_requests_file_gives_one_json_line_per_request_in_order(tmp_path: Path, 
         (3, "chat", "completion", "chatty"),
         (4, "vision", "vision", None),
     ]
-    assert lines[1]["reason"].startswith(
-        "no embed experts are configured; no serving model can take embed requests, which need embedding: "
+    assert lines[1]["reason"] == (
+        "no embed experts are configured; embeddings go only to the embed experts "
+        "(another model's vectors live in another space)"
     )
     assert lines[3]["reason"].startswith("no vision experts are configured; no serving model can take vision")
 

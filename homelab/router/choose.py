@@ -68,15 +68,24 @@ class Decision(BaseModel):
 
 
 def _order(inv: Inventory, category: Category) -> list[tuple[str, str]]:
-    """(alias, chain) pairs: the category's experts, then chat's and fast's, then every model."""
+    """(alias, chain) pairs: the category's experts, then chat's and fast's, then every model.
+
+    Embeddings go to the embed experts only: vectors from another model live in another space,
+    so an index built with one cannot be searched with another's; the list is the owner's word
+    on which models share one.
+    """
     seen: set[str] = set()
     out: list[tuple[str, str]] = []
-    chains = [category, *(c for c in FALLBACK_CATEGORIES if c != category)]
+    chains = (
+        [category, *(c for c in FALLBACK_CATEGORIES if c != category)] if category is not Category.EMBED else [category]
+    )
     for chain in chains:
         for alias in inv.experts.get(chain, []):
             if alias not in seen:
                 seen.add(alias)
                 out.append((alias, chain.value))
+    if category is Category.EMBED:
+        return out
     for _, endpoint in inv.endpoints():
         for served in endpoint.models:
             if served.alias not in seen:
@@ -175,6 +184,9 @@ def choose_expert(
 
 def _no_model(inv: Inventory, category: Category, view: HealthView, candidates: list[Candidate]) -> str:
     """Why no model can take the request; when some serve but cannot, the sweep's verdict first."""
+    if category is Category.EMBED:
+        lost = expert_verdict(inv, category, view.result).lost or "no embed experts are configured"
+        return f"{lost}; embeddings go only to the embed experts (another model's vectors live in another space)"
     if not candidates:
         return "the cluster file lists no models"
     if not len(view):

@@ -166,6 +166,9 @@ def route_command(
     endpoint: Annotated[
         str, typer.Option("--endpoint", help="The API path PROMPT is sent to.")
     ] = _ROUTE_DEFAULT_ENDPOINT,
+    image: Annotated[
+        str | None, typer.Option("--image", help="An image URL (or data: URL) sent with PROMPT, as an image_url part.")
+    ] = None,
 ) -> None:
     """Classify a request (code, reason, chat, vision, fast, embed) and pick the best healthy expert.
 
@@ -184,7 +187,10 @@ def route_command(
     if requests is not None:
         _route_file(router, requests, as_json)
         return
-    decision = router.decide(endpoint, {"messages": [{"role": "user", "content": prompt}]})
+    content: str | list[dict[str, object]] = prompt or ""
+    if image is not None:
+        content = [{"type": "text", "text": prompt or ""}, {"type": "image_url", "image_url": {"url": image}}]
+    decision = router.decide(endpoint, {"messages": [{"role": "user", "content": content}]})
     if as_json:
         print(decision.model_dump_json(indent=2))
     else:
