@@ -194,3 +194,24 @@ def test_a_tag_is_not_looked_up_as_a_file_in_the_models_folder(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     chat = placements(json.loads(result.stdout))["chat"]
     assert (chat["source"], chat["estimate"]["n_layers_total"]) == ("name", 49)
+
+
+def test_a_model_left_to_the_cpu_says_where_its_figures_come_from(tmp_path: Path) -> None:
+    path = cluster(tmp_path, f"http://{LOOPBACK}:{free_port()}", {"chat": "qwen2.5:14b"}, vram_gib=4)
+
+    text = homelab("plan", "-i", path).stdout
+
+    [line] = [x for x in text.splitlines() if x.startswith("CPU only: chat")]
+    assert line.startswith("CPU only: chat (needs ") and line.endswith(" free on box GPU0 (RTX 3090)) [name estimate]")
+
+
+def test_the_nodes_training_context_bounds_ollamas_default(
+    ollama_standin_factory: StartStandIn, tmp_path: Path
+) -> None:
+    # nomic-bert is no architecture the estimator models: the configuration is borrowed, the context is the node's.
+    server = ollama_standin_factory([EMBED.model_copy(update={"context_length": 2048})])
+    path = cluster(tmp_path, server.url, {"embed": "nomic-embed-text"})
+
+    embed = placements(plan_json(path))["embed"]
+
+    assert (embed["source"], embed["estimate"]["n_ctx"]) == ("ollama", 2048)

@@ -103,8 +103,11 @@ def shape_from_ollama_show(name: str, body: dict[str, Any]) -> ModelShape:
         source="ollama",
     )
     per_layer_kv = info.get(f"{arch}.attention.head_count_kv")
-    if isinstance(per_layer_kv, list) and len(per_layer_kv) == shape.n_layer:  # verbose: not emptied
+    if isinstance(per_layer_kv, list) and len(per_layer_kv) == shape.n_layer:  # verbose: not null
         shape = shape.model_copy(update={"n_head_kv": [int(n) for n in per_layer_kv]})
+    # The model's own training context, even on a borrowed configuration: Ollama clamps num_ctx to it.
+    if trained := _count(info, f"{arch}.context_length"):
+        shape = shape.model_copy(update={"context_length": trained})
     return shape
 
 

@@ -114,7 +114,8 @@ def _render_plan(plan: Plan) -> None:
         )
     for c in plan.cpu_only:
         source = _source(c.source, c.estimate.estimated_shape)
-        out.print(f"CPU only: {escape(c.model)} ({escape(c.reason)}) [{source}]", highlight=False, soft_wrap=True)
+        line = f"CPU only: {c.model} ({c.reason}) [{source}]"
+        out.print(escape(line), highlight=False, soft_wrap=True)
     for u in plan.unsized:
         out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
     by_name = {p.model for g in plan.gpus for p in g.placements if p.source == "name"}
