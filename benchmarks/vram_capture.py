@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gguf import GGMLQuantizationType
 
-from homelab.tiny_gguf import write_tiny_llama, write_tiny_moe
+from homelab.tiny_gguf import write_tiny_llama
+from homelab.tiny_moe import MOE_ARCHS, write_tiny_moe
 
 CASES = Path(__file__).with_name("vram_cases.json")
 
@@ -94,7 +95,7 @@ def write_model(spec: dict, path: Path) -> None:
     args = {k: v for k, v in spec.items() if k not in {"id", "dtype"}}
     if "expert_dtype" in args:
         args["expert_dtype"] = GGMLQuantizationType[args["expert_dtype"]]
-    writer = write_tiny_moe if spec["arch"] in ("qwen3moe", "qwen2moe", "gpt-oss") else write_tiny_llama
+    writer = write_tiny_moe if spec["arch"] in MOE_ARCHS else write_tiny_llama
     writer(path, dtype=GGMLQuantizationType[spec["dtype"]], **args)
 
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, PoolingType, TokenType, quants
 
-__all__ = ["CHATML_TEMPLATE", "Arch", "MoeArch", "tiny_vocab", "write_tiny_llama", "write_tiny_moe"]
+__all__ = ["CHATML_TEMPLATE", "Arch", "tiny_vocab", "write_tiny_llama"]
 
 Arch = Literal["llama", "qwen2", "gemma2"]
-MoeArch = Literal["qwen3moe", "qwen2moe", "gpt-oss"]
 
 # Weight types the writer can produce, with the file type llama.cpp reports for each.
 _FILE_TYPES = {
@@ -258,159 +257,3 @@ def _tensors(
     if arch != "gemma2":  # gemma2 ties its output layer to token_embd
         out += [("output.weight", weight(n_vocab, n_embd))]
     return out
-
-
-def write_tiny_moe(
-    path: str | os.PathLike[str],
-    *,
-    arch: MoeArch = "qwen3moe",
-    n_layer: int = 2,
-    n_embd: int = 64,
-    n_head: int = 4,
-    n_head_kv: int = 2,
-    head_dim: int | None = None,
-    n_expert: int = 4,
-    n_expert_used: int = 2,
-    n_ff_exp: int = 64,
-    n_ff_shexp: int = 128,
-    n_vocab: int = 512,
-    context_length: int = 2048,
-    dtype: GGMLQuantizationType = GGMLQuantizationType.F32,
-    expert_dtype: GGMLQuantizationType | None = None,
-    sliding_window: int = 128,
-    seed: int = 0,
-    name: str = "homelab-tiny-moe",
-) -> Path:
-    """Write a random-weight mixture-of-experts GGUF in the tensor layout llama.cpp's loader expects.
-
-    Args:
-        path: Where to write the file.
-        arch: "qwen3moe" (q/k norms, experts only), "qwen2moe" (q/k/v biases and a gated shared
-            expert beside the routed ones) or "gpt-oss" (biases everywhere, attention sinks,
-            sliding-window attention on every other layer, no FFN norm but a post-attention one).
-        head_dim: Key/value head size (`key_length`); default n_embd / n_head. qwen2moe needs the default.
-        n_expert: Experts per layer.
-        n_expert_used: Experts routed to per token.
-        n_ff_exp: Feed-forward width of one expert.
-        n_ff_shexp: qwen2moe's shared expert width.
-        dtype: Type of the 2-D and 3-D weights (the router stays F32, as converters keep it).
-        expert_dtype: Type of the expert tensors (MXFP4 for gpt-oss as released); default `dtype`.
-        sliding_window: gpt-oss's attention window in tokens.
-        The rest as in `write_tiny_llama`.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: An unsupported dtype or architecture, or inconsistent head or expert counts.
-    """
-    if dtype not in _FILE_TYPES or (expert_dtype or dtype) not in (*_FILE_TYPES, GGMLQuantizationType.MXFP4):
-        raise ValueError(f"dtype must be one of {', '.join(t.name for t in _FILE_TYPES)}, got {dtype!r}")
-    if arch not in ("qwen3moe", "qwen2moe", "gpt-oss"):
-        raise ValueError(f"arch must be 'qwen3moe', 'qwen2moe' or 'gpt-oss', got {arch!r}")
-    head = head_dim or n_embd // n_head
-    if n_head % n_head_kv or not 0 < n_expert_used <= n_expert or (arch == "qwen2moe" and head * n_head != n_embd):
-        raise ValueError("inconsistent heads or experts")
-    tokens, scores, types = tiny_vocab(n_vocab)
-    out = Path(path)
-    writer = GGUFWriter(out, arch)
-    try:
-        _add_metadata(writer, name, n_layer, n_embd, n_head, n_head_kv, n_ff_exp * n_expert_used, context_length, dtype)
-        writer.add_key_length(head)
-        writer.add_value_length(head)
-        writer.add_expert_count(n_expert)
-        writer.add_expert_used_count(n_expert_used)
-        writer.add_expert_feed_forward_length(n_ff_exp)
-        if arch == "qwen2moe":
-            writer.add_expert_shared_feed_forward_length(n_ff_shexp)
-        if arch == "gpt-oss":
-            writer.add_sliding_window(sliding_window)
-        _add_tokenizer(writer, tokens, scores, types)
-        dims = _MoeDims(n_layer, n_embd, n_head * head, n_head_kv * head, head, n_expert, n_ff_exp, n_ff_shexp, n_vocab)
-        rng = np.random.default_rng(seed)
-        for tensor_name, array in _moe_tensors(arch, dims):
-            _add_weight(writer, tensor_name, array, expert_dtype or dtype if "_exps." in tensor_name else dtype, rng)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
-    return out
-
-
-class _MoeDims(NamedTuple):
-    n_layer: int
-    n_embd: int
-    n_q: int
-    n_kv: int
-    head: int
-    n_expert: int
-    n_ff_exp: int
-    n_ff_shexp: int
-    n_vocab: int
-
-
-# A name ending in one of these is a matrix written in the model's dtype; the rest stays F32.
-_MATRICES = ("_exps.weight", "_shexp.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
-
-
-def _add_weight(
-    writer: GGUFWriter, name: str, shape: tuple[int, ...], dtype: GGMLQuantizationType, rng: np.random.Generator
-) -> None:
-    """One tensor of random values; matrices (and token_embd, output) in `dtype`, the rest F32."""
-    array = rng.standard_normal(shape, dtype=np.float32) * 0.02
-    if len(shape) == 1:
-        array = array + 1.0 if name.endswith("norm.weight") else array
-    matrix = name.endswith(_MATRICES) or name in ("token_embd.weight", "output.weight")
-    if matrix and dtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantizationType.MXFP4):
-        writer.add_tensor(name, quants.quantize(array, dtype), raw_dtype=dtype)
-    else:
-        writer.add_tensor(name, array.astype(np.float16) if matrix and dtype == GGMLQuantizationType.F16 else array)
-
-
-def _moe_tensors(arch: MoeArch, d: _MoeDims) -> list[tuple[str, tuple[int, ...]]]:
-    """Names and gguf-py (reversed) shapes of a MoE model's tensors, in file order."""
-    out: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (d.n_vocab, d.n_embd))]
-    for i in range(d.n_layer):
-        blk = f"blk.{i}"
-        out += [
-            (f"{blk}.attn_norm.weight", (d.n_embd,)),
-            (f"{blk}.attn_q.weight", (d.n_q, d.n_embd)),
-            (f"{blk}.attn_k.weight", (d.n_kv, d.n_embd)),
-            (f"{blk}.attn_v.weight", (d.n_kv, d.n_embd)),
-        ]
-        if arch == "qwen3moe":
-            out += [(f"{blk}.attn_q_norm.weight", (d.head,)), (f"{blk}.attn_k_norm.weight", (d.head,))]
-        else:
-            out += [
-                (f"{blk}.attn_q.bias", (d.n_q,)),
-                (f"{blk}.attn_k.bias", (d.n_kv,)),
-                (f"{blk}.attn_v.bias", (d.n_kv,)),
-            ]
-        out += [(f"{blk}.attn_output.weight", (d.n_embd, d.n_q))]
-        if arch == "gpt-oss":
-            out += [
-                (f"{blk}.attn_output.bias", (d.n_embd,)),
-                (f"{blk}.attn_sinks.weight", (d.n_q // d.head,)),
-                (f"{blk}.post_attention_norm.weight", (d.n_embd,)),
-                (f"{blk}.ffn_gate_inp.bias", (d.n_expert,)),
-                (f"{blk}.ffn_gate_exps.bias", (d.n_expert, d.n_ff_exp)),
-                (f"{blk}.ffn_down_exps.bias", (d.n_expert, d.n_embd)),
-                (f"{blk}.ffn_up_exps.bias", (d.n_expert, d.n_ff_exp)),
-            ]
-        else:
-            out += [(f"{blk}.ffn_norm.weight", (d.n_embd,))]
-        out += [
-            (f"{blk}.ffn_gate_inp.weight", (d.n_expert, d.n_embd)),
-            (f"{blk}.ffn_gate_exps.weight", (d.n_expert, d.n_ff_exp, d.n_embd)),
-            (f"{blk}.ffn_down_exps.weight", (d.n_expert, d.n_embd, d.n_ff_exp)),
-            (f"{blk}.ffn_up_exps.weight", (d.n_expert, d.n_ff_exp, d.n_embd)),
-        ]
-        if arch == "qwen2moe":
-            out += [
-                (f"{blk}.ffn_gate_inp_shexp.weight", (d.n_embd,)),
-                (f"{blk}.ffn_gate_shexp.weight", (d.n_ff_shexp, d.n_embd)),
-                (f"{blk}.ffn_down_shexp.weight", (d.n_embd, d.n_ff_shexp)),
-                (f"{blk}.ffn_up_shexp.weight", (d.n_ff_shexp, d.n_embd)),
-            ]
-    return [*out, ("output_norm.weight", (d.n_embd,)), ("output.weight", (d.n_vocab, d.n_embd))]

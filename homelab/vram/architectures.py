@@ -1,8 +1,9 @@
 """What the estimator knows per llama.cpp architecture: which ones it models, and their sliding windows.
 
 The buffer formulas hold for decoder-only transformers with a standard KV cache (one K and one V
-row per token and layer). Architectures with other memories (recurrent state, MLA's compressed
-cache, hybrid Mamba layers) would be sized wrongly, so they are refused instead of guessed.
+row per token and layer) or deepseek2's multi-head latent attention (one compressed K row, no V).
+Architectures with other memories (recurrent state, hybrid Mamba layers) would be sized wrongly,
+so they are refused instead of guessed.
 
 Sliding-window attention follows llama.cpp's `load_swa_pattern(ml, n_pattern)`: a GGUF may carry
 `{arch}.attention.sliding_window_pattern` (a period or one bool per layer); without it, every
@@ -35,6 +36,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
         for name in (
             "llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "phi3", "granite", "internlm2",
             "starcoder2", "mistral3", "smollm3", "olmo", "exaone", "command-r", "stablelm", "seed_oss",
+            "glm4moe", "deepseek2",
         )
     },
     "gemma2": ArchInfo(swa_period=2, default_window=4096),

@@ -26,8 +26,8 @@ Without flash attention, where the CPU layers' K and V copies land is replayed b
 sits about one K copy higher than the first layer's.
 
 The activation counts were fitted to the captured logs in units of whole tensors, not bytes, so
-they scale with the model; they hold for the layers measured (llama, qwen2, gemma2, qwen3moe,
-qwen2moe on the CPU build).
+they scale with the model; they hold for the layers measured (llama, qwen2, gemma2, and on the
+CPU build qwen3moe, qwen2moe, gpt-oss, glm4moe, deepseek2: benchmarks/data/vram-cpu-moe).
 Other fragmentation is not modelled (docs/vram-accuracy.md lists where it shows).
 """
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from homelab.vram.galloc import attention_rise
 from homelab.vram.kvcache import LayerCache
 from homelab.vram.settings import Context, RunSettings
-from homelab.vram.shape import ModelShape
+from homelab.vram.shape import ModelShape, row_bytes
 
 __all__ = ["ComputeSplit", "compute_buffers"]
 
@@ -80,6 +80,42 @@ class _Terms:
     logits: int
 
 
+def _q_width(shape: ModelShape) -> int:
+    """Query heads x head size: the query projection's output (deepseek2: through its low-rank q_b)."""
+    return _width(shape, ".attn_q_b.weight") or _width(shape, ".attn_q.weight") or shape.n_head * shape.head_dim_k
+
+
+def _mla_acts(shape: ModelShape, t: int, act: int) -> int:
+    """deepseek2's attention activations when Q is assembled, fitted to CPU graphs varying each width.
+
+    The cache row is the latent (`head_dim_v`, kv_lora_rank) plus the RoPE part; per head, Q is
+    projected (q), its no-RoPE part absorbed into the latent (kv_lora_rank wide) and joined with
+    the RoPE part (latent + RoPE wide): q, absorbed and joined are alive at once, with the RoPE'd
+    part and four activations. The RoPE'd part reuses an activation's hole when it fits in one.
+    """
+    heads = shape.n_head
+    rope = shape.head_dim_k - shape.head_dim_v
+    rope_part = heads * rope * t * _F32
+    per_token = heads * (_q_width(shape) // heads + 2 * shape.head_dim_v)
+    return per_token * t * _F32 + rope_part * (2 if rope_part > act else 1) + _FFN_ACTS * act
+
+
+def _attention_peak(shape: ModelShape, settings: RunSettings, ctx: Context, terms: _Terms) -> int:
+    """The attention phase's activations and, without flash attention, the KQ matrix.
+
+    deepseek2 frees q and the absorbed queries once Q is joined: a KQ matrix that fits in that
+    hole adds nothing; otherwise KQ sits on top, and so does the transposed copy of the latent V
+    (one cache row per cell, made contiguous for the KQ x V product) unless it fits the hole.
+    """
+    if not shape.mla or not terms.kq:
+        return terms.kq + terms.attn_acts
+    hole = (_q_width(shape) + shape.n_head * shape.head_dim_v) * ctx.n_ubatch * _F32
+    if terms.kq <= hole:
+        return terms.attn_acts
+    v_t = row_bytes(settings.cache_type_k, shape.head_dim_v) * ctx.cells(False) * ctx.n_stream
+    return terms.kq + terms.attn_acts + (v_t if v_t > hole else 0)
+
+
 def _width(shape: ModelShape, suffix: str) -> int:
     """The widest `blk.*.{suffix}` tensor's second dimension (its output rows), 0 if none."""
     return max((t.shape[1] for t in shape.tensors if t.name.endswith(suffix) and len(t.shape) >= 2), default=0)
@@ -98,7 +134,7 @@ def _ffn_peak(shape: ModelShape, t: int, act: int) -> int:
 
 
 def _moe_peak(inter: int, out: int, act: int) -> int:
-    """The routed experts' peak (build_moe_ffn), fitted to 16 captured CPU graphs exactly.
+    """The routed experts' peak (build_moe_ffn), fitted to CPU graphs varying each width (exact on all).
 
     `inter` is one intermediate over the active experts ([n_ff_exp, n_expert_used, n_ubatch]: up,
     gate, their product), `out` the experts' outputs ([n_embd, n_expert_used, n_ubatch]). Up to
@@ -120,7 +156,7 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
     masks = sum(ctx.cells(swa) * t * mask_el for swa in kinds)
     # Without flash attention V is stored transposed: one cache index per value, not per token.
     v_width = max(shape.n_embd_v_gqa(il) for il in range(shape.n_layer))
-    v_idxs = 0 if settings.flash_attn else len(kinds) * t * v_width * _I64
+    v_idxs = 0 if settings.flash_attn or shape.mla else len(kinds) * t * v_width * _I64
     # tokens and positions; K (and, with flash attention, V) cache indices per token; output rows
     small = 2 * t * _F32 + len(kinds) * t * _I64 * (2 if settings.flash_attn else 1) + ctx.n_outputs * _F32
     kq = 0 if settings.flash_attn else max(ctx.cells(swa) for swa in kinds) * t * shape.n_head * _F32
@@ -131,7 +167,9 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
         small=small,
         kq=kq,
         act=act,
-        attn_acts=_ATTN_ACTS * act + _ATTN_Q_ACTS * shape.n_head * shape.head_dim_k * t * _F32,
+        attn_acts=_mla_acts(shape, t, act)
+        if shape.mla
+        else _ATTN_ACTS * act + _ATTN_Q_ACTS * _q_width(shape) * t * _F32,
         ffn=_ffn_peak(shape, t, act),
         logits=shape.n_vocab * ctx.n_outputs * _F32,
     )
@@ -156,12 +194,12 @@ def compute_buffers(
     terms = _terms(shape, settings, ctx)
     if settings.backend == "cpu":
         # One buffer for everything: the GPU graph's peak plus the token embedding rows.
-        peak = max(terms.kq + terms.attn_acts, terms.ffn, terms.logits)
+        peak = max(_attention_peak(shape, settings, ctx, terms), terms.ffn, terms.logits)
         return ComputeSplit(0, terms.masks + terms.v_idxs + terms.small + peak + terms.act)
     output_on_gpu = on_gpu[shape.n_layer]
     cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if not gpu]
     kv_copy = max(cpu_kv, default=0)
-    attn = terms.kq + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy + terms.attn_acts
+    attn = _attention_peak(shape, settings, ctx, terms) + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy
     attn += attention_rise(shape, settings, ctx, kv, on_gpu)
     # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
     ffn = terms.ffn + min(kv_copy, _FFN_HOLE_ACTS * terms.act)

@@ -3,7 +3,8 @@
 Each layer holds, per stream, `cells` rows of `n_embd_k_gqa` keys and `n_embd_v_gqa` values in
 the cache type; quantized types pack 32 values into a block (q8_0: 34 bytes, q4_0: 18). Sliding-
 window layers keep only `swa_cells` per stream. A layer's cache lives where the layer's weights
-live, so `-ngl` moves KV to the GPU layer by layer.
+live, so `-ngl` moves KV to the GPU layer by layer. Multi-head latent attention (deepseek2)
+caches one compressed row per token and layer (kv_lora_rank + RoPE values) and no V.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def kv_layers(shape: ModelShape, settings: RunSettings, ctx: Context) -> list[La
     for il in range(shape.n_layer):
         cells = ctx.cells(shape.swa_layers[il])
         k = _row(settings.cache_type_k, shape.n_embd_k_gqa(il), "K") * cells * ctx.n_stream
-        v = _row(settings.cache_type_v, shape.n_embd_v_gqa(il), "V") * cells * ctx.n_stream
+        # MLA reads V as a view of the compressed K row: no V cache (llama-kv-cache.cpp `has_v`).
+        v = 0 if shape.mla else _row(settings.cache_type_v, shape.n_embd_v_gqa(il), "V") * cells * ctx.n_stream
         out.append(LayerCache(cells, k, v))
     return out

@@ -33,6 +33,8 @@ _RANGES: dict[str, tuple[int, int]] = {
     "attention.head_count_kv": (1, 1 << 12),
     "attention.key_length": (1, 1 << 16),
     "attention.value_length": (1, 1 << 16),
+    "attention.key_length_mla": (1, 1 << 16),
+    "attention.value_length_mla": (1, 1 << 16),
     "feed_forward_length": (0, 1 << 20),
     "context_length": (1, MAX_CONTEXT),
     "vocab_size": (1, 1 << 24),
@@ -159,6 +161,9 @@ def shape_from_fields(
             context_length=_optional(fields, arch, "context_length") or _DEFAULT_CONTEXT,
             sliding_window=window,
             swa_layers=swa,
+            # llama.cpp's is_mla(): both MLA head sizes given; key_length is then the latent row.
+            mla=bool(_optional(fields, arch, "attention.key_length_mla"))
+            and bool(_optional(fields, arch, "attention.value_length_mla")),
             n_expert=_optional(fields, arch, "expert_count") or 0,
             n_expert_used=_optional(fields, arch, "expert_used_count") or 0,
             n_ff_expert=_optional(fields, arch, "expert_feed_forward_length") or 0,

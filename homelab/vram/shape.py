@@ -97,6 +97,7 @@ class ModelShape(BaseModel):
     context_length: int = Field(gt=0, description="training context")
     sliding_window: int | None = Field(None, description="tokens a sliding-window layer attends to")
     swa_layers: list[bool] = Field(description="per layer: True for a sliding-window layer")
+    mla: bool = Field(False, description="multi-head latent attention: the cache holds compressed keys and no V")
     n_expert: int = 0
     n_expert_used: int = 0
     n_ff_expert: int = 0
