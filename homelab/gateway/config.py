@@ -156,7 +156,7 @@ def _autoroute_inventory(inv: Inventory, served: set[str]) -> dict[str, Any]:
         "kind": True,
         "url": True,
         "probe": True,
-        "models": {"__all__": {"name", "alias"}},
+        "models": {"__all__": {"name", "alias", "capabilities"}},  # declared capabilities decide routing
     }
     nodes = []
     for node in inv.nodes:
