@@ -39,6 +39,7 @@ class _Dims(NamedTuple):
     n_ff_shexp: int
     n_ff: int  # leading dense layers' width
     n_dense_lead: int
+    n_nextn: int
     q_lora: int
     kv_lora: int
     rope: int
@@ -60,6 +61,7 @@ def write_tiny_moe(
     n_ff_shexp: int = 128,
     n_expert_shared: int = 1,
     n_dense_lead: int = 0,
+    n_nextn: int = 0,
     n_ff: int | None = None,
     q_lora_rank: int = 64,
     kv_lora_rank: int = 64,
@@ -92,6 +94,8 @@ def write_tiny_moe(
         n_ff_shexp: qwen2moe's shared expert width.
         n_expert_shared: glm4moe's and deepseek2's shared experts (each `n_ff_exp` wide).
         n_dense_lead: glm4moe's and deepseek2's leading dense layers, `n_ff` wide.
+        n_nextn: glm4moe's and deepseek2's multi-token-prediction layers after the `n_layer`
+            blocks (GLM-4.5 ships one): counted in block_count, skipped by llama-server.
         n_ff: The dense layers' width (the metadata's feed_forward_length); default
             n_ff_exp x n_expert_used.
         q_lora_rank: deepseek2's query compression rank.
@@ -122,13 +126,13 @@ def write_tiny_moe(
     shexp = n_ff_shexp if arch == "qwen2moe" else n_ff_exp * n_expert_shared
     d = _Dims(
         n_layer, n_embd, n_head, n_head_kv * head, head, head_dim_v or head, n_expert, n_ff_exp, shexp,
-        n_ff or n_ff_exp * n_expert_used, n_dense_lead, q_lora_rank, kv_lora_rank, rope_dim, n_vocab,
+        n_ff or n_ff_exp * n_expert_used, n_dense_lead, n_nextn, q_lora_rank, kv_lora_rank, rope_dim, n_vocab,
     )  # fmt: skip
     tokens, scores, types = tiny_vocab(n_vocab)
     out = Path(path)
     writer = GGUFWriter(out, arch)
     try:
-        _add_metadata(writer, name, n_layer, n_embd, n_head, n_head_kv, d.n_ff, context_length, dtype)
+        _add_metadata(writer, name, n_layer + n_nextn, n_embd, n_head, n_head_kv, d.n_ff, context_length, dtype)
         _add_moe_metadata(writer, arch, d, n_expert_used, n_expert_shared, sliding_window)
         _add_tokenizer(writer, tokens, scores, types)
         rng = np.random.default_rng(seed)
@@ -168,6 +172,7 @@ def _add_moe_metadata(
         writer.add_expert_shared_count(n_shared)
         writer.add_leading_dense_block_count(d.n_dense_lead)
         writer.add_expert_weights_norm(True)
+        writer.add_nextn_predict_layers(d.n_nextn)
     if arch == "glm4moe":
         writer.add_uint32(f"{arch}.expert_gating_func", _SIGMOID_GATING)
 
@@ -176,7 +181,7 @@ def _add_moe_metadata(
 _MATRICES = (
     "_exps.weight", "_shexp.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
     "attn_q_a.weight", "attn_q_b.weight", "attn_kv_a_mqa.weight", "attn_k_b.weight", "attn_v_b.weight",
-    "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight",
+    "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "nextn.eh_proj.weight",
 )  # fmt: skip
 
 
@@ -200,7 +205,7 @@ _Tensors = list[tuple[str, tuple[int, ...]]]
 def _tensors(arch: MoeArch, d: _Dims) -> _Tensors:
     """Names and gguf-py (reversed) shapes of the model's tensors, in file order."""
     out: _Tensors = [("token_embd.weight", (d.n_vocab, d.n_embd))]
-    for i in range(d.n_layer):
+    for i in range(d.n_layer + d.n_nextn):
         blk = f"blk.{i}"
         out += [(f"{blk}.attn_norm.weight", (d.n_embd,))]
         out += _mla_tensors(blk, d) if arch == "deepseek2" else _attention_tensors(arch, blk, d)
@@ -212,6 +217,13 @@ def _tensors(arch: MoeArch, d: _Dims) -> _Tensors:
             ]
         else:
             out += _expert_tensors(arch, blk, d)
+        if i >= d.n_layer:
+            out += [
+                (f"{blk}.nextn.eh_proj.weight", (d.n_embd, 2 * d.n_embd)),
+                (f"{blk}.nextn.enorm.weight", (d.n_embd,)),
+                (f"{blk}.nextn.hnorm.weight", (d.n_embd,)),
+                (f"{blk}.nextn.shared_head_norm.weight", (d.n_embd,)),
+            ]
     return [*out, ("output_norm.weight", (d.n_embd,)), ("output.weight", (d.n_vocab, d.n_embd))]
 
 

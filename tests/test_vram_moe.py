@@ -27,7 +27,7 @@ _ARGS: dict[str, dict[str, Any]] = {
     "qwen3moe": {"n_embd": 128, "n_head": 4, "head_dim": 64},
     "qwen2moe": {"n_embd": 128, "n_head": 4},
     "gpt-oss": {"n_embd": 128, "n_head": 4, "head_dim": 64, "n_layer": 4},
-    "glm4moe": {"n_embd": 128, "n_head": 4, "head_dim": 64, "n_layer": 3, "n_dense_lead": 1, "n_ff": 256},
+    "glm4moe": {"n_embd": 128, "n_head": 4, "head_dim": 64, "n_layer": 3, "n_dense_lead": 1, "n_ff": 256, "n_nextn": 1},
     "deepseek2": {
         "n_embd": 128, "n_head": 4, "n_head_kv": 1, "head_dim": 96, "rope_dim": 32, "head_dim_v": 64,
         "q_lora_rank": 64, "kv_lora_rank": 128, "n_layer": 3, "n_dense_lead": 1, "n_ff": 256,
@@ -48,6 +48,16 @@ def test_a_tiny_moe_file_reads_back_as_its_shape(tmp_path: Path, arch: str) -> N
     assert shape.mla == (arch == "deepseek2")
     assert any(t.name.endswith("ffn_up_exps.weight") and len(t.shape) == 3 for t in shape.tensors)
     assert any(shape.swa_layers) == (arch == "gpt-oss")
+
+
+def test_a_multi_token_prediction_block_is_counted_but_neither_cached_nor_loaded(tmp_path: Path) -> None:
+    shape = read_gguf(_model(tmp_path, "glm4moe"))
+    settings = RunSettings(ctx_size=512, backend="cpu")
+
+    layers = kv_layers(shape, settings, context_for(shape, settings))
+
+    assert (shape.n_layer, shape.n_layer_nextn, shape.n_layer_trunk) == (4, 1, 3)
+    assert [layer.bytes for layer in layers] == [512 * 128 * 2 * 2] * 3 + [0]
 
 
 def test_mla_caches_one_compressed_row_per_token_and_no_v(tmp_path: Path) -> None:

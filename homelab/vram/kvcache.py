@@ -49,6 +49,9 @@ def kv_layers(shape: ModelShape, settings: RunSettings, ctx: Context) -> list[La
     out = []
     for il in range(shape.n_layer):
         cells = ctx.cells(shape.swa_layers[il])
+        if il >= shape.n_layer_trunk:  # a multi-token-prediction block: filtered out of the cache
+            out.append(LayerCache(cells, 0, 0))
+            continue
         k = _row(settings.cache_type_k, shape.n_embd_k_gqa(il), "K") * cells * ctx.n_stream
         # MLA reads V as a view of the compressed K row: no V cache (llama-kv-cache.cpp `has_v`).
         v = 0 if shape.mla else _row(settings.cache_type_v, shape.n_embd_v_gqa(il), "V") * cells * ctx.n_stream

@@ -43,6 +43,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "expert_feed_forward_length": (0, 1 << 20),
     "attention.sliding_window": (1, 1 << 26),
     "attention.sliding_window_pattern": (0, 512),
+    "nextn_predict_layers": (0, 512),
 }
 _MAX_PARAMETERS = 1 << 50  # a parameter count from metadata: a thousand times the largest model
 _DEFAULT_CONTEXT = 4096
@@ -151,6 +152,7 @@ def shape_from_fields(
             source=source,
             estimated=estimated,
             n_layer=n_layer,
+            n_layer_nextn=_optional(fields, arch, "nextn_predict_layers") or 0,
             n_embd=n_embd,
             n_head=n_head,
             n_head_kv=n_head_kv,

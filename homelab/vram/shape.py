@@ -86,7 +86,8 @@ class ModelShape(BaseModel):
     arch: str
     source: Source
     estimated: bool = Field(description="tensor sizes derived from a parameter count, not read")
-    n_layer: int = Field(gt=0)
+    n_layer: int = Field(gt=0, description="blocks in the file (block_count), multi-token-prediction ones included")
+    n_layer_nextn: int = Field(0, ge=0, description="trailing multi-token-prediction blocks llama-server skips")
     n_embd: int = Field(gt=0)
     n_head: int = Field(gt=0)
     n_head_kv: list[int] = Field(description="key/value heads per layer (grouped-query attention)")
@@ -110,6 +111,8 @@ class ModelShape(BaseModel):
         for field in ("n_head_kv", "swa_layers"):
             if len(getattr(self, field)) != self.n_layer:
                 raise ValueError(f"{field} needs one entry per layer ({self.n_layer})")
+        if self.n_layer_nextn >= self.n_layer:
+            raise ValueError("n_layer_nextn must leave at least one block")
         if any(self.swa_layers) and not self.sliding_window:
             raise ValueError("sliding-window layers need a sliding_window")
         return self
@@ -121,6 +124,11 @@ class ModelShape(BaseModel):
     def n_embd_v_gqa(self, il: int) -> int:
         """Value width of layer `il`."""
         return self.n_head_kv[il] * self.head_dim_v
+
+    @property
+    def n_layer_trunk(self) -> int:
+        """The blocks a llama-server run computes and caches (llama.cpp's hparams.n_layer())."""
+        return self.n_layer - self.n_layer_nextn
 
     @property
     def tied_output(self) -> bool:

@@ -82,6 +82,9 @@ def split_weights(shape: ModelShape, ctx: Context, backend: Backend) -> WeightSp
     gpu: list[TensorInfo] = []
     cpu: list[TensorInfo] = []
     for tensor in shape.tensors:
+        index = layer_index(tensor.name)
+        if index is not None and shape.n_layer_trunk <= index < shape.n_layer:
+            continue  # multi-token-prediction blocks are skipped (TENSOR_SKIP), inside the span or not
         group = _group(shape, tensor)
         (gpu if group is not None and on_gpu[group] else cpu).append(tensor)
     gpu_bytes = sum(cuda_alloc_bytes(t) for t in gpu)
