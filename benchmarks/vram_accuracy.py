@@ -63,7 +63,8 @@ def model_shape(spec: dict, models_dir: Path | None) -> ModelShape:
     return read_gguf(path).model_copy(update={"name": spec["id"]})
 
 
-def run_all(models_dir: Path | None, export: bool) -> list[ComponentCheck]:
+def run_all(models_dir: Path | None, export: bool) -> tuple[list[ComponentCheck], dict[str, str]]:
+    """Every captured run checked; and each model's architecture."""
     checks: list[ComponentCheck] = []
     shapes: dict[str, ModelShape] = {}
     for folder in DATA:
@@ -76,7 +77,7 @@ def run_all(models_dir: Path | None, export: bool) -> list[ComponentCheck]:
                     (SHAPES / f"{spec['id']}.json").write_text(shapes[spec["id"]].model_dump_json(indent=1) + "\n")
         for run in runs:
             checks += check_run(shapes[run.model], run)[1]
-    return checks
+    return checks, {model: shape.arch for model, shape in shapes.items()}
 
 
 def gpu_totals(checks: list[ComponentCheck]) -> list[ComponentCheck]:
@@ -110,10 +111,15 @@ def _summary_row(label: str, s: Summary) -> str:
     )
 
 
-def report(checks: list[ComponentCheck], worst: int) -> str:
-    """Markdown: summary per build and model, per component, then the worst cases."""
+def report(checks: list[ComponentCheck], worst: int, archs: dict[str, str]) -> str:
+    """Markdown: summary per build and architecture, per build and model, per component, then the worst cases."""
     lines = ["| checks | n | within bound | max abs error (MiB) | max rel. error (≥ 64 MiB) |", "|---|---|---|---|---|"]
     lines.append(_summary_row("all", summarize(checks)))
+    for backend in sorted({c.backend for c in checks}):
+        for arch in sorted(set(archs.values())):
+            subset = [c for c in checks if c.backend == backend and archs[c.model] == arch]
+            if subset:
+                lines.append(_summary_row(f"{backend} {arch} (all models)", summarize(subset)))
     for backend in sorted({c.backend for c in checks}):
         for model in sorted({c.model for c in checks}):
             subset = [c for c in checks if c.backend == backend and c.model == model]
@@ -174,8 +180,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.models_dir:
         args.models_dir.mkdir(parents=True, exist_ok=True)
-    checks = run_all(args.models_dir, args.export_shapes)
-    print(report(checks, args.worst))
+    checks, archs = run_all(args.models_dir, args.export_shapes)
+    print(report(checks, args.worst, archs))
     misses = [c for c in checks if not c.ok]
     print(f"\n{len(checks) - len(misses)} of {len(checks)} components within 3 % or 16 MiB\n")
     print(overhead_report())
