@@ -3,12 +3,14 @@
     python benchmarks/router_bench.py [--data ../shared/router-dev.jsonl] [--data FILE ...]
                                       [--rounds 20] [--json]
 
-Each line of a set is {"id", "endpoint", "body", "label"}. The default set is the development
-set beside the repository (`../shared/router-dev.jsonl`), which the training never reads;
-`tests/cases/router/heldout.jsonl` is a second, hand-written one.
+Each line of a set is {"id", "endpoint", "body", "label"}, and optionally "lang". The default set
+is the development set beside the repository (`../shared/router-dev.jsonl`), which the training
+never reads; `tests/cases/router/heldout*.jsonl` are hand-written ones, and `heldout_intl.jsonl`
+holds nine languages, each row tagged with its "lang".
 
 Measured:
-    accuracy   per category and overall, and the confusion matrix (rows: label, columns: guess)
+    accuracy   per category and overall, per language where rows carry "lang", and the confusion
+               matrix (rows: label, columns: guess)
     latency    one `Classifier.classify(endpoint, body)` call, the whole classification step
                (reading the body, features, model, result object), per request, over --rounds
                passes of every set: median, p99 and max of wall time, and of the thread's CPU
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from homelab.inventory import Category  # noqa: E402
 from homelab.router.classify import Classifier  # noqa: E402
+from homelab.router.model import load_model  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "router-dev.jsonl"
 CATEGORIES = [c.value for c in Category]
@@ -53,10 +56,13 @@ def _percentile(values: list[float], q: float) -> float:
 def accuracy(clf: Classifier, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Overall and per-category accuracy, the confusion matrix, and the misses."""
     confusion: Counter[tuple[str, str]] = Counter()
+    by_language: dict[str, Counter[str]] = {}
     misses = []
     for row in rows:
         guess = clf.classify(row["endpoint"], row["body"]).category.value
         confusion[(row["label"], guess)] += 1
+        if "lang" in row:
+            by_language.setdefault(row["lang"], Counter())[row["label"] + ("" if guess == row["label"] else "!")] += 1
         if guess != row["label"]:
             misses.append({"id": row["id"], "label": row["label"], "guess": guess})
     per = {}
@@ -72,7 +78,19 @@ def accuracy(clf: Classifier, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "confusion": {
             label: {guess: confusion[(label, guess)] for guess in CATEGORIES} for label in CATEGORIES if label in per
         },
+        "per_language": {lang: _language_figures(counts) for lang, counts in by_language.items()},
         "misses": misses,
+    }
+
+
+def _language_figures(counts: Counter[str]) -> dict[str, Any]:
+    """One language's accuracy overall and per category, from counts of `label` (right) and `label!` (wrong)."""
+    right = {cat: counts[cat] for cat in CATEGORIES if counts[cat] or counts[cat + "!"]}
+    total = {cat: counts[cat] + counts[cat + "!"] for cat in right}
+    return {
+        "n": sum(total.values()),
+        "accuracy": round(sum(right.values()) / sum(total.values()), 4),
+        "per_category": {cat: round(right[cat] / total[cat], 4) for cat in right},
     }
 
 
@@ -123,6 +141,9 @@ def _print_report(report: dict[str, Any]) -> None:
         for cat, per in acc["per_category"].items():
             print(f"  {cat:7s} {per['accuracy']:7.1%}  (n={per['n']})")
         cats = list(acc["confusion"])
+        for lang, fig in acc["per_language"].items():
+            shares = "  ".join(f"{cat} {share:.0%}" for cat, share in fig["per_category"].items())
+            print(f"  [{lang}] {fig['accuracy']:7.1%}  (n={fig['n']})  {shares}")
         print("  label \\ guess " + " ".join(f"{c:>6s}" for c in CATEGORIES))
         for cat in cats:
             print(f"  {cat:14s} " + " ".join(f"{acc['confusion'][cat][g]:6d}" for g in CATEGORIES))
@@ -146,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, action="append", help="labelled JSON lines (repeatable)")
     parser.add_argument("--rounds", type=int, default=20, help="timed passes over every set")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--weights", type=Path, help="a weights file to measure instead of the shipped one")
     args = parser.parse_args(argv)
     paths = args.data or [DEFAULT_DATA]
     missing = [p for p in paths if not p.exists()]
@@ -153,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no such data set: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    clf = Classifier()
+    clf = Classifier(load_model(args.weights) if args.weights else None)
     load_ms = round((time.perf_counter() - t0) * 1000, 1)
     sets = {str(p): _read(p) for p in paths}
-    weights = ROOT / "homelab" / "router" / "weights.npz"
+    weights = args.weights or ROOT / "homelab" / "router" / "weights.npz"
     report = {
         "load_ms": load_ms,
         "weights_kib": round(weights.stat().st_size / 1024),

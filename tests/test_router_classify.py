@@ -3,7 +3,8 @@
 Cases live in tests/cases/router/: `classify.jsonl` (must be classified exactly so: rules,
 follow-ups, system prompts that must not decide, odd content), `bad_requests.jsonl` (clear
 errors, each naming where the body is wrong), and `heldout*.jsonl` (hand-written prompts the
-training never saw, code/reason/chat/fast only: an accuracy floor, not exact answers).
+training never saw, code/reason/chat/fast only: an accuracy floor, not exact answers;
+`heldout_intl.jsonl` in nine languages, each row tagged with its `lang`).
 """
 
 from __future__ import annotations
@@ -99,12 +100,23 @@ def test_context_is_budgeted_too() -> None:
 
 
 def _accuracy(clf: Classifier, rows: list[dict[str, Any]]) -> float:
-    return sum(clf.classify(r["endpoint"], r["body"]).category == r["label"] for r in rows) / len(rows)
+    right = sum(clf.classify(r["endpoint"], r["body"]).category == r["label"] for r in rows)
+    return float(right) / len(rows)
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout_intl.jsonl"]
+)
 def test_hand_written_held_out_sets_are_classified_well(clf: Classifier, name: str) -> None:
     assert _accuracy(clf, _rows(name)) >= 0.9
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja", "ko", "es", "de", "fr", "ru", "pt", "en"])
+def test_every_language_of_the_multilingual_set_is_classified_well(clf: Classifier, lang: str) -> None:
+    rows = [row for row in _rows("heldout_intl.jsonl") if row["lang"] == lang]
+    assert len(rows) >= 30
+    # 32 prompts a language: one miss is 3%, so this floor allows four.
+    assert _accuracy(clf, rows) >= 0.87
 
 
 def test_development_set_accuracy(clf: Classifier) -> None:

@@ -10,6 +10,7 @@ data (`python -m training.router.overlap FILE` lists looser overlaps too).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,10 +36,10 @@ def test_the_generator_is_deterministic_and_balanced(training_rows: list[dict[st
     assert again == generate(per_label=50)
     labels = [row["label"] for row in training_rows]
     assert {label: labels.count(label) for label in set(labels)} == {
-        "code": 3000,
-        "reason": 3000,
-        "chat": 3000,
-        "fast": 3000,
+        "code": 4000,
+        "reason": 4000,
+        "chat": 4000,
+        "fast": 4000,
     }
 
 
@@ -65,7 +66,9 @@ def _long_prompts(path: Path) -> list[tuple[str, str]]:
     return [(i, t) for i, t in texts if len(t.split()) >= 8]
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "dev"])
+@pytest.mark.parametrize(
+    "name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout_intl.jsonl", "dev"]
+)
 def test_no_evaluation_prompt_is_in_the_training_data(training_rows: list[dict[str, object]], name: str) -> None:
     path = DEV_SET if name == "dev" else CASES / name
     if not path.exists():
@@ -74,3 +77,21 @@ def test_no_evaluation_prompt_is_in_the_training_data(training_rows: list[dict[s
     # Short asks share their template's words by nature ("capital of X?"); a prompt of eight
     # words or more sharing 80% of its word 3-grams, and six at least, with a training prompt is a copy.
     assert near_duplicates(train_texts, _long_prompts(path), threshold=0.8, min_shared=6) == []
+
+
+def test_no_chinese_japanese_or_korean_evaluation_prompt_is_copied_into_the_training_data(
+    training_rows: list[dict[str, object]],
+) -> None:
+    """Word 3-grams cannot see a copy in scripts written without spaces; a character 4-gram view can."""
+    rows = [json.loads(line) for line in (CASES / "heldout_intl.jsonl").read_text(encoding="utf-8").splitlines()]
+    cjk = [(row["id"], _spaced(last_user_text(row["body"]))) for row in rows if row["lang"] in ("zh", "ja", "ko")]
+    train_texts = [_spaced(last_user_text(row["body"])) for row in training_rows if _CJK.search(str(row["body"]))]
+    assert near_duplicates(train_texts, cjk, threshold=0.8, min_shared=6) == []
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def _spaced(text: str) -> str:
+    """Each CJK character as a word, so that word 3-grams become character 3-grams."""
+    return _CJK.sub(lambda m: f" {m.group()} ", text)

@@ -12,6 +12,8 @@ Why these groups:
 - earlier turns and the system prompt add words in their own namespaces, so the model learns
   how much they count; earlier turns count a second time, in another namespace, when the last
   message is a short follow-up ("and in Swedish?") that cannot decide on its own;
+- character bigrams inside runs of CJK characters: Chinese and Japanese write words of one to
+  three characters with no spaces (`证明`, `散文`, `確率`), which 4-grams spanning two words miss;
 - cues are language-agnostic shapes: code fences, stack traces, operators, formulas, length.
 """
 
@@ -36,6 +38,8 @@ MEDIUM_FOLLOWUP_UNITS = 24
 _SEP = "\x00"  # namespaces word keys; never in normalised text, and no char n-gram holds it
 _FOLD = str.maketrans("123456789" + _SEP, "000000000 ")
 _WORD = re.compile(r"[^\W\d_]+|\d+|[^\w\s]")
+# Ideographs, kana and hangul (as cues.py counts them), two or more in a row.
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]{2,}")
 _MAX_WORDS = 200
 
 
@@ -65,6 +69,13 @@ def _char_grams(text: str) -> list[str]:
     return grams
 
 
+def _cjk_bigrams(text: str) -> list[str]:
+    grams: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        grams += map("".join, itertools.pairwise(run))
+    return grams
+
+
 def _words(text: str, prefix: str) -> list[str]:
     return list(map((prefix + _SEP).__add__, _WORD.findall(text)[:_MAX_WORDS]))
 
@@ -90,6 +101,9 @@ def feature_groups(conv: Conversation) -> list[Group]:
         Group(_bigrams(words)),
         Group(cue_keys(conv), normalised=False),
     ]
+    cjk = _cjk_bigrams(last)
+    if cjk:
+        groups.append(Group(cjk))
     if conv.context:
         context = normalise(" ".join(conv.context))
         groups.append(Group(_words(context, "c")))

@@ -6,6 +6,7 @@
     python -m training.router.overlap ../shared/router-dev.jsonl  # evaluation prompts in the data?
 
 The data is generated from templates, vocabulary lists and hand-written seeds (one module per
-category, plus `intl.py` for other languages and `dialogue.py` for conversations); the
+category, plus `intl.py` with one `intl_XX.py` bank per language, and `dialogue.py` for
+conversations); the
 development set is never read by any of it.
 """

@@ -4,7 +4,7 @@ Deterministic: one seed gives the same requests, byte for byte, so the shipped w
 traced to their data (`train.py` records the data's SHA-256 in the weights file). The
 development set (`../shared/router-dev.jsonl`) is never read here; it is for measuring only.
 
-    python -m training.router.generate [--per-label 3000] [--seed 5] [--out FILE]
+    python -m training.router.generate [--per-label 4000] [--seed 5] [--out FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from training.router.intl import intl_prompt
 __all__ = ["DEFAULT_PER_LABEL", "DEFAULT_SEED", "data_digest", "generate", "main"]
 
 DEFAULT_SEED = 5
-DEFAULT_PER_LABEL = 3000
+DEFAULT_PER_LABEL = 4000
 P_SYSTEM = 0.35
 # How the last user message relates to what came before.
 _SHAPES = [(0.68, "single"), (0.14, "switch"), (0.13, "followup"), (0.05, "closing")]
@@ -39,7 +39,7 @@ _DETAILS: dict[str, Gen] = {"code": environment, "chat": details}
 P_DETAIL = 0.3
 P_FRAME = {"code": 0.3, "reason": 0.3, "chat": 0.35, "fast": 0.04}
 # Share of asks drawn from the multilingual bank (the category banks hold some languages too).
-P_INTL = 0.15
+P_INTL = 0.4
 
 
 def _ask(rng: random.Random, label: str) -> str:

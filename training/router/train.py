@@ -30,7 +30,7 @@ from training.router.generate import DEFAULT_PER_LABEL, DEFAULT_SEED, data_diges
 
 __all__ = ["Design", "Settings", "design_matrix", "fit", "main", "train"]
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "homelab" / "router" / WEIGHTS_FILE
 
 
@@ -41,7 +41,7 @@ class Settings:
     per_label: int = DEFAULT_PER_LABEL
     seed: int = DEFAULT_SEED
     min_df: int = 3
-    max_keys: int = 12000
+    max_keys: int = 20000
     l2: float = 1e-4
     iterations: int = 150
 
@@ -143,7 +143,8 @@ def fit(x: Design, n_keys: int, n_classes: int, l2: float, iterations: int, memo
         direction = -q
         step, slope = 1.0, float(grad @ direction)
         if slope >= 0:  # not a descent direction: restart from the gradient
-            s_hist.clear(), y_hist.clear()
+            s_hist.clear()
+            y_hist.clear()
             direction, slope = -grad, -float(grad @ grad)
         while True:
             new_theta = theta + step * direction
@@ -153,9 +154,11 @@ def fit(x: Design, n_keys: int, n_classes: int, l2: float, iterations: int, memo
             step *= 0.5
         s_vec, y_vec = new_theta - theta, new_grad - grad
         if float(s_vec @ y_vec) > 1e-12:
-            s_hist.append(s_vec), y_hist.append(y_vec)
+            s_hist.append(s_vec)
+            y_hist.append(y_vec)
             if len(s_hist) > memory:
-                s_hist.pop(0), y_hist.pop(0)
+                s_hist.pop(0)
+                y_hist.pop(0)
         improvement = loss - new_loss
         theta, loss, grad = new_theta, new_loss, new_grad
         if it % 25 == 0:
