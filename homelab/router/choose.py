@@ -184,13 +184,13 @@ def choose_expert(
 
 def _no_model(inv: Inventory, category: Category, view: HealthView, candidates: list[Candidate]) -> str:
     """Why no model can take the request; when some serve but cannot, the sweep's verdict first."""
-    if category is Category.EMBED:
-        lost = expert_verdict(inv, category, view.result).lost or "no embed experts are configured"
-        return f"{lost}; embeddings go only to the embed experts (another model's vectors live in another space)"
-    if not candidates:
+    if not candidates and category is not Category.EMBED:
         return "the cluster file lists no models"
     if not len(view):
         return "no model serves: no endpoint has been probed"
+    if category is Category.EMBED:
+        lost = expert_verdict(inv, category, view.result).lost or "no embed experts are configured"
+        return f"{lost}; embeddings go only to the embed experts (another model's vectors live in another space)"
     unable = [c for c in candidates if c.serving]
     if not unable:
         return "no model serves: every endpoint is down or unprobed"
