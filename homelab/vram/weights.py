@@ -67,7 +67,11 @@ def cuda_alloc_bytes(tensor: TensorInfo) -> int:
 
 
 def _repacked(tensor: TensorInfo) -> bool:
-    return tensor.type in _REPACKED and len(tensor.shape) >= 2 and tensor.shape[1] % 8 == 0
+    """Matrices of plain products and the experts' 3-D stacks (MUL_MAT_ID); other 3-D weights
+    (deepseek2's per-head attn_k_b, attn_v_b in a batched MUL_MAT) stay mapped (repack.cpp supports_op)."""
+    dims = len(tensor.shape)
+    matrix = dims == 2 or (dims == 3 and "_exps." in tensor.name)
+    return tensor.type in _REPACKED and matrix and tensor.shape[1] % 8 == 0
 
 
 def _span(tensors: list[TensorInfo]) -> int:
