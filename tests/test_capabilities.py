@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ import yaml
 from gguf import GGUFWriter
 
 from homelab.health.http import open_probe_client
-from homelab.health.sweep import SweepReport, sweep
+from homelab.health.probe import EndpointState, ProbeResult, Reason
+from homelab.health.sweep import Prognosis, SweepReport, classify_cluster, expert_verdict, sweep
 from homelab.history import open_history
 from homelab.inventory import Capability, Category, Inventory
 from homelab.inventory.capabilities import CapabilitySource, model_capabilities, name_hint
@@ -228,3 +230,20 @@ def test_an_unknown_capability_is_a_located_schema_error(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "capabilities[1]: must be 'completion', 'vision', 'embedding', 'tools' or 'reasoning'" in result.stderr
     assert json.dumps("telepathy") in result.stderr.replace("'", '"')
+
+
+def test_an_expert_that_serves_but_cannot_take_its_category_leaves_it_critical() -> None:
+    inv = _inventory([{"name": "mystery", "alias": "mystery"}, {"name": "chatty", "alias": "chatty"}],
+                     {"embed": ["mystery"], "chat": ["chatty"]})  # fmt: skip
+    up = ProbeResult(
+        node="box", tier="t", endpoint="ollama", kind="ollama", url="http://127.0.0.1:11434", state=EndpointState.UP,
+        reason=Reason.OK, latency_ms=1.0, checked_at=datetime.now(UTC), capabilities={"mystery": [C]},
+    )  # fmt: skip
+
+    verdict = expert_verdict(inv, Category.EMBED, lambda node, endpoint: up)
+    cluster = classify_cluster(inv, [up])
+
+    lost = "no serving expert for embed: none of mystery serves (mystery serves but has no embedding: completion "
+    assert verdict.serving == [] and verdict.lost == lost + "(discovered))"
+    assert cluster.prognosis is Prognosis.CRITICAL and cluster.reasons == [verdict.lost]
+    assert expert_verdict(inv, Category.CHAT, lambda node, endpoint: up).serving == ["chatty"]
