@@ -109,7 +109,11 @@ def test_llama_server_says_whether_it_completes_or_embeds(
 ) -> None:
     text = llama_server(tiny_gguf, alias="text")
     vectors = llama_server(tiny_gguf, alias="vectors", extra_args=("--embeddings", "--pooling", "mean"))
-    endpoints = [_endpoint("text", "llamacpp", text.url, "text"), _endpoint("vec", "llamacpp", vectors.url, "vectors")]
+    endpoints = [
+        _endpoint("text", "llamacpp", text.url, "text"),
+        _endpoint("vec", "llamacpp", vectors.url, "vectors"),
+        _endpoint("renamed", "llamacpp", text.url, "qwen2.5-coder-7b"),  # one server, one model, whatever its name
+    ]
     inv = Inventory.model_validate({"nodes": [{"name": "n", "tier": "t", "host": LOOPBACK, "endpoints": endpoints}]})
 
     report = asyncio.run(_sweep(inv))
@@ -117,6 +121,7 @@ def test_llama_server_says_whether_it_completes_or_embeds(
     assert [(r.endpoint, r.state, r.capabilities) for r in report.endpoints] == [
         ("text", "UP", {"text": [C]}),
         ("vec", "UP", {"vectors": [E]}),
+        ("renamed", "UP", {"qwen2.5-coder-7b": [C]}),
     ]
     assert str(report.capabilities["vectors"]) == "embedding (discovered)"
 

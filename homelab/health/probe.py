@@ -224,11 +224,14 @@ async def _discover(
 
     Best effort: the endpoint has already answered its health check, so a server that cannot
     say (an older version, an error, no time left) leaves its models' capabilities unknown
-    rather than turning the endpoint DOWN. Only models the server lists are asked about.
+    rather than turning the endpoint DOWN. Ollama is asked only about models it lists; a
+    llama-server serves one model, whatever name the cluster file gives it.
     """
     discover = _DISCOVERIES.get(endpoint.kind)
     served = {name.removesuffix(":latest") for name in listed}
-    names = [m.name for m in endpoint.models if m.name.removesuffix(":latest") in served]
+    names = [m.name for m in endpoint.models]
+    if endpoint.kind is EndpointKind.OLLAMA:
+        names = [name for name in names if name.removesuffix(":latest") in served]
     if discover is None or not names or left_s <= 0:
         return {}
     try:
