@@ -66,16 +66,18 @@ def test_a_version_1_database_upgrades_with_its_rows_intact(backend: Callable[[s
         before = {i: old.sweep_results(i) for i in ids}
         recent_before = [s.model_dump() for s in old.recent_sweeps(10)]
     with open_history(url) as history:
-        assert history.schema_version() == SCHEMA_VERSION == 2
+        assert history.schema_version() == SCHEMA_VERSION == 3
         assert {i: history.sweep_results(i) for i in ids} == before
         assert [s.model_dump() for s in history.recent_sweeps(10)] == recent_before
         tables = set(sa.inspect(history.engine).get_table_names())
         assert {"vram_samples", "incidents", "incident_actions", "rollouts", "probe_hourly"} <= tables
+        columns = {c["name"] for c in sa.inspect(history.engine).get_columns("probe_results")}
+        assert "capabilities" in columns  # version 3; the rows of version 1 read back with none
         # and the upgraded database takes new rows of every kind
         history.record_sweep(_sweeps(1, start=T0 + timedelta(minutes=3))[0])
         assert history.track_incidents() == 1
     with open_history(url) as again:  # reopening at the current version changes nothing
-        assert again.schema_version() == 2
+        assert again.schema_version() == 3
         assert len(again.recent_sweeps(10)) == 4
 
 
