@@ -373,9 +373,17 @@ def algebra(rng: random.Random) -> str:
 
 def proofs(rng: random.Random) -> str:
     p, k, n = pick(rng, [3, 5, 6, 7, 10, 11, 15]), pick(rng, [2, 3, 5, 7]), rng.randint(2, 9)
+    q = pick(rng, [7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 97, 101])
     return pick(
         rng,
         [
+            # Short asks too: "prove that 7 is prime" is four words, and must not read as a quick fact.
+            f"prove that {q} is prime",
+            f"prove {q} is a prime number",
+            f"show that {q * k} is not prime",
+            f"prove sqrt {p} is irrational",
+            f"prove that {q}² − 1 is divisible by 8",
+            "prove that the sum of two odd numbers is even",
             f"Prove that √{p} is irrational.",
             f"Prove that n^{k} − n is divisible by {k} for every integer n.",
             f"Prove by induction that {n}^n > n! fails or holds for n ≥ {n}.",
@@ -432,7 +440,7 @@ GENERATORS: list[tuple[float, Gen]] = [
     (1.2, short_probability),
     (1.5, reason_intl),
     (2.0, algebra),
-    (1.5, proofs),
+    (2.0, proofs),
     (2.5, rates),
     (1.0, ages),
     (2.5, probability),
