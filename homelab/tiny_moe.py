@@ -86,7 +86,8 @@ def write_tiny_moe(
             "deepseek2" (multi-head latent attention: queries and keys/values through low-rank
             `q_lora_rank` and `kv_lora_rank` projections, the cache holding the compressed keys
             only; shared experts and dense first layers as glm4moe).
-        n_head_kv: Key/value heads (deepseek2: 1, its latent cache is shared by all heads).
+        n_head_kv: Key/value heads (deepseek2: 1 for a file converted for MLA, whose latent cache all
+            heads share; n_head for an older one that decompresses K and V per head, wkv_b).
         head_dim: Key head size; default n_embd / n_head (deepseek2: no-RoPE plus RoPE part).
         n_expert: Experts per layer.
         n_expert_used: Experts routed to per token.
@@ -98,7 +99,7 @@ def write_tiny_moe(
             blocks (GLM-4.5 ships one): counted in block_count, skipped by llama-server.
         n_ff: The dense layers' width (the metadata's feed_forward_length); default
             n_ff_exp x n_expert_used.
-        q_lora_rank: deepseek2's query compression rank.
+        q_lora_rank: deepseek2's query compression rank; 0 for a plain query projection (Lite).
         kv_lora_rank: deepseek2's key/value compression rank.
         rope_dim: deepseek2's RoPE part of a head.
         head_dim_v: deepseek2's value head size; default `head_dim`.
@@ -118,9 +119,11 @@ def write_tiny_moe(
     if arch not in MOE_ARCHS:
         raise ValueError(f"arch must be one of {', '.join(MOE_ARCHS)}, got {arch!r}")
     head = head_dim or n_embd // n_head
-    mla = arch == "deepseek2"
-    if n_head % n_head_kv or not 0 < n_expert_used <= n_expert or (mla and (n_head_kv != 1 or head <= rope_dim)):
+    deepseek = arch == "deepseek2"
+    if n_head % n_head_kv or not 0 < n_expert_used <= n_expert or (deepseek and head <= rope_dim):
         raise ValueError("inconsistent heads or experts")
+    if deepseek and n_head_kv not in (1, n_head):
+        raise ValueError("deepseek2 has one latent KV head (MLA) or one per query head (older files)")
     if arch == "qwen2moe" and head * n_head != n_embd:
         raise ValueError("qwen2moe's heads must fill n_embd")
     shexp = n_ff_shexp if arch == "qwen2moe" else n_ff_exp * n_expert_shared
@@ -149,16 +152,20 @@ def write_tiny_moe(
 def _add_moe_metadata(
     writer: GGUFWriter, arch: MoeArch, d: _Dims, n_used: int, n_shared: int, sliding_window: int
 ) -> None:
-    if arch == "deepseek2":
+    if arch == "deepseek2" and d.n_kv == d.head:
         # A converted MLA model: one latent "KV head" of kv_lora_rank + RoPE values, no V cache.
         writer.add_key_length(d.kv_lora + d.rope)
         writer.add_value_length(d.kv_lora)
         writer.add_key_length_mla(d.head)
         writer.add_value_length_mla(d.head_v)
+    elif arch == "deepseek2":
+        writer.add_key_length(d.head)
+        writer.add_value_length(d.head_v)
+    if arch == "deepseek2":
         writer.add_q_lora_rank(d.q_lora)
         writer.add_kv_lora_rank(d.kv_lora)
         writer.add_rope_dimension_count(d.rope)
-    else:
+    if arch != "deepseek2":
         writer.add_key_length(d.head)
         writer.add_value_length(d.head)
     writer.add_expert_count(d.n_expert)
@@ -181,6 +188,7 @@ def _add_moe_metadata(
 _MATRICES = (
     "_exps.weight", "_shexp.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
     "attn_q_a.weight", "attn_q_b.weight", "attn_kv_a_mqa.weight", "attn_k_b.weight", "attn_v_b.weight",
+    "attn_kv_b.weight",
     "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "nextn.eh_proj.weight",
 )  # fmt: skip
 
@@ -247,16 +255,28 @@ def _attention_tensors(arch: MoeArch, blk: str, d: _Dims) -> _Tensors:
 
 
 def _mla_tensors(blk: str, d: _Dims) -> _Tensors:
-    """deepseek2's multi-head latent attention, as converted for MLA (k_b and v_b per head)."""
+    """deepseek2's multi-head latent attention: as converted for MLA (k_b and v_b per head) or,
+    with a KV head per query head, the older kv_b that decompresses K and V."""
     nope = d.head - d.rope
+    out: _Tensors = [(f"{blk}.attn_kv_a_norm.weight", (d.kv_lora,))]
+    if d.q_lora:
+        out += [
+            (f"{blk}.attn_q_a_norm.weight", (d.q_lora,)),
+            (f"{blk}.attn_q_a.weight", (d.q_lora, d.n_embd)),
+            (f"{blk}.attn_q_b.weight", (d.n_head * d.head, d.q_lora)),
+        ]
+    else:
+        out += [(f"{blk}.attn_q.weight", (d.n_head * d.head, d.n_embd))]
+    out += [(f"{blk}.attn_kv_a_mqa.weight", (d.kv_lora + d.rope, d.n_embd))]
+    if d.n_kv == d.head:
+        out += [
+            (f"{blk}.attn_k_b.weight", (d.n_head, d.kv_lora, nope)),
+            (f"{blk}.attn_v_b.weight", (d.n_head, d.head_v, d.kv_lora)),
+        ]
+    else:
+        out += [(f"{blk}.attn_kv_b.weight", (d.n_head * (nope + d.head_v), d.kv_lora))]
     return [
-        (f"{blk}.attn_q_a_norm.weight", (d.q_lora,)),
-        (f"{blk}.attn_kv_a_norm.weight", (d.kv_lora,)),
-        (f"{blk}.attn_q_a.weight", (d.q_lora, d.n_embd)),
-        (f"{blk}.attn_q_b.weight", (d.n_head * d.head, d.q_lora)),
-        (f"{blk}.attn_kv_a_mqa.weight", (d.kv_lora + d.rope, d.n_embd)),
-        (f"{blk}.attn_k_b.weight", (d.n_head, d.kv_lora, nope)),
-        (f"{blk}.attn_v_b.weight", (d.n_head, d.head_v, d.kv_lora)),
+        *out,
         (f"{blk}.attn_output.weight", (d.n_embd, d.n_head * d.head_v)),
         (f"{blk}.ffn_norm.weight", (d.n_embd,)),
     ]
