@@ -44,7 +44,7 @@ def test_the_captures_are_all_here() -> None:
         "vram-cuda-h200-qwen2",
         "vram-cuda-h200-unseen",
     ]
-    assert len(RUNS) == 431
+    assert len(RUNS) == 445
     assert {run.logged.backend for _, run in RUNS} == {"cpu", "cuda"}
 
 

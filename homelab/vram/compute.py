@@ -85,6 +85,15 @@ def _q_width(shape: ModelShape) -> int:
     return _width(shape, ".attn_q_b.weight") or _width(shape, ".attn_q.weight") or shape.n_head * shape.head_dim_k
 
 
+def _attn_acts(shape: ModelShape, t: int, act: int) -> int:
+    """The activations alive next to KQ (or, with flash attention, the attention's inputs)."""
+    if shape.mla:
+        return _mla_acts(shape, t, act)
+    if _width(shape, ".attn_kv_b.weight"):  # deepseek2 without MLA: Q and the joined K
+        return 2 * _q_width(shape) * t * _F32 + _FFN_ACTS * act
+    return _ATTN_ACTS * act + _ATTN_Q_ACTS * _q_width(shape) * t * _F32
+
+
 def _mla_acts(shape: ModelShape, t: int, act: int) -> int:
     """deepseek2's attention activations when Q is assembled, fitted to CPU graphs varying each width.
 
@@ -107,6 +116,9 @@ def _attention_peak(shape: ModelShape, settings: RunSettings, ctx: Context, term
     hole adds nothing; otherwise KQ sits on top, and so does the transposed copy of the latent V
     (one cache row per cell, made contiguous for the KQ x V product) unless it fits the hole.
     """
+    kv_b = _width(shape, ".attn_kv_b.weight")
+    if kv_b and not shape.mla:
+        return max(terms.kq + terms.attn_acts, _kv_b_phase(shape, kv_b, ctx.n_ubatch, terms.act))
     if not shape.mla or not terms.kq:
         return terms.kq + terms.attn_acts
     hole = (_q_width(shape) + shape.n_head * shape.head_dim_v) * ctx.n_ubatch * _F32
@@ -114,6 +126,19 @@ def _attention_peak(shape: ModelShape, settings: RunSettings, ctx: Context, term
         return terms.attn_acts
     v_t = row_bytes(settings.cache_type_k, shape.head_dim_v) * ctx.cells(False) * ctx.n_stream
     return terms.kq + terms.attn_acts + (v_t if v_t > hole else 0)
+
+
+def _kv_b_phase(shape: ModelShape, kv_b: int, t: int, act: int) -> int:
+    """deepseek2 without MLA (older files): K and V decompressed per head by attn_kv_b.
+
+    When Q and K are joined, q, the decompressed K and V ([no-RoPE + V] per head), Q, K, the
+    contiguous V, the RoPE'd queries and the residual are alive (fitted to CPU graphs varying each
+    width; a head count of 32 or V heads no wider than an activation come out lower, by a few
+    activations).
+    """
+    heads, q = shape.n_head, _q_width(shape)
+    rope = shape.head_dim_k - (kv_b // heads - shape.head_dim_v)
+    return (3 * q + kv_b + heads * shape.head_dim_v + heads * rope) * t * _F32 + act
 
 
 def _width(shape: ModelShape, suffix: str) -> int:
@@ -167,9 +192,7 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
         small=small,
         kq=kq,
         act=act,
-        attn_acts=_mla_acts(shape, t, act)
-        if shape.mla
-        else _ATTN_ACTS * act + _ATTN_Q_ACTS * _q_width(shape) * t * _F32,
+        attn_acts=_attn_acts(shape, t, act),
         ffn=_ffn_peak(shape, t, act),
         logits=shape.n_vocab * ctx.n_outputs * _F32,
     )
