@@ -112,9 +112,10 @@ def _mla_acts(shape: ModelShape, t: int, act: int) -> int:
 def _attention_peak(shape: ModelShape, settings: RunSettings, ctx: Context, terms: _Terms) -> int:
     """The attention phase's activations and, without flash attention, the KQ matrix.
 
-    deepseek2 frees q and the absorbed queries once Q is joined: a KQ matrix that fits in that
-    hole adds nothing; otherwise KQ sits on top, and so does the transposed copy of the latent V
-    (one cache row per cell, made contiguous for the KQ x V product) unless it fits the hole.
+    deepseek2 with MLA frees q and the absorbed queries once Q is joined: a KQ matrix that fits in
+    that hole adds nothing; otherwise KQ sits on top, and so does the transposed copy of the latent
+    V (one cache row per cell, made contiguous for the KQ x V product) unless it fits the hole.
+    Without MLA its peak may instead be where Q and K are joined (`_kv_b_phase`).
     """
     kv_b = _width(shape, ".attn_kv_b.weight")
     if kv_b and not shape.mla:
