@@ -33,11 +33,14 @@ _ARGS: dict[str, dict[str, Any]] = {
         "q_lora_rank": 64, "kv_lora_rank": 128, "n_layer": 3, "n_dense_lead": 1, "n_ff": 256,
     },
 }  # fmt: skip
+# deepseek2 as older converters wrote it (one KV head per query head, attn_kv_b), and without q_lora.
+_ARGS["deepseek2-kv_b"] = _ARGS["deepseek2"] | {"n_head_kv": 4, "q_lora_rank": 0}
 _BOUND = 128 * 512 * 4 // 4
 
 
-def _model(tmp_path: Path, arch: str) -> Path:
-    return write_tiny_moe(tmp_path / f"{arch}.gguf", arch=arch, n_expert=4, n_expert_used=2, **_ARGS[arch])  # type: ignore[arg-type]
+def _model(tmp_path: Path, variant: str) -> Path:
+    arch = variant.split("-kv_b")[0]
+    return write_tiny_moe(tmp_path / f"{variant}.gguf", arch=arch, n_expert=4, n_expert_used=2, **_ARGS[variant])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("arch", MOE_ARCHS)
@@ -71,14 +74,14 @@ def test_mla_caches_one_compressed_row_per_token_and_no_v(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("flash_attn", [False, True], ids=["nofa", "fa"])
-@pytest.mark.parametrize("arch", MOE_ARCHS)
+@pytest.mark.parametrize("variant", [*MOE_ARCHS, "deepseek2-kv_b"])
 def test_llama_server_allocates_what_the_estimate_says(
-    llama_server: Any, tmp_path: Path, arch: str, flash_attn: bool
+    llama_server: Any, tmp_path: Path, variant: str, flash_attn: bool
 ) -> None:
-    model = _model(tmp_path, arch)
+    model = _model(tmp_path, variant)
     fa = "on" if flash_attn else "off"
     server: LlamaServer = llama_server(
-        model, alias=arch, extra_args=("-np", "1", "-fa", fa, "--fit", "off", "-lv", "4")
+        model, alias=variant, extra_args=("-np", "1", "-fa", fa, "--fit", "off", "-lv", "4")
     )
     logged = parse_llama_log(server.log.read_text(errors="replace"))
 
