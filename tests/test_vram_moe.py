@@ -35,11 +35,14 @@ _ARGS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 # deepseek2 as older converters wrote it (one KV head per query head, attn_kv_b), and without q_lora.
 _ARGS["deepseek2-kv_b"] = _ARGS["deepseek2"] | {"n_head_kv": 4, "q_lora_rank": 0}
+# One block with wide experts: its feed-forward runs on the output rows only, not the micro-batch.
+_ARGS["qwen3moe-one-block"] = _ARGS["qwen3moe"] | {"n_layer": 1, "n_ff_exp": 512}
+_VARIANTS = [*MOE_ARCHS, "deepseek2-kv_b", "qwen3moe-one-block"]
 _BOUND = 128 * 512 * 4 // 4
 
 
 def _model(tmp_path: Path, variant: str) -> Path:
-    arch = variant.split("-kv_b")[0]
+    arch = next(a for a in MOE_ARCHS if variant.startswith(a))
     return write_tiny_moe(tmp_path / f"{variant}.gguf", arch=arch, n_expert=4, n_expert_used=2, **_ARGS[variant])  # type: ignore[arg-type]
 
 
@@ -74,7 +77,7 @@ def test_mla_caches_one_compressed_row_per_token_and_no_v(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("flash_attn", [False, True], ids=["nofa", "fa"])
-@pytest.mark.parametrize("variant", [*MOE_ARCHS, "deepseek2-kv_b"])
+@pytest.mark.parametrize("variant", _VARIANTS)
 def test_llama_server_allocates_what_the_estimate_says(
     llama_server: Any, tmp_path: Path, variant: str, flash_attn: bool
 ) -> None:

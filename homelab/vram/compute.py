@@ -51,6 +51,7 @@ _ATTN_Q_ACTS = 3  # ... and [n_head x head size, n_ubatch] ones (Q, its RoPE, th
 _FFN_ACTS = 4  # ... next to the feed-forward intermediates
 _HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
 _FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
+_FULL_LAST_LAYER = ("gpt-oss",)  # architectures whose last block computes every row
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,9 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
     small = 2 * t * _F32 + len(kinds) * t * _I64 * (2 if settings.flash_attn else 1) + ctx.n_outputs * _F32
     kq = 0 if settings.flash_attn else max(ctx.cells(swa) for swa in kinds) * t * shape.n_head * _F32
     act = shape.n_embd * t * _F32
+    # The last block keeps only the output rows before its feed-forward (inp_out_ids; gpt-oss
+    # does not): with one block, no feed-forward runs on the whole micro-batch.
+    rows = ctx.n_outputs if shape.n_layer_trunk == 1 and shape.arch not in _FULL_LAST_LAYER else t
     return _Terms(
         masks=masks,
         v_idxs=v_idxs,
@@ -194,7 +198,7 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
         kq=kq,
         act=act,
         attn_acts=_attn_acts(shape, t, act),
-        ffn=_ffn_peak(shape, t, act),
+        ffn=_ffn_peak(shape, rows, shape.n_embd * rows * _F32),
         logits=shape.n_vocab * ctx.n_outputs * _F32,
     )
 
