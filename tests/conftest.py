@@ -2,11 +2,12 @@
 
 import os
 
+from homelab_app.stack.prefect_cli import OFFLINE_ENV  # imports no Prefect
+
 # Prefect's server and client send anonymous analytics unless told not to; nothing may leave
-# loopback. Set before any Prefect import so subprocesses inherit it too.
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT"] = "false"
-os.environ["PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY"] = "false"
+# loopback. The settings homelab gives its own Prefect processes, set before any Prefect import
+# so subprocesses inherit them too.
+os.environ.update(OFFLINE_ENV)
 
 pytest_plugins = [
     "tests.fixtures.sshd",

@@ -93,6 +93,3 @@ def _secret_reader(inv: Inventory, vault_block: str | None) -> SecretReader:
         return read(name)
 
     return first
-
-
-# --- rollout ------------------------------------------------------------------------------
