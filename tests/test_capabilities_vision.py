@@ -24,8 +24,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from homelab.tiny_mmproj import write_tiny_mmproj
 from tests.fixtures.llama import LlamaServer
-from tests.fixtures.net import LOOPBACK
+from tests.fixtures.net import LOOPBACK, free_port
 
 pytestmark = pytest.mark.llama
 
@@ -130,3 +131,24 @@ def test_an_image_goes_to_the_server_that_takes_images(servers: Servers, tmp_pat
     # The projector's 32x32 input in 8x8 patches: the image adds 16 embeddings to the prompt.
     assert answered.json()["usage"]["prompt_tokens"] >= text_only.json()["usage"]["prompt_tokens"] + 16
     assert refused.status_code >= 400 and "image input is not supported" in refused.text
+
+
+def test_a_projector_for_another_width_is_refused_by_the_real_loader(
+    llama_server_bin: Path, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    narrow = write_tiny_mmproj(tmp_path / "narrow-mmproj.gguf", n_embd_text=32)
+    args = ["-m", tiny_gguf, "--mmproj", narrow, "--host", LOOPBACK, "--port", free_port(), "-c", "512", "--offline"]
+
+    result = subprocess.run(
+        [str(a) for a in (llama_server_bin, *args)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode != 0
+    assert "mismatch between text model (n_embd = 64) and mmproj (n_embd = 32)" in result.stdout + result.stderr
+
+
+def test_the_writer_refuses_shapes_clip_cpp_would_misread(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="n_ff"):
+        write_tiny_mmproj(tmp_path / "swapped.gguf", n_embd=32, n_ff=32)
+    with pytest.raises(ValueError, match="patch_size"):
+        write_tiny_mmproj(tmp_path / "ragged.gguf", image_size=30, patch_size=8)
