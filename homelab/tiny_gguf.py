@@ -13,18 +13,29 @@ Shapes follow gguf-py's convention, which is ggml's `ne` reversed: ggml's `token
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, PoolingType, TokenType, quants
 
-__all__ = ["CHATML_TEMPLATE", "Arch", "tiny_vocab", "write_tiny_llama"]
+__all__ = [
+    "CHATML_TEMPLATE",
+    "FILE_TYPES",
+    "Arch",
+    "add_metadata",
+    "add_tokenizer",
+    "gguf_file",
+    "tiny_vocab",
+    "write_tiny_llama",
+]
 
 Arch = Literal["llama", "qwen2", "gemma2"]
 
 # Weight types the writer can produce, with the file type llama.cpp reports for each.
-_FILE_TYPES = {
+FILE_TYPES = {
     GGMLQuantizationType.F32: LlamaFileType.ALL_F32,
     GGMLQuantizationType.F16: LlamaFileType.MOSTLY_F16,
     GGMLQuantizationType.Q8_0: LlamaFileType.MOSTLY_Q8_0,
@@ -134,39 +145,47 @@ def write_tiny_llama(
     Raises:
         ValueError: An unsupported dtype or architecture, or inconsistent head counts.
     """
-    if dtype not in _FILE_TYPES:
-        raise ValueError(f"dtype must be one of {', '.join(t.name for t in _FILE_TYPES)}, got {dtype!r}")
+    if dtype not in FILE_TYPES:
+        raise ValueError(f"dtype must be one of {', '.join(t.name for t in FILE_TYPES)}, got {dtype!r}")
     if arch not in ("llama", "qwen2", "gemma2"):
         raise ValueError(f"arch must be 'llama', 'qwen2' or 'gemma2', got {arch!r}")
     if n_embd % n_head or n_head % n_head_kv:
         raise ValueError(f"n_embd ({n_embd}) must divide by n_head ({n_head}), n_head by n_head_kv ({n_head_kv})")
     tokens, scores, types = tiny_vocab(n_vocab)
     out = Path(path)
-    writer = GGUFWriter(out, arch)
-    try:
-        _add_metadata(writer, name, n_layer, n_embd, n_head, n_head_kv, n_ff, context_length, dtype)
+    with gguf_file(out, arch) as writer:
+        add_metadata(writer, name, n_layer, n_embd, n_head, n_head_kv, n_ff, context_length, dtype)
         if arch == "gemma2":
             writer.add_sliding_window(sliding_window)
             writer.add_attn_logit_softcapping(50.0)
             writer.add_final_logit_softcapping(30.0)
         if pooling_type is not None:
             writer.add_pooling_type(PoolingType(pooling_type))
-        _add_tokenizer(writer, tokens, scores, types)
+        add_tokenizer(writer, tokens, scores, types)
         n_embd_kv = n_embd // n_head * n_head_kv
         for tensor_name, array in _tensors(arch, n_layer, n_embd, n_embd_kv, n_ff, n_vocab, dtype, seed):
             if array.ndim == 2 and dtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0):
                 writer.add_tensor(tensor_name, quants.quantize(array, dtype), raw_dtype=dtype)
             else:
                 writer.add_tensor(tensor_name, array)
+    return out
+
+
+@contextmanager
+def gguf_file(path: Path, arch: str) -> Iterator[GGUFWriter]:
+    """A GGUF writer for `path`: fill it in the block; header, metadata and tensors are written
+    when the block ends without an error, and the file is closed either way."""
+    writer = GGUFWriter(path, arch)
+    try:
+        yield writer
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
     finally:
         writer.close()
-    return out
 
 
-def _add_metadata(
+def add_metadata(
     writer: GGUFWriter,
     name: str,
     n_layer: int,
@@ -178,7 +197,7 @@ def _add_metadata(
     dtype: GGMLQuantizationType,
 ) -> None:
     writer.add_name(name)
-    writer.add_file_type(_FILE_TYPES[dtype])
+    writer.add_file_type(FILE_TYPES[dtype])
     writer.add_block_count(n_layer)
     writer.add_context_length(context_length)
     writer.add_embedding_length(n_embd)
@@ -189,7 +208,7 @@ def _add_metadata(
     writer.add_rope_freq_base(10000.0)
 
 
-def _add_tokenizer(writer: GGUFWriter, tokens: list[str], scores: list[float], types: list[int]) -> None:
+def add_tokenizer(writer: GGUFWriter, tokens: list[str], scores: list[float], types: list[int]) -> None:
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)

@@ -15,7 +15,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGMLQuantizationType
+
+from homelab.tiny_gguf import gguf_file
 
 __all__ = ["write_tiny_mmproj"]
 
@@ -63,8 +65,7 @@ def write_tiny_mmproj(
         )
     n_patches = (image_size // patch_size) ** 2
     out = Path(path)
-    writer = GGUFWriter(out, "clip")
-    try:
+    with gguf_file(out, "clip") as writer:
         writer.add_name("homelab-tiny-mmproj")
         writer.add_file_type(0)  # all F32
         writer.add_bool("clip.has_vision_encoder", True)
@@ -82,11 +83,6 @@ def write_tiny_mmproj(
         writer.add_array("clip.vision.image_std", list(_IMAGE_STD))
         for name, array in _tensors(n_embd_text, n_embd, n_ff, n_layer, patch_size, n_patches, seed):
             writer.add_tensor(name, array, raw_dtype=GGMLQuantizationType.F32)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, quants
 
-from homelab.tiny_gguf import _FILE_TYPES, _add_metadata, _add_tokenizer, tiny_vocab
+from homelab.tiny_gguf import FILE_TYPES, add_metadata, add_tokenizer, gguf_file, tiny_vocab
 
 __all__ = ["MOE_ARCHS", "MoeArch", "write_tiny_moe"]
 
@@ -114,8 +114,8 @@ def write_tiny_moe(
     Raises:
         ValueError: An unsupported dtype or architecture, or inconsistent head or expert counts.
     """
-    if dtype not in _FILE_TYPES or (expert_dtype or dtype) not in (*_FILE_TYPES, GGMLQuantizationType.MXFP4):
-        raise ValueError(f"dtype must be one of {', '.join(t.name for t in _FILE_TYPES)}, got {dtype!r}")
+    if dtype not in FILE_TYPES or (expert_dtype or dtype) not in (*FILE_TYPES, GGMLQuantizationType.MXFP4):
+        raise ValueError(f"dtype must be one of {', '.join(t.name for t in FILE_TYPES)}, got {dtype!r}")
     if arch not in MOE_ARCHS:
         raise ValueError(f"arch must be one of {', '.join(MOE_ARCHS)}, got {arch!r}")
     head = head_dim or n_embd // n_head
@@ -133,19 +133,13 @@ def write_tiny_moe(
     )  # fmt: skip
     tokens, scores, types = tiny_vocab(n_vocab)
     out = Path(path)
-    writer = GGUFWriter(out, arch)
-    try:
-        _add_metadata(writer, name, n_layer + n_nextn, n_embd, n_head, n_head_kv, d.n_ff, context_length, dtype)
+    with gguf_file(out, arch) as writer:
+        add_metadata(writer, name, n_layer + n_nextn, n_embd, n_head, n_head_kv, d.n_ff, context_length, dtype)
         _add_moe_metadata(writer, arch, d, n_expert_used, n_expert_shared, sliding_window)
-        _add_tokenizer(writer, tokens, scores, types)
+        add_tokenizer(writer, tokens, scores, types)
         rng = np.random.default_rng(seed)
         for tensor_name, shape in _tensors(arch, d):
             _add_weight(writer, tensor_name, shape, expert_dtype or dtype if "_exps." in tensor_name else dtype, rng)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
     return out
 
 
