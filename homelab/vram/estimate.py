@@ -18,7 +18,23 @@ from homelab.vram.settings import RunSettings, context_for
 from homelab.vram.shape import ModelShape
 from homelab.vram.weights import layers_on_gpu, split_weights
 
-__all__ = ["Estimate", "estimate", "max_gpu_layers"]
+__all__ = ["DeviceEstimate", "Estimate", "estimate", "max_gpu_layers"]
+
+
+class DeviceEstimate(BaseModel):
+    """One GPU's share of a run, in bytes: what llama.cpp allocates there, and the overhead of using it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(description="position in llama.cpp's device list (CUDA index on a CUDA build)")
+    name: str = Field(description="llama.cpp's name of the device: CUDA0, CUDA1...")
+    layers: int = Field(description="offloadable layers assigned to it, the output layer included")
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    cuda_pool_bytes: int = 0
+    overhead_bytes: int = Field(description="per-GPU overhead counted (0 when nothing is on this device)")
+    total_bytes: int
 
 
 class Estimate(BaseModel):
@@ -43,8 +59,9 @@ class Estimate(BaseModel):
     output_bytes: int = Field(description="logits buffer in host memory")
     cuda_pool_bytes: int = Field(0, description="ggml's CUDA pool at a full context: f16 KQ without flash attention")
     overhead_bytes: int = Field(description="per-GPU overhead counted (0 when nothing is on the GPU)")
-    gpu_total_bytes: int
+    gpu_total_bytes: int = Field(description="over every device: the sum of `devices`' totals")
     cpu_total_bytes: int
+    devices: list[DeviceEstimate] = Field(default_factory=list, description="per GPU; empty on a CPU-only build")
 
 
 def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
@@ -65,6 +82,20 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
     gpu_parts = weights.gpu_bytes + kv_gpu + compute.gpu_bytes
     overhead = settings.gpu_overhead_bytes if gpu_parts else 0
     pool = compute.gpu_pool_bytes if gpu_parts else 0
+    devices = []
+    if settings.backend != "cpu":
+        device = DeviceEstimate(
+            index=0,
+            name="CUDA0",
+            layers=ctx.n_gpu_layers,
+            weights_bytes=weights.gpu_bytes,
+            kv_bytes=kv_gpu,
+            compute_bytes=compute.gpu_bytes,
+            cuda_pool_bytes=pool,
+            overhead_bytes=overhead,
+            total_bytes=gpu_parts + pool + overhead,
+        )
+        devices.append(device)
     return Estimate(
         model=shape.name,
         estimated_shape=shape.estimated,
@@ -85,6 +116,7 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
         overhead_bytes=overhead,
         gpu_total_bytes=gpu_parts + pool + overhead,
         cpu_total_bytes=weights.cpu_bytes + (kv_all - kv_gpu) + compute.host_bytes + output,
+        devices=devices,
     )
 
 

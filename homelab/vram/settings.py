@@ -1,7 +1,9 @@
 """How a model is run: llama-server's memory-relevant flags, and the sizes llama.cpp derives from them.
 
-`RunSettings` mirrors the flags (`-c`, `-np`, `-ctk/-ctv`, `-fa`, `-ngl`, `-ub`, `-b`, `--kv-unified`)
-plus the build (CUDA or CPU-only) and the per-GPU overhead that no llama.cpp log shows. `Context`
+`RunSettings` mirrors the flags (`-c`, `-np`, `-ctk/-ctv`, `-fa`, `-ngl`, `-ub`, `-b`, `--kv-unified`,
+`--n-cpu-moe`, `--cpu-moe`, `-ot`, `-ts`, `-sm`, `-mg`) plus the build (CUDA or CPU-only), the
+devices llama.cpp sees (their memory sets the default tensor split) and the per-GPU overhead that
+no llama.cpp log shows. `Context`
 is what llama.cpp makes of them in `llama_context`'s constructor and the KV cache: the context
 padded to 256 cells, split into one stream per parallel sequence, the micro-batch, and the
 smaller cache of sliding-window layers.
@@ -9,10 +11,11 @@ smaller cache of sliding-window layers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from homelab.vram.sizes import (
     DEFAULT_GPU_OVERHEAD_BYTES,
@@ -26,10 +29,14 @@ if TYPE_CHECKING:
     from homelab.vram.shape import ModelShape
 
 __all__ = [
+    "MAX_DEVICES",
     "Backend",
     "CacheType",
     "Context",
     "RunSettings",
+    "SplitMode",
+    "TensorOverride",
+    "check_override",
     "context_for",
 ]
 
@@ -37,6 +44,61 @@ _CELL_PAD = 256  # llama.cpp pads the context and each stream to 256 cells
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
 Backend = Literal["cuda", "cpu"]
+SplitMode = Literal["layer", "row", "none"]
+MAX_DEVICES = 16  # GGML_CUDA_MAX_DEVICES (ggml-cuda.h), llama_max_devices() on a CUDA build
+_MAX_PATTERN = 256  # characters of one -ot pattern: tensor names are short, and so are useful regexes
+_MAX_OVERRIDES = 256
+# Python re and llama.cpp's std::regex (ECMAScript) agree on the plain syntax -ot patterns use;
+# Python-only forms (named groups, inline flags, lookbehind, \A, \Z) would make llama.cpp throw
+# regex_error at start-up (llama-model-loader.cpp:1238), so they are refused.
+_PYTHON_ONLY_ESCAPES = "AZz"
+_ECMASCRIPT_GROUPS = ":=!"
+_DEVICE = re.compile(r"CPU|CUDA\d{1,2}|RPC\d{1,2}\[[^\]\s]{1,200}\]")
+
+
+def _python_only_at(pattern: str) -> int | None:
+    """Where the pattern uses syntax Python's re has and ECMAScript's lacks, or None."""
+    at = 0
+    while at < len(pattern):
+        char, nxt = pattern[at], pattern[at + 1 : at + 2]
+        if char == "\\" and nxt in _PYTHON_ONLY_ESCAPES and nxt:
+            return at
+        if char == "(" and nxt == "?" and pattern[at + 2 : at + 3] not in _ECMASCRIPT_GROUPS:
+            return at
+        at += 2 if char == "\\" else 1
+    return None
+
+
+def check_override(pattern: str, device: str) -> tuple[str, str]:
+    """One `-ot PATTERN=DEVICE` pair, checked as llama.cpp would take it.
+
+    Raises:
+        ValueError: The pattern is empty, too long, not a regex both Python and std::regex read,
+            or the device is no buffer type llama.cpp names (CPU, CUDA0, RPC0[host:port]).
+    """
+    if not pattern or len(pattern) > _MAX_PATTERN:
+        raise ValueError(f"pattern {pattern[:40]!r}: needs 1 to {_MAX_PATTERN} characters")
+    if "," in pattern or "=" in pattern:
+        raise ValueError(f"pattern {pattern!r}: llama.cpp splits -ot at ',' and '='; neither may be in a pattern")
+    if (at := _python_only_at(pattern)) is not None:
+        raise ValueError(f"pattern {pattern!r}: {pattern[at : at + 3]!r} at position {at} is not std::regex syntax")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"pattern {pattern!r}: not a regular expression ({exc})") from None
+    if not _DEVICE.fullmatch(device):
+        raise ValueError(f"device {device[:40]!r}: not a buffer type (CPU, CUDA0, RPC0[host:port])")
+    return pattern, device
+
+
+def _overrides(value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    if len(value) > _MAX_OVERRIDES:
+        raise ValueError(f"has {len(value)} overrides; at most {_MAX_OVERRIDES}")
+    return tuple(check_override(pattern, device) for pattern, device in value)
+
+
+TensorOverride = tuple[str, str]
+"""(`-ot` pattern, buffer type): tensors whose name the pattern matches go there; first match wins."""
 
 
 class RunSettings(BaseModel):
@@ -57,12 +119,45 @@ class RunSettings(BaseModel):
     gpu_overhead_bytes: int = Field(
         DEFAULT_GPU_OVERHEAD_BYTES, ge=0, le=MAX_GPU_OVERHEAD_BYTES, description="per GPU used, per process"
     )
+    n_cpu_moe: int = Field(
+        0, ge=0, le=MAX_GPU_LAYERS, description="--n-cpu-moe: the first N layers' experts on the CPU"
+    )
+    cpu_moe: bool = Field(False, description="--cpu-moe: every layer's experts on the CPU")
+    override_tensor: Annotated[tuple[TensorOverride, ...], AfterValidator(_overrides)] = Field(
+        (), description="-ot PATTERN=DEVICE pairs, in command-line order (applied before the two flags above)"
+    )
+    tensor_split: tuple[float, ...] | None = Field(
+        None, description="-ts: share of the layers per device; None: by each device's memory, as llama.cpp splits"
+    )
+    split_mode: SplitMode = Field("layer", description="-sm: layers per device, rows of each matrix, or one device")
+    main_gpu: int = Field(0, ge=0, lt=MAX_DEVICES, description="-mg: the device of split mode none; row: KV, compute")
+    device_memory_bytes: tuple[int, ...] = Field(
+        (), description="each device's memory in llama.cpp's order; sets the device count and the default split"
+    )
 
     @model_validator(mode="after")
     def _llama_cpp_rules(self) -> RunSettings:
         if self.cache_type_v not in ("f32", "f16", "bf16") and not self.flash_attn:
             raise ValueError(f"a quantized V cache ({self.cache_type_v}) needs flash attention, as in llama.cpp")
+        if len(self.device_memory_bytes) > MAX_DEVICES or any(m <= 0 for m in self.device_memory_bytes):
+            raise ValueError(f"device_memory_bytes: 1 to {MAX_DEVICES} positive sizes")
+        if self.tensor_split is not None:
+            split = self.tensor_split
+            # arg.cpp:2834-2850: more proportions than devices is an error; fewer leave the rest at 0.
+            if not split or len(split) > self.n_devices or not all(0 <= x < float("inf") for x in split):
+                raise ValueError(
+                    f"tensor_split {list(split)}: one finite proportion >= 0 per device, at most {self.n_devices}"
+                )
+        if self.main_gpu >= self.n_devices:
+            raise ValueError(f"main_gpu {self.main_gpu}: there are {self.n_devices} devices (llama.cpp: invalid value)")
         return self
+
+    @property
+    def n_devices(self) -> int:
+        """Devices llama.cpp may use: as many as have a memory size, else one per -ts proportion, else one."""
+        if self.device_memory_bytes:
+            return len(self.device_memory_bytes)
+        return len(self.tensor_split) if self.tensor_split else 1
 
 
 @dataclass(frozen=True)
