@@ -56,6 +56,7 @@ __all__ = [
     "Gateway",
     "History",
     "Inventory",
+    "Metrics",
     "Node",
     "OllamaDeploy",
     "ProbeOverride",
@@ -503,6 +504,35 @@ class History(_Strict):
     url: Annotated[str, AfterValidator(check_database_url)] = "sqlite:///homelab-history.db"
 
 
+def _listen_address(value: str) -> str:
+    """HOST:PORT, an IPv6 host in brackets; the host as `check_host` takes it."""
+    host, _, port = value.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare or not re.fullmatch(r"[0-9]{1,5}", port) or (":" in bare and bare == host):
+        raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464, got {value[:80]!r}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port must be 1 to 65535, got {port}")
+    check_host(bare)
+    return value
+
+
+class Metrics(_Strict):
+    """`homelab metrics`: where its Prometheus endpoint listens, and how old a VRAM sample may be to be served."""
+
+    listen: Annotated[str, AfterValidator(_listen_address)] = Field(
+        "127.0.0.1:9464", description="HOST:PORT of /metrics; loopback unless a Prometheus elsewhere scrapes it"
+    )
+    vram_max_age_s: Seconds = Field(
+        600.0, description="VRAM samples older than this are not served (a node no longer sampled drops out)"
+    )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host (IPv6 without its brackets) and port to bind."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Defaults(_Strict):
     """Cluster-wide defaults that endpoints may override."""
 
@@ -520,6 +550,7 @@ class Inventory(_Strict):
     gateway: Gateway | None = None
     secrets: dict[Name, SecretRef] = {}
     history: History = History()
+    metrics: Metrics = Metrics()
 
     def endpoints(self) -> Iterator[tuple[Node, Endpoint]]:
         """Every endpoint with its node, in file order."""
