@@ -53,9 +53,12 @@ __all__ = [
     "DockerSettings",
     "Endpoint",
     "EndpointKind",
+    "FitPreference",
+    "FitSettings",
     "Gateway",
     "History",
     "Inventory",
+    "KvCacheType",
     "Metrics",
     "Node",
     "OllamaDeploy",
@@ -539,6 +542,46 @@ class Defaults(_Strict):
     probe: ProbeSettings = ProbeSettings()
 
 
+FitPreference = Literal["full_gpu", "context", "fewer_cpu_experts", "kv_precision"]
+KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
+_FIT_ORDER: list[FitPreference] = ["full_gpu", "context", "fewer_cpu_experts", "kv_precision"]
+
+
+class FitSettings(_Strict):
+    """How `homelab plan fit` chooses each model's context, offload, KV cache type and GPU.
+
+    `prefer` ranks a model's choices (criteria left out follow in this default order);
+    `kv_types` are the KV cache types it may use, preferred first; `keep` names models it leaves
+    as the file sets them; `max_ctx` is the context a model asked for before `plan fit --write`
+    lowered its `ctx_size` (Ollama: `num_ctx`), written there so that a later fit can raise it.
+    """
+
+    prefer: Annotated[list[FitPreference], Field(min_length=1, max_length=len(_FIT_ORDER))] = _FIT_ORDER
+    min_ctx: ContextTokens = Field(4096, description="the smallest context fit gives a model (per sequence)")
+    kv_types: Annotated[list[KvCacheType], Field(min_length=1, max_length=9)] = ["f16", "q8_0"]
+    flash_attn: bool = Field(True, description="run with -fa on (a quantized V cache needs it)")
+    keep: Annotated[list[Alias], Field(max_length=1024)] = []
+    max_ctx: Annotated[dict[Alias, ContextTokens], Field(max_length=1024)] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FitSettings:
+        for field in ("prefer", "kv_types", "keep"):
+            values: list[str] = getattr(self, field)
+            if twice := sorted({v for v in values if values.count(v) > 1}):
+                raise ValueError(f"{field}: {', '.join(twice)} listed more than once")
+        if not self.flash_attn and (quantized := [t for t in self.kv_types if t not in ("f32", "f16", "bf16")]):
+            raise ValueError(
+                f"kv_types: {', '.join(quantized)} quantize the V cache, which llama.cpp allows only with "
+                "flash attention; set flash_attn: true or list only f16"
+            )
+        return self
+
+    @property
+    def order(self) -> list[FitPreference]:
+        """`prefer`, then the criteria it leaves out in the default order."""
+        return [*self.prefer, *(p for p in _FIT_ORDER if p not in self.prefer)]
+
+
 class Inventory(_Strict):
     """The whole cluster."""
 
@@ -550,6 +593,7 @@ class Inventory(_Strict):
     gateway: Gateway | None = None
     secrets: dict[Name, SecretRef] = {}
     history: History = History()
+    fit: FitSettings | None = Field(None, description="how `homelab plan fit` places the lineup; unset: defaults")
     metrics: Metrics = Metrics()
 
     def endpoints(self) -> Iterator[tuple[Node, Endpoint]]:
