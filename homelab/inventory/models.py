@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from homelab.alerts.settings import Notify
 from homelab.go_syntax import go_duration_s, go_template_problem, jinja_problem
 from homelab.inventory.values import (
     check_command,
@@ -593,6 +594,7 @@ class Inventory(_Strict):
     gateway: Gateway | None = None
     secrets: dict[Name, SecretRef] = {}
     history: History = History()
+    notify: Notify | None = None  # alerts through Prefect notification blocks (homelab.alerts)
     fit: FitSettings | None = Field(None, description="how `homelab plan fit` places the lineup; unset: defaults")
     metrics: Metrics = Metrics()
 
