@@ -33,8 +33,9 @@ Other fragmentation is not modelled (docs/vram-accuracy.md lists where it shows)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from homelab.vram.devices import CPU, DeviceMap
 from homelab.vram.galloc import attention_rise
 from homelab.vram.kvcache import LayerCache
 from homelab.vram.settings import Context, RunSettings
@@ -52,6 +53,7 @@ _FFN_ACTS = 4  # ... next to the feed-forward intermediates
 _HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
 _FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
 _FULL_LAST_LAYER = ("gpt-oss",)  # architectures whose last block computes every row
+_SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp:911-912
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ComputeSplit:
     gpu_bytes: int
     host_bytes: int
     gpu_pool_bytes: int = 0
+    devices: dict[int, int] = field(default_factory=dict)  # per device index: its compute buffer
+    pools: dict[int, int] = field(default_factory=dict)  # per device index: its CUDA pool
 
 
 @dataclass(frozen=True)
@@ -216,23 +220,61 @@ def _fa_f16_copies(shape: ModelShape, settings: RunSettings, ctx: Context, kv: l
 
 
 def compute_buffers(
-    shape: ModelShape, settings: RunSettings, ctx: Context, kv: list[LayerCache], on_gpu: list[bool]
+    shape: ModelShape,
+    settings: RunSettings,
+    ctx: Context,
+    kv: list[LayerCache],
+    devices: DeviceMap,
+    cpu_experts: int = 0,
 ) -> ComputeSplit:
-    """Compute buffer bytes on each side for this model, settings and layer placement."""
+    """Compute buffer bytes of each device and of the host for this model, settings and placement.
+
+    `cpu_experts` is the largest expert stack a CUDA build copies to its first device to run it there.
+    """
     terms = _terms(shape, settings, ctx)
     if settings.backend == "cpu":
         # One buffer for everything: the GPU graph's peak plus the token embedding rows.
         peak = max(_attention_peak(shape, settings, ctx, terms), terms.ffn, terms.logits)
         return ComputeSplit(0, terms.masks + terms.v_idxs + terms.small + peak + terms.act)
+    on_gpu = [device != CPU for device in devices.layers]
     output_on_gpu = on_gpu[shape.n_layer]
     cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if not gpu]
     kv_copy = max(cpu_kv, default=0)
-    attn = _attention_peak(shape, settings, ctx, terms) + _fa_f16_copies(shape, settings, ctx, kv) + kv_copy
-    attn += attention_rise(shape, settings, ctx, kv, on_gpu)
-    # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
-    ffn = terms.ffn + min(kv_copy, _FFN_HOLE_ACTS * terms.act)
-    peak = max(attn, ffn, terms.logits if output_on_gpu else 0)
-    v_idxs_gpu = terms.v_idxs if any(on_gpu[: shape.n_layer]) else 0
-    gpu = terms.masks + v_idxs_gpu + peak
+    attention = _attention_peak(shape, settings, ctx, terms) + _fa_f16_copies(shape, settings, ctx, kv)
+    per_device: dict[int, int] = {}
+    pools: dict[int, int] = {}
+    copies = _pipeline_copies(shape, settings, devices)
+    for device in devices.active:
+        blocks = device in devices.layers[: shape.n_layer]
+        first = device == devices.first  # CPU layers' and CPU experts' large ops run here
+        if not (blocks or first or devices.layers[shape.n_layer] == device):
+            continue
+        attn = attention + (kv_copy + attention_rise(shape, settings, ctx, kv, on_gpu) if first else 0)
+        # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
+        ffn = terms.ffn + (min(kv_copy, _FFN_HOLE_ACTS * terms.act) + cpu_experts if first else 0)
+        peak = max(attn if blocks or first else 0, ffn if blocks or first else 0)
+        peak = max(peak, terms.logits if devices.layers[shape.n_layer] == device else 0)
+        # The masks and cache indices are copied to every device that runs attention.
+        inputs = terms.masks + terms.v_idxs if blocks else (terms.masks if first else 0)
+        extra = (copies - 1) * (inputs + terms.small + terms.act)
+        per_device[device] = inputs + peak + extra
+        pools[device] = terms.kq * _F16 // _F32 if blocks or first else 0
     host = terms.masks + terms.v_idxs + terms.small + _HOST_ACTS * terms.act + (0 if output_on_gpu else terms.logits)
-    return ComputeSplit(gpu, host, terms.kq * _F16 // _F32)
+    host += (copies - 1) * (terms.masks + terms.v_idxs + terms.small)
+    return ComputeSplit(sum(per_device.values()), host, sum(pools.values()), per_device, pools)
+
+
+def _pipeline_copies(shape: ModelShape, settings: RunSettings, devices: DeviceMap) -> int:
+    """Copies of every split input the scheduler keeps: 4 with pipeline parallelism, else 1.
+
+    llama-context.cpp:433-438 turns it on for several devices holding every layer with -sm layer
+    and no tensor override; CUDA and RPC devices both have the async and event caps it needs
+    (ggml-backend.cpp:2028: n_copies = GGML_SCHED_MAX_COPIES).
+    """
+    parallel = (
+        len(devices.active) > 1
+        and CPU not in devices.layers
+        and settings.split_mode == "layer"
+        and not devices.overrides
+    )
+    return _SCHED_MAX_COPIES if parallel else 1

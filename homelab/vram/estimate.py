@@ -13,10 +13,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.vram.compute import compute_buffers
+from homelab.vram.devices import CPU, DeviceMap, device_map
 from homelab.vram.kvcache import kv_layers
 from homelab.vram.settings import RunSettings, context_for
 from homelab.vram.shape import ModelShape
-from homelab.vram.weights import layers_on_gpu, split_weights
+from homelab.vram.weights import split_weights
 
 __all__ = ["DeviceEstimate", "Estimate", "estimate", "max_gpu_layers"]
 
@@ -65,37 +66,35 @@ class Estimate(BaseModel):
 
 
 def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
-    """The bytes on each side for `shape` run with `settings`.
+    """The bytes on each side, and on each device, for `shape` run with `settings`.
 
     Raises:
-        SettingsError: The cache type does not fit the model's key/value widths.
+        SettingsError: The cache type does not fit the model's key/value widths, an override names
+            a device the run lacks, or the split mode is one this llama.cpp build cannot load.
     """
     ctx = context_for(shape, settings)
-    on_gpu = layers_on_gpu(shape, ctx)
-    weights = split_weights(shape, ctx, settings.backend)
+    devices = device_map(shape, settings, ctx)
+    weights = split_weights(shape, settings.backend, devices)
     kv = kv_layers(shape, settings, ctx)
-    # on_gpu ends with the output layer, which holds no cache.
-    kv_gpu = sum(layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if gpu)
+    kv_per_device: dict[int, int] = {}
+    for layer, device in zip(kv, devices.layers[: shape.n_layer], strict=True):
+        kv_per_device[device] = kv_per_device.get(device, 0) + layer.bytes
     kv_all = sum(layer.bytes for layer in kv)
-    compute = compute_buffers(shape, settings, ctx, kv, on_gpu)
+    kv_gpu = kv_all - kv_per_device.get(CPU, 0)
+    compute = compute_buffers(shape, settings, ctx, kv, devices, weights.largest_cpu_experts)
     output = shape.n_vocab * ctx.n_outputs * 4
-    gpu_parts = weights.gpu_bytes + kv_gpu + compute.gpu_bytes
-    overhead = settings.gpu_overhead_bytes if gpu_parts else 0
-    pool = compute.gpu_pool_bytes if gpu_parts else 0
-    devices = []
-    if settings.backend != "cpu":
-        device = DeviceEstimate(
-            index=0,
-            name="CUDA0",
-            layers=ctx.n_gpu_layers,
-            weights_bytes=weights.gpu_bytes,
-            kv_bytes=kv_gpu,
-            compute_bytes=compute.gpu_bytes,
-            cuda_pool_bytes=pool,
-            overhead_bytes=overhead,
-            total_bytes=gpu_parts + pool + overhead,
+    per_device = [
+        _device(
+            index,
+            devices,
+            weights.device_bytes.get(index, 0),
+            kv_per_device.get(index, 0),
+            compute.devices.get(index, 0),
+            compute.pools.get(index, 0),
+            settings.gpu_overhead_bytes,
         )
-        devices.append(device)
+        for index, _ in enumerate(devices.names)
+    ]
     return Estimate(
         model=shape.name,
         estimated_shape=shape.estimated,
@@ -112,11 +111,31 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
         compute_gpu_bytes=compute.gpu_bytes,
         compute_host_bytes=compute.host_bytes,
         output_bytes=output,
+        cuda_pool_bytes=sum(d.cuda_pool_bytes for d in per_device),
+        overhead_bytes=sum(d.overhead_bytes for d in per_device),
+        gpu_total_bytes=sum(d.total_bytes for d in per_device),
+        cpu_total_bytes=weights.cpu_bytes + (kv_all - kv_gpu) + compute.host_bytes + output,
+        devices=per_device,
+    )
+
+
+def _device(
+    index: int, devices: DeviceMap, weights: int, kv: int, compute: int, pool: int, overhead: int
+) -> DeviceEstimate:
+    """One device's figures; a device holding nothing costs nothing (no CUDA context is made there)."""
+    used = weights + kv + compute
+    pool = pool if used else 0
+    overhead = overhead if used else 0
+    return DeviceEstimate(
+        index=index,
+        name=devices.names[index],
+        layers=sum(1 for d in devices.layers if d == index),
+        weights_bytes=weights,
+        kv_bytes=kv,
+        compute_bytes=compute,
         cuda_pool_bytes=pool,
         overhead_bytes=overhead,
-        gpu_total_bytes=gpu_parts + pool + overhead,
-        cpu_total_bytes=weights.cpu_bytes + (kv_all - kv_gpu) + compute.host_bytes + output,
-        devices=devices,
+        total_bytes=used + pool + overhead,
     )
 
 

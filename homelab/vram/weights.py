@@ -1,56 +1,59 @@
-"""Where the weights go for `-ngl N`, and how many bytes each side reports (llama-model.cpp `load_tensors`).
+"""Where the weights go, and how many bytes each side reports (llama-model.cpp `load_tensors`).
 
 llama.cpp counts `n_layer + 1` offloadable layers: the blocks and the output layer. `-ngl N` puts
-the last N of them on the GPU, the output layer first (`i_gpu_start = n_layer + 1 - N`), and keeps
-the input layer (token_embd) on the CPU whatever N is. A model whose output layer is tied to
-token_embd (gemma2) gets a copy of it on the GPU once the output layer is offloaded.
+the last N of them on the devices, the output layer first (`i_gpu_start = n_layer + 1 - N`), and
+keeps the input layer (token_embd) on the CPU whatever N is; `homelab.vram.devices` says which
+device each layer and tensor gets (the split between GPUs, `-ot`, `--n-cpu-moe`). A model whose
+output layer is tied to token_embd (gemma2) gets a copy of it on the output layer's device.
 
 The two sides are sized differently, as llama.cpp does:
   GPU  every tensor allocated in a CUDA buffer: its bytes, plus a padding row for quantized rows
        not a multiple of 512 (MATRIX_ROW_PADDING), rounded up to 128 bytes.
   CPU  the model file is memory-mapped, and llama.cpp reports the mapped span from the first to
-       the last CPU tensor (gaps included). A CPU-only build with AVX2 also repacks Q4_0, Q4_K,
-       IQ4_NL and MXFP4 matrices (experts too) into a CPU_REPACK buffer, reported on top of the span.
+       the last CPU tensor (gaps included: experts kept on the CPU between GPU tensors count the
+       GPU tensors between them). A CPU-only build with AVX2 also repacks Q4_0, Q4_K, IQ4_NL and
+       MXFP4 matrices (experts too) into a CPU_REPACK buffer, reported on top of the span. A CUDA
+       build does not, not even for experts an override sends to the CPU: the CPU buffer list
+       starts with CUDA_Host (llama-model.cpp:1096-1108), which mmap turns into the plain mapped
+       CPU buffer (llama-model-loader.cpp:1241-1276), so the repack buffer is never reached.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from homelab.vram.devices import CPU, DeviceMap
 from homelab.vram.settings import Backend, Context
 from homelab.vram.shape import ModelShape, TensorInfo, layer_index, row_bytes
 
-__all__ = ["WeightSplit", "cuda_alloc_bytes", "layers_on_gpu", "split_weights"]
+__all__ = ["WeightSplit", "cuda_alloc_bytes", "layers_on_gpu", "place_tensors", "split_weights"]
 
 _CUDA_ALIGN = 128
 _CUDA_ROW_PAD = 512
 _CPU_ALIGN = 32
-_INPUT = ("token_embd.", "position_embd.", "token_types.")
 _REPACKED = {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"}  # ggml-cpu repack.cpp on x86 with AVX2
 _FLOAT = {"F32", "F16", "BF16", "F64"}
 
 
 @dataclass(frozen=True)
 class WeightSplit:
-    """Weight bytes per side, and the largest matrix of a CPU layer (copied to the GPU per op)."""
+    """Weight bytes per side and per device, and the largest expert stack left on the CPU.
+
+    `largest_cpu_experts` is what a CUDA build copies into the GPU's compute buffer: a micro-batch
+    of 32 tokens or more runs a CPU weight's MUL_MAT_ID on the GPU (ggml-backend.cpp:1107-1116,
+    ggml-cuda.cu:5754-5757), one weight per split (ggml-backend.cpp:1465-1480).
+    """
 
     gpu_bytes: int
     cpu_bytes: int
-    largest_cpu_matrix: int
+    device_bytes: dict[int, int]
+    largest_cpu_experts: int = 0
 
 
 def layers_on_gpu(shape: ModelShape, ctx: Context) -> list[bool]:
     """Per offloadable layer (the blocks, then the output layer): on the GPU?"""
     start = shape.n_layer + 1 - ctx.n_gpu_layers
     return [il >= start for il in range(shape.n_layer + 1)]
-
-
-def _group(shape: ModelShape, tensor: TensorInfo) -> int | None:
-    """The offloadable layer of a tensor: its block, n_layer for the output layer, None for input."""
-    if tensor.name.startswith(_INPUT):
-        return None
-    index = layer_index(tensor.name)
-    return index if index is not None and index < shape.n_layer else shape.n_layer
 
 
 def _pad(n: int, to: int) -> int:
@@ -80,23 +83,39 @@ def _span(tensors: list[TensorInfo]) -> int:
     return max(t.offset + t.n_bytes for t in tensors) - min(t.offset for t in tensors)
 
 
-def split_weights(shape: ModelShape, ctx: Context, backend: Backend) -> WeightSplit:
-    """Bytes of weights on the GPU and on the CPU for this many GPU layers."""
-    on_gpu = layers_on_gpu(shape, ctx)
-    gpu: list[TensorInfo] = []
-    cpu: list[TensorInfo] = []
+def place_tensors(shape: ModelShape, devices: DeviceMap) -> dict[str, int]:
+    """Each loaded tensor's device (`CPU` or an index); multi-token-prediction blocks are not loaded."""
+    out = {}
     for tensor in shape.tensors:
         index = layer_index(tensor.name)
         if index is not None and shape.n_layer_trunk <= index < shape.n_layer:
             continue  # multi-token-prediction blocks are skipped (TENSOR_SKIP), inside the span or not
-        group = _group(shape, tensor)
-        (gpu if group is not None and on_gpu[group] else cpu).append(tensor)
-    gpu_bytes = sum(cuda_alloc_bytes(t) for t in gpu)
-    if shape.tied_output and on_gpu[shape.n_layer]:
-        gpu_bytes += sum(cuda_alloc_bytes(t) for t in shape.tensors if t.name == "token_embd.weight")
-    repacked = [t for t in cpu if backend == "cpu" and _group(shape, t) is not None and _repacked(t)]
+        out[tensor.name] = devices.tensor(shape, tensor.name)
+    return out
+
+
+def split_weights(shape: ModelShape, backend: Backend, devices: DeviceMap) -> WeightSplit:
+    """Bytes of weights on each device and on the CPU for this placement."""
+    where = place_tensors(shape, devices)
+    per_device: dict[int, int] = {}
+    cpu: list[TensorInfo] = []
+    for tensor in shape.tensors:
+        device = where.get(tensor.name)
+        if device is None:
+            continue
+        if device == CPU:
+            cpu.append(tensor)
+        else:
+            per_device[device] = per_device.get(device, 0) + cuda_alloc_bytes(tensor)
+    output = devices.tensor(shape, "token_embd.weight", duplicate=True)
+    if shape.tied_output and output != CPU:
+        embd = sum(cuda_alloc_bytes(t) for t in shape.tensors if t.name == "token_embd.weight")
+        per_device[output] = per_device.get(output, 0) + embd
+    offloadable = [t for t in cpu if devices.layer_of(shape, t.name) is not None]
+    repacked = [t for t in offloadable if backend == "cpu" and _repacked(t)]
     repacked_names = {t.name for t in repacked}
     mapped = [t for t in cpu if t.name not in repacked_names]
     cpu_bytes = _span(mapped) + sum(_pad(t.n_bytes, _CPU_ALIGN) for t in repacked)
-    matrices = [t.n_bytes for t in cpu if len(t.shape) >= 2 and _group(shape, t) not in (None, shape.n_layer)]
-    return WeightSplit(gpu_bytes, cpu_bytes, max(matrices, default=0))
+    experts = [cuda_alloc_bytes(t) for t in offloadable if "_exps." in t.name and len(t.shape) == 3]
+    largest = max(experts, default=0) if backend == "cuda" and devices.active else 0
+    return WeightSplit(sum(per_device.values()), cpu_bytes, per_device, largest)
