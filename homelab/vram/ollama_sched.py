@@ -34,7 +34,6 @@ from pydantic import Field, computed_field
 
 from homelab.errors import SettingsError
 from homelab.frozen import Frozen
-from homelab.ollama.check import COMPARABLE_SINCE, ollama_release
 from homelab.vram.estimate import estimate, max_gpu_layers
 from homelab.vram.kvcache import kv_layers
 from homelab.vram.ollama_graph import ollama_sizes
@@ -75,6 +74,7 @@ class OllamaRun(Frozen):
     """How Ollama runs the model: its options and environment, as far as memory goes."""
 
     version: str = Field(description="the node's Ollama version, X.Y.Z")
+    version_reported: bool = Field(True, description="the node said so; False: assumed")
     num_ctx: int = Field(gt=0, description="per sequence, already clamped to the training context")
     num_parallel: int = Field(1, gt=0, description="OLLAMA_NUM_PARALLEL")
     num_gpu: int = Field(-1, ge=-1, description="the model's num_gpu; -1: Ollama decides")
@@ -104,6 +104,7 @@ class OllamaDecision(Frozen):
     """What Ollama will do with one model, and how llama.cpp's real buffers compare."""
 
     version: str
+    version_reported: bool = Field(description="the node said so; False: assumed")
     scheduler: Scheduler
     how: str
     n_gpu_layers: int
@@ -151,13 +152,17 @@ def _flash_archs(patch: int) -> set[str]:
     return archs | ({"qwen3vl", "qwen3vlmoe"} if patch >= 8 else set())
 
 
-def _release(version: str) -> tuple[int, int, int]:
+def _release(version: str) -> tuple[tuple[int, int, int], bool]:
+    """The release, and whether Ollama runs llama-server (0.30+)."""
+    # Imported here: homelab.ollama's package imports the VRAM planner, which imports this module.
+    from homelab.ollama.check import COMPARABLE_SINCE, ollama_release
+
     release = ollama_release(version)
     if release is None:
         raise SettingsError(f"Ollama version must be X.Y.Z, got {version!r}")
     if release[:2] != (0, 12) and release < COMPARABLE_SINCE:
         raise SettingsError(f"homelab plans Ollama 0.12.x and 0.30 and later, not {version}")
-    return release
+    return release, release >= COMPARABLE_SINCE
 
 
 def scheduler_for(version: str, arch: str) -> Scheduler:
@@ -166,8 +171,8 @@ def scheduler_for(version: str, arch: str) -> Scheduler:
     Raises:
         SettingsError: not X.Y.Z, or a release homelab does not model (0.13 to 0.29, before 0.12).
     """
-    release = _release(version)
-    if release >= COMPARABLE_SINCE:
+    release, llama_server = _release(version)
+    if llama_server:
         return "fit"
     if arch in _engine_archs(release[2]):
         return "measured"
@@ -259,7 +264,7 @@ def ollama_decision(shape: ModelShape, run: OllamaRun, gpus: list[OllamaGpu]) ->
         SettingsError: an Ollama version homelab does not model, or a cache type llama.cpp refuses.
     """
     scheduler = scheduler_for(run.version, shape.arch)
-    patch = _release(run.version)[2]
+    patch = _release(run.version)[0][2]
     flash = _flash(shape, scheduler, patch)
     # 0.12 uses OLLAMA_KV_CACHE_TYPE only with flash attention and a type it knows (llm/server.go:206-220)
     kv = run.kv_cache_type if flash and (scheduler == "fit" or run.kv_cache_type in _SUPPORTED_KV) else ""
@@ -284,6 +289,7 @@ def _decision(
     inexact = scheduler == "measured" or (scheduler == "fit" and (shape.n_expert > 0 or len(gpus) > 1))
     return OllamaDecision(
         version=run.version,
+        version_reported=run.version_reported,
         scheduler=scheduler,
         how=_HOW[scheduler],
         n_gpu_layers=a.count,

@@ -14,16 +14,23 @@ important model is never pushed off by a less important one:
 "Fits" compares the estimate's GPU total (weights, KV, compute buffers and the per-process
 overhead) with the GPU's VRAM less its reserve and what earlier models took: a GPU is never
 over-committed. Everything here is pure; `lineup.py` builds the inputs from the inventory.
+
+A model on an Ollama endpoint also gets what Ollama itself will do (`ollama_sched`): the layers
+its scheduler offloads on the node's GPUs as they stand when the model comes (VRAM less the
+reserve and the models placed before it), and its own estimate, which differ from llama.cpp's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from pydantic import Field, computed_field
 
+from homelab.errors import SettingsError
 from homelab.frozen import Frozen
 from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
+from homelab.vram.ollama_sched import OllamaDecision, OllamaGpu, OllamaRun, ollama_decision
 from homelab.vram.settings import CacheType, RunSettings
 from homelab.vram.shape import ModelShape, Source
 from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB, MAX_GPU_OVERHEAD_BYTES
@@ -34,6 +41,7 @@ __all__ = [
     "GpuSlot",
     "GpuUse",
     "LineupEntry",
+    "OllamaVersions",
     "Placement",
     "Plan",
     "PlanPolicy",
@@ -54,6 +62,10 @@ class LineupEntry(Frozen):
     gpus: list[int] | None = Field(None, description="only these CUDA indexes of its node (a container's `gpus`)")
     endpoint: str | None = Field(None, description="the inventory endpoint that serves it")
     gpu_layers: int | None = Field(None, ge=0, description="fixed -ngl; None: the planner decides")
+
+
+OllamaVersions = Mapping[tuple[str, str], tuple[str, bool]]
+"""By (node, endpoint) of every Ollama endpoint: its version, and whether the node reported it (else assumed)."""
 
 
 class GpuSlot(Frozen):
@@ -90,6 +102,8 @@ class Placement(Frozen):
     node: str
     gpu_index: int
     estimate: Estimate
+    ollama: OllamaDecision | None = Field(None, description="an Ollama model: what Ollama's scheduler will do")
+    ollama_refused: str | None = Field(None, description="why Ollama's decision could not be worked out")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -134,6 +148,8 @@ class CpuOnly(Frozen):
     needs_gpu_bytes: int | None = Field(None, description="GPU total when fully offloaded")
     best_free_bytes: int | None = Field(None, description="the most any allowed GPU had free")
     estimate: Estimate = Field(description="the model run on a CPU-only build")
+    ollama: OllamaDecision | None = Field(None, description="an Ollama model: what Ollama's scheduler will do")
+    ollama_refused: str | None = Field(None, description="why Ollama's decision could not be worked out")
 
 
 class Unsized(Frozen):
@@ -234,15 +250,41 @@ def _place(
     return _cpu_only(entry, policy, reason, needs_gpu_bytes=wanted.gpu_total_bytes, best_free_bytes=best_free)
 
 
+def _ollama(
+    entry: LineupEntry, slots: list[GpuSlot], free: dict[int, int], policy: PlanPolicy, versions: OllamaVersions
+) -> dict[str, OllamaDecision | str | None]:
+    """What Ollama will do with an Ollama endpoint's model on its node's GPUs as they stand now."""
+    key = (entry.node or "", entry.endpoint or "")
+    if key not in versions:
+        return {}
+    version, reported = versions[key]
+    gpus = [
+        OllamaGpu(name=s.name, index=s.index, free_bytes=max(free[i], 0))
+        for i, s in enumerate(slots)
+        if s.node == entry.node
+    ]
+    ctx = entry.ctx_size or entry.shape.context_length
+    run = OllamaRun(
+        version=version, version_reported=reported, num_ctx=max(ctx // entry.parallel, 1), num_parallel=entry.parallel,
+        num_gpu=-1 if entry.gpu_layers is None else entry.gpu_layers, cuda_overhead_bytes=policy.gpu_overhead_bytes,
+    )  # fmt: skip
+    try:
+        return {"ollama": ollama_decision(entry.shape, run, gpus)}
+    except SettingsError as exc:
+        return {"ollama_refused": str(exc)}
+
+
 def plan_lineup(
     lineup: list[LineupEntry],
     slots: list[GpuSlot],
     policy: PlanPolicy = DEFAULT_POLICY,
     unsized: list[Unsized] | None = None,
+    ollama_versions: OllamaVersions | None = None,
 ) -> Plan:
     """Place a lineup on GPUs; see the module docstring for the rules.
 
     `unsized` models are carried into the plan as they are, so it lists every model asked for.
+    `ollama_versions` names the Ollama endpoints: their models also get Ollama's own decision.
 
     Raises:
         SettingsError: A model's settings are ones llama.cpp refuses (cache type vs. key width).
@@ -253,10 +295,12 @@ def plan_lineup(
     order = sorted(enumerate(lineup), key=lambda pair: (-pair[1].priority, pair[0]))
     for _, entry in order:
         outcome = _place(entry, slots, free, policy)
+        ollama = _ollama(entry, slots, free, policy, ollama_versions or {})
         if isinstance(outcome, CpuOnly):
-            cpu_only.append(outcome)
+            cpu_only.append(outcome.model_copy(update=ollama))
             continue
         i, placement = outcome
+        placement = placement.model_copy(update=ollama)
         free[i] -= placement.estimate.gpu_total_bytes
         placed[i].append(placement)
     gpus = [GpuUse(slot=s, placements=placed[i]) for i, s in enumerate(slots)]
