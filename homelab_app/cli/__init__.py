@@ -21,6 +21,7 @@ from homelab_app.cli import (  # noqa: F401, I001  (each registers its commands)
     node_cmd,
     gateway_cmd,
     report_cmd,
+    metrics_cmd,
 )
 from homelab_app.cli.common import app
 
