@@ -38,6 +38,7 @@ from homelab.inventory.values import (
     split_api_path,
     url_port,
 )
+from homelab.vram.run_args import parse_run_args
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -357,6 +358,10 @@ class Container(_Strict):
             if field in data and data[field] != number:
                 raise ValueError(f"{where} sets {flags[0]} {number} but {field} is {data[field]!r}; give it once")
             data[field] = number
+        try:
+            parse_run_args(words)  # the memory flags the VRAM plan reads (--n-cpu-moe, -ot, -ts...)
+        except ValueError as exc:
+            raise ValueError(f"{'command' if data.get('command') is not None else 'args'}: {exc}") from None
         return data
 
 

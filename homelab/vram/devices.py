@@ -34,15 +34,13 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from homelab.errors import SettingsError
-from homelab.vram.settings import Context, RunSettings
+from homelab.vram.settings import Context, RunSettings, moe_overrides
 from homelab.vram.shape import ModelShape, layer_index
 
 __all__ = ["CPU", "DeviceMap", "device_map", "tensor_overrides"]
 
 CPU = -1  # the host: mapped or repacked weights, host compute buffers
-_EXPERTS = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"  # LLM_FFN_EXPS_REGEX, common/common.h:1224
 _INPUT = ("token_embd.", "position_embd.", "token_types.")
-_CUDA = re.compile(r"CUDA(\d+)")
 
 
 def _f32(x: float) -> float:
@@ -52,11 +50,7 @@ def _f32(x: float) -> float:
 
 def tensor_overrides(settings: RunSettings) -> list[tuple[str, str]]:
     """Every override llama.cpp applies, in the order it tries them (module docstring)."""
-    out = list(settings.override_tensor)
-    if settings.cpu_moe:
-        out.append((_EXPERTS, "CPU"))
-    out += [(rf"blk\.{i}{_EXPERTS}", "CPU") for i in range(settings.n_cpu_moe)]
-    return out
+    return [*settings.override_tensor, *moe_overrides(settings.cpu_moe, settings.n_cpu_moe)]
 
 
 def device_names(settings: RunSettings) -> list[str]:

@@ -36,8 +36,10 @@ __all__ = [
     "RunSettings",
     "SplitMode",
     "TensorOverride",
+    "TensorOverrides",
     "check_override",
     "context_for",
+    "moe_overrides",
 ]
 
 _CELL_PAD = 256  # llama.cpp pads the context and each stream to 256 cells
@@ -99,6 +101,14 @@ def _overrides(value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...
 
 TensorOverride = tuple[str, str]
 """(`-ot` pattern, buffer type): tensors whose name the pattern matches go there; first match wins."""
+TensorOverrides = Annotated[tuple[TensorOverride, ...], AfterValidator(_overrides)]
+_EXPERTS = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"  # LLM_FFN_EXPS_REGEX, common/common.h:1224
+
+
+def moe_overrides(cpu_moe: bool, n_cpu_moe: int) -> list[TensorOverride]:
+    """The overrides `--cpu-moe` and `--n-cpu-moe N` add (common/common.h:1228-1242)."""
+    every = [(_EXPERTS, "CPU")] if cpu_moe else []
+    return every + [(rf"blk\.{i}{_EXPERTS}", "CPU") for i in range(n_cpu_moe)]
 
 
 class RunSettings(BaseModel):
@@ -123,7 +133,7 @@ class RunSettings(BaseModel):
         0, ge=0, le=MAX_GPU_LAYERS, description="--n-cpu-moe: the first N layers' experts on the CPU"
     )
     cpu_moe: bool = Field(False, description="--cpu-moe: every layer's experts on the CPU")
-    override_tensor: Annotated[tuple[TensorOverride, ...], AfterValidator(_overrides)] = Field(
+    override_tensor: TensorOverrides = Field(
         (), description="-ot PATTERN=DEVICE pairs, in command-line order (applied before the two flags above)"
     )
     tensor_split: tuple[float, ...] | None = Field(
