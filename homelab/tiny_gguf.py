@@ -172,17 +172,28 @@ def write_tiny_llama(
 
 
 @contextmanager
-def gguf_file(path: Path, arch: str) -> Iterator[GGUFWriter]:
+def gguf_file(path: Path, arch: str, *, sparse: bool = False) -> Iterator[GGUFWriter]:
     """A GGUF writer for `path`: fill it in the block; header, metadata and tensors are written
-    when the block ends without an error, and the file is closed either way."""
+    when the block ends without an error, and the file is closed either way.
+
+    `sparse`: the tensors were added as table entries only (`add_tensor_info`); the data section
+    is left a hole of its full size, so a file of a released model's size costs no disk.
+    """
     writer = GGUFWriter(path, arch)
     try:
         yield writer
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
+        if not sparse:
+            writer.write_tensors_to_file()
+            return
+        writer.write_ti_data_to_file()
+        align = writer.data_alignment
+        data = GGUFWriter.ggml_pad(writer.fout[0].tell(), align) if writer.fout else 0
+        size = data + sum(GGUFWriter.ggml_pad(ti.nbytes, align) for ti in writer.tensors[0].values())
     finally:
         writer.close()
+    os.truncate(path, size)
 
 
 def add_metadata(

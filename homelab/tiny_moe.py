@@ -10,12 +10,13 @@ Shapes are gguf-py's (ggml's `ne` reversed).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter, quants
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter, quants
 
 from homelab.tiny_gguf import FILE_TYPES, add_metadata, add_tokenizer, gguf_file, tiny_vocab
 
@@ -74,6 +75,7 @@ def write_tiny_moe(
     sliding_window: int = 128,
     seed: int = 0,
     name: str = "homelab-tiny-moe",
+    sparse: bool = False,
 ) -> Path:
     """Write a random-weight mixture-of-experts GGUF that llama.cpp loads and serves.
 
@@ -106,6 +108,8 @@ def write_tiny_moe(
         dtype: Type of the matrices (routers and norms stay F32, as converters keep them).
         expert_dtype: Type of the expert tensors (MXFP4 for gpt-oss as released); default `dtype`.
         sliding_window: gpt-oss's attention window in tokens.
+        sparse: Write the header and tensor table only and leave the data a hole (a sparse file):
+            a released model's shape at its full size for the planner, which llama.cpp must not load.
         The rest as in `homelab.tiny_gguf.write_tiny_llama`.
 
     Returns:
@@ -133,13 +137,17 @@ def write_tiny_moe(
     )  # fmt: skip
     tokens, scores, types = tiny_vocab(n_vocab)
     out = Path(path)
-    with gguf_file(out, arch) as writer:
+    with gguf_file(out, arch, sparse=sparse) as writer:
         add_metadata(writer, name, n_layer + n_nextn, n_embd, n_head, n_head_kv, d.n_ff, context_length, dtype)
         _add_moe_metadata(writer, arch, d, n_expert_used, n_expert_shared, sliding_window)
         add_tokenizer(writer, tokens, scores, types)
         rng = np.random.default_rng(seed)
         for tensor_name, shape in _tensors(arch, d):
-            _add_weight(writer, tensor_name, shape, expert_dtype or dtype if "_exps." in tensor_name else dtype, rng)
+            kind = expert_dtype or dtype if "_exps." in tensor_name else dtype
+            if sparse:
+                _add_hole(writer, tensor_name, shape, kind)
+            else:
+                _add_weight(writer, tensor_name, shape, kind, rng)
     return out
 
 
@@ -199,6 +207,14 @@ def _add_weight(
         writer.add_tensor(name, quants.quantize(array, dtype), raw_dtype=dtype)
     else:
         writer.add_tensor(name, array.astype(np.float16) if matrix and dtype == GGMLQuantizationType.F16 else array)
+
+
+def _add_hole(writer: GGUFWriter, name: str, shape: tuple[int, ...], dtype: GGMLQuantizationType) -> None:
+    """One tensor's table entry, typed as `_add_weight` would write it, without data."""
+    matrix = name.endswith(_MATRICES) or name in ("token_embd.weight", "output.weight")
+    kind = dtype if matrix else GGMLQuantizationType.F32
+    block, size = GGML_QUANT_SIZES[kind]
+    writer.add_tensor_info(name, shape, np.dtype(np.float32), math.prod(shape) // block * size, raw_dtype=kind)
 
 
 _Tensors = list[tuple[str, tuple[int, ...]]]
