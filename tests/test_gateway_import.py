@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from homelab.errors import GatewayConfigError
 from homelab.gateway.config import build_config
-from homelab.gateway.importer import import_litellm, load_litellm_config, render_inventory
+from homelab.gateway.importer import import_litellm, import_litellm_with_notes, load_litellm_config, render_inventory
 from homelab.inventory import EndpointKind, Inventory
 from homelab.inventory.load import parse_inventory
 from homelab.yaml_source import SourceMap, loads_yaml
@@ -128,12 +128,12 @@ def test_import_writes_a_cluster_file_that_validates(tmp_path: Path) -> None:
 
 
 def test_import_of_a_bad_config_exits_2_with_located_messages_and_no_traceback() -> None:
-    result = homelab("gateway", "import", "tests/cases/gateway/bad/unknown-provider.yaml")
+    result = homelab("gateway", "import", "tests/cases/gateway/bad/api-base-not-http.yaml")
 
     assert result.returncode == EXIT_INVALID
     assert result.stdout == ""
     assert (
-        "tests/cases/gateway/bad/unknown-provider.yaml:18: model_list[3] (nas/coder): unknown provider 'foo/...'"
+        "tests/cases/gateway/bad/api-base-not-http.yaml:9: model_list[0] (local/chat): api_base must be an http://"
         in result.stderr
     )
     assert "Traceback" not in result.stderr
@@ -155,7 +155,10 @@ def test_long_names_that_collide_are_cut_to_fit_the_cluster_file() -> None:
     data = {
         "model_list": [
             {"model_name": long_alias, "litellm_params": {"model": "ollama_chat/m1", "api_base": "http://x:11434"}},
-            {"model_name": long_alias, "litellm_params": {"model": "ollama_chat/m2", "api_base": "http://x:11434"}},
+            {
+                "model_name": f"{long_alias}!",
+                "litellm_params": {"model": "ollama_chat/m2", "api_base": "http://x:11434"},
+            },
             {"model_name": "b", "litellm_params": {"model": "ollama_chat/m3", "api_base": f"http://{long_host}.one:1"}},
             {"model_name": "c", "litellm_params": {"model": "ollama_chat/m4", "api_base": f"http://{long_host}.two:1"}},
         ]
@@ -185,14 +188,19 @@ def test_a_value_the_cluster_file_refuses_is_named_by_the_entry_it_came_from() -
 
 
 def test_ten_thousand_entries_wanting_one_alias_import_in_linear_time() -> None:
-    entry = {"model_name": "chat", "litellm_params": {"model": "ollama_chat/m", "api_base": "http://h:11434"}}
+    # Ten thousand model names (`chat!`, `chat@`, `chat@!`...) that all want the alias `chat-`.
+    names = ["chat" + "".join("!@#$%^&~()"[int(d)] for d in str(i)) for i in range(10_000)]
+    params = {"model": "ollama_chat/m", "api_base": "http://h:11434"}
+    model_list = [
+        {"model_name": name, "litellm_params": params | {"model": f"ollama_chat/m{i}"}} for i, name in enumerate(names)
+    ]
     started = time.process_time()  # CPU, not wall time: steady on a loaded machine
 
-    inv = import_litellm({"model_list": [entry] * 10_000}, SourceMap("litellm.yaml"))
+    inv = import_litellm({"model_list": model_list}, SourceMap("litellm.yaml"))
 
     assert time.process_time() - started < 5, "was 16 s when each entry tried every taken suffix again"
     aliases = [m.alias for _, e in inv.endpoints() for m in e.models]
-    assert aliases[:3] == ["chat", "chat-2", "chat-3"] and len(set(aliases)) == 10_000
+    assert aliases[:3] == ["chat-", "chat--2", "chat--3"] and len(set(aliases)) == 10_000
 
 
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
@@ -225,13 +233,18 @@ _TEXT = st.text(st.characters(codec="utf-8"), max_size=90)
     )
 )
 def test_any_model_list_imports_or_is_refused_entry_by_entry(entries: list[dict[str, Any]]) -> None:
-    """Whatever the names, hosts and ports: a cluster file that validates, or located problems; never a traceback."""
+    """Whatever the names, hosts and ports: a cluster file that validates, or located problems; never a traceback.
+
+    Every entry is a model of the cluster, an external entry, or an exact repeat merged (with a note).
+    """
     try:
-        inv = import_litellm({"model_list": entries}, SourceMap("litellm.yaml"))
+        inv, notes = import_litellm_with_notes({"model_list": entries}, SourceMap("litellm.yaml"))
     except GatewayConfigError as exc:
-        assert exc.problems and all(p.path.startswith("model_list[") for p in exc.problems)
+        assert exc.problems and all(p.path.startswith("model_list") for p in exc.problems)
         assert all(len(str(p)) < 1000 for p in exc.problems), "a message stays short"
     else:
-        assert sum(len(e.models) for _, e in inv.endpoints()) == len(entries)
+        merged = sum(note.endswith(": merged") for note in notes)
+        external = len(inv.gateway.external) if inv.gateway else 0
+        assert sum(len(e.models) for _, e in inv.endpoints()) + external + merged == len(entries)
         data, source = loads_yaml(render_inventory(inv, "litellm.yaml"), "cluster.yaml")
         parse_inventory(data, source)  # what import writes is a cluster file that validates

@@ -34,7 +34,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.errors import RequestError
-from homelab.gateway.config import AUTO_MODEL, AUTOROUTE_SETTINGS_KEY, gateway_model_name
+from homelab.gateway.config import AUTO_MODEL, AUTOROUTE_SETTINGS_KEY, gateway_model_names
 from homelab.health.http import open_probe_client
 from homelab.inventory import Category, Inventory
 from homelab.router import (
@@ -157,8 +157,7 @@ class AutoRouter:
         )
 
     def _name(self, alias: str) -> str:
-        found = self.inv.serving(alias)
-        return gateway_model_name(found[0], found[2]) if found else alias
+        return gateway_model_names(self.inv).get(alias, alias)
 
     async def _keep_fresh(self) -> None:
         if not len(self.view):

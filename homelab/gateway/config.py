@@ -11,6 +11,17 @@ the same model as a hidden `model_group_alias`, so a client that names the alias
 when a rollout moves the model to another tier; it is hidden so `/v1/models` lists each model
 once. `auto` is listed too: the auto-routing hook (`homelab.gateway.autoroute`) picks the expert
 (so, with auto-routing on, a model whose alias is `auto` is reached only as `<tier>/auto`).
+A model's `gateway.model_name` in the cluster file replaces the derived name.
+
+Replicas (one alias on several endpoints) are one entry each under one `model_name`: LiteLLM
+groups deployments by model_name and balances over the healthy ones (`Router.set_model_list`
+indexes them in `model_name_to_deployment_indices`, litellm/router.py:10313-10720 in 1.108.7;
+the `routing_strategy` picks among them). Their name is `<tier>/<alias>` when they share a tier,
+else the plain alias.
+
+What the cluster file keeps that homelab does not manage (`gateway.external` entries, the
+owner's `gateway.settings`, a model's own `gateway.params`) is passed in unchanged
+(`homelab.gateway.passthrough` says how settings are merged).
 """
 
 from __future__ import annotations
@@ -24,7 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.main import IncEx
 
 from homelab.files import read_regular, write_atomic
-from homelab.inventory import Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
+from homelab.gateway.passthrough import merge_settings, timeout_keys_set
+from homelab.inventory import Capability, Category, Endpoint, EndpointKind, Inventory, Node, ServedModel
+from homelab.inventory.gateway import GatewaySettings
 
 __all__ = [
     "AUTOROUTE_CALLBACK",
@@ -38,6 +51,7 @@ __all__ = [
     "build_config",
     "check_config",
     "gateway_model_name",
+    "gateway_model_names",
     "litellm_params",
     "regenerate_config",
     "render_config",
@@ -77,8 +91,23 @@ DEFAULT_GATEWAY_TIMEOUTS = GatewayTimeouts()
 
 
 def gateway_model_name(node: Node, model: ServedModel) -> str:
-    """The name clients use at the gateway: `<tier>/<alias>`."""
-    return f"{node.tier}/{model.alias}"
+    """The name clients use at the gateway for a model served once: `<tier>/<alias>`, or its own."""
+    return model.gateway.model_name if model.gateway and model.gateway.model_name else f"{node.tier}/{model.alias}"
+
+
+def gateway_model_names(inv: Inventory) -> dict[str, str]:
+    """Every alias the gateway serves -> the one model_name of its replicas (see the module docstring)."""
+    replicas: dict[str, list[tuple[Node, ServedModel]]] = {}
+    for node, endpoint in inv.endpoints():
+        if endpoint.kind is not EndpointKind.LITELLM:
+            for model in endpoint.models:
+                replicas.setdefault(model.alias, []).append((node, model))
+    names = {}
+    for alias, served in replicas.items():
+        own = next((m.gateway.model_name for _, m in served if m.gateway and m.gateway.model_name), None)
+        tiers = {node.tier for node, _ in served}
+        names[alias] = own or (gateway_model_name(*served[0]) if len(tiers) == 1 else alias)
+    return names
 
 
 def litellm_params(endpoint: Endpoint, model: ServedModel, *, embedding: bool = False) -> dict[str, str] | None:
@@ -101,14 +130,15 @@ def litellm_params(endpoint: Endpoint, model: ServedModel, *, embedding: bool = 
 
 
 def _served(inv: Inventory) -> list[tuple[str, Node, Endpoint, ServedModel]]:
-    """Every model the gateway serves, as (gateway name, node, endpoint, model), by name."""
+    """Every model the gateway serves, replicas each, as (gateway name, node, endpoint, model), by name."""
+    names = gateway_model_names(inv)
     rows = [
-        (gateway_model_name(node, model), node, endpoint, model)
+        (names[model.alias], node, endpoint, model)
         for node, endpoint in inv.endpoints()
         if endpoint.kind is not EndpointKind.LITELLM
         for model in endpoint.models
     ]
-    return sorted(rows, key=lambda row: row[0])
+    return sorted(rows, key=lambda row: (row[0], row[1].name, row[2].name))
 
 
 def _chains(inv: Inventory, names: dict[str, str]) -> dict[Category, list[str]]:
@@ -132,14 +162,26 @@ def _fallbacks(chains: dict[Category, list[str]]) -> dict[str, list[str]]:
     return {head: tail for head, tail in sorted(merged.items()) if tail}
 
 
+def _embeds(model: ServedModel, embedders: set[str]) -> bool:
+    """An embed expert, a model whose capabilities are only `embedding`, or one its gateway entry says embeds."""
+    declared = model.capabilities == [Capability.EMBEDDING]
+    said = model.gateway is not None and model.gateway.info.get("mode") == _EMBEDDING_MODE
+    return model.alias in embedders or declared or said
+
+
 def _model_entry(
     name: str, inv: Inventory, endpoint: Endpoint, model: ServedModel, embedding: bool, timeouts: GatewayTimeouts
 ) -> dict[str, Any]:
     params: dict[str, Any] = dict(litellm_params(endpoint, model, embedding=embedding) or {})
-    params |= {"timeout": timeouts.request_s, "stream_timeout": timeouts.stream_s}
+    global_request, global_stream = timeout_keys_set(inv.gateway.settings) if inv.gateway else (False, False)
+    params |= {} if global_request else {"timeout": timeouts.request_s}
+    params |= {} if global_stream else {"stream_timeout": timeouts.stream_s}
     info: dict[str, Any] = {"health_check_timeout": inv.probe_settings(endpoint).total_s}
     if embedding:
         info["mode"] = _EMBEDDING_MODE
+    if model.gateway is not None:  # the owner's own values win
+        params |= model.gateway.params
+        info |= model.gateway.info
     return {"model_name": name, "litellm_params": params, "model_info": info}
 
 
@@ -156,7 +198,8 @@ def _autoroute_inventory(inv: Inventory, served: set[str]) -> dict[str, Any]:
         "kind": True,
         "url": True,
         "probe": True,
-        "models": {"__all__": {"name", "alias", "capabilities"}},  # declared capabilities decide routing
+        # declared capabilities decide routing; a model_name of its own names the hook's choice
+        "models": {"__all__": {"name": True, "alias": True, "capabilities": True, "gateway": {"model_name": True}}},
     }
     nodes = []
     for node in inv.nodes:
@@ -199,8 +242,11 @@ def build_config(
     names = {model.alias: name for name, _, _, model in served}
     embedders = set(inv.experts.get(Category.EMBED, []))
     chains = _chains(inv, names)
-    model_list = [_model_entry(n, inv, e, m, m.alias in embedders, timeouts) for n, _, e, m in served]
-    aliases: dict[str, Any] = {alias: {"model": names[alias], "hidden": True} for alias in sorted(names)}
+    model_list = [_model_entry(n, inv, e, m, _embeds(m, embedders), timeouts) for n, _, e, m in served]
+    external = [m.model_dump(mode="json", exclude_none=True) for m in inv.gateway.external] if inv.gateway else []
+    listed = {entry["model_name"] for entry in model_list + external}
+    # A plain alias that is a model_name itself needs no alias (and one would shadow that model).
+    aliases: dict[str, Any] = {a: {"model": names[a], "hidden": True} for a in sorted(names) if a not in listed}
     autoroute = autoroute and bool(chains)
     if autoroute:
         default = chains.get(Category.CHAT) or next(iter(chains.values()))
@@ -208,23 +254,26 @@ def build_config(
     fallbacks = _fallbacks(chains)
     # A client that names the plain alias gets the same fallbacks: LiteLLM looks them up by
     # the name asked for, before it resolves the alias.
-    fallbacks |= {alias: fallbacks[name] for alias, name in sorted(names.items()) if name in fallbacks}
-    router: dict[str, Any] = {
-        # A dead backend refuses at once; the next expert beats retrying the dead one.
-        "num_retries": 0,
-        "fallbacks": [{head: tail} for head, tail in sorted(fallbacks.items())],
-        "model_group_alias": dict(sorted(aliases.items())),
+    fallbacks |= {
+        alias: fallbacks[name] for alias, name in sorted(names.items()) if name in fallbacks and alias in aliases
     }
+    # A dead backend refuses at once; the next expert beats retrying the dead one.
+    router: dict[str, Any] = {"num_retries": 0, "fallbacks": [], "model_group_alias": dict(sorted(aliases.items()))}
+    # drop_params: an OpenAI client's parameter that Ollama lacks (`parallel_tool_calls`)
+    # is dropped, not answered with a 400 the user cannot fix.
+    settings: dict[str, Any] = {"telemetry": False, "drop_params": True}
+    if autoroute:
+        settings["callbacks"] = [AUTOROUTE_CALLBACK]
+    general = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
+    owners = inv.gateway.settings if inv.gateway else GatewaySettings()
+    router, settings, general = merge_settings(owners, router, settings, general, fallbacks)
     config: dict[str, Any] = {
-        "model_list": model_list,
+        "model_list": model_list + external,
         "router_settings": router,
-        # drop_params: an OpenAI client's parameter that Ollama lacks (`parallel_tool_calls`)
-        # is dropped, not answered with a 400 the user cannot fix.
-        "litellm_settings": {"telemetry": False, "drop_params": True},
-        "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"},
+        "litellm_settings": settings,
+        "general_settings": general,
     }
     if autoroute:
-        config["litellm_settings"]["callbacks"] = [AUTOROUTE_CALLBACK]
         config["callback_settings"] = {AUTOROUTE_SETTINGS_KEY: {"inventory": _autoroute_inventory(inv, set(names))}}
     return config
 

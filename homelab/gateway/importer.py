@@ -1,31 +1,47 @@
-"""A starting cluster file from a LiteLLM proxy config the user already has.
+"""A cluster file from a LiteLLM proxy config the user already has, losing nothing of it.
 
 Most homelabs that want this tool already run LiteLLM, and its `model_list` names every
-backend: where it answers and what it serves. Reading that saves typing the inventory by hand.
+backend: where it answers and what it serves. Reading that saves typing the inventory by hand;
+what homelab does not manage is kept so `homelab gateway config` gives it back unchanged.
 
 The rules, in the order they apply to each `model_list` entry:
 
-- the provider prefix of `litellm_params.model` gives the kind: `ollama/` and `ollama_chat/`
-  are `ollama`; `openai/` is an OpenAI-compatible server, `llamacpp` when its port is one of
-  `llamacpp_ports` (8080, llama-server's default, unless told otherwise), else `openai`. A
-  `/v1` at the end of api_base is dropped: the cluster file keeps the server root. Other
-  providers (cloud APIs, wildcards) are not homelab backends and are reported;
+- an entry is *managed* when its provider is one homelab runs (`ollama/`, `ollama_chat/`,
+  `openai/`) at an api_base it can reach. Every other entry (a cloud model such as `gpt-4o`,
+  `anthropic/...`, `gemini/...`, `openai/...` with no api_base, a wildcard, an api_base that
+  is an `os.environ/` reference) is *external*: kept as written under `gateway.external`.
+  With `resolve_env`, an `os.environ/NAME` api_base is read from the environment first (an
+  unset NAME is an error naming the entry);
+- the provider prefix gives the kind: `ollama/` and `ollama_chat/` are `ollama`; `openai/` is
+  `llamacpp` when its port is one of `llamacpp_ports` (8080, llama-server's default), else
+  `openai`. A `/v1` at the end of api_base is dropped: the cluster file keeps the server root;
 - entries are grouped into nodes by api_base host, and into endpoints by port; an Ollama
   entry makes its port an `ollama` endpoint (Ollama also answers `openai/` at `/v1`);
+- entries with the same `model_name` are one LiteLLM model group: replicas of one alias, one
+  per endpoint (an exact repeat of an entry is merged; a second model under that name on one
+  endpoint is kept as external, since an endpoint serves an alias once);
 - `model_name` `tier/alias` gives the alias and votes for its node's tier (most votes wins,
   the first seen on a tie; a node without votes is its own tier). An alias already taken gets
-  its tier as a prefix (`nas-chat`). The backend's own name is what follows the provider.
+  its tier as a prefix (`nas-chat`). When the name homelab would derive differs from the
+  entry's, the model keeps it as `gateway.model_name`;
+- the rest of an entry (`rpm`, `weight`, `timeout`, `model_info`) goes to the model's
+  `gateway.params` and `gateway.info`; `model_info.mode: embedding` also declares the
+  `embedding` capability and lists the alias under `experts.embed`.
 
-Experts, SSH, GPUs and the gateway itself are not in a LiteLLM config: add them afterwards.
-Secrets (api_key, master_key) are never copied.
+`router_settings`, `litellm_settings` and `general_settings` are kept under `gateway.settings`.
+Secrets are never copied as values: a secret key (LiteLLM's own test, `homelab.inventory.gateway`)
+that holds a literal is left out and reported in a note; an `os.environ/` reference is kept.
+Experts (other than embed), SSH, GPUs and the gateway's own endpoint are not in a LiteLLM
+config: add them afterwards.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -34,10 +50,20 @@ import yaml
 from pydantic import ValidationError
 
 from homelab.errors import GatewayConfigError, InventoryError, Problem
+from homelab.gateway.config import gateway_model_names
+from homelab.gateway.import_extras import External, entry_label, gateway_section, read_external
 from homelab.inventory import Endpoint, EndpointKind, Inventory
+from homelab.inventory.gateway import HOMELAB_PARAMS, env_name
 from homelab.yaml_source import SourceMap, load_yaml
 
-__all__ = ["DEFAULT_LLAMACPP_PORTS", "PROVIDER_KINDS", "import_litellm", "load_litellm_config", "render_inventory"]
+__all__ = [
+    "DEFAULT_LLAMACPP_PORTS",
+    "PROVIDER_KINDS",
+    "import_litellm",
+    "import_litellm_with_notes",
+    "load_litellm_config",
+    "render_inventory",
+]
 
 DEFAULT_LLAMACPP_PORTS = frozenset({8080})
 PROVIDER_KINDS: dict[str, EndpointKind] = {
@@ -50,22 +76,28 @@ _NAME_BAD = re.compile(r"[^a-z0-9_-]+")
 _NAME_MAX = 63  # the cluster file's limit on a tier or node name (a DNS label's)
 _ALIAS_MAX = 128  # and on an alias
 _LISTS = {"nodes", "endpoints", "models"}  # the lists an imported cluster's values sit in
-_LABEL_MAX = 200  # a tier, "/" and an alias fit; a longer model_name is cut in messages, which stay short
+_EMBEDDING = "embedding"
 
 
 @dataclass(frozen=True)
 class _Entry:
-    """One usable `model_list` entry."""
+    """One managed `model_list` entry."""
 
     index: int
     label: str
+    model_name: str
     tier: str | None
-    alias: str
+    alias: str  # wanted, until `_assign_aliases` gives the one it gets
     backend: str
     kind: EndpointKind
     url: str
     host: str
     port: int
+    params: dict[str, Any] = field(default_factory=dict)  # litellm_params beyond model and api_base
+    info: dict[str, Any] = field(default_factory=dict)  # model_info
+    model: str = ""  # litellm_params.model as written
+    notes: tuple[str, ...] = ()  # secrets left out of it
+    keep_name: bool = False  # homelab would derive another model_name: the model keeps this one
 
 
 def load_litellm_config(path: str | Path) -> tuple[Any, SourceMap]:
@@ -81,46 +113,115 @@ def load_litellm_config(path: str | Path) -> tuple[Any, SourceMap]:
 
 
 def import_litellm(
-    data: Any, source: SourceMap, *, name: str = "homelab", llamacpp_ports: Iterable[int] = DEFAULT_LLAMACPP_PORTS
+    data: Any,
+    source: SourceMap,
+    *,
+    name: str = "homelab",
+    llamacpp_ports: Iterable[int] = DEFAULT_LLAMACPP_PORTS,
+    resolve_env: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Inventory:
+    """`import_litellm_with_notes` without its notes."""
+    return import_litellm_with_notes(
+        data, source, name=name, llamacpp_ports=llamacpp_ports, resolve_env=resolve_env, environ=environ
+    )[0]
+
+
+def import_litellm_with_notes(
+    data: Any,
+    source: SourceMap,
+    *,
+    name: str = "homelab",
+    llamacpp_ports: Iterable[int] = DEFAULT_LLAMACPP_PORTS,
+    resolve_env: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Inventory, list[str]]:
     """Build a cluster from a parsed LiteLLM config (see the module docstring for the rules).
 
+    Args:
+        data, source: the config and its lines (`load_litellm_config`).
+        name: the cluster's name.
+        llamacpp_ports: `openai/` ports that are llama-servers.
+        resolve_env: read `os.environ/NAME` api_bases from `environ` (default: this process's).
+
+    Returns:
+        The cluster, and notes for its owner: secrets left out, entries merged or kept external.
+
     Raises:
-        GatewayConfigError: every entry that cannot be imported, each as
+        GatewayConfigError: every entry or section that cannot be imported, each as
             `FILE:LINE: model_list[i] (model_name): what is wrong`.
     """
     model_list = data.get("model_list") if isinstance(data, dict) else None
     if not isinstance(model_list, list) or not model_list:
         raise GatewayConfigError([source.problem(("model_list",), "expected a non-empty model_list")])
+    env = (os.environ if environ is None else environ) if resolve_env else None
     problems: list[Problem] = []
     entries: list[_Entry] = []
+    external: list[External] = []
+    notes: list[str] = []
     ports = frozenset(llamacpp_ports)
     for index, item in enumerate(model_list):
-        found = _entry(index, item, source, ports)
+        found = _entry(index, item, source, ports, env)
         if isinstance(found, Problem):
             problems.append(found)
+            continue
+        notes += found.notes
+        if isinstance(found, External):
+            external.append(found)
         else:
             entries.append(found)
     problems += _port_conflicts(entries, source)
+    entries, moved, merged = _one_per_endpoint(entries)
+    external = sorted(external + [read_external(e.index, model_list[e.index], env)[0] for e in moved], key=_at)
+    notes += merged + [f"{e.label}: another model named {e.model_name!r} on its endpoint: kept external" for e in moved]
+    if not entries and not problems:
+        why = "no entry is a server homelab runs (ollama/, ollama_chat/ or openai/ at an api_base URL)"
+        problems.append(source.problem(("model_list",), f"{why}: nothing to start a cluster file from"))
+    gateway, gateway_notes, gateway_problems = gateway_section(data, external, source)
+    problems += gateway_problems
     if problems:
         raise GatewayConfigError(problems)
-    nodes, origins = _nodes(entries)
-    try:
-        return Inventory.model_validate({"version": 1, "name": name, "nodes": nodes})
-    except ValidationError as exc:
-        # The cluster file's rules not repeated above (a host name's labels, say) are reported
-        # by the entry the refused value came from, never as a traceback.
-        raise GatewayConfigError([_refused(error, origins, source) for error in exc.errors()]) from None
+    return _inventory(name, entries, gateway, source), notes + gateway_notes
+
+
+def _at(external: External) -> int:
+    return external.index
+
+
+def _inventory(name: str, entries: list[_Entry], gateway: dict[str, Any] | None, source: SourceMap) -> Inventory:
+    """The cluster from managed entries, with each model's gateway model_name where homelab's would differ."""
+    entries = _assign_aliases(entries)
+    experts = list(dict.fromkeys(e.alias for e in entries if e.info.get("mode") == _EMBEDDING))
+    cluster: dict[str, Any] = {"version": 1, "name": name}
+    if experts:
+        cluster["experts"] = {"embed": experts}
+    if gateway:
+        cluster["gateway"] = gateway
+    for named in (False, True):  # first without model_names, to learn the names homelab derives
+        nodes, origins = _nodes(entries)
+        try:
+            inv = Inventory.model_validate(cluster | {"nodes": nodes})
+        except ValidationError as exc:
+            # The cluster file's rules not repeated above (a host name's labels, say) are reported
+            # by the entry the refused value came from, never as a traceback.
+            raise GatewayConfigError([_refused(error, origins, source) for error in exc.errors()]) from None
+        if named:
+            break
+        derived = gateway_model_names(inv)
+        entries = [replace(e, keep_name=derived.get(e.alias) != e.model_name) for e in entries]
+    return inv
 
 
 def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -> Problem:
     """A cluster-file rule the imported cluster breaks, as a problem of the entry behind it."""
     loc = tuple(error["loc"])
-    entry = _origin(loc, origins)
-    field = ".".join(part for part in loc if isinstance(part, str) and part not in _LISTS)
     why = str(error["msg"]).removeprefix("Value error, ")
+    if not loc or loc[0] != "nodes" or not origins:
+        return Problem(source.file, None, ".".join(map(str, loc)), f"as a cluster file, refused: {why}")
+    entry = _origin(loc, origins)
+    fields = ".".join(part for part in loc if isinstance(part, str) and part not in _LISTS)
     line = source.line_of(("model_list", entry.index))
-    return Problem(source.file, line, entry.label, f"as a cluster file, its {field or 'entry'} is refused: {why}")
+    return Problem(source.file, line, entry.label, f"as a cluster file, its {fields or 'entry'} is refused: {why}")
 
 
 _T = TypeVar("_T")
@@ -138,41 +239,33 @@ def _origin(loc: tuple[Any, ...], origins: list[list[list[_Entry]]]) -> _Entry:
     return pick(models, 5) if loc[4:5] == ("models",) else models[0]
 
 
-def _label(index: int, item: Any) -> str:
-    model_name = item.get("model_name") if isinstance(item, dict) else None
-    if not isinstance(model_name, str) or not model_name:
-        return f"model_list[{index}]"
-    shown = model_name if len(model_name) <= _LABEL_MAX else f"{model_name[:_LABEL_MAX]}..."
-    return f"model_list[{index}] ({shown!r})" if not shown.isprintable() else f"model_list[{index}] ({shown})"
-
-
-def _entry(index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[int]) -> _Entry | Problem:
-    """One entry checked and read, or the first thing wrong with it."""
+def _entry(
+    index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[int], environ: Mapping[str, str] | None
+) -> _Entry | External | Problem:
+    """One entry checked and read: managed, external, or the first thing wrong with it."""
     at = ("model_list", index)
 
     def problem(path: tuple[str, ...], message: str) -> Problem:
-        return Problem(source.file, source.line_of((*at, *path)), _label(index, item), message)
+        return Problem(source.file, source.line_of((*at, *path)), entry_label(index, item), message)
 
     if not isinstance(item, dict):
         return problem((), "must be a mapping with model_name and litellm_params")
     model_name, params = item.get("model_name"), item.get("litellm_params")
     if not isinstance(model_name, str) or not model_name.strip():
         return problem(("model_name",), "model_name is missing")
-    if "*" in model_name:
-        return problem(("model_name",), "a wildcard route names no model to import: list each model")
-    if not isinstance(params, dict) or not isinstance(params.get("model"), str):
+    if not isinstance(params, dict) or not isinstance(params.get("model"), str) or not params["model"]:
         return problem(("litellm_params",), "litellm_params.model is missing")
+    if not isinstance(item.get("model_info", {}), dict):
+        return problem(("model_info",), "model_info must be a mapping")
+    external, why = read_external(index, item, environ)
+    if why is not None:
+        return problem(("litellm_params", "api_base"), why)
     provider, slash, backend = params["model"].partition("/")
-    if not slash or not backend:
-        return problem(("litellm_params", "model"), f"no provider prefix in {params['model']!r}: expected {_known()}")
-    if provider not in PROVIDER_KINDS:
-        return problem(("litellm_params", "model"), f"unknown provider '{provider}/...': expected {_known()}")
-    api_base = params.get("api_base")
-    if not isinstance(api_base, str) or not api_base.strip():
-        return problem(("litellm_params",), "no api_base: a homelab backend needs its address (http://host:port)")
-    if api_base.startswith("os.environ/"):
-        where = ("litellm_params", "api_base")
-        return problem(where, f"api_base is an environment reference ({api_base}): give the URL")
+    api_base = external.litellm_params.get("api_base")  # resolved when asked
+    if not slash or provider not in PROVIDER_KINDS or "*" in model_name + backend or api_base is None:
+        return external  # not homelab's to run: a cloud API, a wildcard, the provider's default address
+    if not isinstance(api_base, str) or not api_base.strip() or env_name(api_base) is not None:
+        return external if env_name(api_base) else problem(("litellm_params", "api_base"), "api_base must be a URL")
     kind = PROVIDER_KINDS[provider]
     try:  # the endpoint drops the `/v1` of an OpenAI api_base: the cluster file keeps the server root
         endpoint = Endpoint(name="imported", kind=kind, url=api_base.strip())
@@ -189,11 +282,11 @@ def _entry(index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[i
             ("model_name",), f"the tier before '/' is {len(tier)} characters; a tier name has at most {_NAME_MAX}"
         )
     host = (urlsplit(endpoint.url).hostname or "").lower()
-    return _Entry(index, _label(index, item), tier or None, alias, backend, kind, endpoint.url, host, endpoint.port)
-
-
-def _known() -> str:
-    return ", ".join(f"{p}/" for p in PROVIDER_KINDS)
+    extra = {k: v for k, v in external.litellm_params.items() if k not in HOMELAB_PARAMS}
+    info = external.model_info or {}
+    label = entry_label(index, item)
+    args = (index, label, model_name, tier or None, alias, backend, kind, endpoint.url, host, endpoint.port)
+    return _Entry(*args, params=extra, info=info, model=params["model"], notes=external.notes)
 
 
 def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
@@ -217,6 +310,23 @@ def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
     return problems
 
 
+def _one_per_endpoint(entries: list[_Entry]) -> tuple[list[_Entry], list[_Entry], list[str]]:
+    """A model_name once per endpoint: exact repeats merged (with a note), other second models moved out."""
+    first: dict[tuple[str, str, int], _Entry] = {}
+    kept: list[_Entry] = []
+    moved: list[_Entry] = []
+    notes: list[str] = []
+    for entry in entries:
+        seen = first.setdefault((entry.model_name, entry.host, entry.port), entry)
+        if seen is entry:
+            kept.append(entry)
+        elif (seen.model, seen.url, seen.params, seen.info) == (entry.model, entry.url, entry.params, entry.info):
+            notes.append(f"{entry.label}: the same deployment as {seen.label}: merged")
+        else:
+            moved.append(entry)
+    return kept, moved, notes
+
+
 # Names handed out, each with the last suffix tried when it was wanted: ten thousand entries
 # wanting one alias then cost ten thousand steps, not fifty million.
 _Taken = dict[str, int]
@@ -233,6 +343,19 @@ def _unique(wanted: str, taken: _Taken, max_length: int) -> str:
     taken[base] = n
     taken.setdefault(name, 1)
     return name
+
+
+def _assign_aliases(entries: list[_Entry]) -> list[_Entry]:
+    """One alias per model_name (its replicas share it), in first-seen order."""
+    taken: _Taken = {}
+    given: dict[str, str] = {}
+    for entry in entries:
+        if entry.model_name not in given:
+            alias = _ALIAS_BAD.sub("-", entry.alias).lstrip("._:-") or f"model-{entry.index}"
+            if alias in taken and entry.tier:
+                alias = _ALIAS_BAD.sub("-", f"{entry.tier}-{alias}")
+            given[entry.model_name] = _unique(alias, taken, _ALIAS_MAX)
+    return [replace(e, alias=given[e.model_name]) for e in entries]
 
 
 def _node_name(host: str) -> str:
@@ -257,27 +380,20 @@ def _nodes(entries: list[_Entry]) -> tuple[list[dict[str, Any]], list[list[list[
     for entry in entries:
         by_host.setdefault(entry.host, []).append(entry)
     node_names: _Taken = {}
-    aliases: _Taken = {}
     nodes, origins = [], []
     for host, group in by_host.items():
         name = _unique(_node_name(host), node_names, _NAME_MAX)
         votes = Counter(e.tier for e in group if e.tier)
         tier = _tier_name(votes.most_common(1)[0][0]) if votes else ""
-        by_port = _by_port(group)
-        endpoints = _endpoints(by_port, aliases)
-        nodes.append({"name": name, "tier": tier or name, "host": host, "endpoints": endpoints})
+        by_port: dict[int, list[_Entry]] = {}
+        for entry in group:
+            by_port.setdefault(entry.port, []).append(entry)
+        nodes.append({"name": name, "tier": tier or name, "host": host, "endpoints": _endpoints(by_port)})
         origins.append(list(by_port.values()))
     return nodes, origins
 
 
-def _by_port(group: list[_Entry]) -> dict[int, list[_Entry]]:
-    by_port: dict[int, list[_Entry]] = {}
-    for entry in group:
-        by_port.setdefault(entry.port, []).append(entry)
-    return by_port
-
-
-def _endpoints(by_port: dict[int, list[_Entry]], aliases: _Taken) -> list[dict[str, Any]]:
+def _endpoints(by_port: dict[int, list[_Entry]]) -> list[dict[str, Any]]:
     kinds = {
         port: EndpointKind.OLLAMA if any(e.kind is EndpointKind.OLLAMA for e in es) else es[0].kind
         for port, es in by_port.items()
@@ -287,26 +403,43 @@ def _endpoints(by_port: dict[int, list[_Entry]], aliases: _Taken) -> list[dict[s
     for port, es in by_port.items():
         kind = kinds[port]
         url = next((e.url for e in es if e.kind is kind), es[0].url)
-        models = [{"name": e.backend, "alias": _alias(e, aliases)} for e in es]
         name = kind.value if per_kind[kind] == 1 else f"{kind.value}-{port}"
-        endpoints.append({"name": name, "kind": kind.value, "url": url, "models": models})
+        endpoints.append({"name": name, "kind": kind.value, "url": url, "models": [_model(e) for e in es]})
     return endpoints
 
 
-def _alias(entry: _Entry, taken: _Taken) -> str:
-    alias = _ALIAS_BAD.sub("-", entry.alias).lstrip("._:-") or f"model-{entry.index}"
-    if alias in taken and entry.tier:
-        alias = _ALIAS_BAD.sub("-", f"{entry.tier}-{alias}")
-    return _unique(alias, taken, _ALIAS_MAX)
+def _model(entry: _Entry) -> dict[str, Any]:
+    """A served model: the backend's name, the alias, and what the entry adds at the gateway."""
+    model: dict[str, Any] = {"name": entry.backend, "alias": entry.alias}
+    if entry.info.get("mode") == _EMBEDDING:
+        model["capabilities"] = [_EMBEDDING]
+    gateway = {"model_name": entry.model_name if entry.keep_name else None, "params": entry.params, "info": entry.info}
+    gateway = {k: v for k, v in gateway.items() if v}
+    if gateway:
+        model["gateway"] = gateway
+    return model
 
 
-def render_inventory(inv: Inventory, source_name: str) -> str:
-    """The imported cluster as YAML, with a header saying where it came from and what to add."""
+def render_inventory(inv: Inventory, source_name: str, notes: Iterable[str] = ()) -> str:
+    """The imported cluster as YAML, with a header saying where it came from, what to add, and the notes."""
     shown = source_name if source_name.isprintable() else repr(source_name)  # a newline would end the comment
     header = (
         f"# Imported from {shown} by `homelab gateway import`: a starting point.\n"
         "# Check each endpoint's kind (openai/ at a llama-server port is llamacpp), then add\n"
         "# experts, ssh, gpus and the gateway endpoint; `homelab validate` checks the result.\n"
     )
+    header += "".join(f"# note: {_comment(note)}\n" for note in _capped(list(notes)))
     data = {"version": 1, "name": inv.name} | inv.model_dump(mode="json", exclude_defaults=True)
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
+
+
+_NOTES_SHOWN = 50  # a config of ten thousand entries with literal keys gets a header, not a book
+
+
+def _capped(notes: list[str]) -> list[str]:
+    more = len(notes) - _NOTES_SHOWN
+    return notes if more <= 0 else [*notes[:_NOTES_SHOWN], f"... and {more} more"]
+
+
+def _comment(note: str) -> str:
+    return note if note.isprintable() else repr(note)

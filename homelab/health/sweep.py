@@ -27,6 +27,7 @@ import httpx
 from pydantic import Field
 
 from homelab.frozen import Frozen
+from homelab.health.external import ExternalResult, sweep_external
 from homelab.health.http import DEFAULT_CONNECTIONS_PER_ORIGIN
 from homelab.health.probe import DEFAULT_PROBE_LIMITS, EndpointState, ProbeLimits, ProbeResult, probe_endpoint
 from homelab.inventory import Category, Endpoint, Inventory, Node
@@ -95,6 +96,9 @@ class SweepReport(Frozen):
     capabilities: dict[str, Capabilities] = Field(
         default_factory=dict, description="what each model alias can do, and where that is known from"
     )
+    external: list[ExternalResult] = Field(
+        default_factory=list, description="models the gateway passes through: shown, in no verdict (health.external)"
+    )
 
     @property
     def all_up(self) -> bool:
@@ -142,7 +146,7 @@ def classify_cluster(inv: Inventory, results: list[ProbeResult]) -> ClusterHealt
     by_endpoint = {(r.node, r.endpoint): r for r in results}
     critical: list[str] = []
     degraded: list[str] = []
-    if inv.gateway is not None:
+    if inv.gateway is not None and inv.gateway.endpoint is not None:
         node, _, name = inv.gateway.endpoint.partition("/")
         gateway = by_endpoint.get((node, name))
         if gateway is not None and not gateway.serving:
@@ -187,15 +191,18 @@ def expert_verdict(
     serving: list[str] = []
     unable: list[str] = []
     for alias in chain:
-        found = inv.serving(alias)
-        result = result_of(found[0].name, found[1].name) if found else None
-        if found is None or result is None or not result.serving:
-            continue
-        capabilities = model_capabilities(inv, found[2], result.capabilities.get(found[2].name))
-        if capabilities.can(needed):
-            serving.append(alias)
+        lacking = None
+        for node, endpoint, model in inv.replicas(alias):  # one replica that serves and can is enough
+            result = result_of(node.name, endpoint.name)
+            if result is None or not result.serving:
+                continue
+            capabilities = model_capabilities(inv, model, result.capabilities.get(model.name))
+            if capabilities.can(needed):
+                serving.append(alias)
+                break
+            lacking = lacking or f"{alias} serves but has no {needed}: {capabilities}"
         else:
-            unable.append(f"{alias} serves but has no {needed}: {capabilities}")
+            unable += [lacking] if lacking else []
     if serving or not chain:
         return ExpertVerdict(serving=serving)
     why = f"no serving expert for {category}: none of {', '.join(chain)} serves"
@@ -253,11 +260,19 @@ async def sweep(
     inv: Inventory,
     client: httpx.AsyncClient,
     limits: SweepLimits = DEFAULT_SWEEP_LIMITS,
+    probe_external: bool | None = None,
 ) -> SweepReport:
-    """Probe every endpoint of the inventory concurrently, each within its own timeout."""
+    """Probe every endpoint of the inventory concurrently, each within its own timeout.
+
+    External models are listed, and probed only when `probe_external` (None: the cluster
+    file's `gateway.probe_external`) says so; see `homelab.health.external`.
+    """
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    results = await probe_endpoints(inv, list(inv.endpoints()), client, limits)
+    results, external = await asyncio.gather(
+        probe_endpoints(inv, list(inv.endpoints()), client, limits),
+        sweep_external(inv, client, probe=probe_external, limits=limits.probe),
+    )
     return SweepReport(
         started_at=started_at,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
@@ -265,4 +280,5 @@ async def sweep(
         tiers=classify_tiers(inv, results),
         cluster=classify_cluster(inv, results),
         capabilities=served_capabilities(inv, results),
+        external=external,
     )

@@ -28,6 +28,7 @@ from pydantic import (
 
 from homelab.alerts.settings import Notify
 from homelab.go_syntax import go_duration_s, go_template_problem, jinja_problem
+from homelab.inventory.gateway import ExternalModel, GatewaySettings, ModelGateway
 from homelab.inventory.values import (
     check_command,
     check_database_url,
@@ -230,6 +231,9 @@ class ServedModel(_Strict):
     deploy: OllamaDeploy | None = Field(None, description="ollama endpoints: how a rollout puts the model there")
     capabilities: Annotated[list[Capability], Field(min_length=1, max_length=len(Capability))] | None = Field(
         None, description="what the model can do; unset: discovered by the sweep, else hinted by its name"
+    )
+    gateway: ModelGateway | None = Field(
+        None, description="its entry at the LiteLLM gateway: model_name, more litellm_params and model_info"
     )
 
 
@@ -501,10 +505,17 @@ class SecretRef(_Strict):
 
 
 class Gateway(_Strict):
-    """The LiteLLM proxy in front of the cluster."""
+    """The LiteLLM proxy in front of the cluster, and what its config keeps that homelab does not manage."""
 
-    endpoint: str = Field(description="NODE/ENDPOINT of a litellm endpoint")
+    endpoint: str | None = Field(
+        None, description="NODE/ENDPOINT of a litellm endpoint; unset: the proxy is not probed"
+    )
     master_key_secret: str | None = None
+    external: list[ExternalModel] = Field(
+        default_factory=list, description="model_list entries passed through unchanged (cloud APIs, wildcards)"
+    )
+    settings: GatewaySettings = GatewaySettings()
+    probe_external: bool = Field(False, description="the sweep probes external models that have an api_base")
 
 
 class History(_Strict):
@@ -621,9 +632,14 @@ class Inventory(_Strict):
         return ProbeSettings.model_validate(self.defaults.probe.model_dump() | changes)
 
     def serving(self, alias: str) -> tuple[Node, Endpoint, ServedModel] | None:
-        """The node, endpoint and model entry that serve `alias`, if any."""
-        for node, endpoint in self.endpoints():
-            for model in endpoint.models:
-                if model.alias == alias:
-                    return node, endpoint, model
-        return None
+        """The first node, endpoint and model entry that serve `alias`, if any."""
+        return next(iter(self.replicas(alias)), None)
+
+    def replicas(self, alias: str) -> list[tuple[Node, Endpoint, ServedModel]]:
+        """Every node, endpoint and model entry that serve `alias`, in file order (one per endpoint)."""
+        return [
+            (node, endpoint, model)
+            for node, endpoint in self.endpoints()
+            for model in endpoint.models
+            if model.alias == alias
+        ]

@@ -83,7 +83,6 @@ def check_references(data: dict[str, Any], source: SourceMap) -> list[Problem]:
     aliases: list[tuple[str | None, FieldPath]] = []
     for i, node in nodes:
         aliases += _check_node(check, node, ("nodes", i))
-    check.unique(aliases, "model alias")
     served = {alias for alias, _ in aliases}
     models = {
         _text(m, "alias"): m
@@ -91,6 +90,7 @@ def check_references(data: dict[str, Any], source: SourceMap) -> list[Problem]:
         for _, e in _entries(node, "endpoints")
         for _, m in _entries(e, "models")
     }
+    _check_gateway_names(check, nodes)
     experts = data.get("experts")
     for category, chain in experts.items() if isinstance(experts, dict) else []:
         for k, alias in enumerate(chain) if isinstance(chain, list) else []:
@@ -139,7 +139,11 @@ def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tu
     for j, endpoint in endpoints:
         here: FieldPath = (*at, "endpoints", j)
         models = _entries(endpoint, "models")
-        aliases += [(_text(m, "alias"), (*here, "models", k, "alias")) for k, m in models]
+        # The same alias on several endpoints is a replica group (the router and the gateway
+        # balance over them); twice on one endpoint it is a mistake.
+        here_aliases = [(_text(m, "alias"), (*here, "models", k, "alias")) for k, m in models]
+        check.unique(here_aliases, "model alias on this endpoint")
+        aliases += here_aliases
         kind = _text(endpoint, "kind")
         kind = kind if kind in _KINDS else None
         if endpoint.get("container") is not None and kind not in (None, "llamacpp"):
@@ -159,6 +163,25 @@ def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tu
         ggufs = [(_text(m["deploy"], "gguf"), (*here, "models", k, "deploy", "gguf")) for k, m in deployed]
         check.unique(ggufs, "GGUF (Ollama keeps one model per file loaded)")
     return aliases
+
+
+def _check_gateway_names(check: _Checker, nodes: list[tuple[int, dict[str, Any]]]) -> None:
+    """Replicas share one gateway model_name (one LiteLLM model group); two aliases never do."""
+    named: dict[str, tuple[str, FieldPath]] = {}  # alias -> its first explicit model_name
+    for i, node in nodes:
+        for j, endpoint in _entries(node, "endpoints"):
+            for k, model in _entries(endpoint, "models"):
+                alias, name = _text(model, "alias"), _text(model.get("gateway"), "model_name")
+                if alias is None or name is None:
+                    continue
+                path: FieldPath = ("nodes", i, "endpoints", j, "models", k, "gateway", "model_name")
+                first = named.setdefault(alias, (name, path))
+                if first[0] != name:
+                    line = check.source.line_of(first[1])
+                    check.report(
+                        path, f"replicas of {alias!r} are one model at the gateway: {first[0]!r} at line {line}"
+                    )
+    check.unique([(name, path) for name, path in named.values()], "gateway model_name")
 
 
 def _check_container_gpus(check: _Checker, container: Any, known: list[int], at: FieldPath) -> None:

@@ -6,7 +6,7 @@
     model.py       the shipped linear model (weights.npz) and its numpy scorer
     classify.py    rules (embeddings endpoint, image part) then the model -> Classification
     health_view.py the history's latest sweep, refreshed by live probes when stale
-    choose.py      category -> first serving expert, chat/fast/any fallbacks -> Decision
+    choose.py      category -> first serving expert (replicas in turn), chat/fast/any fallbacks -> Decision
     route.py       Router: the two together, for one cluster and one view
     batch.py       JSON lines in, JSON lines out, in order, bad lines reported
 
@@ -28,6 +28,7 @@ _EXPORTS = {
     "route_lines": "batch",
     "Candidate": "choose",
     "Decision": "choose",
+    "ReplicaTurns": "choose",
     "choose_expert": "choose",
     "unrouted": "choose",
     "Classification": "classify",
@@ -56,6 +57,7 @@ __all__ = [
     "HealthSource",
     "HealthView",
     "Refreshed",
+    "ReplicaTurns",
     "RequestLine",
     "Router",
     "choose_expert",

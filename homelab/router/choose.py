@@ -8,6 +8,10 @@ that serves. But only by a model that can serve it (`homelab.inventory.capabilit
 image needs `vision`, an embeddings request `embedding` (vectors from another model live in
 another space), every other request `completion`. When no such model serves there is no
 model, and the reason is the sweep's own verdict on the category (`expert_verdict`).
+
+An alias served by several endpoints (replicas) serves while one of them does; requests are
+spread over the replicas that serve and can take them, round-robin in file order
+(`ReplicaTurns`: deterministic, so a test or a batch sees the same spread every time).
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.health.probe import EndpointState
 from homelab.health.sweep import expert_verdict
-from homelab.inventory import Capability, Category, Inventory
+from homelab.inventory import Capability, Category, Endpoint, Inventory, Node, ServedModel
 from homelab.inventory.capabilities import NEEDS, Capabilities, model_capabilities
 from homelab.redact import redact_url
 from homelab.router.classify import Classification
 from homelab.router.health_view import HealthSource, HealthView
 
-__all__ = ["ANY_MODEL", "FALLBACK_CATEGORIES", "Candidate", "Decision", "choose_expert", "unrouted"]
+__all__ = ["ANY_MODEL", "FALLBACK_CATEGORIES", "Candidate", "Decision", "ReplicaTurns", "choose_expert", "unrouted"]
 
 FALLBACK_CATEGORIES = (Category.CHAT, Category.FAST)
 ANY_MODEL = "any"  # the `chain` of a candidate that is in no expert list of the fallback path
@@ -44,7 +48,23 @@ class Candidate(BaseModel):
     serving: bool = False
     capabilities: Capabilities | None = Field(None, description="what the model can do, and where that is known from")
     capable: bool = Field(False, description="it can take this request (has the capability the request needs)")
+    replicas: int = Field(1, description="endpoints serving this alias; node/endpoint/url name the one picked")
     note: str = Field(description="why it serves or not, for people")
+
+
+class ReplicaTurns:
+    """Whose turn it is among each alias's serving replicas: round-robin, starting at the first."""
+
+    def __init__(self) -> None:
+        self._turns: dict[str, int] = {}
+
+    def peek(self, alias: str) -> int:
+        """The turn the next request for `alias` takes (taken from it modulo its serving replicas)."""
+        return self._turns.get(alias, 0)
+
+    def advance(self, alias: str) -> None:
+        """`alias` served a request: the next one goes to its next replica."""
+        self._turns[alias] = self._turns.get(alias, 0) + 1
 
 
 class Decision(BaseModel):
@@ -94,19 +114,40 @@ def _order(inv: Inventory, category: Category) -> list[tuple[str, str]]:
     return out
 
 
+def _replica(
+    inv: Inventory, view: HealthView, alias: str, needed: Capability, turn: int
+) -> tuple[Node, Endpoint, ServedModel, int, str]:
+    """The replica of `alias` to show: the turn's one among those that serve and can, else the
+    first that serves, else the first; with the count of replicas and a note on the others."""
+    replicas = inv.replicas(alias)
+    able, serving = [], []
+    for replica in replicas:
+        node, endpoint, model = replica
+        result = view.result(node.name, endpoint.name)
+        if result is not None and result.serving:
+            serving.append(replica)
+            if model_capabilities(inv, model, result.capabilities.get(model.name)).can(needed):
+                able.append(replica)
+    picked = able[turn % len(able)] if able else (serving or replicas)[0]
+    if len(replicas) == 1:
+        return (*picked, 1, "")
+    index = replicas.index(picked) + 1
+    return (*picked, len(replicas), f"replica {index} of {len(replicas)} ({len(able)} serve and can take it); ")
+
+
 def _candidate(
-    inv: Inventory, view: HealthView, alias: str, chain: str, needed: Capability, now: datetime
+    inv: Inventory, view: HealthView, alias: str, chain: str, needed: Capability, now: datetime, turn: int = 0
 ) -> Candidate:
-    found = inv.serving(alias)
-    if found is None:
+    if not inv.replicas(alias):
         return Candidate(alias=alias, chain=chain, note="no endpoint of the cluster serves this alias")
-    node, endpoint, model = found
+    node, endpoint, model, count, replica_note = _replica(inv, view, alias, needed, turn)
     where = {
         "alias": alias,
         "chain": chain,
         "node": node.name,
         "endpoint": endpoint.name,
         "url": redact_url(endpoint.url),
+        "replicas": count,
     }  # shown and dumped, never used to connect
     result = view.result(node.name, endpoint.name)
     capabilities = model_capabilities(inv, model, result.capabilities.get(model.name) if result else None)
@@ -115,7 +156,7 @@ def _candidate(
         return Candidate(**where, **able, note=f"{node.name}/{endpoint.name} has never been probed")
     age = view.age_s(node.name, endpoint.name, now) or 0.0
     why = result.detail or result.reason.value
-    note = f"{node.name}/{endpoint.name} is {result.state.value} ({why}), checked {age:.0f} s ago"
+    note = f"{replica_note}{node.name}/{endpoint.name} is {result.state.value} ({why}), checked {age:.0f} s ago"
     if result.serving and not capabilities.can(needed):
         note = f"has no {needed}: {capabilities}; {note}"
     return Candidate(**where, **able, state=result.state, serving=result.serving, note=note)
@@ -137,7 +178,11 @@ def _reason(category: Category, chosen: Candidate, skipped: list[Candidate], con
 
 
 def choose_expert(
-    inv: Inventory, classification: Classification, view: HealthView, now: datetime | None = None
+    inv: Inventory,
+    classification: Classification,
+    view: HealthView,
+    now: datetime | None = None,
+    turns: ReplicaTurns | None = None,
 ) -> Decision:
     """Pick the model for a classified request from what the health view says serves.
 
@@ -146,6 +191,8 @@ def choose_expert(
         classification: the request's category (see `classify.py`).
         view: endpoint health (see `health_view.py`); unprobed endpoints do not serve.
         now: the time ages are measured at.
+        turns: the replicas' round-robin, advanced for the chosen alias; None: always the
+            first replica that serves.
 
     Returns:
         A decision; `model` is None when nothing serves, and `reason` says why.
@@ -153,7 +200,8 @@ def choose_expert(
     now = now or datetime.now(UTC)
     category = classification.category
     needed = NEEDS[category]
-    candidates = [_candidate(inv, view, alias, chain, needed, now) for alias, chain in _order(inv, category)]
+    order = _order(inv, category)
+    candidates = [_candidate(inv, view, a, chain, needed, now, turns.peek(a) if turns else 0) for a, chain in order]
     serving = [c for c in candidates if c.serving and c.capable]
     base = {
         "category": category,
@@ -167,6 +215,8 @@ def choose_expert(
         reason = _no_model(inv, category, view, candidates)
         return Decision(**base, reason=reason, health_age_s=None if age is None else round(age, 1))
     chosen = serving[0]
+    if turns is not None:
+        turns.advance(chosen.alias)
     skipped = candidates[: candidates.index(chosen)]
     node, endpoint = chosen.node or "", chosen.endpoint or ""  # a serving candidate always has both
     return Decision(

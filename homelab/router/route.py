@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from homelab.inventory import Inventory
-from homelab.router.choose import Decision, choose_expert, unrouted
+from homelab.router.choose import Decision, ReplicaTurns, choose_expert, unrouted
 from homelab.router.classify import Classifier, default_classifier
 from homelab.router.health_view import (
     DEFAULT_HEALTH_SETTINGS,
@@ -42,6 +42,7 @@ class Router:
         self.inv = inv
         self.view = view if view is not None else HealthView()
         self.classifier = classifier or default_classifier()
+        self.turns = ReplicaTurns()  # requests for an alias take its serving replicas in turn
 
     def decide(self, endpoint: str, body: Any, now: datetime | None = None) -> Decision:
         """Classify the request and choose its model.
@@ -52,7 +53,7 @@ class Router:
         classification = self.classifier.classify(endpoint, body)
         if self.inv is None:
             return unrouted(classification, NO_INVENTORY)
-        return choose_expert(self.inv, classification, self.view, now)
+        return choose_expert(self.inv, classification, self.view, now, self.turns)
 
 
 async def open_router(
