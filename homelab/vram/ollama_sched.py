@@ -51,6 +51,7 @@ __all__ = [
     "OllamaGpuShare",
     "OllamaRun",
     "Scheduler",
+    "check_version",
     "ollama_decision",
     "scheduler_for",
 ]
@@ -163,6 +164,11 @@ def _release(version: str) -> tuple[tuple[int, int, int], bool]:
     if release[:2] != (0, 12) and release < COMPARABLE_SINCE:
         raise SettingsError(f"homelab plans Ollama 0.12.x and 0.30 and later, not {version}")
     return release, release >= COMPARABLE_SINCE
+
+
+def check_version(version: str) -> None:
+    """Raise SettingsError unless homelab models Ollama `version` (X.Y.Z: 0.12.x, or 0.30 and later)."""
+    _release(version)
 
 
 def scheduler_for(version: str, arch: str) -> Scheduler:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from homelab.inventory import Endpoint, Inventory, Node
     from homelab.ollama.api import OllamaAPI
     from homelab.vram.estimate import Estimate
-    from homelab.vram.planner import Plan
+    from homelab.vram.ollama_sched import OllamaDecision
+    from homelab.vram.planner import OllamaVersions, Plan
     from homelab.vram.served import OpenOllama
     from homelab.vram.shape import Source
 
@@ -87,6 +88,37 @@ def _source(source: Source, estimated: bool) -> str:
     return "node counts" if source in {"ollama", "llama-server"} and estimated else _SOURCES[source]
 
 
+def _ollama_lines(d: OllamaDecision, llama_bytes: int, llama_layers: int) -> list[str]:
+    """What Ollama will do beside what llama.cpp would: two lines, and a warning when they part."""
+    version = d.version if d.version_reported else f"{d.version} (assumed: the node was not asked)"
+    keeps = f"{d.reserve_bytes_per_gpu // MIB} MiB {'fit margin' if d.scheduler == 'fit' else 'reserve'} per GPU"
+    spread = ", ".join(f"GPU{g.index} {g.layers}" for g in d.gpus) if len(d.gpus) > 1 else ""
+    reading = "" if d.exact else "; homelab's reading"
+    lines = [
+        f"llama.cpp would take {_gib(llama_bytes)} with {llama_layers} layers",
+        f"Ollama {version} will offload {d.n_gpu_layers}/{d.n_layers_total} layers"
+        + (f" ({spread})" if spread else "")
+        + f" (its estimate {_gib(d.estimate_bytes)}; {keeps}{reading})",
+    ]
+    if d.leaves_cpu_though_fits:
+        lines.append(
+            f"! Ollama leaves {d.n_layers_total - d.n_gpu_layers} layers on the CPU, though llama.cpp's "
+            f"{_gib(d.llama_cpp_full_bytes)} for all of them fit in {_gib(d.most_free_bytes)} free"
+        )
+    if d.over_commits:
+        lines.append(
+            f"! over-commits: Ollama's {d.n_gpu_layers} layers take {_gib(d.llama_cpp_bytes)} by llama.cpp's "
+            f"buffers, {_gib(d.free_bytes)} free"
+        )
+    return lines
+
+
+def _print_ollama(ollama: OllamaDecision | None, refused: str | None, llama_bytes: int, llama_layers: int) -> None:
+    lines = _ollama_lines(ollama, llama_bytes, llama_layers) if ollama else []
+    for line in lines + ([f"Ollama: {refused}"] if refused else []):
+        out.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
+
+
 def _render_plan(plan: Plan) -> None:
     rows = [(p.model + (f" {p.file_type}" if p.file_type else "")) for g in plan.gpus for p in g.placements]
     width = max([len(r) for r in rows] + [len("total")]) + 2
@@ -104,6 +136,7 @@ def _render_plan(plan: Plan) -> None:
                 f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {source:<{_SOURCE_WIDTH}}{layers}",
                 highlight=False,
             )
+            _print_ollama(p.ollama, p.ollama_refused, e.gpu_total_bytes, e.n_gpu_layers)
         if not gpu.placements:
             out.print("  (nothing placed)", highlight=False)
         out.print(
@@ -116,6 +149,8 @@ def _render_plan(plan: Plan) -> None:
         source = _source(c.source, c.estimate.estimated_shape)
         line = f"CPU only: {c.model} ({c.reason}) [{source}]"
         out.print(escape(line), highlight=False, soft_wrap=True)
+        full = c.ollama.llama_cpp_full_bytes if c.ollama else 0
+        _print_ollama(c.ollama, c.ollama_refused, c.needs_gpu_bytes or full, c.estimate.n_layers_total)
     for u in plan.unsized:
         out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
     by_name = {p.model for g in plan.gpus for p in g.placements if p.source == "name"}
@@ -154,6 +189,14 @@ def plan_command(
             help="Size Ollama models without deploy: from their node's /api/show (else from the tag).",
         ),
     ] = True,
+    ollama_version: Annotated[
+        str | None,
+        typer.Option(
+            "--ollama-version",
+            help="Plan Ollama endpoints as this Ollama (X.Y.Z: 0.12.x or 0.30+); default: what each node "
+            "reports (--ask-nodes), else 0.33.0.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Place the inventory's models on its GPUs; without a subcommand, print the plan.
@@ -172,12 +215,19 @@ def plan_command(
     if inventory is None:
         _fail(ValueError("homelab plan needs --inventory FILE (or HOMELAB_INVENTORY)"))
     inv = load_or_exit(inventory)
+    if ollama_version is not None:
+        from homelab.vram.ollama_sched import check_version
+
+        check_version(ollama_version)
     try:
         lineup_file = load_lineup_file(lineup) if lineup else None
-        reports = ask_ollama_nodes(inv, _ollama_opener(inv)) if ask_nodes else None
+        said: dict[tuple[str, str], str] = {}
+        opener = _ollama_opener(inv, said)
+        reports = ask_ollama_nodes(inv, opener) if ask_nodes else None
+        versions = _ollama_versions(inv, opener, said, ollama_version, ask_nodes)
         built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file, reports=reports)
         policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
-        plan = plan_lineup(built.entries, built.slots, policy, built.unsized)
+        plan = plan_lineup(built.entries, built.slots, policy, built.unsized, versions)
     except ValidationError as exc:
         _fail(exc)
     if as_json:
@@ -186,19 +236,62 @@ def plan_command(
         _render_plan(plan)
 
 
-def _ollama_opener(inventory: Inventory) -> OpenOllama:
-    """Connectors to Ollama endpoints, with the endpoint's probe timeouts (a plan waits no longer than a probe)."""
+def _ollama_opener(inventory: Inventory, said: dict[tuple[str, str], str] | None = None) -> OpenOllama:
+    """Connectors to Ollama endpoints, with the endpoint's probe timeouts (a plan waits no longer than a probe).
+
+    Args:
+        said: where to keep each endpoint's `/api/version` answer, by (node, endpoint), so the
+            plan asks a node its version once.
+    """
     from homelab.ollama.api import OllamaAPI, open_ollama_client
     from homelab.ollama.settings import OllamaTimeouts
+
+    class Remembering(OllamaAPI):
+        key = ("", "")
+
+        def version(self) -> str:
+            answer = super().version()
+            if said is not None:
+                said[self.key] = answer
+            return answer
 
     @contextmanager
     def open_api(node: Node, endpoint: Endpoint) -> Iterator[OllamaAPI]:
         probe = inventory.probe_settings(endpoint)
         timeouts = OllamaTimeouts(connect_s=probe.connect_s, read_s=probe.total_s)
         with open_ollama_client(endpoint.url, timeouts) as client:
-            yield OllamaAPI(client, f"{node.name}/{endpoint.name}", timeouts)
+            api = Remembering(client, f"{node.name}/{endpoint.name}", timeouts)
+            api.key = (node.name, endpoint.name)
+            yield api
 
     return open_api
+
+
+def _ollama_versions(
+    inv: Inventory, opener: OpenOllama, said: dict[tuple[str, str], str], given: str | None, ask: bool
+) -> OllamaVersions:
+    """Each Ollama endpoint of a GPU node: the version given, else the one it reports, else the newest (assumed).
+
+    Endpoints `ask_ollama_nodes` skipped (every model deployed) are asked their version here.
+    """
+    from homelab.errors import OllamaError
+    from homelab.inventory import EndpointKind
+    from homelab.vram.ollama_sched import DEFAULT_OLLAMA_VERSION
+
+    versions: dict[tuple[str, str], tuple[str, bool]] = {}
+    for node in inv.nodes:
+        for endpoint in node.endpoints if node.gpus else []:
+            if endpoint.kind != EndpointKind.OLLAMA:
+                continue
+            key = (node.name, endpoint.name)
+            if ask and given is None and all(m.deploy is not None for m in endpoint.models):
+                with opener(node, endpoint) as api, suppress(OllamaError):
+                    api.version()
+            if given is not None or key in said:
+                versions[key] = (given or said[key], True)
+            else:
+                versions[key] = (DEFAULT_OLLAMA_VERSION, False)
+    return versions
 
 
 def _render_estimate(e: Estimate) -> None:
