@@ -1,0 +1,273 @@
+"""`homelab plan fit`: the source document's 24 GB lineup plus a Qwen3-30B-A3B with its experts on the CPU.
+
+The lineup is examples/three-tier.yaml's (two 24 GiB GPUs: Ollama models on one, llama.cpp
+containers on the other) with a fourth container serving Qwen3-30B-A3B from a GGUF written by
+`homelab.tiny_moe` at the released model's metadata (48 layers, 128 experts of 768, 8 used,
+width 2048, 151,936 tokens, Q4_0: 16 GiB of tensors) as a sparse file: the planner reads its
+header, no disk holds its weights. The others are sized from their names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gguf import GGMLQuantizationType
+
+from homelab.errors import FileAccessError
+from homelab.inventory import load_inventory
+from homelab.inventory.models import FitSettings
+from homelab.tiny_moe import write_tiny_moe
+from homelab.vram.fit import FitEntry, LineupFit, fit_entries
+from homelab.vram.fit_file import fit_inventory, fitted_text, write_fitted
+from homelab.vram.guess import guess_shape
+from homelab.vram.node_plan import plan_node_vram
+from homelab.vram.planner import GpuSlot, LineupEntry
+from homelab.vram.sizes import GIB
+
+ROOT = Path(__file__).resolve().parents[1]
+HOMELAB = Path(sys.executable).parent / "homelab"
+MOE_FILE = "qwen3-30b-a3b-q4_0.gguf"
+MOE = f"""      - name: moe
+        kind: llamacpp
+        url: http://mark-ii.home.arpa:3012
+        models: [{{name: qwen3-30b-a3b, alias: moe}}]
+        container:
+          image: ghcr.io/ggml-org/llama.cpp:server-cuda
+          model_file: {MOE_FILE}
+          ctx_size: 32768
+          start_order: 4
+"""
+
+
+def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "COLUMNS", "HOMELAB_INVENTORY"}}
+    return subprocess.run(
+        [str(HOMELAB), *map(str, args)], cwd=ROOT, env=env | {"NO_COLOR": "1", "COLUMNS": "300"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    write_tiny_moe(
+        folder / MOE_FILE, arch="qwen3moe", n_layer=48, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128,
+        n_expert=128, n_expert_used=8, n_ff_exp=768, n_ff=6144, n_vocab=151936, context_length=40960,
+        dtype=GGMLQuantizationType.Q4_0, sparse=True, name="Qwen3-30B-A3B",
+    )  # fmt: skip
+    return folder
+
+
+def cluster(tmp_path: Path, fit_section: str = "") -> Path:
+    text = (ROOT / "examples" / "three-tier.yaml").read_text()
+    anchor = "          start_order: 3\n"
+    assert text.count(anchor) == 1
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text.replace(anchor, anchor + MOE) + fit_section)
+    return path
+
+
+def assert_never_over_committed(fit: LineupFit) -> None:
+    for gpu in fit.gpus:
+        assert gpu.free_bytes >= 0, gpu.slot.label
+        placed = sum(m.gpu_bytes for m in fit.models if m.gpu == gpu.slot.label)
+        assert placed == gpu.used_bytes <= gpu.slot.vram_bytes - gpu.slot.reserve_bytes
+
+
+def test_the_24_gb_lineup_fits_with_the_experts_on_the_cpu(models_dir: Path, tmp_path: Path) -> None:
+    fit = fit_inventory(load_inventory(cluster(tmp_path)), models_dir=models_dir)
+    models = {m.model: m for m in fit.models}
+
+    assert_never_over_committed(fit)
+    assert sorted(models) == ["chat", "coder", "general", "moe", "quick", "reason"]
+    assert all(m.gpu is not None for m in fit.models), [m.reasons for m in fit.models]
+    assert fit.on_demand == ["vision", "embed"]
+    moe = models["moe"]
+    # Attention and the KV cache stay on the GPU: every layer there, some layers' experts on the CPU.
+    assert (moe.n_gpu_layers, moe.n_layers_total, moe.n_moe_layers) == (49, 49, 48)
+    assert 0 < moe.n_cpu_moe < 48
+    assert moe.gpu == "mark-ii GPU0 (RTX 3090)" and moe.ctx_size == 32768
+    assert moe.reasons[0].startswith(f"moe: 49/49 layers, {moe.n_cpu_moe} of 48 layers' experts on CPU, ctx 32768")
+    # One experts' layer more on the GPU is what did not fit, and the line says so.
+    assert any(
+        re.fullmatch(rf"moe: {moe.n_cpu_moe - 1} layers' experts on CPU instead of {moe.n_cpu_moe} needs .* more "
+                     r"than mark-ii GPU0 \(RTX 3090\) has left beside coder, general, quick", line)
+        for line in moe.reasons
+    ), moe.reasons  # fmt: skip
+
+
+def test_quantized_v_only_with_flash_attention(models_dir: Path, tmp_path: Path) -> None:
+    fit = fit_inventory(load_inventory(cluster(tmp_path)), models_dir=models_dir)
+    assert {m.cache_type for m in fit.models} >= {"q8_0"}  # the lineup needs some
+    assert all(m.flash_attn for m in fit.models if m.cache_type not in ("f16", "f32", "bf16"))
+
+    no_flash = "fit: {flash_attn: false, kv_types: [f16]}\n"
+    fit = fit_inventory(load_inventory(cluster(tmp_path, no_flash)), models_dir=models_dir)
+    assert {(m.cache_type, m.flash_attn) for m in fit.models} == {("f16", False)}
+    assert_never_over_committed(fit)
+
+
+def _one_model(prefer: list[str], kv_types: list[str]) -> tuple[int, int, str]:
+    """qwen2.5-14b asking for 32k context on a 12 GiB GPU: (context, GPU layers, KV type) chosen."""
+    slot = GpuSlot(node="box", name="RTX 4070 Ti", index=0, vram_bytes=12 * GIB, reserve_bytes=GIB // 2)
+    entry = LineupEntry(name="general", shape=guess_shape("qwen2.5-14b"), ctx_size=32768, node="box")
+    settings = FitSettings.model_validate({"prefer": prefer, "kv_types": kv_types})
+    [m] = fit_entries([FitEntry(entry=entry, ollama=False, ctx_asked=32768)], [slot], settings).models
+    return m.ctx_size, m.n_gpu_layers, m.cache_type
+
+
+def test_the_preference_order_decides() -> None:
+    full_first = _one_model(["full_gpu", "context"], ["f16"])
+    context_first = _one_model(["context", "full_gpu"], ["f16"])
+    kv_first = _one_model(["kv_precision", "full_gpu", "context"], ["f16", "q8_0", "q4_0"])
+    context_over_kv = _one_model(["full_gpu", "context", "kv_precision"], ["f16", "q8_0", "q4_0"])
+
+    assert full_first[1] == 49 and full_first[0] < 32768  # all layers, a smaller context
+    assert context_first[0] == 32768 and context_first[1] < 49  # the whole context, layers on the CPU
+    assert kv_first[1:] == (49, "f16") and kv_first[0] < 32768
+    assert context_over_kv[:2] == (32768, 49) and context_over_kv[2] != "f16"
+
+
+def test_random_lineups_never_over_commit() -> None:
+    rng = random.Random(21)
+    names = ["qwen2.5:0.5b", "qwen2.5-7b", "qwen2.5-14b", "llama3.1:8b q8_0", "gemma2:9b"]
+    shapes = {n: guess_shape(n) for n in names}
+    for _ in range(8):
+        slots = [GpuSlot(node="a", name="GPU", index=i, vram_bytes=rng.choice([8, 12, 24]) * GIB,
+                         reserve_bytes=GIB // 2) for i in range(rng.randint(1, 2))]  # fmt: skip
+        entries = []
+        for i in range(rng.randint(1, 4)):
+            ctx = rng.choice([4096, 16384, 32768])
+            entry = LineupEntry(name=f"m{i}", shape=shapes[rng.choice(names)], ctx_size=ctx, node="a",
+                                priority=rng.randint(0, 1))  # fmt: skip
+            entries.append(FitEntry(entry=entry, ollama=rng.random() < 0.3, ctx_asked=ctx))
+        prefer = rng.sample(["full_gpu", "context", "fewer_cpu_experts", "kv_precision"], 4)
+        fit = fit_entries(entries, slots, FitSettings.model_validate({"prefer": prefer}))
+        assert_never_over_committed(fit)
+        assert sorted(m.model for m in fit.models) == sorted(e.entry.name for e in entries)
+        assert all(m.cache_type == "f16" for m in fit.models if m.ollama)
+
+
+def test_write_keeps_comments_and_a_second_write_changes_nothing(models_dir: Path, tmp_path: Path) -> None:
+    path = cluster(tmp_path)
+    before = path.read_text()
+
+    first = homelab("plan", "fit", "-i", path, "--models-dir", models_dir, "--write")
+
+    assert first.returncode == 0, first.stderr
+    after = path.read_text()
+    comments = [line.strip() for line in before.splitlines() if line.strip().startswith("#")]
+    assert [line.strip() for line in after.splitlines() if line.strip().startswith("#")] == comments
+    assert f"wrote {path}" in first.stdout and f"+++ {path} (fitted)" in first.stdout
+    assert re.search(r"^\+\s+args: \[--n-cpu-moe, '\d+', -fa, 'on'", first.stdout, re.MULTILINE)
+    assert "why:" in first.stdout and "mark-ii GPU0 (RTX 3090):" in first.stdout
+    load_inventory(path)  # the written file validates
+
+    second = homelab("plan", "fit", "-i", path, "--models-dir", models_dir, "--write")
+    assert second.returncode == 0, second.stderr
+    assert path.read_text() == after
+    assert f"{path} already holds these choices" in second.stdout
+
+
+def test_a_lowered_context_keeps_its_ask_and_gets_it_back(tmp_path: Path) -> None:
+    path = cluster(tmp_path)
+    # Without the GGUF the Qwen3-30B-A3B is sized from its name: a dense 30B, whose context is cut.
+    fit = fit_inventory(load_inventory(path))
+    moe = next(m for m in fit.models if m.model == "moe")
+    assert moe.ctx_size < 32768, moe.reasons
+    text = fitted_text(path.read_text(), str(path), fit)
+    assert re.search(r"^fit:\n  max_ctx:\n(    \S+: \d+\n)*    moe: 32768\n", text, re.MULTILINE), text[-300:]
+    assert f"          ctx_size: {moe.ctx_size}\n" in text
+    path.write_text(text)
+    assert fitted_text(text, str(path), fit_inventory(load_inventory(path))) == text  # idempotent, ask recorded
+
+    # A bigger GPU: the ask comes back from max_ctx, and the record goes.
+    path.write_text(text.replace("{name: RTX 3090, vram_gib: 24}", "{name: RTX 6000 Ada, vram_gib: 48}"))
+    bigger = fit_inventory(load_inventory(path))
+    assert next(m for m in bigger.models if m.model == "moe").ctx_size == 32768
+    assert "moe: 32768" not in fitted_text(path.read_text(), str(path), bigger)
+
+
+def test_the_rollout_plans_with_the_written_choices(models_dir: Path, tmp_path: Path) -> None:
+    path = cluster(tmp_path)
+    fit = fit_inventory(load_inventory(path), models_dir=models_dir)
+    path.write_text(fitted_text(path.read_text(), str(path), fit))
+    inventory = load_inventory(path)
+    fitted = {m.model: m for m in fit.models}
+
+    mark_i = next(n for n in inventory.nodes if n.name == "mark-i")
+    plan = plan_node_vram(inventory, mark_i, models_dir=models_dir)
+    assert {name: share.gpu_layers for name, share in plan.models.items()} == {
+        "chat": fitted["chat"].n_gpu_layers,
+        "reason": fitted["reason"].n_gpu_layers,
+    }
+
+
+def test_json_schema_is_stable(models_dir: Path, tmp_path: Path) -> None:
+    result = homelab("plan", "fit", "-i", cluster(tmp_path), "--models-dir", models_dir, "--json")
+
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert set(data) == {"fit", "diff", "written"}
+    assert set(data["fit"]) == {"order", "gpus", "models", "unsized", "on_demand"}
+    assert set(data["fit"]["gpus"][0]) == {"slot", "models", "used_bytes", "free_bytes"}
+    assert set(data["fit"]["models"][0]) == {
+        "model", "endpoint", "node", "ollama", "kept", "gpu", "gpu_index", "ctx_size", "ctx_asked", "parallel",
+        "n_gpu_layers", "n_layers_total", "n_cpu_moe", "n_moe_layers", "cache_type", "flash_attn", "gpu_bytes",
+        "cpu_bytes", "reasons",
+    }  # fmt: skip
+    assert data["written"] is False and data["diff"].startswith("---")
+
+
+def test_kept_models_are_left_as_the_file_sets_them(models_dir: Path, tmp_path: Path) -> None:
+    path = cluster(tmp_path, "fit:\n  keep: [general]\n")
+    fit = fit_inventory(load_inventory(path), models_dir=models_dir)
+    general = next(m for m in fit.models if m.model == "general")
+
+    assert (general.kept, general.n_gpu_layers, general.ctx_size, general.cache_type) == (True, 28, 8192, "f16")
+    assert "gpu_layers: 28\n" in fitted_text(path.read_text(), str(path), fit)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [("fit: {prefer: [contxt]}", r"fit\.prefer\[0\]: must be 'full_gpu', 'context'"),
+     ("fit: {prefer: [context, context]}", "fit: prefer: context listed more than once"),
+     ("fit: {flash_attn: false}", "fit: kv_types: q8_0 quantize the V cache, which llama.cpp allows only with flash"),
+     ("fit: {min_ctx: 0}", r"fit\.min_ctx: "),
+     ("fit: {kv_types: [q3_k]}", r"fit\.kv_types\[0\]: "),
+     ("fit: {keep: [nosuch]}", "fit.keep: nosuch: not a llama.cpp container or deployed Ollama model"),
+     ("fit: {max_ctx: {vision: 4096}}", "fit.max_ctx: vision: not a llama.cpp container")],
+)  # fmt: skip
+def test_a_bad_fit_section_names_the_field(tmp_path: Path, section: str, message: str) -> None:
+    result = homelab("plan", "fit", "-i", cluster(tmp_path, section + "\n"))
+
+    assert result.returncode == 2
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path: Path) -> None:
+    path = cluster(tmp_path)
+    read = path.read_bytes()
+    new = fitted_text(read.decode(), str(path), fit_inventory(load_inventory(path)))
+    path.write_text(read.decode() + "# someone else's edit\n")
+
+    with pytest.raises(FileAccessError, match="changed since plan fit read it"):
+        write_fitted(path, read, new)
+    assert path.read_text().endswith("# someone else's edit\n")
+
+
+def test_help_says_what_it_does() -> None:
+    result = homelab("plan", "fit", "--help")
+
+    assert result.returncode == 0
+    for words in ("--write", "--models-dir", "--lineup", "--json", "fit: section", "--n-cpu-moe"):
+        assert words in result.stdout
