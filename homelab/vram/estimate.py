@@ -19,7 +19,7 @@ from homelab.vram.settings import RunSettings, context_for
 from homelab.vram.shape import ModelShape
 from homelab.vram.weights import split_weights
 
-__all__ = ["DeviceEstimate", "Estimate", "estimate", "max_gpu_layers"]
+__all__ = ["DeviceEstimate", "Estimate", "estimate", "fits", "max_gpu_layers"]
 
 
 class DeviceEstimate(BaseModel):
@@ -139,8 +139,15 @@ def _device(
     )
 
 
-def max_gpu_layers(shape: ModelShape, settings: RunSettings, budget_bytes: int) -> Estimate | None:
-    """The estimate with the most GPU layers whose GPU total fits `budget_bytes`, or None.
+def fits(result: Estimate, budget_bytes: int | list[int]) -> bool:
+    """The GPU total within one budget, or each device's total within its own (a list, by device index)."""
+    if isinstance(budget_bytes, int):
+        return result.gpu_total_bytes <= budget_bytes
+    return all(d.total_bytes <= budget for d, budget in zip(result.devices, budget_bytes, strict=True))
+
+
+def max_gpu_layers(shape: ModelShape, settings: RunSettings, budget_bytes: int | list[int]) -> Estimate | None:
+    """The estimate with the most GPU layers that `fits` the budget, or None.
 
     Scans down from all layers: GPU use is not monotonic in `-ngl` (a partly offloaded model
     copies CPU layers' caches into the GPU's compute buffer), so bisection could skip the answer.
@@ -148,6 +155,6 @@ def max_gpu_layers(shape: ModelShape, settings: RunSettings, budget_bytes: int) 
     """
     for ngl in range(shape.n_layer + 1, -1, -1):
         result = estimate(shape, settings.model_copy(update={"n_gpu_layers": ngl}))
-        if result.gpu_total_bytes <= budget_bytes:
+        if fits(result, budget_bytes):
             return result
     return None

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +41,7 @@ from homelab.inventory import Endpoint, EndpointKind, Inventory, Node
 from homelab.vram.guess import guess_shape
 from homelab.vram.metadata import read_gguf
 from homelab.vram.planner import GpuSlot, LineupEntry, Unsized
+from homelab.vram.run_args import RunArgs, parse_run_args
 from homelab.vram.shape import ModelShape
 from homelab.vram.sizes import GIB, MAX_CONTEXT, MAX_PARALLEL, MIB
 from homelab.yaml_source import load_yaml
@@ -134,6 +135,7 @@ class _Served(NamedTuple):
     parallel: int
     ollama: bool = False
     gpus: list[int] | None = None  # a container's CUDA indexes: the only GPUs it sees
+    run: RunArgs = RunArgs()  # a container's memory flags (-ot, -ts, -sm, -fa...)
     report: tuple[str, str, str] | None = None  # an Ollama model without deploy: its key in NodeReports
 
 
@@ -159,6 +161,7 @@ def _models_of(node: Node, deployed_only: bool) -> Iterator[_Served]:
                 container.ctx_size,
                 container.parallel,
                 gpus=container.gpus,
+                run=parse_run_args(container.command if container.command is not None else container.args),
             )
         for model in endpoint.models if endpoint.kind == EndpointKind.OLLAMA else []:
             if (deploy := model.deploy) is not None:
@@ -186,11 +189,25 @@ def _entry(
         node=node.name,
         endpoint=served.endpoint.name,
         gpu_layers=served.gpu_layers,
-        gpus=served.gpus,
+        **_devices(node, served),
         priority=override.priority if override and override.priority is not None else 0,
         ctx_size=_ctx_size(served, shape, override.ctx_size if override and override.ctx_size else served.ctx_size),
         parallel=override.parallel if override and override.parallel else served.parallel,
     )
+
+
+def _devices(node: Node, served: _Served) -> dict[str, Any]:
+    """The GPUs a model may use, and whether llama.cpp splits it over several (a container seeing them
+    all unless `-sm none`, which keeps the `-mg`th of those it sees: src/llama.cpp:289-301)."""
+    if served.ollama:
+        return {"gpus": served.gpus, "run": served.run}
+    seen = served.gpus or sorted(i if gpu.index is None else gpu.index for i, gpu in enumerate(node.gpus))
+    if served.run.split_mode != "none":
+        return {"gpus": served.gpus, "run": served.run, "spans_gpus": len(seen) > 1}
+    main = served.run.main_gpu or 0
+    if main >= len(seen):
+        raise LineupError(f"{served.endpoint.name}: -mg {main}, but the container sees {len(seen)} GPUs")
+    return {"gpus": [seen[main]], "run": served.run.model_copy(update={"main_gpu": 0})}
 
 
 def _ctx_size(served: _Served, shape: ModelShape, ctx_size: int) -> int:

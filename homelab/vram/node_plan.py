@@ -57,6 +57,9 @@ def _named(model: str, endpoint: str | None) -> str:
 def _line(p: Placement, gpu: str) -> str:
     e = p.estimate
     layers = "all layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers"
+    if len(p.gpu_indexes) > 1:  # split by llama.cpp: each GPU's share
+        shares = " + ".join(f"{d.total_bytes / GIB:.2f} GiB on GPU{p.gpu_indexes[d.index]}" for d in e.devices)
+        return f"{p.model}: {layers} split over {p.node}'s GPUs, {shares}"
     return f"{p.model}: {layers} on {gpu}, {e.gpu_total_bytes / GIB:.2f} GiB"
 
 
@@ -92,6 +95,8 @@ def plan_node_vram(
     lines: list[str] = []
     for use in plan.gpus:
         for p in use.placements:
+            if p.model in models:
+                continue  # a model split over several GPUs: listed under each, counted once
             if p.endpoint is not None:
                 layers[p.endpoint] = p.estimate.n_gpu_layers
             # Ollama's size_vram counts what the model allocated, not the CUDA context it shares.

@@ -11,6 +11,11 @@ important model is never pushed off by a less important one:
      the GPU and takes memory others could use whole);
   3. else on the CPU, with the reason: what it needs and the most any GPU had free.
 
+A llama.cpp container that sees several GPUs (`spans_gpus`) is one placement touching all of
+them: llama.cpp splits its layers over every device it sees (`-sm layer`, by `-ts` or else by each
+GPU's memory), so it is placed whole, or with as many layers as fit, only where each GPU's share
+fits that GPU; each share carries its GPU's own overhead.
+
 "Fits" compares the estimate's GPU total (weights, KV, compute buffers and the per-process
 overhead) with the GPU's VRAM less its reserve and what earlier models took: a GPU is never
 over-committed. Everything here is pure; `lineup.py` builds the inputs from the inventory.
@@ -29,8 +34,9 @@ from pydantic import Field, computed_field
 
 from homelab.errors import SettingsError
 from homelab.frozen import Frozen
-from homelab.vram.estimate import Estimate, estimate, max_gpu_layers
+from homelab.vram.estimate import Estimate, estimate, fits, max_gpu_layers
 from homelab.vram.ollama_sched import OllamaDecision, OllamaGpu, OllamaRun, ollama_decision
+from homelab.vram.run_args import RunArgs
 from homelab.vram.settings import CacheType, RunSettings
 from homelab.vram.shape import ModelShape, Source
 from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB, MAX_GPU_OVERHEAD_BYTES
@@ -62,6 +68,10 @@ class LineupEntry(Frozen):
     gpus: list[int] | None = Field(None, description="only these CUDA indexes of its node (a container's `gpus`)")
     endpoint: str | None = Field(None, description="the inventory endpoint that serves it")
     gpu_layers: int | None = Field(None, ge=0, description="fixed -ngl; None: the planner decides")
+    run: RunArgs = Field(default_factory=RunArgs, description="memory flags of its command line (-ot, -ts, -fa...)")
+    spans_gpus: bool = Field(
+        False, description="llama.cpp splits it over every allowed GPU (a container seeing several, -sm layer)"
+    )
 
 
 OllamaVersions = Mapping[tuple[str, str], tuple[str, bool]]
@@ -102,6 +112,8 @@ class Placement(Frozen):
     node: str
     gpu_index: int
     estimate: Estimate
+    device: int = Field(0, description="this GPU's entry in estimate.devices")
+    gpu_indexes: list[int] = Field(default_factory=list, description="every GPU of a split placement, by CUDA index")
     ollama: OllamaDecision | None = Field(None, description="an Ollama model: what Ollama's scheduler will do")
     ollama_refused: str | None = Field(None, description="why Ollama's decision could not be worked out")
 
@@ -110,6 +122,13 @@ class Placement(Frozen):
     def whole(self) -> bool:
         """Every layer, the output layer included, is on the GPU."""
         return self.estimate.n_gpu_layers == self.estimate.n_layers_total
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gpu_bytes(self) -> int:
+        """What the model takes on this GPU: its device's share (the whole GPU total when unsplit)."""
+        devices = self.estimate.devices
+        return devices[self.device].total_bytes if self.device < len(devices) else self.estimate.gpu_total_bytes
 
 
 class GpuUse(Frozen):
@@ -121,8 +140,8 @@ class GpuUse(Frozen):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def used_bytes(self) -> int:
-        """GPU totals of the models placed here (overheads included)."""
-        return sum(p.estimate.gpu_total_bytes for p in self.placements)
+        """GPU shares of the models placed here (overheads included)."""
+        return sum(p.gpu_bytes for p in self.placements)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -170,18 +189,31 @@ class Plan(Frozen):
 
 
 DEFAULT_POLICY = PlanPolicy()
+# What a CPU-only build still reads of a command line: device flags mean nothing there.
+_CPU_FLAGS = {"cache_type_k", "cache_type_v", "flash_attn", "n_ubatch", "n_batch", "kv_unified"}
 
 
-def _settings(entry: LineupEntry, policy: PlanPolicy, ngl: int, backend: str = "cuda") -> RunSettings:
+def _settings(
+    entry: LineupEntry, policy: PlanPolicy, ngl: int, backend: str = "cuda", memory: tuple[int, ...] = ()
+) -> RunSettings:
+    """The policy's run, with what the model's own command line sets; `memory`: its devices' sizes."""
+    flags = entry.run.updates()
+    cache: str = policy.cache_type
+    if flags.get("flash_attn") is False and "cache_type_v" not in flags:
+        cache = "f16"  # a quantized V cache would need the flash attention the command line turns off
+    values = {"cache_type_k": cache, "cache_type_v": cache, "flash_attn": policy.flash_attn} | flags
+    if backend == "cpu":
+        values = {k: v for k, v in values.items() if k in _CPU_FLAGS}
+    elif not memory:
+        values.pop("tensor_split", None)  # one GPU: there is nothing to split
     return RunSettings(
         ctx_size=entry.ctx_size,
         parallel=entry.parallel,
-        cache_type_k=policy.cache_type,
-        cache_type_v=policy.cache_type,
-        flash_attn=policy.flash_attn,
         n_gpu_layers=ngl,
         backend=backend,
         gpu_overhead_bytes=policy.gpu_overhead_bytes,
+        device_memory_bytes=memory,
+        **values,
     )
 
 
@@ -193,7 +225,9 @@ def _ctx_label(n_ctx: int) -> str:
     return f"{n_ctx // 1024}k" if n_ctx % 1024 == 0 else str(n_ctx)
 
 
-def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement:
+def _placement(
+    entry: LineupEntry, slot: GpuSlot, result: Estimate, device: int = 0, span: list[int] | None = None
+) -> Placement:
     return Placement(
         model=entry.name,
         endpoint=entry.endpoint,
@@ -202,6 +236,8 @@ def _placement(entry: LineupEntry, slot: GpuSlot, result: Estimate) -> Placement
         node=slot.node,
         gpu_index=slot.index,
         estimate=result,
+        device=device,
+        gpu_indexes=span or [slot.index],
     )
 
 
@@ -220,8 +256,8 @@ def _cpu_only(entry: LineupEntry, policy: PlanPolicy, reason: str, **numbers: in
 
 def _place(
     entry: LineupEntry, slots: list[GpuSlot], free: dict[int, int], policy: PlanPolicy
-) -> tuple[int, Placement] | CpuOnly:
-    """The GPU (its position in `slots`) and placement for one model, or its CPU-only verdict."""
+) -> list[tuple[int, Placement]] | CpuOnly:
+    """The GPUs (positions in `slots`) and placements for one model, or its CPU-only verdict."""
     allowed = [
         i
         for i, s in enumerate(slots)
@@ -229,24 +265,57 @@ def _place(
     ]
     if not allowed:
         return _cpu_only(entry, policy, f"no GPU on {entry.node}" if entry.node else "no GPU in the cluster")
+    if entry.spans_gpus and len(allowed) > 1:
+        return _place_across(entry, slots, sorted(allowed, key=lambda i: slots[i].index), free, policy)
     ngl = -1 if entry.gpu_layers is None else entry.gpu_layers
     wanted = estimate(entry.shape, _settings(entry, policy, ngl))
     fitting = [i for i in allowed if wanted.gpu_total_bytes <= free[i]]
     if fitting:
         best = min(fitting, key=lambda i: free[i])
-        return best, _placement(entry, slots[best], wanted)
+        return [(best, _placement(entry, slots[best], wanted))]
     roomiest = max(allowed, key=lambda i: free[i])
     if entry.gpu_layers is None:
         partial = max_gpu_layers(entry.shape, _settings(entry, policy, -1), free[roomiest])
         least = max(1, math.ceil(policy.min_gpu_fraction * (entry.shape.n_layer + 1)))
         if partial is not None and partial.n_gpu_layers >= least:
-            return roomiest, _placement(entry, slots[roomiest], partial)
+            return [(roomiest, _placement(entry, slots[roomiest], partial))]
     best_free = max(free[roomiest], 0)
     layers = "" if entry.gpu_layers is None else f" at {entry.gpu_layers} GPU layers"
     reason = (
         f"needs {_gib(wanted.gpu_total_bytes)}{layers} with {_ctx_label(wanted.n_ctx)} context, "
         f"{_gib(best_free)} free on {slots[roomiest].label}"
     )
+    return _cpu_only(entry, policy, reason, needs_gpu_bytes=wanted.gpu_total_bytes, best_free_bytes=best_free)
+
+
+def _place_across(
+    entry: LineupEntry, slots: list[GpuSlot], order: list[int], free: dict[int, int], policy: PlanPolicy
+) -> list[tuple[int, Placement]] | CpuOnly:
+    """A model llama.cpp splits over the GPUs `order` (by CUDA index, as it numbers them): whole, else
+    with as many layers as fit, each GPU's share within that GPU's free memory."""
+    memory = tuple(slots[i].vram_bytes for i in order)  # llama.cpp splits by free memory: the GPUs' own
+    budgets = [free[i] for i in order]
+    ngl = -1 if entry.gpu_layers is None else entry.gpu_layers
+    wanted = estimate(entry.shape, _settings(entry, policy, ngl, memory=memory))
+    result = wanted if fits(wanted, budgets) else None
+    if result is None and entry.gpu_layers is None:
+        partial = max_gpu_layers(entry.shape, _settings(entry, policy, -1, memory=memory), budgets)
+        least = max(1, math.ceil(policy.min_gpu_fraction * (entry.shape.n_layer + 1)))
+        result = partial if partial is not None and partial.n_gpu_layers >= least else None
+    span = [slots[i].index for i in order]
+    if result is not None:
+        return [
+            (i, _placement(entry, slots[i], result, device=k, span=span))
+            for k, i in enumerate(order)
+            if result.devices[k].total_bytes
+        ]
+    shares = " + ".join(
+        f"{_gib(d.total_bytes)} on GPU{slots[i].index}" for d, i in zip(wanted.devices, order, strict=True)
+    )
+    room = " + ".join(f"{_gib(max(free[i], 0))} on GPU{slots[i].index}" for i in order)
+    layers = "" if entry.gpu_layers is None else f" at {entry.gpu_layers} GPU layers"
+    reason = f"needs {shares}{layers} with {_ctx_label(wanted.n_ctx)} context, free {room} ({slots[order[0]].node})"
+    best_free = max(max(free[i] for i in order), 0)
     return _cpu_only(entry, policy, reason, needs_gpu_bytes=wanted.gpu_total_bytes, best_free_bytes=best_free)
 
 
@@ -299,10 +368,9 @@ def plan_lineup(
         if isinstance(outcome, CpuOnly):
             cpu_only.append(outcome.model_copy(update=ollama))
             continue
-        i, placement = outcome
-        placement = placement.model_copy(update=ollama)
-        free[i] -= placement.estimate.gpu_total_bytes
-        placed[i].append(placement)
+        for i, placement in outcome:
+            free[i] -= placement.gpu_bytes
+            placed[i].append(placement.model_copy(update=ollama))
     gpus = [GpuUse(slot=s, placements=placed[i]) for i, s in enumerate(slots)]
     estimated = [e.name for e in lineup if e.shape.estimated]
     return Plan(gpus=gpus, cpu_only=cpu_only, unsized=list(unsized or []), estimated_models=estimated)

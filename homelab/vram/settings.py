@@ -153,11 +153,10 @@ class RunSettings(BaseModel):
             raise ValueError(f"device_memory_bytes: 1 to {MAX_DEVICES} positive sizes")
         if self.tensor_split is not None:
             split = self.tensor_split
-            # arg.cpp:2834-2850: more proportions than devices is an error; fewer leave the rest at 0.
-            if not split or len(split) > self.n_devices or not all(0 <= x < float("inf") for x in split):
-                raise ValueError(
-                    f"tensor_split {list(split)}: one finite proportion >= 0 per device, at most {self.n_devices}"
-                )
+            # arg.cpp:2834-2850: fewer proportions than devices leave the rest at 0; llama-model.cpp:1578
+            # reads one per device and ignores the rest; only llama_max_devices() or more is an error.
+            if not split or len(split) >= MAX_DEVICES or not all(0 <= x < float("inf") for x in split):
+                raise ValueError(f"tensor_split {list(split)}: finite proportions >= 0, fewer than {MAX_DEVICES}")
         if self.main_gpu >= self.n_devices:
             raise ValueError(f"main_gpu {self.main_gpu}: there are {self.n_devices} devices (llama.cpp: invalid value)")
         return self
