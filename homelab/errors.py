@@ -11,6 +11,8 @@ outcome choose otherwise (`homelab rollout` exits 1 for any error during the rol
     │   └── DeployConfigError                   2  prefect.yaml cannot be read or lacks what `homelab up` needs
     ├── FileAccessError (ValueError)            2  an input is no readable regular file; an output cannot be written
     ├── ModelSourceMissing (FileNotFoundError)  2  a model file the rollout needs is not in the folder given
+    ├── ModelDownloadError                      1  a model source (hub, https) refused, failed or was cut short
+    │   └── ChecksumMismatch                    1  a fetched model file's SHA-256 is not the one expected
     ├── VramError                               2  the VRAM planner cannot answer
     │   ├── ModelFileError (ValueError)         2  a GGUF file is missing, truncated, corrupt or no GGUF
     │   ├── UnsupportedModel (ValueError)       2  readable metadata of a model the estimator does not know
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BuildFailed",
+    "ChecksumMismatch",
     "CommandFailed",
     "ContainerStepFailed",
     "DemoError",
@@ -70,6 +73,7 @@ __all__ = [
     "LineupError",
     "MetadataUnavailable",
     "ModelError",
+    "ModelDownloadError",
     "ModelFileError",
     "ModelSourceMissing",
     "OllamaError",
@@ -167,6 +171,15 @@ class FileAccessError(HomelabError, ValueError):
 
 class ModelSourceMissing(HomelabError, FileNotFoundError):
     """A model file the inventory needs is not in the folder the rollout was pointed at."""
+
+
+class ModelDownloadError(HomelabError):
+    """A model's `source:` could not be fetched or read: the hub or server refused, failed or cut the
+    download short, or a bound was crossed; the message names the model and its source."""
+
+
+class ChecksumMismatch(ModelDownloadError):
+    """A fetched model file does not hash to the SHA-256 expected; the message names both digests."""
 
 
 class VramError(HomelabError):

@@ -19,4 +19,5 @@ pytest_plugins = [
     "tests.fixtures.ollama",
     "tests.fixtures.litellm_proxy",
     "tests.fixtures.postgres",
+    "tests.fixtures.hf_hub",
 ]

@@ -39,6 +39,7 @@ from homelab.inventory.values import (
     split_api_path,
     url_port,
 )
+from homelab.sources.spec import SourceSpec, file_name_of
 from homelab.vram.run_args import parse_run_args
 
 __all__ = [
@@ -159,6 +160,15 @@ class ProbeOverride(_Strict):
     slow_ms: Milliseconds | None = None
 
 
+def _name_from_source(data: dict[str, object], field: str) -> dict[str, object]:
+    """`field` (a file name) taken from the `source` when the cluster file leaves it unset."""
+    source = data.get("source")
+    url = source.get("url") if isinstance(source, dict) else source
+    if data.get(field) is not None or not isinstance(url, str) or not (name := file_name_of(url)):
+        return data  # a source without a usable name: the schema reports what is missing
+    return {**data, field: name}
+
+
 def _file_name_in(where: str) -> Callable[[str], str]:
     return lambda value: check_file_name(value, where)
 
@@ -197,15 +207,17 @@ def _go_template(value: str) -> str:
 class OllamaDeploy(_Strict):
     """How homelab puts a model on an Ollama endpoint: created from a GGUF file, or pulled.
 
-    The GGUF is found by name in the rollout's `--models-dir`, uploaded as a blob and made into
-    the model `name` with these parameters; `pull` fetches a registry tag instead (the node
-    must reach the registry) and `name` is made from it with the same parameters.
+    The GGUF is found by name in the rollout's `--models-dir` (or fetched from `source`, whose
+    file name it takes when `gguf` is unset), uploaded as a blob and made into the model `name`
+    with these parameters; `pull` fetches a registry tag instead (the node must reach the
+    registry) and `name` is made from it with the same parameters.
     """
 
     gguf: Annotated[str, Field(min_length=1), AfterValidator(_file_name_in("in the models folder"))] | None = Field(
         None, description="GGUF file name, looked up in the rollout's models folder"
     )
     pull: str | None = Field(None, min_length=1, description="registry tag to pull, e.g. 'qwen2.5:14b'")
+    source: SourceSpec | None = Field(None, description="where the GGUF comes from: a path, https:// or hf://")
     num_ctx: ContextTokens = 4096
     num_gpu: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
     # Never empty: Ollama ignores `template: ""` and keeps the GGUF's (server/create.go line 828).
@@ -216,10 +228,22 @@ class OllamaDeploy(_Strict):
         -1, description="how long a preloaded model stays: seconds or '30m'; negative (default): until unloaded"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gguf_from_source(cls, data: object) -> object:
+        return _name_from_source(data, "gguf") if isinstance(data, dict) and data.get("pull") is None else data
+
     @model_validator(mode="after")
     def _one_source(self) -> OllamaDeploy:
         if (self.gguf is None) == (self.pull is None):
             raise ValueError("give exactly one of gguf (a file to upload) or pull (a registry tag)")
+        if self.source is not None and self.pull is not None:
+            raise ValueError("source is where a gguf comes from; a pulled tag comes from the registry")
+        if self.source is not None and len(self.source.part_names()) > 1:
+            raise ValueError(
+                "source: Ollama creates a model from one GGUF file; merge the parts (llama-gguf-split --merge) "
+                "or serve the split model from a llama.cpp container"
+            )
         return self
 
 
@@ -307,7 +331,10 @@ class Container(_Strict):
     """
 
     image: str = Field(min_length=1, max_length=_MAX_WORD_CHARS)
-    model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)]
+    model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)] = Field(
+        description="the file's name in the volume; unset: the source's file name"
+    )
+    source: SourceSpec | None = Field(None, description="where the file comes from: a path, https:// or hf://")
     volume: Name = "models"
     ctx_size: ContextTokens = 4096
     gpu_layers: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
@@ -330,6 +357,18 @@ class Container(_Strict):
     gpus: Annotated[list[Annotated[StrictInt, Field(ge=0, le=255)]], Field(min_length=1, max_length=64)] | None = Field(
         None, description="CUDA indexes of the node's GPUs the container gets; unset: all of them"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_from_source(cls, data: object) -> object:
+        return _name_from_source(data, "model_file") if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _split_by_name(self) -> Container:
+        # llama.cpp opens a split's other parts by name beside the first (llama_split_prefix).
+        if self.source is not None and len(parts := self.source.part_names()) > 1 and self.model_file != parts[0]:
+            raise ValueError(f"model_file must be {parts[0]!r}: llama.cpp finds a split's parts by their names")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -10,12 +10,14 @@ reports it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from homelab.errors import Problem
 from homelab.inventory.capabilities import NEEDS, name_hint
 from homelab.inventory.models import Capability, Category, EndpointKind
 from homelab.inventory.values import url_port
+from homelab.sources.spec import file_name_of
 from homelab.yaml_source import FieldPath, SourceMap
 
 __all__ = ["check_references"]
@@ -91,6 +93,7 @@ def check_references(data: dict[str, Any], source: SourceMap) -> list[Problem]:
         for _, m in _entries(e, "models")
     }
     _check_gateway_names(check, nodes)
+    _check_sources(check, nodes)
     experts = data.get("experts")
     for category, chain in experts.items() if isinstance(experts, dict) else []:
         for k, alias in enumerate(chain) if isinstance(chain, list) else []:
@@ -149,7 +152,14 @@ def _check_node(check: _Checker, node: dict[str, Any], at: FieldPath) -> list[tu
         if endpoint.get("container") is not None and kind not in (None, "llamacpp"):
             check.report((*here, "container"), f"only llamacpp endpoints run in containers, not {kind}")
         _check_container_gpus(check, endpoint.get("container"), known, (*here, "container", "gpus"))
+        container = endpoint.get("container")
+        check.secret(container.get("source") if isinstance(container, dict) else None, "token_secret",
+                     (*here, "container", "source"))  # fmt: skip
         deployed = [(k, m) for k, m in models if m.get("deploy") is not None]
+        for k, m in deployed:
+            deploy = m["deploy"]
+            source = deploy.get("source") if isinstance(deploy, dict) else None
+            check.secret(source, "token_secret", (*here, "models", k, "deploy", "source"))
         for k, _ in deployed if kind not in (None, "ollama") else []:
             check.report(
                 (*here, "models", k, "deploy"),
@@ -182,6 +192,29 @@ def _check_gateway_names(check: _Checker, nodes: list[tuple[int, dict[str, Any]]
                         path, f"replicas of {alias!r} are one model at the gateway: {first[0]!r} at line {line}"
                     )
     check.unique([(name, path) for name, path in named.values()], "gateway model_name")
+
+
+def _check_sources(check: _Checker, nodes: list[tuple[int, dict[str, Any]]]) -> None:
+    """One model file name, one source: a volume or the planner cannot tell two files of one name apart."""
+    first: dict[str, tuple[str, FieldPath]] = {}
+    for i, node in nodes:
+        for j, endpoint in _entries(node, "endpoints"):
+            here: FieldPath = ("nodes", i, "endpoints", j)
+            sections = [("model_file", endpoint.get("container"), (*here, "container"))]
+            sections += [
+                ("gguf", m.get("deploy"), (*here, "models", k, "deploy")) for k, m in _entries(endpoint, "models")
+            ]
+            for field, section, at in sections:
+                source = section.get("source") if isinstance(section, dict) else None
+                url = source.get("url") if isinstance(source, dict) else source
+                if not isinstance(url, str):
+                    continue
+                name = _text(section, field) or file_name_of(url)
+                said = json.dumps(source if isinstance(source, dict) else {"url": source}, sort_keys=True, default=str)
+                seen = first.setdefault(name, (said, (*at, "source")))
+                if seen[0] != said:
+                    line = check.source.line_of(seen[1])
+                    check.report((*at, "source"), f"{name!r} comes from another source at line {line}; name them apart")
 
 
 def _check_container_gpus(check: _Checker, container: Any, known: list[int], at: FieldPath) -> None:

@@ -16,6 +16,10 @@ the metadata and tensor table fit in `MAX_HEADER_BYTES`, there are at most `MAX_
 per-layer values a model can have) and `KEEP_TOTAL_ITEMS` in all; a longer array (a token list,
 of which the estimator needs only the length) is a `SkippedArray`. So the memory the reader holds
 is a small multiple of the header's bytes whatever the file claims, and its time is linear in them.
+
+`parse_header_prefix` reads the same header from the first bytes of a file known only by its size
+(a remote file fetched with ranged requests): every bound is checked against the whole file, and
+when the header runs past the bytes at hand it asks for more (`NeedMoreBytes`) instead of failing.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ __all__ = [
     "MAX_KEYS",
     "MAX_TENSORS",
     "GGUFHeader",
+    "NeedMoreBytes",
     "SkippedArray",
+    "parse_header_prefix",
     "read_header",
 ]
 
@@ -75,6 +81,14 @@ class SkippedArray:
         return self.length
 
 
+class NeedMoreBytes(Exception):
+    """The header goes on past the prefix given: `end` is the byte it needs up to (at least)."""
+
+    def __init__(self, end: int) -> None:
+        super().__init__(f"the header needs bytes up to {end:,}")
+        self.end = end
+
+
 @dataclass(frozen=True)
 class GGUFHeader:
     """What a GGUF file says about itself; tensor offsets count from its data section."""
@@ -87,9 +101,10 @@ class GGUFHeader:
 class _Cursor:
     """Reads little-endian values from `data[pos:end]`, never past `end`."""
 
-    def __init__(self, data: mmap.mmap, file: Path) -> None:
+    def __init__(self, data: mmap.mmap | bytes, file: Path, size: int | None = None) -> None:
         self.data, self.file, self.pos = data, file, 0
-        self.end = min(len(data), MAX_HEADER_BYTES)
+        self.size = len(data) if size is None else size  # the whole file's, of which `data` may be the start
+        self.end = min(self.size, MAX_HEADER_BYTES)
         self.kept = 0  # array items kept so far, against KEEP_TOTAL_ITEMS
 
     def fail(self, message: str) -> ModelFileError:
@@ -102,12 +117,14 @@ class _Cursor:
     def before_end(self) -> str:
         """What stops reading: the file's end, or the cap on a header's size."""
         cap = f"the {MAX_HEADER_BYTES:,}-byte limit on a GGUF header"
-        return f"{self.left():,} left before {'the end of the file' if self.end == len(self.data) else cap}"
+        return f"{self.left():,} left before {'the end of the file' if self.end == self.size else cap}"
 
     def take(self, n: int, what: str) -> int:
         """Step over `n` bytes and return where they start."""
         if n > self.left():
             raise self.fail(f"{what} needs {n:,} bytes, {self.before_end()}")
+        if self.pos + n > len(self.data):
+            raise NeedMoreBytes(self.pos + n)
         start, self.pos = self.pos, self.pos + n
         return start
 
@@ -157,6 +174,20 @@ def read_header(path: str | Path) -> GGUFHeader:
         raise ModelFileError(f"{file}: cannot read: {exc.strerror or exc}") from None
 
 
+def parse_header_prefix(data: bytes, size: int, name: str) -> GGUFHeader:
+    """The header of a GGUF file of `size` bytes from its first bytes `data` (as `read_header` reads a file).
+
+    Raises:
+        NeedMoreBytes: the header goes on past `data`; fetch at least up to `end` and call again.
+        ModelFileError: not GGUF, or a header that is corrupt or over the bounds (named `name`).
+    """
+    if len(data) < 4:
+        raise NeedMoreBytes(4)
+    if data[:4] != _MAGIC:
+        raise ModelFileError(f"{name}: not a GGUF file (starts with {data[:4]!r}, expected b'GGUF')")
+    return _parse(_Cursor(data, Path(name), size))
+
+
 def _parse(cur: _Cursor) -> GGUFHeader:
     cur.take(4, "magic")
     version = cur.unpack(_U32, "version")
@@ -180,8 +211,8 @@ def _parse(cur: _Cursor) -> GGUFHeader:
         raise cur.fail("two tensors have the same name")
     data_start = -(-cur.pos // alignment) * alignment
     for t in tensors:
-        if (end := data_start + t.offset + t.n_bytes) > len(cur.data):
-            raise cur.fail(f"tensor {t.name!r} ends at byte {end:,}, past the end of the file ({len(cur.data):,})")
+        if (end := data_start + t.offset + t.n_bytes) > cur.size:
+            raise cur.fail(f"tensor {t.name!r} ends at byte {end:,}, past the end of the file ({cur.size:,})")
     return GGUFHeader(version=version, fields=fields, tensors=tensors)
 
 

@@ -20,12 +20,14 @@ and where the GGUF files can be read:
         gguf: /srv/models/qwen2.5-14b-instruct-q4_k_m.gguf
         ctx_size: 16384
 
-Shapes come, first found, from: the lineup file's `gguf`; the file `models_dir/model_file` (not
-for an Ollama model without `deploy:`, whose tag names no file); for such a model, what its node
-reported (`NodeReports`, gathered by `homelab.vram.served.ask_ollama_nodes`); the file name or
-tag (an estimate, e.g. `qwen2.5-14b-instruct-q4_k_m.gguf`, `qwen2.5:14b`). A deployed model is
-not sized from its node: the node may not hold what the cluster file deploys until the rollout
-has run. A model none of these can size is listed as unsized, with why each source failed.
+Shapes come, first found, from: the lineup file's `gguf`; the model's `source:` (its header, read
+where the file lives by `homelab.sources.remote_header` and passed in as `SourceShapes`); the file
+`models_dir/model_file` (not for an Ollama model without `deploy:`, whose tag names no file); for
+such a model, what its node reported (`NodeReports`, gathered by
+`homelab.vram.served.ask_ollama_nodes`); the file name or tag (an estimate, e.g.
+`qwen2.5-14b-instruct-q4_k_m.gguf`, `qwen2.5:14b`). A deployed model is not sized from its node:
+the node may not hold what the cluster file deploys until the rollout has run. A model none of
+these can size is listed as unsized, with why each source failed.
 """
 
 from __future__ import annotations
@@ -176,11 +178,16 @@ def _models_of(node: Node, deployed_only: bool) -> Iterator[_Served]:
 
 
 def _entry(
-    node: Node, served: _Served, override: ModelOverride | None, models_dir: Path | None, reports: NodeReports
+    node: Node,
+    served: _Served,
+    override: ModelOverride | None,
+    models_dir: Path | None,
+    reports: NodeReports,
+    sources: SourceShapes,
 ) -> LineupEntry | Unsized:
     """One model of the lineup with the lineup file's changes; Unsized when it cannot be sized."""
     try:
-        shape = _shape(served, override, models_dir, reports)
+        shape = _shape(served, override, models_dir, reports, sources)
     except UnsupportedModel as exc:
         return Unsized(model=served.name, endpoint=served.endpoint.name, reason=str(exc))
     return LineupEntry(
@@ -274,6 +281,7 @@ def lineup_from_inventory(
     overrides = list(lineup_file.models) if lineup_file else []
     reserve = (
         DEFAULT_RESERVE_BYTES
+    sources: SourceShapes | None = None,
         if not lineup_file or lineup_file.reserve_gib is None
         else int(lineup_file.reserve_gib * GIB)
     )
@@ -281,6 +289,7 @@ def lineup_from_inventory(
     slots: list[GpuSlot] = []
     unsized: list[Unsized] = []
     used: set[str] = set()
+        sources: shapes read from the models' `source:` headers (`source_shapes`), by model file.
     for node in inventory.nodes:
         if not node.gpus:
             continue

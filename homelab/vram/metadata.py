@@ -4,6 +4,10 @@
 read, however large the model). This module turns its key/values into a shape, and refuses a
 hyperparameter outside the range a real model can have (`_RANGES`) by naming the key: a zero head
 count must not become a ZeroDivisionError, nor a NaN or a 2^60 block count a hang.
+
+A split GGUF (`-00001-of-00003.gguf`) keeps the metadata in its first part and each part's
+tensors in that part's own header (llama.cpp's `llama_model_loader` reads every split's), so the
+shape is the first header's metadata with the tensors of all of them.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from typing import Any
 from gguf import LlamaFileType
 from pydantic import ValidationError
 
-from homelab.errors import UnsupportedModel
+from homelab.errors import ModelFileError, UnsupportedModel
+from homelab.sources.spec import split_parts
 from homelab.vram.architectures import arch_info, swa_layers
-from homelab.vram.gguf_header import SkippedArray, read_header
+from homelab.vram.gguf_header import GGUFHeader, SkippedArray, read_header
 from homelab.vram.shape import ModelShape, TensorInfo
 from homelab.vram.sizes import MAX_CONTEXT
 
-__all__ = ["read_gguf", "shape_from_fields"]
+__all__ = ["read_gguf", "shape_from_fields", "shape_from_headers", "split_count"]
 
 # The range of each `{arch}.` hyperparameter; a value outside it is refused with the key named.
 # Upper bounds are llama.cpp's own where it has one, else far above any released model.
@@ -58,11 +63,41 @@ def read_gguf(path: str | os.PathLike[str]) -> ModelShape:
             required hyperparameters are missing or out of range (the key is named).
     """
     file = Path(path)
-    header = read_header(file)
+    headers = [read_header(file)]
+    if split_count(headers[0], file.name) > 1:
+        headers += [read_header(file.with_name(part)) for part in split_parts(file.name)[1:]]
     try:
-        return shape_from_fields(header.fields, header.tensors, name=file.name, source="gguf")
+        return shape_from_headers(headers, file.name)
     except UnsupportedModel as exc:
         raise UnsupportedModel(f"{file}: {exc}") from None
+
+
+def split_count(first: GGUFHeader, name: str) -> int:
+    """How many parts the file named `name` with header `first` is the first of (1: not split).
+
+    Raises:
+        ModelFileError: the header says it is split, but the name is not its first part's.
+    """
+    count, number = first.fields.get("split.count", 1), first.fields.get("split.no", 0)
+    if not isinstance(count, int) or count <= 1:
+        return 1
+    parts = split_parts(name) if number == 0 else []
+    if len(parts) != count:
+        raise ModelFileError(
+            f"{name}: part {number + 1 if isinstance(number, int) else number} of a {count}-part split GGUF; "
+            f"give the first part, named PREFIX-00001-of-{count:05d}.gguf (llama.cpp finds the others by name)"
+        )
+    return count
+
+
+def shape_from_headers(headers: list[GGUFHeader], name: str) -> ModelShape:
+    """The shape of a model from its headers: the first part's metadata, every part's tensors.
+
+    Raises:
+        UnsupportedModel: as `shape_from_fields`.
+    """
+    tensors = [t for header in headers for t in header.tensors]
+    return shape_from_fields(headers[0].fields, tensors, name=name, source="gguf")
 
 
 def _shown(value: Any) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homelab.errors import VramRefused
 from homelab.inventory import EndpointKind, Inventory, Node
-from homelab.vram.lineup import lineup_from_inventory
+from homelab.vram.lineup import SourceShapes, lineup_from_inventory
 from homelab.vram.planner import DEFAULT_POLICY, Placement, PlanPolicy, plan_lineup
 from homelab.vram.sizes import GIB
 
@@ -69,11 +69,13 @@ def plan_node_vram(
     *,
     models_dir: Path | None = None,
     policy: PlanPolicy = DEFAULT_POLICY,
+    sources: SourceShapes | None = None,
 ) -> NodeVramPlan:
     """Plan `node`'s llama.cpp containers and Ollama models on its GPUs (none: an empty plan).
 
     Args:
         models_dir: where the GGUF files can be read (their metadata sizes the models).
+        sources: shapes of the models with a `source:`, by model file (read from the fetched files).
 
     Raises:
         VramRefused: a model does not fit (the message lists each with the planner's reason).
@@ -82,7 +84,7 @@ def plan_node_vram(
     if not node.gpus:
         return NodeVramPlan(node=node.name)
     only_node = inventory.model_copy(update={"nodes": [node]})
-    lineup = lineup_from_inventory(only_node, models_dir=models_dir, deployed_only=True)
+    lineup = lineup_from_inventory(only_node, models_dir=models_dir, deployed_only=True, sources=sources)
     plan = plan_lineup(lineup.entries, lineup.slots, policy, lineup.unsized)
     if plan.cpu_only:
         refused = "; ".join(f"{_named(m.model, m.endpoint)}: {m.reason}" for m in plan.cpu_only)
