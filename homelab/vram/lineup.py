@@ -54,6 +54,7 @@ __all__ = [
     "LineupFile",
     "ModelOverride",
     "NodeReports",
+    "SourceShapes",
     "lineup_from_inventory",
     "load_lineup_file",
     "ollama_default_ctx",
@@ -67,6 +68,8 @@ _OLLAMA_SMALL_CTX = 4096
 
 NodeReports = Mapping[tuple[str, str, str], ModelShape | str]
 """What Ollama nodes said, by (node, endpoint, model tag): the shape, or why there is none."""
+SourceShapes = Mapping[str, ModelShape | str]
+"""What the models' `source:` headers said, by model file name: the shape, or why there is none."""
 
 
 class ModelOverride(BaseModel):
@@ -223,7 +226,11 @@ def _ctx_size(served: _Served, shape: ModelShape, ctx_size: int) -> int:
 
 
 def _shape(
-    served: _Served, override: ModelOverride | None, models_dir: Path | None, reports: NodeReports
+    served: _Served,
+    override: ModelOverride | None,
+    models_dir: Path | None,
+    reports: NodeReports,
+    sources: SourceShapes,
 ) -> ModelShape:
     """The model's shape from the first source that has one (module docstring).
 
@@ -232,6 +239,14 @@ def _shape(
     """
     if override and override.gguf:
         return read_gguf(override.gguf)
+    from_source = sources.get(served.model_file) if served.report is None else None
+    if isinstance(from_source, ModelShape):
+        return from_source
+    if from_source is not None:  # the source's header could not be read: the name may still tell
+        try:
+            return guess_shape(served.model_file)
+        except UnsupportedModel as exc:
+            raise UnsupportedModel(f"{from_source}; name: {exc}") from exc
     if served.report is None and models_dir is not None and (models_dir / served.model_file).is_file():
         return read_gguf(models_dir / served.model_file)  # a tag only Ollama holds is no file name here
     node_said = reports.get(served.report) if served.report else None
@@ -266,6 +281,7 @@ def lineup_from_inventory(
     lineup_file: LineupFile | None = None,
     reports: NodeReports | None = None,
     deployed_only: bool = False,
+    sources: SourceShapes | None = None,
 ) -> Lineup:
     """The planner's input for an inventory.
 
@@ -273,6 +289,7 @@ def lineup_from_inventory(
         reports: what the Ollama nodes said about their models without `deploy:`; none: sized by name.
         deployed_only: leave out the Ollama models without `deploy:` (a rollout preloads only the
             deployed ones; Ollama loads the others on demand).
+        sources: shapes read from the models' `source:` headers (`source_shapes`), by model file.
 
     Raises:
         LineupError: The lineup file names a model that no container or Ollama model of a GPU node serves.
@@ -281,7 +298,6 @@ def lineup_from_inventory(
     overrides = list(lineup_file.models) if lineup_file else []
     reserve = (
         DEFAULT_RESERVE_BYTES
-    sources: SourceShapes | None = None,
         if not lineup_file or lineup_file.reserve_gib is None
         else int(lineup_file.reserve_gib * GIB)
     )
@@ -289,7 +305,6 @@ def lineup_from_inventory(
     slots: list[GpuSlot] = []
     unsized: list[Unsized] = []
     used: set[str] = set()
-        sources: shapes read from the models' `source:` headers (`source_shapes`), by model file.
     for node in inventory.nodes:
         if not node.gpus:
             continue
@@ -298,7 +313,7 @@ def lineup_from_inventory(
             override = next((o for o in overrides if o.model in served.names), None)
             if override:
                 used.add(override.model)
-            entry = _entry(node, served, override, models_dir, reports or {})
+            entry = _entry(node, served, override, models_dir, reports or {}, sources or {})
             if isinstance(entry, Unsized):
                 unsized.append(entry)
             else:
