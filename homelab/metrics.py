@@ -53,11 +53,6 @@ MAX_SERIES_PER_FAMILY = 10_000
 
 _ENDPOINT = ["node", "tier", "endpoint", "kind"]
 _GPU = ["node", "gpu", "gpu_name"]
-_SEVERITY: dict[str, int] = {
-    **{s.value: i for i, s in enumerate(EndpointState)},
-    **{s.value: i for i, s in enumerate(TierState)},
-    **{s.value: i for i, s in enumerate(Prognosis)},
-}
 # name -> (type, help, labels): the families every scrape serves, samples or not.
 _FAMILIES: dict[str, tuple[str, str, list[str]]] = {
     "homelab_history_up": ("gauge", "1 when this scrape could read the history database, else 0.", []),
@@ -151,6 +146,11 @@ class _Families:
             self.add(name, [*labels, state.value], 1.0 if state == now else 0.0)
 
 
+def _severity(state: StrEnum) -> int:
+    """A state's place in its enum, which lists the good state first and the worst last (UP, SLOW, DOWN)."""
+    return list(type(state)).index(state)
+
+
 def metric_families(snapshot: HistorySnapshot | None) -> list[Metric]:
     """Every family `METRIC_NAMES` lists, with samples from `snapshot` (None: the history could not be read)."""
     out = _Families()
@@ -176,16 +176,16 @@ def _sweep(out: _Families, snapshot: HistorySnapshot) -> None:
     out.add("homelab_last_sweep_timestamp_seconds", [], sweep.started_at.timestamp())
     out.add("homelab_last_sweep_duration_seconds", [], sweep.duration_ms / 1000)
     out.one_hot("homelab_cluster_prognosis", [], Prognosis, sweep.prognosis)
-    out.add("homelab_cluster_severity", [], _SEVERITY[sweep.prognosis.value])
+    out.add("homelab_cluster_severity", [], _severity(sweep.prognosis))
     for r in snapshot.results:
         labels = [r.node, r.tier, r.endpoint, r.kind.value]
         out.one_hot("homelab_endpoint_state", labels, EndpointState, r.state)
-        out.add("homelab_endpoint_severity", labels, _SEVERITY[r.state.value])
+        out.add("homelab_endpoint_severity", labels, _severity(r.state))
         out.add("homelab_endpoint_latency_seconds", labels, r.latency_ms / 1000)
     for tier in dict.fromkeys(r.tier for r in snapshot.results):
         health = classify_tier(tier, [r for r in snapshot.results if r.tier == tier])
         out.one_hot("homelab_tier_state", [tier], TierState, health.state)
-        out.add("homelab_tier_severity", [tier], _SEVERITY[health.state.value])
+        out.add("homelab_tier_severity", [tier], _severity(health.state))
         counts = {EndpointState.UP: health.up, EndpointState.SLOW: health.slow, EndpointState.DOWN: health.down}
         for state, count in counts.items():
             out.add("homelab_tier_endpoints", [tier, state.value], count)
@@ -212,10 +212,6 @@ def _vram(out: _Families, snapshot: HistorySnapshot) -> None:
             out.add("homelab_model_vram_bytes", [s.node, s.model, s.source.value], s.used_bytes)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class HistoryCollector(Collector):
     """Reads the history on each scrape (`collect`); register it on a `CollectorRegistry(auto_describe=False)`.
 
@@ -225,15 +221,9 @@ class HistoryCollector(Collector):
     Scrapes are served one at a time (the server's threads share one store).
     """
 
-    def __init__(
-        self,
-        open_store: Callable[[], HistoryStore],
-        vram_max_age_s: float,
-        now: Callable[[], datetime] = _utcnow,
-    ) -> None:
+    def __init__(self, open_store: Callable[[], HistoryStore], vram_max_age_s: float) -> None:
         self._open_store = open_store
         self._vram_max_age_s = vram_max_age_s
-        self._now = now
         self._store: HistoryStore | None = None
         self._lock = threading.Lock()
         self.history_up = False  # whether the latest scrape could read the history
@@ -250,7 +240,7 @@ class HistoryCollector(Collector):
             if self._store is None:
                 self._store = self._open_store()
             refresh_incidents(self._store)
-            return read_snapshot(self._store, self._now(), self._vram_max_age_s)
+            return read_snapshot(self._store, datetime.now(UTC), self._vram_max_age_s)
         except HistoryError as exc:
             log.warning("metrics: serving homelab_history_up 0: %s", exc)
             self.close()

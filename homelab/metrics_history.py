@@ -115,7 +115,7 @@ def latest_vram(conn: Connection, since: datetime, until: datetime) -> list[Vram
 
 
 def _seconds_between(start: Any, end: Any, dialect: str) -> Any:
-    if dialect == "sqlite":  # timestamps are text there; julianday reads that form
+    if dialect == "sqlite":  # timestamps are text there; julianday reads that form (to ~0.1 ms)
         return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
     return sa.extract("epoch", end - start)
 
