@@ -294,6 +294,44 @@ def _ollama_versions(
     return versions
 
 
+def _run_words(
+    n_cpu_moe: int | None,
+    cpu_moe: bool,
+    override_tensor: list[str],
+    tensor_split: str | None,
+    split_mode: str | None,
+    main_gpu: int | None,
+) -> list[str]:
+    """The options as llama-server's command line, so one parser reads both."""
+    words = [word for value in override_tensor for word in ("-ot", value)]
+    words += ["--cpu-moe"] if cpu_moe else []
+    for flag, value in (("--n-cpu-moe", n_cpu_moe), ("-ts", tensor_split), ("-sm", split_mode), ("-mg", main_gpu)):
+        words += [] if value is None else [flag, str(value)]
+    return words
+
+
+def _run_flags(words: list[str]) -> dict[str, object]:
+    from homelab.vram.run_args import parse_run_args
+
+    try:
+        return parse_run_args(words).updates()
+    except ValueError as exc:
+        _fail(exc)
+
+
+def _gpu_sizes(text: str | None) -> tuple[int, ...]:
+    """--gpus '24,24': bytes per GPU."""
+    if text is None:
+        return ()
+    try:
+        sizes = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        _fail(ValueError(f"--gpus needs GiB per GPU like 24,24, got {text!r}"))
+    if not all(0 < size <= _MAX_FIT_GIB for size in sizes):
+        _fail(ValueError(f"--gpus: each size must be above 0 and at most {_MAX_FIT_GIB:.0f} GiB, got {text!r}"))
+    return tuple(int(size * GIB) for size in sizes)
+
+
 def _render_estimate(e: Estimate) -> None:
     how = " (estimated from its name)" if e.estimated_shape else ""
     out.print(
@@ -303,16 +341,24 @@ def _render_estimate(e: Estimate) -> None:
         soft_wrap=True,
     )
     table = Table(show_edge=False, box=None)
-    for column in ("", "GPU", "host"):
+    split = len(e.devices) > 1
+    for column in ("", *([d.name for d in e.devices] if split else ["GPU"]), "host"):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row("weights", _size(e.weights_gpu_bytes), _size(e.weights_cpu_bytes))
-    table.add_row("KV cache", _size(e.kv_gpu_bytes), _size(e.kv_cpu_bytes))
-    table.add_row("compute", _size(e.compute_gpu_bytes), _size(e.compute_host_bytes))
-    table.add_row("output", "", _size(e.output_bytes))
+
+    def row(label: str, per_device: list[int], total: int, host: str) -> None:
+        cells = [_size(n) for n in per_device] if split else [_size(total) if total or label != "CUDA pool" else ""]
+        table.add_row(label, *cells, host)
+
+    if split:
+        table.add_row("layers", *[str(d.layers) for d in e.devices], str(e.n_layers_total - e.n_gpu_layers))
+    row("weights", [d.weights_bytes for d in e.devices], e.weights_gpu_bytes, _size(e.weights_cpu_bytes))
+    row("KV cache", [d.kv_bytes for d in e.devices], e.kv_gpu_bytes, _size(e.kv_cpu_bytes))
+    row("compute", [d.compute_bytes for d in e.devices], e.compute_gpu_bytes, _size(e.compute_host_bytes))
+    table.add_row("output", *[""] * max(len(e.devices) if split else 1, 1), _size(e.output_bytes))
     if e.cuda_pool_bytes:
-        table.add_row("CUDA pool", _size(e.cuda_pool_bytes), "")
-    table.add_row("overhead", _size(e.overhead_bytes), "")
-    table.add_row("total", _size(e.gpu_total_bytes), _size(e.cpu_total_bytes))
+        row("CUDA pool", [d.cuda_pool_bytes for d in e.devices], e.cuda_pool_bytes, "")
+    row("overhead", [d.overhead_bytes for d in e.devices], e.overhead_bytes, "")
+    row("total", [d.total_bytes for d in e.devices], e.gpu_total_bytes, _size(e.cpu_total_bytes))
     out.print(table)
 
 
@@ -339,9 +385,33 @@ def estimate_command(
             "--fit-gib", min=0.0, max=_MAX_FIT_GIB, help="Instead of --ngl: the most layers that fit this budget."
         ),
     ] = None,
+    n_cpu_moe: Annotated[
+        int | None,
+        typer.Option("--n-cpu-moe", min=0, max=MAX_GPU_LAYERS, help="Keep the first N layers' experts on the CPU."),
+    ] = None,
+    cpu_moe: Annotated[bool, typer.Option("--cpu-moe", help="Keep every layer's experts on the CPU.")] = False,
+    override_tensor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override-tensor", "-ot", help="PATTERN=DEVICE[,...] as llama.cpp takes it: 'exps=CPU'. Repeatable."
+        ),
+    ] = None,
+    tensor_split: Annotated[
+        str | None, typer.Option("--tensor-split", "-ts", help="Share of the layers per GPU: '3,1'.")
+    ] = None,
+    split_mode: Annotated[str | None, typer.Option("--split-mode", "-sm", help="layer (default) or none.")] = None,
+    main_gpu: Annotated[int | None, typer.Option("--main-gpu", "-mg", min=0, help="The GPU of -sm none.")] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option("--gpus", help="Each GPU's memory in GiB, '24,24': the devices, and the default split."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Bytes one llama-server run puts on the GPU and on the CPU (weights, KV cache, compute)."""
+    """Bytes one llama-server run puts on each GPU and on the CPU (weights, KV cache, compute).
+
+    The expert and device flags are llama-server's own (--n-cpu-moe, --cpu-moe, -ot, -ts, -sm,
+    -mg); with several GPUs (--gpus, or as many as -ts names) it prints each GPU's share.
+    """
     from pydantic import ValidationError
 
     from homelab.vram.estimate import estimate, max_gpu_layers
@@ -350,14 +420,16 @@ def estimate_command(
 
     try:
         shape = shape_of(model)
+        words = _run_words(n_cpu_moe, cpu_moe, override_tensor or [], tensor_split, split_mode, main_gpu)
         settings = RunSettings(
             ctx_size=ctx_size, parallel=parallel, cache_type_k=cache_type, cache_type_v=cache_type,
             flash_attn=flash_attn, n_gpu_layers=ngl, n_ubatch=ubatch, backend="cpu" if cpu_only else "cuda",
-            gpu_overhead_bytes=overhead_mib * MIB,
+            gpu_overhead_bytes=overhead_mib * MIB, device_memory_bytes=_gpu_sizes(gpus), **_run_flags(words),
         )  # fmt: skip
+        budget = [int(fit_gib * GIB)] * settings.n_devices if fit_gib is not None and settings.n_devices > 1 else None
         if fit_gib is None:
             result = estimate(shape, settings)
-        elif (fitted := max_gpu_layers(shape, settings, int(fit_gib * GIB))) is None:
+        elif (fitted := max_gpu_layers(shape, settings, budget or int(fit_gib * GIB))) is None:
             raise SettingsError(f"not even -ngl 0 fits {fit_gib} GiB: a CUDA build computes on the GPU anyway")
         else:
             result = fitted
