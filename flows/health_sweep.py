@@ -70,6 +70,6 @@ async def health_sweep(inventory: str = "cluster.yaml") -> SweepReport:
     )
     await asyncio.gather(*verdicts)
     changes = record_sweep_history(inv.history.url, str(path.resolve().parent), quoted(report))
-    emit_sweep_events(quoted(changes))
+    emit_sweep_events(quoted(changes), inv.notify)
     await publish_sweep_artifact(quoted(report), changes.sweep_id)
     return report

@@ -42,6 +42,7 @@ from homelab.inventory import Inventory, Node, load_inventory
 from homelab.recovery.loop import recover
 from homelab.recovery.plan import Incident, Outcome, RecoveryPolicy
 from homelab.recovery.wake import WakeProcesses
+from tasks.alerts import emit_recovery_event
 from tasks.recovery import (
     check_node_docker,
     check_node_ssh,
@@ -172,6 +173,7 @@ def recover_node(
             runner = _TaskRunner(inv, vault_block)
             incident = recover(target, runner, policy, last_finished=last, logger=get_run_logger())
     record_incident(incident, inv.history.url, str(path.resolve().parent))
+    emit_recovery_event(incident, target.tier, inv.notify)
     get_run_logger().info("node %s: %s: %s", node, incident.outcome, incident.reason)
     if incident.outcome is Outcome.FAILED:
         return Failed(message=f"node {node}: {incident.reason}", data=incident)

@@ -23,6 +23,7 @@ from prefect.client.schemas.objects import State
 from prefect.events import emit_event
 from prefect.states import Completed, Failed
 
+from homelab.alerts import ALERT_LABEL, AlertKind, Notify, alert_mark
 from homelab.health.http import open_probe_client
 from homelab.health.probe import ProbeResult
 from homelab.health.sweep import SweepReport, sweep
@@ -137,7 +138,8 @@ def _endpoint_event(change: EndpointChange, sweep_id: int) -> None:
     )
 
 
-def _node_down_event(down: NodeDown, sweep_id: int) -> None:
+def _node_down_event(down: NodeDown, sweep_id: int, notify: Notify | None) -> None:
+    mark = alert_mark(notify, AlertKind.NODE_DOWN, down.tier, down.results[0].checked_at, first=down.new)
     emit_event(
         event="homelab.node.down",
         resource={
@@ -145,6 +147,7 @@ def _node_down_event(down: NodeDown, sweep_id: int) -> None:
             "prefect.resource.name": down.node,
             "homelab.node": down.node,
             "homelab.tier": down.tier,
+            ALERT_LABEL: mark.value,
         },
         payload={
             "sweep_id": sweep_id,
@@ -156,12 +159,13 @@ def _node_down_event(down: NodeDown, sweep_id: int) -> None:
 
 
 @task(name="emit-sweep-events", **task_options(idempotent=False))
-def emit_sweep_events(changes: SweepChanges) -> int:
+def emit_sweep_events(changes: SweepChanges, notify: Notify | None = None) -> int:
     """Emit `homelab.endpoint.down` / `.recovered` per change and `homelab.node.down` per down node.
 
     `homelab.node.down` is emitted on every sweep while the node stays down (payload `new`
     says whether it is the first), so a recovery trigger can retry; its resource carries
-    the node's name in `homelab.node` for the deployment's parameters.
+    the node's name in `homelab.node` for the deployment's parameters, and in `homelab.alert`
+    whether the alert automations send a message for it (`homelab.alerts.alert_mark`).
 
     Returns:
         how many events were emitted.
@@ -169,7 +173,7 @@ def emit_sweep_events(changes: SweepChanges) -> int:
     for change in changes.endpoints:
         _endpoint_event(change, changes.sweep_id)
     for down in changes.nodes_down:
-        _node_down_event(down, changes.sweep_id)
+        _node_down_event(down, changes.sweep_id, notify)
     return len(changes.endpoints) + len(changes.nodes_down)
 
 

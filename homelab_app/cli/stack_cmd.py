@@ -78,6 +78,19 @@ def up_command(
         _render_up(status)
 
 
+def _render_alerts(status: StackStatus) -> None:
+    """The alert automations kept from notify:, and each block that could not be used (up still succeeded)."""
+    alerts = status.alerts
+    if alerts is None:
+        return
+    kept = sorted(alerts.created + alerts.updated)
+    if kept or alerts.removed:
+        removed = f"; removed {', '.join(alerts.removed)}" if alerts.removed else ""
+        out.print(f"alerts      {escape(', '.join(kept) or 'none')}{escape(removed)}", highlight=False)
+    for problem in alerts.problems:
+        err.print(f"[yellow]![/] {escape(problem)}", highlight=False, soft_wrap=True)
+
+
 def _render_up(status: StackStatus) -> None:
     def how(role: str) -> str:
         return "reused" if role in status.reused else "started"
@@ -95,6 +108,7 @@ def _render_up(status: StackStatus) -> None:
                 escape(f"{d.flow}/{d.name}"), escape(d.work_queue or ""), escape(", ".join(d.schedules) or "-")
             )
         out.print(table)
+    _render_alerts(status)
     if status.embedded:
         out.print(f"Prefect commands in a shell: export PREFECT_API_URL={status.api_url}", highlight=False)
     out.print("Stop it with: homelab down", highlight=False)

@@ -4,9 +4,10 @@
 active profile, prefect.toml or .env) it starts the embedded server on 127.0.0.1 with SQLite in
 the state directory, or reuses the one this state directory started; with one configured it
 starts no server. Then it registers the blocks, creates the `homelab` process pool, deploys
-prefect.yaml fitted to the cluster file (deploy_config.py), and starts a worker, or keeps the one
-running. Every pid it starts is recorded in the state directory, and `down` stops those process
-groups (after checking each is still the process we started), nothing else.
+prefect.yaml fitted to the cluster file (deploy_config.py), keeps the alert automations in step
+with the cluster file's `notify:` (alerts.py), and starts a worker, or keeps the one running.
+Every pid it starts is recorded in the state directory, and `down` stops those process groups
+(after checking each is still the process we started), nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import homelab
 from homelab.errors import StackError
 from homelab.inventory import load_inventory
+from homelab_app.stack.alerts import AlertSync, sync_alerts
 from homelab_app.stack.deploy_config import RECOVER_DEPLOYMENT, fit_to_inventory, load_deploy_config
 from homelab_app.stack.prefect_api import (
     DeployedDeployment,
@@ -126,6 +128,7 @@ class StackStatus(BaseModel):
     started: list[str] = Field(description="roles started by this call: server, worker")
     reused: list[str] = Field(description="roles found running and kept")
     deployments: list[DeployedDeployment]
+    alerts: AlertSync | None = Field(None, description="the alert automations kept from the cluster file's notify:")
 
 
 class StopReport(BaseModel):
@@ -164,6 +167,7 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
         api_url, embedded = _ensure_api(options, state, state_dir, progress, started, reused)
         env = _child_env(api_url, state_dir, embedded)
         deployed = [] if config is None else _deploy(config, options, api_url, env, state_dir, progress)
+        alerts = None if config is None else _sync_alerts(options, api_url, progress)
         worker = _ensure_worker(options, state, state_dir, api_url, env, progress, started, reused)
         return StackStatus(
             api_url=api_url,
@@ -176,6 +180,7 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
             started=started,
             reused=reused,
             deployments=deployed,
+            alerts=alerts,
         )
 
 
@@ -269,6 +274,16 @@ def _deploy(
             progress(f"removing the stale deployment {stale.flow}/{stale.name}")
             delete_deployment(client, stale.id)
     return [d for d in deployed if not (d.flow == RECOVER_DEPLOYMENT and d.name not in wanted)]
+
+
+def _sync_alerts(options: StackOptions, api_url: str, progress: Progress) -> AlertSync | None:
+    """The alert automations of the cluster file's `notify:` (none without one); None without a cluster file."""
+    path = options.resolved_inventory()
+    if path is None:
+        return None
+    progress("keeping the alert automations in step with notify:")
+    with _api_errors(api_url), open_client(api_url) as client:
+        return sync_alerts(client, load_inventory(path).notify, str(path))
 
 
 def _ensure_worker(
