@@ -6,6 +6,11 @@ with `homelab.vram` and compares six components with the log: weights on the GPU
 KV cache on each side, compute buffer on the GPU and in host memory. The bound is 3 % or 16 MiB,
 whichever is larger.
 
+Then the captures on two llama.cpp RPC devices (benchmarks/data/vram-rpc*/, written by
+benchmarks/vram_rpc_capture.py): the same six components and, per device, weights, KV and compute,
+grouped by what the run varied (-ts, -sm none, -ngl, --n-cpu-moe, -ot), and the starts that
+failed with their reason.
+
 The model shapes come from the GGUF files themselves when --models-dir is given (missing files
 are written there from the capture's specs with homelab.tiny_gguf; same seed, same bytes, about
 300 MB each), else from the stored shapes in tests/cases/vram/models/ that --export-shapes writes.
@@ -15,13 +20,15 @@ nvidia-smi's used memory of the process less the logged GPU buffers and the mode
 the estimate's whole GPU total beside what nvidia-smi showed after a full context, and the
 default derived from them.
 
-    python benchmarks/vram_accuracy.py [--models-dir /tmp/vram-models] [--export-shapes] [--worst N]
+    python benchmarks/vram_accuracy.py [--models-dir /tmp/vram-models] [--export-shapes] [--worst N] [--rpc-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,9 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vram_capture import write_model
 
 from homelab.vram.accuracy import (
+    CapturedRun,
     ComponentCheck,
     Summary,
+    check_devices,
     check_run,
+    estimator_backend,
     load_capture,
     summarize,
 )
@@ -47,7 +57,8 @@ from homelab.vram.shape import ModelShape
 from homelab.vram.sizes import MIB
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = sorted((ROOT / "benchmarks" / "data").glob("vram-*"))
+DATA = sorted(f for f in (ROOT / "benchmarks" / "data").glob("vram-*") if not f.name.startswith("vram-rpc"))
+RPC_DATA = sorted((ROOT / "benchmarks" / "data").glob("vram-rpc*"))
 SHAPES = ROOT / "tests" / "cases" / "vram" / "models"
 OVERHEAD = sorted((ROOT / "benchmarks" / "data").glob("gpu-overhead-*"))
 
@@ -172,20 +183,102 @@ def overhead_report() -> str:
     return "\n".join(lines)
 
 
+def scenario(run: CapturedRun, layers: int) -> str:
+    """What a multi-device run varied, in llama-server's flags (the context and flash attention aside)."""
+    flags = [f"-ngl {'all' if run.ngl >= layers else 'partial'}"]
+    if run.devices > 1:
+        flags.append(f"-ts {run.tensor_split}" if run.tensor_split else "2 devices")
+    if run.split_mode != "layer":
+        flags.append(f"-sm {run.split_mode} -mg {run.main_gpu}")
+    if run.n_cpu_moe:
+        flags.append(f"--n-cpu-moe {'all' if run.n_cpu_moe >= layers - 1 else run.n_cpu_moe}")
+    if run.override_tensor:
+        flags.append(f"-ot {run.override_tensor}")
+    return " ".join(flags) if run.devices > 1 else "one device " + " ".join(flags)
+
+
+@dataclass
+class RpcResults:
+    """The RPC captures checked: every component, each run's scenario, the starts that failed,
+    and the builds the estimates modelled (CUDA while the estimator has no RPC build)."""
+
+    checks: list[ComponentCheck] = field(default_factory=list)
+    scenarios: dict[str, str] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    estimated_as: set[str] = field(default_factory=set)
+
+    @property
+    def summary_line(self) -> str:
+        s = summarize(self.checks)
+        return (
+            f"RPC: {s.within}/{s.checks} components within 3 % or 16 MiB (summed and per device; "
+            f"estimated as {', '.join(sorted(self.estimated_as))})"
+        )
+
+
+def rpc_checks(models_dir: Path | None) -> RpcResults:
+    """Every RPC run checked, summed and per device."""
+    out = RpcResults()
+    for folder in RPC_DATA:
+        specs, runs = load_capture(folder)
+        shapes = {spec["id"]: model_shape(spec, models_dir) for spec in specs}
+        for run in runs:
+            shape = shapes[run.model]
+            result, summed = check_run(shape, run)
+            out.checks += summed + check_devices(shape, run, result)
+            out.scenarios[run.id] = scenario(run, shape.n_layer + 1)
+            out.estimated_as.add(estimator_backend(run.logged))
+        for entry in json.loads((folder / "runs.json").read_text())["runs"]:
+            if not entry["loaded"]:
+                reason = next((line for line in entry.get("error", []) if " E " in line), "no /health in time")
+                out.failed.append(f"{entry['id']}: {reason.split(' E ', 1)[-1].strip()}")
+    return out
+
+
+def rpc_report(results: RpcResults, worst: int) -> str:
+    """Markdown: per scenario, per component (summed and per device), the worst cases, the failed starts."""
+    checks, scenarios = results.checks, results.scenarios
+    lines = [
+        "| RPC runs | n | within bound | max abs error (MiB) | max rel. error (≥ 64 MiB) |",
+        "|---|---|---|---|---|",
+    ]
+    lines.append(_summary_row("all", summarize(checks)))
+    for label in sorted(set(scenarios.values())):
+        lines.append(_summary_row(label, summarize([c for c in checks if scenarios[c.run] == label])))
+    for component in dict.fromkeys(c.component for c in checks):
+        lines.append(_summary_row(component, summarize([c for c in checks if c.component == component])))
+    lines += ["", "| run | component | logged MiB | estimated MiB | error MiB | bound MiB | ok |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for c in sorted(checks, key=lambda c: abs(c.error_bytes) / c.bound_bytes, reverse=True)[:worst]:
+        lines.append(
+            f"| {c.run} | {c.component} | {_mib(c.logged_bytes)} | {_mib(c.estimated_bytes)} | "
+            f"{c.error_bytes / MIB:+.1f} | {_mib(c.bound_bytes)} | {'yes' if c.ok else '**no**'} |"
+        )
+    if results.failed:
+        lines += ["", "Left out, llama-server did not start:", *(f"- {line}" for line in results.failed)]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, help="read (or write) the GGUF models here")
     parser.add_argument("--export-shapes", action="store_true", help=f"store the shapes in {SHAPES.relative_to(ROOT)}")
     parser.add_argument("--worst", type=int, default=12, help="how many of the worst cases to list")
+    parser.add_argument("--rpc-only", action="store_true", help="only the captures on RPC devices")
     args = parser.parse_args()
     if args.models_dir:
         args.models_dir.mkdir(parents=True, exist_ok=True)
-    checks, archs = run_all(args.models_dir, args.export_shapes)
-    print(report(checks, args.worst, archs))
-    misses = [c for c in checks if not c.ok]
-    print(f"\n{len(checks) - len(misses)} of {len(checks)} components within 3 % or 16 MiB\n")
-    print(overhead_report())
-    return 1 if misses else 0
+    misses = 0
+    if not args.rpc_only:
+        checks, archs = run_all(args.models_dir, args.export_shapes)
+        print(report(checks, args.worst, archs))
+        misses = sum(not c.ok for c in checks)
+        print(f"\n{len(checks) - misses} of {len(checks)} components within 3 % or 16 MiB\n")
+        print(overhead_report())
+    rpc = rpc_checks(args.models_dir)
+    print("\n" + rpc_report(rpc, args.worst))
+    print("\n" + rpc.summary_line)
+    return 1 if misses or not all(c.ok for c in rpc.checks) else 0
 
 
 if __name__ == "__main__":

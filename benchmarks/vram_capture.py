@@ -64,13 +64,14 @@ class Run:
 _KEEP = re.compile(
     r"print_info: (file type|n_embd|n_layer|n_head|n_swa |n_ff |model params|n_vocab)"
     r"|load_tensors: (?!layer)|llama_context:|llama_kv_cache|sched_reserve:"
+    r"|using device "  # the device order, which -ts and -mg count in
 )
 
 
-def trim_log(text: str) -> str:
-    """The command line and the memory-relevant lines of a llama-server log."""
+def trim_log(text: str, also: re.Pattern[str] | None = None) -> str:
+    """The command line and the memory-relevant lines of a llama-server log (and those `also` matches)."""
     lines = text.splitlines()
-    kept = [line for line in lines[1:] if _KEEP.search(line)]
+    kept = [line for line in lines[1:] if _KEEP.search(line) or (also and also.search(line))]
     return "\n".join(lines[:1] + kept) + "\n"
 
 

@@ -5,19 +5,23 @@ entry per llama-server start: context, sequences, cache type, flash attention, G
 the filtered log of each start. Every run is compared on six components; an estimate is good
 when it is within 3 % or 16 MiB of the logged figure, whichever is larger. Shared by the
 benchmark script and the regression test, so both judge alike.
+
+Captures on several devices (benchmarks/vram_rpc_capture.py: two llama.cpp RPC devices) also
+record the split flags (-ts, -sm, -mg, --n-cpu-moe, -ot), and `check_devices` compares each
+device's weights, KV and compute with the estimate's per-device figures.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 from pydantic import BaseModel, ConfigDict
 
 from homelab.vram.estimate import Estimate, estimate
 from homelab.vram.llama_log import LoggedBuffers, parse_llama_log
-from homelab.vram.settings import RunSettings
+from homelab.vram.settings import Backend, RunSettings
 from homelab.vram.shape import ModelShape
 from homelab.vram.sizes import MIB
 
@@ -28,6 +32,7 @@ __all__ = [
     "CapturedRun",
     "ComponentCheck",
     "Summary",
+    "check_devices",
     "check_run",
     "load_capture",
     "settings_for",
@@ -46,6 +51,8 @@ COMPONENTS = (
 REL_BOUND = 0.03
 ABS_BOUND_BYTES = 16 * MIB
 _REL_FLOOR = 64 * MIB
+_SPLIT_FIELDS = ("devices", "tensor_split", "split_mode", "main_gpu", "n_cpu_moe", "override_tensor")
+_DEVICE_PARTS = ("weights_bytes", "kv_bytes", "compute_bytes")
 
 
 class CapturedRun(BaseModel):
@@ -61,6 +68,13 @@ class CapturedRun(BaseModel):
     flash_attn: bool
     ngl: int
     logged: LoggedBuffers
+    # Several devices (RPC captures): how many the run used, and llama-server's flags as written.
+    devices: int = 1
+    tensor_split: str = ""
+    split_mode: str = "layer"
+    main_gpu: int = 0
+    n_cpu_moe: int = 0
+    override_tensor: str = ""  # -ot as captured; `=RPC1` names device 1 whatever its port was
 
 
 class ComponentCheck(BaseModel):
@@ -123,12 +137,34 @@ def load_capture(folder: Path) -> tuple[list[dict[str, Any]], list[CapturedRun]]
             continue
         logged = parse_llama_log((folder / run["log"]).read_text(errors="replace"))
         fields = {k: run[k] for k in ("id", "model", "ctx", "parallel", "cache_type", "flash_attn", "ngl")}
+        fields |= {k: run[k] for k in _SPLIT_FIELDS if k in run}
         runs.append(CapturedRun(**fields, logged=logged))
     return data["cases"]["models"], runs
 
 
+def estimator_backend(logged: LoggedBuffers) -> Backend:
+    """The build the estimate models: the log's; CUDA for RPC devices while the estimator has no RPC
+    build (same placement, other sizes: docs/vram-accuracy.md lists what differs)."""
+    if logged.backend in get_args(Backend):
+        return cast(Backend, logged.backend)
+    return "cuda"
+
+
+def _overrides(run: CapturedRun, backend: str) -> tuple[tuple[str, str], ...]:
+    """`-ot` pairs as the estimator names devices: `RPC<i>` is device i (CUDA<i> when estimated as CUDA)."""
+    pairs = []
+    for item in filter(None, run.override_tensor.split(",")):
+        pattern, _, device = item.partition("=")
+        if backend == "cuda" and device.startswith("RPC"):
+            device = "CUDA" + device.removeprefix("RPC")
+        pairs.append((pattern, device))
+    return tuple(pairs)
+
+
 def settings_for(run: CapturedRun) -> RunSettings:
     """The run settings of a captured start (its build: CUDA when the log shows a GPU buffer)."""
+    backend = estimator_backend(run.logged)
+    split = tuple(float(x) for x in run.tensor_split.split(",")) if run.tensor_split else None
     return RunSettings(
         ctx_size=run.ctx,
         parallel=run.parallel,
@@ -136,7 +172,12 @@ def settings_for(run: CapturedRun) -> RunSettings:
         cache_type_v=run.cache_type,
         flash_attn=run.flash_attn,
         n_gpu_layers=run.ngl,
-        backend=run.logged.backend,
+        backend=backend,
+        tensor_split=split,
+        split_mode=run.split_mode,
+        main_gpu=run.main_gpu,
+        n_cpu_moe=run.n_cpu_moe,
+        override_tensor=_overrides(run, backend),
     )
 
 
@@ -155,6 +196,28 @@ def check_run(shape: ModelShape, run: CapturedRun) -> tuple[Estimate, list[Compo
         for name in COMPONENTS
     ]
     return result, checks
+
+
+def check_devices(shape: ModelShape, run: CapturedRun, result: Estimate | None = None) -> list[ComponentCheck]:
+    """Each device's weights, KV and compute, logged against estimated (`device1.kv_bytes`...).
+
+    Devices are matched by llama.cpp's index; one side's missing device counts as zero bytes.
+    """
+    result = result or estimate(shape, settings_for(run))
+    logged = {d.index: d for d in run.logged.devices}
+    estimated = {d.index: d for d in result.devices}
+    return [
+        ComponentCheck(
+            run=run.id,
+            model=run.model,
+            backend=run.logged.backend,
+            component=f"device{index}.{part}",
+            logged_bytes=getattr(logged[index], part) if index in logged else 0,
+            estimated_bytes=getattr(estimated[index], part) if index in estimated else 0,
+        )
+        for index in sorted(logged.keys() | estimated.keys())
+        for part in _DEVICE_PARTS
+    ]
 
 
 def summarize(checks: list[ComponentCheck]) -> Summary:
