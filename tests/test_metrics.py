@@ -120,18 +120,21 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture
-def exporter(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
-    """Start `homelab metrics` on a free loopback port for a cluster file; returns the /metrics URL."""
+def exporter(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start `homelab metrics` for a cluster file; returns the /metrics URL.
+
+    Without `port`, on a free loopback port given with --listen; with it, on the port the
+    cluster file's metrics.listen names (no flag).
+    """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(cluster: Path) -> str:
-        port = free_port()
+    def start(cluster: Path, port: int | None = None) -> str:
+        flag = [] if port is not None else ["--listen", f"{LOOPBACK}:{(port := free_port())}"]
         log = tmp_path / f"metrics-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [HOMELAB, "metrics", "-i", cluster, "--listen", f"{LOOPBACK}:{port}"],
-                stdout=out, stderr=subprocess.STDOUT, env=_env(),
-            )  # fmt: skip
+                [HOMELAB, "metrics", "-i", cluster, *flag], stdout=out, stderr=subprocess.STDOUT, env=_env()
+            )
         started.append(proc)
         url = f"http://{LOOPBACK}:{port}/metrics"
         wait_http(url, 60, "homelab metrics", log, process=proc)
@@ -150,9 +153,7 @@ def history_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_url")("metrics_scrape"))
 
 
-def test_a_scrape_serves_what_the_history_holds(
-    tmp_path: Path, history_url: str, exporter: Callable[[Path], str]
-) -> None:
+def test_a_scrape_serves_what_the_history_holds(tmp_path: Path, history_url: str, exporter: Callable[..., str]) -> None:
     _write_history(history_url, tmp_path)
     samples = _samples(httpx.get(exporter(_cluster(tmp_path, history_url)), timeout=30).text)
 
@@ -213,7 +214,7 @@ def test_a_scrape_serves_what_the_history_holds(
 
 
 def test_an_empty_history_serves_every_family_and_no_sample_of_the_cluster(
-    tmp_path: Path, exporter: Callable[[Path], str]
+    tmp_path: Path, exporter: Callable[..., str]
 ) -> None:
     """Before the first sweep (the exporter creates the database as a sweep would)."""
     text = httpx.get(exporter(_cluster(tmp_path, "sqlite:///history.db")), timeout=30).text
@@ -224,7 +225,7 @@ def test_an_empty_history_serves_every_family_and_no_sample_of_the_cluster(
 
 
 def test_an_unreadable_history_is_history_up_0_then_served_once_it_is_there(
-    tmp_path: Path, exporter: Callable[[Path], str]
+    tmp_path: Path, exporter: Callable[..., str]
 ) -> None:
     """The database's directory is a file when the exporter starts (the history cannot be opened); then it is not."""
     (tmp_path / "later").write_text("not a directory")
@@ -243,6 +244,24 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HOMELAB), *map(str, args)], capture_output=True, text=True, timeout=120, env=_env(), check=False
     )
+
+
+def test_the_cluster_files_listen_address_is_served_without_the_flag(
+    tmp_path: Path, exporter: Callable[..., str]
+) -> None:
+    port = free_port()
+    cluster = _cluster(tmp_path, "sqlite:///history.db", {"listen": f"{LOOPBACK}:{port}", "vram_max_age_s": 60.0})
+    _write_history("sqlite:///history.db", tmp_path)
+    url = exporter(cluster, port)
+    assert url == f"http://{LOOPBACK}:{port}/metrics"
+    samples = _samples(httpx.get(url, timeout=30).text)
+    assert _named(samples, "homelab_history_up") == {_labels(): 1.0}
+    # 60 s: the latest round (30 s old) is served, the one before (90 s) was never going to be.
+    assert _named(samples, "homelab_gpu_vram_used_bytes") == {
+        _labels(node="gpu", gpu="0", gpu_name="RTX 4090"): 10 * GIB
+    }
+    log = (tmp_path / f"metrics-{port}.log").read_text()
+    assert f"serving the metrics of sqlite:///history.db on {url}" in log
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
@@ -316,29 +335,35 @@ def test_model_series_and_long_labels_are_bounded_and_counted() -> None:
     assert len(_named(samples, "homelab_gpu_vram_used_bytes")) == 1
 
 
-def _dashboard_exprs(node: Any) -> Iterator[str]:
+def _dashboard_targets(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "expr" and isinstance(value, str):
-                yield value
-            else:
-                yield from _dashboard_exprs(value)
+        if isinstance(node.get("expr"), str):
+            yield node
+        for value in node.values():
+            yield from _dashboard_targets(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _dashboard_exprs(item)
+            yield from _dashboard_targets(item)
 
 
-def test_the_grafana_dashboard_asks_only_for_metrics_the_exporter_serves(tmp_path: Path) -> None:
+def test_the_grafana_dashboard_asks_only_for_metrics_and_labels_the_exporter_serves(tmp_path: Path) -> None:
     _write_history("sqlite:///history.db", tmp_path)
     done = _run("metrics", "-i", _cluster(tmp_path, "sqlite:///history.db"), "--once")
-    served = {name for name, _ in _samples(done.stdout)} | METRIC_NAMES
+    labels_of: dict[str, set[str]] = {}
+    for name, labels in _samples(done.stdout):
+        labels_of.setdefault(name, set()).update(key for key, _ in labels)
     dashboard = json.loads(DASHBOARD.read_text())
     assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
-    exprs = list(_dashboard_exprs(dashboard["panels"]))
-    assert len(exprs) >= 6
-    for expr in exprs:
+    targets = list(_dashboard_targets(dashboard["panels"]))
+    assert len(targets) >= 10
+    for target in targets:
+        expr = target["expr"]
         names = set(re.findall(r"\bhomelab_[a-z_]+\b", expr))
         assert names, f"no homelab metric in {expr!r}"
-        assert names <= served, f"{expr!r} asks for {sorted(names - served)}, which the exporter does not serve"
-    sources = {json.dumps(p.get("datasource")) for p in dashboard["panels"] if "targets" in p}
-    assert sources == {json.dumps({"type": "prometheus", "uid": "${DS_PROMETHEUS}"})}
+        assert names <= set(labels_of), f"{expr!r} asks for {sorted(names - set(labels_of))}, which is not served"
+        known = set().union(*(labels_of[n] for n in names))
+        used = {m for group in re.findall(r"\bby\s*\(([^)]*)\)", expr) for m in re.findall(r"\w+", group)}
+        used |= {m for group in re.findall(r"\{([^}]*)\}", expr) for m in re.findall(r"(\w+)\s*(?:=|!=|=~|!~)", group)}
+        used |= set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
+        assert used <= known, f"{expr!r} uses labels {sorted(used - known)} that {sorted(names)} do not have"
+        assert target["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
