@@ -88,14 +88,15 @@ def _source(source: Source, estimated: bool) -> str:
     return "node counts" if source in {"ollama", "llama-server"} and estimated else _SOURCES[source]
 
 
-def _ollama_lines(d: OllamaDecision, llama_bytes: int, llama_layers: int) -> list[str]:
-    """What Ollama will do beside what llama.cpp would: two lines, and a warning when they part."""
+def _ollama_lines(d: OllamaDecision) -> list[str]:
+    """What llama.cpp would take run as Ollama runs it, what Ollama will offload, and a warning when they part."""
     version = d.version if d.version_reported else f"{d.version} (assumed: the node was not asked)"
     keeps = f"{d.reserve_bytes_per_gpu // MIB} MiB {'fit margin' if d.scheduler == 'fit' else 'reserve'} per GPU"
     spread = ", ".join(f"GPU{g.index} {g.layers}" for g in d.gpus) if len(d.gpus) > 1 else ""
     reading = "" if d.exact else "; homelab's reading"
     lines = [
-        f"llama.cpp would take {_gib(llama_bytes)} with {llama_layers} layers",
+        f"llama.cpp would take {_gib(d.llama_cpp_full_bytes)} with {d.n_layers_total} layers "
+        f"(flash attention {'on' if d.flash_attn else 'off'}, as Ollama runs it)",
         f"Ollama {version} will offload {d.n_gpu_layers}/{d.n_layers_total} layers"
         + (f" ({spread})" if spread else "")
         + f" (its estimate {_gib(d.estimate_bytes)}; {keeps}{reading})",
@@ -113,8 +114,8 @@ def _ollama_lines(d: OllamaDecision, llama_bytes: int, llama_layers: int) -> lis
     return lines
 
 
-def _print_ollama(ollama: OllamaDecision | None, refused: str | None, llama_bytes: int, llama_layers: int) -> None:
-    lines = _ollama_lines(ollama, llama_bytes, llama_layers) if ollama else []
+def _print_ollama(ollama: OllamaDecision | None, refused: str | None) -> None:
+    lines = _ollama_lines(ollama) if ollama else []
     for line in lines + ([f"Ollama: {refused}"] if refused else []):
         out.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
 
@@ -136,7 +137,7 @@ def _render_plan(plan: Plan) -> None:
                 f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {source:<{_SOURCE_WIDTH}}{layers}",
                 highlight=False,
             )
-            _print_ollama(p.ollama, p.ollama_refused, e.gpu_total_bytes, e.n_gpu_layers)
+            _print_ollama(p.ollama, p.ollama_refused)
         if not gpu.placements:
             out.print("  (nothing placed)", highlight=False)
         out.print(
@@ -149,8 +150,7 @@ def _render_plan(plan: Plan) -> None:
         source = _source(c.source, c.estimate.estimated_shape)
         line = f"CPU only: {c.model} ({c.reason}) [{source}]"
         out.print(escape(line), highlight=False, soft_wrap=True)
-        full = c.ollama.llama_cpp_full_bytes if c.ollama else 0
-        _print_ollama(c.ollama, c.ollama_refused, c.needs_gpu_bytes or full, c.estimate.n_layers_total)
+        _print_ollama(c.ollama, c.ollama_refused)
     for u in plan.unsized:
         out.print(f"not sized: {escape(u.model)} ({escape(u.reason)})", highlight=False, soft_wrap=True)
     by_name = {p.model for g in plan.gpus for p in g.placements if p.source == "name"}
