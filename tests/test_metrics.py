@@ -250,16 +250,15 @@ def test_the_cluster_files_listen_address_is_served_without_the_flag(
     tmp_path: Path, exporter: Callable[..., str]
 ) -> None:
     port = free_port()
-    cluster = _cluster(tmp_path, "sqlite:///history.db", {"listen": f"{LOOPBACK}:{port}", "vram_max_age_s": 60.0})
+    cluster = _cluster(tmp_path, "sqlite:///history.db", {"listen": f"{LOOPBACK}:{port}", "vram_max_age_s": 20.0})
     _write_history("sqlite:///history.db", tmp_path)
     url = exporter(cluster, port)
     assert url == f"http://{LOOPBACK}:{port}/metrics"
     samples = _samples(httpx.get(url, timeout=30).text)
     assert _named(samples, "homelab_history_up") == {_labels(): 1.0}
-    # 60 s: the latest round (30 s old) is served, the one before (90 s) was never going to be.
-    assert _named(samples, "homelab_gpu_vram_used_bytes") == {
-        _labels(node="gpu", gpu="0", gpu_name="RTX 4090"): 10 * GIB
-    }
+    # The latest VRAM round is 30 s old: past the file's 20 s, so no GPU or model is served (600 s by default).
+    assert not _named(samples, "homelab_gpu_vram_used_bytes") and not _named(samples, "homelab_model_vram_bytes")
+    assert _named(samples, "homelab_endpoint_severity")  # the sweep is served whatever its age
     log = (tmp_path / f"metrics-{port}.log").read_text()
     assert f"serving the metrics of sqlite:///history.db on {url}" in log
 
