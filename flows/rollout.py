@@ -206,7 +206,7 @@ def rollout(
     local = Path(models_dir) if models_dir else None
     gateway = Path(gateway_config) if gateway_config else None
     login = engine_login(inv, target, vault_block)
-    inputs = check_rollout_inputs(quoted(inv), target, local, node_models_dir, gateway)
+    inputs = check_rollout_inputs(quoted(inv), target, local, node_models_dir, gateway, vault_block)
     runner = FlowRunner(inv, target, settings, ollama, login)
     report = roll_out(inv, target, inputs, settings, runner, dry_run=dry_run, prune=prune, gateway_config=gateway)
     if dry_run:

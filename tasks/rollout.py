@@ -15,6 +15,7 @@ key from the secrets store itself (`tasks.access.EngineLogin`), so no key is a t
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -40,7 +41,9 @@ from homelab.inventory import Inventory, Node, ProbeSettings
 from homelab.ollama.apply import OllamaRolloutReport
 from homelab.rollout.containers import plan_node
 from homelab.rollout.node import NodeInputs, NodeRolloutReport, node_inputs
-from tasks.access import EngineLogin
+from homelab.sources.fetch import DEFAULT_CACHE_DIR, Fetcher, open_fetch_client
+from homelab.sources.hub import DEFAULT_HUB_ENDPOINT
+from tasks.access import EngineLogin, secret_reader
 from tasks.options import task_options
 
 __all__ = [
@@ -76,12 +79,27 @@ def _engine(node: Node, login: EngineLogin | None) -> Iterator[Engine]:
 
 @task(name="check-rollout-inputs", task_run_name="inputs-{node.name}", **task_options(idempotent=False))
 def check_rollout_inputs(
-    inv: Inventory, node: Node, models_dir: Path | None, node_models_dir: str | None, gateway_config: Path | None = None
+    inv: Inventory,
+    node: Node,
+    models_dir: Path | None,
+    node_models_dir: str | None,
+    gateway_config: Path | None = None,
+    vault_block: str | None = None,
 ) -> NodeInputs:
-    """Find every model file, place the node's models on its GPUs, check the gateway config can be
-    written. A missing file, a model that does not fit or a gateway config that cannot be written
-    ends the rollout before anything changed; retrying would only refuse again."""
-    return node_inputs(inv, node, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config)
+    """Fetch the models that have a `source:` (the hub from the worker's HF_ENDPOINT, https://
+    into HOMELAB_MODEL_CACHE; a token read here, never a parameter), find every other model file,
+    place the node's models on its GPUs, check the gateway config can be written. A missing file,
+    a refused download, a model that does not fit or a gateway config that cannot be written ends
+    the rollout before anything changed; retrying would only refuse again."""
+    fetcher = Fetcher(
+        client=open_fetch_client(),
+        cache_dir=Path(os.environ.get("HOMELAB_MODEL_CACHE", str(DEFAULT_CACHE_DIR))).expanduser(),
+        hub_endpoint=os.environ.get("HF_ENDPOINT", DEFAULT_HUB_ENDPOINT).rstrip("/"),
+        read_token=secret_reader(inv, vault_block),
+    )
+    with fetcher.client:
+        return node_inputs(inv, node, models_dir=models_dir, node_models_dir=node_models_dir,
+                           gateway_config=gateway_config, fetcher=fetcher)  # fmt: skip
 
 
 @task(name="plan-node-rollout", task_run_name="plan-{node.name}", **task_options(idempotent=True))

@@ -85,7 +85,7 @@ def test_bytes_that_are_not_the_lfs_object_are_refused_and_not_kept(hf_hub: HubS
 def test_a_pinned_sha256_that_the_hub_contradicts_stops_before_downloading(hf_hub: HubStandIn, tmp_path: Path) -> None:
     hf_hub.add("owner/repo", {"m.gguf": _bytes(10_000)})
     spec = SourceSpec(url="hf://owner/repo/m.gguf", sha256="0" * 64)
-    with pytest.raises(ChecksumMismatch, match="sha256 in the cluster file is 0{64}, the hub's LFS object is"):
+    with pytest.raises(ChecksumMismatch, match=r"sha256 in the cluster file is 0{64}, the hub.s LFS object is"):
         _fetcher(hf_hub, tmp_path).fetch(spec, "m.gguf")
     assert hf_hub.requests("GET") == []
 
@@ -147,7 +147,9 @@ def test_https_source_is_checked_resumed_across_runs_and_cached(hf_hub: HubStand
     data = _bytes(500_000, seed=5)
     spec = _https(hf_hub, data)
     hf_hub.drop_after[spec.sha256 or ""] = 200_000
-    with pytest.raises(ModelDownloadError, match=r"broke off on each of 1 tries .* 200,000 bytes kept in .*\.part, resumed"):
+    with pytest.raises(
+        ModelDownloadError, match=r"broke off on each of 1 tries .* 200,000 bytes kept in .*\.part, resumed"
+    ):
         _fetcher(hf_hub, tmp_path, FAST.model_copy(update={"attempts": 1})).fetch(spec, "m.gguf")
     (path,) = _fetcher(hf_hub, tmp_path).fetch(spec, "m.gguf")  # the next run goes on from byte 200,000
     assert path.read_bytes() == data and not path.with_name(path.name + ".part").exists()

@@ -92,22 +92,26 @@ def ollama_gguf_files(node: Node) -> list[str]:
     return sorted(files)
 
 
-def ollama_sources(node: Node, models_dir: Path | None) -> dict[str, Path]:
+def ollama_sources(node: Node, models_dir: Path | None, fetched: Mapping[str, Path] | None = None) -> dict[str, Path]:
     """Where each GGUF the node's Ollama models are created from is on this machine.
+
+    Args:
+        fetched: GGUFs with a `source:`, already fetched into the local cache (`homelab.sources`).
 
     Raises:
         ModelSourceMissing: no folder was given though a model needs one, or the folder lacks a
             file (every missing one is named).
     """
-    files = ollama_gguf_files(node)
+    done = {f: path for f, path in (fetched or {}).items() if f in ollama_gguf_files(node)}
+    files = [f for f in ollama_gguf_files(node) if f not in done]
     if files and models_dir is None:
         raise ModelSourceMissing(
             f"node {node.name}: its Ollama models are created from GGUF files ({', '.join(files)}); "
             "give the folder here that holds them (--models-dir)"
         )
     if not files or models_dir is None:
-        return {}
-    return {f: s.local_path for f, s in model_sources(files, models_dir=models_dir).items() if s.local_path}
+        return done
+    return done | {f: s.local_path for f, s in model_sources(files, models_dir=models_dir).items() if s.local_path}
 
 
 def _desired_model(node: Node, model: ServedModel, sources: Mapping[str, Path], vram: NodeVramPlan) -> DesiredModel:

@@ -4,8 +4,10 @@ The order is written once, in `roll_out`; a `NodeRunner` says how each part reac
 `homelab rollout` passes a `DirectRunner`; the `rollout` flow passes runners whose steps are
 Prefect tasks. The order:
 
-1. every input first (`node_inputs`): the model files of both kinds and the node's VRAM plan.
-   A missing file or a model too big for the GPUs is refused before anything changes;
+1. every input first (`node_inputs`): the model files of both kinds (those with a `source:`
+   fetched into the local cache and checked, `homelab.sources`; the others from the folders
+   given) and the node's VRAM plan. A missing file, a download refused or a model too big for
+   the GPUs stops the rollout before anything on the node changes;
 2. the Ollama endpoints' models (`homelab.ollama`); when that part fails, the
    containers are not touched;
 3. the llama.cpp containers (`homelab.docker_ops`), one at a time, rolled back on failure;
@@ -32,7 +34,7 @@ from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.connect import Engine, open_engine
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import ModelSource, ProgressCallback, model_sources
-from homelab.errors import HomelabError, OllamaError
+from homelab.errors import HomelabError, ModelSourceMissing, OllamaError
 from homelab.files import check_replaceable
 from homelab.gateway.config import regenerate_config
 from homelab.inventory import Inventory, Node
@@ -42,6 +44,8 @@ from homelab.ollama.settings import DEFAULT_OLLAMA_DEPLOY_SETTINGS, OllamaDeploy
 from homelab.rollout.containers import ContainerRunner, EngineRollout, roll_out_containers
 from homelab.rollout.ollama import ApiRollout, OllamaRunner, ollama_apis, roll_out_ollama
 from homelab.rollout.preview import RolloutPreview, preview_rollout
+from homelab.sources.fetch import Fetcher, fetch_node_sources, node_sources
+from homelab.vram.metadata import read_gguf
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
 
 __all__ = [
@@ -108,22 +112,42 @@ def node_inputs(
     models_dir: Path | None,
     node_models_dir: str | None,
     gateway_config: Path | None = None,
+    fetcher: Fetcher | None = None,
 ) -> NodeInputs:
     """The model files of both parts and the VRAM plan; and that the gateway config can be written.
 
+    Args:
+        fetcher: fetches the models that have a `source:` (needed when the node has any).
+
     Raises:
         ModelSourceMissing, ValueError: a model file cannot be found (or no folder was given).
+        ModelDownloadError, ChecksumMismatch: a source refused, failed, or sent other bytes.
         FileAccessError: `gateway_config` is a symlink, a directory or device, or its folder is
             missing or not writable (it is written last, after every container is replaced).
         VramError: a model does not fit the node's GPUs, or its GGUF is unreadable.
     """
     if gateway_config is not None:
         check_replaceable(gateway_config)
-    files = container_files(node)
+    fetched = _fetched(inv, node, fetcher)
+    files = [f for f in container_files(node) if f not in fetched]
     sources = model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir) if files else {}
-    return NodeInputs(
-        sources=sources, ggufs=ollama_sources(node, models_dir), vram=plan_node_vram(inv, node, models_dir=models_dir)
-    )
+    # A split GGUF's first part names it (llama.cpp opens the others beside it).
+    sources |= {f: ModelSource(model_file=f, local_path=paths[0]) for f, paths in fetched.items()}
+    first = {f: paths[0] for f, paths in fetched.items()}
+    shapes = {f: read_gguf(path) for f, path in first.items()}
+    vram = plan_node_vram(inv, node, models_dir=models_dir, sources=shapes)
+    return NodeInputs(sources=sources, ggufs=ollama_sources(node, models_dir, first), vram=vram)
+
+
+def _fetched(inv: Inventory, node: Node, fetcher: Fetcher | None) -> dict[str, list[Path]]:
+    """The node's models with a `source:`, fetched: model file -> its parts' local paths."""
+    if fetcher is not None:
+        return fetch_node_sources(inv, node, fetcher)
+    if wanted := sorted(node_sources(inv, node)):
+        raise ModelSourceMissing(
+            f"node {node.name}: {', '.join(wanted)} come from a source: give the rollout a fetcher"
+        )
+    return {}
 
 
 def preview(inv: Inventory, node: Node, inputs: NodeInputs, settings: RolloutSettings) -> RolloutPreview:

@@ -23,6 +23,7 @@ from homelab_app.cli.common import (
     out,
     shown,
 )
+from homelab_app.cli.source_options import CacheDirOption, HubEndpointOption, fetcher_for
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -186,8 +187,11 @@ def rollout_command(
         ),
     ] = None,
     vault_block: Annotated[
-        str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads an ssh:// node's key.")
+        str | None,
+        typer.Option("--vault-block", help="A saved Vault Secrets block: reads an ssh:// node's key, hf:// tokens."),
     ] = None,
+    hf_endpoint: HubEndpointOption = "https://huggingface.co",
+    cache_dir: CacheDirOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Copy a node's models into named volumes and start its llama.cpp containers one at a time.
@@ -206,6 +210,10 @@ def rollout_command(
     An ssh:// engine is reached with the key the node's `ssh.key_secret` names (from the
     --vault-block's Vault, or a Prefect Secret block), its host key checked in `known_hosts`.
 
+    A model with a `source:` (a path, https:// with its sha256, hf://OWNER/REPO/FILE.gguf) is
+    fetched into the local cache and checked first (also in a dry run), then copied like one
+    from --models-dir; the others come from --models-dir or --node-models-dir.
+
     Ollama endpoints whose models have a `deploy:` section go first: GGUFs from --models-dir
     uploaded, models created with the planned num_ctx/num_gpu, preloaded one at a time and
     checked in /api/ps; models the cluster file no longer names are unloaded (--prune deletes
@@ -222,15 +230,18 @@ def rollout_command(
     if target is None:
         err.print(f"[red]✗[/] no node {escape(node)!r} in {escape(str(inventory))}", highlight=False)
         raise typer.Exit(EXIT_INVALID)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     try:
-        inputs = node_inputs(
-            inv, target, models_dir=models_dir, node_models_dir=node_models_dir, gateway_config=gateway_config
-        )
+        with Progress(*columns, console=err, transient=True, disable=as_json) as fetching:
+            fetcher = fetcher_for(inv, hub_endpoint=hf_endpoint, cache_dir=cache_dir, vault_block=vault_block,
+                                  progress=_rollout_progress(fetching))  # fmt: skip
+            with fetcher.client:
+                inputs = node_inputs(inv, target, models_dir=models_dir, node_models_dir=node_models_dir,
+                                     gateway_config=gateway_config, fetcher=fetcher)  # fmt: skip
     except ValueError as exc:  # bad values; a missing model file or a plan that does not fit: the handler's 2
         fail(exc, EXIT_INVALID)
     helper = HelperSettings() if helper_image is None else HelperSettings(image=helper_image)
     settings = RolloutSettings(helper=helper)
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     try:
         with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
             runner = DirectRunner(

@@ -1,0 +1,72 @@
+"""Options of the commands that read models' `source:` (`homelab plan`, `homelab rollout`); the fetcher they build."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from homelab.docker_ops.sources import ProgressCallback
+    from homelab.inventory import Inventory
+    from homelab.sources.fetch import Fetcher
+
+__all__ = ["CacheDirOption", "HubEndpointOption", "fetcher_for"]
+
+HubEndpointOption = Annotated[
+    str,
+    typer.Option(
+        "--hf-endpoint",
+        envvar="HF_ENDPOINT",
+        help="The Hugging Face hub (or a mirror) that hf:// sources come from.",
+    ),
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="HOMELAB_MODEL_CACHE",
+        help="Where https:// sources are cached [default: ~/.cache/homelab/models]; hf:// use the hub's cache.",
+        show_default=False,
+    ),
+]
+
+
+def _token_reader(inv: Inventory, vault_block: str | None) -> Callable[[str], SecretStr | None]:
+    """Reads a source's token_secret through the secrets store; Prefect loads only when one is read."""
+
+    def read(name: str) -> SecretStr | None:
+        from homelab_app.stack.prefect_cli import default_prefect_home, prefect_env
+
+        # As `homelab rollout` does for an ssh:// key: Prefect in this process, analytics off.
+        os.environ.update(prefect_env(os.environ, default_prefect_home()))
+        from tasks.access import secret_reader
+
+        return secret_reader(inv, vault_block)(name)
+
+    return read
+
+
+def fetcher_for(
+    inv: Inventory,
+    *,
+    hub_endpoint: str,
+    cache_dir: Path | None,
+    vault_block: str | None,
+    progress: ProgressCallback | None = None,
+) -> Fetcher:
+    """A fetcher with a fresh connector (close `fetcher.client` when done)."""
+    from homelab.sources.fetch import DEFAULT_CACHE_DIR, Fetcher, open_fetch_client
+
+    return Fetcher(
+        client=open_fetch_client(),
+        cache_dir=(cache_dir or DEFAULT_CACHE_DIR).expanduser(),
+        hub_endpoint=hub_endpoint.rstrip("/"),
+        read_token=_token_reader(inv, vault_block),
+        progress=progress,
+    )
