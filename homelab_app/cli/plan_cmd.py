@@ -30,7 +30,6 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
-from homelab_app.cli.source_options import HubEndpointOption, fetcher_for
 
 if TYPE_CHECKING:
     from homelab.inventory import Endpoint, Inventory, Node
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     from homelab.vram.ollama_sched import OllamaDecision
     from homelab.vram.planner import OllamaVersions, Plan
     from homelab.vram.served import OpenOllama
-    from homelab.vram.shape import ModelShape, Source
+    from homelab.vram.shape import Source
 
 __all__ = ["estimate_command", "plan_command"]
 
@@ -124,6 +123,7 @@ def _print_ollama(ollama: OllamaDecision | None, refused: str | None) -> None:
 def _render_plan(plan: Plan) -> None:
     rows = [(p.model + (f" {p.file_type}" if p.file_type else "")) for g in plan.gpus for p in g.placements]
     width = max([len(r) for r in rows] + [len("total")]) + 2
+    told: set[str] = set()  # a model split over GPUs gets Ollama's lines once
     for gpu in plan.gpus:
         slot = gpu.slot
         out.print(f"{_gib(slot.vram_bytes)} GPU ({escape(slot.node)}, {escape(slot.name)})", highlight=False)
@@ -138,7 +138,9 @@ def _render_plan(plan: Plan) -> None:
                 f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {source:<{_SOURCE_WIDTH}}{layers}",
                 highlight=False,
             )
-            _print_ollama(p.ollama, p.ollama_refused)
+            if p.model not in told:
+                told.add(p.model)
+                _print_ollama(p.ollama, p.ollama_refused)
         if not gpu.placements:
             out.print("  (nothing placed)", highlight=False)
         out.print(
@@ -198,18 +200,12 @@ def plan_command(
             "reports (--ask-nodes), else 0.33.0.",
         ),
     ] = None,
-    hf_endpoint: HubEndpointOption = "https://huggingface.co",
-    vault_block: Annotated[
-        str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads hf:// sources' tokens.")
-    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Place the inventory's models on its GPUs; without a subcommand, print the plan.
 
     Each placement says where its figures come from: a GGUF file, the serving node, or an
-    estimate from the name. A model with a `source:` is sized from its GGUF header, read where
-    the file is (https:// and hf:// with HTTP range requests: a few MB, nothing downloaded).
-    Exit codes: 0 a plan (CPU-only and unsized models included); 2 bad input.
+    estimate from the name. Exit codes: 0 a plan (CPU-only and unsized models included); 2 bad input.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -232,10 +228,7 @@ def plan_command(
         opener = _ollama_opener(inv, said)
         reports = ask_ollama_nodes(inv, opener) if ask_nodes else None
         versions = _ollama_versions(inv, opener, said, ollama_version, ask_nodes)
-        sources = _source_shapes(inv, hf_endpoint, vault_block)
-        built = lineup_from_inventory(
-            inv, models_dir=models_dir, lineup_file=lineup_file, reports=reports, sources=sources
-        )
+        built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file, reports=reports)
         policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
         plan = plan_lineup(built.entries, built.slots, policy, built.unsized, versions)
     except ValidationError as exc:
@@ -244,19 +237,6 @@ def plan_command(
         print(plan.model_dump_json(indent=2))
     else:
         _render_plan(plan)
-
-
-def _source_shapes(inv: Inventory, hf_endpoint: str, vault_block: str | None) -> dict[str, ModelShape | str]:
-    """The shapes of the models with a `source:` (headers only), when the inventory has any."""
-    from homelab.sources.fetch import node_sources
-
-    if not node_sources(inv):
-        return {}
-    from homelab.sources.remote_header import source_shapes
-
-    fetcher = fetcher_for(inv, hub_endpoint=hf_endpoint, cache_dir=None, vault_block=vault_block)
-    with fetcher.client:
-        return source_shapes(inv, fetcher)
 
 
 def _ollama_opener(inventory: Inventory, said: dict[tuple[str, str], str] | None = None) -> OpenOllama:
