@@ -114,7 +114,7 @@ class _Model:
     gpus: list[int]
     rung: dict[str, int] = field(default_factory=dict)  # knob -> index into its ladder
     gpu: int | None = None
-    stops: dict[str, str] = field(default_factory=dict)  # criterion -> why it stopped
+    why_cpu: str = "left to the CPU"
 
     @property
     def name(self) -> str:
@@ -126,15 +126,16 @@ class _Model:
 
 
 def _ctx_ladder(fit: FitEntry, settings: FitSettings) -> list[int]:
+    """-c values, best first: the ask, then each power of two per sequence below it, down to min_ctx."""
     if fit.keep:
         return [fit.entry.ctx_size or fit.ctx_asked]
-    least = settings.min_ctx * fit.entry.parallel
+    parallel = fit.entry.parallel
     steps = [fit.ctx_asked]
-    power = 1 << (fit.ctx_asked - 1).bit_length() - 1
-    while power >= least:
-        if power < fit.ctx_asked:
-            steps.append(power)
-        power //= 2
+    per_seq = 1 << (fit.ctx_asked // parallel).bit_length() - 1 if fit.ctx_asked >= parallel else 0
+    while per_seq >= settings.min_ctx:
+        if per_seq * parallel < fit.ctx_asked:
+            steps.append(per_seq * parallel)
+        per_seq //= 2
     return steps
 
 
@@ -189,20 +190,27 @@ class _Search:
         names = [o.name for o in self.models if o.gpu == gpu and o is not m]
         return f" beside {', '.join(names)}" if names else ""
 
-    def try_rungs(self, m: _Model, **rungs: int) -> tuple[bool, str]:
-        """Move `m` to these rungs if it fits on its GPU, else on another it may use; else say why not."""
+    def where_fits(self, m: _Model, **rungs: int) -> int | str:
+        """The GPU `m` fits on at these rungs (its own first, then the others it may use), or why none."""
         need = self.bytes_of(m, **rungs)
         if need is None:
-            return False, "llama.cpp refuses that cache type for this model's key width"
+            return "llama.cpp refuses that cache type for this model's key width"
         gpus = [m.gpu] if m.gpu is not None else []
         for gpu in gpus + [g for g in m.gpus if g not in gpus]:
             if need <= self.free(gpu, without=m):
-                m.rung |= rungs
-                m.gpu = gpu
-                return True, ""
+                return gpu
         home = m.gpu if m.gpu is not None else max(m.gpus, key=lambda g: self.free(g, without=m))
         short = need - self.free(home, without=m)
-        return False, f"needs {_size(short)} more than {self.slots[home].label} has left{self.neighbours(m, home)}"
+        return f"needs {_size(short)} more than {self.slots[home].label} has left{self.neighbours(m, home)}"
+
+    def try_rungs(self, m: _Model, **rungs: int) -> str:
+        """Move `m` to these rungs where it fits ('' when it moved), else say why not."""
+        where = self.where_fits(m, **rungs)
+        if isinstance(where, str):
+            return where
+        m.rung |= rungs
+        m.gpu = where
+        return ""
 
 
 def _size(n: int) -> str:
@@ -225,7 +233,7 @@ def _start(search: _Search) -> None:
             f"{_size(max(search.free(best), 0))} free on {search.slots[best].label}" if best is not None else "no GPU"
         )
         needs = "llama.cpp refuses its cache types" if need is None else f"needs {_size(need)} at its smallest"
-        m.stops["placed"] = f"left to the CPU: {needs} (ctx {m.ctxs[-1]}, {m.offloads[-1][0]} layers), {where}"
+        m.why_cpu = f"left to the CPU: {needs} (ctx {m.ctxs[-1]}, {m.offloads[-1][0]} layers), {where}"
 
 
 # Each criterion climbs one ladder: (knob, the rung it aims at: None one step up, 0 the top).
@@ -242,16 +250,12 @@ def _climb(search: _Search, m: _Model, criterion: FitPreference) -> bool:
     knob, target = _CLIMBS[criterion]
     here = m.rung[knob]
     rungs = [target] if target is not None else list(range(here - 1, -1, -1))
-    why = ""
     for rung in rungs:
         if rung >= here:
             return False
-        ok, reason = search.try_rungs(m, **{knob: rung})
-        if ok:
+        why = search.try_rungs(m, **{knob: rung})
+        if not why:
             return True
-        why = why or reason
-    if why:
-        m.stops[criterion] = why
     return False
 
 
@@ -299,7 +303,7 @@ def _explain(m: _Model, search: _Search, result: Estimate | None) -> list[str]:
     """The summary line, then one line per knob below its best: the next rung up, and why it was not taken."""
     ctx, kv, offload = m.at()
     if m.gpu is None or result is None:
-        return [f"{m.name}: {m.stops.get('placed', 'left to the CPU')}"]
+        return [f"{m.name}: {m.why_cpu}"]
     asked = f"ctx {m.fit.ctx_asked} → {ctx}" if ctx != m.fit.ctx_asked else f"ctx {ctx}"
     flash = " (flash attention on)" if search.settings.flash_attn else ""
     kept = " (kept as the file sets it)" if m.fit.keep else ""
@@ -307,10 +311,11 @@ def _explain(m: _Model, search: _Search, result: Estimate | None) -> list[str]:
         f"{m.name}: {_offload_words(m, offload)}, {asked}, {kv} KV{flash}: "
         f"{_size(result.gpu_total_bytes)} on {search.slots[m.gpu].label}{kept}"
     ]
-    for knob, criterion in (("offload", "fewer_cpu_experts"), ("ctx", "context"), ("kv", "kv_precision")):
-        if m.rung[knob]:
-            why = m.stops.get(criterion) or m.stops.get("full_gpu", "")
-            lines.append(f"{m.name}: {_step(m, knob)} {why}".rstrip())
+    for knob in ("offload", "ctx", "kv"):
+        if m.rung[knob]:  # why the next rung up is not taken, against the lineup as it ends
+            why = search.where_fits(m, **{knob: m.rung[knob] - 1})
+            order = "would fit now (a model moved to another GPU after this one's turn)"
+            lines.append(f"{m.name}: {_step(m, knob)} {order if isinstance(why, int) else why}")
     return lines
 
 
