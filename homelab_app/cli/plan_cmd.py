@@ -30,6 +30,7 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
+from homelab_app.cli.source_options import HubEndpointOption, fetcher_for
 
 if TYPE_CHECKING:
     from homelab.inventory import Endpoint, Inventory, Node
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from homelab.vram.ollama_sched import OllamaDecision
     from homelab.vram.planner import OllamaVersions, Plan
     from homelab.vram.served import OpenOllama
-    from homelab.vram.shape import Source
+    from homelab.vram.shape import ModelShape, Source
 
 __all__ = ["estimate_command", "plan_command"]
 
@@ -200,12 +201,18 @@ def plan_command(
             "reports (--ask-nodes), else 0.33.0.",
         ),
     ] = None,
+    hf_endpoint: HubEndpointOption = "https://huggingface.co",
+    vault_block: Annotated[
+        str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads hf:// sources' tokens.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Place the inventory's models on its GPUs; without a subcommand, print the plan.
 
     Each placement says where its figures come from: a GGUF file, the serving node, or an
-    estimate from the name. Exit codes: 0 a plan (CPU-only and unsized models included); 2 bad input.
+    estimate from the name. A model with a `source:` is sized from its GGUF header, read where
+    the file is (https:// and hf:// with HTTP range requests: a few MB, nothing downloaded).
+    Exit codes: 0 a plan (CPU-only and unsized models included); 2 bad input.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -228,7 +235,10 @@ def plan_command(
         opener = _ollama_opener(inv, said)
         reports = ask_ollama_nodes(inv, opener) if ask_nodes else None
         versions = _ollama_versions(inv, opener, said, ollama_version, ask_nodes)
-        built = lineup_from_inventory(inv, models_dir=models_dir, lineup_file=lineup_file, reports=reports)
+        sources = _source_shapes(inv, hf_endpoint, vault_block)
+        built = lineup_from_inventory(
+            inv, models_dir=models_dir, lineup_file=lineup_file, reports=reports, sources=sources
+        )
         policy = PlanPolicy(flash_attn=flash_attn, cache_type=cache_type, gpu_overhead_bytes=overhead_mib * MIB)
         plan = plan_lineup(built.entries, built.slots, policy, built.unsized, versions)
     except ValidationError as exc:
@@ -237,6 +247,19 @@ def plan_command(
         print(plan.model_dump_json(indent=2))
     else:
         _render_plan(plan)
+
+
+def _source_shapes(inv: Inventory, hf_endpoint: str, vault_block: str | None) -> dict[str, ModelShape | str]:
+    """The shapes of the models with a `source:` (headers only), when the inventory has any."""
+    from homelab.sources.fetch import node_sources
+
+    if not node_sources(inv):
+        return {}
+    from homelab.sources.remote_header import source_shapes
+
+    fetcher = fetcher_for(inv, hub_endpoint=hf_endpoint, cache_dir=None, vault_block=vault_block)
+    with fetcher.client:
+        return source_shapes(inv, fetcher)
 
 
 def _ollama_opener(inventory: Inventory, said: dict[tuple[str, str], str] | None = None) -> OpenOllama:
