@@ -121,8 +121,9 @@ def litellm_params(endpoint: Endpoint, model: ServedModel, *, embedding: bool = 
     the server root, which is what the health probes need). A `litellm` endpoint is the
     gateway itself: listing it in its own config would loop.
     """
+    own = model.gateway.provider if model.gateway else None  # the owner's choice (kept by an import)
     if endpoint.kind is EndpointKind.OLLAMA:
-        provider = "ollama" if embedding else "ollama_chat"
+        provider = own or ("ollama" if embedding else "ollama_chat")
         return {"model": f"{provider}/{model.name}", "api_base": endpoint.url}
     if endpoint.kind in (EndpointKind.LLAMACPP, EndpointKind.OPENAI):
         return {"model": f"openai/{model.name}", "api_base": f"{endpoint.url}/v1", "api_key": PLACEHOLDER_API_KEY}

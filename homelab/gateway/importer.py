@@ -26,7 +26,7 @@ The rules, in the order they apply to each `model_list` entry:
   entry's, the model keeps it as `gateway.model_name`;
 - the rest of an entry (`rpm`, `weight`, `timeout`, `model_info`) goes to the model's
   `gateway.params` and `gateway.info`; `model_info.mode: embedding` also declares the
-  `embedding` capability and lists the alias under `experts.embed`.
+  `embedding` capability, and a config's only embedding model is the `embed` expert.
 
 `router_settings`, `litellm_settings` and `general_settings` are kept under `gateway.settings`.
 Secrets are never copied as values: a secret key (LiteLLM's own test, `homelab.inventory.gateway`)
@@ -181,7 +181,13 @@ def import_litellm_with_notes(
     problems += gateway_problems
     if problems:
         raise GatewayConfigError(problems)
-    return _inventory(name, entries, gateway, source), notes + gateway_notes
+    inv = _inventory(name, entries, gateway, source)
+    embedders = list(dict.fromkeys(m.alias for _, e in inv.endpoints() for m in e.models if m.capabilities))
+    if len(embedders) > 1:
+        notes.append(
+            f"embedding models {', '.join(sorted(embedders))}: list those that share a vector space under experts.embed"
+        )
+    return inv, notes + gateway_notes
 
 
 def _at(external: External) -> int:
@@ -191,10 +197,12 @@ def _at(external: External) -> int:
 def _inventory(name: str, entries: list[_Entry], gateway: dict[str, Any] | None, source: SourceMap) -> Inventory:
     """The cluster from managed entries, with each model's gateway model_name where homelab's would differ."""
     entries = _assign_aliases(entries)
-    experts = list(dict.fromkeys(e.alias for e in entries if e.info.get("mode") == _EMBEDDING))
+    embedders = list(dict.fromkeys(e.alias for e in entries if e.info.get("mode") == _EMBEDDING))
     cluster: dict[str, Any] = {"version": 1, "name": name}
-    if experts:
-        cluster["experts"] = {"embed": experts}
+    if (
+        len(embedders) == 1
+    ):  # with several, which share a vector space (and may stand in for each other) is the owner's word
+        cluster["experts"] = {"embed": embedders}
     if gateway:
         cluster["gateway"] = gateway
     for named in (False, True):  # first without model_names, to learn the names homelab derives
@@ -411,9 +419,18 @@ def _endpoints(by_port: dict[int, list[_Entry]]) -> list[dict[str, Any]]:
 def _model(entry: _Entry) -> dict[str, Any]:
     """A served model: the backend's name, the alias, and what the entry adds at the gateway."""
     model: dict[str, Any] = {"name": entry.backend, "alias": entry.alias}
-    if entry.info.get("mode") == _EMBEDDING:
+    embeds = entry.info.get("mode") == _EMBEDDING
+    if embeds:
         model["capabilities"] = [_EMBEDDING]
-    gateway = {"model_name": entry.model_name if entry.keep_name else None, "params": entry.params, "info": entry.info}
+    # what `homelab gateway config` would write for it (`litellm_params`): kept when the entry chose otherwise
+    provider = entry.model.partition("/")[0]
+    derived = "openai" if entry.kind is not EndpointKind.OLLAMA else "ollama" if embeds else "ollama_chat"
+    gateway = {
+        "model_name": entry.model_name if entry.keep_name else None,
+        "provider": provider if provider != derived else None,
+        "params": entry.params,
+        "info": entry.info,
+    }
     gateway = {k: v for k, v in gateway.items() if v}
     if gateway:
         model["gateway"] = gateway

@@ -14,7 +14,7 @@ Secrets are never values here: a key that names one (LiteLLM's own test, below) 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, field_validator
 
@@ -122,6 +122,9 @@ class ModelGateway(Frozen):
     model_name: ModelName | None = Field(
         None,
         description="the name clients ask the gateway for; unset: TIER/ALIAS (ALIAS for replicas in several tiers)",
+    )
+    provider: Literal["ollama", "ollama_chat", "openai"] | None = Field(
+        None, description="LiteLLM's provider for it; unset: ollama_chat (ollama to embed) or openai, by kind"
     )
     params: Params = Field(
         default_factory=dict, description="more litellm_params (rpm, weight, timeout, api_key: os.environ/NAME)"

@@ -101,18 +101,40 @@ def gateway_import(
         list[int] | None,
         typer.Option("--llamacpp-port", help="An openai/ port that is a llama-server (repeat; default 8080)."),
     ] = None,
+    resolve_env: Annotated[
+        bool,
+        typer.Option(
+            "--resolve-env",
+            help="Read api_base: os.environ/NAME from this environment (an unset NAME is an error); "
+            "without it such entries are kept as external, references intact. Keys are never read.",
+        ),
+    ] = False,
 ) -> None:
-    """Write a starting cluster file from an existing LiteLLM proxy config.
+    """Write a cluster file from an existing LiteLLM proxy config, losing none of it.
+
+    Servers homelab runs (ollama/, ollama_chat/, openai/ at an api_base) become nodes and
+    endpoints; one model_name on several of them becomes one alias with replicas. Everything
+    else (cloud models, wildcards, fallbacks, timeouts, router/litellm/general settings) is kept
+    under gateway: and `homelab gateway config` writes it back. Literal secrets are left out
+    (notes in the file's header and on stderr say where); os.environ/ references are kept.
 
     Exit codes: 0 written; 2 the config cannot be imported (each problem names its entry) or
     the output file already exists.
     """
-    from homelab.gateway.importer import DEFAULT_LLAMACPP_PORTS, import_litellm, load_litellm_config, render_inventory
+    from homelab.gateway.importer import (
+        DEFAULT_LLAMACPP_PORTS,
+        import_litellm_with_notes,
+        load_litellm_config,
+        render_inventory,
+    )
 
     # lexists: a dangling symlink is something there too, and a name too long is no crash.
     if output is not None and os.path.lexists(output):
         err.print(f"[red]✗[/] {escape(str(output))} exists: choose another --output", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID)
     data, source = load_litellm_config(config)
-    inv = import_litellm(data, source, name=name, llamacpp_ports=llamacpp_port or DEFAULT_LLAMACPP_PORTS)
-    _emit(render_inventory(inv, config.name), output, [config])
+    ports = llamacpp_port or DEFAULT_LLAMACPP_PORTS
+    inv, notes = import_litellm_with_notes(data, source, name=name, llamacpp_ports=ports, resolve_env=resolve_env)
+    for note in notes:
+        err.print(f"[yellow]![/] {escape(note)}", highlight=False, soft_wrap=True)
+    _emit(render_inventory(inv, config.name, notes), output, [config])

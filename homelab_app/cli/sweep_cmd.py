@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -48,6 +48,14 @@ def _render_sweep(report: SweepReport, inv: Inventory) -> None:
                 escape("\n".join(can)),
             )
         out.print(table)
+    if report.external:
+        table = Table(title="external models (the gateway passes them through)", title_justify="left")
+        for column in ("model_name", "provider", "api_base", "state", "note"):
+            table.add_column(column)
+        for x in report.external:
+            shown = (x.model_name, x.provider, x.api_base or "-", x.state, x.note)
+            table.add_row(*(escape(value) for value in shown))
+        out.print(table)
     prognosis = report.cluster.prognosis
     out.print(f"cluster: [{_PROGNOSIS_STYLE[prognosis]}]{prognosis}[/]  ({report.duration_ms:.0f} ms)")
     for reason in report.cluster.reasons:
@@ -55,8 +63,22 @@ def _render_sweep(report: SweepReport, inv: Inventory) -> None:
 
 
 @app.command("sweep")
-def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None:
+def sweep_command(
+    inventory: InventoryOption,
+    as_json: JsonFlag = False,
+    probe_external: Annotated[
+        bool | None,
+        typer.Option(
+            "--probe-external/--no-probe-external",
+            help="Probe the gateway's external models that have an api_base (default: gateway.probe_external).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Probe every endpoint once, concurrently, without Prefect.
+
+    External models (gateway.external: cloud APIs, wildcards) are listed as "external" and
+    not probed unless asked; they count in no verdict.
 
     Exit codes: 0 every endpoint UP; 1 something is SLOW or DOWN (DEGRADED);
     3 the cluster is CRITICAL; 2 the cluster file is invalid.
@@ -70,7 +92,7 @@ def sweep_command(inventory: InventoryOption, as_json: JsonFlag = False) -> None
 
     async def run() -> SweepReport:
         async with open_probe_client() as client:
-            return await sweep(inv, client)
+            return await sweep(inv, client, probe_external=probe_external)
 
     report = asyncio.run(run())
     if as_json:
