@@ -10,6 +10,9 @@ another process, as a worker would run them, and emit their real events; nothing
 One incident per node: the first sweep that finds a node down sends one message, the next sweep
 (still down) none, the recovery's outcome one more (after it, with the time to recover), and a
 node that comes back and goes down again within `min_repeat` no second down message.
+
+Email goes through homelab's `AppriseURL` block (a `mailto://` URL with the SMTP password in it)
+to a local SMTP sink (aiosmtpd) that requires that login.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from homelab.alerts import Notify
 from homelab_app.demo.receiver import Message, Receiver, running_receiver
@@ -37,6 +42,7 @@ from tests.fixtures.prefect_server import PrefectServer
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "alert-token-3b1f9c0d7e"  # the block's secret: must reach the receiver and nothing else
+SMTP_PASSWORD = "smtp-pw-8d2a61f0c4"  # the email block's secret, likewise
 BLOCK = "custom-webhook/test-phone"
 WAIT_FOR_MESSAGES_S = 120.0
 SETTLE_S = 8.0  # after the last event is stored, for a message that should not come
@@ -79,6 +85,38 @@ def phone_block(own_prefect_server: PrefectServer, receiver: Receiver) -> str:
     return BLOCK
 
 
+class _Sink:
+    """An SMTP sink on 127.0.0.1 that takes mail only after AUTH as alerts/SMTP_PASSWORD."""
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[str, list[str], str]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not session.authenticated:
+            return "530 authentication required"
+        content = envelope.content if isinstance(envelope.content, bytes) else b""
+        self.mails.append((envelope.mail_from or "", list(envelope.rcpt_tos), content.decode(errors="replace")))
+        return "250 OK"
+
+
+def _login(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"alerts", SMTP_PASSWORD.encode())
+    return AuthResult(success=ok)
+
+
+@pytest.fixture(scope="module")
+def smtp_sink() -> Iterator[tuple[int, _Sink]]:
+    sink = _Sink()
+    port = free_port()
+    # AUTH without TLS on loopback only: the sink has no certificate, and nothing leaves 127.0.0.1.
+    controller = Controller(sink, hostname=LOOPBACK, port=port, authenticator=_login, auth_require_tls=False)
+    controller.start()
+    try:
+        yield port, sink
+    finally:
+        controller.stop()
+
+
 def _sync(server: PrefectServer, notify: Notify | None) -> Any:
     with open_client(server.api_url) as client:
         return sync_alerts(client, notify, "cluster.yaml")
@@ -119,6 +157,22 @@ def test_sync_keeps_one_automation_per_kind_and_follows_notify(
         "CustomWebhookNotificationBlock(name=..., url=..., json_data=...).save(NAME), then run `homelab up` again"
     ]
     assert len(_automations(own_prefect_server)) == 3  # the block that exists still gets its messages
+
+
+def _run_steps(server: PrefectServer, steps: list[tuple[str, ...]], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The flows in another process, as a worker runs them."""
+    env = {**os.environ, **server.env, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _STEPS, json.dumps(steps)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
 
 
 def _node(name: str, tier: str, url: str, wake: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -197,17 +251,7 @@ def test_one_message_per_incident_and_the_recovery_after_it(
         ("sweep", flappy_up),  # flappy back
         ("sweep", down),  # flappy down again within min_repeat: no second message
     ]
-    env = {**os.environ, **own_prefect_server.env}
-    done = subprocess.run(
-        [sys.executable, "-c", _STEPS, json.dumps(steps)],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = _run_steps(own_prefect_server, steps, tmp_path)
     assert "sleepy Completed" in done.stdout or "sleepy node sleepy: RECOVERED" in done.stdout, done.stdout
 
     _wait_for(receiver, before + 5)
@@ -240,3 +284,31 @@ def test_one_message_per_incident_and_the_recovery_after_it(
     seen = _api_text(own_prefect_server) + done.stdout + done.stderr
     seen += (own_prefect_server.home / "server.log").read_text(errors="replace")
     assert TOKEN not in seen
+
+
+def test_email_through_smtp_with_the_password_only_in_the_block(
+    own_prefect_server: PrefectServer, smtp_sink: tuple[int, _Sink], tmp_path: Path
+) -> None:
+    from blocks import AppriseURL
+
+    port, sink = smtp_sink
+    url = f"mailto://alerts:{SMTP_PASSWORD}@{LOOPBACK}:{port}?from=homelab@home.lan&to=owner@home.lan&mode=insecure"
+    with open_client(own_prefect_server.api_url):
+        AppriseURL(url=url).save("test-email", overwrite=True)
+    notify = {"blocks": ["apprise-url/test-email"], "events": ["node_down"]}
+    assert _sync(own_prefect_server, Notify.model_validate(notify)).problems == []
+
+    cluster = _cluster(tmp_path / "mail.yaml", [_node("mailbox", "nas", f"http://{LOOPBACK}:{free_port()}")], notify)
+    done = _run_steps(own_prefect_server, [("sweep", cluster), ("sweep", cluster)], tmp_path)
+    deadline = time.monotonic() + WAIT_FOR_MESSAGES_S
+    while time.monotonic() < deadline and not sink.mails:
+        time.sleep(0.5)
+    time.sleep(SETTLE_S)
+    assert len(sink.mails) == 1, sink.mails
+    sender, to, content = sink.mails[0]
+    assert (sender, to) == ("homelab@home.lan", ["owner@home.lan"])
+    assert "Subject: homelab: node mailbox is down" in content
+
+    seen = _api_text(own_prefect_server) + done.stdout + done.stderr
+    seen += (own_prefect_server.home / "server.log").read_text(errors="replace")
+    assert SMTP_PASSWORD not in seen
