@@ -30,7 +30,7 @@ from homelab.vram.fit_file import fit_inventory, fitted_text, write_fitted
 from homelab.vram.guess import guess_shape
 from homelab.vram.node_plan import plan_node_vram
 from homelab.vram.planner import GpuSlot, LineupEntry
-from homelab.vram.sizes import GIB
+from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB
 
 ROOT = Path(__file__).resolve().parents[1]
 HOMELAB = Path(sys.executable).parent / "homelab"
@@ -203,12 +203,15 @@ def test_the_rollout_plans_with_the_written_choices(models_dir: Path, tmp_path: 
     inventory = load_inventory(path)
     fitted = {m.model: m for m in fit.models}
 
-    mark_i = next(n for n in inventory.nodes if n.name == "mark-i")
-    plan = plan_node_vram(inventory, mark_i, models_dir=models_dir)
-    assert {name: share.gpu_layers for name, share in plan.models.items()} == {
-        "chat": fitted["chat"].n_gpu_layers,
-        "reason": fitted["reason"].n_gpu_layers,
-    }
+    moe = next(e for _, e in inventory.endpoints() if e.name == "moe").container
+    assert moe is not None and moe.args[:2] == ["--n-cpu-moe", str(fitted["moe"].n_cpu_moe)]
+    for node in inventory.nodes[:2]:
+        # A rollout plans each node with plan_node_vram: the written layers, and bytes that say it
+        # read the written --n-cpu-moe and KV types too (the per-process overhead is not counted there).
+        plan = plan_node_vram(inventory, node, models_dir=models_dir)
+        assert {name: (share.gpu_layers, share.gpu_bytes + DEFAULT_GPU_OVERHEAD_BYTES) for name, share in
+                plan.models.items()} == {m.model: (m.n_gpu_layers, m.gpu_bytes) for m in fit.models
+                                         if m.node == node.name}  # fmt: skip
 
 
 def test_json_schema_is_stable(models_dir: Path, tmp_path: Path) -> None:

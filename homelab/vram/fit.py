@@ -33,7 +33,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from homelab.errors import SettingsError
 from homelab.frozen import Frozen
@@ -73,7 +73,7 @@ class FittedModel(Frozen):
     n_gpu_layers: int
     n_layers_total: int
     n_cpu_moe: int = Field(description="--n-cpu-moe: the first N layers' experts on the CPU")
-    n_moe_layers: int = Field(description="layers whose experts fit may move to the CPU (0: dense, Ollama, kept)")
+    n_moe_layers: int = Field(description="layers with routed experts (0: a dense model, or one Ollama runs)")
     cache_type: CacheType
     flash_attn: bool
     gpu_bytes: int
@@ -143,14 +143,23 @@ def _offload_ladder(fit: FitEntry) -> list[Offload]:
     shape, entry = fit.entry.shape, fit.entry
     layers = shape.n_layer + 1
     if fit.keep:
-        return [(layers if entry.gpu_layers is None else entry.gpu_layers, 0)]
-    moe = shape.n_layer if shape.n_expert and not fit.ollama else 0
+        return [(layers if entry.gpu_layers is None else entry.gpu_layers, entry.run.n_cpu_moe or 0)]
+    # -ot and --cpu-moe in the file's args place the experts first (the first match wins): fit leaves them.
+    pinned = entry.run.cpu_moe or entry.run.override_tensor
+    moe = shape.n_layer if shape.n_expert and not fit.ollama and not pinned else 0
     least = max(1, math.ceil(DEFAULT_POLICY.min_gpu_fraction * layers))
     return [(layers, k) for k in range(moe + 1)] + [(n, moe) for n in range(layers - 1, least - 1, -1)]
 
 
 def _kv_ladder(fit: FitEntry, settings: FitSettings) -> list[CacheType]:
-    return ["f16"] if fit.ollama or fit.keep else list(settings.kv_types)
+    if fit.keep:
+        return [fit.entry.run.cache_type_v or "f16"]
+    return ["f16"] if fit.ollama else list(settings.kv_types)
+
+
+# The flags fit chooses; the rest of a command line's memory flags (-ub, -b, -ot...) are kept.
+_CHOSEN = ("cache_type_k", "cache_type_v", "flash_attn", "n_cpu_moe")
+_SPLIT = ("tensor_split", "split_mode", "main_gpu")  # one GPU: nothing to split
 
 
 class _Search:
@@ -162,18 +171,34 @@ class _Search:
         self.settings = settings
         self.cache: dict[tuple[str, int, CacheType, Offload], Estimate | None] = {}
 
+    def run_settings(self, m: _Model, ctx: int, kv: CacheType, offload: Offload) -> RunSettings:
+        """How llama-server runs `m` at these rungs: fit's choices over the file's other flags (a kept
+        model: the file's own flags over fit's defaults).
+
+        Raises:
+            ValidationError: A quantized V cache without flash attention (a kept model's args).
+        """
+        flags = {k: v for k, v in m.fit.entry.run.updates().items() if k not in _SPLIT}
+        chosen = {
+            "cache_type_k": kv,
+            "cache_type_v": kv,
+            "flash_attn": self.settings.flash_attn,
+            "n_cpu_moe": offload[1],
+        }
+        if not m.fit.keep:
+            flags = {k: v for k, v in flags.items() if k not in _CHOSEN}
+        return RunSettings(
+            ctx_size=ctx, parallel=m.fit.entry.parallel, n_gpu_layers=offload[0],
+            gpu_overhead_bytes=DEFAULT_POLICY.gpu_overhead_bytes, **(chosen | flags),
+        )  # fmt: skip
+
     def estimate(self, m: _Model, ctx: int, kv: CacheType, offload: Offload) -> Estimate | None:
         """The estimate for these settings; None when llama.cpp would refuse them (a cache type)."""
         key = (m.name, ctx, kv, offload)
         if key not in self.cache:
-            run = RunSettings(
-                ctx_size=ctx, parallel=m.fit.entry.parallel, cache_type_k=kv, cache_type_v=kv,
-                flash_attn=self.settings.flash_attn, n_gpu_layers=offload[0], n_cpu_moe=offload[1],
-                gpu_overhead_bytes=DEFAULT_POLICY.gpu_overhead_bytes,
-            )  # fmt: skip
             try:
-                self.cache[key] = estimate(m.fit.entry.shape, run)
-            except SettingsError:
+                self.cache[key] = estimate(m.fit.entry.shape, self.run_settings(m, ctx, kv, offload))
+            except (SettingsError, ValidationError):
                 self.cache[key] = None
         return self.cache[key]
 
@@ -277,11 +302,16 @@ def _run(search: _Search) -> None:
                     moved = _climb(search, m, criterion) or moved
 
 
+def _moe_layers(m: _Model) -> int:
+    """Layers whose experts --n-cpu-moe can move (Ollama has no such option)."""
+    return m.fit.entry.shape.n_layer if m.fit.entry.shape.n_expert and not m.fit.ollama else 0
+
+
 def _offload_words(m: _Model, offload: Offload) -> str:
     layers, cpu_moe = offload
     words = f"{layers}/{m.fit.entry.shape.n_layer + 1} layers"
-    if m.offloads[-1][1]:  # experts fit may move
-        words += f", {cpu_moe} of {m.offloads[-1][1]} layers' experts on CPU"
+    if _moe_layers(m):
+        words += f", {cpu_moe} of {_moe_layers(m)} layers' experts on CPU"
     return words
 
 
@@ -332,8 +362,8 @@ def _fitted(m: _Model, search: _Search) -> FittedModel:
         gpu_index=None if m.gpu is None else search.slots[m.gpu].index,
         ctx_size=ctx, ctx_asked=m.fit.ctx_asked, parallel=m.fit.entry.parallel,
         n_gpu_layers=offload[0] if result else 0, n_layers_total=m.fit.entry.shape.n_layer + 1,
-        n_cpu_moe=offload[1] if result else 0, n_moe_layers=m.offloads[-1][1],
-        cache_type=kv, flash_attn=search.settings.flash_attn,
+        n_cpu_moe=offload[1] if result else 0, n_moe_layers=_moe_layers(m),
+        cache_type=kv, flash_attn=search.run_settings(m, ctx, kv, offload).flash_attn if result else False,
         gpu_bytes=result.gpu_total_bytes if result else 0, cpu_bytes=cpu.cpu_total_bytes,
         reasons=_explain(m, search, result),
     )  # fmt: skip

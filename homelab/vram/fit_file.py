@@ -174,8 +174,7 @@ def _write_container(container: CommentedMap, model: FittedModel, n_gpus: int) -
         words = CommentedSeq()
         words.fa.set_flow_style()
     _set_flag(words, _N_CPU_MOE, str(model.n_cpu_moe) if model.n_cpu_moe else None)
-    if model.flash_attn:
-        _set_flag(words, _FLASH, "on")
+    _set_flag(words, _FLASH, "on" if model.flash_attn else "off")
     quantized = None if model.cache_type == "f16" else model.cache_type
     _set_flag(words, _CTK, quantized)
     _set_flag(words, _CTV, quantized)
