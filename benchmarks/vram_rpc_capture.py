@@ -13,6 +13,10 @@ flags in runs.json; `benchmarks/vram_accuracy.py --rpc` compares them with the e
 Needs the RPC build: `scripts/build-llama-rpc.sh` prints its bin folder.
 
     python benchmarks/vram_rpc_capture.py --bin "$(scripts/build-llama-rpc.sh)" --out DIR [--runs ID ...]
+
+On a machine with GPUs, `--cuda N` runs the same matrix on a CUDA build's N GPUs instead (runs
+that need more devices are left out; `-ot ...=RPC1` becomes `=CUDA1`): the CUDA sizes, op offload
+of CPU experts included, that RPC devices cannot show.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,11 +162,13 @@ def command(server: Path, model: Path, run: RpcRun, endpoints: list[str], port: 
     """llama-server's command line; `RPCi` in an override becomes device i's buffer name."""
     used = endpoints[: run.devices]
     cmd = [
-        str(server), "--rpc", ",".join(used), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+        str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
         "-c", str(run.ctx), "-np", str(run.parallel), "-ctk", run.cache_type, "-ctv", run.cache_type,
         "-fa", "on" if run.flash_attn else "off", "-ngl", str(run.ngl), "-sm", run.split_mode,
         "-mg", str(run.main_gpu), "--fit", "off", "--no-warmup", "-t", "2", "--offline", "--no-webui", "-lv", "4",
     ]  # fmt: skip
+    if used:
+        cmd[1:1] = ["--rpc", ",".join(used)]  # first: -ot looks the RPC buffer types up when it is parsed
     if run.tensor_split:
         cmd += ["-ts", run.tensor_split]
     if run.n_cpu_moe:
@@ -199,19 +205,26 @@ def main() -> int:
     parser.add_argument("--models", nargs="*", help="only these model ids")
     parser.add_argument("--runs", nargs="*", help="only these run ids")
     parser.add_argument("--timeout-s", type=float, default=90.0, help="per server start")
+    parser.add_argument("--cuda", type=int, default=0, metavar="N", help="a CUDA build's N GPUs instead of RPC")
     args = parser.parse_args()
 
     specs = [m for path, ids in MODELS.items() for m in json.loads(path.read_text())["models"] if m["id"] in ids]
     if args.models:
         specs = [m for m in specs if m["id"] in args.models]
     runs = [run for spec in specs for run in runs_for(spec) if not args.runs or run.id in args.runs]
+    if args.cuda:
+        runs = [
+            replace(run, override_tensor=run.override_tensor.replace("=RPC", "=CUDA"))
+            for run in runs
+            if run.devices <= args.cuda
+        ]
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     models_dir = args.models_dir or args.out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     cases = {"models": specs}
     models = write_models(cases, models_dir)
-    servers = RpcServers(args.bin / "rpc-server", DEVICES, args.out)
+    servers = RpcServers(args.bin / "rpc-server", 0 if args.cuda else DEVICES, args.out)
     results, started = [], time.monotonic()
     try:
         for i, run in enumerate(runs, 1):
