@@ -130,6 +130,11 @@ def capture(server: Path, model: Path, run: Run, log: Path, timeout_s: float) ->
         "-fa", "on" if run.flash_attn else "off", "-ngl", str(run.ngl), "--fit", "off",
         "--no-warmup", "-t", "4", "--offline", "--no-webui", "-lv", "4",
     ]  # fmt: skip
+    return start_logged(cmd, port, log, timeout_s)
+
+
+def start_logged(cmd: list[str], port: int, log: Path, timeout_s: float) -> bool:
+    """Start llama-server, its command line (less the binary) first in its log; stop it once it serves."""
     with log.open("w") as out:
         out.write("# " + " ".join(cmd[1:]) + "\n")
         out.flush()

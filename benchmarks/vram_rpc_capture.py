@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vram_capture import free_port, stop, trim_log, wait_healthy, write_models
+from vram_capture import free_port, start_logged, stop, trim_log, write_models
 
 HERE = Path(__file__).resolve().parent
 # The tiny shapes: every MoE architecture (F16, plus Q4_0 experts, which the CPU repacks) and two dense ones.
@@ -183,14 +183,7 @@ def command(server: Path, model: Path, run: RpcRun, endpoints: list[str], port: 
 
 def capture(server: Path, model: Path, run: RpcRun, endpoints: list[str], log: Path, timeout_s: float) -> bool:
     port = free_port()
-    cmd = command(server, model, run, endpoints, port)
-    with log.open("w") as out:
-        out.write("# " + " ".join(cmd[1:]) + "\n")
-        out.flush()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        ready = wait_healthy(port, proc, timeout_s)
-        stop(proc)
-    return ready
+    return start_logged(command(server, model, run, endpoints, port), port, log, timeout_s)
 
 
 def main() -> int:
