@@ -33,9 +33,6 @@ vocabulary 32000, every matrix F16 (2 bytes), norms F32, an untied output.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,9 +47,8 @@ from homelab.vram.settings import RunSettings
 from homelab.vram.shape import ModelShape, synthesize_tensors
 from homelab_app.ollama_standin import ModelSpec, StandInOptions
 from tests.fixtures.ollama import StandInServer
+from tests.test_plan_ollama import homelab
 
-ROOT = Path(__file__).resolve().parents[1]
-HOMELAB = Path(sys.executable).parent / "homelab"
 MINIMUM = 479_199_232  # 457 MiB
 LAYER_4K, LAYER_8K = 34_611_200, 38_805_504
 OUTPUT = 65_540_096
@@ -246,14 +242,6 @@ def test_ollamas_own_engine_is_homelabs_reading_not_its_formula() -> None:
 
 
 # --- the plan prints both ------------------------------------------------------------------
-
-
-def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "COLUMNS", "HOMELAB_INVENTORY"}}
-    return subprocess.run(
-        [str(HOMELAB), *map(str, args)], cwd=ROOT, env=env | {"NO_COLOR": "1", "COLUMNS": "300"},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 def cluster(tmp_path: Path, url: str) -> Path:
