@@ -7,7 +7,7 @@ v0.12.10), not from homelab's code: the toy model is small enough to do the sums
 The toy: arch llama, 4 blocks, embedding 1024, 8 heads of 128, 2 KV heads, feed-forward 4096,
 vocabulary 32000, every matrix F16 (2 bytes), norms F32, an untied output.
 
-- a block (`GroupLayers`, ggml.go:300-323): q 1024*1024*2 = 2_097_152, k and v 1024*256*2 =
+- a block (`GroupLayers`, ggml.go:300-321): q 1024*1024*2 = 2_097_152, k and v 1024*256*2 =
   524_288 each, attn_output 2_097_152, gate/up/down 1024*4096*2 = 8_388_608 each, two norms
   1024*4 each: 30_416_896;
 - the output layer (llm/server.go:499-508): output_norm 4_096 + output 1024*32000*2 =
@@ -99,7 +99,7 @@ def test_0_12_11_a_model_that_fits_is_offloaded_whole_with_the_full_graph() -> N
 
 def test_0_12_11_a_model_that_does_not_fit_leaves_the_output_layer_first() -> None:
     # free 760_420_736: left for layers 760_420_736 - 34_611_200 - 479_199_232 - 96_610_304 =
-    # 150_000_000. Output + 2 blocks fit (134_762_496) but not a third, so assignLayers (:1027-1046)
+    # 150_000_000. Output + 2 blocks fit (134_762_496) but not a third, so assignLayers (:1018-1041)
     # drops the output layer and tries again: 4 blocks = 138_444_800 fit. 4/5, partial graph:
     # 138_444_800 + 96_610_304 = 235_055_104.
     assert decide("0.12.11", [760_420_736]) == (4, [(4, 235_055_104)])
@@ -182,7 +182,7 @@ def test_0_12_10_two_gpus_take_layers_in_turn() -> None:
         ("0.12.0", "llama", "estimate"),
         ("0.12.10", "qwen2", "estimate"),
         ("0.12.11", "llama", "layout"),
-        ("0.12.11", "qwen3", "measured"),  # OllamaEngineRequired (fs/ggml/ggml.go:241-254)
+        ("0.12.11", "qwen3", "measured"),  # OllamaEngineRequired (fs/ggml/ggml.go:241-253)
         ("0.12.5", "qwen3", "estimate"),  # v0.12.5's list had qwen3moe but not qwen3
         ("0.12.1", "qwen3moe", "estimate"),  # added in v0.12.2
         ("0.12.2", "qwen3moe", "measured"),

@@ -3,7 +3,7 @@
 Ollama 0.12.x sizes a model for its llama.cpp runner not from llama.cpp's buffers but from its
 own formulas in `fs/ggml/ggml.go` (identical from v0.12.0 to v0.12.11; line numbers at v0.12.11):
 
-- a layer is the sum of the tensors named `blk.N.*` (`GroupLayers`, :300-323; `Layer.Size`, :325);
+- a layer is the sum of the tensors named `blk.N.*` (`GroupLayers`, :300-321; `Layer.Size`, :325);
   the output layer is `output_norm` plus `output`, or `token_embd` when the output is tied
   (llm/server.go:499-508);
 - the KV cache of an attention layer is `context * (key_length + value_length) * head_count_kv`
@@ -16,7 +16,7 @@ own formulas in `fs/ggml/ggml.go` (identical from v0.12.0 to v0.12.11; line numb
 These differ from llama.cpp's real buffers (`homelab.vram.estimate`), and that difference is why
 Ollama offloads fewer or more layers than llama.cpp would fit. Only the architectures Ollama 0.12
 runs on its llama.cpp runner are listed; those it runs on its own engine (`OllamaEngineRequired`,
-:241-254) are sized by measuring, see `homelab.vram.ollama_sched`.
+:241-253) are sized by measuring, see `homelab.vram.ollama_sched`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class OllamaSizes:
 
 
 def _group_sizes(shape: ModelShape) -> tuple[list[int], dict[str, int]]:
-    """`GroupLayers` (:300-323): tensor bytes by `blk.N`, and by first name part for the rest."""
+    """`GroupLayers` (:300-321): tensor bytes by `blk.N`, and by first name part for the rest."""
     blocks = [0] * shape.n_layer
     other: dict[str, int] = {}
     for t in shape.tensors:

@@ -5,9 +5,9 @@ Two algorithms, by release (GitHub ollama/ollama, file:line at the tag named):
 - `layout` (v0.12.11 for its llama.cpp runner, every 0.12.x for its own engine): `buildLayout`
   (llm/server.go:884-943 at v0.12.11) takes from each GPU's free memory its minimum (457 MiB on
   CUDA, ml/device.go:348-353), OLLAMA_GPU_OVERHEAD and the graph of a GPU already in use;
-  `assignLayers` (:1009-1049) packs the layers onto as few GPUs as possible, dropping the output
+  `assignLayers` (:1009-1045) packs the layers onto as few GPUs as possible, dropping the output
   layer when not everything fits; `findBestFit` (:1051-1081) bisects a capacity factor so the
-  layers spread evenly; `greedyFit` (:1083-1110) fills GPUs from the last layer down. The loop in
+  layers spread evenly; `greedyFit` (:1083-1109) fills GPUs from the last layer down. The loop in
   `llamaServer.Load` (:560-583) gives each GPU in use the graph and lays out again until the
   number of GPUs stops growing; before it, one layer and its cache come off every GPU's free
   memory as a buffer (:480-488).
@@ -61,7 +61,7 @@ def _total(layout: Layout) -> int:
 
 
 def _greedy_fit(layers: list[int], gpus: list[GpuFree], capacity: np.float32, requested: int) -> Layout:
-    """`greedyFit` (llm/server.go:1083-1110): from the last layer down, spilling to the next GPU back."""
+    """`greedyFit` (llm/server.go:1083-1109): from the last layer down, spilling to the next GPU back."""
     device = len(gpus) - 1
     out: Layout = [(gpus[device].position, [])]
     free = int(_F32(gpus[device].free_bytes) * capacity)
@@ -95,7 +95,7 @@ def _find_best_fit(layers: list[int], gpus: list[GpuFree], requested: int, force
 
 
 def _assign_layers(layers: list[int], gpus: list[GpuFree], requested: int, last_used: int) -> Layout:
-    """`assignLayers` (:1009-1049): fewest GPUs first; without the output layer if not all fit."""
+    """`assignLayers` (:1009-1045): fewest GPUs first; without the output layer if not all fit."""
     out: Layout = []
     for _ in range(2):
         requested = min(len(layers), requested)

@@ -6,7 +6,7 @@ its own figures, and those differ; this module says what each supported Ollama w
 
 - 0.12.0-0.12.10, llama.cpp runner: `estimateGPULayers` (llm/memory.go:154-437 at v0.12.10) on
   Ollama's own formulas (`ollama_graph`), in `ollama_layout.estimate_layers`;
-- 0.12.11, llama.cpp runner: `buildLayout` and `greedyFit` (llm/server.go:884-1110) on the same
+- 0.12.11, llama.cpp runner: `buildLayout` and `greedyFit` (llm/server.go:884-1109) on the same
   formulas, in `ollama_layout.layout_layers`;
 - 0.12.x, Ollama's own engine: the same layout on buffers the engine measures when it loads
   (llm/server.go:691-844); homelab's llama.cpp buffers stand in for them;
@@ -139,7 +139,7 @@ class OllamaDecision(Frozen):
 
 
 def _engine_archs(patch: int) -> set[str]:
-    """`OllamaEngineRequired` (fs/ggml/ggml.go:241-254 at v0.12.11) as it stood at v0.12.`patch`."""
+    """`OllamaEngineRequired` (fs/ggml/ggml.go:241-253 at v0.12.11) as it stood at v0.12.`patch`."""
     archs = {"gemma3", "gemma3n", "mistral3", "llama4", "mllama", "qwen25vl", "gptoss", "gpt-oss"}
     archs |= {"qwen3"} if patch != 5 else set()  # dropped in v0.12.5 only
     archs |= {"qwen3moe"} if patch >= 2 else set()
@@ -231,7 +231,7 @@ def _by_measure(shape: ModelShape, run: OllamaRun, gpus: list[OllamaGpu], settin
     """0.12's own engine: the layout on what it measures, here llama.cpp's caches and compute buffers.
 
     Ollama measures again after each trial load and keeps a layout with fewer layers until one
-    repeats (llm/server.go:716-748); a partly offloaded model's compute buffer grows, so the
+    repeats (llm/server.go:716-806); a partly offloaded model's compute buffer grows, so the
     graph is re-estimated at each trial's layer count the same way.
     """
     sizes = ollama_sizes(shape, run.num_ctx, run.num_parallel, min(_NUM_BATCH, run.num_ctx), "")
