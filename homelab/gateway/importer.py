@@ -38,10 +38,8 @@ config: add them afterwards.
 from __future__ import annotations
 
 import os
-import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -52,6 +50,7 @@ from pydantic import ValidationError
 from homelab.errors import GatewayConfigError, InventoryError, Problem
 from homelab.gateway.config import gateway_model_names
 from homelab.gateway.import_extras import External, entry_label, gateway_section, read_external
+from homelab.gateway.import_nodes import EMBEDDING, NAME_MAX, Entry, assign_aliases, group_nodes, tier_name
 from homelab.inventory import Endpoint, EndpointKind, Inventory
 from homelab.inventory.gateway import HOMELAB_PARAMS, env_name
 from homelab.yaml_source import SourceMap, load_yaml
@@ -71,33 +70,7 @@ PROVIDER_KINDS: dict[str, EndpointKind] = {
     "ollama_chat": EndpointKind.OLLAMA,
     "openai": EndpointKind.OPENAI,  # or llamacpp, by port
 }
-_ALIAS_BAD = re.compile(r"[^A-Za-z0-9._:-]+")
-_NAME_BAD = re.compile(r"[^a-z0-9_-]+")
-_NAME_MAX = 63  # the cluster file's limit on a tier or node name (a DNS label's)
-_ALIAS_MAX = 128  # and on an alias
 _LISTS = {"nodes", "endpoints", "models"}  # the lists an imported cluster's values sit in
-_EMBEDDING = "embedding"
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One managed `model_list` entry."""
-
-    index: int
-    label: str
-    model_name: str
-    tier: str | None
-    alias: str  # wanted, until `_assign_aliases` gives the one it gets
-    backend: str
-    kind: EndpointKind
-    url: str
-    host: str
-    port: int
-    params: dict[str, Any] = field(default_factory=dict)  # litellm_params beyond model and api_base
-    info: dict[str, Any] = field(default_factory=dict)  # model_info
-    model: str = ""  # litellm_params.model as written
-    notes: tuple[str, ...] = ()  # secrets left out of it
-    keep_name: bool = False  # homelab would derive another model_name: the model keeps this one
 
 
 def load_litellm_config(path: str | Path) -> tuple[Any, SourceMap]:
@@ -156,7 +129,7 @@ def import_litellm_with_notes(
         raise GatewayConfigError([source.problem(("model_list",), "expected a non-empty model_list")])
     env = (os.environ if environ is None else environ) if resolve_env else None
     problems: list[Problem] = []
-    entries: list[_Entry] = []
+    entries: list[Entry] = []
     external: list[External] = []
     notes: list[str] = []
     ports = frozenset(llamacpp_ports)
@@ -194,10 +167,10 @@ def _at(external: External) -> int:
     return external.index
 
 
-def _inventory(name: str, entries: list[_Entry], gateway: dict[str, Any] | None, source: SourceMap) -> Inventory:
+def _inventory(name: str, entries: list[Entry], gateway: dict[str, Any] | None, source: SourceMap) -> Inventory:
     """The cluster from managed entries, with each model's gateway model_name where homelab's would differ."""
-    entries = _assign_aliases(entries)
-    embedders = list(dict.fromkeys(e.alias for e in entries if e.info.get("mode") == _EMBEDDING))
+    entries = assign_aliases(entries)
+    embedders = list(dict.fromkeys(e.alias for e in entries if e.info.get("mode") == EMBEDDING))
     cluster: dict[str, Any] = {"version": 1, "name": name}
     if (
         len(embedders) == 1
@@ -206,7 +179,7 @@ def _inventory(name: str, entries: list[_Entry], gateway: dict[str, Any] | None,
     if gateway:
         cluster["gateway"] = gateway
     for named in (False, True):  # first without model_names, to learn the names homelab derives
-        nodes, origins = _nodes(entries)
+        nodes, origins = group_nodes(entries)
         try:
             inv = Inventory.model_validate(cluster | {"nodes": nodes})
         except ValidationError as exc:
@@ -220,7 +193,7 @@ def _inventory(name: str, entries: list[_Entry], gateway: dict[str, Any] | None,
     return inv
 
 
-def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -> Problem:
+def _refused(error: Any, origins: list[list[list[Entry]]], source: SourceMap) -> Problem:
     """A cluster-file rule the imported cluster breaks, as a problem of the entry behind it."""
     loc = tuple(error["loc"])
     why = str(error["msg"]).removeprefix("Value error, ")
@@ -235,7 +208,7 @@ def _refused(error: Any, origins: list[list[list[_Entry]]], source: SourceMap) -
 _T = TypeVar("_T")
 
 
-def _origin(loc: tuple[Any, ...], origins: list[list[list[_Entry]]]) -> _Entry:
+def _origin(loc: tuple[Any, ...], origins: list[list[list[Entry]]]) -> Entry:
     """The entry behind `nodes[n].endpoints[e].models[m]...` (the first of its node or endpoint if shorter)."""
 
     def pick(items: list[_T], at: int) -> _T:
@@ -249,7 +222,7 @@ def _origin(loc: tuple[Any, ...], origins: list[list[list[_Entry]]]) -> _Entry:
 
 def _entry(
     index: int, item: Any, source: SourceMap, llamacpp_ports: frozenset[int], environ: Mapping[str, str] | None
-) -> _Entry | External | Problem:
+) -> Entry | External | Problem:
     """One entry checked and read: managed, external, or the first thing wrong with it."""
     at = ("model_list", index)
 
@@ -285,21 +258,21 @@ def _entry(
     tier, slash, alias = model_name.strip().partition("/")
     if not slash:
         tier, alias = "", tier
-    if len(_tier_name(tier)) > _NAME_MAX:
+    if len(tier_name(tier)) > NAME_MAX:
         return problem(
-            ("model_name",), f"the tier before '/' is {len(tier)} characters; a tier name has at most {_NAME_MAX}"
+            ("model_name",), f"the tier before '/' is {len(tier)} characters; a tier name has at most {NAME_MAX}"
         )
     host = (urlsplit(endpoint.url).hostname or "").lower()
     extra = {k: v for k, v in external.litellm_params.items() if k not in HOMELAB_PARAMS}
     info = external.model_info or {}
     label = entry_label(index, item)
     args = (index, label, model_name, tier or None, alias, backend, kind, endpoint.url, host, endpoint.port)
-    return _Entry(*args, params=extra, info=info, model=params["model"], notes=external.notes)
+    return Entry(*args, params=extra, info=info, model=params["model"], notes=external.notes)
 
 
-def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
+def _port_conflicts(entries: list[Entry], source: SourceMap) -> list[Problem]:
     """Two OpenAI-compatible api_bases on one host and port but different paths cannot be one endpoint."""
-    first: dict[tuple[str, int], _Entry] = {}
+    first: dict[tuple[str, int], Entry] = {}
     problems: list[Problem] = []
     for entry in entries:
         seen = first.setdefault((entry.host, entry.port), entry)
@@ -318,11 +291,11 @@ def _port_conflicts(entries: list[_Entry], source: SourceMap) -> list[Problem]:
     return problems
 
 
-def _one_per_endpoint(entries: list[_Entry]) -> tuple[list[_Entry], list[_Entry], list[str]]:
+def _one_per_endpoint(entries: list[Entry]) -> tuple[list[Entry], list[Entry], list[str]]:
     """A model_name once per endpoint: exact repeats merged (with a note), other second models moved out."""
-    first: dict[tuple[str, str, int], _Entry] = {}
-    kept: list[_Entry] = []
-    moved: list[_Entry] = []
+    first: dict[tuple[str, str, int], Entry] = {}
+    kept: list[Entry] = []
+    moved: list[Entry] = []
     notes: list[str] = []
     for entry in entries:
         seen = first.setdefault((entry.model_name, entry.host, entry.port), entry)
@@ -333,108 +306,6 @@ def _one_per_endpoint(entries: list[_Entry]) -> tuple[list[_Entry], list[_Entry]
         else:
             moved.append(entry)
     return kept, moved, notes
-
-
-# Names handed out, each with the last suffix tried when it was wanted: ten thousand entries
-# wanting one alias then cost ten thousand steps, not fifty million.
-_Taken = dict[str, int]
-
-
-def _unique(wanted: str, taken: _Taken, max_length: int) -> str:
-    """`wanted`, or `wanted-2`, `wanted-3`... whichever is free, cut to fit; recorded as taken."""
-    base = wanted[:max_length]
-    name, n = base, taken.get(base, 1)
-    while name in taken:
-        n += 1
-        suffix = f"-{n}"
-        name = f"{wanted[: max_length - len(suffix)]}{suffix}"
-    taken[base] = n
-    taken.setdefault(name, 1)
-    return name
-
-
-def _assign_aliases(entries: list[_Entry]) -> list[_Entry]:
-    """One alias per model_name (its replicas share it), in first-seen order."""
-    taken: _Taken = {}
-    given: dict[str, str] = {}
-    for entry in entries:
-        if entry.model_name not in given:
-            alias = _ALIAS_BAD.sub("-", entry.alias).lstrip("._:-") or f"model-{entry.index}"
-            if alias in taken and entry.tier:
-                alias = _ALIAS_BAD.sub("-", f"{entry.tier}-{alias}")
-            given[entry.model_name] = _unique(alias, taken, _ALIAS_MAX)
-    return [replace(e, alias=given[e.model_name]) for e in entries]
-
-
-def _node_name(host: str) -> str:
-    """A node name from a host: a DNS name's first label (`mark-i.home.arpa` -> `mark-i`), an IP's digits."""
-    is_ip = bool(re.fullmatch(r"[\d.]+|.*:.*", host))
-    label = host if is_ip else host.split(".")[0]
-    return _NAME_BAD.sub("-", label.lower()).strip("-_") or "node"
-
-
-def _tier_name(tier: str) -> str:
-    return _NAME_BAD.sub("-", tier.lower()).strip("-_")
-
-
-def _nodes(entries: list[_Entry]) -> tuple[list[dict[str, Any]], list[list[list[_Entry]]]]:
-    """Entries grouped into nodes (by host) and endpoints (by port), in first-seen order.
-
-    Returns:
-        The nodes as cluster-file data, and beside them the entries behind each endpoint's
-        models (`origins[node][endpoint][model]`), to name the entry a refusal comes from.
-    """
-    by_host: dict[str, list[_Entry]] = {}
-    for entry in entries:
-        by_host.setdefault(entry.host, []).append(entry)
-    node_names: _Taken = {}
-    nodes, origins = [], []
-    for host, group in by_host.items():
-        name = _unique(_node_name(host), node_names, _NAME_MAX)
-        votes = Counter(e.tier for e in group if e.tier)
-        tier = _tier_name(votes.most_common(1)[0][0]) if votes else ""
-        by_port: dict[int, list[_Entry]] = {}
-        for entry in group:
-            by_port.setdefault(entry.port, []).append(entry)
-        nodes.append({"name": name, "tier": tier or name, "host": host, "endpoints": _endpoints(by_port)})
-        origins.append(list(by_port.values()))
-    return nodes, origins
-
-
-def _endpoints(by_port: dict[int, list[_Entry]]) -> list[dict[str, Any]]:
-    kinds = {
-        port: EndpointKind.OLLAMA if any(e.kind is EndpointKind.OLLAMA for e in es) else es[0].kind
-        for port, es in by_port.items()
-    }
-    per_kind = Counter(kinds.values())
-    endpoints = []
-    for port, es in by_port.items():
-        kind = kinds[port]
-        url = next((e.url for e in es if e.kind is kind), es[0].url)
-        name = kind.value if per_kind[kind] == 1 else f"{kind.value}-{port}"
-        endpoints.append({"name": name, "kind": kind.value, "url": url, "models": [_model(e) for e in es]})
-    return endpoints
-
-
-def _model(entry: _Entry) -> dict[str, Any]:
-    """A served model: the backend's name, the alias, and what the entry adds at the gateway."""
-    model: dict[str, Any] = {"name": entry.backend, "alias": entry.alias}
-    embeds = entry.info.get("mode") == _EMBEDDING
-    if embeds:
-        model["capabilities"] = [_EMBEDDING]
-    # what `homelab gateway config` would write for it (`litellm_params`): kept when the entry chose otherwise
-    provider = entry.model.partition("/")[0]
-    derived = "openai" if entry.kind is not EndpointKind.OLLAMA else "ollama" if embeds else "ollama_chat"
-    gateway = {
-        "model_name": entry.model_name if entry.keep_name else None,
-        "provider": provider if provider != derived else None,
-        "params": entry.params,
-        "info": entry.info,
-    }
-    gateway = {k: v for k, v in gateway.items() if v}
-    if gateway:
-        model["gateway"] = gateway
-    return model
 
 
 def render_inventory(inv: Inventory, source_name: str, notes: Iterable[str] = ()) -> str:
