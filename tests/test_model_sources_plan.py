@@ -3,31 +3,26 @@ number of bytes), split GGUFs part by part, `homelab plan` and `homelab rollout 
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 
 from homelab.errors import ModelDownloadError, ModelFileError
 from homelab.sources.fetch import Fetcher, open_fetch_client
 from homelab.sources.limits import FetchLimits
 from homelab.sources.remote_header import read_remote_header, source_shape
 from homelab.sources.spec import SourceSpec
-from homelab.tiny_gguf import add_metadata, add_tokenizer, tiny_vocab, write_tiny_llama
+from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram.metadata import read_gguf
 from homelab.vram.shape import ModelShape
 from tests.fixtures.fault_servers import FaultServer, Handler, endless_body
 from tests.fixtures.hf_hub import HubStandIn
+from tests.model_sources_util import run_homelab, write_split_llama
 
-ROOT = Path(__file__).resolve().parents[1]
-HOMELAB = Path(sys.executable).parent / "homelab"
 MIB = 2**20
 
 
@@ -40,19 +35,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """The tiny model, and the same model split into three parts by gguf-py's own shard writer."""
-    folder = tmp_path_factory.mktemp("split")
-    single = write_tiny_llama(folder / "single.gguf")
-    reader = GGUFReader(single)
-    writer = GGUFWriter(folder / "m.gguf", "llama", split_max_tensors=math.ceil(len(reader.tensors) / 3))
-    add_metadata(writer, "homelab-tiny", 2, 64, 4, 2, 128, 2048, GGMLQuantizationType.F32)
-    add_tokenizer(writer, *tiny_vocab(512))
-    for tensor in reader.tensors:
-        writer.add_tensor(tensor.name, np.array(tensor.data))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return single, [folder / f"m-{n:05d}-of-00003.gguf" for n in (1, 2, 3)]
+    return write_split_llama(tmp_path_factory.mktemp("split"))
 
 
 def _fetcher(hub: HubStandIn, tmp_path: Path, limits: FetchLimits | None = None) -> Fetcher:
@@ -102,7 +85,7 @@ def test_a_local_split_named_by_a_later_part_is_refused(split: tuple[Path, list[
 
 def test_https_header_read_is_bounded(hf_hub: HubStandIn, tmp_path: Path, big: Path) -> None:
     data = big.read_bytes()
-    sha = __import__("hashlib").sha256(data).hexdigest()
+    sha = hashlib.sha256(data).hexdigest()
     hf_hub.blobs[sha] = data
     url = f"{hf_hub.cdn}/cdn/{sha}"
     with open_fetch_client() as client:
@@ -138,10 +121,7 @@ def _cluster(tmp_path: Path, source: str, docker: str = "unix:///nonexistent/doc
 
 
 def _homelab(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "COLUMNS", "HOMELAB_INVENTORY"}}
-    env |= {"NO_COLOR": "1", "COLUMNS": "200", "HF_HUB_CACHE": str(tmp_path / "hf")}
-    return subprocess.run([str(HOMELAB), *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+    return run_homelab(tmp_path / "hf", *args)
 
 
 def test_homelab_plan_sizes_a_hub_source_without_downloading_it(hf_hub: HubStandIn, tmp_path: Path, big: Path) -> None:

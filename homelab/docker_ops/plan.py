@@ -9,6 +9,7 @@ empty plan is a finished rollout: running it again changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -41,13 +42,24 @@ class DesiredState(Frozen):
     node: str
     containers: list[ContainerSpec]
     sources: dict[str, ModelSource] = Field(description="model file name -> where to copy it from")
+    parts: dict[str, list[str]] = Field(
+        default_factory=dict, description="a split GGUF's first part -> its other parts, copied and moved in with it"
+    )
 
     def volumes(self) -> list[str]:
         return list(dict.fromkeys(spec.volume for spec in self.containers))
 
     def models(self) -> list[tuple[str, str]]:
-        """(volume, model file) pairs, in start order, each once."""
-        return list(dict.fromkeys((spec.volume, spec.model_file) for spec in self.containers))
+        """(volume, model file) pairs, a split's parts after its first, in start order, each once."""
+        files = ((s.volume, f) for s in self.containers for f in [s.model_file, *self.parts.get(s.model_file, [])])
+        return list(dict.fromkeys(files))
+
+    def identity(self, model_file: str, facts: Facts) -> str:
+        """The SHA-256 a container's label records for its model: a split's is that of its parts' digests."""
+        files = [model_file, *self.parts.get(model_file, [])]
+        if len(files) == 1:
+            return facts.sources[model_file].sha256
+        return hashlib.sha256(",".join(facts.sources[f].sha256 for f in files).encode()).hexdigest()
 
 
 class Facts(Frozen):
@@ -92,6 +104,7 @@ class CreateContainer(Frozen):
     spec: ContainerSpec
     model_sha256: str
     activate_model: bool = Field(description="move the verified copy over the model file first")
+    activate_parts: list[str] = Field(default_factory=list, description="a split's other parts, moved in too")
     reason: str
 
     def summary(self) -> str:
@@ -105,6 +118,7 @@ class ReplaceContainer(Frozen):
     spec: ContainerSpec
     model_sha256: str
     activate_model: bool
+    activate_parts: list[str] = Field(default_factory=list, description="a split's other parts, moved in too")
     reason: str
 
     def summary(self) -> str:
@@ -202,21 +216,24 @@ def _config_changes(spec: ContainerSpec, state: ContainerState) -> list[str]:
     ]
 
 
-def _container_step(spec: ContainerSpec, facts: Facts, model_sha: str, activate: bool) -> ContainerStep | str:
+def _container_step(
+    spec: ContainerSpec, facts: Facts, model_sha: str, activate: bool, parts: list[str]
+) -> ContainerStep | str:
     """The step one container needs, or the reason it needs none."""
     state = facts.containers.get(spec.name)
+    moves = {"model_sha256": model_sha, "activate_model": activate, "activate_parts": parts}
     if state is None:
-        return CreateContainer(spec=spec, model_sha256=model_sha, activate_model=activate, reason="missing")
+        return CreateContainer(spec=spec, **moves, reason="missing")
     changes = _config_changes(spec, state)
     if state.model_sha256 != model_sha:
         changes.append(f"model {spec.model_file} {_short(state.model_sha256)} -> {_short(model_sha)}")
-    elif activate:
+    elif activate or parts:
         changes.append(f"volume {spec.volume} holds another {spec.model_file} than the one it was started with")
     wanted_image = facts.images.get(spec.image)
     if wanted_image is not None and state.image_id != wanted_image:
         changes.append(f"image {spec.image} updated ({_short(state.image_id)} -> {_short(wanted_image)})")
     if changes:
-        return ReplaceContainer(spec=spec, model_sha256=model_sha, activate_model=activate, reason="; ".join(changes))
+        return ReplaceContainer(spec=spec, **moves, reason="; ".join(changes))
     if state.restart_policy not in (None, spec.restart_policy):
         stopped = "" if state.running else f"; then start it ({state.status})"
         return UpdateRestartPolicy(spec=spec, reason=f"{state.restart_policy} -> {spec.restart_policy}{stopped}")
@@ -236,12 +253,12 @@ def plan(desired: DesiredState, facts: Facts) -> Plan:
     copied = {(s.volume, s.source.model_file) for s in steps if isinstance(s, CopyModel)}
     for spec in desired.containers:
         key = (spec.volume, spec.model_file)
-        model_sha = facts.sources[spec.model_file].sha256
-        step = _container_step(spec, facts, model_sha, activate=key in copied)
+        parts = [p for p in desired.parts.get(spec.model_file, []) if (spec.volume, p) in copied]
+        step = _container_step(spec, facts, desired.identity(spec.model_file, facts), key in copied, parts)
         if isinstance(step, str):
             unchanged.append(step)
             continue
-        copied.discard(key)  # the first user activates it; later users find it in place
+        copied -= {key, *((spec.volume, p) for p in parts)}  # the first user activates; later ones find them
         steps.append(step)
     wanted = {spec.name for spec in desired.containers}
     wanted |= {previous_container_name(name) for name in wanted}

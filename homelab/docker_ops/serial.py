@@ -108,6 +108,13 @@ def _set_old_aside(engine: Engine, progress: _Progress, settings: RolloutSetting
     progress.old_kept = True
 
 
+def _moved_in(step: ContainerStep) -> list[str]:
+    """The verified copies a step moves over their final names: its model file, a split's other parts."""
+    if not isinstance(step, CreateContainer | ReplaceContainer):
+        return []
+    return ([step.spec.model_file] if step.activate_model else []) + step.activate_parts
+
+
 def begin_container_step(engine: Engine, step: ContainerStep, settings: RolloutSettings) -> Pending:
     """Start the step's container (after setting the old one aside and activating its model).
 
@@ -123,8 +130,8 @@ def begin_container_step(engine: Engine, step: ContainerStep, settings: RolloutS
         if isinstance(step, CreateContainer | ReplaceContainer):
             ensure_image(engine, spec.image)  # a pull, if one is needed, happens while the old one still serves
             _set_old_aside(engine, progress, settings)
-            if step.activate_model:
-                activate_model(engine, spec.volume, spec.model_file, settings.helper)
+            for model_file in _moved_in(step):
+                activate_model(engine, spec.volume, model_file, settings.helper)
                 progress.model_activated = True
             remove_container(engine, spec.name)  # a created-but-never-started leftover
             create_container(engine, spec, step.model_sha256, node=engine.node)
@@ -153,8 +160,8 @@ def finish_container_step(engine: Engine, pending: Pending, settings: RolloutSet
     spec = pending.step.spec
     if pending.old_kept:
         remove_container(engine, previous_container_name(spec.name))
-    if pending.model_activated:
-        forget_previous(engine, spec.volume, spec.model_file, settings.helper)
+    for model_file in _moved_in(pending.step) if pending.model_activated else []:
+        forget_previous(engine, spec.volume, model_file, settings.helper)
 
 
 def roll_back_container_step(
@@ -172,8 +179,8 @@ def roll_back_container_step(
         return None  # the container was already there, made by the same spec: nothing to restore
     if pending.new_created:
         remove_container(engine, spec.name)
-    if pending.model_activated:
-        restore_model(engine, spec.volume, spec.model_file, settings.helper)
+    for model_file in _moved_in(pending.step) if pending.model_activated else []:
+        restore_model(engine, spec.volume, model_file, settings.helper)  # a file not moved in has no .previous
     if pending.old_kept:
         rename_container(engine, previous_container_name(spec.name), spec.name)
     elif isinstance(pending.step, CreateContainer):

@@ -46,6 +46,7 @@ __all__ = [
     "probe_settings_for",
     "roll_out_containers",
     "source_facts",
+    "split_parts_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,20 @@ def desired_state(
     """
     specs: list[ContainerSpec] = desired_containers(node, settings.containers, gpu_layers)
     needed = {spec.model_file for spec in specs}
-    return DesiredState(node=node.name, containers=specs, sources={f: sources[f] for f in sorted(needed)})
+    # A split GGUF's other parts go into the volume beside its first (llama.cpp opens them by name).
+    parts = {f: names[1:] for f, names in split_parts_of(node).items() if f in needed}
+    needed |= {p for names in parts.values() for p in names}
+    return DesiredState(node=node.name, containers=specs, sources={f: sources[f] for f in sorted(needed)}, parts=parts)
+
+
+def split_parts_of(node: Node) -> dict[str, list[str]]:
+    """Model file -> every part's name, for the node's containers whose source is a split GGUF."""
+    return {
+        e.container.model_file: names
+        for e in node.endpoints
+        if e.container is not None and e.container.source is not None
+        and len(names := e.container.source.part_names()) > 1
+    }  # fmt: skip
 
 
 def probe_settings_for(inv: Inventory, node: Node) -> dict[str, ProbeSettings]:

@@ -131,8 +131,9 @@ def node_inputs(
     fetched = _fetched(inv, node, fetcher)
     files = [f for f in container_files(node) if f not in fetched]
     sources = model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir) if files else {}
-    # A split GGUF's first part names it (llama.cpp opens the others beside it).
+    # A split GGUF's first part names it; its other parts are sources of their own (`split_parts_of`).
     sources |= {f: ModelSource(model_file=f, local_path=paths[0]) for f, paths in fetched.items()}
+    sources |= {p.name: ModelSource(model_file=p.name, local_path=p) for paths in fetched.values() for p in paths[1:]}
     first = {f: paths[0] for f, paths in fetched.items()}
     shapes = {f: read_gguf(path) for f, path in first.items()}
     vram = plan_node_vram(inv, node, models_dir=models_dir, sources=shapes)
