@@ -35,13 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from homelab.vram.devices import CPU, DeviceMap
-from homelab.vram.galloc import attention_rise
 from homelab.vram.kvcache import LayerCache
 from homelab.vram.settings import Context, RunSettings
 from homelab.vram.shape import ModelShape, row_bytes
 
-__all__ = ["ComputeSplit", "compute_buffers"]
+__all__ = ["HOST_ACTS", "ComputeSplit", "GraphTerms", "attention_peak", "fa_f16_copies", "graph_terms"]
 
 _F32 = 4
 _F16 = 2
@@ -50,10 +48,8 @@ _FLOAT_CACHE = ("f32", "f16", "bf16")
 _ATTN_ACTS = 2  # [n_embd, n_ubatch] f32 activations alive next to KQ...
 _ATTN_Q_ACTS = 3  # ... and [n_head x head size, n_ubatch] ones (Q, its RoPE, the attention output)
 _FFN_ACTS = 4  # ... next to the feed-forward intermediates
-_HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
-_FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
+HOST_ACTS = 4  # token embedding rows and the graph's input selection on the host
 _FULL_LAST_LAYER = ("gpt-oss",)  # architectures whose last block computes every row
-_SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp:911-912
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,9 @@ class ComputeSplit:
 
 
 @dataclass(frozen=True)
-class _Terms:
+class GraphTerms:
+    """The sizes of the worst-case graph's parts, in bytes."""
+
     masks: int
     v_idxs: int
     small: int
@@ -82,7 +80,10 @@ class _Terms:
     act: int  # one [n_embd, n_ubatch] f32 activation
     attn_acts: int  # the activations alive next to KQ
     ffn: int
+    ffn_last: int  # the last block's: it keeps only the output rows before its feed-forward
+    ffn_shared: int  # without the routed experts (they run elsewhere)
     logits: int
+    routed_on_host: int  # the routed experts' products when the host runs them
 
 
 def _q_width(shape: ModelShape) -> int:
@@ -114,7 +115,7 @@ def _mla_acts(shape: ModelShape, t: int, act: int) -> int:
     return per_token * t * _F32 + rope_part * (2 if rope_part > act else 1) + _FFN_ACTS * act
 
 
-def _attention_peak(shape: ModelShape, settings: RunSettings, ctx: Context, terms: _Terms) -> int:
+def attention_peak(shape: ModelShape, settings: RunSettings, ctx: Context, terms: GraphTerms) -> int:
     """The attention phase's activations and, without flash attention, the KQ matrix.
 
     deepseek2 with MLA frees q and the absorbed queries once Q is joined: a KQ matrix that fits in
@@ -152,15 +153,18 @@ def _width(shape: ModelShape, suffix: str) -> int:
     return max((t.shape[1] for t in shape.tensors if t.name.endswith(suffix) and len(t.shape) >= 2), default=0)
 
 
-def _ffn_peak(shape: ModelShape, t: int, act: int) -> int:
-    """Peak bytes of the feed-forward phase: dense (or shared-expert) intermediates, or routed experts."""
+def _ffn_peak(shape: ModelShape, t: int, act: int, routed: bool = True) -> int:
+    """Peak bytes of the feed-forward phase: dense (or shared-expert) intermediates, or routed experts;
+    with `routed` False the routed experts run elsewhere (the host) and only their outputs come back."""
     experts = _width(shape, ".ffn_up_exps.weight")
     # A dense model's width is n_ff; a MoE file's n_ff describes no tensor (qwen3moe), so read them.
     dense = max(_width(shape, ".ffn_up.weight"), _width(shape, ".ffn_up_shexp.weight")) if experts else shape.n_ff
     gated = any(t.name.endswith(("ffn_gate.weight", "ffn_gate_shexp.weight")) for t in shape.tensors)
     peak = ((3 if gated else 2) * dense * t * _F32 + _FFN_ACTS * act) if dense else 0
-    if experts:
+    if experts and routed:
         peak = max(peak, _moe_peak(experts * max(shape.n_expert_used, 1) * t * _F32, shape.n_expert_used * act, act))
+    elif experts:  # the routed experts' outputs come back from where they ran
+        peak = max(peak, shape.n_expert_used * act + _FFN_ACTS * act)
     return peak
 
 
@@ -180,7 +184,8 @@ def _moe_peak(inter: int, out: int, act: int) -> int:
     return out + _FFN_ACTS * act + (0 if small else 3 * inter)
 
 
-def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
+def graph_terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> GraphTerms:
+    """The parts of the graph of one micro-batch for this model and context."""
     t = ctx.n_ubatch
     kinds = sorted(set(shape.swa_layers))  # which caches exist: dense (False), sliding (True)
     mask_el = _F16 if settings.flash_attn else _F32
@@ -194,8 +199,9 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
     act = shape.n_embd * t * _F32
     # The last block keeps only the output rows before its feed-forward (inp_out_ids; gpt-oss
     # does not): with one block, no feed-forward runs on the whole micro-batch.
-    rows = ctx.n_outputs if shape.n_layer_trunk == 1 and shape.arch not in _FULL_LAST_LAYER else t
-    return _Terms(
+    last = t if shape.arch in _FULL_LAST_LAYER else ctx.n_outputs
+    rows = last if shape.n_layer_trunk == 1 else t
+    return GraphTerms(
         masks=masks,
         v_idxs=v_idxs,
         small=small,
@@ -203,11 +209,22 @@ def _terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> _Terms:
         act=act,
         attn_acts=_attn_acts(shape, t, act),
         ffn=_ffn_peak(shape, rows, shape.n_embd * rows * _F32),
+        ffn_last=_ffn_peak(shape, last, shape.n_embd * last * _F32),
+        ffn_shared=_ffn_peak(shape, rows, shape.n_embd * rows * _F32, routed=False),
         logits=shape.n_vocab * ctx.n_outputs * _F32,
+        routed_on_host=_routed(shape, t),
     )
 
 
-def _fa_f16_copies(shape: ModelShape, settings: RunSettings, ctx: Context, kv: list[LayerCache]) -> int:
+def _routed(shape: ModelShape, t: int) -> int:
+    """Up and gate products of the routed experts, or one and the down product: what a host running the
+    experts of a device's layer holds (fitted to the RPC captures, within 12 MiB of each)."""
+    inter = _width(shape, ".ffn_up_exps.weight") * shape.n_expert_used * t * _F32
+    out = shape.n_embd * shape.n_expert_used * t * _F32
+    return max(2 * inter, inter + out) if inter else 0
+
+
+def fa_f16_copies(shape: ModelShape, settings: RunSettings, ctx: Context, kv: list[LayerCache]) -> int:
     """F16 copies of a quantized K/V that ggml-cuda's flash attention allocates with its output."""
     if not settings.flash_attn:
         return 0
@@ -217,64 +234,3 @@ def _fa_f16_copies(shape: ModelShape, settings: RunSettings, ctx: Context, kv: l
         layer.cells * ctx.n_stream * _F16 * (shape.n_embd_k_gqa(il) * need_k + shape.n_embd_v_gqa(il) * need_v)
         for il, layer in enumerate(kv)
     )
-
-
-def compute_buffers(
-    shape: ModelShape,
-    settings: RunSettings,
-    ctx: Context,
-    kv: list[LayerCache],
-    devices: DeviceMap,
-    cpu_experts: int = 0,
-) -> ComputeSplit:
-    """Compute buffer bytes of each device and of the host for this model, settings and placement.
-
-    `cpu_experts` is the largest expert stack a CUDA build copies to its first device to run it there.
-    """
-    terms = _terms(shape, settings, ctx)
-    if settings.backend == "cpu":
-        # One buffer for everything: the GPU graph's peak plus the token embedding rows.
-        peak = max(_attention_peak(shape, settings, ctx, terms), terms.ffn, terms.logits)
-        return ComputeSplit(0, terms.masks + terms.v_idxs + terms.small + peak + terms.act)
-    on_gpu = [device != CPU for device in devices.layers]
-    output_on_gpu = on_gpu[shape.n_layer]
-    cpu_kv = [layer.bytes for layer, gpu in zip(kv, on_gpu[: shape.n_layer], strict=True) if not gpu]
-    kv_copy = max(cpu_kv, default=0)
-    attention = _attention_peak(shape, settings, ctx, terms) + _fa_f16_copies(shape, settings, ctx, kv)
-    per_device: dict[int, int] = {}
-    pools: dict[int, int] = {}
-    copies = _pipeline_copies(shape, settings, devices)
-    for device in devices.active:
-        blocks = device in devices.layers[: shape.n_layer]
-        first = device == devices.first  # CPU layers' and CPU experts' large ops run here
-        if not (blocks or first or devices.layers[shape.n_layer] == device):
-            continue
-        attn = attention + (kv_copy + attention_rise(shape, settings, ctx, kv, on_gpu) if first else 0)
-        # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
-        ffn = terms.ffn + (min(kv_copy, _FFN_HOLE_ACTS * terms.act) + cpu_experts if first else 0)
-        peak = max(attn if blocks or first else 0, ffn if blocks or first else 0)
-        peak = max(peak, terms.logits if devices.layers[shape.n_layer] == device else 0)
-        # The masks and cache indices are copied to every device that runs attention.
-        inputs = terms.masks + terms.v_idxs if blocks else (terms.masks if first else 0)
-        extra = (copies - 1) * (inputs + terms.small + terms.act)
-        per_device[device] = inputs + peak + extra
-        pools[device] = terms.kq * _F16 // _F32 if blocks or first else 0
-    host = terms.masks + terms.v_idxs + terms.small + _HOST_ACTS * terms.act + (0 if output_on_gpu else terms.logits)
-    host += (copies - 1) * (terms.masks + terms.v_idxs + terms.small)
-    return ComputeSplit(sum(per_device.values()), host, sum(pools.values()), per_device, pools)
-
-
-def _pipeline_copies(shape: ModelShape, settings: RunSettings, devices: DeviceMap) -> int:
-    """Copies of every split input the scheduler keeps: 4 with pipeline parallelism, else 1.
-
-    llama-context.cpp:433-438 turns it on for several devices holding every layer with -sm layer
-    and no tensor override; CUDA and RPC devices both have the async and event caps it needs
-    (ggml-backend.cpp:2028: n_copies = GGML_SCHED_MAX_COPIES).
-    """
-    parallel = (
-        len(devices.active) > 1
-        and CPU not in devices.layers
-        and settings.split_mode == "layer"
-        and not devices.overrides
-    )
-    return _SCHED_MAX_COPIES if parallel else 1

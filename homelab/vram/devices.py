@@ -57,7 +57,8 @@ def device_names(settings: RunSettings) -> list[str]:
     """llama.cpp's names of every device the build sees, in its order."""
     if settings.backend == "cpu":
         return []
-    return [f"CUDA{i}" for i in range(settings.n_devices)]
+    kind = "RPC" if settings.backend == "rpc" else "CUDA"
+    return [f"{kind}{i}" for i in range(settings.n_devices)]
 
 
 def _active(settings: RunSettings) -> list[int]:
@@ -123,6 +124,10 @@ def _override_device(device: str, names: list[str]) -> int:
         return CPU
     if device in names:
         return names.index(device)
+    if "[" in device:
+        # RPC buffer types carry the server's own device number and endpoint (ggml-rpc.cpp:1094): which
+        # of the --rpc servers that is, the plan cannot tell.
+        raise SettingsError(f"-ot device {device}: name an RPC device by its place in --rpc (RPC0, RPC1...)")
     raise SettingsError(f"-ot device {device}: this run's devices are {', '.join(['CPU', *names])}")
 
 

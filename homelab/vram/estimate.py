@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homelab.vram.compute import compute_buffers
+from homelab.vram.device_compute import compute_buffers
 from homelab.vram.devices import CPU, DeviceMap, device_map
 from homelab.vram.kvcache import kv_layers
 from homelab.vram.settings import RunSettings, context_for
@@ -81,7 +81,7 @@ def estimate(shape: ModelShape, settings: RunSettings) -> Estimate:
         kv_per_device[device] = kv_per_device.get(device, 0) + layer.bytes
     kv_all = sum(layer.bytes for layer in kv)
     kv_gpu = kv_all - kv_per_device.get(CPU, 0)
-    compute = compute_buffers(shape, settings, ctx, kv, devices, weights.largest_cpu_experts)
+    compute = compute_buffers(shape, settings, ctx, kv, devices, weights)
     output = shape.n_vocab * ctx.n_outputs * 4
     per_device = [
         _device(

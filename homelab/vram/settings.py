@@ -45,7 +45,7 @@ __all__ = [
 _CELL_PAD = 256  # llama.cpp pads the context and each stream to 256 cells
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
-Backend = Literal["cuda", "cpu"]
+Backend = Literal["cuda", "cpu", "rpc"]
 SplitMode = Literal["layer", "row", "none"]
 MAX_DEVICES = 16  # GGML_CUDA_MAX_DEVICES (ggml-cuda.h), llama_max_devices() on a CUDA build
 _MAX_PATTERN = 256  # characters of one -ot pattern: tensor names are short, and so are useful regexes
@@ -55,7 +55,7 @@ _MAX_OVERRIDES = 256
 # regex_error at start-up (llama-model-loader.cpp:1238), so they are refused.
 _PYTHON_ONLY_ESCAPES = "AZz"
 _ECMASCRIPT_GROUPS = ":=!"
-_DEVICE = re.compile(r"CPU|CUDA\d{1,2}|RPC\d{1,2}\[[^\]\s]{1,200}\]")
+_DEVICE = re.compile(r"CPU|CUDA\d{1,2}|RPC\d{1,2}(\[[^\]\s]{1,200}\])?")
 
 
 def _python_only_at(pattern: str) -> int | None:
@@ -125,7 +125,9 @@ class RunSettings(BaseModel):
     n_ubatch: int = Field(512, gt=0, le=MAX_CONTEXT)
     n_batch: int = Field(2048, gt=0, le=MAX_CONTEXT)
     kv_unified: bool = False
-    backend: Backend = Field("cuda", description="the llama.cpp build: CUDA, or CPU only (no GPU use)")
+    backend: Backend = Field(
+        "cuda", description="the llama.cpp build: CUDA, CPU only (no GPU use), or CPU with --rpc servers as devices"
+    )
     gpu_overhead_bytes: int = Field(
         DEFAULT_GPU_OVERHEAD_BYTES, ge=0, le=MAX_GPU_OVERHEAD_BYTES, description="per GPU used, per process"
     )

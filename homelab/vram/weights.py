@@ -39,15 +39,17 @@ _FLOAT = {"F32", "F16", "BF16", "F64"}
 class WeightSplit:
     """Weight bytes per side and per device, and the largest expert stack left on the CPU.
 
-    `largest_cpu_experts` is what a CUDA build copies into the GPU's compute buffer: a micro-batch
-    of 32 tokens or more runs a CPU weight's MUL_MAT_ID on the GPU (ggml-backend.cpp:1107-1116,
-    ggml-cuda.cu:5754-5757), one weight per split (ggml-backend.cpp:1465-1480).
+    `largest_cpu_experts` (with devices) is what a CUDA build copies into its first GPU's compute
+    buffer: a micro-batch of 32 tokens or more runs a CPU weight's MUL_MAT_ID on the GPU
+    (ggml-backend.cpp:1107-1116, ggml-cuda.cu:5754-5757), one weight per split (ggml-backend.cpp:
+    1465-1480). With RPC devices the host runs those experts instead.
     """
 
     gpu_bytes: int
     cpu_bytes: int
     device_bytes: dict[int, int]
     largest_cpu_experts: int = 0
+    cpu_expert_layers: frozenset[int] = frozenset()  # blocks whose routed experts stay on the CPU
 
 
 def layers_on_gpu(shape: ModelShape, ctx: Context) -> list[bool]:
@@ -58,6 +60,12 @@ def layers_on_gpu(shape: ModelShape, ctx: Context) -> list[bool]:
 
 def _pad(n: int, to: int) -> int:
     return -(-n // to) * to
+
+
+def device_alloc_bytes(tensor: TensorInfo, backend: Backend) -> int:
+    """What a device allocates for a weight: CUDA's padded rows, or an RPC server's CPU backend's bytes
+    (ggml_nbytes, 32-byte aligned: ggml-rpc.cpp:846-926 asks the server, whose CPU buffer type pads nothing)."""
+    return _pad(tensor.n_bytes, _CPU_ALIGN) if backend == "rpc" else cuda_alloc_bytes(tensor)
 
 
 def cuda_alloc_bytes(tensor: TensorInfo) -> int:
@@ -106,16 +114,18 @@ def split_weights(shape: ModelShape, backend: Backend, devices: DeviceMap) -> We
         if device == CPU:
             cpu.append(tensor)
         else:
-            per_device[device] = per_device.get(device, 0) + cuda_alloc_bytes(tensor)
+            per_device[device] = per_device.get(device, 0) + device_alloc_bytes(tensor, backend)
     output = devices.tensor(shape, "token_embd.weight", duplicate=True)
     if shape.tied_output and output != CPU:
-        embd = sum(cuda_alloc_bytes(t) for t in shape.tensors if t.name == "token_embd.weight")
+        embd = sum(device_alloc_bytes(t, backend) for t in shape.tensors if t.name == "token_embd.weight")
         per_device[output] = per_device.get(output, 0) + embd
     offloadable = [t for t in cpu if devices.layer_of(shape, t.name) is not None]
-    repacked = [t for t in offloadable if backend == "cpu" and _repacked(t)]
+    # No host buffer type before CPU_REPACK without CUDA (ggml-rpc.cpp:2260): the CPU build and RPC repack.
+    repacked = [t for t in offloadable if backend != "cuda" and _repacked(t)]
     repacked_names = {t.name for t in repacked}
     mapped = [t for t in cpu if t.name not in repacked_names]
     cpu_bytes = _span(mapped) + sum(_pad(t.n_bytes, _CPU_ALIGN) for t in repacked)
-    experts = [cuda_alloc_bytes(t) for t in offloadable if "_exps." in t.name and len(t.shape) == 3]
-    largest = max(experts, default=0) if backend == "cuda" and devices.active else 0
-    return WeightSplit(sum(per_device.values()), cpu_bytes, per_device, largest)
+    experts = [t for t in offloadable if "_exps." in t.name and len(t.shape) == 3]
+    largest = max((cuda_alloc_bytes(t) for t in experts), default=0) if devices.active else 0
+    layers = frozenset(layer_index(t.name) or 0 for t in experts)
+    return WeightSplit(sum(per_device.values()), cpu_bytes, per_device, largest, layers)

@@ -1,0 +1,141 @@
+"""Compute buffers per device and on the host: who runs which part of the graph (ggml-backend's scheduler).
+
+`homelab.vram.compute` sizes the parts of the worst-case graph; this module says on which buffer
+each lands once layers and tensors are placed (`homelab.vram.devices`):
+
+  a device holding blocks  the masks and cache indices (copied to every device running attention),
+                           the largest attention or feed-forward phase of a layer, the logits if it
+                           holds the output layer;
+  a device holding only overridden tensors (`-ot blk\\.1\\.=CUDA1`)  the ops reading them run there
+                           (ggml-backend.cpp:1101-1120 assigns a weight's op to its buffer's backend):
+                           a feed-forward phase;
+  the first device         on CUDA, the large ops of CPU layers and CPU experts too: ggml-cuda asks
+                           for every op of a batch of 32 tokens or more whose weight is in host memory
+                           (ggml-backend.cpp:1107-1116, ggml-cuda.cu:5754-5757), so a CPU layer's K
+                           and V and a CPU expert stack are copied into its buffer. ggml-rpc asks for
+                           none (offload_op NULL, ggml-rpc.cpp:2264): with RPC devices the host runs
+                           CPU layers (its buffer is then the CPU build's) and CPU experts (their
+                           products);
+  the host                 the graph inputs (masks, indices, token rows), the logits when the output
+                           layer stays there.
+
+Pipeline parallelism (several devices holding every layer, `-sm layer`, no override: llama-
+context.cpp:431-459) makes the scheduler keep four copies of every split input for the whole
+graph (ggml-backend.cpp:1551-1580, 1703-1730): each device holding blocks adds three copies of its
+masks, indices and incoming activation, the first device nine activations more and the host
+three copies of the masks and indices and six activations (fitted to benchmarks/data/vram-rpc,
+within two activations on every capture; on CUDA the same scheduler code runs, unmeasured).
+"""
+
+from __future__ import annotations
+
+from homelab.vram.compute import HOST_ACTS, ComputeSplit, GraphTerms, attention_peak, fa_f16_copies, graph_terms
+from homelab.vram.devices import CPU, DeviceMap
+from homelab.vram.galloc import attention_rise
+from homelab.vram.kvcache import LayerCache
+from homelab.vram.settings import Context, RunSettings
+from homelab.vram.shape import ModelShape
+from homelab.vram.weights import WeightSplit
+
+__all__ = ["compute_buffers"]
+
+_F32, _F16 = 4, 2
+_SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp:911-912
+_FFN_HOLE_ACTS = 2  # with CPU layers, the feed-forward phase grows by up to two activations
+_PIPELINE_FIRST_ACTS = 9  # the first device's further pinned inputs with pipeline parallelism (fitted)
+_PIPELINE_HOST_ACTS = 2  # per extra copy on the host (fitted)
+
+
+def _pipeline_copies(settings: RunSettings, devices: DeviceMap) -> int:
+    """Copies of every split input the scheduler keeps: 4 with pipeline parallelism, else 1."""
+    parallel = (
+        len(devices.active) > 1
+        and CPU not in devices.layers
+        and settings.split_mode == "layer"
+        and not devices.overrides
+    )
+    return _SCHED_MAX_COPIES if parallel else 1
+
+
+def _device(
+    shape: ModelShape,
+    terms: GraphTerms,
+    devices: DeviceMap,
+    device: int,
+    weights: WeightSplit,
+    attention: int,
+    host_ops: tuple[int, int] | None,
+) -> int:
+    """One device's compute buffer before pipeline copies.
+
+    `host_ops` is what the first device's attention and feed-forward phases grow by when it runs the
+    host's large ops (CUDA only; None of it elsewhere).
+    """
+    blocks = [il for il in range(shape.n_layer_trunk) if devices.layers[il] == device]
+    grow = host_ops if host_ops is not None and device == devices.first else None
+    logits = terms.logits if devices.layers[shape.n_layer] == device else 0
+    if not blocks and grow is None:
+        only_tensors = device in weights.device_bytes and device not in devices.layers
+        return max(terms.ffn if only_tensors else 0, logits)
+    # The last block runs its feed-forward on the output rows alone; routed experts kept on the CPU
+    # run on the host (RPC) or, on CUDA, on the first device (`grow`).
+    ffn = terms.ffn if blocks != [shape.n_layer_trunk - 1] else terms.ffn_last
+    if grow is None and all(il in weights.cpu_expert_layers for il in blocks):
+        ffn = min(ffn, terms.ffn_shared)
+    attn = attention + (grow[0] if grow else 0)
+    ffn += grow[1] if grow else 0
+    return terms.masks + (terms.v_idxs if blocks else 0) + max(attn, ffn, logits)
+
+
+def compute_buffers(
+    shape: ModelShape,
+    settings: RunSettings,
+    ctx: Context,
+    kv: list[LayerCache],
+    devices: DeviceMap,
+    weights: WeightSplit,
+) -> ComputeSplit:
+    """Compute buffer bytes of each device and of the host for this model, settings and placement."""
+    cpu_experts = weights.largest_cpu_experts
+    terms = graph_terms(shape, settings, ctx)
+    cpu_only_peak = max(attention_peak(shape, settings, ctx, terms), terms.ffn, terms.logits)
+    cpu_build = terms.masks + terms.v_idxs + terms.small + cpu_only_peak + terms.act
+    if settings.backend == "cpu":
+        return ComputeSplit(0, cpu_build)  # one buffer for everything, the token rows included
+    cuda = settings.backend == "cuda"
+    on_device = [device != CPU for device in devices.layers]
+    cpu_layers = not all(on_device[: shape.n_layer])
+    attention = attention_peak(shape, settings, ctx, terms) + (fa_f16_copies(shape, settings, ctx, kv) if cuda else 0)
+    host_ops = None
+    if cuda and (cpu_layers or cpu_experts):
+        kv_copy = max(
+            (layer.bytes for layer, on in zip(kv, on_device[: shape.n_layer], strict=True) if not on), default=0
+        )
+        rise = attention_rise(shape, settings, ctx, kv, on_device)
+        # The freed K/V copies leave a hole the feed-forward tensors only partly reuse.
+        host_ops = (kv_copy + rise, min(kv_copy, _FFN_HOLE_ACTS * terms.act) + cpu_experts)
+    copies = _pipeline_copies(settings, devices)
+    per_device: dict[int, int] = {}
+    pools: dict[int, int] = {}
+    for device in sorted(set(devices.active) | set(weights.device_bytes)):
+        per_device[device] = _device(shape, terms, devices, device, weights, attention, host_ops)
+        blocks = device in devices.layers[: shape.n_layer]
+        if blocks and copies > 1:
+            per_device[device] += (copies - 1) * (terms.masks + terms.v_idxs + terms.act)
+            per_device[device] += _PIPELINE_FIRST_ACTS * terms.act if device == devices.active[0] else 0
+        if cuda and (blocks or (device == devices.first and host_ops is not None)):
+            pools[device] = terms.kq * _F16 // _F32
+    host = _host(terms, shape, devices, cuda, cpu_build, copies, cpu_experts)
+    return ComputeSplit(sum(per_device.values()), host, sum(pools.values()), per_device, pools)
+
+
+def _host(
+    terms: GraphTerms, shape: ModelShape, devices: DeviceMap, cuda: bool, cpu_build: int, copies: int, experts: int
+) -> int:
+    """The host's compute buffer: graph inputs, logits of a CPU output layer, and what it runs itself."""
+    if not cuda and CPU in devices.layers[: shape.n_layer]:
+        return cpu_build  # the host runs CPU layers whole, as a CPU-only build does
+    output_on_host = devices.layers[shape.n_layer] == CPU
+    host = terms.masks + terms.v_idxs + terms.small + HOST_ACTS * terms.act + (terms.logits if output_on_host else 0)
+    host += (copies - 1) * (terms.masks + terms.v_idxs + _PIPELINE_HOST_ACTS * terms.act)
+    return host + (terms.routed_on_host if experts and not cuda else 0)
