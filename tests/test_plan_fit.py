@@ -82,6 +82,12 @@ def assert_never_over_committed(fit: LineupFit) -> None:
         assert placed == gpu.used_bytes <= gpu.slot.vram_bytes - gpu.slot.reserve_bytes
 
 
+def assert_never_over_committed_per_gpu(fit: LineupFit) -> None:
+    for gpu in fit.gpus:
+        shares = [m.gpu_shares[m.gpu_indexes.index(gpu.slot.index)] for m in fit.models if m.model in gpu.models]
+        assert sum(shares) == gpu.used_bytes <= gpu.slot.vram_bytes - gpu.slot.reserve_bytes, gpu.slot.label
+
+
 def test_the_24_gb_lineup_fits_with_the_experts_on_the_cpu(models_dir: Path, tmp_path: Path) -> None:
     fit = fit_inventory(load_inventory(cluster(tmp_path)), models_dir=models_dir)
     models = {m.model: m for m in fit.models}
@@ -138,7 +144,7 @@ def test_the_preference_order_decides() -> None:
 
 def test_random_lineups_never_over_commit() -> None:
     rng = random.Random(21)
-    names = ["qwen2.5:0.5b", "qwen2.5-7b", "qwen2.5-14b", "llama3.1:8b q8_0", "gemma2:9b"]
+    names = ["qwen2.5:0.5b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b", "llama3.1:8b q8_0", "gemma2:9b"]
     shapes = {n: guess_shape(n) for n in names}
     for _ in range(8):
         slots = [GpuSlot(node="a", name="GPU", index=i, vram_bytes=rng.choice([8, 12, 24]) * GIB,
@@ -147,11 +153,11 @@ def test_random_lineups_never_over_commit() -> None:
         for i in range(rng.randint(1, 4)):
             ctx = rng.choice([4096, 16384, 32768])
             entry = LineupEntry(name=f"m{i}", shape=shapes[rng.choice(names)], ctx_size=ctx, node="a",
-                                priority=rng.randint(0, 1))  # fmt: skip
+                                priority=rng.randint(0, 1), spans_gpus=rng.random() < 0.5)  # fmt: skip
             entries.append(FitEntry(entry=entry, ollama=rng.random() < 0.3, ctx_asked=ctx))
         prefer = rng.sample(["full_gpu", "context", "fewer_cpu_experts", "kv_precision"], 4)
         fit = fit_entries(entries, slots, FitSettings.model_validate({"prefer": prefer}))
-        assert_never_over_committed(fit)
+        assert_never_over_committed_per_gpu(fit)
         assert sorted(m.model for m in fit.models) == sorted(e.entry.name for e in entries)
         assert all(m.cache_type == "f16" for m in fit.models if m.ollama)
 
@@ -214,6 +220,54 @@ def test_the_rollout_plans_with_the_written_choices(models_dir: Path, tmp_path: 
                                          if m.node == node.name}  # fmt: skip
 
 
+TWO_GPUS = """# Two 24 GiB GPUs: a model that needs both, two that fit one each.
+nodes:
+  - name: duo
+    tier: gpu
+    host: duo.home.arpa
+    gpus: [{name: RTX 3090, vram_gib: 24}, {name: RTX 3090, vram_gib: 24}]
+    endpoints:
+      - name: big
+        kind: llamacpp
+        url: http://duo.home.arpa:3001
+        container: {image: llama, model_file: qwen2.5-32b-instruct-q8_0.gguf, ctx_size: 16384}
+      - name: coder
+        kind: llamacpp
+        url: http://duo.home.arpa:3002
+        container: {image: llama, model_file: qwen2.5-coder-7b-instruct-q4_k_m.gguf, ctx_size: 32768}
+      - name: small
+        kind: llamacpp
+        url: http://duo.home.arpa:3003
+        container: {image: llama, model_file: llama-3.2-3b-instruct-q8_0.gguf, ctx_size: 8192}
+"""
+
+
+def test_a_model_split_over_two_gpus_overcommits_neither(tmp_path: Path) -> None:
+    path = tmp_path / "duo.yaml"
+    path.write_text(TWO_GPUS)
+    fit = fit_inventory(load_inventory(path))
+    models = {m.model: m for m in fit.models}
+
+    assert_never_over_committed_per_gpu(fit)
+    big = models["big"]
+    assert (big.gpu_indexes, big.pin_gpu, big.n_gpu_layers) == ([0, 1], False, 65)  # 33 GiB of weights: both
+    assert all(sum(m.gpu_shares) == m.gpu_bytes for m in fit.models)
+    assert {(m.model, len(m.gpu_indexes), m.pin_gpu) for m in fit.models if m.model != "big"} == {
+        ("coder", 1, True),
+        ("small", 1, True),
+    }
+    path.write_text(fitted_text(TWO_GPUS, str(path), fit))
+    inventory = load_inventory(path)
+    containers = {e.name: e.container for _, e in inventory.endpoints()}
+    assert containers["big"] is not None and containers["big"].gpus is None  # still sees both
+    assert [containers[name].gpus for name in ("coder", "small")] == [  # type: ignore[union-attr]
+        models["coder"].gpu_indexes,
+        models["small"].gpu_indexes,
+    ]
+    plan = plan_node_vram(inventory, inventory.nodes[0])  # the rollout places the same, refusing nothing
+    assert {name: share.gpu_layers for name, share in plan.models.items()} == {"big": 65, "coder": 29, "small": 29}
+
+
 def test_json_schema_is_stable(models_dir: Path, tmp_path: Path) -> None:
     result = homelab("plan", "fit", "-i", cluster(tmp_path), "--models-dir", models_dir, "--json")
 
@@ -223,9 +277,9 @@ def test_json_schema_is_stable(models_dir: Path, tmp_path: Path) -> None:
     assert set(data["fit"]) == {"order", "gpus", "models", "unsized", "on_demand"}
     assert set(data["fit"]["gpus"][0]) == {"slot", "models", "used_bytes", "free_bytes"}
     assert set(data["fit"]["models"][0]) == {
-        "model", "endpoint", "node", "ollama", "kept", "gpu", "gpu_index", "ctx_size", "ctx_asked", "parallel",
-        "n_gpu_layers", "n_layers_total", "n_cpu_moe", "n_moe_layers", "cache_type", "flash_attn", "gpu_bytes",
-        "cpu_bytes", "reasons",
+        "model", "endpoint", "node", "ollama", "kept", "gpu", "gpu_indexes", "gpu_shares", "pin_gpu", "ctx_size",
+        "ctx_asked", "parallel", "n_gpu_layers", "n_layers_total", "n_cpu_moe", "n_moe_layers", "cache_type",
+        "flash_attn", "gpu_bytes", "cpu_bytes", "reasons",
     }  # fmt: skip
     assert data["written"] is False and data["diff"].startswith("---")
 

@@ -11,7 +11,7 @@ stay; only what fit chooses is touched, and only for models it placed on a GPU a
 
   llama.cpp container  `ctx_size`, `gpu_layers` (or `-c`/`-ngl` where `args` give them), and in
                        `args`: `--n-cpu-moe N` (none for 0), `-fa on`, `-ctk`/`-ctv` (none for f16,
-                       llama.cpp's default); `gpus: [i]` on a node with several GPUs
+                       llama.cpp's default); `gpus: [i]` when it would split over several GPUs
   Ollama deploy        `num_ctx`, `num_gpu`
   fit.max_ctx          the ask of a model whose context fit lowered (dropped once it gets all of it)
 
@@ -164,7 +164,7 @@ def _set_planned(container: CommentedMap, words: CommentedSeq | None, field: str
         _put(container, field, value, after="ctx_size")
 
 
-def _write_container(container: CommentedMap, model: FittedModel, n_gpus: int) -> None:
+def _write_container(container: CommentedMap, model: FittedModel) -> None:
     words = container.get("command") if container.get("command") is not None else container.get("args")
     _set_planned(container, words, "ctx_size", model.ctx_size)
     _set_planned(container, words, "gpu_layers", model.n_gpu_layers)
@@ -182,16 +182,16 @@ def _write_container(container: CommentedMap, model: FittedModel, n_gpus: int) -
         _put(container, "args", words)
     elif not words and "args" in container:
         del container["args"]
-    if n_gpus > 1 and model.gpu_index is not None:
-        gpus = CommentedSeq([model.gpu_index])
+    if model.pin_gpu:
+        gpus = CommentedSeq(model.gpu_indexes)
         gpus.fa.set_flow_style()
         _put(container, "gpus", gpus)
 
 
-def _endpoint(data: CommentedMap, model: FittedModel) -> tuple[CommentedMap, int]:
+def _endpoint(data: CommentedMap, model: FittedModel) -> CommentedMap:
     node = next(n for n in data["nodes"] if n["name"] == model.node)
-    endpoint = next(e for e in node["endpoints"] if e["name"] == model.endpoint)
-    return endpoint, len(node.get("gpus") or [])
+    endpoint: CommentedMap = next(e for e in node["endpoints"] if e["name"] == model.endpoint)
+    return endpoint
 
 
 def _record_ask(data: CommentedMap, model: FittedModel) -> None:
@@ -223,13 +223,13 @@ def fitted_text(text: str, name: str, fit: LineupFit) -> str:
     for model in fit.models:
         if model.kept or model.gpu is None or model.node is None or model.endpoint is None:
             continue
-        endpoint, n_gpus = _endpoint(data, model)
+        endpoint = _endpoint(data, model)
         if model.ollama:
             served = next(m for m in endpoint["models"] if m["alias"] == model.model)
             _put(served["deploy"], "num_ctx", model.ctx_size // model.parallel)
             _put(served["deploy"], "num_gpu", model.n_gpu_layers, after="num_ctx")
         else:
-            _write_container(endpoint["container"], model, n_gpus)
+            _write_container(endpoint["container"], model)
         _record_ask(data, model)
     out = io.StringIO()
     rt.dump(data, out)

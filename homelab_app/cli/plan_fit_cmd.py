@@ -36,14 +36,17 @@ def _gpu_table(gpu: FitGpu, models: dict[str, FittedModel]) -> None:
     if not gpu.models:
         out.print("  (nothing placed)", highlight=False)
         return
-    table = Table(show_edge=False, box=None, padding=(0, 2, 0, 2))
+    table = Table(show_edge=False, box=None, padding=(0, 1, 0, 1))
     for column in ("model", "GPU", "layers", "CPU experts", "context", "KV"):
-        table.add_column(column, justify="right" if column in ("GPU", "layers") else "left")
+        table.add_column(column, justify="right" if column in ("GPU", "layers") else "left", no_wrap=True)
     for name in gpu.models:
         m = models[name]
         experts = f"{m.n_cpu_moe}/{m.n_moe_layers}" if m.n_moe_layers else "-"
         kv = m.cache_type + (" (kept)" if m.kept else "")
-        table.add_row(shown(name), _gib(m.gpu_bytes), f"{m.n_gpu_layers}/{m.n_layers_total}", experts, _context(m), kv)
+        share = m.gpu_shares[m.gpu_indexes.index(slot.index)]
+        split = f" (1 of {len(m.gpu_indexes)} GPUs)" if len(m.gpu_indexes) > 1 else ""
+        layers = f"{m.n_gpu_layers}/{m.n_layers_total}"
+        table.add_row(shown(name) + split, _gib(share), layers, experts, _context(m), kv)
     out.print(table)
 
 
