@@ -121,6 +121,29 @@ def test_quantized_v_only_with_flash_attention(models_dir: Path, tmp_path: Path)
     assert_never_over_committed(fit)
 
 
+def test_equal_priorities_share_and_a_higher_one_climbs_first() -> None:
+    slot = GpuSlot(node="box", name="RTX 4090", index=0, vram_bytes=24 * GIB, reserve_bytes=GIB // 2)
+    shape = guess_shape("qwen2.5-7b")
+
+    def contexts(priority_b: int) -> tuple[int, int]:
+        entries = [
+            FitEntry(entry=LineupEntry(name=name, shape=shape, ctx_size=131072, node="box", priority=priority),
+                     ollama=False, ctx_asked=131072)
+            for name, priority in (("a", 0), ("b", priority_b))
+        ]  # fmt: skip
+        fit = fit_entries(entries, [slot], FitSettings.model_validate({"kv_types": ["f16"]}))
+        assert_never_over_committed(fit)
+        a, b = fit.models
+        return a.ctx_size, b.ctx_size
+
+    # Equal priorities climb one rung each in turn (lineup order first): at most a rung apart.
+    shared_a, shared_b = contexts(0)
+    assert shared_a >= shared_b >= shared_a // 2 and shared_b < 131072
+    # A higher priority climbs all the way first.
+    first_a, first_b = contexts(5)
+    assert first_b == 131072 > first_a and first_a < shared_a
+
+
 def _one_model(prefer: list[str], kv_types: list[str]) -> tuple[int, int, str]:
     """qwen2.5-14b asking for 32k context on a 12 GiB GPU: (context, GPU layers, KV type) chosen."""
     slot = GpuSlot(node="box", name="RTX 4070 Ti", index=0, vram_bytes=12 * GIB, reserve_bytes=GIB // 2)
