@@ -211,7 +211,8 @@ def _devices(node: Node, served: _Served) -> dict[str, Any]:
     all unless `-sm none`, which keeps the `-mg`th of those it sees: src/llama.cpp:289-301)."""
     if served.ollama:
         return {"gpus": served.gpus, "run": served.run}
-    seen = served.gpus or sorted(i if gpu.index is None else gpu.index for i, gpu in enumerate(node.gpus))
+    # CUDA numbers the GPUs a container sees in the node's order, whatever order `gpus` lists them in.
+    seen = sorted(served.gpus or (i if gpu.index is None else gpu.index for i, gpu in enumerate(node.gpus)))
     if served.run.split_mode != "none":
         return {"gpus": served.gpus, "run": served.run, "spans_gpus": len(seen) > 1}
     main = served.run.main_gpu or 0
