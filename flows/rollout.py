@@ -188,8 +188,10 @@ def rollout(
             (they are unloaded either way; a model it names is never deleted).
         ollama: timeouts, the wait for `/api/ps`, and the tolerance of the VRAM check.
         vault_block: the Vault Secrets block that reads the node's SSH key for an ssh://
-            engine (its `ssh.key_secret`); each task reads the key itself, so the key is never
-            a parameter of this flow or of a task.
+            engine (its `ssh.key_secret`) and the hub tokens of models' `source:`
+            (`token_secret`); each task reads the secret itself, so it is never a parameter
+            of this flow or of a task. Sources are fetched by the worker: the hub from its
+            HF_ENDPOINT, https:// into its HOMELAB_MODEL_CACHE.
 
     Returns:
         Both parts' reports (each also an artifact: `ollama-rollout`, `model-rollout`) and what

@@ -43,8 +43,10 @@ Third-party errors are translated at one boundary each, with `raise ... from exc
 for paramiko, `docker_ops.connect` for docker-py, `history` for SQLAlchemy, `blocks/vault.py`
 for hvac (and Prefect's client loading a block), and for httpx `health.http` (probes, their
 client and readiness polls: a dead endpoint is a DOWN result, not an error) and `ollama.api`
-(Ollama's API: `OllamaError`); `vram.served` reads through those two. The application's
-Prefect client is `homelab_app.stack`'s.
+(Ollama's API: `OllamaError`); `vram.served` reads through those two. Model sources:
+`sources.hub` for huggingface_hub, `sources.https` and `sources.remote_header` for their httpx
+downloads and range reads (`ModelDownloadError`). The application's Prefect client is
+`homelab_app.stack`'s.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ __all__ = [
     "InventoryError",
     "LineupError",
     "MetadataUnavailable",
-    "ModelError",
     "ModelDownloadError",
+    "ModelError",
     "ModelFileError",
     "ModelSourceMissing",
     "OllamaError",

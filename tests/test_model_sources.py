@@ -3,6 +3,7 @@ Range resume, local paths; checksums refused, splits whole, tokens only in the A
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from homelab.docker_ops.sources import CopyProgress
 from homelab.errors import ChecksumMismatch, ModelDownloadError
 from homelab.sources.fetch import Fetcher, open_fetch_client
 from homelab.sources.limits import FetchLimits
@@ -202,3 +204,14 @@ def test_a_local_source_is_checked_against_its_pin(tmp_path: Path, hf_hub: HubSt
     assert fetcher.fetch(SourceSpec(url=str(file), sha256=hashlib.sha256(b"GGUF....").hexdigest()), "m") == [file]
     with pytest.raises(ChecksumMismatch, match=f"m: {file}: SHA-256 expected {'e' * 64}, got"):
         fetcher.fetch(SourceSpec(url=str(file), sha256="e" * 64), "m")
+
+
+def test_hub_download_progress_reaches_the_callers_callback(hf_hub: HubStandIn, tmp_path: Path) -> None:
+    data = _bytes(200_000, seed=7)
+    hf_hub.add("owner/repo", {"m.gguf": data})
+    seen: list[CopyProgress] = []
+    fetcher = dataclasses.replace(_fetcher(hf_hub, tmp_path), progress=seen.append)
+    fetcher.fetch(SourceSpec(url="hf://owner/repo/m.gguf"), "m.gguf")
+    downloads = [p for p in seen if p.phase == "download"]
+    assert downloads and downloads[-1].done_bytes == downloads[-1].total_bytes == len(data)
+    assert seen[-1].phase == "hash source" and seen[-1].done_bytes == len(data)  # then the check

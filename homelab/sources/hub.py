@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -36,8 +37,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from pydantic import Field, SecretStr
+from tqdm import tqdm
 
-from homelab.docker_ops.sources import ProgressCallback, hash_local_file
+from homelab.docker_ops.sources import CopyProgress, ProgressCallback, hash_local_file
 from homelab.errors import ChecksumMismatch, ModelDownloadError
 from homelab.frozen import Frozen
 from homelab.sources.limits import FetchLimits
@@ -58,6 +60,27 @@ class HubFile(Frozen):
     size_bytes: int | None
     sha256: str = Field(description="the LFS object's SHA-256, or the cluster file's pin")
     location: str = Field(description="where its bytes are: the resolve URL, or the CDN it redirects to")
+
+
+def _bar_class(progress: ProgressCallback | None, model: str) -> type[tqdm] | None:
+    """A tqdm class whose updates go to `progress` (huggingface_hub makes one per file download,
+    utils/tqdm.py:337-338; it passes unit, total, initial and desc)."""
+    if progress is None:
+        return None  # huggingface_hub's own bar, on a terminal
+
+    class Bar(tqdm):  # type: ignore[misc]  # tqdm ships no types
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **(kwargs | {"disable": True}))
+            self.done_bytes, self.total_bytes = kwargs.get("initial") or 0, kwargs.get("total")
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.done_bytes += int(n or 0)
+            total = self.total_bytes or self.done_bytes
+            assert progress is not None
+            progress(CopyProgress(file=model, phase="download", done_bytes=self.done_bytes, total_bytes=total))
+            return None
+
+    return Bar
 
 
 def _token(token: SecretStr | None) -> str | bool:
@@ -170,7 +193,8 @@ def fetch_hub(
         with _translated(model, spec, endpoint, token):
             # The commit just read, not the branch: the bytes are those the HEAD described.
             local = hf_hub_download(spec.repo_id, file.path, revision=file.commit, cache_dir=cache_dir,
-                                    endpoint=endpoint, token=_token(token), etag_timeout=limits.connect_s)  # fmt: skip
+                                    endpoint=endpoint, token=_token(token), etag_timeout=limits.connect_s,
+                                    tqdm_class=_bar_class(progress, model))  # fmt: skip
         path = Path(str(local))
         got = hash_local_file(path, model, progress).sha256
         if got != file.sha256:
