@@ -1,32 +1,32 @@
 """A lineup that fits itself: each model's context, offload, KV cache type and GPU, chosen together.
 
-Each model gets a bounded ladder per knob, best first:
+Each model gets a bounded ladder per knob, best first (`fit_search` holds them):
 
   context  what it asks (`fit.max_ctx`, else its `ctx_size` / Ollama `num_ctx`), then each power
-           of two below, down to `fit.min_ctx` per sequence
+           of two per sequence below it, down to `fit.min_ctx`
   KV type  `fit.kv_types` in order (a quantized V cache only with flash attention: the section
-           refuses the rest); Ollama models f16, as its server's default
+           refuses the rest); Ollama models f16, its server's default
   offload  all layers on the GPU; for a mixture of experts then the experts of 1, 2, ... all
            layers on the CPU (`--n-cpu-moe`: attention and the KV cache stay on the GPU, where
            they pay most); then fewer GPU layers, down to the planner's `min_gpu_fraction`
   GPU      each GPU it may use (its node's; a container's `gpus`), then, for a container that
            sees several, all of them (llama.cpp splits it by their memory; `-ts` keeps its split)
 
-The search starts every model at the bottom of each ladder, placed in priority order on the GPU
-where it fits most tightly (a split only where no single GPU holds it); a model that fits nowhere
-even so is left to the CPU. Then, criterion
-by criterion in `fit.prefer` order (full_gpu, context, fewer_cpu_experts, kv_precision by
-default), models climb that ladder: higher priority first, models of equal priority one rung each
-in turn, each rung taken only if the model still fits on its GPU (or on another it may use)
-beside everything placed. Nothing ever climbs down, so no GPU is ever over-committed, and every
-model placed at the start stays placed.
+The search starts every model at the bottom of each ladder, placed in priority order where it
+fits most tightly (a split only where no single GPU holds it); a model that fits nowhere even so
+is left to the CPU. Then, criterion by criterion in `fit.prefer` order (full_gpu, context,
+fewer_cpu_experts, kv_precision by default), models climb that criterion's ladder: higher
+priority first, equal priorities one rung each in turn (lineup order first), each rung taken only
+if the model still fits where it is (or in another place it may take) beside everything placed.
+Nothing ever climbs down, so no GPU is ever over-committed and every model placed at the start
+stays placed.
 
 Why this is enough: a lineup is a handful of models on one to three GPUs, and a model's ladders
-hold a few hundred settings, so an exhaustive search over their product is out of reach while
-this one estimates each setting at most once. What it gives up is a lower-priority model that
-would gain much from an earlier model giving up a little within the same criterion; the
-reasoning lines say where each model stopped and what the next rung would have needed, and
-`priority` or `keep` steer it.
+hold a few hundred settings, so an exhaustive search over their product is out of reach, while
+this one estimates a model at a few hundred settings at most (each once). What it gives up is a
+lower-priority model that would gain much from an earlier one giving up a little within the same
+criterion; the reasoning lines say where each model stopped and what the next rung would have
+needed, and `priority` (lineup file) or `fit.keep` steer it.
 """
 
 from __future__ import annotations

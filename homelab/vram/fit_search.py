@@ -198,7 +198,7 @@ class FitState:
         if not m.places:
             return "no GPU it may use"
         if self.shares(m, m.place or m.places[0], **rungs) is None:
-            return "llama.cpp refuses that cache type for this model's key width"
+            return "llama.cpp refuses these settings (a cache type for its key width, or a quantized V without -fa)"
         own = [m.place] if m.place else []
         for place in own + [p for p in m.places if p != m.place]:
             if self.shortfall(m, place, **rungs) is None:
