@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -64,91 +65,92 @@ def _resumed_at(response: httpx.Response, have: int) -> int:
     return have
 
 
-def _check_size(model: str, shown: str, total: int | None, start: int, folder: Path, limits: FetchLimits) -> None:
-    if total is None:
-        return
-    if total > limits.max_file_bytes:
-        raise ModelDownloadError(
-            f"{model}: {shown} says the file is {total:,} bytes, more than the {limits.max_file_bytes:,} "
-            "a model file may have; refused before downloading"
-        )
-    free = shutil.disk_usage(folder).free
-    if total - start > free:
-        raise ModelDownloadError(f"{model}: {shown} needs {total - start:,} more bytes; {folder} has {free:,} free")
+@dataclass(frozen=True)
+class _Download:
+    """One source's download into its `.part` file."""
 
+    client: httpx.Client
+    spec: SourceSpec
+    model: str
+    part: Path
+    limits: FetchLimits
+    progress: ProgressCallback | None
 
-def _transfer(
-    client: httpx.Client,
-    spec: SourceSpec,
-    model: str,
-    part: Path,
-    limits: FetchLimits,
-    progress: ProgressCallback | None,
-) -> None:
-    """One GET into the part, from where it stopped. Raises `_Broken` when the body ends short."""
-    shown = spec.shown()
-    have = part.stat().st_size if part.exists() else 0
-    # identity: a compressed body would make Content-Length and the byte bound mean something else.
-    headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
-    with client.stream("GET", spec.url, headers=headers) as response:
-        if response.status_code == 416 and have:  # the part is longer than the file: start again
-            part.unlink()
-            raise _Broken("the partial file was longer than the file; starting over")
-        if response.status_code not in (200, 206):
-            raise ModelDownloadError(f"{model}: {shown} answered HTTP {response.status_code}")
-        at = _resumed_at(response, have)
-        total = _total(response, at)
-        _check_size(model, shown, total, at, part.parent, limits)
-        if have:
-            log.info("%s: resuming %s at byte %d (%s)", model, shown, at, "206" if at else "range ignored: 200")
-        with part.open("ab" if at else "wb") as handle:
+    def check_size(self, total: int | None, start: int) -> None:
+        if total is None:
+            return
+        if total > self.limits.max_file_bytes:
+            raise ModelDownloadError(
+                f"{self.model}: {self.spec.shown()} says the file is {total:,} bytes, more than the "
+                f"{self.limits.max_file_bytes:,} a model file may have; refused before downloading"
+            )
+        folder = self.part.parent
+        if total - start > (free := shutil.disk_usage(folder).free):
+            raise ModelDownloadError(f"{self.model}: {self.spec.shown()} needs {total - start:,} more bytes; "
+                                     f"{folder} has {free:,} free")  # fmt: skip
+
+    def transfer(self) -> None:
+        """One GET into the part, from where it stopped. Raises `_Broken` when the body ends short."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        # identity: a compressed body would make Content-Length and the byte bound mean something else.
+        headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
+        with self.client.stream("GET", self.spec.url, headers=headers) as response:
+            if response.status_code == 416 and have:  # the part is longer than the file: start again
+                self.part.unlink()
+                raise _Broken("the partial file was longer than the file; starting over")
+            if response.status_code not in (200, 206):
+                raise ModelDownloadError(f"{self.model}: {self.spec.shown()} answered HTTP {response.status_code}")
+            at = _resumed_at(response, have)
+            total = _total(response, at)
+            self.check_size(total, at)
+            if have:
+                log.info("%s: resuming at byte %d (%s)", self.model, at, "206" if at else "range ignored: 200")
+            done = self.write(response, at, total)
+        if total is not None and done != total:
+            raise _Broken(f"the body ended at byte {done:,} of {total:,}")
+
+    def write(self, response: httpx.Response, at: int, total: int | None) -> int:
+        """The body appended at byte `at` (0: the part rewritten); where it ended."""
+        with self.part.open("ab" if at else "wb") as handle:
             done = at
             # As the bytes arrive: a chunk size would hold back what a dropped connection then loses.
             for chunk in response.iter_raw():
                 done += len(chunk)
-                if done > limits.max_file_bytes:
+                if done > self.limits.max_file_bytes:
                     raise ModelDownloadError(
-                        f"{model}: {shown} sent more than {limits.max_file_bytes:,} bytes, the most a model file "
-                        "may have; cut off"
+                        f"{self.model}: {self.spec.shown()} sent more than {self.limits.max_file_bytes:,} bytes, "
+                        "the most a model file may have; cut off"
                     )
                 handle.write(chunk)
-                if progress is not None:
-                    progress(CopyProgress(file=model, phase="download", done_bytes=done, total_bytes=total or done))
+                if self.progress is not None:
+                    self.progress(CopyProgress(file=self.model, phase="download", done_bytes=done,
+                                               total_bytes=total or done))  # fmt: skip
             handle.flush()
             os.fsync(handle.fileno())
-    if total is not None and done != total:
-        raise _Broken(f"the body ended at byte {done:,} of {total:,}")
+        return done
 
-
-def _download(
-    client: httpx.Client,
-    spec: SourceSpec,
-    model: str,
-    part: Path,
-    limits: FetchLimits,
-    progress: ProgressCallback | None,
-) -> None:
-    """Transfers until the part is whole, each resuming the last; at most `limits.attempts`."""
-    why = ""
-    for attempt in range(1, limits.attempts + 1):
-        try:
-            _transfer(client, spec, model, part, limits, progress)
-            return
-        except _Broken as exc:
-            why = str(exc)
-        except _TRANSIENT as exc:
-            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        except httpx.HTTPError as exc:
-            raise ModelDownloadError(f"{model}: {spec.shown()}: {type(exc).__name__}: {exc}") from exc
-        log.warning("%s: download of %s broke off (%s); try %d of %d", model, spec.shown(), why, attempt,
-                    limits.attempts)  # fmt: skip
-        if attempt < limits.attempts:
-            time.sleep(limits.retry_wait_s)
-    kept = part.stat().st_size if part.exists() else 0
-    raise ModelDownloadError(
-        f"{model}: {spec.shown()}: the download broke off on each of {limits.attempts} tries (last: {why}); "
-        f"{kept:,} bytes kept in {part}, resumed from there on the next run"
-    )
+    def run(self) -> None:
+        """Transfers until the part is whole, each resuming the last; at most `limits.attempts`."""
+        why, attempts = "", self.limits.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                self.transfer()
+                return
+            except _Broken as exc:
+                why = str(exc)
+            except _TRANSIENT as exc:
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except httpx.HTTPError as exc:
+                raise ModelDownloadError(f"{self.model}: {self.spec.shown()}: {type(exc).__name__}: {exc}") from exc
+            log.warning("%s: download of %s broke off (%s); try %d of %d", self.model, self.spec.shown(), why,
+                        attempt, attempts)  # fmt: skip
+            if attempt < attempts:
+                time.sleep(self.limits.retry_wait_s)
+        kept = self.part.stat().st_size if self.part.exists() else 0
+        raise ModelDownloadError(
+            f"{self.model}: {self.spec.shown()}: the download broke off on each of {attempts} tries (last: {why}); "
+            f"{kept:,} bytes kept in {self.part}, resumed from there on the next run"
+        )
 
 
 def fetch_https(
@@ -174,7 +176,7 @@ def fetch_https(
     if final.is_file():
         return final  # named by its digest, and renamed in only once it matched
     part = final.with_name(final.name + ".part")
-    _download(client, spec, model, part, limits, progress)
+    _Download(client, spec, model, part, limits, progress).run()
     got = hash_local_file(part, model, progress).sha256
     if got != spec.sha256:
         part.unlink()
