@@ -211,3 +211,21 @@ def test_the_estimate_command_prints_each_gpus_share(moe_dir: Path) -> None:
     assert text.exit_code == 0 and "CUDA0" in text.output and "CUDA1" in text.output and "layers" in text.output
     bad = CliRunner().invoke(app, ["plan", "estimate", str(moe_dir / "moe.gguf"), "-sm", "row", "-ts", "1,1"])
     assert bad.exit_code == 2 and "split buffer type" in bad.output
+
+
+def test_the_plan_shows_each_gpus_share_of_a_split_model(moe_dir: Path, tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from homelab_app.cli import app
+
+    inv = _inventory(2, ["-ts", "3,1"])
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(inv.model_dump(mode="json", exclude_defaults=True)))
+
+    result = CliRunner().invoke(app, ["plan", "-i", str(path), "--models-dir", str(moe_dir), "--no-ask-nodes"])
+
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the terminal wraps long lines
+    assert text.count("split over GPU0+GPU1") == 2
+    assert text.index("all 5 layers, 4 here") < text.index("all 5 layers, 1 here")

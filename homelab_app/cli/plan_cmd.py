@@ -134,9 +134,12 @@ def _render_plan(plan: Plan) -> None:
             layers = (
                 f"all {e.n_layers_total} layers" if p.whole else f"{e.n_gpu_layers}/{e.n_layers_total} layers on GPU"
             )
+            if len(p.gpu_indexes) > 1:  # llama.cpp splits it: this GPU's share and layers
+                share = e.devices[p.device].layers
+                layers += f", {share} here (split over GPU{'+GPU'.join(map(str, p.gpu_indexes))})"
             source = _source(p.source, e.estimated_shape)
             out.print(
-                f"  {escape(label):<{width}}{_gib(e.gpu_total_bytes):>9}  {source:<{_SOURCE_WIDTH}}{layers}",
+                f"  {escape(label):<{width}}{_gib(p.gpu_bytes):>9}  {source:<{_SOURCE_WIDTH}}{layers}",
                 highlight=False,
             )
             if p.model not in told:
