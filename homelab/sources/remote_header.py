@@ -34,6 +34,7 @@ __all__ = ["read_remote_header", "source_shape", "source_shapes"]
 log = logging.getLogger(__name__)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
+
 def _size_said(response: httpx.Response) -> int | None:
     if response.status_code == 206:
         match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
