@@ -449,6 +449,10 @@ def estimate_command(
 
     try:
         shape = shape_of(model)
+        if (n_cpu_moe or cpu_moe) and not any("_exps." in t.name for t in shape.tensors):
+            err.print(
+                f"! {escape(shape.name)} has no expert tensors: --n-cpu-moe/--cpu-moe move nothing", highlight=False
+            )
         words = _run_words(n_cpu_moe, cpu_moe, override_tensor or [], tensor_split, split_mode, main_gpu)
         settings = RunSettings(
             ctx_size=ctx_size, parallel=parallel, cache_type_k=cache_type, cache_type_v=cache_type,
