@@ -248,3 +248,21 @@ def test_any_model_list_imports_or_is_refused_entry_by_entry(entries: list[dict[
         assert sum(len(e.models) for _, e in inv.endpoints()) + external + merged == len(entries)
         data, source = loads_yaml(render_inventory(inv, "litellm.yaml"), "cluster.yaml")
         parse_inventory(data, source)  # what import writes is a cluster file that validates
+
+
+def test_a_password_in_a_kept_url_is_left_out_and_said_where() -> None:
+    data = {
+        "model_list": [
+            {"model_name": "chat", "litellm_params": {"model": "ollama_chat/m", "api_base": "http://h:11434"}},
+            {"model_name": "az", "litellm_params": {"model": "azure/gpt", "api_base": "https://u:hunter2@az.example"}},
+        ],
+        "litellm_settings": {"cache_params": {"type": "redis", "url": "redis://:hunter2@127.0.0.1:6379"}},
+    }
+
+    inv, notes = import_litellm_with_notes(data, SourceMap("litellm.yaml"))
+
+    text = render_inventory(inv, "litellm.yaml", notes)
+    assert "hunter2" not in text and "hunter2" not in "".join(notes)
+    assert "model_list[1] (az): litellm_params.api_base: a literal secret, not copied" in notes[0]
+    assert notes[1].startswith("litellm_settings.cache_params.url: a literal secret")
+    assert inv.gateway is not None and inv.gateway.settings.litellm_settings == {"cache_params": {"type": "redis"}}

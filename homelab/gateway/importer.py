@@ -242,7 +242,8 @@ def _entry(
     if why is not None:
         return problem(("litellm_params", "api_base"), why)
     provider, slash, backend = params["model"].partition("/")
-    api_base = external.litellm_params.get("api_base")  # resolved when asked
+    # resolved when asked; a URL with a password is out of `external`, and refused below as an endpoint's
+    api_base = external.litellm_params.get("api_base", params.get("api_base"))
     if not slash or provider not in PROVIDER_KINDS or "*" in model_name + backend or api_base is None:
         return external  # not homelab's to run: a cloud API, a wildcard, the provider's default address
     if not isinstance(api_base, str) or not api_base.strip() or env_name(api_base) is not None:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, field_validator
 
 from homelab.frozen import Frozen
+from homelab.redact import redact_url
 
 __all__ = [
     "ENV_PREFIX",
@@ -72,8 +73,11 @@ def split_secrets(data: Any, at: str = "") -> tuple[Any, list[str]]:
     dotted paths of those left out.
 
     A flag or a number under such a key (`enable_jwt_auth: true`) is no secret; anything else
-    (a string, a service-account mapping) is.
+    (a string, a service-account mapping) is. So is a URL with user-info under any key
+    (`api_base: http://user:password@host`, a cache's `redis://:password@host`).
     """
+    if isinstance(data, str) and redact_url(data) != data:
+        return None, [at]
     if isinstance(data, list):
         pairs = [split_secrets(item, f"{at}[{i}]") for i, item in enumerate(data)]
         return [kept for kept, _ in pairs], [path for _, paths in pairs for path in paths]
@@ -89,8 +93,10 @@ def split_secrets(data: Any, at: str = "") -> tuple[Any, list[str]]:
             else:
                 dropped.append(path)
         else:
-            kept[key], inner = split_secrets(value, path)
+            value, inner = split_secrets(value, path)
             dropped += inner
+            if not inner or value is not None:  # a URL left out is left out whole, key and all
+                kept[key] = value
     return kept, dropped
 
 
