@@ -175,3 +175,19 @@ def test_replica_mistakes_are_refused_with_the_field(tmp_path: Path, change: dic
 
     assert message in str(caught.value)
     assert "sk-x" not in str(caught.value)
+
+
+@pytest.mark.parametrize("section", ["router_settings", "litellm_settings"])
+def test_the_owners_fallbacks_win_and_homelabs_join_them_where_they_are(tmp_path: Path, section: str) -> None:
+    cluster = _cluster(_dead(), _dead(), _dead(), _dead())
+    cluster["nodes"][1]["endpoints"][0]["models"].append({"name": "coder", "alias": "coder"})
+    cluster["experts"] = {"code": ["coder", "chat"], "fast": ["chat", "coder"]}
+    cluster["gateway"]["settings"] = {section: {"fallbacks": [{"chat": ["gpt-4o"]}]}}
+    inv = _load(tmp_path, cluster)
+
+    config = build_config(inv)
+
+    merged = config[section]["fallbacks"]
+    assert merged == [{"chat": ["gpt-4o"]}, {"coder": ["chat"]}, {"cpu/coder": ["chat"]}]
+    if section == "litellm_settings":  # LiteLLM reads litellm_settings' only while router_settings' is empty
+        assert config["router_settings"]["fallbacks"] == []
