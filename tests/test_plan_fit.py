@@ -334,6 +334,46 @@ def test_a_bad_fit_section_names_the_field(tmp_path: Path, section: str, message
     assert "Traceback" not in result.stderr
 
 
+ONE_CONTAINER = """nodes:
+   - name: box
+     tier: gpu
+     host: box.home.arpa
+     gpus:
+        - {name: RTX 3090, vram_gib: 24}
+     endpoints:
+        - name: coder
+          kind: llamacpp
+          url: http://box.home.arpa:3001
+          container:
+             image: llama
+             model_file: qwen2.5-coder-7b-instruct-q4_k_m.gguf
+             ctx_size: 16384
+"""
+
+
+def test_a_file_indented_its_own_way_gets_only_the_new_lines(tmp_path: Path) -> None:
+    path = tmp_path / "three-spaces.yaml"
+    path.write_text(ONE_CONTAINER)
+
+    result = homelab("plan", "fit", "-i", path, "--write")
+
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == ONE_CONTAINER + "             gpu_layers: 29\n             args: [-fa, 'on']\n"
+
+
+def test_a_file_fit_cannot_rewrite_is_shown_but_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "spaced.yaml"
+    path.write_text(ONE_CONTAINER.replace("{name: RTX 3090, vram_gib: 24}", "{ name: RTX 3090,  vram_gib: 24 }"))
+    before = path.read_text()
+
+    shown = homelab("plan", "fit", "-i", path, "--json")
+    written = homelab("plan", "fit", "-i", path, "--write")
+
+    assert shown.returncode == 0 and json.loads(shown.stdout)["diff"] is None
+    assert written.returncode == 2 and "is not one plan fit can reproduce" in written.stderr
+    assert path.read_text() == before
+
+
 def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path: Path) -> None:
     path = cluster(tmp_path)
     read = path.read_bytes()

@@ -41,8 +41,10 @@ from homelab.yaml_source import MAX_FILE_BYTES, loads_yaml
 
 __all__ = ["fit_inventory", "fitted_text", "text_diff", "write_fitted"]
 
-# Indentations tried for the round trip: the one that reproduces the file unchanged is used.
-_INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
+# Indentations (mapping, sequence, dash offset) tried for the round trip, the usual ones first: the
+# first that reproduces the file unchanged is used.
+_USUAL = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
+_INDENTS = tuple(dict.fromkeys(_USUAL + tuple((m, s, o) for m in (2, 3, 4) for s in range(2, 7) for o in range(s - 1))))
 _N_CPU_MOE = ("--n-cpu-moe", "-ncmoe")
 _FLASH = ("-fa", "--flash-attn")
 _CTK = ("-ctk", "--cache-type-k")
@@ -106,7 +108,8 @@ def _round_trip(text: str, name: str) -> YAML:
         if out.getvalue() == text:
             return rt
     message = (
-        "its indentation is not one plan fit can reproduce, so writing would change lines fit does not own; "
+        "its layout (indentation, spaces inside [ ] or { }) is not one plan fit can reproduce, so writing would "
+        "change lines fit does not own; "
         "copy the choices shown by hand"
     )
     raise InventoryError([Problem(name, None, "", message)])

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from homelab_app.cli.common import JsonFlag, out, shown
+from homelab_app.cli.common import JsonFlag, out, print_error, shown
 from homelab_app.cli.plan_cmd import plan_app
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _gpu_table(gpu: FitGpu, models: dict[str, FittedModel]) -> None:
     out.print(table)
 
 
-def _render(fit: LineupFit, diff: str, written: bool, write: bool, inventory: Path) -> None:
+def _render(fit: LineupFit, diff: str | None, written: bool, inventory: Path) -> None:
     models = {m.model: m for m in fit.models}
     out.print(f"preferring {', '.join(fit.order)}", highlight=False)
     for gpu in fit.gpus:
@@ -67,13 +67,15 @@ def _render(fit: LineupFit, diff: str, written: bool, write: bool, inventory: Pa
     for m in fit.models:
         for line in m.reasons:
             out.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
+    if diff is None:
+        return  # the reason is on stderr
     if not diff:
         out.print(f"{shown(str(inventory))} already holds these choices", highlight=False)
         return
     out.print(shown(diff.rstrip("\n")), highlight=False, soft_wrap=True)
     if written:
         out.print(f"wrote {shown(str(inventory))}", highlight=False)
-    elif not write:
+    else:
         out.print("--write puts these choices into the cluster file", highlight=False)
 
 
@@ -95,9 +97,11 @@ def fit_command(
     cluster's GPUs, keeping the reserve, preferring in the order of the cluster file's fit:
     section (default: fully on the GPU, then larger context, then fewer experts on the CPU, then
     an f16 KV cache), and says why each model stopped where it did. With --write the choices go
-    into the cluster file, shown as a diff; it refuses a file changed since it was read.
+    into the cluster file, shown as a diff; it refuses a file changed since it was read. The diff
+    is shown without --write too (JSON: "diff", null where the file cannot be rewritten).
     Exit codes: 0 a fit (CPU-only models included); 2 bad input.
     """
+    from homelab.errors import InventoryError
     from homelab.files import read_regular
     from homelab.vram.fit_file import fit_inventory, fitted_text, text_diff, write_fitted
     from homelab.vram.lineup import load_lineup_file
@@ -109,12 +113,19 @@ def fit_command(
     lineup_file = load_lineup_file(lineup) if lineup else None
     fit = fit_inventory(inv, models_dir=models_dir, lineup_file=lineup_file)
     text = read.decode("utf-8")  # load_or_exit has refused a file that is not UTF-8
-    new = fitted_text(text, str(inventory), fit)
-    diff = text_diff(text, new, str(inventory))
+    diff: str | None = None
+    try:
+        new = fitted_text(text, str(inventory), fit)
+    except InventoryError as exc:  # a file fit cannot rewrite: the choices are still worth showing
+        if write:
+            raise
+        print_error(exc)
+    else:
+        diff = text_diff(text, new, str(inventory))
     written = bool(write and diff)
     if written:
         write_fitted(inventory, read, new)
     if as_json:
         print(json.dumps({"fit": fit.model_dump(mode="json"), "diff": diff, "written": written}, indent=2))
     else:
-        _render(fit, diff, written, write, inventory)
+        _render(fit, diff, written, inventory)
