@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 
-from homelab.docker_ops.plan import CopyModel, CreateContainer, Facts, ReplaceContainer, plan
+from homelab.docker_ops.connect import Engine
+from homelab.docker_ops.plan import CopyModel, CreateContainer, DesiredState, Facts, ReplaceContainer, plan
 from homelab.docker_ops.serial import RolloutSettings
 from homelab.docker_ops.sources import ModelSource, SourceFile
 from homelab.docker_ops.volumes import VolumeFile
 from homelab.inventory import Inventory
-from homelab.rollout.containers import desired_state
+from homelab.rollout.containers import desired_state, source_facts
 from tests.fixtures.hf_hub import HubStandIn
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 from tests.model_sources_util import run_homelab, write_split_llama
@@ -90,3 +92,11 @@ def test_a_split_hub_model_is_rolled_out_and_served(rollout_lab: RolloutLab, hf_
     for part in parts:
         assert f"= volume {lab.volume} holds {part.name}, sha256 ok" in again.stdout
     assert len(hf_hub.requests("GET")) == 3  # one per part, the first run only
+
+
+def test_a_source_the_fetch_checked_is_not_hashed_again() -> None:
+    checked = SourceFile(model_file="m.gguf", sha256="a" * 64, size_bytes=5)
+    missing = Path("/nonexistent/m.gguf")  # reading it would fail: the fetch's digest is used
+    sources = {"m.gguf": ModelSource(model_file="m.gguf", local_path=missing, checked=checked)}
+    desired = DesiredState(node="n", containers=[], sources=sources)
+    assert source_facts(cast(Engine, None), desired, RolloutSettings()) == {"m.gguf": checked}

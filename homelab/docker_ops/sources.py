@@ -49,6 +49,9 @@ class ModelSource(Frozen):
     model_file: str
     local_path: Path | None = None
     node_path: str | None = Field(None, description="absolute path on the node")
+    checked: SourceFile | None = Field(
+        None, description="size and SHA-256 a fetch already checked (`homelab.sources`): not hashed again"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelSource:

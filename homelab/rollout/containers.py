@@ -93,7 +93,9 @@ def source_facts(
     """Fact: size and SHA-256 of every model source (local files here, node files in a helper)."""
     found: dict[str, SourceFile] = {}
     for name, source in desired.sources.items():
-        if source.local_path is not None:
+        if source.checked is not None:  # hashed by the fetch that brought it here
+            found[name] = source.checked
+        elif source.local_path is not None:
             found[name] = hash_local_file(source.local_path, name, progress)
         else:
             found[name] = node_source_file(engine, source, settings.helper)

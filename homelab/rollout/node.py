@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from homelab.docker_ops.apply import RolloutReport
 from homelab.docker_ops.connect import Engine, open_engine
 from homelab.docker_ops.serial import RolloutSettings
-from homelab.docker_ops.sources import ModelSource, ProgressCallback, model_sources
+from homelab.docker_ops.sources import ModelSource, ProgressCallback, SourceFile, model_sources
 from homelab.errors import HomelabError, ModelSourceMissing, OllamaError
 from homelab.files import check_replaceable
 from homelab.gateway.config import regenerate_config
@@ -45,6 +45,7 @@ from homelab.rollout.containers import ContainerRunner, EngineRollout, roll_out_
 from homelab.rollout.ollama import ApiRollout, OllamaRunner, ollama_apis, roll_out_ollama
 from homelab.rollout.preview import RolloutPreview, preview_rollout
 from homelab.sources.fetch import Fetcher, fetch_node_sources, node_sources
+from homelab.sources.spec import Fetched
 from homelab.vram.metadata import read_gguf
 from homelab.vram.node_plan import NodeVramPlan, plan_node_vram
 
@@ -132,15 +133,22 @@ def node_inputs(
     files = [f for f in container_files(node) if f not in fetched]
     sources = model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir) if files else {}
     # A split GGUF's first part names it; its other parts are sources of their own (`split_parts_of`).
-    sources |= {f: ModelSource(model_file=f, local_path=paths[0]) for f, paths in fetched.items()}
-    sources |= {p.name: ModelSource(model_file=p.name, local_path=p) for paths in fetched.values() for p in paths[1:]}
-    first = {f: paths[0] for f, paths in fetched.items()}
+    named = [(f, parts[0]) for f, parts in fetched.items()] + [
+        (p.path.name, p) for ps in fetched.values() for p in ps[1:]
+    ]
+    sources |= {name: _model_source(name, file) for name, file in named}
+    first = {f: parts[0].path for f, parts in fetched.items()}
     shapes = {f: read_gguf(path) for f, path in first.items()}
     vram = plan_node_vram(inv, node, models_dir=models_dir, sources=shapes)
     return NodeInputs(sources=sources, ggufs=ollama_sources(node, models_dir, first), vram=vram)
 
 
-def _fetched(inv: Inventory, node: Node, fetcher: Fetcher | None) -> dict[str, list[Path]]:
+def _model_source(name: str, file: Fetched) -> ModelSource:
+    checked = SourceFile(model_file=name, sha256=file.sha256, size_bytes=file.size_bytes) if file.sha256 else None
+    return ModelSource(model_file=name, local_path=file.path, checked=checked)
+
+
+def _fetched(inv: Inventory, node: Node, fetcher: Fetcher | None) -> dict[str, list[Fetched]]:
     """The node's models with a `source:`, fetched: model file -> its parts' local paths."""
     if fetcher is not None:
         return fetch_node_sources(inv, node, fetcher)

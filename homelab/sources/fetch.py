@@ -22,7 +22,7 @@ from homelab.inventory import EndpointKind, Inventory, Node
 from homelab.sources.https import fetch_https
 from homelab.sources.hub import DEFAULT_HUB_ENDPOINT, fetch_hub
 from homelab.sources.limits import DEFAULT_FETCH_LIMITS, FetchLimits
-from homelab.sources.spec import SourceKind, SourceSpec
+from homelab.sources.spec import Fetched, SourceKind, SourceSpec
 
 __all__ = ["DEFAULT_CACHE_DIR", "Fetcher", "TokenReader", "fetch_node_sources", "node_sources", "open_fetch_client"]
 
@@ -66,7 +66,11 @@ class Fetcher:
         return self.read_token(spec.token_secret)
 
     def fetch(self, spec: SourceSpec, model: str) -> list[Path]:
-        """The local path of every part of the source, the first part first (fetched when needed).
+        """The local path of every part of the source, the first part first (as `fetch_checked`)."""
+        return [file.path for file in self.fetch_checked(spec, model)]
+
+    def fetch_checked(self, spec: SourceSpec, model: str) -> list[Fetched]:
+        """Every part of the source on this machine with the digest it was checked against, first part first.
 
         Raises:
             ModelSourceMissing: a local source is not a file.
@@ -77,11 +81,12 @@ class Fetcher:
             return fetch_hub(spec, model, endpoint=self.hub_endpoint, cache_dir=self.hub_cache_dir,
                              token=self.token(spec), limits=self.limits, progress=self.progress)  # fmt: skip
         if spec.kind == SourceKind.HTTPS:
-            return [fetch_https(self.client, spec, model, self.cache_dir.expanduser(), self.limits, self.progress)]
+            path = fetch_https(self.client, spec, model, self.cache_dir.expanduser(), self.limits, self.progress)
+            return [Fetched(path=path, sha256=spec.sha256, size_bytes=path.stat().st_size)]
         return _local(spec, model, self.progress)
 
 
-def _local(spec: SourceSpec, model: str, progress: ProgressCallback | None) -> list[Path]:
+def _local(spec: SourceSpec, model: str, progress: ProgressCallback | None) -> list[Fetched]:
     first = Path(spec.url).expanduser()
     paths = [first.with_name(name) for name in spec.part_names()]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -89,7 +94,8 @@ def _local(spec: SourceSpec, model: str, progress: ProgressCallback | None) -> l
         raise ModelSourceMissing(f"{model}: source not found: {', '.join(missing)}")
     if spec.sha256 is not None and (got := hash_local_file(first, model, progress).sha256) != spec.sha256:
         raise ChecksumMismatch(f"{model}: {first}: SHA-256 expected {spec.sha256}, got {got}")
-    return paths
+    # Unpinned, a local file is hashed by the rollout like one from --models-dir.
+    return [Fetched(path=p, sha256=spec.sha256 if p == first else None, size_bytes=p.stat().st_size) for p in paths]
 
 
 def _specs(node: Node) -> Iterator[tuple[str, SourceSpec]]:
@@ -112,10 +118,10 @@ def node_sources(inv: Inventory, node: Node | None = None) -> dict[str, SourceSp
     return found
 
 
-def fetch_node_sources(inv: Inventory, node: Node, fetcher: Fetcher) -> dict[str, list[Path]]:
-    """Model file -> the local paths of its parts, for every model of `node` with a source.
+def fetch_node_sources(inv: Inventory, node: Node, fetcher: Fetcher) -> dict[str, list[Fetched]]:
+    """Model file -> its parts on this machine (and their checked digests), for every model of `node` with a source.
 
     Raises:
         ModelSourceMissing, ChecksumMismatch, ModelDownloadError: as `Fetcher.fetch`.
     """
-    return {name: fetcher.fetch(spec, name) for name, spec in node_sources(inv, node).items()}
+    return {name: fetcher.fetch_checked(spec, name) for name, spec in node_sources(inv, node).items()}

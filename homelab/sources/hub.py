@@ -43,7 +43,7 @@ from homelab.docker_ops.sources import CopyProgress, ProgressCallback, hash_loca
 from homelab.errors import ChecksumMismatch, ModelDownloadError
 from homelab.frozen import Frozen
 from homelab.sources.limits import FetchLimits
-from homelab.sources.spec import SourceSpec
+from homelab.sources.spec import Fetched, SourceSpec
 
 __all__ = ["DEFAULT_HUB_ENDPOINT", "HubFile", "fetch_hub", "hub_files"]
 
@@ -177,7 +177,7 @@ def fetch_hub(
     token: SecretStr | None,
     limits: FetchLimits,
     progress: ProgressCallback | None = None,
-) -> list[Path]:
+) -> list[Fetched]:
     """Every part of a hub source in the hub's cache, checked; the first part first.
 
     Args:
@@ -203,6 +203,7 @@ def fetch_hub(
                 f"{model}: {spec.shown()}: {file.path}: SHA-256 expected {file.sha256} (the hub's LFS object), "
                 f"got {got}; removed from the cache"
             )
-        log.info("%s: %s (%s bytes) from %s, sha256 ok", model, file.path, os.path.getsize(path), spec.shown())
-        paths.append(path)
+        size = os.path.getsize(path)
+        log.info("%s: %s (%s bytes) from %s, sha256 ok", model, file.path, size, spec.shown())
+        paths.append(Fetched(path=path, sha256=got, size_bytes=size))
     return paths

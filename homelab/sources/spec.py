@@ -18,7 +18,7 @@ import ipaddress
 import posixpath
 import re
 from enum import StrEnum
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -26,7 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from homelab.frozen import Frozen
 
-__all__ = ["SPLIT_PATTERN", "SourceKind", "SourceSpec", "file_name_of", "split_parts"]
+__all__ = ["SPLIT_PATTERN", "Fetched", "SourceKind", "SourceSpec", "file_name_of", "split_parts"]
 
 # llama.cpp's split naming (`llama_split_path`, src/llama.cpp): PREFIX-%05d-of-%05d.gguf.
 SPLIT_PATTERN = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
@@ -71,6 +71,14 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class Fetched(Frozen):
+    """A file of a source on this machine, and the SHA-256 it was checked against (None: not checked)."""
+
+    path: Path
+    sha256: str | None = None
+    size_bytes: int
 
 
 class SourceSpec(Frozen):
