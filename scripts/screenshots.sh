@@ -3,6 +3,7 @@
 #   docs/ui-deployments.png   the deployments (schedules, the per-node recovery deployments)
 #   docs/ui-sweep.png         the health sweep's table artifact (DEGRADED, nas/small DOWN)
 #   docs/ui-recovery.png      the recover-node run the automation started on homelab.node.down
+#   docs/ui-alerts.png        the alert automations `homelab up` keeps from the cluster file's notify:
 # Runs the demo in a folder of its own (HOMELAB_DEMO_DIR, default a temporary one), points
 # headless Chromium (Debian `chromium`, installed here when missing) at the UI, and stops the
 # demo afterwards unless KEEP_DEMO=1. Needs scripts/setup.sh to have run. Loopback only:
@@ -68,4 +69,5 @@ mkdir -p "$OUT"
 shot ui-deployments "$(field deployments_url)"
 shot ui-sweep "$(field sweep.artifact_urls.health-sweep)"
 shot ui-recovery "$(field recovery.url)"
+shot ui-alerts "$(field ui_url)automations"
 echo "==> the demo's summary: $summary" >&2

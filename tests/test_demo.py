@@ -192,6 +192,15 @@ def test_recovery_run_was_started_by_the_event_and_recovered(demo: tuple[Path, d
     assert httpx.get(f"{woken['url']}/health", timeout=5).json() == {"status": "ok"}
 
 
+def test_alerts_reach_the_receiver_down_then_recovered(demo: tuple[Path, dict[str, Any], str]) -> None:
+    """Prefect's automations sent the nas incident through the demo's webhook block, once each, in order."""
+    _, summary, progress = demo
+    subjects = [m["body"]["subject"] for m in summary["alerts"]]
+    assert subjects == ["homelab: node nas is down", "homelab: node nas recovered"]
+    assert "time to recover" in summary["alerts"][1]["body"]["body"]
+    assert "alert received homelab: node nas is down" in progress
+
+
 def test_route_skips_the_down_expert_and_plan_places_the_lineup(demo: tuple[Path, dict[str, Any], str]) -> None:
     _, summary, _ = demo
     decision = summary["route"]["decision"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,11 +20,13 @@ if TYPE_CHECKING:
 
     from homelab_app.demo.layout import DemoState
     from homelab_app.demo.llama_build import BuildLine
+    from homelab_app.demo.receiver import Message
     from homelab_app.demo.tour import DemoSummary, Server
 
 __all__ = ["demo_command"]
 
 GIB = 2**30
+ALERTS_WAIT_S = 30.0  # after the tour, for the recovered message (the recovery has ended by then)
 _BUILD_NOTE_EVERY = 10  # percent, when stderr is not a terminal
 
 
@@ -48,6 +51,13 @@ class _Show:
     def step(self, text: str) -> None:
         self.status.update(escape(text))
         err.print(f"[dim]· {escape(text)}[/]", highlight=False, soft_wrap=True)
+
+    def alert(self, message: Message) -> None:
+        """What the alert receiver got, as it arrives (called from the receiver's thread)."""
+        lines = message.text().splitlines() or [""]
+        err.print(f"[bold]alert received[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
+        for line in lines[1:]:
+            err.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
 
     def build_line(self, line: BuildLine) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -178,8 +188,10 @@ def demo_command(
     Everything keeps running for the Prefect UI; `homelab demo --stop` ends it. The first run
     builds llama-server (about 12 minutes on two cores). Exit codes: 0 done; 1 a step failed.
     """
+    from homelab_app.demo.alerts import save_demo_block, wait_for_alerts
     from homelab_app.demo.cluster import default_folder, prepare_demo, start_servers, wait_ready
     from homelab_app.demo.llama_build import llama_server_binary
+    from homelab_app.demo.receiver import running_receiver
     from homelab_app.demo.tour import bring_up_prefect, start_afresh
 
     folder = (folder or default_folder()).expanduser().resolve()
@@ -187,7 +199,7 @@ def demo_command(
         _stop(folder, as_json)
         return
     try:
-        with _Show() as show:
+        with _Show() as show, running_receiver(show.alert) as receiver:
             binary = llama_server_binary(show.build_line)
             show.build_done()
             show.step(f"llama-server: {binary}")
@@ -201,9 +213,14 @@ def demo_command(
             show.step(f"cluster file: {state.inventory} ({state.down.endpoint} stays down on purpose)")
             started = start_servers(state)
             show.step(f"starting {len(started)} servers: " + ", ".join(p.endpoint for p in state.processes))
-            stack = bring_up_prefect(folder, Path(state.inventory), port, show.step)
+            show.step(f"alerts: a webhook block will post to the receiver at {receiver.url}")
+            stack = bring_up_prefect(
+                folder, Path(state.inventory), port, show.step, lambda api: save_demo_block(api, receiver)
+            )
             wait_ready(state, started, lambda p, s: show.step(f"{p.endpoint} serves ({p.what}), after {s:.0f} s"))
             summary = _tour(state, stack.api_url, stack.ui_url, begun, show)
+            summary.alerts = wait_for_alerts(receiver, _down_and_back(state.down_node), ALERTS_WAIT_S)
+            summary.alerts_url = receiver.url
     except InventoryError:
         raise  # the CLI's handler: each problem, exit 2
     except HomelabError as exc:
@@ -216,6 +233,16 @@ def demo_command(
         print(summary.model_dump_json(indent=2))
     else:
         _render(summary)
+
+
+def _down_and_back(node: str) -> Callable[[list[Message]], bool]:
+    """Whether the messages hold the node's down message and its recovered message."""
+
+    def complete(messages: list[Message]) -> bool:
+        texts = [m.text() for m in messages]
+        return any(f"node {node} is down" in t for t in texts) and any(f"node {node} recovered" in t for t in texts)
+
+    return complete
 
 
 def _say(text: str = "") -> None:
@@ -284,6 +311,9 @@ def _render(s: DemoSummary) -> None:
     _say(f"    {escape(rec.message or '')}")
     rep = s.report
     _say(f"[bold]5 report[/]        {rep.flow_run.state_name}  flow run {rep.flow_run.name} (deployment daily-report)")
+    _say(f"[bold]6 alerts[/]        {len(s.alerts)} received by the webhook receiver at {s.alerts_url}")
+    for message in s.alerts:
+        _say(f"    {message.at:%H:%M:%S} " + escape(message.text()).replace("\n", "\n      "))
     _say(f"\n[bold]Where to look[/]: the Prefect UI at {s.ui_url}")
     looks = [
         ("deployments", s.deployments_url),

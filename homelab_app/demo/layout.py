@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "DEMO_BLOCK",
     "DOWN_NODE",
     "HISTORY_FILE",
     "INVENTORY_HEADER",
@@ -38,6 +39,7 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 DOWN_NODE = "nas"
+DEMO_BLOCK = "custom-webhook/homelab-demo"  # the alert block `homelab demo` saves (demo/alerts.py)
 HISTORY_FILE = "history.db"  # in the demo's folder
 # A quick question: the router sends it to `fast`, whose first expert lives on the down node.
 ROUTE_PROMPT = "What is the capital of Australia?"
@@ -198,6 +200,8 @@ def inventory_data(state: DemoState) -> dict[str, Any]:
             "embed": ["embed"],
         },
         "history": {"url": f"sqlite:///{HISTORY_FILE}"},
+        # Prefect's webhook block that `homelab demo` saves, posting to its loopback receiver.
+        "notify": {"blocks": [DEMO_BLOCK], "min_repeat": "30m"},
     }  # fmt: skip
     if state.gateway_url is not None:
         data["gateway"] = {"endpoint": "desk/litellm"}
@@ -214,4 +218,6 @@ INVENTORY_HEADER = """\
 #   for `homelab plan`, but the demo runs its servers as plain processes and has no GPU.
 # - nas is left down on purpose: its wake command (a stand-in for a smart plug or a BMC)
 #   starts its llama-server again when the recover-node flow wakes it.
+# - notify: sends alerts through a webhook block to a receiver in the `homelab demo` process,
+#   which prints what it gets (the node going down, then its recovery).
 """

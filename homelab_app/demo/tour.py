@@ -29,6 +29,7 @@ from homelab.inventory import Inventory
 from homelab.router import Decision
 from homelab_app.demo.cluster import stop_demo
 from homelab_app.demo.layout import DOWN_NODE, HISTORY_FILE, ROUTE_PROMPT, free_port
+from homelab_app.demo.receiver import Message
 from homelab_app.demo.runs import Artifact, FlowRun, PrefectApi
 from homelab_app.stack import (
     DEFAULT_PORT,
@@ -139,6 +140,8 @@ class DemoSummary(BaseModel):
     plan: PlanStep
     recovery: RunStep
     report: RunStep
+    alerts: list[Message] = Field(default_factory=list, description="what the demo's alert receiver got")
+    alerts_url: str | None = Field(None, description="the receiver's page, while `homelab demo` runs")
     stop_command: str = "homelab demo --stop"
 
 
@@ -147,13 +150,19 @@ def stack_dir(folder: Path) -> Path:
     return folder / "stack"
 
 
-def bring_up_prefect(folder: Path, inventory: Path, port: int | None, progress: Progress) -> StackStatus:
+def bring_up_prefect(
+    folder: Path,
+    inventory: Path,
+    port: int | None,
+    progress: Progress,
+    before_deploy: Callable[[str], None] | None = None,
+) -> StackStatus:
     """`homelab up` for the demo: its own embedded server (never a configured one), the demo's deployments.
 
     The demo must not deploy its cluster file onto a Prefect server the user configured for a
     real cluster, so PREFECT_API_URL is dropped and PREFECT_HOME points into the demo's folder
     (this process's environment, which `up` hands to the server and worker). Its worker polls
-    every 2 s instead of 10, so the tour's runs start promptly.
+    every 2 s instead of 10, so the tour's runs start promptly. `before_deploy` is `up`'s.
     """
     home = stack_dir(folder) / "prefect"
     os.environ.pop("PREFECT_API_URL", None)
@@ -162,7 +171,7 @@ def bring_up_prefect(folder: Path, inventory: Path, port: int | None, progress: 
     if port is None:
         port = DEFAULT_PORT if port_free(DEFAULT_PORT) else free_port()
     options = StackOptions(workdir=folder, state_dir=stack_dir(folder), inventory=inventory, port=port)
-    return up(options, progress)
+    return up(options, progress, before_deploy)
 
 
 def take_down_prefect(folder: Path) -> StopReport:

@@ -142,12 +142,18 @@ def _quiet(_: str) -> None:
     pass
 
 
-def up(options: StackOptions | None = None, progress: Progress = _quiet) -> StackStatus:
+def up(
+    options: StackOptions | None = None,
+    progress: Progress = _quiet,
+    before_deploy: Callable[[str], None] | None = None,
+) -> StackStatus:
     """Bring the stack up (or find it up) and return where it is.
 
     Args:
         options: what and where; the defaults bring up everything for the working directory.
         progress: told, in a few words, each slow step as it starts.
+        before_deploy: called with the API URL once it answers, before anything is deployed and
+            before the worker starts (the demo saves its alert block there, for the automations).
 
     Raises:
         StackError: a port is taken, the server or worker did not start (with its log tail),
@@ -166,6 +172,8 @@ def up(options: StackOptions | None = None, progress: Progress = _quiet) -> Stac
         use_prefect_env(state_dir / "prefect")
         api_url, embedded = _ensure_api(options, state, state_dir, progress, started, reused)
         env = _child_env(api_url, state_dir, embedded)
+        if before_deploy is not None:
+            before_deploy(api_url)
         deployed = [] if config is None else _deploy(config, options, api_url, env, state_dir, progress)
         alerts = None if config is None else _sync_alerts(options, api_url, progress)
         worker = _ensure_worker(options, state, state_dir, api_url, env, progress, started, reused)
