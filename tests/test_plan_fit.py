@@ -361,17 +361,35 @@ def test_a_file_indented_its_own_way_gets_only_the_new_lines(tmp_path: Path) -> 
     assert path.read_text() == ONE_CONTAINER + "             gpu_layers: 29\n             args: [-fa, 'on']\n"
 
 
-def test_a_file_fit_cannot_rewrite_is_shown_but_not_written(tmp_path: Path) -> None:
-    path = tmp_path / "spaced.yaml"
-    path.write_text(ONE_CONTAINER.replace("{name: RTX 3090, vram_gib: 24}", "{ name: RTX 3090,  vram_gib: 24 }"))
-    before = path.read_text()
+ALIASED = (
+    ONE_CONTAINER
+    + """             args: &common [-ub, '256']
+        - name: other
+          kind: llamacpp
+          url: http://box.home.arpa:3002
+          container: {image: llama, model_file: llama-3.2-3b-instruct-q8_0.gguf, args: *common}
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(ONE_CONTAINER.replace("{name: RTX 3090, vram_gib: 24}", "{ name: RTX 3090,  vram_gib: 24 }"),
+      "its layout (indentation, spaces inside [ ] or { }) is not one plan fit can reproduce"),
+     (ALIASED, "coder: its container or deploy section (or args) is shared through a YAML alias")],
+    ids=["spaces-in-flow", "alias"],
+)  # fmt: skip
+def test_a_file_fit_cannot_rewrite_is_shown_but_not_written(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
 
     shown = homelab("plan", "fit", "-i", path, "--json")
     written = homelab("plan", "fit", "-i", path, "--write")
 
     assert shown.returncode == 0 and json.loads(shown.stdout)["diff"] is None
-    assert written.returncode == 2 and "is not one plan fit can reproduce" in written.stderr
-    assert path.read_text() == before
+    assert message in shown.stderr
+    assert written.returncode == 2 and message in written.stderr
+    assert path.read_text() == text
 
 
 def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path: Path) -> None:

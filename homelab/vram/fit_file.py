@@ -214,25 +214,60 @@ def _record_ask(data: CommentedMap, model: FittedModel) -> None:
             del fit["max_ctx"]
 
 
+def _shared(data: Any) -> set[int]:
+    """Ids of the mappings and lists the document reaches more than once (YAML aliases, `*name`)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if id(item) in seen:
+            shared.add(id(item))
+            continue
+        seen.add(id(item))
+        stack.extend(item.values() if isinstance(item, dict) else item)
+    return shared
+
+
+def _refuse_shared(name: str, model: FittedModel, shared: set[int], *parts: Any) -> None:
+    """Writing into what an alias shares would change every place that uses it.
+
+    Raises:
+        InventoryError: One of `parts` is shared.
+    """
+    if any(part is not None and id(part) in shared for part in parts):
+        message = (
+            f"{model.model}: its container or deploy section (or args) is shared through a YAML alias, so "
+            "writing would change every place that uses it; copy the choices shown by hand"
+        )
+        raise InventoryError([Problem(name, None, "", message)])
+
+
 def fitted_text(text: str, name: str, fit: LineupFit) -> str:
     """The cluster file's text with fit's choices in it (module docstring); `text` itself when nothing changes.
 
     Raises:
-        InventoryError: The file's indentation cannot be reproduced, or the new text would not
-            validate (a bug: the message says where).
+        InventoryError: The file's layout cannot be reproduced, a section fit writes is shared
+            through a YAML alias, or the new text would not validate (a bug: the message says where).
     """
     rt = _round_trip(text, name)
     data = rt.load(text)
+    shared = _shared(data)
     for model in fit.models:
         if model.kept or model.gpu is None or model.node is None or model.endpoint is None:
             continue
         endpoint = _endpoint(data, model)
         if model.ollama:
-            served = next(m for m in endpoint["models"] if m["alias"] == model.model)
-            _put(served["deploy"], "num_ctx", model.ctx_size // model.parallel)
-            _put(served["deploy"], "num_gpu", model.n_gpu_layers, after="num_ctx")
+            deploy = next(m for m in endpoint["models"] if m["alias"] == model.model)["deploy"]
+            _refuse_shared(name, model, shared, deploy)
+            _put(deploy, "num_ctx", model.ctx_size // model.parallel)
+            _put(deploy, "num_gpu", model.n_gpu_layers, after="num_ctx")
         else:
-            _write_container(endpoint["container"], model)
+            container = endpoint["container"]
+            _refuse_shared(name, model, shared, container, container.get("args"), container.get("command"))
+            _write_container(container, model)
         _record_ask(data, model)
     out = io.StringIO()
     rt.dump(data, out)
