@@ -18,6 +18,7 @@ from homelab.docker_ops.volumes import VolumeFile
 from homelab.inventory import Inventory
 from homelab.rollout.containers import desired_state, source_facts
 from tests.fixtures.hf_hub import HubStandIn
+from tests.fixtures.ollama_lab import OllamaLab, ollama_lab  # noqa: F401 (fixture)
 from tests.fixtures.rollout import EndpointPlan, RolloutLab, chat, rollout_lab  # noqa: F401 (fixture)
 from tests.model_sources_util import run_homelab, write_split_llama
 
@@ -100,3 +101,21 @@ def test_a_source_the_fetch_checked_is_not_hashed_again() -> None:
     sources = {"m.gguf": ModelSource(model_file="m.gguf", local_path=missing, checked=checked)}
     desired = DesiredState(node="n", containers=[], sources=sources)
     assert source_facts(cast(Engine, None), desired, RolloutSettings()) == {"m.gguf": checked}
+
+
+def test_an_ollama_model_from_a_hub_source_is_uploaded_and_created(
+    ollama_lab: OllamaLab, hf_hub: HubStandIn, tmp_path: Path
+) -> None:
+    lab = ollama_lab
+    data = lab.write_model("alpha.gguf", seed=1).read_bytes()
+    hf_hub.add("owner/repo", {"Q8/alpha.gguf": data})
+    server = lab.standin("box")
+    model = {"name": "alpha", "alias": "a", "deploy": {"source": "hf://owner/repo/Q8/alpha.gguf", "num_ctx": 512}}
+    cluster = lab.write_cluster({"box": [model]})
+
+    done = run_homelab(tmp_path / "hf", "rollout", "-i", cluster, "--node", "box", "--hf-endpoint", hf_hub.endpoint)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.standin.created == ["alpha:latest"]
+    (upload,) = server.standin.uploads
+    assert (upload.digest, upload.status) == (f"sha256:{hashlib.sha256(data).hexdigest()}", 201)

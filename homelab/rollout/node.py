@@ -133,8 +133,9 @@ def node_inputs(
     files = [f for f in container_files(node) if f not in fetched]
     sources = model_sources(files, models_dir=models_dir, node_models_dir=node_models_dir) if files else {}
     # A split GGUF's first part names it; its other parts are sources of their own (`split_parts_of`).
-    named = [(f, parts[0]) for f, parts in fetched.items()] + [
-        (p.path.name, p) for ps in fetched.values() for p in ps[1:]
+    served = {f: parts for f, parts in fetched.items() if f in container_files(node)}  # not Ollama's GGUFs
+    named = [(f, parts[0]) for f, parts in served.items()] + [
+        (p.path.name, p) for ps in served.values() for p in ps[1:]
     ]
     sources |= {name: _model_source(name, file) for name, file in named}
     first = {f: parts[0].path for f, parts in fetched.items()}
