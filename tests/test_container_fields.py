@@ -201,10 +201,15 @@ def test_the_vram_plan_puts_a_container_only_on_the_gpus_it_is_given(tmp_path: P
     write_tiny_llama(tmp_path / "deep.gguf", n_layer=4, seed=3)
 
     def where(container: dict[str, Any]) -> list[str]:
+        return [line.split(" on ")[1].split(",")[0] for line in plan_lines(container)]
+
+    def plan_lines(container: dict[str, Any]) -> list[str]:
         node = node_with({"model_file": "deep.gguf"} | container, GPUS).model_dump(mode="json")
         inv = Inventory.model_validate({"nodes": [node]})
-        lines = plan_node_vram(inv, inv.nodes[0], models_dir=tmp_path).lines
-        return [line.split(" on ")[1].split(",")[0] for line in lines]
+        return plan_node_vram(inv, inv.nodes[0], models_dir=tmp_path).lines
 
-    assert where({}) == ["gpu2 GPU2 (RTX 3060)"]  # best fit: the smaller card
+    # Seeing both GPUs, llama.cpp splits the layers over them (-sm layer, by memory); -sm none keeps one.
+    assert plan_lines({})[0].startswith("coder: all layers split over gpu2's GPUs, ")
+    assert plan_lines({})[0].endswith(" GiB on GPU2")
+    assert where({"args": ["-sm", "none"]}) == ["gpu2 GPU0 (RTX 3090)"]
     assert where({"gpus": [0]}) == ["gpu2 GPU0 (RTX 3090)"]  # the only device the engine gives it
