@@ -361,6 +361,19 @@ def test_a_file_indented_its_own_way_gets_only_the_new_lines(tmp_path: Path) -> 
     assert path.read_text() == ONE_CONTAINER + "             gpu_layers: 29\n             args: [-fa, 'on']\n"
 
 
+def test_flags_fit_writes_replace_every_occurrence_and_the_rest_stay(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    args = "             args: [-ctk, q4_0, -ub, '256', --cache_type_k, q4_0, -fa, 'off', -ctv, f16]\n"
+    path.write_text(ONE_CONTAINER + args)
+
+    text = fitted_text(path.read_text(), str(path), fit_inventory(load_inventory(path)))
+
+    assert text == ONE_CONTAINER + "             gpu_layers: 29\n             args: [-ub, '256', -fa, 'on']\n"
+    path.write_text(text)
+    [coder] = fit_inventory(load_inventory(path)).models
+    assert (coder.cache_type, coder.flash_attn, coder.n_gpu_layers) == ("f16", True, 29)
+
+
 ALIASED = (
     ONE_CONTAINER
     + """             args: &common [-ub, '256']

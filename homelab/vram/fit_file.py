@@ -136,25 +136,35 @@ def _word(value: str) -> str:
     return value if yaml.safe_load(value) == value else SingleQuotedScalarString(value)
 
 
+def _flag_name(word: object) -> tuple[str, bool]:
+    """A word's flag name (llama.cpp reads `--long_name` as `--long-name`) and whether it holds `=value`."""
+    name, equals, _ = str(word).partition("=")
+    return (name.replace("_", "-") if name.startswith("--") else name), bool(equals)
+
+
 def _set_flag(words: CommentedSeq, flags: tuple[str, ...], value: str | None) -> None:
-    """Give the first of `flags` in `words` this value (`-x V` or `-x=V`), drop it (None), or append it."""
-    for i, word in enumerate(words):
-        name, equals, _ = str(word).partition("=")
+    """One `flag value` in `words` where the first of `flags` stood (else at the end), or none (None).
+
+    Every other occurrence goes: llama.cpp keeps a repeated flag's last value (or, for
+    --n-cpu-moe, adds them up), so one left behind would override the value written.
+    """
+    at = None
+    i = 0
+    while i < len(words):
+        name, inline = _flag_name(words[i])
         if name not in flags:
+            i += 1
             continue
-        if value is None:
-            del words[i : i + (1 if equals else 2)]
-        elif equals:
-            words[i] = _word(f"{name}={value}")
-        else:
-            words[i + 1] = _word(value)
+        at = i if at is None else at
+        del words[i : i + (1 if inline else 2)]
+    if value is None:
         return
-    if value is not None:
-        words.extend([flags[0], _word(value)])
+    at = len(words) if at is None else at
+    words[at:at] = [flags[0], _word(value)]
 
 
 def _words_with(words: CommentedSeq, flags: tuple[str, ...]) -> bool:
-    return any(str(w).partition("=")[0] in flags for w in words)
+    return any(_flag_name(w)[0] in flags for w in words)
 
 
 def _set_planned(container: CommentedMap, words: CommentedSeq | None, field: str, value: int) -> None:
