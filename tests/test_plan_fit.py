@@ -10,11 +10,8 @@ header, no disk holds its weights. The others are sized from their names.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +28,9 @@ from homelab.vram.guess import guess_shape
 from homelab.vram.node_plan import plan_node_vram
 from homelab.vram.planner import GpuSlot, LineupEntry
 from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB
+from tests.test_vram_cli import homelab  # the plan commands run as a user runs them
 
 ROOT = Path(__file__).resolve().parents[1]
-HOMELAB = Path(sys.executable).parent / "homelab"
 MOE_FILE = "qwen3-30b-a3b-q4_0.gguf"
 MOE = f"""      - name: moe
         kind: llamacpp
@@ -45,14 +42,6 @@ MOE = f"""      - name: moe
           ctx_size: 32768
           start_order: 4
 """
-
-
-def homelab(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "COLUMNS", "HOMELAB_INVENTORY"}}
-    return subprocess.run(
-        [str(HOMELAB), *map(str, args)], cwd=ROOT, env=env | {"NO_COLOR": "1", "COLUMNS": "300"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
