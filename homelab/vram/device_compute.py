@@ -23,8 +23,9 @@ Pipeline parallelism (several devices holding every layer, `-sm layer`, no overr
 context.cpp:431-459) makes the scheduler keep four copies of every split input for the whole
 graph (ggml-backend.cpp:1551-1580, 1703-1730): each device holding blocks adds three copies of its
 masks, indices and incoming activation, the first device nine activations more and the host
-three copies of the masks and indices and six activations (fitted to benchmarks/data/vram-rpc,
-within two activations on every capture; on CUDA the same scheduler code runs, unmeasured).
+three copies of the masks and indices and six activations (fitted to benchmarks/data/vram-rpc:
+mostly within two activations, at worst seven (14 MiB, gpt-oss); on CUDA the same scheduler code
+runs, unmeasured).
 """
 
 from __future__ import annotations

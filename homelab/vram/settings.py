@@ -1,9 +1,9 @@
 """How a model is run: llama-server's memory-relevant flags, and the sizes llama.cpp derives from them.
 
 `RunSettings` mirrors the flags (`-c`, `-np`, `-ctk/-ctv`, `-fa`, `-ngl`, `-ub`, `-b`, `--kv-unified`,
-`--n-cpu-moe`, `--cpu-moe`, `-ot`, `-ts`, `-sm`, `-mg`) plus the build (CUDA or CPU-only), the
-devices llama.cpp sees (their memory sets the default tensor split) and the per-GPU overhead that
-no llama.cpp log shows. `Context`
+`--n-cpu-moe`, `--cpu-moe`, `-ot`, `-ts`, `-sm`, `-mg`) plus the build (CUDA, CPU-only, or CPU with
+`--rpc` servers as devices), the devices llama.cpp sees (their memory sets the default tensor split)
+and the per-GPU overhead that no llama.cpp log shows. `Context`
 is what llama.cpp makes of them in `llama_context`'s constructor and the KV cache: the context
 padded to 256 cells, split into one stream per parallel sequence, the micro-batch, and the
 smaller cache of sliding-window layers.
