@@ -165,7 +165,7 @@ def command(server: Path, model: Path, run: RpcRun, endpoints: list[str], port: 
         str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
         "-c", str(run.ctx), "-np", str(run.parallel), "-ctk", run.cache_type, "-ctv", run.cache_type,
         "-fa", "on" if run.flash_attn else "off", "-ngl", str(run.ngl), "-sm", run.split_mode,
-        "-mg", str(run.main_gpu), "--fit", "off", "--no-warmup", "-t", "2", "--offline", "--no-webui", "-lv", "4",
+        "-mg", str(run.main_gpu), "--fit", "off", "--no-warmup", "-t", "2", "--offline", "--no-webui", "-lv", "5",
     ]  # fmt: skip
     if used:
         cmd[1:1] = ["--rpc", ",".join(used)]  # first: -ot looks the RPC buffer types up when it is parsed

@@ -23,8 +23,11 @@ from homelab.vram.accuracy import (
     settings_for,
     summarize,
 )
+from homelab.vram.devices import CPU, DeviceMap, device_map
 from homelab.vram.estimate import estimate
 from homelab.vram.llama_log import MIB, parse_llama_log
+from homelab.vram.settings import context_for
+from homelab.vram.shape import ModelShape
 from tests.vram_shapes import stored_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +40,7 @@ ENTRIES = json.loads((CAPTURE / "runs.json").read_text())["runs"]
 PLACEMENT = ("weights_gpu_bytes", "kv_gpu_bytes", "kv_cpu_bytes", "weights_bytes", "kv_bytes")
 # Components within 3 % or 16 MiB over the whole capture when it was recorded: a floor, raised as
 # the estimator learns the RPC device's sizes (docs/vram-accuracy.md, "Several devices").
-WITHIN_FLOOR = 1290
+WITHIN_FLOOR = 1418
 
 
 def _log(run_id: str) -> str:
@@ -101,6 +104,37 @@ def test_per_device_figures_add_up_to_the_logged_sums(run: CapturedRun) -> None:
     assert abs(sum(d.weights_bytes for d in logged.devices) - logged.weights_gpu_bytes) <= slack
     assert abs(sum(d.kv_bytes for d in logged.devices) - logged.kv_gpu_bytes) <= slack
     assert abs(sum(d.compute_bytes for d in logged.devices) - logged.compute_gpu_bytes) <= slack
+
+
+def _device_name(placed: DeviceMap, device: int) -> str:
+    return "CPU" if device == CPU else placed.names[device]
+
+
+def _overridden(placed: DeviceMap, shape: ModelShape) -> dict[str, str]:
+    """Tensors an override pattern matches, to the first match's device (llama.cpp logs each one,
+    even when it names the device the layer is on anyway: llama-model-loader.cpp:1235-1257)."""
+    out = {}
+    for tensor in shape.tensors:
+        device = next((d for pattern, d in placed.overrides if pattern.search(tensor.name)), None)
+        if device is not None:
+            out[tensor.name] = _device_name(placed, device)
+    return out
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[r.id for r in RUNS])
+def test_each_layer_and_each_overridden_tensor_is_on_llama_cpps_device(run: CapturedRun) -> None:
+    # The capture logs llama.cpp's own assignment (-lv 5): each layer's device, each tensor an
+    # override matched and the buffer type it landed in (CPU_REPACK when repacked).
+    shape, settings = stored_shape(run.model), settings_for(run)
+    placed = device_map(shape, settings, context_for(shape, settings))
+    logged = run.logged
+    overridden = {name: "CPU" if device.startswith("CPU") else device for name, device in logged.overridden.items()}
+
+    assert [_device_name(placed, d) for d in placed.layers] == list(logged.layer_devices)
+    assert _overridden(placed, shape) == overridden
+    assert bool(overridden) == bool(run.n_cpu_moe or run.override_tensor)
+    for name, device in overridden.items():
+        assert _device_name(placed, placed.tensor(shape, name)) == device, name
 
 
 def test_the_capture_is_all_here_and_the_failed_starts_say_why() -> None:

@@ -37,6 +37,9 @@ _USING_DEVICE = re.compile(r"using device (?P<name>\S+) \((?P<description>[^)]*)
 _RPC_BUFFER = re.compile(r"RPC(?P<local>\d+)\[(?P<endpoint>[^\]]+)\]")
 _NUMBERED = re.compile(r"[A-Za-z]+(?P<index>\d+)")
 _COPIES = re.compile(r"sched copies = (?P<copies>\d+)")
+# Debug lines (-lv 5): llama-model.cpp:1596/1601 and llama-model-loader.cpp:1253.
+_LAYER_DEVICE = re.compile(r"load_tensors: layer\s+(?P<layer>\d+) assigned to device (?P<device>\S+),")
+_OVERRIDDEN = re.compile(r"tensor (?P<tensor>\S+) \(.*\) buffer type overridden to (?P<buffer>\S+)")
 _HOST_NAMES = ("CPU", "CPU_Mapped", "CPU_REPACK")
 _DEVICE_FIELD = {"model": "weights_bytes", "KV": "kv_bytes", "compute": "compute_bytes"}
 
@@ -76,6 +79,10 @@ class LoggedBuffers(BaseModel):
     swa_cells: int | None = None
     sched_copies: int | None = None  # graph copies the scheduler keeps: 4 with pipeline parallelism
     devices: tuple[DeviceBuffers, ...] = ()  # the *_gpu_bytes fields per device, by index
+    # Only in logs written with -lv 5: each offloadable layer's device (the blocks, then the output
+    # layer; "CPU" or a device name), and each tensor an override (-ot, --n-cpu-moe) sent elsewhere.
+    layer_devices: tuple[str, ...] = ()
+    overridden: dict[str, str] = {}
 
 
 def _component(kind: str, name: str) -> str:
@@ -115,6 +122,19 @@ def _devices(per_buffer: dict[str, dict[str, float]], order: list[tuple[str, str
         index, name = _device_of(buffer, order)
         devices.append(DeviceBuffers(name=name, index=index, **{k: round(mib * MIB) for k, mib in sums.items()}))
     return tuple(sorted(devices, key=lambda d: d.index))
+
+
+def _placement(lines: list[str], order: list[tuple[str, str]]) -> dict[str, object]:
+    """The debug lines' layer devices and overridden tensors, buffer types named as their devices."""
+    layers: dict[int, str] = {}
+    overridden: dict[str, str] = {}
+    for line in lines:
+        if match := _LAYER_DEVICE.search(line):
+            layers[int(match["layer"])] = match["device"]
+        elif match := _OVERRIDDEN.search(line):
+            buffer = match["buffer"]
+            overridden[match["tensor"]] = _device_of(buffer, order)[1] if is_gpu_buffer(buffer) else buffer
+    return {"layer_devices": tuple(layers[i] for i in sorted(layers)), "overridden": overridden}
 
 
 def _backend(per_buffer: dict[str, dict[str, float]], order: list[tuple[str, str]], text: str) -> str:
@@ -163,4 +183,5 @@ def parse_llama_log(text: str) -> LoggedBuffers:
             fields["sched_copies"] = int(match["copies"])
     fields["backend"] = _backend(per_buffer, order, text)
     fields["devices"] = _devices(per_buffer, order)
+    fields |= _placement(lines, order)
     return LoggedBuffers.model_validate(fields | {key: round(mib * MIB) for key, mib in sums.items()})
