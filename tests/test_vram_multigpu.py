@@ -229,3 +229,14 @@ def test_the_plan_shows_each_gpus_share_of_a_split_model(moe_dir: Path, tmp_path
     text = " ".join(result.output.split())  # the terminal wraps long lines
     assert text.count("split over GPU0+GPU1") == 2
     assert text.index("all 5 layers, 4 here") < text.index("all 5 layers, 1 here")
+
+
+def test_a_split_model_that_fits_nowhere_says_each_gpus_share_and_room() -> None:
+    shape = guess_shape("qwen2.5-72b-instruct-q4_k_m.gguf")
+    entry = LineupEntry(name="huge", shape=shape, ctx_size=8192, node="box", spans_gpus=True, gpu_layers=81)
+    plan = plan_lineup([entry], _slots(24, 12))
+
+    (refused,) = plan.cpu_only
+    assert refused.reason.startswith("needs ") and " on GPU0 + " in refused.reason
+    assert "at 81 GPU layers with 8k context, free 24.0 GiB on GPU0 + 12.0 GiB on GPU1 (box)" in refused.reason
+    assert all(not g.placements for g in plan.gpus)

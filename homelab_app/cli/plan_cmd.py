@@ -411,7 +411,10 @@ def estimate_command(
     fit_gib: Annotated[
         float | None,
         typer.Option(
-            "--fit-gib", min=0.0, max=_MAX_FIT_GIB, help="Instead of --ngl: the most layers that fit this budget."
+            "--fit-gib",
+            min=0.0,
+            max=_MAX_FIT_GIB,
+            help="Instead of --ngl: the most layers that fit this budget (on each GPU, with several).",
         ),
     ] = None,
     n_cpu_moe: Annotated[
