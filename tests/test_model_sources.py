@@ -215,3 +215,6 @@ def test_hub_download_progress_reaches_the_callers_callback(hf_hub: HubStandIn, 
     downloads = [p for p in seen if p.phase == "download"]
     assert downloads and downloads[-1].done_bytes == downloads[-1].total_bytes == len(data)
     assert seen[-1].phase == "hash source" and seen[-1].done_bytes == len(data)  # then the check
+    seen.clear()
+    fetcher.fetch(SourceSpec(url="hf://owner/repo/m.gguf"), "m.gguf")
+    assert seen == []  # cached and checked before, unchanged: neither downloaded nor read again

@@ -79,7 +79,8 @@ class Fetcher:
         """
         if spec.kind == SourceKind.HUB:
             return fetch_hub(spec, model, endpoint=self.hub_endpoint, cache_dir=self.hub_cache_dir,
-                             token=self.token(spec), limits=self.limits, progress=self.progress)  # fmt: skip
+                             token=self.token(spec), limits=self.limits, checked_dir=self.cache_dir.expanduser(),
+                             progress=self.progress)  # fmt: skip
         if spec.kind == SourceKind.HTTPS:
             path = fetch_https(self.client, spec, model, self.cache_dir.expanduser(), self.limits, self.progress)
             return [Fetched(path=path, sha256=spec.sha256, size_bytes=path.stat().st_size)]

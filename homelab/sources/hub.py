@@ -42,6 +42,7 @@ from tqdm import tqdm
 from homelab.docker_ops.sources import CopyProgress, ProgressCallback, hash_local_file
 from homelab.errors import ChecksumMismatch, ModelDownloadError
 from homelab.frozen import Frozen
+from homelab.sources.checked import mark_checked, was_checked
 from homelab.sources.limits import FetchLimits
 from homelab.sources.spec import Fetched, SourceSpec
 
@@ -176,6 +177,7 @@ def fetch_hub(
     cache_dir: Path | None,
     token: SecretStr | None,
     limits: FetchLimits,
+    checked_dir: Path,
     progress: ProgressCallback | None = None,
 ) -> list[Fetched]:
     """Every part of a hub source in the hub's cache, checked; the first part first.
@@ -183,6 +185,7 @@ def fetch_hub(
     Args:
         endpoint: the hub (`https://huggingface.co`, a mirror, or a stand-in on 127.0.0.1).
         cache_dir: the hub cache folder; None: huggingface_hub's own (HF_HUB_CACHE).
+        checked_dir: where the records of files already hashed are kept (`homelab.sources.checked`).
 
     Raises:
         ChecksumMismatch: a part's bytes are not the LFS object's (removed from the cache).
@@ -196,14 +199,15 @@ def fetch_hub(
                                     endpoint=endpoint, token=_token(token), etag_timeout=limits.connect_s,
                                     tqdm_class=_bar_class(progress, model))  # fmt: skip
         path = Path(str(local))
-        got = hash_local_file(path, model, progress).sha256
-        if got != file.sha256:
-            _forget(path)
-            raise ChecksumMismatch(
-                f"{model}: {spec.shown()}: {file.path}: SHA-256 expected {file.sha256} (the hub's LFS object), "
-                f"got {got}; removed from the cache"
-            )
+        if not was_checked(checked_dir, file.sha256, path):
+            if (got := hash_local_file(path, model, progress).sha256) != file.sha256:
+                _forget(path)
+                raise ChecksumMismatch(
+                    f"{model}: {spec.shown()}: {file.path}: SHA-256 expected {file.sha256} (the hub's LFS object), "
+                    f"got {got}; removed from the cache"
+                )
+            mark_checked(checked_dir, got, path)
         size = os.path.getsize(path)
         log.info("%s: %s (%s bytes) from %s, sha256 ok", model, file.path, size, spec.shown())
-        paths.append(Fetched(path=path, sha256=got, size_bytes=size))
+        paths.append(Fetched(path=path, sha256=file.sha256, size_bytes=size))
     return paths
