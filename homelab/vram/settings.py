@@ -159,7 +159,7 @@ class RunSettings(BaseModel):
             # reads one per device and ignores the rest; only llama_max_devices() or more is an error.
             if not split or len(split) >= MAX_DEVICES or not all(0 <= x < float("inf") for x in split):
                 raise ValueError(f"tensor_split {list(split)}: finite proportions >= 0, fewer than {MAX_DEVICES}")
-        if self.main_gpu >= self.n_devices:
+        if self.split_mode != "layer" and self.main_gpu >= self.n_devices:  # src/llama.cpp:289-296
             raise ValueError(f"main_gpu {self.main_gpu}: there are {self.n_devices} devices (llama.cpp: invalid value)")
         return self
 
