@@ -114,3 +114,7 @@ def test_one_automation_per_kind_matching_only_events_marked_send() -> None:
         assert automation.blocks == ["custom-webhook/a", "slack-webhook/b"]
         assert "flow_run|ui_url" in automation.body and "homelab.node" in automation.subject
     assert "time to recover {{ event.payload.time_to_recover }}" in automations[0].body
+    assert automations[1].description.endswith(
+        "homelab.node.down events marked homelab.alert=send, one message per node within 45 min, "
+        "through custom-webhook/a, slack-webhook/b"
+    )

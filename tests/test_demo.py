@@ -198,6 +198,7 @@ def test_alerts_reach_the_receiver_down_then_recovered(demo: tuple[Path, dict[st
     subjects = [m["body"]["subject"] for m in summary["alerts"]]
     assert subjects == ["homelab: node nas is down", "homelab: node nas recovered"]
     assert "time to recover" in summary["alerts"][1]["body"]["body"]
+    assert all("Flow run: http://127.0.0.1:" in m["body"]["body"] for m in summary["alerts"])  # the UI's link
     assert "alert received homelab: node nas is down" in progress
 
 

@@ -31,7 +31,7 @@ EVENT_OF = {
 
 _NODE = "{{ event.resource['homelab.node'] }}"
 _TIER = "{{ event.resource['homelab.tier'] }}"
-_RUN = "{% if flow_run %}\nFlow run: {{ flow_run|ui_url }}{% endif %}"
+_RUN = "{% if flow_run and flow_run|ui_url %}\nFlow run: {{ flow_run|ui_url }}{% endif %}"
 _SUBJECT = {
     AlertKind.NODE_DOWN: f"homelab: node {_NODE} is down",
     AlertKind.RECOVERY_FAILED: f"homelab: node {_NODE} was not recovered",
@@ -47,10 +47,16 @@ _BODY = {
 }
 
 
+def _minutes(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
+
+
 class AlertAutomation(Frozen):
     """One automation as `homelab up` creates it; the app layer turns it into Prefect's own model."""
 
     name: str
+    description: str
     kind: AlertKind
     event: str
     match: dict[str, str]
@@ -67,6 +73,9 @@ def alert_automations(notify: Notify | None) -> list[AlertAutomation]:
     return [
         AlertAutomation(
             name=f"{AUTOMATION_PREFIX}{kind.value.replace('_', '-')}",
+            description=f"homelab alert, kept by `homelab up` from the cluster file's notify: {EVENT_OF[kind]} "
+            f"events marked {ALERT_LABEL}=send, one message per node within {_minutes(notify.min_repeat)}, "
+            f"through {', '.join(notify.blocks)}",
             kind=kind,
             event=EVENT_OF[kind],
             match={"prefect.resource.id": NODE_RESOURCE, ALERT_LABEL: AlertMark.SEND.value},

@@ -86,7 +86,7 @@ def _core(spec: AlertAutomation, ids: dict[str, UUID]) -> AutomationCore:
     ]
     return AutomationCore(
         name=spec.name,
-        description=f"homelab alert: {spec.kind.value} (from the cluster file's notify:, kept by `homelab up`)",
+        description=spec.description,
         enabled=True,
         trigger=trigger,
         actions=actions,

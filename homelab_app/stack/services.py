@@ -95,6 +95,9 @@ def start_server(
     home.mkdir(parents=True, exist_ok=True)
     server_env = {**env, "PREFECT_HOME": str(home), **OFFLINE_ENV}
     server_env.pop("PREFECT_API_URL", None)
+    # Links the server builds (the alert messages' `flow_run|ui_url`) need its UI's address;
+    # without an API URL to derive it from, Prefect renders them as None.
+    server_env.setdefault("PREFECT_UI_URL", f"http://{LOOPBACK}:{port}")
     argv = [*PREFECT, "server", "start", "--host", LOOPBACK, "--port", str(port), "--analytics-off"]
     proc = spawn("server", argv, server_env, home, log)
     on_spawn(proc)
