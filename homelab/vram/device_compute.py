@@ -76,8 +76,7 @@ def _device(
     grow = host_ops if host_ops is not None and device == devices.first else None
     logits = terms.logits if devices.layers[shape.n_layer] == device else 0
     if not blocks and grow is None:
-        only_tensors = device in weights.device_bytes and device not in devices.layers
-        return max(terms.ffn if only_tensors else 0, logits)
+        return max(_tensors_only(terms, weights, device) if device not in devices.layers else 0, logits)
     # The last block runs its feed-forward on the output rows alone; routed experts kept on the CPU
     # run on the host (RPC) or, on CUDA, on the first device (`grow`).
     ffn = terms.ffn if blocks != [shape.n_layer_trunk - 1] else terms.ffn_last
@@ -86,6 +85,16 @@ def _device(
     attn = attention + (grow[0] if grow else 0)
     ffn += grow[1] if grow else 0
     return terms.masks + (terms.v_idxs if blocks else 0) + max(attn, ffn, logits)
+
+
+def _tensors_only(terms: GraphTerms, weights: WeightSplit, device: int) -> int:
+    """A device holding some layer's overridden tensors runs the ops that read them: the feed-forward
+    phase, and without flash attention the softmax of an attention-sinks layer (gpt-oss), so the KQ
+    matrix and the mask are copied there (SOFT_MAX reads the sinks weight; FLASH_ATTN_EXT is exempt,
+    ggml-backend.cpp:1098-1099)."""
+    mine = [name for name, d in weights.where.items() if d == device]
+    sinks = terms.kq and any(name.endswith(".attn_sinks.weight") for name in mine)
+    return max(terms.ffn if mine else 0, terms.kq + terms.masks if sinks else 0)
 
 
 def compute_buffers(

@@ -20,7 +20,7 @@ The two sides are sized differently, as llama.cpp does:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from homelab.vram.devices import CPU, DeviceMap
 from homelab.vram.settings import Backend, Context
@@ -50,6 +50,7 @@ class WeightSplit:
     device_bytes: dict[int, int]
     largest_cpu_experts: int = 0
     cpu_expert_layers: frozenset[int] = frozenset()  # blocks whose routed experts stay on the CPU
+    where: dict[str, int] = field(default_factory=dict)  # each loaded tensor's device (CPU: -1)
 
 
 def layers_on_gpu(shape: ModelShape, ctx: Context) -> list[bool]:
@@ -128,4 +129,4 @@ def split_weights(shape: ModelShape, backend: Backend, devices: DeviceMap) -> We
     experts = [t for t in offloadable if "_exps." in t.name and len(t.shape) == 3]
     largest = max((cuda_alloc_bytes(t) for t in experts), default=0) if devices.active else 0
     layers = frozenset(layer_index(t.name) or 0 for t in experts)
-    return WeightSplit(sum(per_device.values()), cpu_bytes, per_device, largest, layers)
+    return WeightSplit(sum(per_device.values()), cpu_bytes, per_device, largest, layers, where)
