@@ -88,13 +88,15 @@ def _device(
 
 
 def _tensors_only(terms: GraphTerms, weights: WeightSplit, device: int) -> int:
-    """A device holding some layer's overridden tensors runs the ops that read them: the feed-forward
-    phase, and without flash attention the softmax of an attention-sinks layer (gpt-oss), so the KQ
-    matrix and the mask are copied there (SOFT_MAX reads the sinks weight; FLASH_ATTN_EXT is exempt,
-    ggml-backend.cpp:1098-1099)."""
+    """A device holding some layer's overridden tensors runs the ops that read them (ggml-backend.cpp:
+    1101-1120) and those after them up to the cache write, which runs where the cache is: the
+    feed-forward phase, the attention's projections (deepseek2's absorbed queries among them), and
+    without flash attention the softmax of an attention-sinks layer (gpt-oss), so the KQ matrix and
+    the mask are copied there (SOFT_MAX reads the sinks weight; FLASH_ATTN_EXT is exempt, 1098-1099)."""
     mine = [name for name, d in weights.where.items() if d == device]
-    sinks = terms.kq and any(name.endswith(".attn_sinks.weight") for name in mine)
-    return max(terms.ffn if mine else 0, terms.kq + terms.masks if sinks else 0)
+    attention = terms.attn_acts if any(".attn_" in name for name in mine) else 0
+    sinks = terms.kq + terms.masks if terms.kq and any(name.endswith(".attn_sinks.weight") for name in mine) else 0
+    return max(terms.ffn if mine else 0, attention, sinks)
 
 
 def compute_buffers(
