@@ -43,6 +43,7 @@ from homelab.rollout.containers import plan_node
 from homelab.rollout.node import NodeInputs, NodeRolloutReport, node_inputs
 from homelab.sources.fetch import DEFAULT_CACHE_DIR, Fetcher, open_fetch_client
 from homelab.sources.hub import DEFAULT_HUB_ENDPOINT
+from homelab.sources.spec import check_hub_endpoint
 from tasks.access import EngineLogin, secret_reader
 from tasks.options import task_options
 
@@ -94,7 +95,7 @@ def check_rollout_inputs(
     fetcher = Fetcher(
         client=open_fetch_client(),
         cache_dir=Path(os.environ.get("HOMELAB_MODEL_CACHE", str(DEFAULT_CACHE_DIR))).expanduser(),
-        hub_endpoint=os.environ.get("HF_ENDPOINT", DEFAULT_HUB_ENDPOINT).rstrip("/"),
+        hub_endpoint=check_hub_endpoint(os.environ.get("HF_ENDPOINT", DEFAULT_HUB_ENDPOINT)),
         read_token=secret_reader(inv, vault_block),
     )
     with fetcher.client:

@@ -17,7 +17,7 @@ import httpx
 from pydantic import SecretStr
 
 from homelab.docker_ops.sources import ProgressCallback, hash_local_file
-from homelab.errors import ChecksumMismatch, ModelSourceMissing
+from homelab.errors import ChecksumMismatch, ModelSourceMissing, SecretsError
 from homelab.inventory import EndpointKind, Inventory, Node
 from homelab.sources.https import fetch_https
 from homelab.sources.hub import DEFAULT_HUB_ENDPOINT, fetch_hub
@@ -62,7 +62,7 @@ class Fetcher:
         if spec.token_secret is None:
             return None
         if self.read_token is None:
-            raise ModelSourceMissing(f"{spec.shown()}: token_secret {spec.token_secret!r} needs the secrets store")
+            raise SecretsError(f"{spec.shown()}: token_secret {spec.token_secret!r}: no secrets store to read it from")
         return self.read_token(spec.token_secret)
 
     def fetch(self, spec: SourceSpec, model: str) -> list[Path]:

@@ -26,7 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from homelab.frozen import Frozen
 
-__all__ = ["SPLIT_PATTERN", "Fetched", "SourceKind", "SourceSpec", "file_name_of", "split_parts"]
+__all__ = ["SPLIT_PATTERN", "Fetched", "SourceKind", "SourceSpec", "check_hub_endpoint", "file_name_of", "split_parts"]
 
 # llama.cpp's split naming (`llama_split_path`, src/llama.cpp): PREFIX-%05d-of-%05d.gguf.
 SPLIT_PATTERN = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
@@ -71,6 +71,22 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_hub_endpoint(url: str) -> str:
+    """A hub (or mirror) base URL: https://, or plain http:// to a loopback address; no user-info, query or path.
+
+    Raises:
+        ValueError: anything else (the message says what is wrong).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"https", "http"} or not parts.hostname or len(url) > _MAX_URL_CHARS:
+        raise ValueError(f"must be https://HOST (the hub or a mirror), got {url[:120]!r}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("must not carry a user name, password, query or fragment (a token goes in secrets)")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError(f"plain http:// only to a loopback address: the hub token would cross the network: {url}")
+    return url.rstrip("/")
 
 
 class Fetched(Frozen):

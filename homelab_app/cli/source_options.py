@@ -18,11 +18,28 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheDirOption", "HubEndpointOption", "fetcher_for"]
 
+
+def _hub_endpoint(url: str) -> str:
+    from homelab.sources.spec import check_hub_endpoint  # light: the inventory's own schema module
+
+    try:
+        return check_hub_endpoint(url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _cache_dir(path: Path | None) -> Path | None:
+    if path is not None and path.expanduser().exists() and not path.expanduser().is_dir():
+        raise typer.BadParameter(f"{path} is not a folder")
+    return path
+
+
 HubEndpointOption = Annotated[
     str,
     typer.Option(
         "--hf-endpoint",
         envvar="HF_ENDPOINT",
+        callback=_hub_endpoint,
         help="The Hugging Face hub (or a mirror) that hf:// sources come from.",
     ),
 ]
@@ -31,6 +48,7 @@ CacheDirOption = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="HOMELAB_MODEL_CACHE",
+        callback=_cache_dir,
         help="Where https:// sources are cached [default: ~/.cache/homelab/models]; hf:// use the hub's cache.",
         show_default=False,
     ),
