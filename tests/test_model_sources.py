@@ -54,7 +54,7 @@ def test_hub_file_is_downloaded_checked_and_then_served_from_the_cache(hf_hub: H
 
 def test_a_download_cut_mid_body_is_resumed_with_range(hf_hub: HubStandIn, tmp_path: Path) -> None:
     # huggingface_hub writes the body in chunks of 10 MiB (constants.py:40 DOWNLOAD_CHUNK_SIZE) and
-    # resumes after the last whole chunk it wrote (file_download.py:440-456): cut past the first.
+    # resumes after the last whole chunk it wrote (file_download.py:459-485): cut past the first.
     chunk = 10 * 2**20
     data = _bytes(chunk + 2 * 2**20, seed=1)
     sha = hashlib.sha256(data).hexdigest()

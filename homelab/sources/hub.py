@@ -6,8 +6,9 @@ file_download.py:1676-1688 `get_hf_file_metadata`); a `sha256:` pinned in the cl
 compared with it before anything is downloaded. `hf_hub_download` then fetches that exact
 commit into the hub's cache (file_download.py:1068 `_hf_hub_download_to_cache_dir`; a file
 already there costs no GET, and a connection that drops mid-body is resumed with Range,
-file_download.py:378 and 440-456), and the file is hashed: bytes that do not match the LFS
-digest are refused and removed from the cache, so the next run downloads them again.
+file_download.py:377-378 and 459-485), and the file is hashed (once while it is unchanged,
+`homelab.sources.checked`): bytes that do not match the LFS digest are refused and removed
+from the cache, so the next run downloads them again.
 
 The token is read from the cluster file's `secrets:` by the caller and reaches the hub only as
 the client's `Authorization` header (which it drops for a CDN on another host,
