@@ -21,13 +21,17 @@ from gguf import GGMLQuantizationType
 from homelab.errors import FileAccessError
 from homelab.inventory import load_inventory
 from homelab.inventory.models import FitSettings
+from homelab.tiny_gguf import write_tiny_llama
 from homelab.tiny_moe import write_tiny_moe
 from homelab.vram.fit import FitEntry, LineupFit, fit_entries
 from homelab.vram.fit_file import fit_inventory, fitted_text, write_fitted
 from homelab.vram.guess import guess_shape
+from homelab.vram.metadata import read_gguf
 from homelab.vram.node_plan import plan_node_vram
 from homelab.vram.planner import GpuSlot, LineupEntry
 from homelab.vram.sizes import DEFAULT_GPU_OVERHEAD_BYTES, GIB
+from tests.fixtures.hf_hub import HubStandIn
+from tests.model_sources_util import run_homelab
 from tests.test_vram_cli import homelab  # the plan commands run as a user runs them
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,6 +396,22 @@ def test_a_file_fit_cannot_rewrite_is_shown_but_not_written(tmp_path: Path, text
     assert message in shown.stderr
     assert written.returncode == 2 and message in written.stderr
     assert path.read_text() == text
+
+
+def test_a_model_with_a_source_is_sized_from_its_header(hf_hub: HubStandIn, tmp_path: Path) -> None:
+    tiny = write_tiny_llama(tmp_path / "tiny.gguf")  # two blocks: no name estimate looks like it
+    hf_hub.add("owner/repo", {"tiny.gguf": tiny.read_bytes()})
+    path = tmp_path / "cluster.yaml"
+    path.write_text(
+        ONE_CONTAINER.replace("model_file: qwen2.5-coder-7b-instruct-q4_k_m.gguf", "source: hf://owner/repo/tiny.gguf")
+    )
+
+    result = run_homelab(tmp_path / "hf", "plan", "fit", "-i", path, "--hf-endpoint", hf_hub.endpoint, "--json")
+
+    assert result.returncode == 0, result.stderr
+    [coder] = json.loads(result.stdout)["fit"]["models"]
+    assert (coder["model"], coder["n_layers_total"]) == ("coder", read_gguf(tiny).n_layer + 1)
+    assert not (tmp_path / "hf").exists()  # read with ranges, not downloaded
 
 
 def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path: Path) -> None:

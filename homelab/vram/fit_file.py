@@ -36,7 +36,7 @@ from homelab.files import read_regular, write_atomic
 from homelab.inventory import EndpointKind, Inventory, parse_inventory
 from homelab.inventory.models import PLANNED_FLAGS, FitSettings
 from homelab.vram.fit import FitEntry, FittedModel, LineupFit, fit_entries
-from homelab.vram.lineup import LineupFile, lineup_from_inventory
+from homelab.vram.lineup import LineupFile, SourceShapes, lineup_from_inventory
 from homelab.yaml_source import MAX_FILE_BYTES, loads_yaml
 
 __all__ = ["fit_inventory", "fitted_text", "text_diff", "write_fitted"]
@@ -52,9 +52,16 @@ _CTV = ("-ctv", "--cache-type-v")
 
 
 def fit_inventory(
-    inventory: Inventory, *, models_dir: Path | None = None, lineup_file: LineupFile | None = None
+    inventory: Inventory,
+    *,
+    models_dir: Path | None = None,
+    lineup_file: LineupFile | None = None,
+    sources: SourceShapes | None = None,
 ) -> LineupFit:
     """Fit the models a rollout places (module docstring) with the cluster file's `fit:` section.
+
+    Args:
+        sources: shapes of the models with a `source:`, by model file (`lineup_from_inventory`).
 
     Raises:
         LineupError: `fit.keep` or `fit.max_ctx` names a model fit does not place, or the lineup
@@ -62,7 +69,9 @@ def fit_inventory(
         ModelFileError: A GGUF named or found is unreadable.
     """
     settings = inventory.fit or FitSettings()
-    lineup = lineup_from_inventory(inventory, models_dir=models_dir, lineup_file=lineup_file, deployed_only=True)
+    lineup = lineup_from_inventory(
+        inventory, models_dir=models_dir, lineup_file=lineup_file, deployed_only=True, sources=sources
+    )
     known = [e.name for e in lineup.entries] + [u.model for u in lineup.unsized]
     for where, names in (("keep", settings.keep), ("max_ctx", list(settings.max_ctx))):
         if unknown := [n for n in names if n not in known]:

@@ -10,7 +10,9 @@ import typer
 from rich.table import Table
 
 from homelab_app.cli.common import JsonFlag, out, print_error, shown
+from homelab_app.cli.plan_cmd import _source_shapes as source_shapes
 from homelab_app.cli.plan_cmd import plan_app
+from homelab_app.cli.source_options import HubEndpointOption
 
 if TYPE_CHECKING:
     from homelab.vram.fit import FitGpu, FittedModel, LineupFit
@@ -89,6 +91,10 @@ def fit_command(
     write: Annotated[
         bool, typer.Option("--write", help="Put the choices into the cluster file (comments kept, atomic).")
     ] = False,
+    hf_endpoint: HubEndpointOption = "https://huggingface.co",
+    vault_block: Annotated[
+        str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads hf:// sources' tokens.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Choose each model's context, GPU layers or --n-cpu-moe, KV cache type and GPU so the lineup fits.
@@ -111,7 +117,8 @@ def fit_command(
     read = read_regular(inventory, limit_bytes=MAX_FILE_BYTES, what="cluster file")
     inv = load_or_exit(inventory)
     lineup_file = load_lineup_file(lineup) if lineup else None
-    fit = fit_inventory(inv, models_dir=models_dir, lineup_file=lineup_file)
+    sources = source_shapes(inv, hf_endpoint, vault_block)  # models with source:, from their headers
+    fit = fit_inventory(inv, models_dir=models_dir, lineup_file=lineup_file, sources=sources)
     text = read.decode("utf-8")  # load_or_exit has refused a file that is not UTF-8
     diff: str | None = None
     try:
