@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -143,11 +143,8 @@ def load_capture(folder: Path) -> tuple[list[dict[str, Any]], list[CapturedRun]]
 
 
 def estimator_backend(logged: LoggedBuffers) -> Backend:
-    """The build the estimate models: the log's; CUDA for RPC devices while the estimator has no RPC
-    build (same placement, other sizes: docs/vram-accuracy.md lists what differs)."""
-    if logged.backend in get_args(Backend):
-        return cast(Backend, logged.backend)
-    return "cuda"
+    """The build the estimate models: the log's (CUDA, CPU only, or RPC devices)."""
+    return logged.backend
 
 
 def _overrides(run: CapturedRun, backend: str) -> tuple[tuple[str, str], ...]:
