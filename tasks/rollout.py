@@ -87,15 +87,18 @@ def check_rollout_inputs(
     gateway_config: Path | None = None,
     vault_block: str | None = None,
 ) -> NodeInputs:
-    """Fetch the models that have a `source:` (the hub from the worker's HF_ENDPOINT, https://
-    into HOMELAB_MODEL_CACHE; a token read here, never a parameter), find every other model file,
-    place the node's models on its GPUs, check the gateway config can be written. A missing file,
-    a refused download, a model that does not fit or a gateway config that cannot be written ends
-    the rollout before anything changed; retrying would only refuse again."""
+    """Fetch the models that have a `source:` (the hub from the worker's HF_ENDPOINT into its
+    HF_HUB_CACHE, https:// into HOMELAB_MODEL_CACHE; a token read here, never a parameter), find
+    every other model file, place the node's models on its GPUs, check the gateway config can be
+    written. A missing file, a refused download, a model that does not fit or a gateway config
+    that cannot be written ends the rollout before anything changed; retrying would only refuse
+    again."""
     fetcher = Fetcher(
         client=open_fetch_client(),
         cache_dir=Path(os.environ.get("HOMELAB_MODEL_CACHE", str(DEFAULT_CACHE_DIR))).expanduser(),
         hub_endpoint=check_hub_endpoint(os.environ.get("HF_ENDPOINT", DEFAULT_HUB_ENDPOINT)),
+        # Read now, not when huggingface_hub was imported: a worker's environment may set it later.
+        hub_cache_dir=Path(os.environ["HF_HUB_CACHE"]) if os.environ.get("HF_HUB_CACHE") else None,
         read_token=secret_reader(inv, vault_block),
     )
     with fetcher.client:
