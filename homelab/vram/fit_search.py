@@ -203,7 +203,7 @@ class FitState:
         for place in own + [p for p in m.places if p != m.place]:
             if self.shortfall(m, place, **rungs) is None:
                 return place
-        home = m.place or m.places[0]
+        home = m.place or max(m.places, key=lambda p: min(self.free(i, without=m) for i in p))
         short, slot = self.shortfall(m, home, **rungs) or (0, home[0])
         return f"needs {size_text(short)} more than {self.slots[slot].label} has left{self.neighbours(m, slot)}"
 
