@@ -16,6 +16,7 @@ from homelab_app.cli import (  # noqa: F401, I001  (each registers its commands)
     sweep_cmd,
     route_cmd,
     plan_cmd,
+    plan_estimate_cmd,
     plan_fit_cmd,
     rollout_cmd,
     recover_cmd,
