@@ -158,6 +158,23 @@ def test_the_preference_order_decides() -> None:
     assert context_over_kv[:2] == (32768, 49) and context_over_kv[2] != "f16"
 
 
+def test_a_model_no_gpu_holds_is_left_to_the_cpu_with_why() -> None:
+    slot = GpuSlot(node="box", name="RTX 3060", index=0, vram_bytes=12 * GIB, reserve_bytes=GIB // 2)
+    entries = [
+        FitEntry(entry=LineupEntry(name=name, shape=guess_shape(name), ctx_size=8192, node="box"),
+                 ollama=False, ctx_asked=8192)
+        for name in ("qwen2.5-72b", "qwen2.5-7b")
+    ]  # fmt: skip
+    big, small = fit_entries(entries, [slot], FitSettings()).models
+
+    assert (big.gpu, big.n_gpu_layers, big.gpu_bytes) == (None, 0, 0) and big.cpu_bytes > 40 * GIB
+    assert re.fullmatch(
+        r"qwen2\.5-72b: left to the CPU: even at ctx 4096 with 41 GPU layers it needs .* more than "
+        r"box GPU0 \(RTX 3060\) has left", big.reasons[0]
+    ), big.reasons  # fmt: skip
+    assert small.gpu == "box GPU0 (RTX 3060)" and small.n_gpu_layers == small.n_layers_total
+
+
 def test_random_lineups_never_over_commit() -> None:
     rng = random.Random(21)
     names = ["qwen2.5:0.5b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b", "llama3.1:8b q8_0", "gemma2:9b"]
