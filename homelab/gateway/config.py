@@ -119,15 +119,16 @@ def litellm_params(endpoint: Endpoint, model: ServedModel, *, embedding: bool = 
     (`/api/embed`). llama.cpp and other OpenAI-compatible servers go through `openai/`, whose client
     appends `/chat/completions` to api_base, so api_base must end in `/v1` (the inventory keeps
     the server root, which is what the health probes need). A `litellm` endpoint is the
-    gateway itself: listing it in its own config would loop.
+    gateway itself: listing it in its own config would loop. A model's own `gateway.provider`
+    (an import keeps the one its entry had: `openai/` to Ollama's `/v1`, say) wins.
     """
-    own = model.gateway.provider if model.gateway else None  # the owner's choice (kept by an import)
-    if endpoint.kind is EndpointKind.OLLAMA:
-        provider = own or ("ollama" if embedding else "ollama_chat")
-        return {"model": f"{provider}/{model.name}", "api_base": endpoint.url}
-    if endpoint.kind in (EndpointKind.LLAMACPP, EndpointKind.OPENAI):
+    if endpoint.kind is EndpointKind.LITELLM:
+        return None
+    own = model.gateway.provider if model.gateway else None
+    if own == "openai" or (own is None and endpoint.kind is not EndpointKind.OLLAMA):
         return {"model": f"openai/{model.name}", "api_base": f"{endpoint.url}/v1", "api_key": PLACEHOLDER_API_KEY}
-    return None
+    provider = own or ("ollama" if embedding else "ollama_chat")
+    return {"model": f"{provider}/{model.name}", "api_base": endpoint.url}
 
 
 def _served(inv: Inventory) -> list[tuple[str, Node, Endpoint, ServedModel]]:

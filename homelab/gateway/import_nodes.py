@@ -121,11 +121,11 @@ def _endpoints(by_port: dict[int, list[Entry]]) -> list[dict[str, Any]]:
         kind = kinds[port]
         url = next((e.url for e in es if e.kind is kind), es[0].url)
         name = kind.value if per_kind[kind] == 1 else f"{kind.value}-{port}"
-        endpoints.append({"name": name, "kind": kind.value, "url": url, "models": [_model(e) for e in es]})
+        endpoints.append({"name": name, "kind": kind.value, "url": url, "models": [_model(e, kind) for e in es]})
     return endpoints
 
 
-def _model(entry: Entry) -> dict[str, Any]:
+def _model(entry: Entry, kind: EndpointKind) -> dict[str, Any]:
     """A served model: the backend's name, the alias, and what the entry adds at the gateway."""
     model: dict[str, Any] = {"name": entry.backend, "alias": entry.alias}
     embeds = entry.info.get("mode") == EMBEDDING
@@ -133,7 +133,7 @@ def _model(entry: Entry) -> dict[str, Any]:
         model["capabilities"] = [EMBEDDING]
     # what `homelab gateway config` would write for it (`litellm_params`): kept when the entry chose otherwise
     provider = entry.model.partition("/")[0]
-    derived = "openai" if entry.kind is not EndpointKind.OLLAMA else "ollama" if embeds else "ollama_chat"
+    derived = "openai" if kind is not EndpointKind.OLLAMA else "ollama" if embeds else "ollama_chat"
     gateway = {
         "model_name": entry.model_name if entry.keep_name else None,
         "provider": provider if provider != derived else None,
