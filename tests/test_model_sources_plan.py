@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -158,3 +160,33 @@ def test_rollout_fetches_the_source_and_plans_from_it(hf_hub: HubStandIn, tmp_pa
     assert report["engine_not_checked"]  # no engine here: the dry run says so and still succeeds
     (cached,) = (tmp_path / "hf").glob("models--owner--repo/snapshots/*/big.gguf")
     assert cached.read_bytes() == big.read_bytes()
+
+
+def _one_byte_ranges(data: bytes, wrong_start: bool) -> Handler:
+    """Answers every range with one byte (a 206 whose Content-Range names it), or with byte 0 whatever was asked."""
+
+    def handle(conn: socket.socket, server: FaultServer) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := conn.recv(4096)):
+            head += chunk
+        asked = re.search(rb"(?i)range: bytes=(\d+)-", head)
+        start = 0 if wrong_start or asked is None else int(asked[1])
+        answer = (f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{start}/{len(data)}\r\n"
+                  "Content-Length: 1\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+        server.send(conn, answer + data[start : start + 1])
+
+    return handle
+
+
+def test_a_server_that_sends_a_byte_at_a_time_or_the_wrong_range_is_given_up_on(
+    fault_server: Callable[[Handler], FaultServer], big: Path
+) -> None:
+    data = big.read_bytes()
+    stingy = fault_server(_one_byte_ranges(data, wrong_start=False))
+    with open_fetch_client() as client:
+        with pytest.raises(ModelDownloadError, match="sent the header in pieces too small: 32 bytes after 32 range"):
+            read_remote_header(client, f"{stingy.url}/m.gguf", "m.gguf", FetchLimits())
+        assert stingy.connections == 32
+        liar = fault_server(_one_byte_ranges(data, wrong_start=True))
+        with pytest.raises(ModelDownloadError, match=r"answered 'bytes 0-0/\d+' to a range from byte 1"):
+            read_remote_header(client, f"{liar.url}/m.gguf", "m.gguf", FetchLimits())
