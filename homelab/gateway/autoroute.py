@@ -131,6 +131,7 @@ class AutoRouter:
         self.settings = settings
         self.classifier = classifier or default_classifier()
         self.view = HealthView()
+        self._names = gateway_model_names(inv)  # alias -> its name at the gateway, once: the cluster is fixed
         self._refreshing: asyncio.Task[None] | None = None
 
     async def route(self, path: str, body: Any) -> RouteDecision:
@@ -157,7 +158,7 @@ class AutoRouter:
         )
 
     def _name(self, alias: str) -> str:
-        return gateway_model_names(self.inv).get(alias, alias)
+        return self._names.get(alias, alias)
 
     async def _keep_fresh(self) -> None:
         if not len(self.view):
