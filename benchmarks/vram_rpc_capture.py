@@ -105,6 +105,7 @@ def runs_for(spec: dict[str, Any]) -> list[RpcRun]:
         RpcRun(model, 4096, False, layers // 2, tensor_split="1,1"),
         RpcRun(model, 4096, False, layers, tensor_split="1,1", split_mode="none", main_gpu=1),
         RpcRun(model, 4096, False, layers, tensor_split="1,0", override_tensor=r"blk\.1\.=RPC1", label="blk1-rpc1"),
+        RpcRun(model, 4096, True, layers, tensor_split="1,0", override_tensor=r"blk\.1\.=RPC1", label="blk1-rpc1"),
         # Row and tensor split need a split buffer type only some GPU backends have: tried, to record what happens.
         RpcRun(model, 4096, False, layers, tensor_split="1,1", split_mode="row"),
         RpcRun(model, 4096, False, layers, tensor_split="1,1", split_mode="tensor"),
