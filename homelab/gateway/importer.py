@@ -128,21 +128,7 @@ def import_litellm_with_notes(
     if not isinstance(model_list, list) or not model_list:
         raise GatewayConfigError([source.problem(("model_list",), "expected a non-empty model_list")])
     env = (os.environ if environ is None else environ) if resolve_env else None
-    problems: list[Problem] = []
-    entries: list[Entry] = []
-    external: list[External] = []
-    notes: list[str] = []
-    ports = frozenset(llamacpp_ports)
-    for index, item in enumerate(model_list):
-        found = _entry(index, item, source, ports, env)
-        if isinstance(found, Problem):
-            problems.append(found)
-            continue
-        notes += found.notes
-        if isinstance(found, External):
-            external.append(found)
-        else:
-            entries.append(found)
+    entries, external, notes, problems = _read_entries(model_list, source, frozenset(llamacpp_ports), env)
     problems += _port_conflicts(entries, source)
     entries, moved, merged = _one_per_endpoint(entries)
     external = sorted(external + [read_external(e.index, model_list[e.index], env)[0] for e in moved], key=_at)
@@ -161,6 +147,27 @@ def import_litellm_with_notes(
             f"embedding models {', '.join(sorted(embedders))}: list those that share a vector space under experts.embed"
         )
     return inv, notes + gateway_notes
+
+
+def _read_entries(
+    model_list: list[Any], source: SourceMap, ports: frozenset[int], env: Mapping[str, str] | None
+) -> tuple[list[Entry], list[External], list[str], list[Problem]]:
+    """Each entry read: managed, external, or a problem; with the notes on what was left out."""
+    entries: list[Entry] = []
+    external: list[External] = []
+    notes: list[str] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(model_list):
+        found = _entry(index, item, source, ports, env)
+        if isinstance(found, Problem):
+            problems.append(found)
+            continue
+        notes += found.notes
+        if isinstance(found, External):
+            external.append(found)
+        else:
+            entries.append(found)
+    return entries, external, notes, problems
 
 
 def _at(external: External) -> int:
