@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -17,8 +19,8 @@ from homelab.errors import ChecksumMismatch, ModelDownloadError
 from homelab.sources.fetch import Fetcher, open_fetch_client
 from homelab.sources.limits import FetchLimits
 from homelab.sources.spec import SourceSpec
-from tests.fixtures.fault_servers import FaultServer, Handler, Route, canned, endless_body
-from tests.fixtures.hf_hub import HubStandIn
+from tests.fixtures.fault_servers import FaultServer, Handler, Route, canned, endless_body, self_signed
+from tests.fixtures.hf_hub import HubStandIn, blobs_over_tls
 
 TOKEN = "hf_standin_secret_token_0123456789"
 FAST = FetchLimits(retry_wait_s=0.0, connect_s=5.0, read_s=10.0)
@@ -218,3 +220,21 @@ def test_hub_download_progress_reaches_the_callers_callback(hf_hub: HubStandIn, 
     seen.clear()
     fetcher.fetch(SourceSpec(url="hf://owner/repo/m.gguf"), "m.gguf")
     assert seen == []  # cached and checked before, unchanged: neither downloaded nor read again
+
+
+def test_an_https_source_over_tls_is_downloaded_and_checked(hf_hub: HubStandIn, tmp_path: Path) -> None:
+    folder = self_signed(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    data = _bytes(300_000, seed=8)
+    sha = hashlib.sha256(data).hexdigest()
+    hf_hub.blobs[sha] = data
+    with (
+        blobs_over_tls(hf_hub, server) as base,
+        httpx.Client(verify=ssl.create_default_context(cafile=folder / "cert.pem")) as trusting,
+    ):
+        fetcher = dataclasses.replace(_fetcher(hf_hub, tmp_path), client=trusting)
+        (path,) = fetcher.fetch(SourceSpec(url=f"{base}/cdn/{sha}", sha256=sha), "m.gguf")
+        assert path.read_bytes() == data
+        with pytest.raises(ModelDownloadError, match="ConnectError"):  # an untrusted certificate is refused
+            _fetcher(hf_hub, tmp_path / "other").fetch(SourceSpec(url=f"{base}/cdn/{sha}", sha256=sha), "m.gguf")
