@@ -142,7 +142,7 @@ class RunSettings(BaseModel):
         None, description="-ts: share of the layers per device; None: by each device's memory, as llama.cpp splits"
     )
     split_mode: SplitMode = Field("layer", description="-sm: layers per device, rows of each matrix, or one device")
-    main_gpu: int = Field(0, ge=0, lt=MAX_DEVICES, description="-mg: the device of split mode none; row: KV, compute")
+    main_gpu: int = Field(0, ge=0, lt=MAX_DEVICES, description="-mg: the one device of -sm none")
     device_memory_bytes: tuple[int, ...] = Field(
         (), description="each device's memory in llama.cpp's order; sets the device count and the default split"
     )
