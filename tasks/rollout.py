@@ -254,7 +254,7 @@ def preview_markdown(report: NodeRolloutReport) -> str:
             f"restart policy {c.restart_policy}, on {c.published}",
             f"   - run: `{c.run_line()}`",
             f"   - gate: {c.gate.summary()}",
-        ]
+        ] + ([f"   - model from `{c.source}`"] if c.source else [])
     if p.ollama:
         lines += ["", "Ollama models, in preload order:", ""]
         lines += [

@@ -11,6 +11,7 @@ import hvac
 import pytest
 import yaml
 from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from pydantic import SecretStr
 
 from blocks import VaultSecrets
@@ -73,3 +74,7 @@ def test_the_rollout_flow_fetches_a_gated_model_with_the_token_from_vault(
         tasks = client.read_task_runs()
     assert TOKEN not in json.dumps(flow_run.parameters, default=str)
     assert TOKEN not in json.dumps([t.task_inputs for t in tasks], default=str)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    text = "\n".join(str(a.data) for a in artifacts)
+    assert "   - model from `hf://meta/gated/m.gguf`" in text and TOKEN not in text

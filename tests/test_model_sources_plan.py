@@ -156,6 +156,7 @@ def test_rollout_fetches_the_source_and_plans_from_it(hf_hub: HubStandIn, tmp_pa
     report = json.loads(result.stdout)
     (container,) = report["preview"]["containers"]
     assert container["model_file"] == "big.gguf" and container["gpu_layers_from"] == "the VRAM plan"
+    assert container["source"] == "hf://owner/repo/big.gguf"
     assert report["preview"]["vram"][0].startswith("big: all layers on box GPU0 (RTX 3060)")
     assert report["engine_not_checked"]  # no engine here: the dry run says so and still succeeds
     (cached,) = (tmp_path / "hf").glob("models--owner--repo/snapshots/*/big.gguf")

@@ -60,6 +60,7 @@ class ContainerPreview(Frozen):
     image: str
     volume: str
     model_file: str
+    source: str | None = Field(None, description="where the model file is fetched from; None: the rollout's folders")
     restart_policy: str
     ctx_size: int
     parallel: int
@@ -105,6 +106,11 @@ def _layers_from(node: Node, endpoint: Endpoint, vram: NodeVramPlan) -> str:
     return "a CPU node" if not node.gpus else "llama-server's default (not sized)"
 
 
+def _source(endpoint: Endpoint) -> str | None:
+    source = endpoint.container.source if endpoint.container is not None else None
+    return source.shown() if source is not None else None
+
+
 def _gate(inv: Inventory, endpoint: Endpoint, gate: HealthGate) -> GatePreview:
     probe = inv.probe_settings(endpoint)
     base = redact_url(endpoint.url).rstrip("/")
@@ -141,6 +147,7 @@ def preview_rollout(
             image=spec.image,
             volume=spec.volume,
             model_file=spec.model_file,
+            source=_source(endpoints[spec.endpoint]),
             restart_policy=spec.restart_policy,
             ctx_size=spec.ctx_size,
             parallel=spec.parallel,

@@ -104,6 +104,10 @@ def _not_checked(part: str, against: str, why: str | None) -> None:
         out.print(f"[yellow]![/] {part}: not checked against {against} ({shown(why)})", highlight=False, soft_wrap=True)
 
 
+def _from(source: str | None) -> str:
+    return f" from {source}" if source else ""
+
+
 def _render_preview(preview: RolloutPreview) -> None:
     """The rollout from the cluster file: containers in start order with their gates, Ollama models."""
     if preview.containers:
@@ -114,7 +118,8 @@ def _render_preview(preview: RolloutPreview) -> None:
         for c in preview.containers:
             layers = "default" if c.gpu_layers is None else str(c.gpu_layers)
             table.add_row(
-                str(c.position), escape(c.name), escape(f"{c.model_file} ({c.volume})"), str(c.ctx_size),
+                str(c.position), escape(c.name), escape(f"{c.model_file} ({c.volume})" + _from(c.source)),
+                str(c.ctx_size),
                 escape(f"{layers} ({c.gpu_layers_from})"), c.restart_policy, c.published,
             )  # fmt: skip
         out.print(table)
