@@ -377,8 +377,8 @@ class Container(_Strict):
         if not isinstance(data, dict):
             return data
         words = data.get("command") if data.get("command") is not None else data.get("args")
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-            return data  # the schema reports it
+        if not isinstance(words, list) or len(words) > _MAX_WORDS or not all(isinstance(w, str) for w in words):
+            return data  # the schema reports it, on the field's own line
         if data.get("command") is not None and data.get("args"):
             raise ValueError("give args (added to homelab's command line) or command (replacing it), not both")
         if data.get("command") is None:
