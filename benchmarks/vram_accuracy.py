@@ -204,6 +204,7 @@ class RpcResults:
 
     checks: list[ComponentCheck] = field(default_factory=list)
     scenarios: dict[str, str] = field(default_factory=dict)
+    folders: dict[str, str] = field(default_factory=dict)  # run -> its capture folder
     failed: list[str] = field(default_factory=list)
     estimated_as: set[str] = field(default_factory=set)
 
@@ -227,6 +228,7 @@ def rpc_checks(models_dir: Path | None) -> RpcResults:
             result, summed = check_run(shape, run)
             out.checks += summed + check_devices(shape, run, result)
             out.scenarios[run.id] = scenario(run, shape.n_layer + 1)
+            out.folders[run.id] = folder.name
             out.estimated_as.add(estimator_backend(run.logged))
         for entry in json.loads((folder / "runs.json").read_text())["runs"]:
             if not entry["loaded"]:
@@ -273,6 +275,8 @@ def rpc_report(results: RpcResults, worst: int) -> str:
     ]
     groups = {run: scenario_group(label) for run, label in scenarios.items()}
     lines = list(header)
+    for folder in sorted(set(results.folders.values())):
+        lines.append(_scenario_row(f"{folder}/", [c for c in checks if results.folders[c.run] == folder]))
     for group in dict.fromkeys(sorted(groups.values())):
         lines.append(_scenario_row(group, [c for c in checks if groups[c.run] == group]))
     lines += ["", *header]

@@ -196,16 +196,17 @@ def main() -> int:
     parser.add_argument(
         "--models-dir", type=Path, help="where the GGUF models are (written if missing); default OUT/models"
     )
-    parser.add_argument("--models", nargs="*", help="only these model ids")
+    parser.add_argument("--models", nargs="*", help="these model ids of the case files instead of the default ones")
     parser.add_argument("--runs", nargs="*", help="only these run ids")
     parser.add_argument("--timeout-s", type=float, default=90.0, help="per server start")
     parser.add_argument("--cuda", type=int, default=0, metavar="N", help="a CUDA build's N GPUs instead of RPC")
     args = parser.parse_args()
 
-    specs = [m for path, ids in MODELS.items() for m in json.loads(path.read_text())["models"] if m["id"] in ids]
-    if args.models:
-        specs = [m for m in specs if m["id"] in args.models]
-    runs = [run for spec in specs for run in runs_for(spec) if not args.runs or run.id in args.runs]
+    every = [m for path in MODELS for m in json.loads(path.read_text())["models"]]
+    chosen = args.models or [model for ids in MODELS.values() for model in ids]
+    specs = [m for m in every if m["id"] in chosen]
+    # dict.fromkeys: on a two-block model --n-cpu-moe 2 and all are one run.
+    runs = list(dict.fromkeys(run for spec in specs for run in runs_for(spec) if not args.runs or run.id in args.runs))
     if args.cuda:
         runs = [
             replace(run, override_tensor=run.override_tensor.replace("=RPC", "=CUDA"))
