@@ -142,7 +142,7 @@ def test_homelab_plan_says_why_a_source_could_not_be_read(hf_hub: HubStandIn, tm
     cluster = _cluster(tmp_path, "hf://owner/missing/big.gguf")
     result = _homelab(tmp_path, "plan", "-i", cluster, "--hf-endpoint", hf_hub.endpoint, "--no-ask-nodes")
     assert result.returncode == 0, result.stderr
-    assert "not sized: big (source hf://owner/missing/big.gguf: big.gguf: hf://owner/missing/big.gguf: no such" in (
+    assert "not sized: big (source: big.gguf: hf://owner/missing/big.gguf: no such repository, or it is private" in (
         result.stdout.replace("\n", " ")
     )
 

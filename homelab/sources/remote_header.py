@@ -151,5 +151,5 @@ def source_shapes(inv: Inventory, fetcher: Fetcher) -> dict[str, ModelShape | st
             try:
                 shapes[name] = source_shape(fetcher, spec, name)
             except HomelabError as exc:
-                shapes[name] = f"source {spec.shown()}: {exc}"
+                shapes[name] = f"source: {exc}"  # the message names the file and the source
     return shapes
