@@ -238,3 +238,11 @@ def test_an_https_source_over_tls_is_downloaded_and_checked(hf_hub: HubStandIn, 
         assert path.read_bytes() == data
         with pytest.raises(ModelDownloadError, match="ConnectError"):  # an untrusted certificate is refused
             _fetcher(hf_hub, tmp_path / "other").fetch(SourceSpec(url=f"{base}/cdn/{sha}", sha256=sha), "m.gguf")
+
+
+def test_a_hub_file_said_to_be_huge_is_refused_before_downloading(hf_hub: HubStandIn, tmp_path: Path) -> None:
+    repo = hf_hub.add("owner/repo", {"m.gguf": _bytes(1_000)})
+    repo.claimed_size["m.gguf"] = 10**15
+    with pytest.raises(ModelDownloadError, match=r"the hub says m\.gguf is 1,000,000,000,000,000 bytes, more than"):
+        _fetcher(hf_hub, tmp_path).fetch(SourceSpec(url="hf://owner/repo/m.gguf"), "m.gguf")
+    assert hf_hub.requests("GET") == []

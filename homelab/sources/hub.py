@@ -145,6 +145,12 @@ def hub_files(
             meta = get_hf_file_metadata(url, token=_token(token), timeout=limits.connect_s, endpoint=endpoint)
         if meta.commit_hash is None:
             raise ModelDownloadError(f"{model}: {spec.shown()}: {endpoint} gave no X-Repo-Commit: is it a hub?")
+        if meta.size is not None and meta.size > limits.max_file_bytes:
+            # huggingface_hub reads the body itself: what it is told to expect is where homelab bounds it.
+            raise ModelDownloadError(
+                f"{model}: {spec.shown()}: the hub says {path} is {meta.size:,} bytes, more than the "
+                f"{limits.max_file_bytes:,} a model file may have; refused before downloading"
+            )
         lfs = meta.etag if meta.etag and _LFS_SHA256.fullmatch(meta.etag) else None
         if spec.sha256 is not None and lfs is not None and lfs != spec.sha256:
             raise ChecksumMismatch(
