@@ -98,10 +98,12 @@ def test_each_rpc_server_is_a_device_in_rpc_order(load: Callable[..., LoggedBuff
     assert logged.backend == "rpc"
     assert [(d.name, d.index) for d in logged.devices] == [("RPC0", 0), ("RPC1", 1)]
     assert logged.sched_copies == 4  # every layer on two devices, no override: pipeline parallelism
-    # The KV cache is exact on every backend: its per-device split shows the layer split.
-    result = estimate(read_gguf(moe_model), RunSettings(ctx_size=512, tensor_split=(1, 1), n_gpu_layers=-1))
-    logged_kv = [round(d.kv_bytes / MIB, 2) for d in logged.devices]
-    assert logged_kv == [round(d.kv_bytes / MIB, 2) for d in result.devices]
+    # Weights and KV per device as estimated for RPC devices, to the log's 0.01 MiB.
+    settings = RunSettings(ctx_size=512, tensor_split=(1, 1), n_gpu_layers=-1, backend="rpc")
+    result = estimate(read_gguf(moe_model), settings)
+    pairs = list(zip(logged.devices, result.devices, strict=True))
+    assert all(abs(d.weights_bytes - e.weights_bytes) <= MIB // 200 for d, e in pairs)
+    assert all(abs(d.kv_bytes - e.kv_bytes) <= MIB // 200 for d, e in pairs)
     assert all(d.weights_bytes > 0 and d.kv_bytes > 0 for d in logged.devices)
 
 
