@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from filelock import FileLock
 
 from homelab.docker_ops.sources import CopyProgress, ProgressCallback, hash_local_file
 from homelab.errors import ChecksumMismatch, ModelDownloadError
@@ -176,12 +177,16 @@ def fetch_https(
     if final.is_file():
         return final  # named by its digest, and renamed in only once it matched
     part = final.with_name(final.name + ".part")
-    _Download(client, spec, model, part, limits, progress).run()
-    got = hash_local_file(part, model, progress).sha256
-    if got != spec.sha256:
-        part.unlink()
-        raise ChecksumMismatch(
-            f"{model}: {spec.shown()}: SHA-256 expected {spec.sha256}, got {got}; the download was deleted"
-        )
-    os.replace(part, final)
+    # Two rollouts fetching one file would append to one part: the second waits, then finds it.
+    with FileLock(final.with_name(final.name + ".lock")):
+        if final.is_file():
+            return final
+        _Download(client, spec, model, part, limits, progress).run()
+        got = hash_local_file(part, model, progress).sha256
+        if got != spec.sha256:
+            part.unlink()
+            raise ChecksumMismatch(
+                f"{model}: {spec.shown()}: SHA-256 expected {spec.sha256}, got {got}; the download was deleted"
+            )
+        os.replace(part, final)
     return final
