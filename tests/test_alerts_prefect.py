@@ -11,8 +11,9 @@ One incident per node: the first sweep that finds a node down sends one message,
 (still down) none, the recovery's outcome one more (after it, with the time to recover), and a
 node that comes back and goes down again within `min_repeat` no second down message.
 
-Email goes through homelab's `AppriseURL` block (a `mailto://` URL with the SMTP password in it)
-to a local SMTP sink (aiosmtpd) that requires that login.
+Email and ntfy go through homelab's `AppriseURL` block: a `mailto://` URL with the SMTP password in
+it to a local SMTP sink (aiosmtpd) that requires that login, and an `ntfy://` URL with an access
+token to the receiver, answering as an ntfy server that requires it.
 """
 
 from __future__ import annotations
@@ -286,29 +287,39 @@ def test_one_message_per_incident_and_the_recovery_after_it(
     assert TOKEN not in seen
 
 
-def test_email_through_smtp_with_the_password_only_in_the_block(
-    own_prefect_server: PrefectServer, smtp_sink: tuple[int, _Sink], tmp_path: Path
+def test_email_and_ntfy_through_apprise_urls_with_their_secrets_only_in_the_blocks(
+    own_prefect_server: PrefectServer, smtp_sink: tuple[int, _Sink], receiver: Receiver, tmp_path: Path
 ) -> None:
     from blocks import AppriseURL
 
     port, sink = smtp_sink
-    url = f"mailto://alerts:{SMTP_PASSWORD}@{LOOPBACK}:{port}?from=homelab@home.lan&to=owner@home.lan&mode=insecure"
+    mail = f"mailto://alerts:{SMTP_PASSWORD}@{LOOPBACK}:{port}?from=homelab@home.lan&to=owner@home.lan&mode=insecure"
+    # Apprise's ntfy plugin publishes ntfy's JSON (topic, title, message) with the access token as
+    # a bearer token: the receiver answers as an ntfy server that requires it.
+    ntfy = f"ntfy://{receiver.url.removeprefix('http://')}/homelab-alerts?auth=token&token={TOKEN}"
     with open_client(own_prefect_server.api_url):
-        AppriseURL(url=url).save("test-email", overwrite=True)
-    notify = {"blocks": ["apprise-url/test-email"], "events": ["node_down"]}
+        AppriseURL(url=mail).save("test-email", overwrite=True)
+        AppriseURL(url=ntfy).save("test-ntfy", overwrite=True)
+    notify = {"blocks": ["apprise-url/test-email", "apprise-url/test-ntfy"], "events": ["node_down"]}
     assert _sync(own_prefect_server, Notify.model_validate(notify)).problems == []
+    before = len(receiver.messages())
 
     cluster = _cluster(tmp_path / "mail.yaml", [_node("mailbox", "nas", f"http://{LOOPBACK}:{free_port()}")], notify)
     done = _run_steps(own_prefect_server, [("sweep", cluster), ("sweep", cluster)], tmp_path)
     deadline = time.monotonic() + WAIT_FOR_MESSAGES_S
-    while time.monotonic() < deadline and not sink.mails:
+    while time.monotonic() < deadline and (not sink.mails or len(receiver.messages()) == before):
         time.sleep(0.5)
     time.sleep(SETTLE_S)
     assert len(sink.mails) == 1, sink.mails
     sender, to, content = sink.mails[0]
     assert (sender, to) == ("homelab@home.lan", ["owner@home.lan"])
     assert "Subject: homelab: node mailbox is down" in content
+    [published] = receiver.messages()[before:]
+    assert isinstance(published.body, dict)
+    assert published.body["topic"] == "homelab-alerts"
+    assert published.body["title"] == "homelab: node mailbox is down"
+    assert "Node mailbox (tier nas) is down at " in published.body["message"]
 
     seen = _api_text(own_prefect_server) + done.stdout + done.stderr
     seen += (own_prefect_server.home / "server.log").read_text(errors="replace")
-    assert SMTP_PASSWORD not in seen
+    assert SMTP_PASSWORD not in seen and TOKEN not in seen
