@@ -147,15 +147,12 @@ def estimator_backend(logged: LoggedBuffers) -> Backend:
     return logged.backend
 
 
-def _overrides(run: CapturedRun, backend: str) -> tuple[tuple[str, str], ...]:
-    """`-ot` pairs as the estimator names devices: `RPC<i>` is device i (CUDA<i> when estimated as CUDA)."""
-    pairs = []
-    for item in filter(None, run.override_tensor.split(",")):
-        pattern, _, device = item.partition("=")
-        if backend == "cuda" and device.startswith("RPC"):
-            device = "CUDA" + device.removeprefix("RPC")
-        pairs.append((pattern, device))
-    return tuple(pairs)
+def _overrides(run: CapturedRun) -> tuple[tuple[str, str], ...]:
+    """`-ot` pairs as captured: devices by llama.cpp's name (`RPC1`, `CUDA1`), ports left out."""
+    return tuple(
+        (pattern, device)
+        for pattern, _, device in (item.partition("=") for item in run.override_tensor.split(",") if item)
+    )
 
 
 def settings_for(run: CapturedRun) -> RunSettings:
@@ -174,7 +171,7 @@ def settings_for(run: CapturedRun) -> RunSettings:
         split_mode=run.split_mode,
         main_gpu=run.main_gpu,
         n_cpu_moe=run.n_cpu_moe,
-        override_tensor=_overrides(run, backend),
+        override_tensor=_overrides(run),
     )
 
 
