@@ -28,10 +28,14 @@ __all__ = [
     "track_endpoint_incidents",
 ]
 
+# Any constant will do: it names "the incident pass" among the database's advisory locks.
+_PG_INCIDENT_LOCK = 0x696E636964656E74  # "incident"
 
-def _transitions(conn: Connection, after_sweep: int) -> list[Any]:
-    """Probe rows after sweep `after_sweep` where an endpoint's DOWN-ness changed, plus each
-    endpoint's first row there (its state carried over from before), in sweep order."""
+
+def _transitions(conn: Connection, after_sweep: int, last_sweep: int) -> list[Any]:
+    """Probe rows of sweeps (`after_sweep`, `last_sweep`] where an endpoint's DOWN-ness changed,
+    plus each endpoint's first row there (its state carried over from before), in sweep order.
+    Sweeps stored after `last_sweep` was read are left to the next pass: the mark stops at `last_sweep`."""
     down = sa.case((PROBES.c.state == EndpointState.DOWN.value, 1), else_=0)
     window = sa.func.lag(down).over(partition_by=(PROBES.c.node, PROBES.c.endpoint), order_by=PROBES.c.sweep_id)
     inner = (
@@ -45,7 +49,7 @@ def _transitions(conn: Connection, after_sweep: int) -> list[Any]:
             down.label("down"),
             window.label("before"),
         )
-        .where(PROBES.c.sweep_id > after_sweep)
+        .where(PROBES.c.sweep_id > after_sweep, PROBES.c.sweep_id <= last_sweep)
         .subquery()
     )
     query = (
@@ -56,19 +60,50 @@ def _transitions(conn: Connection, after_sweep: int) -> list[Any]:
     return list(conn.execute(query))
 
 
-def track_endpoint_incidents(conn: Connection) -> int:
-    """Open an incident where an endpoint went DOWN, close it where it served again; returns
-    how many incidents were opened. Reads only sweeps after the last one scanned (a mark)."""
+def _unscanned(conn: Connection) -> tuple[int | None, int] | None:
+    """(the mark, the last sweep's id) when sweeps after the mark exist; None when all are scanned."""
     after = conn.execute(sa.select(MARKS.c.value).where(MARKS.c.name == INCIDENT_MARK)).scalar()
     last = conn.execute(sa.select(sa.func.max(SWEEPS.c.id))).scalar()
     if last is None or (after is not None and after >= last):
+        return None
+    return after, last
+
+
+def _lock_incident_pass(conn: Connection) -> None:
+    """Hold the incident pass to this transaction's end, so two callers never scan the same sweeps.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock now, so a second caller waits (busy timeout)
+    instead of reading the same mark. PostgreSQL: a transaction-scoped advisory lock, which
+    (unlike SELECT ... FOR UPDATE) needs no mark row to exist yet, nor write rights to lock it.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_INCIDENT_LOCK})
+
+
+def track_endpoint_incidents(conn: Connection) -> int:
+    """Open an incident where an endpoint went DOWN, close it where it served again; returns
+    how many incidents were opened. Reads only sweeps after the last one scanned (a mark).
+
+    Safe from several processes at once (reports, maintenance, each metrics scrape). Call it
+    first in its transaction: on SQLite its lock begins the transaction.
+    """
+    # Peek without the lock: a scrape with nothing new writes nothing, so it neither waits for
+    # another writer nor needs write rights (a read-only role still serves metrics).
+    if _unscanned(conn) is None:
         return 0
+    _lock_incident_pass(conn)
+    pending = _unscanned(conn)  # again under the lock: the caller it waited for may have scanned them
+    if pending is None:
+        return 0
+    after, last = pending
     query = sa.select(INCIDENTS.c.id, INCIDENTS.c.node, INCIDENTS.c.endpoint).where(
         INCIDENTS.c.closed_at.is_(None), INCIDENTS.c.endpoint.is_not(None)
     )
     open_ = {(row.node, row.endpoint): row.id for row in conn.execute(query)}
     opened = 0
-    for row in _transitions(conn, after or 0):
+    for row in _transitions(conn, after or 0, last):
         key = (row.node, row.endpoint)
         if row.down and key not in open_:
             values = {
