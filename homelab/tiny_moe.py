@@ -20,7 +20,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter, quants
 
 from homelab.tiny_gguf import FILE_TYPES, add_metadata, add_tokenizer, gguf_file, tiny_vocab
 
-__all__ = ["MOE_ARCHS", "MoeArch", "write_tiny_moe"]
+__all__ = ["MOE_ARCHS", "MoeArch", "MoeDims", "moe_tensors", "write_tiny_moe"]
 
 MoeArch = Literal["qwen3moe", "qwen2moe", "gpt-oss", "glm4moe", "deepseek2"]
 MOE_ARCHS: tuple[MoeArch, ...] = ("qwen3moe", "qwen2moe", "gpt-oss", "glm4moe", "deepseek2")
@@ -28,7 +28,10 @@ _QUANTIZED = (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantiza
 _SIGMOID_GATING = 2  # llama_expert_gating_func_type: GLM-4.5 routes with a sigmoid
 
 
-class _Dims(NamedTuple):
+class MoeDims(NamedTuple):
+    """A MoE model's widths and counts as the tensor layout needs them (`homelab.vram.guess_moe` lays
+    out released models with it, so an estimate by name has the tensors a file would)."""
+
     n_layer: int
     n_embd: int
     n_head: int
@@ -131,7 +134,7 @@ def write_tiny_moe(
     if arch == "qwen2moe" and head * n_head != n_embd:
         raise ValueError("qwen2moe's heads must fill n_embd")
     shexp = n_ff_shexp if arch == "qwen2moe" else n_ff_exp * n_expert_shared
-    d = _Dims(
+    d = MoeDims(
         n_layer, n_embd, n_head, n_head_kv * head, head, head_dim_v or head, n_expert, n_ff_exp, shexp,
         n_ff or n_ff_exp * n_expert_used, n_dense_lead, n_nextn, q_lora_rank, kv_lora_rank, rope_dim, n_vocab,
     )  # fmt: skip
@@ -142,7 +145,7 @@ def write_tiny_moe(
         _add_moe_metadata(writer, arch, d, n_expert_used, n_expert_shared, sliding_window)
         add_tokenizer(writer, tokens, scores, types)
         rng = np.random.default_rng(seed)
-        for tensor_name, shape in _tensors(arch, d):
+        for tensor_name, shape in moe_tensors(arch, d):
             kind = expert_dtype or dtype if "_exps." in tensor_name else dtype
             if sparse:
                 _add_hole(writer, tensor_name, shape, kind)
@@ -152,7 +155,7 @@ def write_tiny_moe(
 
 
 def _add_moe_metadata(
-    writer: GGUFWriter, arch: MoeArch, d: _Dims, n_used: int, n_shared: int, sliding_window: int
+    writer: GGUFWriter, arch: MoeArch, d: MoeDims, n_used: int, n_shared: int, sliding_window: int
 ) -> None:
     if arch == "deepseek2" and d.n_kv == d.head:
         # A converted MLA model: one latent "KV head" of kv_lora_rank + RoPE values, no V cache.
@@ -220,8 +223,8 @@ def _add_hole(writer: GGUFWriter, name: str, shape: tuple[int, ...], dtype: GGML
 _Tensors = list[tuple[str, tuple[int, ...]]]
 
 
-def _tensors(arch: MoeArch, d: _Dims) -> _Tensors:
-    """Names and gguf-py (reversed) shapes of the model's tensors, in file order."""
+def moe_tensors(arch: MoeArch, d: MoeDims) -> _Tensors:
+    """Names and gguf-py (reversed) shapes of the model's tensors, in file order (llama.cpp's names)."""
     out: _Tensors = [("token_embd.weight", (d.n_vocab, d.n_embd))]
     for i in range(d.n_layer + d.n_nextn):
         blk = f"blk.{i}"
@@ -245,7 +248,7 @@ def _tensors(arch: MoeArch, d: _Dims) -> _Tensors:
     return [*out, ("output_norm.weight", (d.n_embd,)), ("output.weight", (d.n_vocab, d.n_embd))]
 
 
-def _attention_tensors(arch: MoeArch, blk: str, d: _Dims) -> _Tensors:
+def _attention_tensors(arch: MoeArch, blk: str, d: MoeDims) -> _Tensors:
     n_q = d.n_head * d.head
     out: _Tensors = [
         (f"{blk}.attn_q.weight", (n_q, d.n_embd)),
@@ -264,7 +267,7 @@ def _attention_tensors(arch: MoeArch, blk: str, d: _Dims) -> _Tensors:
     return [*out, (f"{blk}.{norm}.weight", (d.n_embd,))]
 
 
-def _mla_tensors(blk: str, d: _Dims) -> _Tensors:
+def _mla_tensors(blk: str, d: MoeDims) -> _Tensors:
     """deepseek2's multi-head latent attention: as converted for MLA (k_b and v_b per head) or,
     with a KV head per query head, the older kv_b that decompresses K and V."""
     nope = d.head - d.rope
@@ -292,7 +295,7 @@ def _mla_tensors(blk: str, d: _Dims) -> _Tensors:
     ]
 
 
-def _expert_tensors(arch: MoeArch, blk: str, d: _Dims) -> _Tensors:
+def _expert_tensors(arch: MoeArch, blk: str, d: MoeDims) -> _Tensors:
     out: _Tensors = [(f"{blk}.ffn_gate_inp.weight", (d.n_expert, d.n_embd))]
     if arch in ("glm4moe", "deepseek2"):
         out += [(f"{blk}.exp_probs_b.bias", (d.n_expert,))]

@@ -15,6 +15,8 @@ import re
 from typing import NamedTuple
 
 from homelab.errors import UnsupportedModel
+from homelab.tiny_moe import MOE_ARCHS
+from homelab.vram.guess_moe import MoeConfig, moe_config_of, moe_parameter_count, moe_shape, nearest_moe
 from homelab.vram.metadata import read_gguf
 from homelab.vram.shape import ModelShape, Source, synthesize_tensors
 
@@ -59,6 +61,7 @@ _FILE_TYPE_RE = re.compile(
     r"(?<![A-Za-z0-9])(" + "|".join(sorted(map(re.escape, FILE_TYPES), key=len, reverse=True)) + r")(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
+_SIZE_TOLERANCE = 0.15  # "30b" for 30.5B; a stated size further off is another model of the family
 _SIZE_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", re.IGNORECASE)
 
 
@@ -148,15 +151,19 @@ def shape_from_counts(
     params: float,
     file_type: str | None,
     family_name: str | None = None,
-    family: Family | None = None,
+    family: Family | MoeConfig | None = None,
     source: Source = "name",
 ) -> ModelShape:
     """An estimated shape for `params` parameters quantized as `file_type` (None: Q4_K_M).
 
     Args:
-        family: the configuration, when known (a node reported it); else the nearest of `family_name`'s.
+        family: the configuration, when known (a node reported it); else the nearest of `family_name`'s
+            (a MoE architecture's name: the nearest released configuration of it, `guess_moe`).
     """
     ftype = FILE_TYPES.get((file_type or _DEFAULT_FILE_TYPE).upper(), FILE_TYPES[_DEFAULT_FILE_TYPE])
+    if isinstance(family, MoeConfig) or (family is None and family_name in MOE_ARCHS):
+        config = family if isinstance(family, MoeConfig) else nearest_moe(params, family_name)
+        return _moe(name, config, file_type, params, source)
     family = family or _nearest(params, family_name)
     bits = ftype.bits_per_weight * params / parameter_count(family)
     tensors = synthesize_tensors(
@@ -194,20 +201,34 @@ def shape_from_counts(
     )
 
 
+def _moe(name: str, config: MoeConfig, file_type: str | None, params: float | None, source: Source) -> ModelShape:
+    ftype = FILE_TYPES.get((file_type or _DEFAULT_FILE_TYPE).upper(), FILE_TYPES[_DEFAULT_FILE_TYPE])
+    return moe_shape(
+        name, config, weight_type=ftype.weight_type, bits_per_weight=ftype.bits_per_weight,
+        named_type=file_type is not None, params=params, source=source,
+    )  # fmt: skip
+
+
 def family_of(text: str) -> str | None:
-    """The known family a model name or architecture belongs to, if any."""
-    if text in _ARCH_FAMILY:
-        return _ARCH_FAMILY[text]
+    """The known family a model name or architecture belongs to, if any (a MoE one: its architecture)."""
+    if text in _ARCH_FAMILY or text in MOE_ARCHS:
+        return _ARCH_FAMILY.get(text, text)
+    if (moe := moe_config_of(text)) is not None:
+        return moe.arch
     return next((family for family, pattern in _FAMILY_RE if pattern.search(text)), None)
 
 
 def guess_shape(name: str) -> ModelShape:
-    """An estimated shape from a model name such as "qwen2.5-14b Q4_K_M" or "llama3.1:8b".
+    """An estimated shape from a model name such as "qwen2.5-14b Q4_K_M", "llama3.1:8b" or "qwen3:30b-a3b".
+
+    A released mixture of experts (`guess_moe`) gets its configuration, experts as llama.cpp names them.
 
     Raises:
         UnsupportedModel: The name carries no parameter count (like "14b") to go by, or names a
             mixture of experts ("8x7b"), whose size a name does not tell.
     """
+    if (moe := moe_config_of(name)) is not None:
+        return _moe(name, moe, parse_file_type(name), _stated_size(name, moe), "name")
     if re.search(r"\d+x\d+(\.\d+)?b", name, re.IGNORECASE):
         raise UnsupportedModel(f"{name!r}: a mixture of experts cannot be sized from its name; give its GGUF")
     size = _SIZE_RE.search(name.replace(":", " "))
@@ -218,6 +239,15 @@ def guess_shape(name: str) -> ModelShape:
     if family and size.group(1) in FAMILIES[family]:
         params = parameter_count(FAMILIES[family][size.group(1)])
     return shape_from_counts(name, params=params, file_type=parse_file_type(name), family_name=family)
+
+
+def _stated_size(name: str, config: MoeConfig) -> float | None:
+    """The name's total size when it is not the configuration's own (an unreleased size: bytes scaled)."""
+    size = _SIZE_RE.search(name.replace(":", " ").replace("-", " "))
+    if size is None or size.group(2).lower() != "b":
+        return None
+    stated, own = float(size.group(1)) * 1e9, moe_parameter_count(config)
+    return stated if abs(stated - own) > _SIZE_TOLERANCE * own else None
 
 
 def shape_of(model: str) -> ModelShape:

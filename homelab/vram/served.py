@@ -5,7 +5,8 @@ table (`tensors`: name, type, shape); with both the shape is as good as a file's
 tensors (older Ollama, or the stand-in's pulled models) the size comes from
 `general.parameter_count` and `details.quantization_level`, and the shape is estimated: on the
 architecture's own keys (`llama.block_count`, `.embedding_length`, `.attention.head_count`,
-`.feed_forward_length`...) when the node reports them, else on the nearest known family.
+`.feed_forward_length`...) when the node reports them, else on the nearest known family; a
+mixture of experts on its released configuration with the expert counts the node reports.
 `ask_ollama_nodes` asks every Ollama endpoint of a GPU node about its models without `deploy:`.
 
 llama-server's `/props` names the model file it loaded (`model_path`) and the running context
@@ -34,6 +35,7 @@ from homelab.inventory import Endpoint, EndpointKind, Inventory, Node, ProbeSett
 from homelab.ollama.api import OllamaAPI
 from homelab.vram.architectures import ARCHITECTURES
 from homelab.vram.guess import Family, family_of, parameter_count, parse_file_type, shape_from_counts
+from homelab.vram.guess_moe import reported_moe
 from homelab.vram.lineup import NodeReports
 from homelab.vram.metadata import read_gguf, shape_from_fields
 from homelab.vram.shape import ModelShape, TensorInfo, tensor_bytes
@@ -99,7 +101,7 @@ def shape_from_ollama_show(name: str, body: dict[str, Any]) -> ModelShape:
         params=float(params),
         file_type=parse_file_type(str(details.get("quantization_level") or "")),
         family_name=family_of(arch) or family_of(name),
-        family=_reported_family(info, arch, float(params)),
+        family=_reported_family(info, arch, float(params)) or reported_moe(info, arch, float(params)),
         source="ollama",
     )
     per_layer_kv = info.get(f"{arch}.attention.head_count_kv")
