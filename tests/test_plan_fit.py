@@ -218,7 +218,9 @@ def test_write_keeps_comments_and_a_second_write_changes_nothing(models_dir: Pat
 
 def test_a_lowered_context_keeps_its_ask_and_gets_it_back(tmp_path: Path) -> None:
     path = cluster(tmp_path)
-    # Without the GGUF the Qwen3-30B-A3B is sized from its name: a dense 30B, whose context is cut.
+    # A dense 32B known by name only (no GGUF here) on the MoE's endpoint: its context is cut. (The
+    # Qwen3-30B-A3B's name alone now gives its experts, which fit at the full context.)
+    path.write_text(path.read_text().replace(MOE_FILE, "qwen3-32b-q4_0.gguf"))
     fit = fit_inventory(load_inventory(path))
     moe = next(m for m in fit.models if m.model == "moe")
     assert moe.ctx_size < 32768, moe.reasons
