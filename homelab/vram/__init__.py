@@ -2,7 +2,7 @@
 
     gguf_header   a GGUF's header, every count checked against the file
     metadata      a local GGUF -> ModelShape          served   Ollama /api/show, llama-server /props
-    guess         a name or parameter count -> an estimated ModelShape
+    guess         a name or parameter count -> an estimated ModelShape (guess_moe: released MoE models)
     settings      llama-server's memory flags, and the sizes llama.cpp derives from them
     run_args      those flags read from a container's command line (-ot, --n-cpu-moe, -ts, -fa...)
     devices       which device holds each layer and tensor (the layer split, -sm, tensor overrides)
