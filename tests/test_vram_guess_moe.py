@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from gguf import GGMLQuantizationType
 
+from homelab.errors import UnsupportedModel
 from homelab.inventory import load_inventory
 from homelab.tiny_moe import write_tiny_moe
 from homelab.vram.devices import CPU, device_map
@@ -202,3 +203,14 @@ def test_ollama_counts_give_a_moe_shape_with_the_reported_experts() -> None:
     gpt = shape_from_ollama_show("gpt-oss:20b", ollama_show("gpt-oss", 20_914_757_184, "MXFP4", expert_count=32))
     assert {t.type for t in gpt.tensors if t.name.endswith("_exps.weight")} == {"MXFP4"}
     assert {t.type for t in gpt.tensors if t.name.endswith("attn_k.weight")} == {"BF16"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("block_count", 1 << 30), ("expert_count", 5000), ("expert_used_count", -1), ("block_count", "48")],
+)
+def test_a_reported_count_out_of_range_is_refused_by_name(key: str, value: object) -> None:
+    body = ollama_show("qwen3moe", 30_532_122_624, "Q4_K_M", expert_count=128)
+    body["model_info"][f"qwen3moe.{key}"] = value  # type: ignore[index]
+    with pytest.raises(UnsupportedModel, match=rf"model_info 'qwen3moe\.{key}': .* is not a count in 1\.\."):
+        shape_from_ollama_show("qwen3:30b-a3b", body)

@@ -26,9 +26,11 @@ from collections.abc import Mapping
 from math import prod
 from typing import Any, NamedTuple
 
+from homelab.errors import UnsupportedModel
 from homelab.tiny_moe import MOE_ARCHS, MoeArch, MoeDims, moe_tensors
 from homelab.vram.metadata import shape_from_fields
 from homelab.vram.shape import ModelShape, Source, TensorInfo, tensor_bytes
+from homelab.vram.sizes import MAX_CONTEXT
 
 __all__ = [
     "MOE_CONFIGS",
@@ -210,23 +212,37 @@ def reported_moe(info: Mapping[str, Any], arch: str, params: float) -> MoeConfig
     Ollama's /api/show without `verbose` still gives the scalar keys (`{arch}.expert_count`,
     `.expert_used_count`, `.expert_feed_forward_length`, `.block_count`...: server/routes.go
     getModelData empties only arrays longer than 5); those override the configuration's own.
+
+    Raises:
+        UnsupportedModel: A reported count is out of the range llama.cpp accepts (the key is named).
     """
     if arch not in MOE_ARCHS:
         return None
     config = nearest_moe(params, arch)
-
-    def count(name: str, default: int) -> int:
-        value = info.get(f"{arch}.{name}")
-        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1 << 20
-        return value if ok else default  # type: ignore[return-value]
-
     d = config.dims
-    n_layer = count("block_count", d.n_layer + d.n_nextn) - d.n_nextn
+    got = {name: _reported(info, f"{arch}.{name}", high) for name, high in _REPORTED.items()}
+    n_layer = (got["block_count"] or d.n_layer + d.n_nextn) - d.n_nextn
     dims = d._replace(
         n_layer=max(n_layer, d.n_dense_lead + 1),
-        n_expert=count("expert_count", d.n_expert),
-        n_ff_exp=count("expert_feed_forward_length", d.n_ff_exp),
+        n_expert=got["expert_count"] or d.n_expert,
+        n_ff_exp=got["expert_feed_forward_length"] or d.n_ff_exp,
     )
-    used = min(count("expert_used_count", config.n_expert_used), dims.n_expert)
-    context = count("context_length", config.context_length)
+    used = min(got["expert_used_count"] or config.n_expert_used, dims.n_expert)
+    context = got["context_length"] or config.context_length
     return config._replace(dims=dims, n_expert_used=used, context_length=context)
+
+
+# The largest value taken from a node: llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS (src/llama-hparams.h).
+_REPORTED = {
+    "block_count": 512, "expert_count": 1024, "expert_used_count": 1024, "expert_feed_forward_length": 1 << 20,
+    "context_length": MAX_CONTEXT,
+}  # fmt: skip
+
+
+def _reported(info: Mapping[str, Any], key: str, high: int) -> int | None:
+    value = info.get(key)
+    if value is None or isinstance(value, list):  # absent, or an array Ollama emptied
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
+        raise UnsupportedModel(f"/api/show model_info {key!r}: {str(value)[:40]} is not a count in 1..{high:,}")
+    return value
