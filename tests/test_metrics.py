@@ -42,6 +42,16 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 FIRST, LATEST = NOW - timedelta(minutes=10), NOW - timedelta(minutes=5)
 GIB = 2**30
 
+
+@pytest.fixture(autouse=True)
+def _times_from_now() -> None:
+    """Each test's times are relative to when it runs, not to when the module was collected: the
+    exporter judges a VRAM round's age by its own clock, and a long suite reaches this file late."""
+    global NOW, FIRST, LATEST
+    NOW = datetime.now(UTC).replace(microsecond=0)
+    FIRST, LATEST = NOW - timedelta(minutes=10), NOW - timedelta(minutes=5)
+
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

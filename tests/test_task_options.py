@@ -35,6 +35,7 @@ STATE_CHANGING = (
     "restart-node-containers",
     "wake-node",
     "emit-sweep-events",
+    "emit-recovery-event",
     "record-sweep-history",
     "record-vram-round",
     "record-incident",
