@@ -10,9 +10,10 @@ CUDA: an RPC device asks the server's CPU backend (plain ggml_nbytes, 32-byte al
 
 Every run's log is kept (trimmed, as benchmarks/vram_capture.py keeps its logs) with the run's
 flags in runs.json; `benchmarks/vram_accuracy.py --rpc` compares them with the estimate.
-Needs the RPC build: `scripts/build-llama-rpc.sh` prints its bin folder.
+Needs rpc-server, which scripts/build-llama-server.sh builds beside llama-server (it prints the latter).
 
-    python benchmarks/vram_rpc_capture.py --bin "$(scripts/build-llama-rpc.sh)" --out DIR [--runs ID ...]
+    bin="$(dirname "$(scripts/build-llama-server.sh)")"
+    python benchmarks/vram_rpc_capture.py --bin "$bin" --out DIR [--runs ID ...]
 
 On a machine with GPUs, `--cuda N` runs the same matrix on a CUDA build's N GPUs instead (runs
 that need more devices are left out; `-ot ...=RPC1` becomes `=CUDA1`): the CUDA sizes, op offload
@@ -191,7 +192,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
-    parser.add_argument("--bin", type=Path, required=True, help="folder with llama-server and rpc-server (RPC build)")
+    parser.add_argument("--bin", type=Path, required=True, help="folder with llama-server and rpc-server")
     parser.add_argument("--out", type=Path, required=True, help="folder for logs/ and runs.json")
     parser.add_argument(
         "--models-dir", type=Path, help="where the GGUF models are (written if missing); default OUT/models"

@@ -1,8 +1,8 @@
 """llama.cpp on two RPC devices: its per-device buffers read from the log, and the estimate against them.
 
 benchmarks/data/vram-rpc/ holds the logs of llama-server started with `--rpc` on two rpc-servers
-(benchmarks/vram_rpc_capture.py, the RPC build of scripts/build-llama-rpc.sh): the tiny MoE and
-dense shapes with -ngl all/partial, -ts 1,1 and 3,1, -sm none -mg 1, --n-cpu-moe, -ot exps=CPU,
+(benchmarks/vram_rpc_capture.py; scripts/build-llama-server.sh builds rpc-server beside llama-server): the tiny
+MoE and dense shapes with -ngl all/partial, -ts 1,1 and 3,1, -sm none -mg 1, --n-cpu-moe, -ot exps=CPU,
 -ot blk.1 to device 1; vram-rpc-widths/ the same on three MoE models at released models' widths
 (Qwen3-30B-A3B, gpt-oss-20b, DeepSeek-V2-Lite; fewer layers and experts). These tests replay those
 logs, so no RPC build is needed here.

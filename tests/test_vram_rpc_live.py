@@ -3,8 +3,8 @@
 The recorded captures (tests/test_vram_rpc.py) are replayed without this build; here it runs, so
 what they rest on is checked against llama.cpp itself: the device order and names the parser
 reads, the KV cache following its layer's device whatever `-ot` moves, pipeline parallelism only
-without overrides. The build (scripts/build-llama-rpc.sh) is cached outside the repo like the
-plain llama-server's.
+without overrides. The build (scripts/build-llama-server.sh, which adds the RPC backend and
+rpc-server) is cached outside the repo.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from homelab.vram.estimate import estimate
 from homelab.vram.llama_log import MIB, LoggedBuffers, parse_llama_log
 from homelab.vram.metadata import read_gguf
 from homelab.vram.settings import RunSettings
-from tests.fixtures.llama import READY_TIMEOUT_S, REPO, run_build_script
+from tests.fixtures.llama import READY_TIMEOUT_S, run_build_script
 from tests.fixtures.net import LOOPBACK, free_port, stop_process, unavailable, wait_http, wait_until
 
 pytestmark = pytest.mark.llama
@@ -31,12 +31,12 @@ _LAYERS = 4  # blocks of the tiny model; -ngl 5 offloads them and the output lay
 
 @pytest.fixture(scope="module")
 def rpc_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder with llama-server and rpc-server of the RPC build."""
+    """The folder with llama-server and rpc-server (one build, with the RPC backend)."""
     log = tmp_path_factory.mktemp("llama-rpc-build") / "build.log"
     try:
-        return run_build_script(log, REPO / "scripts" / "build-llama-rpc.sh")
+        return run_build_script(log).parent
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
-        unavailable(f"the RPC build of llama.cpp could not be built: {exc}")
+        unavailable(f"llama.cpp with its RPC backend could not be built: {exc}")
         raise
 
 
