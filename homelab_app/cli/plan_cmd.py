@@ -24,7 +24,7 @@ from homelab_app.cli.common import (
     load_or_exit,
     out,
 )
-from homelab_app.cli.source_options import HubEndpointOption, fetcher_for
+from homelab_app.cli.source_options import HubEndpointOption, HubTokenBlockOption, fetcher_for
 
 if TYPE_CHECKING:
     from homelab.inventory import Endpoint, Inventory, Node
@@ -198,9 +198,7 @@ def plan_command(
         ),
     ] = None,
     hf_endpoint: HubEndpointOption = "https://huggingface.co",
-    vault_block: Annotated[
-        str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads hf:// sources' tokens.")
-    ] = None,
+    vault_block: HubTokenBlockOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Place the inventory's models on its GPUs; without a subcommand, print the plan.

@@ -12,7 +12,7 @@ from rich.table import Table
 from homelab_app.cli.common import JsonFlag, out, print_error, shown
 from homelab_app.cli.plan_cmd import _source_shapes as source_shapes
 from homelab_app.cli.plan_cmd import plan_app
-from homelab_app.cli.source_options import HubEndpointOption
+from homelab_app.cli.source_options import HubEndpointOption, HubTokenBlockOption
 
 if TYPE_CHECKING:
     from homelab.vram.fit import FitGpu, FittedModel, LineupFit
@@ -92,9 +92,7 @@ def fit_command(
         bool, typer.Option("--write", help="Put the choices into the cluster file (comments kept, atomic).")
     ] = False,
     hf_endpoint: HubEndpointOption = "https://huggingface.co",
-    vault_block: Annotated[
-        str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads hf:// sources' tokens.")
-    ] = None,
+    vault_block: HubTokenBlockOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Choose each model's context, GPU layers or --n-cpu-moe, KV cache type and GPU so the lineup fits.

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from homelab.inventory import Inventory
     from homelab.sources.fetch import Fetcher
 
-__all__ = ["CacheDirOption", "HubEndpointOption", "fetcher_for"]
+__all__ = ["CacheDirOption", "HubEndpointOption", "HubTokenBlockOption", "fetcher_for"]
 
 
 def _hub_endpoint(url: str) -> str:
@@ -42,6 +42,9 @@ HubEndpointOption = Annotated[
         callback=_hub_endpoint,
         help="The Hugging Face hub (or a mirror) that hf:// sources come from.",
     ),
+]
+HubTokenBlockOption = Annotated[
+    str | None, typer.Option("--vault-block", help="A saved Vault Secrets block: reads hf:// sources' tokens.")
 ]
 CacheDirOption = Annotated[
     Path | None,
