@@ -39,7 +39,15 @@ from homelab.vram.kvcache import LayerCache
 from homelab.vram.settings import Context, RunSettings
 from homelab.vram.shape import ModelShape, row_bytes
 
-__all__ = ["HOST_ACTS", "ComputeSplit", "GraphTerms", "attention_peak", "fa_f16_copies", "graph_terms"]
+__all__ = [
+    "HOST_ACTS",
+    "ComputeSplit",
+    "GraphTerms",
+    "attention_peak",
+    "fa_f16_copies",
+    "graph_terms",
+    "layer_ffn_peak",
+]
 
 _F32 = 4
 _F16 = 2
@@ -84,6 +92,7 @@ class GraphTerms:
     ffn_shared: int  # without the routed experts (they run elsewhere)
     logits: int
     routed_on_host: int  # the routed experts' products when the host runs them
+    last_reduction: int = 0  # the last block's expert sum when it computes every row (gpt-oss)
 
 
 def _q_width(shape: ModelShape) -> int:
@@ -148,18 +157,32 @@ def _kv_b_phase(shape: ModelShape, kv_b: int, t: int, act: int) -> int:
     return (3 * q + kv_b + heads * shape.head_dim_v + heads * rope) * t * _F32 + act
 
 
-def _width(shape: ModelShape, suffix: str) -> int:
-    """The widest `blk.*.{suffix}` tensor's second dimension (its output rows), 0 if none."""
-    return max((t.shape[1] for t in shape.tensors if t.name.endswith(suffix) and len(t.shape) >= 2), default=0)
+def _width(shape: ModelShape, suffix: str, layer: int | None = None) -> int:
+    """The widest `blk.*.{suffix}` tensor's second dimension (its output rows), 0 if none; of one block if given."""
+    prefix = "" if layer is None else f"blk.{layer}."
+    return max(
+        (
+            t.shape[1]
+            for t in shape.tensors
+            if t.name.startswith(prefix) and t.name.endswith(suffix) and len(t.shape) >= 2
+        ),
+        default=0,
+    )
 
 
-def _ffn_peak(shape: ModelShape, t: int, act: int, routed: bool = True) -> int:
-    """Peak bytes of the feed-forward phase: dense (or shared-expert) intermediates, or routed experts;
-    with `routed` False the routed experts run elsewhere (the host) and only their outputs come back."""
-    experts = _width(shape, ".ffn_up_exps.weight")
+def _ffn_peak(shape: ModelShape, t: int, act: int, routed: bool = True, layer: int | None = None) -> int:
+    """Peak bytes of the feed-forward phase (of the widest block, or of `layer`): dense (or shared-expert)
+    intermediates, or routed experts; with `routed` False the routed experts run elsewhere (the host)
+    and only their outputs come back."""
+    experts = _width(shape, ".ffn_up_exps.weight", layer)
     # A dense model's width is n_ff; a MoE file's n_ff describes no tensor (qwen3moe), so read them.
-    dense = max(_width(shape, ".ffn_up.weight"), _width(shape, ".ffn_up_shexp.weight")) if experts else shape.n_ff
-    gated = any(t.name.endswith(("ffn_gate.weight", "ffn_gate_shexp.weight")) for t in shape.tensors)
+    widths = (_width(shape, ".ffn_up.weight", layer), _width(shape, ".ffn_up_shexp.weight", layer))
+    dense = max(widths) if experts or layer is not None else shape.n_ff
+    prefix = "" if layer is None else f"blk.{layer}."
+    gated = any(
+        t.name.startswith(prefix) and t.name.endswith(("ffn_gate.weight", "ffn_gate_shexp.weight"))
+        for t in shape.tensors
+    )
     peak = ((3 if gated else 2) * dense * t * _F32 + _FFN_ACTS * act) if dense else 0
     if experts and routed:
         peak = max(peak, _moe_peak(experts * max(shape.n_expert_used, 1) * t * _F32, shape.n_expert_used * act, act))
@@ -213,7 +236,22 @@ def graph_terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> Graph
         ffn_shared=_ffn_peak(shape, rows, shape.n_embd * rows * _F32, routed=False),
         logits=shape.n_vocab * ctx.n_outputs * _F32,
         routed_on_host=_routed(shape, t),
+        last_reduction=_last_reduction(shape, t, act) if last == t else 0,
     )
+
+
+def _last_reduction(shape: ModelShape, t: int, act: int) -> int:
+    """The last block's experts summed on every row: their biased down products ([n_embd, n_expert_used,
+    n_ubatch], weighted in place), the residual and one running sum (traced with GGML_SCHED_DEBUG)."""
+    return shape.n_embd * shape.n_expert_used * t * _F32 + 2 * act if _width(shape, ".ffn_down_exps.weight") else 0
+
+
+def layer_ffn_peak(shape: ModelShape, ctx: Context, layer: int) -> int:
+    """One block's feed-forward peak, on the rows it computes (the last block: the output rows, as in
+    `graph_terms`): what a device holding only that block's tensors runs of it."""
+    t = ctx.n_ubatch
+    rows = t if layer < shape.n_layer_trunk - 1 or shape.arch in _FULL_LAST_LAYER else ctx.n_outputs
+    return _ffn_peak(shape, rows, shape.n_embd * rows * _F32, layer=layer)
 
 
 def _routed(shape: ModelShape, t: int) -> int:

@@ -30,7 +30,15 @@ runs, unmeasured).
 
 from __future__ import annotations
 
-from homelab.vram.compute import HOST_ACTS, ComputeSplit, GraphTerms, attention_peak, fa_f16_copies, graph_terms
+from homelab.vram.compute import (
+    HOST_ACTS,
+    ComputeSplit,
+    GraphTerms,
+    attention_peak,
+    fa_f16_copies,
+    graph_terms,
+    layer_ffn_peak,
+)
 from homelab.vram.devices import CPU, DeviceMap
 from homelab.vram.galloc import attention_rise
 from homelab.vram.kvcache import LayerCache
@@ -60,6 +68,7 @@ def _pipeline_copies(settings: RunSettings, devices: DeviceMap) -> int:
 
 def _device(
     shape: ModelShape,
+    ctx: Context,
     terms: GraphTerms,
     devices: DeviceMap,
     device: int,
@@ -74,9 +83,11 @@ def _device(
     """
     blocks = [il for il in range(shape.n_layer_trunk) if devices.layers[il] == device]
     grow = host_ops if host_ops is not None and device == devices.first else None
-    logits = terms.logits if devices.layers[shape.n_layer] == device else 0
+    logits = _output(shape, terms, devices, device, weights) if host_ops is None else 0
+    logits = logits or (terms.logits if devices.layers[shape.n_layer] == device else 0)
     if not blocks and grow is None:
-        return max(_tensors_only(terms, weights, device) if device not in devices.layers else 0, logits)
+        held = _tensors_only(shape, ctx, terms, weights, device) if device not in devices.layers else 0
+        return max(held, logits)
     # The last block runs its feed-forward on the output rows alone; routed experts kept on the CPU
     # run on the host (RPC) or, on CUDA, on the first device (`grow`).
     ffn = terms.ffn if blocks != [shape.n_layer_trunk - 1] else terms.ffn_last
@@ -87,16 +98,36 @@ def _device(
     return terms.masks + (terms.v_idxs if blocks else 0) + max(attn, ffn, logits)
 
 
-def _tensors_only(terms: GraphTerms, weights: WeightSplit, device: int) -> int:
+def _tensors_only(shape: ModelShape, ctx: Context, terms: GraphTerms, weights: WeightSplit, device: int) -> int:
     """A device holding some layer's overridden tensors runs the ops that read them (ggml-backend.cpp:
     1101-1120) and those after them up to the cache write, which runs where the cache is: the
-    feed-forward phase, the attention's projections (deepseek2's absorbed queries among them), and
-    without flash attention the softmax of an attention-sinks layer (gpt-oss), so the KQ matrix and
-    the mask are copied there (SOFT_MAX reads the sinks weight; FLASH_ATTN_EXT is exempt, 1098-1099)."""
+    feed-forward phase of the blocks it holds tensors of (the last block's on its output rows, a
+    dense first block's width not among them), the attention's projections (deepseek2's absorbed
+    queries among them), and without flash attention the softmax of an attention-sinks layer
+    (gpt-oss), so the KQ matrix and the mask are copied there (SOFT_MAX reads the sinks weight;
+    FLASH_ATTN_EXT is exempt, 1098-1099)."""
     mine = [name for name, d in weights.where.items() if d == device]
+    layers = {int(name.split(".")[1]) for name in mine if name.startswith("blk.")}
+    ffn = max((layer_ffn_peak(shape, ctx, il) for il in layers if il < shape.n_layer_trunk), default=0)
     attention = terms.attn_acts if any(".attn_" in name for name in mine) else 0
     sinks = terms.kq + terms.masks if terms.kq and any(name.endswith(".attn_sinks.weight") for name in mine) else 0
-    return max(terms.ffn if mine else 0, attention, sinks)
+    return max(ffn, attention, sinks)
+
+
+def _output(shape: ModelShape, terms: GraphTerms, devices: DeviceMap, device: int, weights: WeightSplit) -> int:
+    """The output layer's device, when the last block's experts ran on the host, also sums them.
+
+    The ops after the last weighted one (the experts' down product) read no weight, so the
+    scheduler's "expand gpu up" gives them the backend of the next assigned op, the output norm's
+    (ggml-backend.cpp:1290-1309; "expand gpu down", 1269-1288, stops at a CPU op). Only a last
+    block computing every row makes that sum large (`GraphTerms.last_reduction`).
+    """
+    last = shape.n_layer_trunk - 1
+    if devices.layers[shape.n_layer] != device or devices.layers[last] == device:
+        return 0
+    if devices.layers[last] != CPU and last not in weights.cpu_expert_layers:
+        return 0
+    return terms.last_reduction + terms.logits if terms.last_reduction else 0
 
 
 def compute_buffers(
@@ -130,7 +161,7 @@ def compute_buffers(
     per_device: dict[int, int] = {}
     pools: dict[int, int] = {}
     for device in sorted(set(devices.active) | set(weights.device_bytes)):
-        per_device[device] = _device(shape, terms, devices, device, weights, attention, host_ops)
+        per_device[device] = _device(shape, ctx, terms, devices, device, weights, attention, host_ops)
         blocks = device in devices.layers[: shape.n_layer]
         if blocks and copies > 1:
             per_device[device] += (copies - 1) * (terms.masks + terms.v_idxs + terms.act)
