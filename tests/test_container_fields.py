@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from homelab.docker_ops.containers import ContainerSettings, container_spec, desired_containers
 from homelab.inventory import Inventory, Node, load_inventory
-from homelab.inventory.models import PLANNED_FLAGS, flag_values
+from homelab.inventory.container import PLANNED_FLAGS, flag_values
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.vram.estimate import estimate
 from homelab.vram.lineup import lineup_from_inventory

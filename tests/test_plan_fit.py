@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType
 
 from homelab.errors import FileAccessError
 from homelab.inventory import load_inventory
-from homelab.inventory.models import FitSettings
+from homelab.inventory.settings import FitSettings
 from homelab.tiny_gguf import write_tiny_llama
 from homelab.tiny_moe import write_tiny_moe
 from homelab.vram.fit import FitEntry, LineupFit, fit_entries

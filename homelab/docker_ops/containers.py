@@ -27,7 +27,7 @@ from homelab.docker_ops.volumes import VOLUME_MOUNT
 from homelab.errors import DockerOpError
 from homelab.inventory import Container as ContainerSection
 from homelab.inventory import Endpoint, Node
-from homelab.inventory.models import PLANNED_FLAGS, RestartPolicy, flag_values
+from homelab.inventory.container import PLANNED_FLAGS, RestartPolicy, flag_values
 
 __all__ = [
     "CONTAINER_PORT",

@@ -16,14 +16,8 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from homelab.errors import InventoryError, Problem
-from homelab.inventory.models import (
-    ALIAS_PATTERN,
-    ALIAS_RULE,
-    NAME_PATTERN,
-    NAME_RULE,
-    Endpoint,
-    Inventory,
-)
+from homelab.inventory.fields import ALIAS_PATTERN, ALIAS_RULE, NAME_PATTERN, NAME_RULE
+from homelab.inventory.models import Endpoint, Inventory
 from homelab.inventory.references import check_references
 from homelab.inventory.values import api_path_note
 from homelab.yaml_source import FieldPath, SourceMap, load_yaml

@@ -1,15 +1,16 @@
-"""The cluster file's schema: pydantic models of nodes, endpoints, models, experts, secrets.
+"""The cluster file's schema root: pydantic models of nodes, endpoints, models and experts.
 
 Nodes sit in tiers and serve endpoints; endpoints serve models under cluster-wide aliases;
 experts map request categories to ordered aliases; secrets are referenced by name, never
-stored here. Single fields validate here; `load.py` adds the cross-references.
+stored here (`settings` holds the cluster-wide sections, `container` the container one).
+Single fields validate here; `load.py` adds the cross-references.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -18,9 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
-    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -28,80 +27,62 @@ from pydantic import (
 
 from homelab.alerts.settings import Notify
 from homelab.go_syntax import go_duration_s, go_template_problem, jinja_problem
-from homelab.inventory.gateway import ExternalModel, GatewaySettings, ModelGateway
+from homelab.inventory.container import Container
+from homelab.inventory.fields import (
+    Alias,
+    ContextTokens,
+    GiB,
+    Layers,
+    Name,
+    Port,
+    Seconds,
+    StrictNonNegativeInt,
+    StrictPositiveInt,
+    file_name_in,
+    name_from_source,
+)
+from homelab.inventory.gateway import ModelGateway
+from homelab.inventory.settings import (
+    Defaults,
+    FitSettings,
+    Gateway,
+    History,
+    Metrics,
+    ProbeOverride,
+    ProbeSettings,
+    SecretRef,
+)
 from homelab.inventory.values import (
     check_command,
-    check_database_url,
     check_docker_url,
-    check_file_name,
     check_host,
     check_http_url,
     split_api_path,
     url_port,
 )
-from homelab.sources.spec import SourceSpec, file_name_of
-from homelab.vram.run_args import parse_run_args
+from homelab.sources.spec import SourceSpec
 
 __all__ = [
-    "ALIAS_PATTERN",
-    "ALIAS_RULE",
     "GPU",
-    "NAME_PATTERN",
-    "NAME_RULE",
-    "OWNED_FLAGS",
-    "PLANNED_FLAGS",
     "Capability",
     "Category",
-    "Container",
-    "Defaults",
     "DockerSettings",
     "Endpoint",
     "EndpointKind",
-    "FitPreference",
-    "FitSettings",
-    "Gateway",
-    "History",
     "Inventory",
-    "KvCacheType",
-    "Metrics",
     "Node",
     "OllamaDeploy",
-    "ProbeOverride",
-    "ProbeSettings",
-    "RestartPolicy",
     "SSHSettings",
-    "SecretRef",
     "ServedModel",
-    "VaultRef",
     "Wake",
-    "flag_values",
 ]
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-NAME_RULE = "lower-case letters, digits, '-' and '_'; starts with a letter or digit"
-ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
-ALIAS_RULE = "letters, digits, '.', '_', ':' and '-'; starts with a letter or digit"
-Name = Annotated[
-    str,
-    StringConstraints(pattern=NAME_PATTERN, max_length=63),
-    Field(description=NAME_RULE),
-]
-Alias = Annotated[
-    str,
-    StringConstraints(pattern=ALIAS_PATTERN, max_length=128),
-    Field(description="cluster-wide model handle used by experts and the gateway"),
-]
-# Numbers are strict: lax pydantic would read `vram_gib: true` as 1 and `port: "22"` as 22.
-StrictPositiveInt = Annotated[StrictInt, Field(gt=0)]
-StrictNonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-Port = Annotated[StrictInt, Field(ge=1, le=65535)]
-# And bounded: `.inf`, `.nan` and 1.0e+44 are positive floats to YAML, and a sweep with such a
-# timeout never ends. Each bound is far above any real value and says so in the schema.
-Seconds = Annotated[StrictFloat, Field(gt=0, le=3600, description="seconds, at most an hour")]
-Milliseconds = Annotated[StrictInt, Field(gt=0, le=3_600_000, description="milliseconds, at most an hour")]
-GiB = Annotated[StrictFloat, Field(gt=0, le=4096, description="GiB, at most 4096")]
-ContextTokens = Annotated[StrictInt, Field(gt=0, le=16_777_216, description="tokens, at most 2^24")]
-Layers = Annotated[StrictInt, Field(ge=0, le=1000, description="model layers, at most 1000")]
+
+# A local pydantic base, not `homelab.frozen.Frozen`: ruff (RUF012) sees a literal `[]`/`{}` default
+# as pydantic's copied default only through a base in the same module, and `default_factory` would
+# drop those defaults from the schema `homelab schema` prints.
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Category(StrEnum):
@@ -132,48 +113,6 @@ class EndpointKind(StrEnum):
     LLAMACPP = "llamacpp"
     LITELLM = "litellm"
     OPENAI = "openai"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProbeSettings(_Strict):
-    """How an endpoint is probed: timeouts in seconds, the slow threshold in milliseconds."""
-
-    connect_s: Seconds = 2.0
-    total_s: Seconds = 5.0
-    slow_ms: Milliseconds = 2000
-
-    @model_validator(mode="after")
-    def _connect_within_total(self) -> ProbeSettings:
-        if self.connect_s > self.total_s:
-            raise ValueError(f"connect_s ({self.connect_s}) must not exceed total_s ({self.total_s})")
-        return self
-
-
-class ProbeOverride(_Strict):
-    """Per-endpoint changes to the cluster's probe defaults; unset fields inherit."""
-
-    connect_s: Seconds | None = None
-    total_s: Seconds | None = None
-    slow_ms: Milliseconds | None = None
-
-
-def _name_from_source(data: dict[str, object], field: str) -> dict[str, object]:
-    """`field` (a file name) taken from the `source` when the cluster file leaves it unset."""
-    source = data.get("source")
-    url = source.get("url") if isinstance(source, dict) else source
-    if data.get(field) is not None or not isinstance(url, str) or not (name := file_name_of(url)):
-        return data  # a source without a usable name: the schema reports what is missing
-    return {**data, field: name}
-
-
-def _file_name_in(where: str) -> Callable[[str], str]:
-    return lambda value: check_file_name(value, where)
-
-
-_plain_file_name = _file_name_in("inside the volume")
 
 
 def _keep_alive(value: int | str) -> int | str:
@@ -213,7 +152,7 @@ class OllamaDeploy(_Strict):
     registry) and `name` is made from it with the same parameters.
     """
 
-    gguf: Annotated[str, Field(min_length=1), AfterValidator(_file_name_in("in the models folder"))] | None = Field(
+    gguf: Annotated[str, Field(min_length=1), AfterValidator(file_name_in("in the models folder"))] | None = Field(
         None, description="GGUF file name, looked up in the rollout's models folder"
     )
     pull: str | None = Field(None, min_length=1, description="registry tag to pull, e.g. 'qwen2.5:14b'")
@@ -231,7 +170,7 @@ class OllamaDeploy(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _gguf_from_source(cls, data: object) -> object:
-        return _name_from_source(data, "gguf") if isinstance(data, dict) and data.get("pull") is None else data
+        return name_from_source(data, "gguf") if isinstance(data, dict) and data.get("pull") is None else data
 
     @model_validator(mode="after")
     def _one_source(self) -> OllamaDeploy:
@@ -259,153 +198,6 @@ class ServedModel(_Strict):
     gateway: ModelGateway | None = Field(
         None, description="its entry at the LiteLLM gateway: model_name, more litellm_params and model_info"
     )
-
-
-RestartPolicy = Literal["no", "unless-stopped", "always", "on-failure"]
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_MAX_WORDS = 64
-_MAX_WORD_CHARS = 1024
-
-
-def _no_nul(word: str) -> str:
-    # The engine passes argv and entrypoint to execve, which ends a C string at the first NUL.
-    at = word.find("\x00")
-    if at >= 0:
-        raise ValueError(f"holds a NUL character at position {at}")
-    return word
-
-
-Word = Annotated[str, StringConstraints(min_length=1, max_length=_MAX_WORD_CHARS), AfterValidator(_no_nul)]
-Words = Annotated[list[Word], Field(max_length=_MAX_WORDS)]
-# llama-server options homelab writes from the container section; `args` may not repeat them.
-OWNED_FLAGS = {
-    "-m": "model_file",
-    "--model": "model_file",
-    "--host": "the endpoint URL",
-    "--port": "container_port",
-    "--alias": "the endpoint's model name",
-    "-a": "the endpoint's model name",
-}
-# Options the VRAM plan reads, by field: a value in `args` or `command` is the one the plan uses.
-PLANNED_FLAGS = {
-    "ctx_size": ("-c", "--ctx-size"),
-    "gpu_layers": ("-ngl", "--gpu-layers", "--n-gpu-layers"),
-    "parallel": ("-np", "--parallel"),
-}
-
-
-def _env(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > _MAX_WORDS:
-        raise ValueError(f"has {len(value)} variables; at most {_MAX_WORDS}")
-    for name, text in value.items():
-        if not _ENV_NAME.fullmatch(name):
-            raise ValueError(f"{name[:80]!r} is not a variable name (letters, digits, '_'; not starting with a digit)")
-        if len(text) > _MAX_WORD_CHARS or "\x00" in text:
-            raise ValueError(f"{name}: the value is longer than {_MAX_WORD_CHARS} characters or holds a NUL")
-    return value
-
-
-def flag_values(words: list[str], flags: tuple[str, ...]) -> list[str]:
-    """Every value given to one of `flags` in a llama-server command line (`-c 8192`, `--ctx-size=8192`)."""
-    values = []
-    for index, word in enumerate(words):
-        name, equals, inline = word.partition("=")
-        if name in flags:
-            if equals:
-                values.append(inline)
-            elif index + 1 < len(words):
-                values.append(words[index + 1])
-            else:
-                values.append("")
-    return values
-
-
-class Container(_Strict):
-    """A llama.cpp server container that backs a `llamacpp` endpoint (host port from its URL).
-
-    By default homelab writes llama-server's command line (`-m`, `--host`, `--port`, `-c`, `-np`,
-    `-ngl`, `--alias`) and `args` adds to it. An image with its own start script (say, one that
-    reads `MODEL_PATH` and listens on 8000) takes `command: []` (the image's own), `env` and
-    `container_port`. A `-c`, `-ngl` or `-np` in `args` or `command` is the value the VRAM plan
-    uses; giving it there and in `ctx_size`/`gpu_layers`/`parallel` with another value is an error.
-    """
-
-    image: str = Field(min_length=1, max_length=_MAX_WORD_CHARS)
-    model_file: Annotated[str, Field(min_length=1), AfterValidator(_plain_file_name)] = Field(
-        description="the file's name in the volume; unset: the source's file name"
-    )
-    source: SourceSpec | None = Field(None, description="where the file comes from: a path, https:// or hf://")
-    volume: Name = "models"
-    ctx_size: ContextTokens = 4096
-    gpu_layers: Layers | None = Field(None, description="layers on the GPU; unset: from the VRAM plan")
-    parallel: StrictPositiveInt = Field(1, le=256)
-    start_order: StrictInt = Field(0, ge=-1000, le=1000, description="lower starts first; ties keep file order")
-    container_port: Port = Field(8080, description="where the server listens inside the container")
-    env: Annotated[dict[str, str], AfterValidator(_env)] = Field(
-        default_factory=dict, description="environment of the container (visible to `docker inspect`: no secrets)"
-    )
-    args: Words = Field(default_factory=list, description="extra llama-server options, after homelab's own")
-    command: Words | None = Field(
-        None, description="replaces homelab's llama-server arguments; [] keeps the image's own command"
-    )
-    entrypoint: Words | None = Field(None, description="replaces the image's entrypoint")
-    restart_policy: RestartPolicy | None = Field(
-        None,
-        description="the engine's restart policy; unset: 'no' on a node with GPUs (homelab starts them one "
-        "at a time after a reboot), 'unless-stopped' elsewhere",
-    )
-    gpus: Annotated[list[Annotated[StrictInt, Field(ge=0, le=255)]], Field(min_length=1, max_length=64)] | None = Field(
-        None, description="CUDA indexes of the node's GPUs the container gets; unset: all of them"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _file_from_source(cls, data: object) -> object:
-        return _name_from_source(data, "model_file") if isinstance(data, dict) else data
-
-    @model_validator(mode="after")
-    def _split_by_name(self) -> Container:
-        # llama.cpp opens a split's other parts by name beside the first (llama_split_prefix).
-        if self.source is not None and len(parts := self.source.part_names()) > 1 and self.model_file != parts[0]:
-            raise ValueError(f"model_file must be {parts[0]!r}: llama.cpp finds a split's parts by their names")
-        return self
-
-    @model_validator(mode="before")
-    @classmethod
-    def _planned_from_words(cls, data: object) -> object:
-        """A `-c`/`-ngl`/`-np` in the words fills its field, or conflicts with the field's own value."""
-        if not isinstance(data, dict):
-            return data
-        words = data.get("command") if data.get("command") is not None else data.get("args")
-        if not isinstance(words, list) or len(words) > _MAX_WORDS or not all(isinstance(w, str) for w in words):
-            return data  # the schema reports it, on the field's own line
-        if data.get("command") is not None and data.get("args"):
-            raise ValueError("give args (added to homelab's command line) or command (replacing it), not both")
-        if data.get("command") is None:
-            for word in words:
-                if (owner := OWNED_FLAGS.get(word.partition("=")[0])) is not None:
-                    raise ValueError(f"args: {word.partition('=')[0]} is set by homelab from {owner}; remove it")
-        data = dict(data)
-        for field, flags in PLANNED_FLAGS.items():
-            values = set(flag_values(words, flags))
-            if not values:
-                continue
-            where = "command" if data.get("command") is not None else "args"
-            if len(values) > 1:
-                raise ValueError(f"{where} gives {flags[0]} more than once with different values: {sorted(values)}")
-            (text,) = values
-            try:
-                number = int(text)
-            except ValueError:
-                raise ValueError(f"{where}: {flags[0]} needs a whole number, got {text!r}") from None
-            if field in data and data[field] != number:
-                raise ValueError(f"{where} sets {flags[0]} {number} but {field} is {data[field]!r}; give it once")
-            data[field] = number
-        try:
-            parse_run_args(words)  # the memory flags the VRAM plan reads (--n-cpu-moe, -ot, -ts...)
-        except ValueError as exc:
-            raise ValueError(f"{'command' if data.get('command') is not None else 'args'}: {exc}") from None
-        return data
 
 
 HttpURL = Annotated[str, AfterValidator(check_http_url)]
@@ -520,122 +312,6 @@ class Node(_Strict):
     ollama_num_parallel: StrictPositiveInt | None = Field(
         None, le=256, description="the node's OLLAMA_NUM_PARALLEL: Ollama runs each model with num_ctx x this"
     )
-
-
-class VaultRef(_Strict):
-    """A key of a KV v2 secret in Vault (or OpenBao)."""
-
-    path: str = Field(min_length=1)
-    key: str = Field(min_length=1)
-    mount: str = "secret"
-
-
-class SecretRef(_Strict):
-    """Where a secret lives: a Vault path and key, or a Prefect Secret block by name."""
-
-    vault: VaultRef | None = None
-    block: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.vault is None) == (self.block is None):
-            raise ValueError("give exactly one of vault or block")
-        return self
-
-
-class Gateway(_Strict):
-    """The LiteLLM proxy in front of the cluster, and what its config keeps that homelab does not manage."""
-
-    endpoint: str | None = Field(
-        None, description="NODE/ENDPOINT of a litellm endpoint; unset: the proxy is not probed"
-    )
-    master_key_secret: str | None = None
-    external: list[ExternalModel] = Field(
-        default_factory=list, description="model_list entries passed through unchanged (cloud APIs, wildcards)"
-    )
-    settings: GatewaySettings = GatewaySettings()
-    probe_external: bool = Field(False, description="the sweep probes external models that have an api_base")
-
-
-class History(_Strict):
-    """Where sweep results and other history are stored (any SQLAlchemy URL)."""
-
-    url: Annotated[str, AfterValidator(check_database_url)] = "sqlite:///homelab-history.db"
-
-
-def _listen_address(value: str) -> str:
-    """HOST:PORT, an IPv6 host in brackets; the host as `check_host` takes it."""
-    host, _, port = value.rpartition(":")
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not bare or not re.fullmatch(r"[0-9]{1,5}", port) or (":" in bare and bare == host):
-        raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464, got {value[:80]!r}")
-    if not 1 <= int(port) <= 65535:
-        raise ValueError(f"port must be 1 to 65535, got {port}")
-    check_host(bare)
-    return value
-
-
-class Metrics(_Strict):
-    """`homelab metrics`: where its Prometheus endpoint listens, and how old a VRAM sample may be to be served."""
-
-    listen: Annotated[str, AfterValidator(_listen_address)] = Field(
-        "127.0.0.1:9464", description="HOST:PORT of /metrics; loopback unless a Prometheus elsewhere scrapes it"
-    )
-    vram_max_age_s: Seconds = Field(
-        600.0, description="VRAM samples older than this are not served (a node no longer sampled drops out)"
-    )
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The host (IPv6 without its brackets) and port to bind."""
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-
-class Defaults(_Strict):
-    """Cluster-wide defaults that endpoints may override."""
-
-    probe: ProbeSettings = ProbeSettings()
-
-
-FitPreference = Literal["full_gpu", "context", "fewer_cpu_experts", "kv_precision"]
-KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
-_FIT_ORDER: list[FitPreference] = ["full_gpu", "context", "fewer_cpu_experts", "kv_precision"]
-
-
-class FitSettings(_Strict):
-    """How `homelab plan fit` chooses each model's context, offload, KV cache type and GPU.
-
-    `prefer` ranks a model's choices (criteria left out follow in this default order);
-    `kv_types` are the KV cache types it may use, preferred first; `keep` names models it leaves
-    as the file sets them; `max_ctx` is the context a model asked for before `plan fit --write`
-    lowered its `ctx_size` (Ollama: `num_ctx`), written there so that a later fit can raise it.
-    """
-
-    prefer: Annotated[list[FitPreference], Field(min_length=1, max_length=len(_FIT_ORDER))] = _FIT_ORDER
-    min_ctx: ContextTokens = Field(4096, description="the smallest context fit gives a model (per sequence)")
-    kv_types: Annotated[list[KvCacheType], Field(min_length=1, max_length=9)] = ["f16", "q8_0"]
-    flash_attn: bool = Field(True, description="run with -fa on (a quantized V cache needs it)")
-    keep: Annotated[list[Alias], Field(max_length=1024)] = []
-    max_ctx: Annotated[dict[Alias, ContextTokens], Field(max_length=1024)] = {}
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FitSettings:
-        for field in ("prefer", "kv_types", "keep"):
-            values: list[str] = getattr(self, field)
-            if twice := sorted({v for v in values if values.count(v) > 1}):
-                raise ValueError(f"{field}: {', '.join(twice)} listed more than once")
-        if not self.flash_attn and (quantized := [t for t in self.kv_types if t not in ("f32", "f16", "bf16")]):
-            raise ValueError(
-                f"kv_types: {', '.join(quantized)} quantize the V cache, which llama.cpp allows only with "
-                "flash attention; set flash_attn: true or list only f16"
-            )
-        return self
-
-    @property
-    def order(self) -> list[FitPreference]:
-        """`prefer`, then the criteria it leaves out in the default order."""
-        return [*self.prefer, *(p for p in _FIT_ORDER if p not in self.prefer)]
 
 
 class Inventory(_Strict):

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pydantic import Field
 
 from homelab.frozen import Frozen
-from homelab.inventory.models import FitPreference, FitSettings
+from homelab.inventory.settings import FitPreference, FitSettings
 from homelab.vram.estimate import Estimate, estimate
 from homelab.vram.fit_search import FitEntry, FitState, ModelState, Offload, model_state, size_text
 from homelab.vram.planner import GpuSlot, Unsized

@@ -34,7 +34,8 @@ from ruamel.yaml.scalarstring import SingleQuotedScalarString
 from homelab.errors import FileAccessError, InventoryError, LineupError, Problem
 from homelab.files import read_regular, write_atomic
 from homelab.inventory import EndpointKind, Inventory, parse_inventory
-from homelab.inventory.models import PLANNED_FLAGS, FitSettings
+from homelab.inventory.container import PLANNED_FLAGS
+from homelab.inventory.settings import FitSettings
 from homelab.vram.fit import FitEntry, FittedModel, LineupFit, fit_entries
 from homelab.vram.lineup import LineupFile, SourceShapes, lineup_from_inventory
 from homelab.yaml_source import MAX_FILE_BYTES, loads_yaml

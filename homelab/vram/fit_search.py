@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError
 
 from homelab.errors import SettingsError
 from homelab.frozen import Frozen
-from homelab.inventory.models import FitSettings
+from homelab.inventory.settings import FitSettings
 from homelab.vram.estimate import Estimate, estimate
 from homelab.vram.planner import DEFAULT_POLICY, GpuSlot, LineupEntry
 from homelab.vram.settings import CacheType, RunSettings

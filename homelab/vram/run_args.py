@@ -8,7 +8,7 @@ homelab reads `-c`), `--long_name` equals `--long-name` (arg.cpp:826-828), a rep
 its last value except `-ot`, `--cpu-moe` and `--n-cpu-moe`, which add overrides each time
 (arg.cpp:2757-2777). Malformed values are errors naming the flag and the value.
 
-`-c`, `-ngl` and `-np` are the container's own fields (homelab.inventory.models.PLANNED_FLAGS).
+`-c`, `-ngl` and `-np` are the container's own fields (homelab.inventory.container.PLANNED_FLAGS).
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def metrics_command(
     from pydantic import ValidationError
 
     from homelab.history import open_history
-    from homelab.inventory.models import Metrics
+    from homelab.inventory.settings import Metrics
     from homelab.metrics import HistoryCollector
     from homelab.redact import redact_url
 
