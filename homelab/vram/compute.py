@@ -44,9 +44,11 @@ __all__ = [
     "ComputeSplit",
     "GraphTerms",
     "attention_peak",
+    "cache_side_rows",
     "fa_f16_copies",
     "graph_terms",
     "layer_ffn_peak",
+    "layer_kq",
 ]
 
 _F32 = 4
@@ -218,7 +220,7 @@ def graph_terms(shape: ModelShape, settings: RunSettings, ctx: Context) -> Graph
     v_idxs = 0 if settings.flash_attn or shape.mla else len(kinds) * t * v_width * _I64
     # tokens and positions; K (and, with flash attention, V) cache indices per token; output rows
     small = 2 * t * _F32 + len(kinds) * t * _I64 * (2 if settings.flash_attn else 1) + ctx.n_outputs * _F32
-    kq = 0 if settings.flash_attn else max(ctx.cells(swa) for swa in kinds) * t * shape.n_head * _F32
+    kq = max(layer_kq(shape, settings, ctx, il) for il in range(shape.n_layer))
     act = shape.n_embd * t * _F32
     # The last block keeps only the output rows before its feed-forward (inp_out_ids; gpt-oss
     # does not): with one block, no feed-forward runs on the whole micro-batch.
@@ -244,6 +246,18 @@ def _last_reduction(shape: ModelShape, t: int, act: int) -> int:
     """The last block's experts summed on every row: their biased down products ([n_embd, n_expert_used,
     n_ubatch], weighted in place), the residual and one running sum (traced with GGML_SCHED_DEBUG)."""
     return shape.n_embd * shape.n_expert_used * t * _F32 + 2 * act if _width(shape, ".ffn_down_exps.weight") else 0
+
+
+def layer_kq(shape: ModelShape, settings: RunSettings, ctx: Context, layer: int) -> int:
+    """One block's KQ matrix without flash attention: its cache's cells (a sliding window's fewer) x n_ubatch
+    x n_head, f32."""
+    return 0 if settings.flash_attn else ctx.cells(shape.swa_layers[layer]) * ctx.n_ubatch * shape.n_head * _F32
+
+
+def cache_side_rows(shape: ModelShape, ctx: Context, layer: int) -> int:
+    """What a block's cache device gets of its attention when the block's projections run elsewhere
+    (`-ot`): the roped queries for the products with the cache, the new K and V rows for the cache write."""
+    return (_q_width(shape) + shape.n_embd_k_gqa(layer) + shape.n_embd_v_gqa(layer)) * ctx.n_ubatch * _F32
 
 
 def layer_ffn_peak(shape: ModelShape, ctx: Context, layer: int) -> int:

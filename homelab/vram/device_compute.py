@@ -30,14 +30,18 @@ runs, unmeasured).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from homelab.vram.compute import (
     HOST_ACTS,
     ComputeSplit,
     GraphTerms,
     attention_peak,
+    cache_side_rows,
     fa_f16_copies,
     graph_terms,
     layer_ffn_peak,
+    layer_kq,
 )
 from homelab.vram.devices import CPU, DeviceMap
 from homelab.vram.galloc import attention_rise
@@ -73,7 +77,7 @@ def _device(
     devices: DeviceMap,
     device: int,
     weights: WeightSplit,
-    attention: int,
+    attention: list[int],
     host_ops: tuple[int, int] | None,
 ) -> int:
     """One device's compute buffer before pipeline copies.
@@ -93,9 +97,31 @@ def _device(
     ffn = terms.ffn if blocks != [shape.n_layer_trunk - 1] else terms.ffn_last
     if grow is None and all(il in weights.cpu_expert_layers for il in blocks):
         ffn = min(ffn, terms.ffn_shared)
-    attn = attention + (grow[0] if grow else 0)
+    # With `grow` this device also runs the CPU layers' attention (op offload).
+    runs = blocks + ([il for il in range(shape.n_layer_trunk) if devices.layers[il] == CPU] if grow else [])
+    attn = max((attention[il] for il in runs), default=0) + (grow[0] if grow else 0)
     ffn += grow[1] if grow else 0
     return terms.masks + (terms.v_idxs if blocks else 0) + max(attn, ffn, logits)
+
+
+def _attention(
+    shape: ModelShape,
+    settings: RunSettings,
+    ctx: Context,
+    terms: GraphTerms,
+    weights: WeightSplit,
+    devices: DeviceMap,
+    il: int,
+) -> int:
+    """A block's attention phase on its cache's device, with the block's own KQ (a sliding window's is
+    smaller). When `-ot` moved its projections away, only the products with the cache run there: they
+    read the cache (ggml-backend.cpp:1101-1120 places a weight's op; the cache write lands where its
+    view is, 1227-1262), so the queries and new K/V rows are copied in beside KQ."""
+    kq = layer_kq(shape, settings, ctx, il)
+    projections = {weights.where.get(f"blk.{il}.{name}.weight") for name in ("attn_q", "attn_q_b")} - {None}
+    if projections and devices.layers[il] not in projections:
+        return kq + cache_side_rows(shape, ctx, il)
+    return attention_peak(shape, settings, ctx, replace(terms, kq=kq))
 
 
 def _tensors_only(shape: ModelShape, ctx: Context, terms: GraphTerms, weights: WeightSplit, device: int) -> int:
@@ -148,7 +174,10 @@ def compute_buffers(
     cuda = settings.backend == "cuda"
     on_device = [device != CPU for device in devices.layers]
     cpu_layers = not all(on_device[: shape.n_layer])
-    attention = attention_peak(shape, settings, ctx, terms) + (fa_f16_copies(shape, settings, ctx, kv) if cuda else 0)
+    f16_copies = fa_f16_copies(shape, settings, ctx, kv) if cuda else 0
+    attention = [
+        _attention(shape, settings, ctx, terms, weights, devices, il) + f16_copies for il in range(shape.n_layer)
+    ]
     host_ops = None
     if cuda and (cpu_layers or cpu_experts):
         kv_copy = max(
