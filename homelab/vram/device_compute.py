@@ -135,9 +135,19 @@ def _tensors_only(shape: ModelShape, ctx: Context, terms: GraphTerms, weights: W
     mine = [name for name, d in weights.where.items() if d == device]
     layers = {int(name.split(".")[1]) for name in mine if name.startswith("blk.")}
     ffn = max((layer_ffn_peak(shape, ctx, il) for il in layers if il < shape.n_layer_trunk), default=0)
-    attention = terms.attn_acts if any(".attn_" in name for name in mine) else 0
+    attention = _attention_side(shape, ctx, terms) if any(".attn_" in name for name in mine) else 0
     sinks = terms.kq + terms.masks if terms.kq and any(name.endswith(".attn_sinks.weight") for name in mine) else 0
     return max(ffn, attention, sinks)
+
+
+def _attention_side(shape: ModelShape, ctx: Context, terms: GraphTerms) -> int:
+    """What a device holding a block's attention weights but not its cache runs of the attention:
+    the attention's output ([n_head x head size, n_ubatch]) comes back for its projection, beside the
+    residual and the product (traced with GGML_SCHED_DEBUG=2: the split reading `kqv_out-1` and
+    `l_out-0` on that device is its peak). deepseek2 with MLA also absorbs the queries there."""
+    if shape.mla:
+        return terms.attn_acts
+    return shape.n_head * shape.head_dim_v * ctx.n_ubatch * _F32 + 2 * terms.act
 
 
 def _output(shape: ModelShape, terms: GraphTerms, devices: DeviceMap, device: int, weights: WeightSplit) -> int:
