@@ -40,8 +40,8 @@ ENTRIES = json.loads((CAPTURE / "runs.json").read_text())["runs"]
 WIDTHS = ROOT / "benchmarks" / "data" / "vram-rpc-widths"
 WIDTH_RUNS = load_capture(WIDTHS)[1]
 ALL_RUNS = RUNS + WIDTH_RUNS
-# Components of the widths capture within 3 % or 16 MiB when it was recorded (docs/vram-accuracy.md
-# lists the misses): a floor, to be raised as the estimator learns them.
+# Components of the widths capture within 3 % or 16 MiB (docs/vram-accuracy.md lists the five misses
+# left, the host's compute of Qwen3-30B with experts on the host): a floor, raised as the estimator learns.
 WIDTHS_WITHIN_FLOOR = 493
 # Where llama.cpp's placement shows: weights and KV, summed and per device. They are estimated to
 # the byte; the log rounds each buffer to 0.01 MiB, and a figure sums up to four buffers.

@@ -116,7 +116,7 @@ def _attention(
     """A block's attention phase on its cache's device, with the block's own KQ (a sliding window's is
     smaller). When `-ot` moved its projections away, only the products with the cache run there: they
     read the cache (ggml-backend.cpp:1101-1120 places a weight's op; the cache write lands where its
-    view is, 1227-1262), so the queries and new K/V rows are copied in beside KQ."""
+    view is, 1061-1076), so the queries and new K/V rows are copied in beside KQ."""
     kq = layer_kq(shape, settings, ctx, il)
     projections = {weights.where.get(f"blk.{il}.{name}.weight") for name in ("attn_q", "attn_q_b")} - {None}
     if projections and devices.layers[il] not in projections:
